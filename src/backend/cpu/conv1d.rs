@@ -1,0 +1,185 @@
+//! conv1d forward and backward: the specification the CUDA kernels of `kernels/conv1d.cu`
+//! are tested against.
+//!
+//! `y[b, co, l] = bias[co] + Σ_{ci, k} w[co, ci, k] · x[b, ci, l + k·d − pad_left]`, with
+//! x read as zero outside `0..len`. Computed as the same sum in matrix form: for a chunk of
+//! positions, the columns `col[ci·K + k, j] = x[b, ci, l0 + j + k·d − pad_left]` (im2col) are
+//! multiplied by the weight matrix `(c_out, c_in·K)`. The GEMM is ndarray's (matrixmultiply
+//! underneath); rayon runs over (batch item, chunk of positions).
+//!
+//! The backward-input pass is the forward pass of the transposed, flipped weights
+//! `wᵀ[ci, co, k] = w[co, ci, K−1−k]` with `pad_right` zeros on the left. The weight gradient
+//! is a reduction over batch × length, accumulated in f64 in a fixed order, so results do not
+//! depend on the number of threads.
+
+use super::Real;
+use crate::backend::{BackendResult, Conv1dParams};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, ShapeBuilder};
+use rayon::prelude::*;
+
+/// Positions per task: the columns of one chunk (c_in·K × CHUNK) stay in L2.
+const CHUNK: usize = 256;
+/// Number of fixed groups the weight-gradient reduction is split into.
+const REDUCE_GROUPS: usize = 64;
+
+/// Fills `col` (c_in·K, n) with `x_b[ci, l0 + j + k·d − pad_left]`, zero outside the sequence.
+fn im2col<T: Real>(x_b: &[T], c_in: usize, len: usize, kernel: usize, dilation: usize, pad_left: usize, l0: usize, n: usize, col: &mut [T]) {
+    for ci in 0..c_in {
+        let x_row = &x_b[ci * len..(ci + 1) * len];
+        for k in 0..kernel {
+            let dst = &mut col[(ci * kernel + k) * n..(ci * kernel + k + 1) * n];
+            // Source position of column j is l0 + j + shift; it is inside 0..len for j in lo..hi.
+            let shift = (k * dilation) as isize - pad_left as isize;
+            let start = l0 as isize + shift;
+            let lo = (-start).clamp(0, n as isize) as usize;
+            let hi = (len as isize - start).clamp(0, n as isize) as usize;
+            dst[..lo].fill(T::zero());
+            if hi > lo {
+                let s = (start + lo as isize) as usize;
+                dst[lo..hi].copy_from_slice(&x_row[s..s + (hi - lo)]);
+            }
+            dst[hi.max(lo)..].fill(T::zero());
+        }
+    }
+}
+
+/// The general "same-length" convolution with an explicit left padding; used by the forward
+/// pass (`pad_left`) and by the backward-input pass (`pad_right`, transposed weights).
+#[allow(clippy::too_many_arguments)]
+fn conv1d_general<T: Real>(
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    len: usize,
+    kernel: usize,
+    dilation: usize,
+    pad_left: usize,
+    x: &[T],            // (batch, c_in, len)
+    w: &[T],            // (c_out, c_in, kernel)
+    bias: Option<&[T]>, // (c_out)
+    y: &mut [T],        // (batch, c_out, len)
+) {
+    let cink = c_in * kernel;
+    let w_mat = ArrayView2::from_shape((c_out, cink), w).expect("weight length checked by the caller");
+    let n_chunks = len.div_ceil(CHUNK);
+
+    // One task per (batch item, chunk): the task owns the chunk's piece of every output row.
+    let mut tasks: Vec<(usize, usize, Vec<&mut [T]>)> = Vec::with_capacity(batch * n_chunks);
+    for (b, y_b) in y.chunks_mut(c_out * len).enumerate() {
+        let first = tasks.len();
+        for j in 0..n_chunks {
+            tasks.push((b, j * CHUNK, Vec::with_capacity(c_out)));
+        }
+        for row in y_b.chunks_mut(len) {
+            for (j, piece) in row.chunks_mut(CHUNK).enumerate() {
+                tasks[first + j].2.push(piece);
+            }
+        }
+    }
+
+    tasks.into_par_iter().for_each_init(
+        || (vec![T::zero(); cink * CHUNK], Array2::<T>::zeros((c_out, CHUNK))),
+        |(col, out), (b, l0, mut rows)| {
+            let n = rows[0].len();
+            let x_b = &x[b * c_in * len..(b + 1) * c_in * len];
+            im2col(x_b, c_in, len, kernel, dilation, pad_left, l0, n, &mut col[..cink * n]);
+            let col_mat = ArrayView2::from_shape((cink, n), &col[..cink * n]).expect("column buffer sized above");
+            let mut out_n = out.slice_mut(ndarray::s![.., ..n]);
+            general_mat_mul(T::one(), &w_mat, &col_mat, T::zero(), &mut out_n);
+            for (co, row) in rows.iter_mut().enumerate() {
+                let bias_co = bias.map_or(T::zero(), |b| b[co]);
+                for (dst, &v) in row.iter_mut().zip(out_n.row(co).iter()) {
+                    *dst = v + bias_co;
+                }
+            }
+        },
+    );
+}
+
+/// Forward: `y = conv1d(x, w) + bias` with "same" zero padding.
+pub fn conv1d_fwd<T: Real>(p: &Conv1dParams, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) -> BackendResult<()> {
+    p.check_fwd(x.len(), w.len(), bias.map(<[T]>::len), y.len())?;
+    conv1d_general(p.batch, p.c_in, p.c_out, p.len, p.kernel, p.dilation, p.pad_left(), x, w, bias, y);
+    Ok(())
+}
+
+/// `wᵀ[ci, co, k] = w[co, ci, K−1−k]`: the weights of the backward-input convolution.
+pub(crate) fn transpose_flip_weights<T: Real>(p: &Conv1dParams, w: &[T]) -> Vec<T> {
+    let k_len = p.kernel;
+    let mut wt = vec![T::zero(); p.weight_len()];
+    for co in 0..p.c_out {
+        for ci in 0..p.c_in {
+            for k in 0..k_len {
+                wt[(ci * p.c_out + co) * k_len + (k_len - 1 - k)] = w[(co * p.c_in + ci) * k_len + k];
+            }
+        }
+    }
+    wt
+}
+
+/// Backward w.r.t. the input: `dx[b, ci, j] = Σ_{co, k} w[co, ci, k] · dy[b, co, j − k·d + pad_left]`.
+pub fn conv1d_bwd_input<T: Real>(p: &Conv1dParams, dy: &[T], w: &[T], dx: &mut [T]) -> BackendResult<()> {
+    p.check_bwd_input(dy.len(), w.len(), dx.len())?;
+    let wt = transpose_flip_weights(p, w);
+    conv1d_general(p.batch, p.c_out, p.c_in, p.len, p.kernel, p.dilation, p.pad_right(), dy, &wt, None, dx);
+    Ok(())
+}
+
+/// Backward w.r.t. the weights and bias:
+/// `dw[co, ci, k] = Σ_{b, l} dy[b, co, l] · x[b, ci, l + k·d − pad_left]`, `dbias[co] = Σ_{b, l} dy[b, co, l]`.
+pub fn conv1d_bwd_weight<T: Real>(
+    p: &Conv1dParams,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    dbias: Option<&mut [T]>,
+) -> BackendResult<()> {
+    p.check_bwd_weight(x.len(), dy.len(), dw.len(), dbias.as_ref().map(|b| b.len()))?;
+    let (c_in, c_out, len, kernel) = (p.c_in, p.c_out, p.len, p.kernel);
+    let cink = c_in * kernel;
+    let n_chunks = len.div_ceil(CHUNK);
+    let tasks: Vec<(usize, usize)> = (0..p.batch).flat_map(|b| (0..n_chunks).map(move |j| (b, j * CHUNK))).collect();
+    let group_size = tasks.len().div_ceil(REDUCE_GROUPS).max(1);
+
+    // Each fixed group of tasks sums its partial products in f64, in task order.
+    let groups: Vec<(Vec<f64>, Vec<f64>)> = tasks
+        .par_chunks(group_size)
+        .map(|group| {
+            let mut acc_w = vec![0.0f64; c_out * cink];
+            let mut acc_b = vec![0.0f64; c_out];
+            let mut col = vec![T::zero(); cink * CHUNK];
+            let mut part = Array2::<T>::zeros((c_out, cink));
+            for &(b, l0) in group {
+                let n = CHUNK.min(len - l0);
+                let x_b = &x[b * c_in * len..(b + 1) * c_in * len];
+                im2col(x_b, c_in, len, kernel, p.dilation, p.pad_left(), l0, n, &mut col[..cink * n]);
+                let col_mat = ArrayView2::from_shape((cink, n), &col[..cink * n]).expect("column buffer sized above");
+                let dy_b = &dy[b * c_out * len..(b + 1) * c_out * len];
+                // dy chunk as a (c_out, n) view with row stride len, straight over the batch item.
+                let dy_mat = ArrayView2::from_shape((c_out, n).strides((len, 1)), &dy_b[l0..])
+                    .expect("chunk lies inside the batch item");
+                general_mat_mul(T::one(), &dy_mat, &col_mat.t(), T::zero(), &mut part);
+                for (a, &v) in acc_w.iter_mut().zip(part.iter()) {
+                    *a += v.as_f64();
+                }
+                for (co, a) in acc_b.iter_mut().enumerate() {
+                    *a += dy_mat.row(co).iter().map(|v| v.as_f64()).sum::<f64>();
+                }
+            }
+            (acc_w, acc_b)
+        })
+        .collect();
+
+    let mut total_w = vec![0.0f64; c_out * cink];
+    let mut total_b = vec![0.0f64; c_out];
+    for (gw, gb) in &groups {
+        total_w.iter_mut().zip(gw).for_each(|(t, g)| *t += g);
+        total_b.iter_mut().zip(gb).for_each(|(t, g)| *t += g);
+    }
+    dw.iter_mut().zip(&total_w).for_each(|(d, &t)| *d = T::of(t));
+    if let Some(db) = dbias {
+        db.iter_mut().zip(&total_b).for_each(|(d, &t)| *d = T::of(t));
+    }
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! The CUDA backend: the kernels of `kernels/`, compiled by NVRTC on first use for the
+//! device's own architecture and launched through cudarc's driver API.
+//!
+//! cudarc loads libcuda and libnvrtc at run time, so nothing here needs CUDA to build. It
+//! panics when a library is absent, so [`probe`] checks first and turns every reason CUDA
+//! cannot be used into a one-line message. Each op lives in the file of its stem and checks
+//! its shapes with the same functions as the CPU backend.
+
+pub mod compile;
+mod conv1d;
+mod elementwise;
+mod loss;
+mod optim;
+
+use super::{AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts};
+use crate::error::BackendError;
+use crate::kernels::kernel_file;
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The oldest driver chromax's CUDA backend is built for: CUDA 13.0.
+const MIN_DRIVER_VERSION: i32 = 13000;
+
+/// One CUDA device as the driver reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CudaDeviceInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub total_memory: usize,
+    pub compute_capability: (i32, i32),
+    pub multiprocessors: i32,
+}
+
+/// What [`probe`] found: the driver, NVRTC and the devices, and the reason CUDA cannot be
+/// used if there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CudaProbe {
+    /// CUDA version the driver supports, e.g. (13, 0).
+    pub driver_version: (i32, i32),
+    pub nvrtc_version: Option<(i32, i32)>,
+    pub devices: Vec<CudaDeviceInfo>,
+    /// Why the devices cannot run chromax's kernels, if they cannot.
+    pub problem: Option<String>,
+}
+
+/// Looks for a usable CUDA driver, devices and NVRTC. Never panics: an absent driver is
+/// `Err(CudaUnavailable("no NVIDIA driver…"))`; an absent or mismatched NVRTC is reported in
+/// [`CudaProbe::problem`] with the devices still listed.
+pub fn probe() -> BackendResult<CudaProbe> {
+    std::panic::catch_unwind(probe_driver).unwrap_or_else(|_| {
+        Err(BackendError::CudaUnavailable(
+            "the CUDA driver library loaded but a call into it failed (a driver older than CUDA 13.0?)".into(),
+        ))
+    })
+}
+
+fn unavailable(what: impl Into<String>) -> BackendError {
+    BackendError::CudaUnavailable(what.into())
+}
+
+fn probe_driver() -> BackendResult<CudaProbe> {
+    use cudarc::driver::{result, sys};
+    // SAFETY: only tries to dlopen the candidate library names; no symbol is called.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(unavailable("no NVIDIA driver: libcuda.so could not be loaded (no GPU, or the driver is not installed)"));
+    }
+    result::init().map_err(|e| unavailable(format!("the NVIDIA driver failed to initialise: {e}")))?;
+    let mut version = 0;
+    // SAFETY: the driver is loaded and initialised; the pointer is valid for a write.
+    unsafe { sys::cuDriverGetVersion(&mut version) }
+        .result()
+        .map_err(|e| unavailable(format!("cannot read the driver version: {e}")))?;
+    let driver_version = (version / 1000, (version % 1000) / 10);
+    let count = result::device::get_count().map_err(|e| unavailable(format!("cannot count CUDA devices: {e}")))?;
+    if count <= 0 {
+        return Err(unavailable("the NVIDIA driver is loaded but reports no CUDA device"));
+    }
+    let mut devices = Vec::new();
+    for ordinal in 0..count {
+        let err = |e: DriverError| unavailable(format!("cannot query CUDA device {ordinal}: {e}"));
+        let dev = result::device::get(ordinal).map_err(err)?;
+        let attr = |a| {
+            // SAFETY: dev is a valid device handle from cuDeviceGet.
+            unsafe { result::device::get_attribute(dev, a) }.map_err(err)
+        };
+        devices.push(CudaDeviceInfo {
+            ordinal: ordinal as usize,
+            name: result::device::get_name(dev).map_err(err)?,
+            // SAFETY: dev is a valid device handle from cuDeviceGet.
+            total_memory: unsafe { result::device::total_mem(dev) }.map_err(err)?,
+            compute_capability: (
+                attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?,
+                attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
+            ),
+            multiprocessors: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
+        });
+    }
+
+    let nvrtc_version = compile::nvrtc_version();
+    let problem = if version < MIN_DRIVER_VERSION {
+        Some(format!(
+            "the driver supports CUDA {}.{} but chromax's CUDA backend needs 13.0 or newer: update the NVIDIA driver",
+            driver_version.0, driver_version.1
+        ))
+    } else {
+        match nvrtc_version {
+            None => Some(compile::nvrtc_missing_message()),
+            Some(v) if v > driver_version => Some(format!(
+                "NVRTC {}.{} is newer than the driver's CUDA {}.{}: the driver would reject its PTX; \
+                 use NVRTC {}.{} (e.g. pip install nvidia-cuda-nvrtc=={}.{}.*)",
+                v.0, v.1, driver_version.0, driver_version.1, driver_version.0, driver_version.1, driver_version.0, driver_version.1
+            )),
+            Some(_) => None,
+        }
+    };
+    Ok(CudaProbe { driver_version, nvrtc_version, devices, problem })
+}
+
+/// The CUDA backend on one device: a context, one stream, the kernels compiled so far.
+pub struct CudaBackend {
+    info: CudaDeviceInfo,
+    arch: String,
+    stream: Arc<CudaStream>,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+}
+
+impl CudaBackend {
+    /// Opens device `ordinal` (`cuda:N`). Fails with a one-line reason when CUDA is not usable.
+    pub fn new(ordinal: usize) -> BackendResult<Self> {
+        let probe = probe()?;
+        if let Some(problem) = probe.problem {
+            return Err(unavailable(problem));
+        }
+        let n = probe.devices.len();
+        let info = probe.devices.into_iter().nth(ordinal).ok_or_else(|| {
+            unavailable(format!("cuda:{ordinal} does not exist: {n} device(s) found, cuda:0 to cuda:{}", n - 1))
+        })?;
+        let ctx = CudaContext::new(ordinal).map_err(driver_err(format!("creating a context on cuda:{ordinal}")))?;
+        let arch = format!("sm_{}{}", info.compute_capability.0, info.compute_capability.1);
+        Ok(CudaBackend {
+            info,
+            arch,
+            stream: ctx.default_stream(),
+            modules: Mutex::new(HashMap::new()),
+            functions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn info(&self) -> &CudaDeviceInfo {
+        &self.info
+    }
+
+    /// The architecture kernels are compiled for, e.g. `sm_90`.
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The kernel `name` of `kernels/<stem>.cu`, compiling and loading the file on first use.
+    pub(crate) fn function(&self, stem: &'static str, name: &'static str) -> BackendResult<CudaFunction> {
+        let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = functions.get(name) {
+            return Ok(f.clone());
+        }
+        let module = {
+            let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            match modules.get(stem) {
+                Some(m) => m.clone(),
+                None => {
+                    let kernel = kernel_file(stem).ok_or_else(|| BackendError::KernelCompile {
+                        file: format!("{stem}.cu"),
+                        arch: self.arch.clone(),
+                        log: "no such kernel file is embedded in this build".into(),
+                    })?;
+                    let ptx = compile::cached_ptx(kernel, &self.arch)?;
+                    let m = self
+                        .stream
+                        .context()
+                        .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+                        .map_err(driver_err(format!("loading the PTX of kernels/{}", kernel.file)))?;
+                    modules.insert(stem, m.clone());
+                    m
+                }
+            }
+        };
+        let f = module.load_function(name).map_err(driver_err(format!("finding kernel {name} in kernels/{stem}.cu")))?;
+        functions.insert(name, f.clone());
+        Ok(f)
+    }
+
+    /// Blocks for a 1-D grid-stride launch over n elements.
+    pub(crate) fn grid_stride_blocks(&self, n: usize) -> u32 {
+        let wanted = n.div_ceil(THREADS as usize).max(1);
+        wanted.min(32 * self.info.multiprocessors.max(1) as usize) as u32
+    }
+
+    /// A zero-filled device buffer of any plain type, with an out-of-memory error that says
+    /// how much was asked for.
+    pub(crate) fn alloc_zeros<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+        &self,
+        len: usize,
+    ) -> BackendResult<CudaSlice<T>> {
+        self.stream.alloc_zeros::<T>(len.max(1)).map_err(|e| {
+            let mib = (len * std::mem::size_of::<T>()) as f64 / (1u64 << 20) as f64;
+            let free = self.stream.context().mem_get_info().map(|(free, _)| free as f64 / (1u64 << 30) as f64).unwrap_or(f64::NAN);
+            BackendError::Cuda {
+                context: format!("allocating {mib:.1} MiB on cuda:{} ({} , {free:.1} GiB free)", self.info.ordinal, self.info.name),
+                message: format!("{e}: use a smaller batch or interval"),
+            }
+        })
+    }
+}
+
+/// Threads per block of the 1-D kernels (`CHROMAX_THREADS` in kernels/common.cuh).
+pub(crate) const THREADS: u32 = 256;
+
+/// Maps a driver error to a backend error that says what was being done.
+pub(crate) fn driver_err(context: impl Into<String>) -> impl FnOnce(DriverError) -> BackendError {
+    let context = context.into();
+    move |e| BackendError::Cuda { context, message: e.to_string() }
+}
+
+/// A shape dimension as the `int` the kernels take, or an error naming it.
+pub(crate) fn as_i32(op: &'static str, name: &str, v: usize) -> BackendResult<i32> {
+    i32::try_from(v).map_err(|_| BackendError::Unsupported {
+        op,
+        what: format!("{name} = {v} exceeds the CUDA kernels' 32-bit index range ({})", i32::MAX),
+    })
+}
+
+impl Backend for CudaBackend {
+    type Buf = CudaSlice<f32>;
+
+    fn describe(&self) -> String {
+        format!("cuda:{} {} ({})", self.info.ordinal, self.info.name, self.arch)
+    }
+
+    fn zeros(&self, len: usize) -> BackendResult<CudaSlice<f32>> {
+        self.alloc_zeros(len)
+    }
+
+    fn upload(&self, host: &[f32]) -> BackendResult<CudaSlice<f32>> {
+        let mut buf = self.alloc_zeros::<f32>(host.len())?;
+        if !host.is_empty() {
+            self.stream.memcpy_htod(host, &mut buf).map_err(driver_err("copying to the device"))?;
+        }
+        Ok(buf)
+    }
+
+    fn download(&self, buf: &CudaSlice<f32>, host: &mut [f32]) -> BackendResult<()> {
+        super::check_len("download", "host", host.len(), self.buf_len(buf))?;
+        if !host.is_empty() {
+            self.stream.memcpy_dtoh(buf, host).map_err(driver_err("copying from the device"))?;
+        }
+        self.synchronize()
+    }
+
+    fn copy_from_host(&self, host: &[f32], buf: &mut CudaSlice<f32>) -> BackendResult<()> {
+        super::check_len("copy_from_host", "host", host.len(), self.buf_len(buf))?;
+        if !host.is_empty() {
+            self.stream.memcpy_htod(host, buf).map_err(driver_err("copying to the device"))?;
+        }
+        Ok(())
+    }
+
+    fn buf_len(&self, buf: &CudaSlice<f32>) -> usize {
+        // zeros(0) allocates one element (CUDA cannot allocate zero bytes).
+        buf.len()
+    }
+
+    fn synchronize(&self) -> BackendResult<()> {
+        self.stream.synchronize().map_err(driver_err(format!("running kernels on cuda:{}", self.info.ordinal)))
+    }
+
+    fn conv1d_fwd(
+        &self,
+        p: &Conv1dParams,
+        x: &CudaSlice<f32>,
+        w: &CudaSlice<f32>,
+        bias: Option<&CudaSlice<f32>>,
+        y: &mut CudaSlice<f32>,
+    ) -> BackendResult<()> {
+        self.conv1d_fwd_impl(p, x, w, bias, y)
+    }
+
+    fn conv1d_bwd_input(&self, p: &Conv1dParams, dy: &CudaSlice<f32>, w: &CudaSlice<f32>, dx: &mut CudaSlice<f32>) -> BackendResult<()> {
+        self.conv1d_bwd_input_impl(p, dy, w, dx)
+    }
+
+    fn conv1d_bwd_weight(
+        &self,
+        p: &Conv1dParams,
+        x: &CudaSlice<f32>,
+        dy: &CudaSlice<f32>,
+        dw: &mut CudaSlice<f32>,
+        dbias: Option<&mut CudaSlice<f32>>,
+    ) -> BackendResult<()> {
+        self.conv1d_bwd_weight_impl(p, x, dy, dw, dbias)
+    }
+
+    fn relu_fwd(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> BackendResult<()> {
+        self.unary("relu_fwd_f32", x, y)
+    }
+
+    fn relu_bwd(&self, y: &CudaSlice<f32>, dy: &CudaSlice<f32>, dx: &mut CudaSlice<f32>) -> BackendResult<()> {
+        self.binary("relu_bwd_f32", y, dy, dx)
+    }
+
+    fn add_fwd(&self, a: &CudaSlice<f32>, b: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> BackendResult<()> {
+        self.binary("add_fwd_f32", a, b, y)
+    }
+
+    fn sigmoid_fwd(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> BackendResult<()> {
+        self.unary("sigmoid_fwd_f32", x, y)
+    }
+
+    fn sigmoid_bwd(&self, y: &CudaSlice<f32>, dy: &CudaSlice<f32>, dx: &mut CudaSlice<f32>) -> BackendResult<()> {
+        self.binary("sigmoid_bwd_f32", y, dy, dx)
+    }
+
+    fn denoise_loss(
+        &self,
+        p: &DenoiseLossParams,
+        reg: &CudaSlice<f32>,
+        clean: &CudaSlice<f32>,
+        cls_logits: &CudaSlice<f32>,
+        mask: &CudaSlice<f32>,
+        d_reg: &mut CudaSlice<f32>,
+        d_cls: &mut CudaSlice<f32>,
+    ) -> BackendResult<LossParts> {
+        self.denoise_loss_impl(p, reg, clean, cls_logits, mask, d_reg, d_cls)
+    }
+
+    fn adam_step(
+        &self,
+        p: &AdamParams,
+        param: &mut CudaSlice<f32>,
+        grad: &CudaSlice<f32>,
+        m: &mut CudaSlice<f32>,
+        v: &mut CudaSlice<f32>,
+    ) -> BackendResult<()> {
+        self.adam_step_impl(p, param, grad, m, v)
+    }
+}

@@ -1,0 +1,356 @@
+//! The compute backends: one trait, a params struct per op, destination-passing.
+//!
+//! Every op reads its inputs and writes a destination buffer the caller allocated, with
+//! the shapes given by the op's params struct. Lengths are checked on every call and a
+//! mismatch is an error naming the op and the buffer, never a panic.
+//!
+//! * [`cpu::CpuBackend`] — f32, rayon, long reductions in f64. It is the specification:
+//!   the generic functions under [`cpu`] also run in f64 for the gradient checks.
+//! * [`cuda::CudaBackend`] — the kernels of `kernels/`, compiled by NVRTC on first use.
+//!
+//! Tensors are flat row-major buffers; conv activations are laid out (batch, channels,
+//! length) and conv weights (c_out, c_in, kernel).
+
+pub mod cpu;
+pub mod cuda;
+
+use crate::error::BackendError;
+
+pub type BackendResult<T> = std::result::Result<T, BackendError>;
+
+/// Where to compute: `cpu`, `cuda` (device 0) or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for Device {
+    type Err = BackendError;
+
+    fn from_str(s: &str) -> BackendResult<Self> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            _ => t
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| BackendError::DeviceSpec(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// Shape of a 1-D convolution with "same" zero padding:
+/// `((kernel − 1)·dilation)/2` zeros on the left and the rest on the right, so the output
+/// has the input's length.
+///
+/// `y[b, co, l] = bias[co] + Σ_{ci, k} w[co, ci, k] · x[b, ci, l + k·dilation − pad_left]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv1dParams {
+    pub batch: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub len: usize,
+    pub kernel: usize,
+    pub dilation: usize,
+}
+
+impl Conv1dParams {
+    /// Zeros on the left: `((kernel − 1)·dilation)/2`.
+    pub fn pad_left(&self) -> usize {
+        self.receptive_field_minus_one() / 2
+    }
+
+    /// Zeros on the right: the rest of `(kernel − 1)·dilation`.
+    pub fn pad_right(&self) -> usize {
+        self.receptive_field_minus_one() - self.pad_left()
+    }
+
+    fn receptive_field_minus_one(&self) -> usize {
+        self.kernel.saturating_sub(1) * self.dilation
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.batch * self.c_in * self.len
+    }
+    pub fn output_len(&self) -> usize {
+        self.batch * self.c_out * self.len
+    }
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.c_in * self.kernel
+    }
+
+    /// Multiply-adds × 2 of one pass (forward, backward-input or backward-weight).
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.batch * self.c_out * self.c_in * self.kernel) as f64 * self.len as f64
+    }
+
+    /// Checks the buffers of a forward pass against this shape.
+    pub fn check_fwd(&self, x: usize, w: usize, bias: Option<usize>, y: usize) -> BackendResult<()> {
+        const OP: &str = "conv1d_fwd";
+        self.validate(OP)?;
+        check_len(OP, "x", x, self.input_len())?;
+        check_len(OP, "w", w, self.weight_len())?;
+        if let Some(b) = bias {
+            check_len(OP, "bias", b, self.c_out)?;
+        }
+        check_len(OP, "y", y, self.output_len())
+    }
+
+    /// Checks the buffers of a backward-input pass against this shape.
+    pub fn check_bwd_input(&self, dy: usize, w: usize, dx: usize) -> BackendResult<()> {
+        const OP: &str = "conv1d_bwd_input";
+        self.validate(OP)?;
+        check_len(OP, "dy", dy, self.output_len())?;
+        check_len(OP, "w", w, self.weight_len())?;
+        check_len(OP, "dx", dx, self.input_len())
+    }
+
+    /// Checks the buffers of a backward-weight pass against this shape.
+    pub fn check_bwd_weight(&self, x: usize, dy: usize, dw: usize, dbias: Option<usize>) -> BackendResult<()> {
+        const OP: &str = "conv1d_bwd_weight";
+        self.validate(OP)?;
+        check_len(OP, "x", x, self.input_len())?;
+        check_len(OP, "dy", dy, self.output_len())?;
+        check_len(OP, "dw", dw, self.weight_len())?;
+        if let Some(b) = dbias {
+            check_len(OP, "dbias", b, self.c_out)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self, op: &'static str) -> BackendResult<()> {
+        let fields = [
+            ("batch", self.batch),
+            ("c_in", self.c_in),
+            ("c_out", self.c_out),
+            ("len", self.len),
+            ("kernel", self.kernel),
+            ("dilation", self.dilation),
+        ];
+        for (name, value) in fields {
+            if value == 0 {
+                return Err(BackendError::Shape { op, what: format!("{name} must be at least 1, got 0 ({self:?})") });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shape and weights of the fused denoising loss.
+///
+/// Inputs are (batch, len) tracks; the loss covers only the centre
+/// `pad .. len − pad` of each interval (the padding is cropped).
+/// `loss = mse_weight·MSE(reg, clean) + pearson_weight·(1 − r) + bce_weight·BCE(σ(cls), mask)`,
+/// with r the Pearson correlation over all cropped elements of the batch flattened,
+/// `r = Σ(x−x̄)(y−ȳ) / (sqrt(Σ(x−x̄)²·Σ(y−ȳ)²) + 1e-7)`, and BCE computed from logits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DenoiseLossParams {
+    pub batch: usize,
+    pub len: usize,
+    pub pad: usize,
+    pub mse_weight: f32,
+    pub pearson_weight: f32,
+    pub bce_weight: f32,
+}
+
+impl DenoiseLossParams {
+    /// Epsilon added to the denominator of Pearson's r.
+    pub const PEARSON_EPS: f64 = 1e-7;
+
+    /// AtacWorks' published weights: 0.0005 / 1 / 1.
+    pub fn atacworks(batch: usize, len: usize, pad: usize) -> Self {
+        DenoiseLossParams { batch, len, pad, mse_weight: 0.0005, pearson_weight: 1.0, bce_weight: 1.0 }
+    }
+
+    pub fn cropped_len(&self) -> usize {
+        self.len.saturating_sub(2 * self.pad)
+    }
+
+    /// Checks the five (batch, len) buffers of the loss against this shape.
+    pub fn check(&self, lens: [(&str, usize); 6]) -> BackendResult<()> {
+        const OP: &str = "denoise_loss";
+        self.validate(OP)?;
+        for (name, got) in lens {
+            check_len(OP, name, got, self.batch * self.len)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self, op: &'static str) -> BackendResult<()> {
+        if self.batch == 0 || self.cropped_len() == 0 {
+            return Err(BackendError::Shape {
+                op,
+                what: format!(
+                    "nothing to score: batch {} and interval length {} with padding {} on each side leave no bases",
+                    self.batch, self.len, self.pad
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The value of the fused loss and its three parts (each before weighting).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossParts {
+    /// The weighted sum.
+    pub total: f64,
+    pub mse: f64,
+    /// Pearson's r (the loss term is `1 − r`).
+    pub pearson: f64,
+    pub bce: f64,
+}
+
+/// One Adam step (β1 0.9, β2 0.999, ε 1e-8 by default) with bias correction.
+///
+/// Weight decay is the L2 form of PyTorch's `Adam(weight_decay=…)`: `g ← g + wd·θ`
+/// before the moments are updated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamParams {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// 1-based step count, for the bias correction.
+    pub step: u64,
+}
+
+impl AdamParams {
+    pub fn new(lr: f32, step: u64) -> Self {
+        AdamParams { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step }
+    }
+
+    /// `(1 − β1^t, 1 − β2^t)`, computed in f64.
+    pub fn bias_corrections(&self) -> (f64, f64) {
+        let t = self.step.min(i32::MAX as u64) as i32;
+        (1.0 - (self.beta1 as f64).powi(t), 1.0 - (self.beta2 as f64).powi(t))
+    }
+
+    /// Checks the settings and that param, grad, m and v have one length.
+    pub fn check(&self, param: usize, grad: usize, m: usize, v: usize) -> BackendResult<()> {
+        const OP: &str = "adam_step";
+        self.validate(OP)?;
+        check_len(OP, "grad", grad, param)?;
+        check_len(OP, "m", m, param)?;
+        check_len(OP, "v", v, param)
+    }
+
+    fn validate(&self, op: &'static str) -> BackendResult<()> {
+        let ok = self.step >= 1
+            && self.lr.is_finite()
+            && (0.0..1.0).contains(&self.beta1)
+            && (0.0..1.0).contains(&self.beta2)
+            && self.eps > 0.0
+            && self.weight_decay >= 0.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(BackendError::Shape {
+                op,
+                what: format!("invalid Adam settings {self:?}: need step ≥ 1, finite lr, 0 ≤ β < 1, ε > 0, weight decay ≥ 0"),
+            })
+        }
+    }
+}
+
+/// A compute backend. Buffers hold f32; every op writes into a destination buffer.
+pub trait Backend: Send + Sync {
+    /// A buffer of f32 values on this backend's device.
+    type Buf: Send;
+
+    /// A one-line description, e.g. `cpu (2 threads)` or `cuda:0 NVIDIA H200`.
+    fn describe(&self) -> String;
+
+    /// A zero-filled buffer of `len` values.
+    fn zeros(&self, len: usize) -> BackendResult<Self::Buf>;
+    /// A buffer holding a copy of `host`.
+    fn upload(&self, host: &[f32]) -> BackendResult<Self::Buf>;
+    /// Copies `buf` into `host` (same length), waiting for pending work.
+    fn download(&self, buf: &Self::Buf, host: &mut [f32]) -> BackendResult<()>;
+    /// Overwrites `buf` with `host` (same length).
+    fn copy_from_host(&self, host: &[f32], buf: &mut Self::Buf) -> BackendResult<()>;
+    /// Number of values in `buf`.
+    fn buf_len(&self, buf: &Self::Buf) -> usize;
+    /// Waits until all queued work has finished.
+    fn synchronize(&self) -> BackendResult<()>;
+
+    /// `y = conv1d(x, w) + bias`. x (batch, c_in, len), w (c_out, c_in, kernel),
+    /// bias (c_out), y (batch, c_out, len).
+    fn conv1d_fwd(
+        &self,
+        p: &Conv1dParams,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        y: &mut Self::Buf,
+    ) -> BackendResult<()>;
+    /// `dx = ∂L/∂x` from dy (batch, c_out, len); dx (batch, c_in, len) is overwritten.
+    fn conv1d_bwd_input(&self, p: &Conv1dParams, dy: &Self::Buf, w: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
+    /// `dw = ∂L/∂w` (c_out, c_in, kernel) and, if given, `dbias = ∂L/∂bias` (c_out); overwritten.
+    fn conv1d_bwd_weight(
+        &self,
+        p: &Conv1dParams,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        dw: &mut Self::Buf,
+        dbias: Option<&mut Self::Buf>,
+    ) -> BackendResult<()>;
+
+    /// `y = max(x, 0)`.
+    fn relu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
+    /// `dx = dy · [y > 0]`, from the forward output y.
+    fn relu_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
+    /// `y = a + b` (the residual add; its backward passes dy to both inputs).
+    fn add_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
+    /// `y = σ(x) = 1 / (1 + e^(−x))`.
+    fn sigmoid_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
+    /// `dx = dy · y · (1 − y)`, from the forward output y.
+    fn sigmoid_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
+
+    /// The fused denoising loss (see [`DenoiseLossParams`]). All buffers are (batch, len);
+    /// `mask` holds 0/1 peak labels. Writes the gradients w.r.t. the regression output
+    /// and the classification logits (zero in the cropped padding) and returns the loss.
+    #[allow(clippy::too_many_arguments)]
+    fn denoise_loss(
+        &self,
+        p: &DenoiseLossParams,
+        reg: &Self::Buf,
+        clean: &Self::Buf,
+        cls_logits: &Self::Buf,
+        mask: &Self::Buf,
+        d_reg: &mut Self::Buf,
+        d_cls: &mut Self::Buf,
+    ) -> BackendResult<LossParts>;
+
+    /// One Adam update of `param` in place, with moments `m`, `v` updated in place.
+    fn adam_step(
+        &self,
+        p: &AdamParams,
+        param: &mut Self::Buf,
+        grad: &Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
+    ) -> BackendResult<()>;
+}
+
+/// Checks that a buffer has the length an op expects.
+pub(crate) fn check_len(op: &'static str, name: &str, got: usize, want: usize) -> BackendResult<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(BackendError::Shape { op, what: format!("buffer '{name}' holds {got} values, expected {want}") })
+    }
+}

@@ -1,0 +1,105 @@
+//! Helpers shared by the integration tests: a seeded generator, tolerant comparison with
+//! the first mismatches printed, and visible skips.
+#![allow(dead_code)]
+
+use std::io::Write;
+
+/// Writes straight to the process's stderr, past libtest's output capture, so that a skip
+/// shows in `cargo test` output even when the test passes.
+pub fn say(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// The CUDA backend on device 0, or `None` after a visible "skipped: no CUDA device" line.
+/// With `CHROMAX_REQUIRE_CUDA=1` a missing device fails the test instead.
+pub fn cuda_or_skip(test: &str) -> Option<chromax::backend::cuda::CudaBackend> {
+    match chromax::backend::cuda::CudaBackend::new(0) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            if std::env::var("CHROMAX_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
+                panic!("{test}: CHROMAX_REQUIRE_CUDA=1 but {e}");
+            }
+            say(&format!("{test}: skipped: no CUDA device ({e})"));
+            None
+        }
+    }
+}
+
+/// SplitMix64: small, seeded, the same numbers on every platform.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(1e-300);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    pub fn vec_f64(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+
+    pub fn vec_f32(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi) as f32).collect()
+    }
+
+    /// 0/1 values, 1 with probability `p`.
+    pub fn mask_f32(&mut self, n: usize, p: f64) -> Vec<f32> {
+        (0..n).map(|_| if self.unit() < p { 1.0 } else { 0.0 }).collect()
+    }
+}
+
+/// Asserts `|got − want| ≤ atol + rtol·|want|` element-wise; on failure prints the first
+/// mismatches (index, both values) and the worst one, then panics.
+pub fn assert_close<A: Copy + Into<f64>, B: Copy + Into<f64>>(what: &str, got: &[A], want: &[B], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let mut bad = Vec::new();
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let (g, w): (f64, f64) = (g.into(), w.into());
+        let err = (g - w).abs();
+        let excess = err - (atol + rtol * w.abs());
+        if !(excess <= 0.0) {
+            if bad.len() < 8 {
+                bad.push(format!("  [{i}] got {g:.9e} want {w:.9e} (|diff| {err:.3e})"));
+            }
+            if excess.is_nan() || excess > worst.1 {
+                worst = (i, if excess.is_nan() { f64::INFINITY } else { excess });
+            }
+        }
+    }
+    if !bad.is_empty() {
+        panic!(
+            "{what}: values differ beyond atol {atol:e} + rtol {rtol:e}·|want|; first mismatches:\n{}\n  worst at [{}]",
+            bad.join("\n"),
+            worst.0
+        );
+    }
+}
+
+/// Maximum of |a − b| / (|b| + floor), for reporting.
+pub fn max_rel_err(a: &[f64], b: &[f64], floor: f64) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() / (y.abs() + floor)).fold(0.0, f64::max)
+}
