@@ -13,7 +13,9 @@ fn main() {
     let mut sources: Vec<(String, String, bool)> = Vec::new(); // (file name, path, is_header)
     for entry in fs::read_dir(&kernels).expect("kernels/ must exist beside Cargo.toml") {
         let path = entry.expect("readable kernels/ entry").path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         let is_header = name.ends_with(".cuh");
         if !(is_header || name.ends_with(".cu")) {
             continue;
@@ -36,6 +38,7 @@ fn main() {
         }
         writeln!(out, "];").unwrap();
     }
-    let dest = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("kernel_sources.rs");
+    let dest =
+        Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("kernel_sources.rs");
     fs::write(dest, out).expect("OUT_DIR is writable");
 }

@@ -24,11 +24,18 @@ pub enum BackendError {
 
     /// NVRTC rejected a kernel file.
     #[error("NVRTC could not compile kernels/{file} for {arch}: {log}")]
-    KernelCompile { file: String, arch: String, log: String },
+    KernelCompile {
+        file: String,
+        arch: String,
+        log: String,
+    },
 
     /// The on-disk PTX cache could not be read or written.
     #[error("kernel cache {path}: {source}")]
-    KernelCache { path: PathBuf, source: std::io::Error },
+    KernelCache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// A shape the backend does not implement (the message says the limit).
     #[error("{op}: {what}")]

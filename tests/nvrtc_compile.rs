@@ -5,7 +5,9 @@
 
 mod common;
 
-use chromax::backend::cuda::compile::{compile_kernel, nvrtc_available, nvrtc_missing_message, nvrtc_version};
+use chromax::backend::cuda::compile::{
+    compile_kernel, nvrtc_available, nvrtc_missing_message, nvrtc_version,
+};
 use chromax::kernels::KERNEL_FILES;
 
 #[test]
@@ -14,14 +16,24 @@ fn every_kernel_file_compiles_to_ptx_for_sm_90() {
         if std::env::var("CHROMAX_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
             panic!("CHROMAX_REQUIRE_NVRTC=1 but {}", nvrtc_missing_message());
         }
-        common::say(&format!("every_kernel_file_compiles_to_ptx_for_sm_90: skipped: {}", nvrtc_missing_message()));
+        common::say(&format!(
+            "every_kernel_file_compiles_to_ptx_for_sm_90: skipped: {}",
+            nvrtc_missing_message()
+        ));
         return;
     }
     let version = nvrtc_version().expect("NVRTC loaded, so it reports a version");
-    assert!(!KERNEL_FILES.is_empty(), "build.rs embedded no kernel files");
+    assert!(
+        !KERNEL_FILES.is_empty(),
+        "build.rs embedded no kernel files"
+    );
     for kernel in KERNEL_FILES {
         let ptx = compile_kernel(kernel, "sm_90").unwrap_or_else(|e| panic!("{e}"));
-        assert!(ptx.contains(".target sm_90"), "kernels/{}: PTX is not for sm_90", kernel.file);
+        assert!(
+            ptx.contains(".target sm_90"),
+            "kernels/{}: PTX is not for sm_90",
+            kernel.file
+        );
         // Every extern "C" __global__ function of the file is an entry of the PTX.
         let entries: Vec<&str> = kernel
             .text
@@ -29,9 +41,17 @@ fn every_kernel_file_compiles_to_ptx_for_sm_90() {
             .skip(1)
             .map(kernel_name)
             .collect();
-        assert!(!entries.is_empty(), "kernels/{} declares no extern \"C\" kernels", kernel.file);
+        assert!(
+            !entries.is_empty(),
+            "kernels/{} declares no extern \"C\" kernels",
+            kernel.file
+        );
         for name in entries {
-            assert!(ptx.contains(&format!(".entry {name}(")), "kernels/{}: no PTX entry for {name}", kernel.file);
+            assert!(
+                ptx.contains(&format!(".entry {name}(")),
+                "kernels/{}: no PTX entry for {name}",
+                kernel.file
+            );
         }
         common::say(&format!(
             "nvrtc {}.{}: kernels/{} -> {} bytes of sm_90 PTX",
@@ -47,7 +67,10 @@ fn every_kernel_file_compiles_to_ptx_for_sm_90() {
 fn kernel_name(rest: &str) -> &str {
     let mut rest = rest.trim_start();
     if let Some(after) = rest.strip_prefix("__launch_bounds__") {
-        rest = after.split_once(')').map_or("", |(_, tail)| tail).trim_start();
+        rest = after
+            .split_once(')')
+            .map_or("", |(_, tail)| tail)
+            .trim_start();
     }
     rest.split('(').next().unwrap_or("").trim()
 }

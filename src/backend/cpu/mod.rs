@@ -16,7 +16,9 @@ pub use loss::denoise_loss;
 pub use optim::adam_step;
 pub use real::Real;
 
-use super::{check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts};
+use super::{
+    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts,
+};
 
 /// The CPU backend (f32, rayon).
 #[derive(Debug, Default, Clone, Copy)]
@@ -68,11 +70,24 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn conv1d_fwd(&self, p: &Conv1dParams, x: &Vec<f32>, w: &Vec<f32>, bias: Option<&Vec<f32>>, y: &mut Vec<f32>) -> BackendResult<()> {
+    fn conv1d_fwd(
+        &self,
+        p: &Conv1dParams,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        bias: Option<&Vec<f32>>,
+        y: &mut Vec<f32>,
+    ) -> BackendResult<()> {
         conv1d_fwd(p, x, w, bias.map(Vec::as_slice), y)
     }
 
-    fn conv1d_bwd_input(&self, p: &Conv1dParams, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
+    fn conv1d_bwd_input(
+        &self,
+        p: &Conv1dParams,
+        dy: &Vec<f32>,
+        w: &Vec<f32>,
+        dx: &mut Vec<f32>,
+    ) -> BackendResult<()> {
         conv1d_bwd_input(p, dy, w, dx)
     }
 
@@ -120,7 +135,14 @@ impl Backend for CpuBackend {
         denoise_loss(p, reg, clean, cls_logits, mask, d_reg, d_cls)
     }
 
-    fn adam_step(&self, p: &AdamParams, param: &mut Vec<f32>, grad: &Vec<f32>, m: &mut Vec<f32>, v: &mut Vec<f32>) -> BackendResult<()> {
+    fn adam_step(
+        &self,
+        p: &AdamParams,
+        param: &mut Vec<f32>,
+        grad: &Vec<f32>,
+        m: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+    ) -> BackendResult<()> {
         adam_step(p, param, grad, m, v)
     }
 }

@@ -29,7 +29,11 @@ const WGRAD_BLOCKS_PER_SM: usize = 4;
 impl CudaBackend {
     /// Input channels per shared-memory tile of the direct convolution, or an error when even
     /// one channel's span does not fit.
-    fn conv_ci_tile(op: &'static str, p: &Conv1dParams, c_in_of_pass: usize) -> BackendResult<usize> {
+    fn conv_ci_tile(
+        op: &'static str,
+        p: &Conv1dParams,
+        c_in_of_pass: usize,
+    ) -> BackendResult<usize> {
         let span = TILE_L + (p.kernel - 1) * p.dilation;
         let per_channel = span + CO_TILE * p.kernel;
         let tile = (SMEM_FLOATS / per_channel).min(c_in_of_pass);
@@ -46,13 +50,25 @@ impl CudaBackend {
         Ok(tile)
     }
 
-    fn conv_grid(op: &'static str, p: &Conv1dParams, c_out_of_pass: usize, ci_tile: usize) -> BackendResult<LaunchConfig> {
+    fn conv_grid(
+        op: &'static str,
+        p: &Conv1dParams,
+        c_out_of_pass: usize,
+        ci_tile: usize,
+    ) -> BackendResult<LaunchConfig> {
         if p.batch > 65_535 {
-            return Err(BackendError::Unsupported { op, what: format!("batch {} exceeds 65,535 on CUDA", p.batch) });
+            return Err(BackendError::Unsupported {
+                op,
+                what: format!("batch {} exceeds 65,535 on CUDA", p.batch),
+            });
         }
         let span = TILE_L + (p.kernel - 1) * p.dilation;
         Ok(LaunchConfig {
-            grid_dim: (p.len.div_ceil(TILE_L) as u32, c_out_of_pass.div_ceil(CO_TILE) as u32, p.batch as u32),
+            grid_dim: (
+                p.len.div_ceil(TILE_L) as u32,
+                c_out_of_pass.div_ceil(CO_TILE) as u32,
+                p.batch as u32,
+            ),
             block_dim: (CONV_THREADS, 1, 1),
             shared_mem_bytes: (4 * ci_tile * (span + CO_TILE * p.kernel)) as u32,
         })
@@ -60,7 +76,11 @@ impl CudaBackend {
 
     /// The shape as the kernels' ints: c_in, c_out, len, kernel, dilation.
     fn conv_ints(op: &'static str, p: &Conv1dParams) -> BackendResult<[i32; 5]> {
-        as_i32(op, "batch × channels × len", p.input_len().max(p.output_len()))?;
+        as_i32(
+            op,
+            "batch × channels × len",
+            p.input_len().max(p.output_len()),
+        )?;
         Ok([
             as_i32(op, "c_in", p.c_in)?,
             as_i32(op, "c_out", p.c_out)?,
@@ -92,7 +112,15 @@ impl CudaBackend {
             Some(b) => launch.arg(b),
             None => launch.arg(&null),
         };
-        launch.arg(y).arg(&c_in).arg(&c_out).arg(&len).arg(&kernel).arg(&dilation).arg(&pad_left).arg(&ci_tile);
+        launch
+            .arg(y)
+            .arg(&c_in)
+            .arg(&c_out)
+            .arg(&len)
+            .arg(&kernel)
+            .arg(&dilation)
+            .arg(&pad_left)
+            .arg(&ci_tile);
         // SAFETY: conv1d_fwd_f32(const float* x, const float* w, const float* bias, float* y,
         // int × 7); x, w, bias, y have the lengths of p (checked above), the grid covers
         // len × c_out × batch and the kernel guards l < len and co < c_out; the dynamic shared
@@ -166,11 +194,19 @@ impl CudaBackend {
         let n_ci_tiles = p.c_in.div_ceil(WCI);
         let tiles = p.c_out.div_ceil(WCO) * n_ci_tiles;
         if tiles > 65_535 || p.batch > 65_535 {
-            return Err(BackendError::Unsupported { op: OP, what: format!("{} channels × {} channels is too many for one launch", p.c_out, p.c_in) });
+            return Err(BackendError::Unsupported {
+                op: OP,
+                what: format!(
+                    "{} channels × {} channels is too many for one launch",
+                    p.c_out, p.c_in
+                ),
+            });
         }
         // Enough chunks of positions to fill the device; chunk lengths are whole tiles.
         let target_blocks = WGRAD_BLOCKS_PER_SM * self.info.multiprocessors.max(1) as usize;
-        let n_chunks = target_blocks.div_ceil(tiles * p.batch).clamp(1, p.len.div_ceil(WT));
+        let n_chunks = target_blocks
+            .div_ceil(tiles * p.batch)
+            .clamp(1, p.len.div_ceil(WT));
         let chunk_len = p.len.div_ceil(n_chunks).div_ceil(WT) * WT;
         let n_chunks = p.len.div_ceil(chunk_len);
         let n_parts = p.batch * n_chunks;
@@ -181,7 +217,8 @@ impl CudaBackend {
             block_dim: (WG_THREADS, 1, 1),
             shared_mem_bytes: (4 * smem_floats) as u32,
         };
-        let (pad_left, chunk_len, n_ci_tiles) = (p.pad_left() as i32, chunk_len as i32, n_ci_tiles as i32);
+        let (pad_left, chunk_len, n_ci_tiles) =
+            (p.pad_left() as i32, chunk_len as i32, n_ci_tiles as i32);
         let f = self.function("conv1d", "conv1d_bwd_weight_partial_f32")?;
         // SAFETY: conv1d_bwd_weight_partial_f32(const float* x, const float* dy, float* partial,
         // int × 8); x and dy have the lengths of p; partial holds batch·n_chunks·C_out·C_in·K
@@ -207,20 +244,45 @@ impl CudaBackend {
 
         let reduce = self.function("conv1d", "conv1d_bwd_weight_reduce_f32")?;
         let (n_parts_i, n_weights) = (as_i32(OP, "partial sums", n_parts)?, p.weight_len() as i64);
-        let cfg = LaunchConfig { grid_dim: (self.grid_stride_blocks(p.weight_len()), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        let cfg = LaunchConfig {
+            grid_dim: (self.grid_stride_blocks(p.weight_len()), 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
         // SAFETY: conv1d_bwd_weight_reduce_f32(const float*, float*, int, long long); partial
         // holds n_parts·n_weights floats and dw n_weights (checked above).
-        unsafe { self.stream.launch_builder(&reduce).arg(&partial).arg(dw).arg(&n_parts_i).arg(&n_weights).launch(cfg) }
-            .map_err(super::driver_err("launching conv1d_bwd_weight_reduce_f32"))?;
+        unsafe {
+            self.stream
+                .launch_builder(&reduce)
+                .arg(&partial)
+                .arg(dw)
+                .arg(&n_parts_i)
+                .arg(&n_weights)
+                .launch(cfg)
+        }
+        .map_err(super::driver_err("launching conv1d_bwd_weight_reduce_f32"))?;
 
         if let Some(db) = dbias {
             let bias_fn = self.function("conv1d", "conv1d_bwd_bias_f32")?;
             let b = as_i32(OP, "batch", p.batch)?;
-            let cfg = LaunchConfig { grid_dim: (p.c_out as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+            let cfg = LaunchConfig {
+                grid_dim: (p.c_out as u32, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
             // SAFETY: conv1d_bwd_bias_f32(const float* dy, float* dbias, int, int, int); dy has
             // batch·c_out·len floats, dbias c_out; one block per output channel.
-            unsafe { self.stream.launch_builder(&bias_fn).arg(dy).arg(db).arg(&b).arg(&c_out).arg(&len).launch(cfg) }
-                .map_err(super::driver_err("launching conv1d_bwd_bias_f32"))?;
+            unsafe {
+                self.stream
+                    .launch_builder(&bias_fn)
+                    .arg(dy)
+                    .arg(db)
+                    .arg(&b)
+                    .arg(&c_out)
+                    .arg(&len)
+                    .launch(cfg)
+            }
+            .map_err(super::driver_err("launching conv1d_bwd_bias_f32"))?;
         }
         Ok(())
     }
@@ -233,14 +295,21 @@ mod tests {
     /// The launch geometry above must match the kernel file's #defines.
     #[test]
     fn constants_match_kernel_defines() {
-        let src = crate::kernels::kernel_file("conv1d").expect("conv1d.cu is embedded").text;
+        let src = crate::kernels::kernel_file("conv1d")
+            .expect("conv1d.cu is embedded")
+            .text;
         let define = |name: &str| -> usize {
             let line = src
                 .lines()
                 .find(|l| l.starts_with(&format!("#define {name} ")))
                 .unwrap_or_else(|| panic!("#define {name} missing from conv1d.cu"));
-            let value = line.split_whitespace().nth(2).expect("a value after the name");
-            value.parse().unwrap_or_else(|_| panic!("#define {name} is not a plain number: {line}"))
+            let value = line
+                .split_whitespace()
+                .nth(2)
+                .expect("a value after the name");
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("#define {name} is not a plain number: {line}"))
         };
         assert_eq!(define("CONV_THREADS"), CONV_THREADS as usize);
         assert_eq!(define("POS_PER_THREAD"), POS_PER_THREAD);
@@ -249,7 +318,11 @@ mod tests {
         assert_eq!(define("WT"), WT);
         assert_eq!(define("WCO"), WCO);
         assert_eq!(define("WCI"), WCI);
-        let common = crate::kernels::HEADER_FILES.iter().find(|h| h.stem == "common").expect("common.cuh").text;
+        let common = crate::kernels::HEADER_FILES
+            .iter()
+            .find(|h| h.stem == "common")
+            .expect("common.cuh")
+            .text;
         assert!(common.contains(&format!("#define CHROMAX_THREADS {THREADS}")));
     }
 }

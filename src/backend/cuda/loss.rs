@@ -30,10 +30,18 @@ impl CudaBackend {
             ("d_reg", d_reg.len()),
             ("d_cls", d_cls.len()),
         ])?;
-        let (b, l, pad) = (as_i32(OP, "batch", p.batch)?, as_i32(OP, "len", p.len)?, as_i32(OP, "pad", p.pad)?);
+        let (b, l, pad) = (
+            as_i32(OP, "batch", p.batch)?,
+            as_i32(OP, "len", p.len)?,
+            as_i32(OP, "pad", p.pad)?,
+        );
         let n = p.batch * p.cropped_len();
         let blocks = n.div_ceil(THREADS as usize).clamp(1, MAX_REDUCE_BLOCKS);
-        let grid = |blocks: usize| LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        let grid = |blocks: usize| LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
         let mut partial = self.alloc_zeros::<f64>(blocks * 4)?;
         let mut stats = self.alloc_zeros::<f64>(7)?;
         let err = |name: &str| super::driver_err(format!("launching {name}"));
@@ -108,7 +116,9 @@ impl CudaBackend {
                 .map_err(err("denoise_loss_grad_f32"))?;
         }
         let mut host = [0.0f64; 7];
-        self.stream.memcpy_dtoh(&stats, &mut host[..]).map_err(super::driver_err("copying the loss sums to the host"))?;
+        self.stream
+            .memcpy_dtoh(&stats, &mut host[..])
+            .map_err(super::driver_err("copying the loss sums to the host"))?;
         self.synchronize()?;
         Ok(loss_parts_from_sums(p, host))
     }

@@ -65,16 +65,20 @@ fn probe_driver() -> BackendResult<CudaProbe> {
     if !unsafe { sys::is_culib_present() } {
         return Err(unavailable("no NVIDIA driver: libcuda.so could not be loaded (no GPU, or the driver is not installed)"));
     }
-    result::init().map_err(|e| unavailable(format!("the NVIDIA driver failed to initialise: {e}")))?;
+    result::init()
+        .map_err(|e| unavailable(format!("the NVIDIA driver failed to initialise: {e}")))?;
     let mut version = 0;
     // SAFETY: the driver is loaded and initialised; the pointer is valid for a write.
     unsafe { sys::cuDriverGetVersion(&mut version) }
         .result()
         .map_err(|e| unavailable(format!("cannot read the driver version: {e}")))?;
     let driver_version = (version / 1000, (version % 1000) / 10);
-    let count = result::device::get_count().map_err(|e| unavailable(format!("cannot count CUDA devices: {e}")))?;
+    let count = result::device::get_count()
+        .map_err(|e| unavailable(format!("cannot count CUDA devices: {e}")))?;
     if count <= 0 {
-        return Err(unavailable("the NVIDIA driver is loaded but reports no CUDA device"));
+        return Err(unavailable(
+            "the NVIDIA driver is loaded but reports no CUDA device",
+        ));
     }
     let mut devices = Vec::new();
     for ordinal in 0..count {
@@ -93,7 +97,9 @@ fn probe_driver() -> BackendResult<CudaProbe> {
                 attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?,
                 attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
             ),
-            multiprocessors: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
+            multiprocessors: attr(
+                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )?,
         });
     }
 
@@ -114,7 +120,12 @@ fn probe_driver() -> BackendResult<CudaProbe> {
             Some(_) => None,
         }
     };
-    Ok(CudaProbe { driver_version, nvrtc_version, devices, problem })
+    Ok(CudaProbe {
+        driver_version,
+        nvrtc_version,
+        devices,
+        problem,
+    })
 }
 
 /// The CUDA backend on one device: a context, one stream, the kernels compiled so far.
@@ -135,10 +146,17 @@ impl CudaBackend {
         }
         let n = probe.devices.len();
         let info = probe.devices.into_iter().nth(ordinal).ok_or_else(|| {
-            unavailable(format!("cuda:{ordinal} does not exist: {n} device(s) found, cuda:0 to cuda:{}", n - 1))
+            unavailable(format!(
+                "cuda:{ordinal} does not exist: {n} device(s) found, cuda:0 to cuda:{}",
+                n - 1
+            ))
         })?;
-        let ctx = CudaContext::new(ordinal).map_err(driver_err(format!("creating a context on cuda:{ordinal}")))?;
-        let arch = format!("sm_{}{}", info.compute_capability.0, info.compute_capability.1);
+        let ctx = CudaContext::new(ordinal)
+            .map_err(driver_err(format!("creating a context on cuda:{ordinal}")))?;
+        let arch = format!(
+            "sm_{}{}",
+            info.compute_capability.0, info.compute_capability.1
+        );
         Ok(CudaBackend {
             info,
             arch,
@@ -162,7 +180,11 @@ impl CudaBackend {
     }
 
     /// The kernel `name` of `kernels/<stem>.cu`, compiling and loading the file on first use.
-    pub(crate) fn function(&self, stem: &'static str, name: &'static str) -> BackendResult<CudaFunction> {
+    pub(crate) fn function(
+        &self,
+        stem: &'static str,
+        name: &'static str,
+    ) -> BackendResult<CudaFunction> {
         let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = functions.get(name) {
             return Ok(f.clone());
@@ -182,13 +204,18 @@ impl CudaBackend {
                         .stream
                         .context()
                         .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-                        .map_err(driver_err(format!("loading the PTX of kernels/{}", kernel.file)))?;
+                        .map_err(driver_err(format!(
+                            "loading the PTX of kernels/{}",
+                            kernel.file
+                        )))?;
                     modules.insert(stem, m.clone());
                     m
                 }
             }
         };
-        let f = module.load_function(name).map_err(driver_err(format!("finding kernel {name} in kernels/{stem}.cu")))?;
+        let f = module.load_function(name).map_err(driver_err(format!(
+            "finding kernel {name} in kernels/{stem}.cu"
+        )))?;
         functions.insert(name, f.clone());
         Ok(f)
     }
@@ -207,9 +234,17 @@ impl CudaBackend {
     ) -> BackendResult<CudaSlice<T>> {
         self.stream.alloc_zeros::<T>(len.max(1)).map_err(|e| {
             let mib = (len * std::mem::size_of::<T>()) as f64 / (1u64 << 20) as f64;
-            let free = self.stream.context().mem_get_info().map(|(free, _)| free as f64 / (1u64 << 30) as f64).unwrap_or(f64::NAN);
+            let free = self
+                .stream
+                .context()
+                .mem_get_info()
+                .map(|(free, _)| free as f64 / (1u64 << 30) as f64)
+                .unwrap_or(f64::NAN);
             BackendError::Cuda {
-                context: format!("allocating {mib:.1} MiB on cuda:{} ({} , {free:.1} GiB free)", self.info.ordinal, self.info.name),
+                context: format!(
+                    "allocating {mib:.1} MiB on cuda:{} ({} , {free:.1} GiB free)",
+                    self.info.ordinal, self.info.name
+                ),
                 message: format!("{e}: use a smaller batch or interval"),
             }
         })
@@ -222,14 +257,20 @@ pub(crate) const THREADS: u32 = 256;
 /// Maps a driver error to a backend error that says what was being done.
 pub(crate) fn driver_err(context: impl Into<String>) -> impl FnOnce(DriverError) -> BackendError {
     let context = context.into();
-    move |e| BackendError::Cuda { context, message: e.to_string() }
+    move |e| BackendError::Cuda {
+        context,
+        message: e.to_string(),
+    }
 }
 
 /// A shape dimension as the `int` the kernels take, or an error naming it.
 pub(crate) fn as_i32(op: &'static str, name: &str, v: usize) -> BackendResult<i32> {
     i32::try_from(v).map_err(|_| BackendError::Unsupported {
         op,
-        what: format!("{name} = {v} exceeds the CUDA kernels' 32-bit index range ({})", i32::MAX),
+        what: format!(
+            "{name} = {v} exceeds the CUDA kernels' 32-bit index range ({})",
+            i32::MAX
+        ),
     })
 }
 
@@ -237,7 +278,10 @@ impl Backend for CudaBackend {
     type Buf = CudaSlice<f32>;
 
     fn describe(&self) -> String {
-        format!("cuda:{} {} ({})", self.info.ordinal, self.info.name, self.arch)
+        format!(
+            "cuda:{} {} ({})",
+            self.info.ordinal, self.info.name, self.arch
+        )
     }
 
     fn zeros(&self, len: usize) -> BackendResult<CudaSlice<f32>> {
@@ -247,7 +291,9 @@ impl Backend for CudaBackend {
     fn upload(&self, host: &[f32]) -> BackendResult<CudaSlice<f32>> {
         let mut buf = self.alloc_zeros::<f32>(host.len())?;
         if !host.is_empty() {
-            self.stream.memcpy_htod(host, &mut buf).map_err(driver_err("copying to the device"))?;
+            self.stream
+                .memcpy_htod(host, &mut buf)
+                .map_err(driver_err("copying to the device"))?;
         }
         Ok(buf)
     }
@@ -255,7 +301,9 @@ impl Backend for CudaBackend {
     fn download(&self, buf: &CudaSlice<f32>, host: &mut [f32]) -> BackendResult<()> {
         super::check_len("download", "host", host.len(), self.buf_len(buf))?;
         if !host.is_empty() {
-            self.stream.memcpy_dtoh(buf, host).map_err(driver_err("copying from the device"))?;
+            self.stream
+                .memcpy_dtoh(buf, host)
+                .map_err(driver_err("copying from the device"))?;
         }
         self.synchronize()
     }
@@ -263,7 +311,9 @@ impl Backend for CudaBackend {
     fn copy_from_host(&self, host: &[f32], buf: &mut CudaSlice<f32>) -> BackendResult<()> {
         super::check_len("copy_from_host", "host", host.len(), self.buf_len(buf))?;
         if !host.is_empty() {
-            self.stream.memcpy_htod(host, buf).map_err(driver_err("copying to the device"))?;
+            self.stream
+                .memcpy_htod(host, buf)
+                .map_err(driver_err("copying to the device"))?;
         }
         Ok(())
     }
@@ -274,7 +324,10 @@ impl Backend for CudaBackend {
     }
 
     fn synchronize(&self) -> BackendResult<()> {
-        self.stream.synchronize().map_err(driver_err(format!("running kernels on cuda:{}", self.info.ordinal)))
+        self.stream.synchronize().map_err(driver_err(format!(
+            "running kernels on cuda:{}",
+            self.info.ordinal
+        )))
     }
 
     fn conv1d_fwd(
@@ -288,7 +341,13 @@ impl Backend for CudaBackend {
         self.conv1d_fwd_impl(p, x, w, bias, y)
     }
 
-    fn conv1d_bwd_input(&self, p: &Conv1dParams, dy: &CudaSlice<f32>, w: &CudaSlice<f32>, dx: &mut CudaSlice<f32>) -> BackendResult<()> {
+    fn conv1d_bwd_input(
+        &self,
+        p: &Conv1dParams,
+        dy: &CudaSlice<f32>,
+        w: &CudaSlice<f32>,
+        dx: &mut CudaSlice<f32>,
+    ) -> BackendResult<()> {
         self.conv1d_bwd_input_impl(p, dy, w, dx)
     }
 
@@ -307,11 +366,21 @@ impl Backend for CudaBackend {
         self.unary("relu_fwd_f32", x, y)
     }
 
-    fn relu_bwd(&self, y: &CudaSlice<f32>, dy: &CudaSlice<f32>, dx: &mut CudaSlice<f32>) -> BackendResult<()> {
+    fn relu_bwd(
+        &self,
+        y: &CudaSlice<f32>,
+        dy: &CudaSlice<f32>,
+        dx: &mut CudaSlice<f32>,
+    ) -> BackendResult<()> {
         self.binary("relu_bwd_f32", y, dy, dx)
     }
 
-    fn add_fwd(&self, a: &CudaSlice<f32>, b: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> BackendResult<()> {
+    fn add_fwd(
+        &self,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+    ) -> BackendResult<()> {
         self.binary("add_fwd_f32", a, b, y)
     }
 
@@ -319,7 +388,12 @@ impl Backend for CudaBackend {
         self.unary("sigmoid_fwd_f32", x, y)
     }
 
-    fn sigmoid_bwd(&self, y: &CudaSlice<f32>, dy: &CudaSlice<f32>, dx: &mut CudaSlice<f32>) -> BackendResult<()> {
+    fn sigmoid_bwd(
+        &self,
+        y: &CudaSlice<f32>,
+        dy: &CudaSlice<f32>,
+        dx: &mut CudaSlice<f32>,
+    ) -> BackendResult<()> {
         self.binary("sigmoid_bwd_f32", y, dy, dx)
     }
 

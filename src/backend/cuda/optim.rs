@@ -18,7 +18,11 @@ impl CudaBackend {
         let n = param.len() as i64;
         let (bc1, bc2) = p.bias_corrections();
         let (bc1, bc2) = (bc1 as f32, bc2 as f32);
-        let cfg = LaunchConfig { grid_dim: (self.grid_stride_blocks(param.len()), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        let cfg = LaunchConfig {
+            grid_dim: (self.grid_stride_blocks(param.len()), 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
         // SAFETY: adam_step_f32(float*, const float*, float*, float*, long long, float × 7);
         // the four buffers hold n values each (checked above).
         unsafe {

@@ -1,0 +1,43 @@
+//! The `chromax` command line: one file per subcommand, thin over the library. The CLI owns
+//! all output and exit codes.
+
+pub mod devices;
+
+use clap::{Parser, Subcommand};
+
+/// Deep-learning models of chromatin accessibility (ATAC-seq), on CUDA or on the CPU.
+#[derive(Debug, Parser)]
+#[command(name = "chromax", version, about, propagate_version = true)]
+pub struct Cli {
+    /// CPU threads for compute (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the CPU and every CUDA device, or say why CUDA is not usable.
+    Devices(devices::DevicesArgs),
+}
+
+/// Runs the parsed command line; the error is printed by `main`.
+pub fn run(cli: Cli) -> CliResult {
+    if let Some(threads) = cli.threads {
+        if threads == 0 {
+            return Err("--threads must be at least 1".into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+    }
+    match cli.command {
+        Command::Devices(args) => devices::run(&args),
+    }
+}
+
+/// A subcommand's result; the error is a message for the user, already worded.
+pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

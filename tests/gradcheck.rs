@@ -1,0 +1,225 @@
+//! Finite-difference checks of every backward pass, in f64 on the CPU specification.
+//!
+//! For an op y = f(θ) the scalar J = Σ y ⊙ g (g random) has ∂J/∂θ = the op's backward
+//! applied to g. Each element of each input is nudged by ±h and
+//! (J(θ + h) − J(θ − h)) / 2h is compared with the analytic gradient.
+
+mod common;
+
+use chromax::backend::cpu;
+use chromax::backend::{Conv1dParams, DenoiseLossParams};
+use common::Rng;
+
+/// Central difference of `f` with respect to every element of `theta`.
+fn numeric_grad(theta: &[f64], h: f64, mut f: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
+    let mut t = theta.to_vec();
+    (0..theta.len())
+        .map(|i| {
+            let orig = t[i];
+            t[i] = orig + h;
+            let up = f(&t);
+            t[i] = orig - h;
+            let down = f(&t);
+            t[i] = orig;
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Relative agreement for f64 central differences: rounding of J over h, nothing more.
+const ATOL: f64 = 1e-7;
+const RTOL: f64 = 1e-6;
+
+fn conv_case(p: Conv1dParams, with_bias: bool, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let x = rng.vec_f64(p.input_len(), -1.0, 1.0);
+    let w = rng.vec_f64(p.weight_len(), -1.0, 1.0);
+    let bias = rng.vec_f64(p.c_out, -1.0, 1.0);
+    let g = rng.vec_f64(p.output_len(), -1.0, 1.0);
+    let bias_opt = with_bias.then_some(bias.as_slice());
+
+    let objective = |x: &[f64], w: &[f64], b: Option<&[f64]>| {
+        let mut y = vec![0.0; p.output_len()];
+        cpu::conv1d_fwd(&p, x, w, b, &mut y).expect("valid shapes");
+        dot(&y, &g)
+    };
+
+    let mut dx = vec![f64::NAN; p.input_len()];
+    cpu::conv1d_bwd_input(&p, &g, &w, &mut dx).expect("valid shapes");
+    let mut dw = vec![f64::NAN; p.weight_len()];
+    let mut db = vec![f64::NAN; p.c_out];
+    cpu::conv1d_bwd_weight(&p, &x, &g, &mut dw, Some(&mut db)).expect("valid shapes");
+
+    let h = 1e-6;
+    let what = format!("{p:?} bias={with_bias}");
+    let num_dx = numeric_grad(&x, h, |x| objective(x, &w, bias_opt));
+    common::assert_close(&format!("dx {what}"), &dx, &num_dx, ATOL, RTOL);
+    let num_dw = numeric_grad(&w, h, |w| objective(&x, w, bias_opt));
+    common::assert_close(&format!("dw {what}"), &dw, &num_dw, ATOL, RTOL);
+    if with_bias {
+        let num_db = numeric_grad(&bias, h, |b| objective(&x, &w, Some(b)));
+        common::assert_close(&format!("dbias {what}"), &db, &num_db, ATOL, RTOL);
+    }
+}
+
+#[test]
+fn conv1d_backward_matches_finite_differences() {
+    let shapes = [
+        // (batch, c_in, c_out, len, kernel, dilation)
+        (2, 3, 2, 9, 3, 1),
+        (2, 3, 2, 11, 3, 2),  // dilation > 1
+        (1, 2, 3, 10, 4, 1),  // even kernel: one more zero on the right than on the left
+        (2, 2, 2, 13, 4, 3),  // even kernel with dilation
+        (1, 3, 2, 8, 1, 1),   // 1×1
+        (2, 2, 3, 1, 3, 2),   // length 1
+        (1, 2, 2, 5, 5, 3),   // length < receptive field (13)
+        (1, 5, 3, 300, 3, 2), // more than one CPU chunk of positions
+    ];
+    for (seed, &(batch, c_in, c_out, len, kernel, dilation)) in shapes.iter().enumerate() {
+        let p = Conv1dParams {
+            batch,
+            c_in,
+            c_out,
+            len,
+            kernel,
+            dilation,
+        };
+        conv_case(p, true, 100 + seed as u64);
+        conv_case(p, false, 200 + seed as u64);
+    }
+}
+
+#[test]
+fn relu_sigmoid_add_backward_match_finite_differences() {
+    let mut rng = Rng::new(7);
+    let n = 257;
+    // Keep ReLU inputs away from the kink, where the derivative is undefined.
+    let x: Vec<f64> = rng
+        .vec_f64(n, -2.0, 2.0)
+        .into_iter()
+        .map(|v| if v.abs() < 0.05 { v + 0.1 } else { v })
+        .collect();
+    let g = rng.vec_f64(n, -1.0, 1.0);
+    let h = 1e-6;
+
+    let relu_j = |x: &[f64]| {
+        let mut y = vec![0.0; n];
+        cpu::relu_fwd(x, &mut y).expect("same lengths");
+        dot(&y, &g)
+    };
+    let mut y = vec![0.0; n];
+    cpu::relu_fwd(&x, &mut y).expect("same lengths");
+    let mut dx = vec![f64::NAN; n];
+    cpu::relu_bwd(&y, &g, &mut dx).expect("same lengths");
+    common::assert_close("relu dx", &dx, &numeric_grad(&x, h, relu_j), ATOL, RTOL);
+
+    let sigmoid_j = |x: &[f64]| {
+        let mut y = vec![0.0; n];
+        cpu::sigmoid_fwd(x, &mut y).expect("same lengths");
+        dot(&y, &g)
+    };
+    cpu::sigmoid_fwd(&x, &mut y).expect("same lengths");
+    cpu::sigmoid_bwd(&y, &g, &mut dx).expect("same lengths");
+    common::assert_close(
+        "sigmoid dx",
+        &dx,
+        &numeric_grad(&x, h, sigmoid_j),
+        ATOL,
+        RTOL,
+    );
+
+    // y = a + b: the backward hands dy to both inputs unchanged.
+    let b = rng.vec_f64(n, -1.0, 1.0);
+    let add_j = |a: &[f64]| {
+        let mut y = vec![0.0; n];
+        cpu::add_fwd(a, &b, &mut y).expect("same lengths");
+        dot(&y, &g)
+    };
+    common::assert_close("add da", &g, &numeric_grad(&x, h, add_j), ATOL, RTOL);
+}
+
+fn loss_case(p: DenoiseLossParams, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let n = p.batch * p.len;
+    let reg = rng.vec_f64(n, 0.0, 5.0);
+    // A clean track correlated with the prediction, as in training.
+    let clean: Vec<f64> = reg
+        .iter()
+        .map(|r| 0.7 * r + rng.uniform(0.0, 2.0))
+        .collect();
+    let logits = rng.vec_f64(n, -4.0, 4.0);
+    let mask: Vec<f64> = (0..n)
+        .map(|_| if rng.unit() < 0.3 { 1.0 } else { 0.0 })
+        .collect();
+
+    let total = |reg: &[f64], logits: &[f64]| {
+        let (mut dr, mut dc) = (vec![0.0; n], vec![0.0; n]);
+        cpu::denoise_loss(&p, reg, &clean, logits, &mask, &mut dr, &mut dc)
+            .expect("valid shapes")
+            .total
+    };
+    let (mut d_reg, mut d_cls) = (vec![f64::NAN; n], vec![f64::NAN; n]);
+    let parts = cpu::denoise_loss(&p, &reg, &clean, &logits, &mask, &mut d_reg, &mut d_cls)
+        .expect("valid shapes");
+    assert!(
+        parts.total.is_finite() && parts.pearson > 0.0 && parts.pearson < 1.0,
+        "{parts:?}"
+    );
+
+    let h = 1e-5;
+    common::assert_close(
+        &format!("d_reg {p:?}"),
+        &d_reg,
+        &numeric_grad(&reg, h, |r| total(r, &logits)),
+        1e-9,
+        1e-5,
+    );
+    common::assert_close(
+        &format!("d_cls {p:?}"),
+        &d_cls,
+        &numeric_grad(&logits, h, |z| total(&reg, z)),
+        1e-9,
+        1e-5,
+    );
+    // The padding is cropped: its gradients are exactly zero.
+    for b in 0..p.batch {
+        for l in (0..p.pad).chain(p.len - p.pad..p.len) {
+            assert_eq!(
+                (d_reg[b * p.len + l], d_cls[b * p.len + l]),
+                (0.0, 0.0),
+                "padding at ({b}, {l})"
+            );
+        }
+    }
+}
+
+#[test]
+fn denoise_loss_gradients_match_finite_differences() {
+    loss_case(DenoiseLossParams::atacworks(2, 16, 3), 11);
+    loss_case(
+        DenoiseLossParams {
+            batch: 3,
+            len: 9,
+            pad: 0,
+            mse_weight: 0.7,
+            pearson_weight: 1.3,
+            bce_weight: 0.4,
+        },
+        12,
+    );
+    loss_case(
+        DenoiseLossParams {
+            batch: 1,
+            len: 40,
+            pad: 10,
+            mse_weight: 1.0,
+            pearson_weight: 0.0,
+            bce_weight: 2.0,
+        },
+        13,
+    );
+}
