@@ -5,10 +5,10 @@
 //! gradient is split over (chunk of positions, channel-pair tile, batch item) blocks whose
 //! partials a second kernel sums in f64, in a fixed order, so the result is deterministic.
 
-use super::{as_i32, CudaBackend, THREADS};
+use super::as_i32;
+use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
 use crate::backend::{BackendResult, Conv1dParams};
 use crate::error::BackendError;
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 // These mirror the #defines of kernels/conv1d.cu (a unit test below compares them).
 const CONV_THREADS: u32 = 128;
@@ -23,269 +23,262 @@ const WCI: usize = 8;
 /// Dynamic shared memory a block may use without opting in to more (bytes).
 const SMEM_BYTES: usize = 48 * 1024;
 const SMEM_FLOATS: usize = SMEM_BYTES / 4;
-/// Launches most blocks in flight per multiprocessor for the weight-gradient pass aim at.
+/// Blocks per multiprocessor the weight-gradient pass aims to keep in flight.
 const WGRAD_BLOCKS_PER_SM: usize = 4;
 
-impl CudaBackend {
-    /// Input channels per shared-memory tile of the direct convolution, or an error when even
-    /// one channel's span does not fit.
-    fn conv_ci_tile(
-        op: &'static str,
-        p: &Conv1dParams,
-        c_in_of_pass: usize,
-    ) -> BackendResult<usize> {
-        let span = TILE_L + (p.kernel - 1) * p.dilation;
-        let per_channel = span + CO_TILE * p.kernel;
-        let tile = (SMEM_FLOATS / per_channel).min(c_in_of_pass);
-        if tile == 0 {
-            return Err(BackendError::Unsupported {
-                op,
-                what: format!(
-                    "receptive field (kernel−1)·dilation+1 = {} is wider than the CUDA kernel's shared-memory tile allows (at most {})",
-                    (p.kernel - 1) * p.dilation + 1,
-                    SMEM_FLOATS - TILE_L - CO_TILE * p.kernel + 1
-                ),
-            });
-        }
-        Ok(tile)
-    }
-
-    fn conv_grid(
-        op: &'static str,
-        p: &Conv1dParams,
-        c_out_of_pass: usize,
-        ci_tile: usize,
-    ) -> BackendResult<LaunchConfig> {
-        if p.batch > 65_535 {
-            return Err(BackendError::Unsupported {
-                op,
-                what: format!("batch {} exceeds 65,535 on CUDA", p.batch),
-            });
-        }
-        let span = TILE_L + (p.kernel - 1) * p.dilation;
-        Ok(LaunchConfig {
-            grid_dim: (
-                p.len.div_ceil(TILE_L) as u32,
-                c_out_of_pass.div_ceil(CO_TILE) as u32,
-                p.batch as u32,
-            ),
-            block_dim: (CONV_THREADS, 1, 1),
-            shared_mem_bytes: (4 * ci_tile * (span + CO_TILE * p.kernel)) as u32,
-        })
-    }
-
-    /// The shape as the kernels' ints: c_in, c_out, len, kernel, dilation.
-    fn conv_ints(op: &'static str, p: &Conv1dParams) -> BackendResult<[i32; 5]> {
-        as_i32(
+/// The shape as the kernels' ints: c_in, c_out, len, kernel, dilation.
+fn conv_ints(op: &'static str, p: &Conv1dParams) -> BackendResult<[KArg; 5]> {
+    as_i32(
+        op,
+        "batch × channels × len",
+        p.input_len().max(p.output_len()),
+    )?;
+    if p.batch > 65_535 {
+        return Err(BackendError::Unsupported {
             op,
-            "batch × channels × len",
-            p.input_len().max(p.output_len()),
-        )?;
-        Ok([
-            as_i32(op, "c_in", p.c_in)?,
-            as_i32(op, "c_out", p.c_out)?,
-            as_i32(op, "len", p.len)?,
-            as_i32(op, "kernel", p.kernel)?,
-            as_i32(op, "dilation", p.dilation)?,
-        ])
+            what: format!("batch {} exceeds 65,535 on CUDA", p.batch),
+        });
     }
+    Ok([
+        KArg::I32(as_i32(op, "c_in", p.c_in)?),
+        KArg::I32(as_i32(op, "c_out", p.c_out)?),
+        KArg::I32(as_i32(op, "len", p.len)?),
+        KArg::I32(as_i32(op, "kernel", p.kernel)?),
+        KArg::I32(as_i32(op, "dilation", p.dilation)?),
+    ])
+}
 
-    pub(super) fn conv1d_fwd_impl(
-        &self,
-        p: &Conv1dParams,
-        x: &CudaSlice<f32>,
-        w: &CudaSlice<f32>,
-        bias: Option<&CudaSlice<f32>>,
-        y: &mut CudaSlice<f32>,
-    ) -> BackendResult<()> {
-        const OP: &str = "conv1d_fwd";
-        p.check_fwd(x.len(), w.len(), bias.map(|b| b.len()), y.len())?;
-        let [c_in, c_out, len, kernel, dilation] = Self::conv_ints(OP, p)?;
-        let ci_tile = Self::conv_ci_tile(OP, p, p.c_in)?;
-        let cfg = Self::conv_grid(OP, p, p.c_out, ci_tile)?;
-        let (pad_left, ci_tile) = (p.pad_left() as i32, ci_tile as i32);
-        let f = self.function("conv1d", "conv1d_fwd_f32")?;
-        let null: u64 = 0;
-        let mut launch = self.stream.launch_builder(&f);
-        launch.arg(x).arg(w);
-        match bias {
-            Some(b) => launch.arg(b),
-            None => launch.arg(&null),
-        };
-        launch
-            .arg(y)
-            .arg(&c_in)
-            .arg(&c_out)
-            .arg(&len)
-            .arg(&kernel)
-            .arg(&dilation)
-            .arg(&pad_left)
-            .arg(&ci_tile);
-        // SAFETY: conv1d_fwd_f32(const float* x, const float* w, const float* bias, float* y,
-        // int × 7); x, w, bias, y have the lengths of p (checked above), the grid covers
-        // len × c_out × batch and the kernel guards l < len and co < c_out; the dynamic shared
-        // memory is the ci_tile·(span + CO_TILE·K) floats the kernel indexes.
-        unsafe { launch.launch(cfg) }.map_err(super::driver_err("launching conv1d_fwd_f32"))?;
-        Ok(())
+/// Geometry and channel tile of the direct convolution from `c_in_pass` to `c_out_pass`
+/// channels (c_in → c_out forward, c_out → c_in for the input gradient).
+pub(crate) fn direct_plan(
+    op: &'static str,
+    p: &Conv1dParams,
+    c_in_pass: usize,
+    c_out_pass: usize,
+) -> BackendResult<(Geometry, usize)> {
+    let span = TILE_L + (p.kernel - 1) * p.dilation;
+    let per_channel = span + CO_TILE * p.kernel;
+    let ci_tile = (SMEM_FLOATS / per_channel).min(c_in_pass);
+    if ci_tile == 0 {
+        return Err(BackendError::Unsupported {
+            op,
+            what: format!(
+                "receptive field (kernel−1)·dilation+1 = {} is wider than the CUDA kernel's shared-memory tile allows (at most {})",
+                (p.kernel - 1) * p.dilation + 1,
+                SMEM_FLOATS.saturating_sub(TILE_L + CO_TILE * p.kernel) + 1
+            ),
+        });
     }
+    let geometry = Geometry {
+        grid: (
+            p.len.div_ceil(TILE_L) as u32,
+            c_out_pass.div_ceil(CO_TILE) as u32,
+            p.batch as u32,
+        ),
+        block: (CONV_THREADS, 1, 1),
+        shared_bytes: (4 * ci_tile * per_channel) as u32,
+    };
+    Ok((geometry, ci_tile))
+}
 
-    pub(super) fn conv1d_bwd_input_impl(
-        &self,
-        p: &Conv1dParams,
-        dy: &CudaSlice<f32>,
-        w: &CudaSlice<f32>,
-        dx: &mut CudaSlice<f32>,
-    ) -> BackendResult<()> {
-        const OP: &str = "conv1d_bwd_input";
-        p.check_bwd_input(dy.len(), w.len(), dx.len())?;
-        let [c_in, c_out, len, kernel, dilation] = Self::conv_ints(OP, p)?;
-        // The pass convolves dy (c_out channels) into dx (c_in channels).
-        let ci_tile = Self::conv_ci_tile(OP, p, p.c_out)?;
-        let cfg = Self::conv_grid(OP, p, p.c_in, ci_tile)?;
-        let (pad_right, ci_tile) = (p.pad_right() as i32, ci_tile as i32);
-        let f = self.function("conv1d", "conv1d_bwd_input_f32")?;
-        // SAFETY: conv1d_bwd_input_f32(const float* dy, const float* w, float* dx, int × 7);
-        // lengths checked above; the grid covers len × c_in × batch with guards in the kernel;
-        // shared memory as for the forward pass with c_out input channels.
+/// Forward. x (B, C_in, L), w (C_out, C_in, K), bias (C_out) or none, y (B, C_out, L).
+///
+/// # Safety
+/// The addresses are device buffers of the lengths `p` gives.
+pub(crate) unsafe fn conv1d_fwd(
+    d: &impl KernelDevice,
+    p: &Conv1dParams,
+    x: u64,
+    w: u64,
+    bias: Option<u64>,
+    y: u64,
+) -> BackendResult<()> {
+    const OP: &str = "conv1d_fwd";
+    let ints = conv_ints(OP, p)?;
+    let (geometry, ci_tile) = direct_plan(OP, p, p.c_in, p.c_out)?;
+    let head = [
+        KArg::Ptr(x),
+        KArg::Ptr(w),
+        KArg::Ptr(bias.unwrap_or(0)),
+        KArg::Ptr(y),
+    ];
+    let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(ci_tile as i32)];
+    // SAFETY: conv1d_fwd_f32(const float* x, const float* w, const float* bias, float* y,
+    // int c_in, int c_out, int L, int K, int d, int pad_left, int ci_tile); the buffers have
+    // the lengths of p (caller); the grid covers len × c_out × batch and the kernel guards
+    // l < len and co < c_out; the shared memory holds the ci_tile·(span + CO_TILE·K) floats
+    // the kernel indexes.
+    unsafe {
+        d.launch(
+            "conv1d",
+            "conv1d_fwd_f32",
+            geometry,
+            &[&head[..], &ints[..], &tail[..]].concat(),
+        )
+    }
+}
+
+/// Input gradient. dy (B, C_out, L), w (C_out, C_in, K), dx (B, C_in, L).
+///
+/// # Safety
+/// The addresses are device buffers of the lengths `p` gives.
+pub(crate) unsafe fn conv1d_bwd_input(
+    d: &impl KernelDevice,
+    p: &Conv1dParams,
+    dy: u64,
+    w: u64,
+    dx: u64,
+) -> BackendResult<()> {
+    const OP: &str = "conv1d_bwd_input";
+    let ints = conv_ints(OP, p)?;
+    // The pass convolves dy (c_out channels) into dx (c_in channels).
+    let (geometry, ci_tile) = direct_plan(OP, p, p.c_out, p.c_in)?;
+    let head = [KArg::Ptr(dy), KArg::Ptr(w), KArg::Ptr(dx)];
+    let tail = [KArg::I32(p.pad_right() as i32), KArg::I32(ci_tile as i32)];
+    // SAFETY: conv1d_bwd_input_f32(const float* dy, const float* w, float* dx, int c_in,
+    // int c_out, int L, int K, int d, int pad_right, int ci_tile); lengths from p (caller);
+    // the grid covers len × c_in × batch with guards in the kernel; shared memory as for the
+    // forward pass with c_out input channels.
+    unsafe {
+        d.launch(
+            "conv1d",
+            "conv1d_bwd_input_f32",
+            geometry,
+            &[&head[..], &ints[..], &tail[..]].concat(),
+        )
+    }
+}
+
+/// How the weight-gradient pass splits its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WeightGradPlan {
+    pub geometry: Geometry,
+    pub chunk_len: usize,
+    pub n_chunks: usize,
+    pub n_ci_tiles: usize,
+}
+
+pub(crate) fn weight_grad_plan(
+    op: &'static str,
+    p: &Conv1dParams,
+    multiprocessors: usize,
+) -> BackendResult<WeightGradPlan> {
+    let span = WT + (p.kernel - 1) * p.dilation;
+    let smem_floats = WCO * WT + WCI * (span | 1) + WCO * WCI * p.kernel;
+    if smem_floats > SMEM_FLOATS {
+        return Err(BackendError::Unsupported {
+            op,
+            what: format!(
+                "kernel {} with dilation {} needs {} KiB of shared memory per block, more than {} KiB",
+                p.kernel,
+                p.dilation,
+                smem_floats * 4 / 1024,
+                SMEM_BYTES / 1024
+            ),
+        });
+    }
+    let n_ci_tiles = p.c_in.div_ceil(WCI);
+    let tiles = p.c_out.div_ceil(WCO) * n_ci_tiles;
+    if tiles > 65_535 {
+        return Err(BackendError::Unsupported {
+            op,
+            what: format!(
+                "{} × {} channels are too many for one launch",
+                p.c_out, p.c_in
+            ),
+        });
+    }
+    // Enough chunks of positions to fill the device; chunk lengths are whole tiles.
+    let target_blocks = WGRAD_BLOCKS_PER_SM * multiprocessors.max(1);
+    let n_chunks = target_blocks
+        .div_ceil(tiles * p.batch)
+        .clamp(1, p.len.div_ceil(WT));
+    let chunk_len = p.len.div_ceil(n_chunks).div_ceil(WT) * WT;
+    let n_chunks = p.len.div_ceil(chunk_len);
+    let geometry = Geometry {
+        grid: (n_chunks as u32, tiles as u32, p.batch as u32),
+        block: (WG_THREADS, 1, 1),
+        shared_bytes: (4 * smem_floats) as u32,
+    };
+    Ok(WeightGradPlan {
+        geometry,
+        chunk_len,
+        n_chunks,
+        n_ci_tiles,
+    })
+}
+
+/// Weight (and bias) gradient. x (B, C_in, L), dy (B, C_out, L), dw (C_out, C_in, K),
+/// dbias (C_out) or none.
+///
+/// # Safety
+/// The addresses are device buffers of the lengths `p` gives.
+pub(crate) unsafe fn conv1d_bwd_weight<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    x: u64,
+    dy: u64,
+    dw: u64,
+    dbias: Option<u64>,
+) -> BackendResult<()> {
+    const OP: &str = "conv1d_bwd_weight";
+    let ints = conv_ints(OP, p)?;
+    let plan = weight_grad_plan(OP, p, d.multiprocessors())?;
+    let n_parts = p.batch * plan.n_chunks;
+    let partial_mem = d.scratch(n_parts * p.weight_len() * 4)?;
+    let partial = d.scratch_ptr(&partial_mem);
+    let head = [KArg::Ptr(x), KArg::Ptr(dy), KArg::Ptr(partial)];
+    let tail = [
+        KArg::I32(p.pad_left() as i32),
+        KArg::I32(plan.chunk_len as i32),
+        KArg::I32(plan.n_ci_tiles as i32),
+    ];
+    // SAFETY: conv1d_bwd_weight_partial_f32(const float* x, const float* dy, float* partial,
+    // int c_in, int c_out, int L, int K, int d, int pad_left, int chunk_len, int n_ci_tiles);
+    // x and dy have the lengths of p (caller); partial holds batch·n_chunks·C_out·C_in·K
+    // floats, indexed by (blockIdx.z·gridDim.x + blockIdx.x) with gridDim.x = n_chunks; the
+    // kernel guards channel indices; the shared memory is exactly what the kernel indexes.
+    unsafe {
+        d.launch(
+            "conv1d",
+            "conv1d_bwd_weight_partial_f32",
+            plan.geometry,
+            &[&head[..], &ints[..], &tail[..]].concat(),
+        )?
+    };
+
+    let n_parts_i = as_i32(OP, "partial sums", n_parts)?;
+    let reduce = Geometry::linear(grid_stride_blocks(d, p.weight_len()), THREADS);
+    let args = [
+        KArg::Ptr(partial),
+        KArg::Ptr(dw),
+        KArg::I32(n_parts_i),
+        KArg::I64(p.weight_len() as i64),
+    ];
+    // SAFETY: conv1d_bwd_weight_reduce_f32(const float*, float*, int, long long); partial
+    // holds n_parts·n_weights floats and dw n_weights (caller).
+    unsafe { d.launch("conv1d", "conv1d_bwd_weight_reduce_f32", reduce, &args)? };
+
+    if let Some(db) = dbias {
+        let args = [
+            KArg::Ptr(dy),
+            KArg::Ptr(db),
+            KArg::I32(p.batch as i32),
+            ints[1],
+            ints[2],
+        ];
+        // SAFETY: conv1d_bwd_bias_f32(const float* dy, float* dbias, int B, int c_out, int L);
+        // dy has batch·c_out·len floats, dbias c_out; one block of THREADS per channel.
         unsafe {
-            self.stream
-                .launch_builder(&f)
-                .arg(dy)
-                .arg(w)
-                .arg(dx)
-                .arg(&c_in)
-                .arg(&c_out)
-                .arg(&len)
-                .arg(&kernel)
-                .arg(&dilation)
-                .arg(&pad_right)
-                .arg(&ci_tile)
-                .launch(cfg)
-        }
-        .map_err(super::driver_err("launching conv1d_bwd_input_f32"))?;
-        Ok(())
-    }
-
-    pub(super) fn conv1d_bwd_weight_impl(
-        &self,
-        p: &Conv1dParams,
-        x: &CudaSlice<f32>,
-        dy: &CudaSlice<f32>,
-        dw: &mut CudaSlice<f32>,
-        dbias: Option<&mut CudaSlice<f32>>,
-    ) -> BackendResult<()> {
-        const OP: &str = "conv1d_bwd_weight";
-        p.check_bwd_weight(x.len(), dy.len(), dw.len(), dbias.as_ref().map(|b| b.len()))?;
-        let [c_in, c_out, len, kernel, dilation] = Self::conv_ints(OP, p)?;
-        let span = WT + (p.kernel - 1) * p.dilation;
-        let smem_floats = WCO * WT + WCI * (span | 1) + WCO * WCI * p.kernel;
-        if smem_floats > SMEM_FLOATS {
-            return Err(BackendError::Unsupported {
-                op: OP,
-                what: format!(
-                    "kernel {} with dilation {} needs {} KiB of shared memory per block, more than {} KiB",
-                    p.kernel,
-                    p.dilation,
-                    smem_floats * 4 / 1024,
-                    SMEM_BYTES / 1024
-                ),
-            });
-        }
-        let n_ci_tiles = p.c_in.div_ceil(WCI);
-        let tiles = p.c_out.div_ceil(WCO) * n_ci_tiles;
-        if tiles > 65_535 || p.batch > 65_535 {
-            return Err(BackendError::Unsupported {
-                op: OP,
-                what: format!(
-                    "{} channels × {} channels is too many for one launch",
-                    p.c_out, p.c_in
-                ),
-            });
-        }
-        // Enough chunks of positions to fill the device; chunk lengths are whole tiles.
-        let target_blocks = WGRAD_BLOCKS_PER_SM * self.info.multiprocessors.max(1) as usize;
-        let n_chunks = target_blocks
-            .div_ceil(tiles * p.batch)
-            .clamp(1, p.len.div_ceil(WT));
-        let chunk_len = p.len.div_ceil(n_chunks).div_ceil(WT) * WT;
-        let n_chunks = p.len.div_ceil(chunk_len);
-        let n_parts = p.batch * n_chunks;
-        let mut partial = self.alloc_zeros::<f32>(n_parts * p.weight_len())?;
-
-        let cfg = LaunchConfig {
-            grid_dim: (n_chunks as u32, tiles as u32, p.batch as u32),
-            block_dim: (WG_THREADS, 1, 1),
-            shared_mem_bytes: (4 * smem_floats) as u32,
+            d.launch(
+                "conv1d",
+                "conv1d_bwd_bias_f32",
+                Geometry::linear(p.c_out as u32, THREADS),
+                &args,
+            )?
         };
-        let (pad_left, chunk_len, n_ci_tiles) =
-            (p.pad_left() as i32, chunk_len as i32, n_ci_tiles as i32);
-        let f = self.function("conv1d", "conv1d_bwd_weight_partial_f32")?;
-        // SAFETY: conv1d_bwd_weight_partial_f32(const float* x, const float* dy, float* partial,
-        // int × 8); x and dy have the lengths of p; partial holds batch·n_chunks·C_out·C_in·K
-        // floats, indexed by (blockIdx.z·gridDim.x + blockIdx.x) with gridDim.x = n_chunks; the
-        // kernel guards channel indices; shared memory is exactly smem_floats floats.
-        unsafe {
-            self.stream
-                .launch_builder(&f)
-                .arg(x)
-                .arg(dy)
-                .arg(&mut partial)
-                .arg(&c_in)
-                .arg(&c_out)
-                .arg(&len)
-                .arg(&kernel)
-                .arg(&dilation)
-                .arg(&pad_left)
-                .arg(&chunk_len)
-                .arg(&n_ci_tiles)
-                .launch(cfg)
-        }
-        .map_err(super::driver_err("launching conv1d_bwd_weight_partial_f32"))?;
-
-        let reduce = self.function("conv1d", "conv1d_bwd_weight_reduce_f32")?;
-        let (n_parts_i, n_weights) = (as_i32(OP, "partial sums", n_parts)?, p.weight_len() as i64);
-        let cfg = LaunchConfig {
-            grid_dim: (self.grid_stride_blocks(p.weight_len()), 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: conv1d_bwd_weight_reduce_f32(const float*, float*, int, long long); partial
-        // holds n_parts·n_weights floats and dw n_weights (checked above).
-        unsafe {
-            self.stream
-                .launch_builder(&reduce)
-                .arg(&partial)
-                .arg(dw)
-                .arg(&n_parts_i)
-                .arg(&n_weights)
-                .launch(cfg)
-        }
-        .map_err(super::driver_err("launching conv1d_bwd_weight_reduce_f32"))?;
-
-        if let Some(db) = dbias {
-            let bias_fn = self.function("conv1d", "conv1d_bwd_bias_f32")?;
-            let b = as_i32(OP, "batch", p.batch)?;
-            let cfg = LaunchConfig {
-                grid_dim: (p.c_out as u32, 1, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: conv1d_bwd_bias_f32(const float* dy, float* dbias, int, int, int); dy has
-            // batch·c_out·len floats, dbias c_out; one block per output channel.
-            unsafe {
-                self.stream
-                    .launch_builder(&bias_fn)
-                    .arg(dy)
-                    .arg(db)
-                    .arg(&b)
-                    .arg(&c_out)
-                    .arg(&len)
-                    .launch(cfg)
-            }
-            .map_err(super::driver_err("launching conv1d_bwd_bias_f32"))?;
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -324,5 +317,32 @@ mod tests {
             .expect("common.cuh")
             .text;
         assert!(common.contains(&format!("#define CHROMAX_THREADS {THREADS}")));
+    }
+
+    #[test]
+    fn weight_grad_chunks_cover_the_length_exactly_once() {
+        for (len, batch, sms) in [
+            (60_000, 2, 132),
+            (1, 1, 132),
+            (37, 3, 1),
+            (5000, 64, 132),
+            (129, 1, 2),
+        ] {
+            let p = Conv1dParams {
+                batch,
+                c_in: 15,
+                c_out: 15,
+                len,
+                kernel: 51,
+                dilation: 8,
+            };
+            let plan = weight_grad_plan("test", &p, sms).expect("fits");
+            assert_eq!(plan.chunk_len % WT, 0);
+            assert!(
+                plan.n_chunks * plan.chunk_len >= len && (plan.n_chunks - 1) * plan.chunk_len < len,
+                "{plan:?} len {len}"
+            );
+            assert_eq!(plan.geometry.grid.0 as usize, plan.n_chunks);
+        }
     }
 }

@@ -1,66 +1,56 @@
 //! Launches of `kernels/elementwise.cu`: ReLU, residual add, sigmoid.
 
-use super::{CudaBackend, THREADS};
-use crate::backend::{check_len, BackendResult};
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
+use crate::backend::BackendResult;
 
-impl CudaBackend {
-    fn config_1d(&self, n: usize) -> LaunchConfig {
-        LaunchConfig {
-            grid_dim: (self.grid_stride_blocks(n), 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        }
+/// `y = f(x)` over n elements, for a kernel `f(const float* x, float* y, long long n)`.
+///
+/// # Safety
+/// `x` and `y` are device addresses of at least `n` floats.
+pub(crate) unsafe fn unary(
+    d: &impl KernelDevice,
+    name: &'static str,
+    x: u64,
+    y: u64,
+    n: usize,
+) -> BackendResult<()> {
+    let g = Geometry::linear(grid_stride_blocks(d, n), THREADS);
+    // SAFETY: (const float*, float*, long long) as declared; both cover n floats (caller).
+    unsafe {
+        d.launch(
+            "elementwise",
+            name,
+            g,
+            &[KArg::Ptr(x), KArg::Ptr(y), KArg::I64(n as i64)],
+        )
     }
+}
 
-    /// `y = f(x)` for a kernel `f(const float* x, float* y, long long n)`.
-    pub(super) fn unary(
-        &self,
-        name: &'static str,
-        x: &CudaSlice<f32>,
-        y: &mut CudaSlice<f32>,
-    ) -> BackendResult<()> {
-        check_len(name, "y", y.len(), x.len())?;
-        let f = self.function("elementwise", name)?;
-        let n = x.len() as i64;
-        // SAFETY: the kernel takes (const float*, float*, long long) and reads/writes n
-        // elements; both buffers hold n values (checked above).
-        unsafe {
-            self.stream
-                .launch_builder(&f)
-                .arg(x)
-                .arg(y)
-                .arg(&n)
-                .launch(self.config_1d(x.len()))
-        }
-        .map_err(super::driver_err(format!("launching {name}")))?;
-        Ok(())
-    }
-
-    /// `out = f(a, b)` for a kernel `f(const float* a, const float* b, float* out, long long n)`.
-    pub(super) fn binary(
-        &self,
-        name: &'static str,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        out: &mut CudaSlice<f32>,
-    ) -> BackendResult<()> {
-        check_len(name, "second input", b.len(), a.len())?;
-        check_len(name, "output", out.len(), a.len())?;
-        let f = self.function("elementwise", name)?;
-        let n = a.len() as i64;
-        // SAFETY: the kernel takes (const float*, const float*, float*, long long) and touches n
-        // elements of each; all three buffers hold n values (checked above).
-        unsafe {
-            self.stream
-                .launch_builder(&f)
-                .arg(a)
-                .arg(b)
-                .arg(out)
-                .arg(&n)
-                .launch(self.config_1d(a.len()))
-        }
-        .map_err(super::driver_err(format!("launching {name}")))?;
-        Ok(())
+/// `out = f(a, b)` over n elements, for a kernel `f(const float*, const float*, float*, long long)`.
+///
+/// # Safety
+/// `a`, `b` and `out` are device addresses of at least `n` floats.
+pub(crate) unsafe fn binary(
+    d: &impl KernelDevice,
+    name: &'static str,
+    a: u64,
+    b: u64,
+    out: u64,
+    n: usize,
+) -> BackendResult<()> {
+    let g = Geometry::linear(grid_stride_blocks(d, n), THREADS);
+    // SAFETY: (const float*, const float*, float*, long long) as declared; all cover n floats.
+    unsafe {
+        d.launch(
+            "elementwise",
+            name,
+            g,
+            &[
+                KArg::Ptr(a),
+                KArg::Ptr(b),
+                KArg::Ptr(out),
+                KArg::I64(n as i64),
+            ],
+        )
     }
 }

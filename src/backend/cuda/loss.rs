@@ -1,125 +1,118 @@
 //! Launches of `kernels/loss.cu`: the fused denoising loss in three passes (sums, centred
 //! sums, gradients); the seven f64 sums come back to the host to form the loss value.
 
-use super::{as_i32, CudaBackend, THREADS};
+use super::as_i32;
+use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
 use crate::backend::cpu::loss::loss_parts_from_sums;
-use crate::backend::{Backend, BackendResult, DenoiseLossParams, LossParts};
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use crate::backend::{BackendResult, DenoiseLossParams, LossParts};
 
 /// Most blocks of the reduction passes: one block reduces their partials.
 const MAX_REDUCE_BLOCKS: usize = 1024;
 
-impl CudaBackend {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn denoise_loss_impl(
-        &self,
-        p: &DenoiseLossParams,
-        reg: &CudaSlice<f32>,
-        clean: &CudaSlice<f32>,
-        logits: &CudaSlice<f32>,
-        mask: &CudaSlice<f32>,
-        d_reg: &mut CudaSlice<f32>,
-        d_cls: &mut CudaSlice<f32>,
-    ) -> BackendResult<LossParts> {
-        const OP: &str = "denoise_loss";
-        p.check([
-            ("reg", reg.len()),
-            ("clean", clean.len()),
-            ("cls_logits", logits.len()),
-            ("mask", mask.len()),
-            ("d_reg", d_reg.len()),
-            ("d_cls", d_cls.len()),
-        ])?;
-        let (b, l, pad) = (
-            as_i32(OP, "batch", p.batch)?,
-            as_i32(OP, "len", p.len)?,
-            as_i32(OP, "pad", p.pad)?,
-        );
-        let n = p.batch * p.cropped_len();
-        let blocks = n.div_ceil(THREADS as usize).clamp(1, MAX_REDUCE_BLOCKS);
-        let grid = |blocks: usize| LaunchConfig {
-            grid_dim: (blocks as u32, 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut partial = self.alloc_zeros::<f64>(blocks * 4)?;
-        let mut stats = self.alloc_zeros::<f64>(7)?;
-        let err = |name: &str| super::driver_err(format!("launching {name}"));
+/// The loss and its gradients. All six buffers are (batch, len) floats.
+///
+/// # Safety
+/// Every address is a device buffer of at least `batch·len` floats.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn denoise_loss<D: KernelDevice>(
+    d: &D,
+    p: &DenoiseLossParams,
+    reg: u64,
+    clean: u64,
+    logits: u64,
+    mask: u64,
+    d_reg: u64,
+    d_cls: u64,
+) -> BackendResult<LossParts> {
+    const OP: &str = "denoise_loss";
+    let (b, l, pad) = (
+        as_i32(OP, "batch", p.batch)?,
+        as_i32(OP, "len", p.len)?,
+        as_i32(OP, "pad", p.pad)?,
+    );
+    as_i32(OP, "batch × len", p.batch * p.len)?;
+    let n = p.batch * p.cropped_len();
+    let blocks = n.div_ceil(THREADS as usize).clamp(1, MAX_REDUCE_BLOCKS);
+    let partial_mem = d.scratch(blocks * 4 * 8)?; // (blocks, ≤ 4) doubles
+    let stats_mem = d.scratch(7 * 8)?; // 7 doubles
+    let (partial, stats_ptr) = (d.scratch_ptr(&partial_mem), d.scratch_ptr(&stats_mem));
+    let rows = KArg::I32(blocks as i32);
+    let (shape, reduce_grid, pass_grid) = (
+        [KArg::I32(b), KArg::I32(l), KArg::I32(pad)],
+        Geometry::linear(1, THREADS),
+        Geometry::linear(blocks as u32, THREADS),
+    );
 
-        let sums = self.function("loss", "denoise_loss_sums_f32")?;
-        let centred = self.function("loss", "denoise_loss_centred_f32")?;
-        let reduce = self.function("loss", "reduce_rows_f64")?;
-        let grad = self.function("loss", "denoise_loss_grad_f32")?;
-        let (rows, cols4, cols3) = (blocks as i32, 4i32, 3i32);
-        // SAFETY (all four launches): the argument lists match the kernels' signatures in
-        // kernels/loss.cu; reg, clean, logits, mask, d_reg and d_cls hold batch·len values
-        // (checked above) and the kernels touch only (b, l) with b < batch, l < len; partial
-        // holds blocks·4 doubles and each block writes its own row; stats holds 7 doubles.
-        unsafe {
-            self.stream
-                .launch_builder(&sums)
-                .arg(reg)
-                .arg(clean)
-                .arg(logits)
-                .arg(mask)
-                .arg(&mut partial)
-                .arg(&b)
-                .arg(&l)
-                .arg(&pad)
-                .launch(grid(blocks))
-                .map_err(err("denoise_loss_sums_f32"))?;
-            let mut head = stats.slice_mut(0..4);
-            self.stream
-                .launch_builder(&reduce)
-                .arg(&partial)
-                .arg(&mut head)
-                .arg(&rows)
-                .arg(&cols4)
-                .launch(grid(1))
-                .map_err(err("reduce_rows_f64"))?;
-            self.stream
-                .launch_builder(&centred)
-                .arg(reg)
-                .arg(clean)
-                .arg(&stats)
-                .arg(&mut partial)
-                .arg(&b)
-                .arg(&l)
-                .arg(&pad)
-                .launch(grid(blocks))
-                .map_err(err("denoise_loss_centred_f32"))?;
-            let mut tail = stats.slice_mut(4..7);
-            self.stream
-                .launch_builder(&reduce)
-                .arg(&partial)
-                .arg(&mut tail)
-                .arg(&rows)
-                .arg(&cols3)
-                .launch(grid(1))
-                .map_err(err("reduce_rows_f64"))?;
-            self.stream
-                .launch_builder(&grad)
-                .arg(reg)
-                .arg(clean)
-                .arg(logits)
-                .arg(mask)
-                .arg(&stats)
-                .arg(d_reg)
-                .arg(d_cls)
-                .arg(&b)
-                .arg(&l)
-                .arg(&pad)
-                .arg(&p.mse_weight)
-                .arg(&p.pearson_weight)
-                .arg(&p.bce_weight)
-                .launch(grid(self.grid_stride_blocks(p.batch * p.len) as usize))
-                .map_err(err("denoise_loss_grad_f32"))?;
-        }
-        let mut host = [0.0f64; 7];
-        self.stream
-            .memcpy_dtoh(&stats, &mut host[..])
-            .map_err(super::driver_err("copying the loss sums to the host"))?;
-        self.synchronize()?;
-        Ok(loss_parts_from_sums(p, host))
+    // SAFETY (all five launches): the argument lists follow the kernels' parameter lists in
+    // kernels/loss.cu; the six tracks cover batch·len floats (caller) and the kernels touch
+    // only (b, l) with b < batch, l < len; partial holds blocks·4 doubles, one row per block
+    // of the pass grids; stats holds 7 doubles and the reductions write [0, 4) and [4, 7).
+    unsafe {
+        let sums = [
+            KArg::Ptr(reg),
+            KArg::Ptr(clean),
+            KArg::Ptr(logits),
+            KArg::Ptr(mask),
+            KArg::Ptr(partial),
+        ];
+        d.launch(
+            "loss",
+            "denoise_loss_sums_f32",
+            pass_grid,
+            &[&sums[..], &shape[..]].concat(),
+        )?;
+        d.launch(
+            "loss",
+            "reduce_rows_f64",
+            reduce_grid,
+            &[KArg::Ptr(partial), KArg::Ptr(stats_ptr), rows, KArg::I32(4)],
+        )?;
+        let centred = [
+            KArg::Ptr(reg),
+            KArg::Ptr(clean),
+            KArg::Ptr(stats_ptr),
+            KArg::Ptr(partial),
+        ];
+        d.launch(
+            "loss",
+            "denoise_loss_centred_f32",
+            pass_grid,
+            &[&centred[..], &shape[..]].concat(),
+        )?;
+        d.launch(
+            "loss",
+            "reduce_rows_f64",
+            reduce_grid,
+            &[
+                KArg::Ptr(partial),
+                KArg::Ptr(stats_ptr + 4 * 8),
+                rows,
+                KArg::I32(3),
+            ],
+        )?;
+        let grads = [
+            KArg::Ptr(reg),
+            KArg::Ptr(clean),
+            KArg::Ptr(logits),
+            KArg::Ptr(mask),
+            KArg::Ptr(stats_ptr),
+            KArg::Ptr(d_reg),
+            KArg::Ptr(d_cls),
+        ];
+        let weights = [
+            KArg::F32(p.mse_weight),
+            KArg::F32(p.pearson_weight),
+            KArg::F32(p.bce_weight),
+        ];
+        let grad_grid = Geometry::linear(grid_stride_blocks(d, p.batch * p.len), THREADS);
+        d.launch(
+            "loss",
+            "denoise_loss_grad_f32",
+            grad_grid,
+            &[&grads[..], &shape[..], &weights[..]].concat(),
+        )?;
     }
+    let mut host = [0.0f64; 7];
+    d.read_f64(&stats_mem, &mut host)?;
+    Ok(loss_parts_from_sums(p, host))
 }

@@ -3,19 +3,28 @@
 //!
 //! cudarc loads libcuda and libnvrtc at run time, so nothing here needs CUDA to build. It
 //! panics when a library is absent, so [`probe`] checks first and turns every reason CUDA
-//! cannot be used into a one-line message. Each op lives in the file of its stem and checks
-//! its shapes with the same functions as the CPU backend.
+//! cannot be used into a one-line message. The [`Backend`] methods check shapes with the same
+//! functions as the CPU backend, then call the op's launch code in the file of its stem,
+//! which is written against the raw launch layer of `launch.rs`.
 
 pub mod compile;
 mod conv1d;
 mod elementwise;
+#[cfg(test)]
+mod emulator_tests;
+mod launch;
 mod loss;
 mod optim;
 
-use super::{AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts};
+use super::{
+    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts,
+};
 use crate::error::BackendError;
 use crate::kernels::kernel_file;
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError,
+};
+use launch::{Geometry, KArg, KernelDevice};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -129,6 +138,9 @@ fn probe_driver() -> BackendResult<CudaProbe> {
 }
 
 /// The CUDA backend on one device: a context, one stream, the kernels compiled so far.
+///
+/// All work goes to one stream, so cudarc's per-buffer event tracking is switched off: the
+/// stream itself orders every copy, launch and free.
 pub struct CudaBackend {
     info: CudaDeviceInfo,
     arch: String,
@@ -148,11 +160,14 @@ impl CudaBackend {
         let info = probe.devices.into_iter().nth(ordinal).ok_or_else(|| {
             unavailable(format!(
                 "cuda:{ordinal} does not exist: {n} device(s) found, cuda:0 to cuda:{}",
-                n - 1
+                n.saturating_sub(1)
             ))
         })?;
         let ctx = CudaContext::new(ordinal)
             .map_err(driver_err(format!("creating a context on cuda:{ordinal}")))?;
+        // SAFETY: every buffer of this backend is used on its one stream only, which orders
+        // all uses and frees; no buffer was created before this call.
+        unsafe { ctx.disable_event_tracking() };
         let arch = format!(
             "sm_{}{}",
             info.compute_capability.0, info.compute_capability.1
@@ -180,11 +195,7 @@ impl CudaBackend {
     }
 
     /// The kernel `name` of `kernels/<stem>.cu`, compiling and loading the file on first use.
-    pub(crate) fn function(
-        &self,
-        stem: &'static str,
-        name: &'static str,
-    ) -> BackendResult<CudaFunction> {
+    fn function(&self, stem: &'static str, name: &'static str) -> BackendResult<CudaFunction> {
         let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = functions.get(name) {
             return Ok(f.clone());
@@ -220,18 +231,13 @@ impl CudaBackend {
         Ok(f)
     }
 
-    /// Blocks for a 1-D grid-stride launch over n elements.
-    pub(crate) fn grid_stride_blocks(&self, n: usize) -> u32 {
-        let wanted = n.div_ceil(THREADS as usize).max(1);
-        wanted.min(32 * self.info.multiprocessors.max(1) as usize) as u32
-    }
-
-    /// A zero-filled device buffer of any plain type, with an out-of-memory error that says
-    /// how much was asked for.
-    pub(crate) fn alloc_zeros<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+    /// A zero-filled device buffer, with an out-of-memory error that says how much was asked
+    /// for and how much is free.
+    fn alloc_zeros<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
         &self,
         len: usize,
     ) -> BackendResult<CudaSlice<T>> {
+        // CUDA cannot allocate zero bytes; an empty buffer holds one unused element.
         self.stream.alloc_zeros::<T>(len.max(1)).map_err(|e| {
             let mib = (len * std::mem::size_of::<T>()) as f64 / (1u64 << 20) as f64;
             let free = self
@@ -242,17 +248,88 @@ impl CudaBackend {
                 .unwrap_or(f64::NAN);
             BackendError::Cuda {
                 context: format!(
-                    "allocating {mib:.1} MiB on cuda:{} ({} , {free:.1} GiB free)",
+                    "allocating {mib:.1} MiB on cuda:{} ({}, {free:.1} GiB free)",
                     self.info.ordinal, self.info.name
                 ),
                 message: format!("{e}: use a smaller batch or interval"),
             }
         })
     }
+
+    /// The device address of a buffer. Event tracking is off, so there is nothing to record.
+    fn ptr<T>(&self, buf: &CudaSlice<T>) -> u64 {
+        let (ptr, _no_events) = buf.device_ptr(&self.stream);
+        ptr
+    }
 }
 
-/// Threads per block of the 1-D kernels (`CHROMAX_THREADS` in kernels/common.cuh).
-pub(crate) const THREADS: u32 = 256;
+impl KernelDevice for CudaBackend {
+    type Scratch = CudaSlice<u8>;
+
+    fn scratch(&self, bytes: usize) -> BackendResult<CudaSlice<u8>> {
+        self.alloc_zeros::<u8>(bytes)
+    }
+
+    fn scratch_ptr(&self, scratch: &CudaSlice<u8>) -> u64 {
+        self.ptr(scratch)
+    }
+
+    fn read_f64(&self, scratch: &CudaSlice<u8>, out: &mut [f64]) -> BackendResult<()> {
+        let mut bytes = vec![0u8; out.len() * 8];
+        let view = scratch.slice(0..bytes.len());
+        self.stream
+            .memcpy_dtoh(&view, &mut bytes[..])
+            .map_err(driver_err("copying results to the host"))?;
+        self.synchronize()?;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            *o = f64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+        }
+        Ok(())
+    }
+
+    unsafe fn launch(
+        &self,
+        stem: &'static str,
+        name: &'static str,
+        g: Geometry,
+        args: &[KArg],
+    ) -> BackendResult<()> {
+        let f = self.function(stem, name)?;
+        if g.shared_bytes as usize > 48 * 1024 {
+            f.set_attribute(
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                g.shared_bytes as i32,
+            )
+            .map_err(driver_err(format!("raising the shared-memory limit of {name}")))?;
+        }
+        self.stream
+            .context()
+            .bind_to_thread()
+            .map_err(driver_err("binding the CUDA context"))?;
+        launch::with_kernel_params(args, |params| {
+            // SAFETY: the caller guarantees args match the kernel's parameters and the buffers
+            // cover the grid; params points at copies of the arguments that outlive the call.
+            unsafe {
+                cudarc::driver::result::launch_kernel(
+                    f.cu_function(),
+                    g.grid,
+                    g.block,
+                    g.shared_bytes,
+                    self.stream.cu_stream(),
+                    params,
+                )
+            }
+        })
+        .map_err(driver_err(format!(
+            "launching {name} with grid {:?}, block {:?}, {} B shared",
+            g.grid, g.block, g.shared_bytes
+        )))
+    }
+
+    fn multiprocessors(&self) -> usize {
+        self.info.multiprocessors.max(1) as usize
+    }
+}
 
 /// Maps a driver error to a backend error that says what was being done.
 pub(crate) fn driver_err(context: impl Into<String>) -> impl FnOnce(DriverError) -> BackendError {
@@ -272,6 +349,14 @@ pub(crate) fn as_i32(op: &'static str, name: &str, v: usize) -> BackendResult<i3
             i32::MAX
         ),
     })
+}
+
+fn same_len(op: &'static str, bufs: &[(&str, usize)]) -> BackendResult<usize> {
+    let n = bufs[0].1;
+    for &(name, len) in &bufs[1..] {
+        check_len(op, name, len, n)?;
+    }
+    Ok(n)
 }
 
 impl Backend for CudaBackend {
@@ -299,27 +384,21 @@ impl Backend for CudaBackend {
     }
 
     fn download(&self, buf: &CudaSlice<f32>, host: &mut [f32]) -> BackendResult<()> {
-        super::check_len("download", "host", host.len(), self.buf_len(buf))?;
-        if !host.is_empty() {
-            self.stream
-                .memcpy_dtoh(buf, host)
-                .map_err(driver_err("copying from the device"))?;
-        }
+        check_len("download", "host", host.len(), buf.len())?;
+        self.stream
+            .memcpy_dtoh(buf, host)
+            .map_err(driver_err("copying from the device"))?;
         self.synchronize()
     }
 
     fn copy_from_host(&self, host: &[f32], buf: &mut CudaSlice<f32>) -> BackendResult<()> {
-        super::check_len("copy_from_host", "host", host.len(), self.buf_len(buf))?;
-        if !host.is_empty() {
-            self.stream
-                .memcpy_htod(host, buf)
-                .map_err(driver_err("copying to the device"))?;
-        }
-        Ok(())
+        check_len("copy_from_host", "host", host.len(), buf.len())?;
+        self.stream
+            .memcpy_htod(host, buf)
+            .map_err(driver_err("copying to the device"))
     }
 
     fn buf_len(&self, buf: &CudaSlice<f32>) -> usize {
-        // zeros(0) allocates one element (CUDA cannot allocate zero bytes).
         buf.len()
     }
 
@@ -333,91 +412,152 @@ impl Backend for CudaBackend {
     fn conv1d_fwd(
         &self,
         p: &Conv1dParams,
-        x: &CudaSlice<f32>,
-        w: &CudaSlice<f32>,
-        bias: Option<&CudaSlice<f32>>,
-        y: &mut CudaSlice<f32>,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        y: &mut Self::Buf,
     ) -> BackendResult<()> {
-        self.conv1d_fwd_impl(p, x, w, bias, y)
+        p.check_fwd(x.len(), w.len(), bias.map(|b| b.len()), y.len())?;
+        let bias = bias.map(|b| self.ptr(b));
+        // SAFETY: the buffer lengths match p (checked above).
+        unsafe { conv1d::conv1d_fwd(self, p, self.ptr(x), self.ptr(w), bias, self.ptr(y)) }
     }
 
     fn conv1d_bwd_input(
         &self,
         p: &Conv1dParams,
-        dy: &CudaSlice<f32>,
-        w: &CudaSlice<f32>,
-        dx: &mut CudaSlice<f32>,
+        dy: &Self::Buf,
+        w: &Self::Buf,
+        dx: &mut Self::Buf,
     ) -> BackendResult<()> {
-        self.conv1d_bwd_input_impl(p, dy, w, dx)
+        p.check_bwd_input(dy.len(), w.len(), dx.len())?;
+        // SAFETY: the buffer lengths match p (checked above).
+        unsafe { conv1d::conv1d_bwd_input(self, p, self.ptr(dy), self.ptr(w), self.ptr(dx)) }
     }
 
     fn conv1d_bwd_weight(
         &self,
         p: &Conv1dParams,
-        x: &CudaSlice<f32>,
-        dy: &CudaSlice<f32>,
-        dw: &mut CudaSlice<f32>,
-        dbias: Option<&mut CudaSlice<f32>>,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        dw: &mut Self::Buf,
+        dbias: Option<&mut Self::Buf>,
     ) -> BackendResult<()> {
-        self.conv1d_bwd_weight_impl(p, x, dy, dw, dbias)
+        p.check_bwd_weight(x.len(), dy.len(), dw.len(), dbias.as_ref().map(|b| b.len()))?;
+        let dbias = dbias.map(|b| self.ptr(b));
+        // SAFETY: the buffer lengths match p (checked above).
+        unsafe {
+            conv1d::conv1d_bwd_weight(self, p, self.ptr(x), self.ptr(dy), self.ptr(dw), dbias)
+        }
     }
 
-    fn relu_fwd(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> BackendResult<()> {
-        self.unary("relu_fwd_f32", x, y)
+    fn relu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
+        let n = same_len("relu_fwd", &[("x", x.len()), ("y", y.len())])?;
+        // SAFETY: both buffers hold n floats (checked above).
+        unsafe { elementwise::unary(self, "relu_fwd_f32", self.ptr(x), self.ptr(y), n) }
     }
 
-    fn relu_bwd(
-        &self,
-        y: &CudaSlice<f32>,
-        dy: &CudaSlice<f32>,
-        dx: &mut CudaSlice<f32>,
-    ) -> BackendResult<()> {
-        self.binary("relu_bwd_f32", y, dy, dx)
+    fn relu_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()> {
+        let n = same_len(
+            "relu_bwd",
+            &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
+        )?;
+        // SAFETY: the three buffers hold n floats (checked above).
+        unsafe {
+            elementwise::binary(
+                self,
+                "relu_bwd_f32",
+                self.ptr(y),
+                self.ptr(dy),
+                self.ptr(dx),
+                n,
+            )
+        }
     }
 
-    fn add_fwd(
-        &self,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        y: &mut CudaSlice<f32>,
-    ) -> BackendResult<()> {
-        self.binary("add_fwd_f32", a, b, y)
+    fn add_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
+        let n = same_len("add_fwd", &[("a", a.len()), ("b", b.len()), ("y", y.len())])?;
+        // SAFETY: the three buffers hold n floats (checked above).
+        unsafe {
+            elementwise::binary(
+                self,
+                "add_fwd_f32",
+                self.ptr(a),
+                self.ptr(b),
+                self.ptr(y),
+                n,
+            )
+        }
     }
 
-    fn sigmoid_fwd(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> BackendResult<()> {
-        self.unary("sigmoid_fwd_f32", x, y)
+    fn sigmoid_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
+        let n = same_len("sigmoid_fwd", &[("x", x.len()), ("y", y.len())])?;
+        // SAFETY: both buffers hold n floats (checked above).
+        unsafe { elementwise::unary(self, "sigmoid_fwd_f32", self.ptr(x), self.ptr(y), n) }
     }
 
-    fn sigmoid_bwd(
-        &self,
-        y: &CudaSlice<f32>,
-        dy: &CudaSlice<f32>,
-        dx: &mut CudaSlice<f32>,
-    ) -> BackendResult<()> {
-        self.binary("sigmoid_bwd_f32", y, dy, dx)
+    fn sigmoid_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()> {
+        let n = same_len(
+            "sigmoid_bwd",
+            &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
+        )?;
+        // SAFETY: the three buffers hold n floats (checked above).
+        unsafe {
+            elementwise::binary(
+                self,
+                "sigmoid_bwd_f32",
+                self.ptr(y),
+                self.ptr(dy),
+                self.ptr(dx),
+                n,
+            )
+        }
     }
 
     fn denoise_loss(
         &self,
         p: &DenoiseLossParams,
-        reg: &CudaSlice<f32>,
-        clean: &CudaSlice<f32>,
-        cls_logits: &CudaSlice<f32>,
-        mask: &CudaSlice<f32>,
-        d_reg: &mut CudaSlice<f32>,
-        d_cls: &mut CudaSlice<f32>,
+        reg: &Self::Buf,
+        clean: &Self::Buf,
+        cls_logits: &Self::Buf,
+        mask: &Self::Buf,
+        d_reg: &mut Self::Buf,
+        d_cls: &mut Self::Buf,
     ) -> BackendResult<LossParts> {
-        self.denoise_loss_impl(p, reg, clean, cls_logits, mask, d_reg, d_cls)
+        p.check([
+            ("reg", reg.len()),
+            ("clean", clean.len()),
+            ("cls_logits", cls_logits.len()),
+            ("mask", mask.len()),
+            ("d_reg", d_reg.len()),
+            ("d_cls", d_cls.len()),
+        ])?;
+        let [reg, clean, logits, mask, d_reg, d_cls] =
+            [&*reg, clean, cls_logits, mask, &*d_reg, &*d_cls].map(|b| self.ptr(b));
+        // SAFETY: the six buffers hold batch·len floats (checked above).
+        unsafe { loss::denoise_loss(self, p, reg, clean, logits, mask, d_reg, d_cls) }
     }
 
     fn adam_step(
         &self,
         p: &AdamParams,
-        param: &mut CudaSlice<f32>,
-        grad: &CudaSlice<f32>,
-        m: &mut CudaSlice<f32>,
-        v: &mut CudaSlice<f32>,
+        param: &mut Self::Buf,
+        grad: &Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
     ) -> BackendResult<()> {
-        self.adam_step_impl(p, param, grad, m, v)
+        p.check(param.len(), grad.len(), m.len(), v.len())?;
+        // SAFETY: the four buffers hold param.len() floats (checked above).
+        unsafe {
+            optim::adam_step(
+                self,
+                p,
+                self.ptr(param),
+                self.ptr(grad),
+                self.ptr(m),
+                self.ptr(v),
+                param.len(),
+            )
+        }
     }
 }

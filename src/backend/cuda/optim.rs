@@ -1,48 +1,38 @@
 //! Launch of `kernels/optim.cu`: Adam.
 
-use super::{CudaBackend, THREADS};
+use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
 use crate::backend::{AdamParams, BackendResult};
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-impl CudaBackend {
-    pub(super) fn adam_step_impl(
-        &self,
-        p: &AdamParams,
-        param: &mut CudaSlice<f32>,
-        grad: &CudaSlice<f32>,
-        m: &mut CudaSlice<f32>,
-        v: &mut CudaSlice<f32>,
-    ) -> BackendResult<()> {
-        p.check(param.len(), grad.len(), m.len(), v.len())?;
-        let f = self.function("optim", "adam_step_f32")?;
-        let n = param.len() as i64;
-        let (bc1, bc2) = p.bias_corrections();
-        let (bc1, bc2) = (bc1 as f32, bc2 as f32);
-        let cfg = LaunchConfig {
-            grid_dim: (self.grid_stride_blocks(param.len()), 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: adam_step_f32(float*, const float*, float*, float*, long long, float × 7);
-        // the four buffers hold n values each (checked above).
-        unsafe {
-            self.stream
-                .launch_builder(&f)
-                .arg(param)
-                .arg(grad)
-                .arg(m)
-                .arg(v)
-                .arg(&n)
-                .arg(&p.lr)
-                .arg(&p.beta1)
-                .arg(&p.beta2)
-                .arg(&p.eps)
-                .arg(&p.weight_decay)
-                .arg(&bc1)
-                .arg(&bc2)
-                .launch(cfg)
-        }
-        .map_err(super::driver_err("launching adam_step_f32"))?;
-        Ok(())
-    }
+/// One Adam step over n parameters.
+///
+/// # Safety
+/// `theta`, `grad`, `m` and `v` are device addresses of at least `n` floats.
+pub(crate) unsafe fn adam_step(
+    d: &impl KernelDevice,
+    p: &AdamParams,
+    theta: u64,
+    grad: u64,
+    m: u64,
+    v: u64,
+    n: usize,
+) -> BackendResult<()> {
+    let (bc1, bc2) = p.bias_corrections();
+    let args = [
+        KArg::Ptr(theta),
+        KArg::Ptr(grad),
+        KArg::Ptr(m),
+        KArg::Ptr(v),
+        KArg::I64(n as i64),
+        KArg::F32(p.lr),
+        KArg::F32(p.beta1),
+        KArg::F32(p.beta2),
+        KArg::F32(p.eps),
+        KArg::F32(p.weight_decay),
+        KArg::F32(bc1 as f32),
+        KArg::F32(bc2 as f32),
+    ];
+    let g = Geometry::linear(grid_stride_blocks(d, n), THREADS);
+    // SAFETY: adam_step_f32(float*, const float*, float*, float*, long long, float × 7) as
+    // declared; the four buffers cover n floats (caller); grid-stride over n.
+    unsafe { d.launch("optim", "adam_step_f32", g, &args) }
 }

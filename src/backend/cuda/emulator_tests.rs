@@ -1,0 +1,469 @@
+//! The CUDA ops run through the kernel emulator: the kernel sources of `kernels/` compiled as
+//! C++ for the host (tests/emu/cuda_emu.h), launched by the same op code, geometry and
+//! argument lists as on a GPU, and compared with the CPU specification.
+//!
+//! This checks kernel logic (indexing, tiling, barriers, reductions) and the launch layer on
+//! machines without a GPU. It needs g++ with C++20; without one it prints a skip line
+//! (CHROMAX_REQUIRE_EMULATOR=1 makes that a failure, as CI sets it).
+
+use super::launch::{with_kernel_params, Geometry, KArg, KernelDevice};
+use super::{conv1d, elementwise, loss, optim};
+use crate::backend::cpu;
+use crate::backend::{AdamParams, BackendResult, Conv1dParams, DenoiseLossParams};
+use crate::error::BackendError;
+use crate::kernels::{kernel_program, KERNEL_FILES};
+use std::ffi::c_void;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+type EmuEntry = unsafe extern "C" fn(*const u32, *mut *mut c_void) -> i32;
+
+/// The kernels compiled for the host, loaded once per test binary.
+struct Emulator {
+    lib: libloading::Library,
+}
+
+/// A host "device": scratch memory is host memory, launches run the emulated kernels.
+struct EmuDevice<'a> {
+    emu: &'a Emulator,
+    multiprocessors: usize,
+}
+
+impl KernelDevice for EmuDevice<'_> {
+    type Scratch = Vec<f64>;
+
+    fn scratch(&self, bytes: usize) -> BackendResult<Vec<f64>> {
+        Ok(vec![0.0; bytes.div_ceil(8).max(1)])
+    }
+
+    fn scratch_ptr(&self, scratch: &Vec<f64>) -> u64 {
+        scratch.as_ptr() as u64
+    }
+
+    fn read_f64(&self, scratch: &Vec<f64>, out: &mut [f64]) -> BackendResult<()> {
+        out.copy_from_slice(&scratch[..out.len()]);
+        Ok(())
+    }
+
+    unsafe fn launch(
+        &self,
+        _stem: &'static str,
+        name: &'static str,
+        g: Geometry,
+        args: &[KArg],
+    ) -> BackendResult<()> {
+        let symbol = format!("emu_{name}");
+        // SAFETY: every emu_<kernel> symbol has the EmuEntry signature (generated below).
+        let entry: libloading::Symbol<EmuEntry> = unsafe { self.emu.lib.get(symbol.as_bytes()) }
+            .map_err(|e| BackendError::Cuda {
+                context: format!("emulating {name}"),
+                message: e.to_string(),
+            })?;
+        let geometry = [
+            g.grid.0,
+            g.grid.1,
+            g.grid.2,
+            g.block.0,
+            g.block.1,
+            g.block.2,
+            g.shared_bytes,
+        ];
+        // SAFETY: the caller guarantees the arguments match the kernel and cover the grid.
+        let status = with_kernel_params(args, |params| unsafe {
+            entry(geometry.as_ptr(), params.as_mut_ptr())
+        });
+        if status != 0 {
+            return Err(BackendError::Cuda {
+                context: format!("emulating {name}"),
+                message: format!("bad launch geometry {g:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn multiprocessors(&self) -> usize {
+        self.multiprocessors
+    }
+}
+
+/// (type, name) of each parameter of every `extern "C" __global__` kernel in `text`.
+fn kernel_signatures(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for rest in text.split("extern \"C\" __global__ void").skip(1) {
+        let mut rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("__launch_bounds__") {
+            rest = after
+                .split_once(')')
+                .map_or("", |(_, tail)| tail)
+                .trim_start();
+        }
+        let Some((name, params)) = rest.split_once('(') else {
+            continue;
+        };
+        let params = params.split_once(')').map_or("", |(p, _)| p);
+        let types = params
+            .split(',')
+            .map(|param| {
+                let words: Vec<&str> = param
+                    .split_whitespace()
+                    .filter(|w| *w != "__restrict__")
+                    .collect();
+                words[..words.len().saturating_sub(1)].join(" ")
+            })
+            .collect();
+        out.push((name.trim().to_string(), types));
+    }
+    out
+}
+
+/// C++ for one kernel file: the program NVRTC would compile, made host-runnable, plus one
+/// `emu_<kernel>(geometry, params)` entry per kernel that unpacks CUDA's `void**` params.
+fn emulation_source(stem: &str) -> String {
+    let kernel = KERNEL_FILES
+        .iter()
+        .find(|k| k.stem == stem)
+        .expect("embedded kernel");
+    let program = kernel_program(kernel).replace(
+        "extern __shared__ float smem[];",
+        "float* smem = reinterpret_cast<float*>(emu_dynamic_smem);",
+    );
+    let mut src = format!("#include \"cuda_emu.h\"\n{program}\n");
+    for (name, types) in kernel_signatures(kernel.text) {
+        let args: Vec<String> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("*reinterpret_cast<{t}*>(params[{i}])"))
+            .collect();
+        src.push_str(&format!(
+            "extern \"C\" int emu_{name}(const unsigned* g, void** params) {{ return emu_run(g, [&] {{ {name}({}); }}); }}\n",
+            args.join(", ")
+        ));
+    }
+    src
+}
+
+fn build_emulator() -> Result<Emulator, String> {
+    let out_dir = std::env::temp_dir().join(format!("chromax-emu-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let include = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("emu");
+    let mut sources = Vec::new();
+    for kernel in KERNEL_FILES {
+        let path = out_dir.join(format!("{}.cpp", kernel.stem));
+        let mut f = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+        f.write_all(emulation_source(kernel.stem).as_bytes())
+            .map_err(|e| e.to_string())?;
+        sources.push(path);
+    }
+    let lib_path: PathBuf = out_dir.join("libchromax_emu.so");
+    let output = std::process::Command::new("g++")
+        .args([
+            "-std=c++20",
+            "-O1",
+            "-g",
+            "-shared",
+            "-fPIC",
+            "-pthread",
+            "-Wall",
+            "-Wno-unknown-pragmas",
+            "-Wno-unused-variable",
+        ])
+        .arg(format!("-I{}", include.display()))
+        .args(&sources)
+        .arg("-o")
+        .arg(&lib_path)
+        .output()
+        .map_err(|e| format!("g++ not runnable: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "g++ failed to compile the kernels for the host:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    // SAFETY: the library was just built from our own sources and has no initialisers.
+    let lib = unsafe { libloading::Library::new(&lib_path) }.map_err(|e| e.to_string())?;
+    // Loaded libraries stay mapped after their file is gone.
+    let _ = std::fs::remove_dir_all(&out_dir);
+    Ok(Emulator { lib })
+}
+
+/// The emulator, or `None` after a visible skip line when g++ is missing.
+fn emulator(test: &str) -> Option<&'static Emulator> {
+    static EMU: OnceLock<Result<Emulator, String>> = OnceLock::new();
+    let built =
+        EMU.get_or_init(
+            || match std::process::Command::new("g++").arg("--version").output() {
+                Ok(o) if o.status.success() => build_emulator(),
+                _ => Err("skipped: g++ not found".to_string()),
+            },
+        );
+    match built {
+        Ok(emu) => Some(emu),
+        Err(e)
+            if e.starts_with("skipped")
+                && std::env::var("CHROMAX_REQUIRE_EMULATOR").map_or(true, |v| v != "1") =>
+        {
+            let _ = writeln!(std::io::stderr(), "{test}: {e}");
+            None
+        }
+        Err(e) => panic!("{test}: {e}"),
+    }
+}
+
+/// SplitMix64 values in [lo, hi).
+fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            lo + (hi - lo) * ((z >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+fn ptr(v: &[f32]) -> u64 {
+    v.as_ptr() as u64
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let bad: Vec<String> = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .filter(|(_, (g, w))| !((*g - *w).abs() <= atol + rtol * w.abs()))
+        .take(6)
+        .map(|(i, (g, w))| format!("[{i}] emulated {g} cpu {w}"))
+        .collect();
+    assert!(bad.is_empty(), "{what}: {}", bad.join("; "));
+}
+
+/// (batch, c_in, c_out, len, kernel, dilation): awkward shapes, small enough to emulate.
+const CONV_SHAPES: &[(usize, usize, usize, usize, usize, usize)] = &[
+    (2, 15, 15, 1500, 51, 8), // the denoiser's conv: tiles, halo beyond the tile, two batch items
+    (1, 3, 5, 1, 3, 1),
+    (2, 4, 3, 37, 51, 8),
+    (3, 7, 9, 1000, 5, 3),
+    (2, 15, 1, 700, 1, 1),
+    (1, 5, 6, 777, 4, 2),
+    (1, 40, 20, 600, 9, 4), // several input-channel tiles
+];
+
+#[test]
+fn emulated_conv1d_matches_cpu() {
+    let Some(emu) = emulator("emulated_conv1d_matches_cpu") else {
+        return;
+    };
+    for (i, &(batch, c_in, c_out, len, kernel, dilation)) in CONV_SHAPES.iter().enumerate() {
+        let p = Conv1dParams {
+            batch,
+            c_in,
+            c_out,
+            len,
+            kernel,
+            dilation,
+        };
+        // 132 SMs as on an H200, and 1 to force a single chunk per batch item.
+        for sms in [132, 1] {
+            let dev = EmuDevice {
+                emu,
+                multiprocessors: sms,
+            };
+            let seed = 10 * i as u64;
+            let (x, w, b, dy) = (
+                values(p.input_len(), seed, -1.0, 1.0),
+                values(p.weight_len(), seed + 1, -0.2, 0.2),
+                values(p.c_out, seed + 2, -1.0, 1.0),
+                values(p.output_len(), seed + 3, -1.0, 1.0),
+            );
+            let mut want = vec![0.0f32; p.output_len()];
+            cpu::conv1d_fwd(&p, &x, &w, Some(&b), &mut want).expect("cpu");
+            let got = vec![f32::NAN; p.output_len()];
+            // SAFETY: host buffers of the lengths p gives.
+            unsafe { conv1d::conv1d_fwd(&dev, &p, ptr(&x), ptr(&w), Some(ptr(&b)), ptr(&got)) }
+                .expect("emulated fwd");
+            assert_close(&format!("fwd {p:?}"), &got, &want, 1e-4, 1e-4);
+
+            let mut want = vec![0.0f32; p.input_len()];
+            cpu::conv1d_bwd_input(&p, &dy, &w, &mut want).expect("cpu");
+            let got = vec![f32::NAN; p.input_len()];
+            // SAFETY: as above.
+            unsafe { conv1d::conv1d_bwd_input(&dev, &p, ptr(&dy), ptr(&w), ptr(&got)) }
+                .expect("emulated bwd_input");
+            assert_close(&format!("bwd_input {p:?}"), &got, &want, 1e-4, 1e-4);
+
+            let (mut want_w, mut want_b) = (vec![0.0f32; p.weight_len()], vec![0.0f32; p.c_out]);
+            cpu::conv1d_bwd_weight(&p, &x, &dy, &mut want_w, Some(&mut want_b)).expect("cpu");
+            let (got_w, got_b) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; p.c_out]);
+            // SAFETY: as above.
+            unsafe {
+                conv1d::conv1d_bwd_weight(
+                    &dev,
+                    &p,
+                    ptr(&x),
+                    ptr(&dy),
+                    ptr(&got_w),
+                    Some(ptr(&got_b)),
+                )
+            }
+            .expect("emulated bwd_weight");
+            let atol = 1e-5 * ((batch * len) as f32).sqrt().max(1.0) * 4.0;
+            assert_close(&format!("dw {p:?} sms {sms}"), &got_w, &want_w, atol, 1e-4);
+            assert_close(
+                &format!("dbias {p:?} sms {sms}"),
+                &got_b,
+                &want_b,
+                atol,
+                1e-4,
+            );
+        }
+    }
+}
+
+#[test]
+fn emulated_elementwise_and_adam_match_cpu() {
+    let Some(emu) = emulator("emulated_elementwise_and_adam_match_cpu") else {
+        return;
+    };
+    let dev = EmuDevice {
+        emu,
+        multiprocessors: 2,
+    };
+    for n in [1usize, 255, 257, 40_000] {
+        let (x, b) = (values(n, 1, -20.0, 20.0), values(n, 2, -1.0, 1.0));
+        let mut want = vec![0.0f32; n];
+        let got = vec![f32::NAN; n];
+        // SAFETY (all launches below): host buffers of n floats.
+        unsafe {
+            cpu::relu_fwd(&x, &mut want).expect("cpu");
+            elementwise::unary(&dev, "relu_fwd_f32", ptr(&x), ptr(&got), n).expect("emu");
+            assert_close("relu_fwd", &got, &want, 0.0, 0.0);
+            let y = want.clone();
+            cpu::relu_bwd(&y, &b, &mut want).expect("cpu");
+            elementwise::binary(&dev, "relu_bwd_f32", ptr(&y), ptr(&b), ptr(&got), n).expect("emu");
+            assert_close("relu_bwd", &got, &want, 0.0, 0.0);
+            cpu::add_fwd(&x, &b, &mut want).expect("cpu");
+            elementwise::binary(&dev, "add_fwd_f32", ptr(&x), ptr(&b), ptr(&got), n).expect("emu");
+            assert_close("add_fwd", &got, &want, 0.0, 0.0);
+            cpu::sigmoid_fwd(&x, &mut want).expect("cpu");
+            elementwise::unary(&dev, "sigmoid_fwd_f32", ptr(&x), ptr(&got), n).expect("emu");
+            assert_close("sigmoid_fwd", &got, &want, 1e-7, 1e-6);
+            let s = want.clone();
+            cpu::sigmoid_bwd(&s, &b, &mut want).expect("cpu");
+            elementwise::binary(&dev, "sigmoid_bwd_f32", ptr(&s), ptr(&b), ptr(&got), n)
+                .expect("emu");
+            assert_close("sigmoid_bwd", &got, &want, 1e-8, 1e-6);
+
+            let mut theta = values(n, 3, -1.0, 1.0);
+            let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
+            let (gt, gm, gv) = (theta.clone(), m.clone(), v.clone());
+            for step in 1..=3 {
+                let grad = values(n, 10 + step, -1.0, 1.0);
+                let p = AdamParams {
+                    weight_decay: 1e-3,
+                    ..AdamParams::new(1e-2, step)
+                };
+                cpu::adam_step(&p, &mut theta, &grad, &mut m, &mut v).expect("cpu");
+                optim::adam_step(&dev, &p, ptr(&gt), ptr(&grad), ptr(&gm), ptr(&gv), n)
+                    .expect("emu");
+            }
+            assert_close("adam θ", &gt, &theta, 1e-7, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn emulated_denoise_loss_matches_cpu() {
+    let Some(emu) = emulator("emulated_denoise_loss_matches_cpu") else {
+        return;
+    };
+    let dev = EmuDevice {
+        emu,
+        multiprocessors: 2,
+    };
+    let cases = [
+        DenoiseLossParams::atacworks(2, 6_000, 500),
+        DenoiseLossParams {
+            batch: 1,
+            len: 3,
+            pad: 1,
+            mse_weight: 1.0,
+            pearson_weight: 1.0,
+            bce_weight: 1.0,
+        },
+        DenoiseLossParams {
+            batch: 3,
+            len: 1001,
+            pad: 0,
+            mse_weight: 0.3,
+            pearson_weight: 2.0,
+            bce_weight: 0.5,
+        },
+    ];
+    for (i, p) in cases.iter().enumerate() {
+        let n = p.batch * p.len;
+        let clean = values(n, 100 + i as u64, 0.0, 20.0);
+        let noise = values(n, 200 + i as u64, 0.0, 5.0);
+        let reg: Vec<f32> = clean.iter().zip(&noise).map(|(c, e)| 0.5 * c + e).collect();
+        let logits = values(n, 300 + i as u64, -8.0, 8.0);
+        let mask: Vec<f32> = values(n, 400 + i as u64, 0.0, 1.0)
+            .iter()
+            .map(|&u| if u < 0.1 { 1.0 } else { 0.0 })
+            .collect();
+        let (mut dr, mut dc) = (vec![0.0f32; n], vec![0.0f32; n]);
+        let want =
+            cpu::denoise_loss(p, &reg, &clean, &logits, &mask, &mut dr, &mut dc).expect("cpu");
+        let (gdr, gdc) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+        // SAFETY: host buffers of batch·len floats.
+        let got = unsafe {
+            loss::denoise_loss(
+                &dev,
+                p,
+                ptr(&reg),
+                ptr(&clean),
+                ptr(&logits),
+                ptr(&mask),
+                ptr(&gdr),
+                ptr(&gdc),
+            )
+        }
+        .expect("emu");
+        for (name, g, c) in [
+            ("total", got.total, want.total),
+            ("mse", got.mse, want.mse),
+            ("r", got.pearson, want.pearson),
+            ("bce", got.bce, want.bce),
+        ] {
+            assert!(
+                (g - c).abs() <= 1e-10 + 1e-9 * c.abs(),
+                "{name}: emulated {g} cpu {c} ({p:?})"
+            );
+        }
+        let scale = 1.0 / (p.batch * p.cropped_len()) as f32;
+        assert_close(&format!("d_reg {p:?}"), &gdr, &dr, 1e-6 * scale, 1e-5);
+        assert_close(&format!("d_cls {p:?}"), &gdc, &dc, 1e-6 * scale, 1e-5);
+    }
+}
+
+#[test]
+fn signatures_are_parsed_from_the_kernel_files() {
+    let conv = KERNEL_FILES
+        .iter()
+        .find(|k| k.stem == "conv1d")
+        .expect("conv1d.cu");
+    let sigs = kernel_signatures(conv.text);
+    let fwd = sigs
+        .iter()
+        .find(|(n, _)| n == "conv1d_fwd_f32")
+        .expect("conv1d_fwd_f32");
+    assert_eq!(fwd.1.len(), 11);
+    assert_eq!(fwd.1[0], "const float*");
+    assert_eq!(fwd.1[3], "float*");
+    assert_eq!(fwd.1[10], "int");
+}
