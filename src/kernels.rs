@@ -33,3 +33,44 @@ pub fn kernel_program(kernel: &KernelSource) -> String {
     program.push_str(kernel.text);
     program
 }
+
+/// One `extern "C" __global__` kernel of a source file: its name and parameter types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelSignature {
+    pub name: String,
+    /// Each parameter's type as written, without `__restrict__` or the name (`const float*`).
+    pub param_types: Vec<String>,
+}
+
+/// The `extern "C" __global__` kernels declared in a kernel file's text, in order.
+pub fn kernel_signatures(text: &str) -> Vec<KernelSignature> {
+    let mut out = Vec::new();
+    for rest in text.split("extern \"C\" __global__ void").skip(1) {
+        let mut rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("__launch_bounds__") {
+            rest = after
+                .split_once(')')
+                .map_or("", |(_, tail)| tail)
+                .trim_start();
+        }
+        let Some((name, params)) = rest.split_once('(') else {
+            continue;
+        };
+        let params = params.split_once(')').map_or("", |(p, _)| p);
+        let param_types = params
+            .split(',')
+            .map(|param| {
+                let words: Vec<&str> = param
+                    .split_whitespace()
+                    .filter(|w| *w != "__restrict__")
+                    .collect();
+                words[..words.len().saturating_sub(1)].join(" ")
+            })
+            .collect();
+        out.push(KernelSignature {
+            name: name.trim().to_string(),
+            param_types,
+        });
+    }
+    out
+}

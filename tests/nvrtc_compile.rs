@@ -8,7 +8,7 @@ mod common;
 use chromax::backend::cuda::compile::{
     compile_kernel, nvrtc_available, nvrtc_missing_message, nvrtc_version,
 };
-use chromax::kernels::KERNEL_FILES;
+use chromax::kernels::{kernel_signatures, KERNEL_FILES};
 
 #[test]
 fn every_kernel_file_compiles_to_ptx_for_sm_90() {
@@ -35,11 +35,9 @@ fn every_kernel_file_compiles_to_ptx_for_sm_90() {
             kernel.file
         );
         // Every extern "C" __global__ function of the file is an entry of the PTX.
-        let entries: Vec<&str> = kernel
-            .text
-            .split("extern \"C\" __global__ void")
-            .skip(1)
-            .map(kernel_name)
+        let entries: Vec<String> = kernel_signatures(kernel.text)
+            .into_iter()
+            .map(|s| s.name)
             .collect();
         assert!(
             !entries.is_empty(),
@@ -63,14 +61,27 @@ fn every_kernel_file_compiles_to_ptx_for_sm_90() {
     }
 }
 
-/// The function name after `extern "C" __global__ void`, past an optional `__launch_bounds__(…)`.
-fn kernel_name(rest: &str) -> &str {
-    let mut rest = rest.trim_start();
-    if let Some(after) = rest.strip_prefix("__launch_bounds__") {
-        rest = after
-            .split_once(')')
-            .map_or("", |(_, tail)| tail)
-            .trim_start();
-    }
-    rest.split('(').next().unwrap_or("").trim()
+#[test]
+fn kernel_signatures_are_read_from_the_sources() {
+    let conv = chromax::kernels::kernel_file("conv1d").expect("conv1d.cu is embedded");
+    let sigs = kernel_signatures(conv.text);
+    let fwd = sigs
+        .iter()
+        .find(|s| s.name == "conv1d_fwd_f32")
+        .expect("conv1d_fwd_f32");
+    assert_eq!(fwd.param_types.len(), 11);
+    assert_eq!(fwd.param_types[0], "const float*");
+    assert_eq!(fwd.param_types[3], "float*");
+    assert_eq!(fwd.param_types[10], "int");
+    let names: Vec<&str> = sigs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "conv1d_fwd_f32",
+            "conv1d_bwd_input_f32",
+            "conv1d_bwd_weight_partial_f32",
+            "conv1d_bwd_weight_reduce_f32",
+            "conv1d_bwd_bias_f32"
+        ]
+    );
 }

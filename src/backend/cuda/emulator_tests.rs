@@ -11,7 +11,7 @@ use super::{conv1d, elementwise, loss, optim};
 use crate::backend::cpu;
 use crate::backend::{AdamParams, BackendResult, Conv1dParams, DenoiseLossParams};
 use crate::error::BackendError;
-use crate::kernels::{kernel_program, KERNEL_FILES};
+use crate::kernels::{kernel_program, kernel_signatures, KERNEL_FILES};
 use std::ffi::c_void;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -87,36 +87,6 @@ impl KernelDevice for EmuDevice<'_> {
     }
 }
 
-/// (type, name) of each parameter of every `extern "C" __global__` kernel in `text`.
-fn kernel_signatures(text: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    for rest in text.split("extern \"C\" __global__ void").skip(1) {
-        let mut rest = rest.trim_start();
-        if let Some(after) = rest.strip_prefix("__launch_bounds__") {
-            rest = after
-                .split_once(')')
-                .map_or("", |(_, tail)| tail)
-                .trim_start();
-        }
-        let Some((name, params)) = rest.split_once('(') else {
-            continue;
-        };
-        let params = params.split_once(')').map_or("", |(p, _)| p);
-        let types = params
-            .split(',')
-            .map(|param| {
-                let words: Vec<&str> = param
-                    .split_whitespace()
-                    .filter(|w| *w != "__restrict__")
-                    .collect();
-                words[..words.len().saturating_sub(1)].join(" ")
-            })
-            .collect();
-        out.push((name.trim().to_string(), types));
-    }
-    out
-}
-
 /// C++ for one kernel file: the program NVRTC would compile, made host-runnable, plus one
 /// `emu_<kernel>(geometry, params)` entry per kernel that unpacks CUDA's `void**` params.
 fn emulation_source(stem: &str) -> String {
@@ -129,7 +99,8 @@ fn emulation_source(stem: &str) -> String {
         "float* smem = reinterpret_cast<float*>(emu_dynamic_smem);",
     );
     let mut src = format!("#include \"cuda_emu.h\"\n{program}\n");
-    for (name, types) in kernel_signatures(kernel.text) {
+    for sig in kernel_signatures(kernel.text) {
+        let (name, types) = (sig.name, sig.param_types);
         let args: Vec<String> = types
             .iter()
             .enumerate()
@@ -449,21 +420,4 @@ fn emulated_denoise_loss_matches_cpu() {
         assert_close(&format!("d_reg {p:?}"), &gdr, &dr, 1e-6 * scale, 1e-5);
         assert_close(&format!("d_cls {p:?}"), &gdc, &dc, 1e-6 * scale, 1e-5);
     }
-}
-
-#[test]
-fn signatures_are_parsed_from_the_kernel_files() {
-    let conv = KERNEL_FILES
-        .iter()
-        .find(|k| k.stem == "conv1d")
-        .expect("conv1d.cu");
-    let sigs = kernel_signatures(conv.text);
-    let fwd = sigs
-        .iter()
-        .find(|(n, _)| n == "conv1d_fwd_f32")
-        .expect("conv1d_fwd_f32");
-    assert_eq!(fwd.1.len(), 11);
-    assert_eq!(fwd.1[0], "const float*");
-    assert_eq!(fwd.1[3], "float*");
-    assert_eq!(fwd.1[10], "int");
 }
