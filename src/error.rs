@@ -42,11 +42,67 @@ pub enum BackendError {
     Unsupported { op: &'static str, what: String },
 }
 
+/// Errors of the file layer: reading and writing tracks, reads, peaks, stores. Every
+/// message starts with the file and, for text formats, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The operating system refused a read or write.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A line of a text format that does not parse.
+    #[error("{}: line {line}: {what}", path.display())]
+    Line {
+        path: PathBuf,
+        line: u64,
+        what: String,
+    },
+
+    /// A file whose content is wrong as a whole (empty, truncated, wrong format or version).
+    #[error("{}: {what}", path.display())]
+    Content { path: PathBuf, what: String },
+
+    /// Inputs that disagree with each other (e.g. chromosome names).
+    #[error("{0}")]
+    Mismatch(String),
+
+    /// An option or argument with a value that cannot be used.
+    #[error("{0}")]
+    Argument(String),
+}
+
+impl FileError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> FileError {
+        let path = path.into();
+        move |source| FileError::Io { path, source }
+    }
+
+    pub(crate) fn content(path: impl Into<PathBuf>, what: impl Into<String>) -> FileError {
+        FileError::Content {
+            path: path.into(),
+            what: what.into(),
+        }
+    }
+
+    pub(crate) fn line(path: impl Into<PathBuf>, line: u64, what: impl Into<String>) -> FileError {
+        FileError::Line {
+            path: path.into(),
+            line,
+            what: what.into(),
+        }
+    }
+}
+
 /// The library's error: one variant per layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Backend(#[from] BackendError),
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -32,3 +32,8 @@ pub mod error;
 pub mod kernels;
 
 pub use error::{Error, Result};
+pub mod coverage;
+pub mod io;
+pub mod peaks;
+pub mod store;
+pub mod track;

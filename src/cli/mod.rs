@@ -1,7 +1,11 @@
 //! The `chromax` command line: one file per subcommand, thin over the library. The CLI owns
 //! all output and exit codes.
 
+pub mod coverage;
 pub mod devices;
+pub mod peaks;
+pub mod progress;
+pub mod store;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +25,13 @@ pub struct Cli {
 pub enum Command {
     /// List the CPU and every CUDA device, or say why CUDA is not usable.
     Devices(devices::DevicesArgs),
+    /// Reads (BAM or 10x fragments) to a coverage track: bigWig, bedGraph or shard.
+    Coverage(coverage::CoverageArgs),
+    /// Call peaks on a coverage track (Poisson against the genome mean, as MACS2 bdgcmp + bdgpeakcall).
+    Peaks(peaks::PeaksArgs),
+    /// Track shards: build ahead of time, or describe one.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Runs the parsed command line; the error is printed by `main`.
@@ -36,6 +47,9 @@ pub fn run(cli: Cli) -> CliResult {
     }
     match cli.command {
         Command::Devices(args) => devices::run(&args),
+        Command::Coverage(args) => coverage::run(&args),
+        Command::Peaks(args) => peaks::run(&args),
+        Command::Store(cmd) => store::run(&cmd),
     }
 }
 

@@ -1,0 +1,275 @@
+//! Coverage from a BAM file (noodles): filters, Tn5 shift, read pairs.
+
+use super::{
+    check_names_met, keep_in_subsample, CellSelection, CoverageOptions, CoverageReport, Pileup,
+    PileupMode, Region,
+};
+use crate::error::FileError;
+use crate::io::ChromSizes;
+use crate::track::Track;
+use noodles::bam;
+use noodles::sam;
+use noodles::sam::alignment::record::data::field::{Tag, Value};
+use noodles::sam::alignment::Record as _;
+use std::fs::File;
+use std::path::Path;
+
+const PROGRESS_EVERY: u64 = 1 << 18;
+
+/// The genome sizes in a BAM header (`@SQ` lines).
+pub fn bam_header_sizes(path: impl AsRef<Path>) -> Result<ChromSizes, FileError> {
+    let path = path.as_ref();
+    let header = File::open(path)
+        .map(bam::io::Reader::new)
+        .and_then(|mut r| r.read_header())
+        .map_err(|e| bam_error(path, e))?;
+    header_sizes(path, &header)
+}
+
+fn header_sizes(path: &Path, header: &sam::Header) -> Result<ChromSizes, FileError> {
+    let pairs = header
+        .reference_sequences()
+        .iter()
+        .map(|(name, rs)| (name.to_string(), rs.length().get() as u64));
+    let sizes = ChromSizes::from_pairs(pairs).map_err(|e| FileError::content(path, e))?;
+    if sizes.is_empty() {
+        return Err(FileError::content(
+            path,
+            "the BAM header lists no reference sequences (@SQ)",
+        ));
+    }
+    Ok(sizes)
+}
+
+fn bam_error(path: &Path, e: std::io::Error) -> FileError {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            FileError::content(path, "the BAM ends early: the file is truncated")
+        }
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => FileError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+        _ => FileError::content(path, format!("not a readable BAM file: {e}")),
+    }
+}
+
+/// Piles up the reads of a BAM over `sizes` (or the BAM header's sequences).
+///
+/// Reads are dropped when unmapped, secondary, supplementary, QC-failed, duplicates, or below
+/// `min_mapq` (MAPQ 255, "unavailable", passes). In cut-site mode every remaining read gives
+/// its Tn5 cut site; in fragment mode each properly paired leftmost mate (TLEN > 0) gives its
+/// fragment `pos + 4 .. pos + TLEN − 5`. Subsampling is by read name, so mates share the
+/// decision; cell selection reads the `CB` tag.
+pub fn coverage_from_bam(
+    path: impl AsRef<Path>,
+    sizes: Option<&ChromSizes>,
+    opts: &CoverageOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Track, CoverageReport), FileError> {
+    let path = path.as_ref();
+    opts.validate()?;
+    let keep_cells = match &opts.cells {
+        CellSelection::All => None,
+        CellSelection::Keep(keep) => Some(keep),
+        CellSelection::Sample(_) => {
+            return Err(FileError::Argument(
+                "--sample-cells needs a fragments file; for a BAM, list the cells with --cells"
+                    .into(),
+            ));
+        }
+    };
+    let mut reader = File::open(path)
+        .map(bam::io::Reader::new)
+        .map_err(|e| bam_error(path, e))?;
+    let header = reader.read_header().map_err(|e| bam_error(path, e))?;
+    let bam_sizes = header_sizes(path, &header)?;
+    let sizes = sizes.unwrap_or(&bam_sizes);
+    // BAM reference id → id in `sizes` (None: missing from the sizes).
+    let to_sizes: Vec<Option<usize>> = bam_sizes.names().iter().map(|n| sizes.id(n)).collect();
+
+    let mut pile = Pileup::new(sizes, opts.region.as_ref())?;
+    let mut report = CoverageReport {
+        cells_kept: keep_cells.map(|k| k.len()),
+        ..Default::default()
+    };
+    let mut per_record = |record: &bam::Record,
+                          report: &mut CoverageReport,
+                          pile: &mut Pileup|
+     -> Result<(), FileError> {
+        report.records += 1;
+        if report.records % PROGRESS_EVERY == 0 {
+            progress(report.records);
+        }
+        let flags = record.flags();
+        let reason = if flags.is_unmapped() {
+            Some("unmapped")
+        } else if flags.is_secondary() {
+            Some("secondary")
+        } else if flags.is_supplementary() {
+            Some("supplementary")
+        } else if flags.is_qc_fail() {
+            Some("qc_fail")
+        } else if flags.is_duplicate() {
+            Some("duplicate")
+        } else if record
+            .mapping_quality()
+            .is_some_and(|q| u8::from(q) < opts.min_mapq)
+        {
+            Some("low_mapq")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            *report.filtered.entry(reason).or_insert(0) += 1;
+            return Ok(());
+        }
+        let record_no = report.records;
+        let bad = |e: std::io::Error| FileError::content(path, format!("record {record_no}: {e}"));
+        let Some(ref_id) = record.reference_sequence_id().transpose().map_err(bad)? else {
+            *report.filtered.entry("unmapped").or_insert(0) += 1;
+            return Ok(());
+        };
+        let Some(chrom) = to_sizes.get(ref_id).copied().flatten() else {
+            let name = bam_sizes
+                .names()
+                .get(ref_id)
+                .cloned()
+                .unwrap_or_else(|| format!("reference #{ref_id}"));
+            *report.unknown_chroms.entry(name).or_insert(0) += 1;
+            return Ok(());
+        };
+        pile.moved_to(chrom);
+        if let Some(keep) = keep_cells {
+            let barcode = match record.data().get(&Tag::CELL_BARCODE_ID) {
+                Some(Ok(Value::String(s))) => Some(s.to_vec()),
+                _ => None,
+            };
+            if !barcode.is_some_and(|b| keep.contains(&b)) {
+                report.skipped_cells += 1;
+                return Ok(());
+            }
+        }
+        if let Some(fraction) = opts.subsample {
+            let name = record.name().map(|n| n.to_vec()).unwrap_or_default();
+            if !keep_in_subsample(fraction, opts.seed, &[&name]) {
+                report.skipped_subsample += 1;
+                return Ok(());
+            }
+        }
+        let Some(start) = record.alignment_start().transpose().map_err(bad)? else {
+            return Ok(());
+        };
+        let start0 = usize::from(start) as i64 - 1;
+        let used = match opts.mode {
+            PileupMode::CutSites => {
+                let cut = if flags.is_reverse_complemented() {
+                    let end = record
+                        .alignment_end()
+                        .transpose()
+                        .map_err(bad)?
+                        .map_or(start0, |e| usize::from(e) as i64 - 1);
+                    end - 5
+                } else {
+                    start0 + 4
+                };
+                let e = opts.extend as i64;
+                report.cut_sites += 1;
+                pile.add(chrom, cut - e, cut + e + 1, 1)
+            }
+            PileupMode::Fragments => {
+                let tlen = record.template_length() as i64;
+                if !flags.is_properly_segmented() || tlen <= 0 {
+                    return Ok(());
+                }
+                pile.add(chrom, start0 + 4, start0 + tlen - 5, 1)
+            }
+        };
+        if used {
+            report.used += 1;
+        } else {
+            report.skipped_region += 1;
+        }
+        Ok(())
+    };
+
+    match &opts.region {
+        None => {
+            let mut record = bam::Record::default();
+            loop {
+                let n = reader
+                    .read_record(&mut record)
+                    .map_err(|e| bam_error(path, e))?;
+                if n == 0 {
+                    break;
+                }
+                per_record(&record, &mut report, &mut pile)?;
+            }
+        }
+        Some(region) => {
+            let mut indexed = indexed_reader(path)?;
+            let header = indexed.read_header().map_err(|e| bam_error(path, e))?;
+            let query_region = noodles_region(region, sizes)?;
+            let query = indexed
+                .query(&header, &query_region)
+                .map_err(|e| FileError::content(path, format!("region query failed: {e}")))?;
+            for record in query.records() {
+                let record = record.map_err(|e| bam_error(path, e))?;
+                per_record(&record, &mut report, &mut pile)?;
+            }
+        }
+    }
+    progress(report.records);
+    if report.records == 0 && opts.region.is_none() {
+        return Err(FileError::content(path, "no reads: the BAM has no records"));
+    }
+    check_names_met(path, sizes, &report, "the genome sizes")?;
+    report.bases_clipped = pile.clipped;
+    Ok((pile.finish(), report))
+}
+
+fn indexed_reader(
+    path: &Path,
+) -> Result<bam::io::IndexedReader<noodles::bgzf::io::Reader<File>>, FileError> {
+    let has_index = ["bai", "csi"].iter().any(|ext| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{ext}"));
+        Path::new(&p).exists()
+    });
+    if !has_index {
+        return Err(FileError::content(
+            path,
+            format!("--region needs the BAM's index, but neither {0}.bai nor {0}.csi exists: create it with `samtools index {0}`", path.display()),
+        ));
+    }
+    bam::io::indexed_reader::Builder::default()
+        .build_from_path(path)
+        .map_err(|e| FileError::content(path, format!("cannot open the BAM with its index: {e}")))
+}
+
+fn noodles_region(region: &Region, sizes: &ChromSizes) -> Result<noodles::core::Region, FileError> {
+    let len = sizes
+        .id(&region.chrom)
+        .map_or(u64::MAX, |id| sizes.length(id));
+    let text = format!(
+        "{}:{}-{}",
+        region.chrom,
+        region.start + 1,
+        region.end.min(len)
+    );
+    text.parse()
+        .map_err(|e| FileError::Argument(format!("--region {text}: {e}")))
+}
+
+/// Whether a file is a BAM (BGZF-compressed, starting with `BAM\1`).
+pub fn is_bam(path: impl AsRef<Path>) -> bool {
+    use std::io::Read;
+    let Ok(file) = File::open(path.as_ref()) else {
+        return false;
+    };
+    let mut magic = [0u8; 4];
+    flate2::read::MultiGzDecoder::new(file)
+        .read_exact(&mut magic)
+        .is_ok()
+        && &magic == b"BAM\x01"
+}

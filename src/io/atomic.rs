@@ -1,0 +1,75 @@
+//! Outputs that appear whole or not at all.
+
+use crate::error::FileError;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+/// A file written under a temporary name beside its destination and renamed into place by
+/// [`AtomicFile::commit`]. Dropped without a commit, it removes the temporary file, so a
+/// failed or interrupted run leaves nothing half-written under the destination's name.
+#[derive(Debug)]
+pub struct AtomicFile {
+    dest: PathBuf,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Prepares `dest`; its directory must exist.
+    pub fn new(dest: impl AsRef<Path>) -> Result<Self, FileError> {
+        let dest = dest.as_ref().to_path_buf();
+        let name = dest
+            .file_name()
+            .ok_or_else(|| FileError::content(&dest, "is not a file name"))?;
+        let tmp = dest.with_file_name(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(FileError::content(
+                    dir,
+                    "the output directory does not exist",
+                ));
+            }
+        }
+        Ok(AtomicFile {
+            dest,
+            tmp,
+            committed: false,
+        })
+    }
+
+    /// The temporary path to write to.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The final path.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Creates the temporary file for buffered writing.
+    pub fn create(&self) -> Result<BufWriter<File>, FileError> {
+        let f = File::create(&self.tmp).map_err(FileError::io(&self.dest))?;
+        Ok(BufWriter::with_capacity(1 << 20, f))
+    }
+
+    /// Renames the finished temporary file to the destination.
+    pub fn commit(mut self) -> Result<(), FileError> {
+        std::fs::rename(&self.tmp, &self.dest).map_err(FileError::io(&self.dest))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}

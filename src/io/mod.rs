@@ -1,0 +1,16 @@
+//! File formats, at the edges: everything inside chromax is a store or a buffer.
+//!
+//! Coordinates are 0-based and half-open (`start..end`) everywhere, as in BED, bedGraph,
+//! narrowPeak, 10x fragments and bigWig; BAM positions are converted on reading. Readers
+//! name the file and line of any fault; writers write to a temporary name in the target's
+//! directory and rename it into place only when complete ([`atomic::AtomicFile`]).
+
+pub mod atomic;
+pub mod bed;
+pub mod bedgraph;
+pub mod bigwig;
+pub mod fragments;
+pub mod sizes;
+pub mod text;
+
+pub use sizes::ChromSizes;

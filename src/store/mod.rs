@@ -1,0 +1,11 @@
+//! Memory-mapped stores: track shards today (base codes and cell matrices follow the same
+//! container ideas). Built once from bigWig, bedGraph or BED/narrowPeak, reused by every
+//! later run through a content-keyed cache the user need not manage.
+
+pub mod build;
+pub mod shard;
+
+pub use build::{build_shard, cached_shard, track_cache_dir, SourceFormat, CACHE_DIR_ENV};
+pub use shard::{
+    Dtype, ShardIndex, ShardSlice, ShardStats, ShardValues, TrackShard, SHARD_EXTENSION,
+};

@@ -1,0 +1,476 @@
+//! Track shards: one memory-mapped file per track.
+//!
+//! Layout (little-endian):
+//!
+//! ```text
+//! 0      8 bytes  magic "CHROMAXT"
+//! 8      u32      format version (1)
+//! 12     u32      reserved (0)
+//! 16     u64      length of the JSON index in bytes
+//! 24     JSON index: {"dtype", "chroms": [{"name", "length", "offset"}], "source", ...}
+//! ...    one array per chromosome of `length` values of `dtype`, each starting at a
+//!        4 KiB-aligned `offset`
+//! ```
+//!
+//! Slices are zero-copy views into the mapping; positions past a chromosome's end read as 0.
+
+use crate::error::FileError;
+use crate::io::atomic::AtomicFile;
+use crate::io::ChromSizes;
+use crate::track::Track;
+use half::f16;
+use memmap2::{Mmap, MmapMut};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+pub const SHARD_MAGIC: &[u8; 8] = b"CHROMAXT";
+pub const SHARD_VERSION: u32 = 1;
+/// File extension of track shards.
+pub const SHARD_EXTENSION: &str = "cxtrack";
+const ALIGN: u64 = 4096;
+const FIXED_HEADER: usize = 24;
+
+/// The value type of a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// 0/1 masks (any non-zero value is stored as 1).
+    U8,
+    /// Integer coverage, rounded, saturating at 0 and 65,535.
+    U16,
+    F16,
+    F32,
+}
+
+impl Dtype {
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::U8 => 1,
+            Dtype::U16 | Dtype::F16 => 2,
+            Dtype::F32 => 4,
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "u8" => Ok(Dtype::U8),
+            "u16" => Ok(Dtype::U16),
+            "f16" => Ok(Dtype::F16),
+            "f32" => Ok(Dtype::F32),
+            _ => Err(format!("dtype '{s}': expected u8, u16, f16 or f32")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::U8 => "u8",
+            Dtype::U16 => "u16",
+            Dtype::F16 => "f16",
+            Dtype::F32 => "f32",
+        }
+    }
+}
+
+/// Where a shard's data came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSource {
+    pub path: String,
+    /// SHA-256 of the source file's bytes (hex), if it was hashed.
+    pub sha256: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// One chromosome's entry of the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardChrom {
+    pub name: String,
+    pub length: u64,
+    pub offset: u64,
+}
+
+/// The JSON index of a shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardIndex {
+    pub version: u32,
+    pub dtype: Dtype,
+    pub chroms: Vec<ShardChrom>,
+    pub source: Option<ShardSource>,
+    /// Bases whose value did not fit the dtype (clamped) or was rounded to it.
+    pub saturated: u64,
+    pub rounded: u64,
+    pub created_by: String,
+}
+
+/// Counts of what a conversion could not store exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShardStats {
+    pub saturated: u64,
+    pub rounded: u64,
+    pub bytes: u64,
+}
+
+/// Writes `track` as a shard of `dtype`, atomically; chromosomes are filled in parallel.
+pub fn write_shard(
+    path: impl AsRef<Path>,
+    track: &Track,
+    dtype: Dtype,
+    source: Option<ShardSource>,
+) -> Result<ShardStats, FileError> {
+    let path = path.as_ref();
+    let sizes = track.sizes();
+    // Lay out with a placeholder index, then again with the real counts: offsets depend
+    // only on the index length, which the counts can change by a few digits; pad for that.
+    let layout = |index: &ShardIndex| -> Result<(Vec<u8>, Vec<u64>, u64), FileError> {
+        let mut json =
+            serde_json::to_vec(index).map_err(|e| FileError::content(path, e.to_string()))?;
+        json.resize(json.len() + 64, b' ');
+        let mut offset = align((FIXED_HEADER + json.len()) as u64);
+        let mut offsets = Vec::with_capacity(sizes.len());
+        for (_, len) in sizes.iter() {
+            offsets.push(offset);
+            offset = align(offset + len * dtype.size() as u64);
+        }
+        Ok((json, offsets, offset))
+    };
+    let mut index = ShardIndex {
+        version: SHARD_VERSION,
+        dtype,
+        chroms: sizes
+            .iter()
+            .map(|(n, l)| ShardChrom {
+                name: n.to_string(),
+                length: l,
+                offset: 0,
+            })
+            .collect(),
+        source,
+        saturated: u64::MAX,
+        rounded: u64::MAX,
+        created_by: format!("chromax {}", env!("CARGO_PKG_VERSION")),
+    };
+    let (json, offsets, total) = layout(&index)?;
+    for (c, &o) in index.chroms.iter_mut().zip(&offsets) {
+        c.offset = o;
+    }
+    let reserved_json = json.len();
+
+    let file = AtomicFile::new(path)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(file.path())
+        .map_err(FileError::io(path))?;
+    f.set_len(total).map_err(FileError::io(path))?;
+    // SAFETY: the file was just created by this process under a private temporary name; no
+    // one else maps or truncates it while the mapping lives.
+    let mut map = unsafe { MmapMut::map_mut(&f) }.map_err(FileError::io(path))?;
+
+    // Split the mapping into one mutable slice per chromosome and fill them in parallel.
+    let mut pieces: Vec<(usize, &mut [u8])> = Vec::with_capacity(sizes.len());
+    let mut rest: &mut [u8] = &mut map[..];
+    let mut consumed = 0u64;
+    for (id, &offset) in offsets.iter().enumerate() {
+        let skip = (offset - consumed) as usize;
+        let (_, tail) = rest.split_at_mut(skip);
+        let bytes = sizes.length(id) as usize * dtype.size();
+        let (piece, tail) = tail.split_at_mut(bytes);
+        pieces.push((id, piece));
+        rest = tail;
+        consumed = offset + bytes as u64;
+    }
+    let stats: Vec<ShardStats> = pieces
+        .into_par_iter()
+        .map(|(id, piece)| fill_chrom(track, id, dtype, piece))
+        .collect();
+    let saturated = stats.iter().map(|s| s.saturated).sum();
+    let rounded = stats.iter().map(|s| s.rounded).sum();
+    index.saturated = saturated;
+    index.rounded = rounded;
+
+    let mut json =
+        serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?;
+    if json.len() > reserved_json {
+        return Err(FileError::content(
+            path,
+            "internal: the shard index grew past its reserved space",
+        ));
+    }
+    json.resize(reserved_json, b' ');
+    map[..8].copy_from_slice(SHARD_MAGIC);
+    map[8..12].copy_from_slice(&SHARD_VERSION.to_le_bytes());
+    map[12..16].copy_from_slice(&0u32.to_le_bytes());
+    map[16..24].copy_from_slice(&(json.len() as u64).to_le_bytes());
+    map[FIXED_HEADER..FIXED_HEADER + json.len()].copy_from_slice(&json);
+    map.flush().map_err(FileError::io(path))?;
+    drop(map);
+    drop(f);
+    file.commit()?;
+    Ok(ShardStats {
+        saturated,
+        rounded,
+        bytes: total,
+    })
+}
+
+fn align(x: u64) -> u64 {
+    x.div_ceil(ALIGN) * ALIGN
+}
+
+/// Writes chromosome `id`'s runs into its (zero-filled) bytes.
+fn fill_chrom(track: &Track, id: usize, dtype: Dtype, bytes: &mut [u8]) -> ShardStats {
+    let mut stats = ShardStats::default();
+    for r in track.runs(id) {
+        let (s, e) = (r.start as usize, r.end as usize);
+        let n = (e - s) as u64;
+        match dtype {
+            Dtype::U8 => bytes[s..e].fill(u8::from(r.value != 0.0)),
+            Dtype::U16 => {
+                let v = r.value.round();
+                if v < 0.0 || v > u16::MAX as f32 {
+                    stats.saturated += n;
+                } else if v != r.value {
+                    stats.rounded += n;
+                }
+                let q = v.clamp(0.0, u16::MAX as f32) as u16;
+                let arr: &mut [u16] = bytemuck::cast_slice_mut(bytes);
+                arr[s..e].fill(q.to_le());
+            }
+            Dtype::F16 => {
+                let h = f16::from_f32(r.value);
+                if h.is_infinite() {
+                    stats.saturated += n;
+                } else if h.to_f32() != r.value {
+                    stats.rounded += n;
+                }
+                let arr: &mut [u16] = bytemuck::cast_slice_mut(bytes);
+                arr[s..e].fill(h.to_bits().to_le());
+            }
+            Dtype::F32 => {
+                let arr: &mut [u32] = bytemuck::cast_slice_mut(bytes);
+                arr[s..e].fill(r.value.to_bits().to_le());
+            }
+        }
+    }
+    stats
+}
+
+/// A memory-mapped track shard.
+pub struct TrackShard {
+    path: PathBuf,
+    map: Mmap,
+    index: ShardIndex,
+    sizes: ChromSizes,
+}
+
+/// The values of a slice, borrowed from the mapping.
+#[derive(Debug, Clone, Copy)]
+pub enum ShardValues<'a> {
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    F16(&'a [f16]),
+    F32(&'a [f32]),
+}
+
+/// `left_zeros` zeros, then `values` (zero-copy), then `right_zeros` zeros: the positions of
+/// a requested range that fall before 0 or past the chromosome's end read as 0.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardSlice<'a> {
+    pub left_zeros: usize,
+    pub values: ShardValues<'a>,
+    pub right_zeros: usize,
+}
+
+impl ShardSlice<'_> {
+    pub fn len(&self) -> usize {
+        self.left_zeros + self.values.len() + self.right_zeros
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the slice into `out` (same length) as f32.
+    pub fn to_f32(&self, out: &mut [f32]) {
+        let (left, rest) = out.split_at_mut(self.left_zeros);
+        left.fill(0.0);
+        let (mid, right) = rest.split_at_mut(self.values.len());
+        right.fill(0.0);
+        match self.values {
+            ShardValues::U8(v) => mid.iter_mut().zip(v).for_each(|(o, &x)| *o = x as f32),
+            ShardValues::U16(v) => mid
+                .iter_mut()
+                .zip(v)
+                .for_each(|(o, &x)| *o = u16::from_le(x) as f32),
+            ShardValues::F16(v) => mid
+                .iter_mut()
+                .zip(v)
+                .for_each(|(o, &x)| *o = f16::from_bits(u16::from_le(x.to_bits())).to_f32()),
+            ShardValues::F32(v) => mid
+                .iter_mut()
+                .zip(v)
+                .for_each(|(o, &x)| *o = f32::from_bits(u32::from_le(x.to_bits()))),
+        }
+    }
+}
+
+impl ShardValues<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            ShardValues::U8(v) => v.len(),
+            ShardValues::U16(v) => v.len(),
+            ShardValues::F16(v) => v.len(),
+            ShardValues::F32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl TrackShard {
+    /// Maps a shard and checks its header and index against the file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, FileError> {
+        let path = path.as_ref();
+        if cfg!(target_endian = "big") {
+            return Err(FileError::content(
+                path,
+                "track shards are little-endian and this machine is big-endian",
+            ));
+        }
+        let f = File::open(path).map_err(FileError::io(path))?;
+        // SAFETY: shards are written once under a temporary name and renamed into place, never
+        // modified afterwards; a file truncated by someone else while mapped is outside what
+        // chromax can guard against (as for any memory-mapped reader).
+        let map = unsafe { Mmap::map(&f) }.map_err(FileError::io(path))?;
+        let bad = |what: String| FileError::content(path, what);
+        if map.len() < FIXED_HEADER || &map[..8] != SHARD_MAGIC {
+            return Err(bad(format!(
+                "not a chromax track shard (no '{}' magic)",
+                String::from_utf8_lossy(SHARD_MAGIC)
+            )));
+        }
+        let version = u32::from_le_bytes([map[8], map[9], map[10], map[11]]);
+        if version != SHARD_VERSION {
+            return Err(bad(format!("shard format version {version}; this chromax reads version {SHARD_VERSION}: rebuild it with `chromax store build`")));
+        }
+        let json_len = u64::from_le_bytes(map[16..24].try_into().unwrap_or([0; 8])) as usize;
+        let json = map
+            .get(FIXED_HEADER..FIXED_HEADER.saturating_add(json_len))
+            .ok_or_else(|| bad("the index runs past the end of the file: truncated".into()))?;
+        let index: ShardIndex =
+            serde_json::from_slice(json).map_err(|e| bad(format!("unreadable index: {e}")))?;
+        for c in &index.chroms {
+            let end = c.offset.checked_add(c.length * index.dtype.size() as u64);
+            if c.offset % ALIGN != 0 || end.is_none_or(|e| e > map.len() as u64) {
+                return Err(bad(format!(
+                    "chromosome '{}' lies outside the file: truncated or damaged",
+                    c.name
+                )));
+            }
+        }
+        let sizes = ChromSizes::from_pairs(index.chroms.iter().map(|c| (c.name.clone(), c.length)))
+            .map_err(bad)?;
+        Ok(TrackShard {
+            path: path.to_path_buf(),
+            map,
+            index,
+            sizes,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn index(&self) -> &ShardIndex {
+        &self.index
+    }
+    pub fn dtype(&self) -> Dtype {
+        self.index.dtype
+    }
+    pub fn sizes(&self) -> &ChromSizes {
+        &self.sizes
+    }
+
+    /// The whole of chromosome `id`, zero-copy.
+    pub fn chrom_values(&self, id: usize) -> ShardValues<'_> {
+        let c = &self.index.chroms[id];
+        let bytes = &self.map
+            [c.offset as usize..(c.offset + c.length * self.dtype().size() as u64) as usize];
+        match self.dtype() {
+            Dtype::U8 => ShardValues::U8(bytes),
+            Dtype::U16 => ShardValues::U16(bytemuck::cast_slice(bytes)),
+            Dtype::F16 => ShardValues::F16(bytemuck::cast_slice(bytes)),
+            Dtype::F32 => ShardValues::F32(bytemuck::cast_slice(bytes)),
+        }
+    }
+
+    /// `chrom`'s values over `start..end`, which may reach before 0 or past the end (zeros).
+    pub fn slice(&self, chrom: &str, start: i64, end: i64) -> Result<ShardSlice<'_>, FileError> {
+        let id = self.sizes.id(chrom).ok_or_else(|| {
+            FileError::content(
+                &self.path,
+                format!(
+                    "no chromosome '{chrom}' (the shard has {})",
+                    self.sizes
+                        .names()
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        if end < start {
+            return Err(FileError::Argument(format!(
+                "{chrom}:{start}-{end}: end before start"
+            )));
+        }
+        let len = self.sizes.length(id) as i64;
+        let n = end - start;
+        let in_lo = start.clamp(0, len);
+        let in_hi = end.min(len).max(in_lo);
+        let left_zeros = (in_lo - start).clamp(0, n) as usize;
+        let (lo, hi) = (in_lo as usize, in_hi as usize);
+        let right_zeros = n as usize - left_zeros - (hi - lo);
+        let values = match self.chrom_values(id) {
+            ShardValues::U8(v) => ShardValues::U8(&v[lo..hi]),
+            ShardValues::U16(v) => ShardValues::U16(&v[lo..hi]),
+            ShardValues::F16(v) => ShardValues::F16(&v[lo..hi]),
+            ShardValues::F32(v) => ShardValues::F32(&v[lo..hi]),
+        };
+        Ok(ShardSlice {
+            left_zeros,
+            values,
+            right_zeros,
+        })
+    }
+
+    /// The shard as a run-length track (for peak calling and exports).
+    pub fn to_track(&self) -> Track {
+        let mut track = Track::empty(self.sizes.clone());
+        let runs: Vec<_> = (0..self.sizes.len())
+            .into_par_iter()
+            .map(|id| {
+                let len = self.sizes.length(id) as usize;
+                let mut values = vec![0.0f32; len];
+                let slice = ShardSlice {
+                    left_zeros: 0,
+                    values: self.chrom_values(id),
+                    right_zeros: 0,
+                };
+                slice.to_f32(&mut values);
+                crate::track::runs_from_dense(&values, 0)
+            })
+            .collect();
+        for (id, r) in runs.into_iter().enumerate() {
+            track.set_runs(id, r);
+        }
+        track
+    }
+}
