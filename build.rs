@@ -30,15 +30,11 @@ fn main() {
         writeln!(out, "pub const {files_const}: &[KernelSource] = &[").unwrap();
         for (name, path, _) in sources.iter().filter(|s| s.2 == want_header) {
             let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
-            writeln!(
-                out,
-                "    KernelSource {{ file: {name:?}, stem: {stem:?}, text: include_str!({path:?}) }},"
-            )
-            .unwrap();
+            writeln!(out, "    KernelSource {{ file: {name:?}, stem: {stem:?}, text: include_str!({path:?}) }},")
+                .unwrap();
         }
         writeln!(out, "];").unwrap();
     }
-    let dest =
-        Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("kernel_sources.rs");
+    let dest = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("kernel_sources.rs");
     fs::write(dest, out).expect("OUT_DIR is writable");
 }

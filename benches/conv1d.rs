@@ -18,14 +18,7 @@ use rayon::prelude::*;
 use std::hint::black_box;
 use std::time::Duration;
 
-const DENOISER: Conv1dParams = Conv1dParams {
-    batch: 8,
-    c_in: 15,
-    c_out: 15,
-    len: 60_000,
-    kernel: 51,
-    dilation: 8,
-};
+const DENOISER: Conv1dParams = Conv1dParams { batch: 8, c_in: 15, c_out: 15, len: 60_000, kernel: 51, dilation: 8 };
 const GEMM_N: usize = 2048;
 /// H200 f32 (non-tensor-core) peak and HBM bandwidth, for the CUDA rows of the summary.
 const H200_F32_TFLOPS: f64 = 67.0;
@@ -33,11 +26,7 @@ const H200_TBPS: f64 = 4.8;
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
-        .map(|i| {
-            (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32
-                / (1 << 24) as f32)
-                - 0.5
-        })
+        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32) - 0.5)
         .collect()
 }
 
@@ -46,10 +35,7 @@ fn conv_bytes(p: &Conv1dParams) -> u64 {
 }
 
 fn throughput(p: &Conv1dParams) -> Throughput {
-    Throughput::ElementsAndBytes {
-        elements: p.flops() as u64,
-        bytes: conv_bytes(p),
-    }
+    Throughput::ElementsAndBytes { elements: p.flops() as u64, bytes: conv_bytes(p) }
 }
 
 /// C = A·B for square f32 matrices, rayon over row blocks, each block one matrixmultiply GEMM.
@@ -77,10 +63,8 @@ fn bench_gemm_roof(c: &mut Criterion) {
     let b = Array2::from_shape_vec((n, n), values(n * n, 2)).expect("n×n");
     let mut out = Array2::<f32>::zeros((n, n));
     let mut group = c.benchmark_group("cpu_gemm_roof");
-    group.throughput(Throughput::ElementsAndBytes {
-        elements: 2 * (n as u64).pow(3),
-        bytes: 3 * 4 * (n as u64).pow(2),
-    });
+    group
+        .throughput(Throughput::ElementsAndBytes { elements: 2 * (n as u64).pow(3), bytes: 3 * 4 * (n as u64).pow(2) });
     group.bench_function(BenchmarkId::from_parameter(n), |bench| {
         bench.iter(|| gemm_rows(black_box(&a), black_box(&b), &mut out))
     });
@@ -102,25 +86,19 @@ fn bench_conv<B: Backend>(c: &mut Criterion, group_name: &str, backend: &B) {
     // Each iteration synchronises, so the clock stops only when the device is done.
     group.bench_function("fwd", |bench| {
         bench.iter(|| {
-            backend
-                .conv1d_fwd(&p, &x, &w, Some(&bias), &mut y)
-                .expect("fwd");
+            backend.conv1d_fwd(&p, &x, &w, Some(&bias), &mut y).expect("fwd");
             backend.synchronize().expect("sync");
         })
     });
     group.bench_function("bwd_input", |bench| {
         bench.iter(|| {
-            backend
-                .conv1d_bwd_input(&p, &dy, &w, &mut dx)
-                .expect("bwd_input");
+            backend.conv1d_bwd_input(&p, &dy, &w, &mut dx).expect("bwd_input");
             backend.synchronize().expect("sync");
         })
     });
     group.bench_function("bwd_weight", |bench| {
         bench.iter(|| {
-            backend
-                .conv1d_bwd_weight(&p, &x, &dy, &mut dw, Some(&mut db))
-                .expect("bwd_weight");
+            backend.conv1d_bwd_weight(&p, &x, &dy, &mut dw, Some(&mut db)).expect("bwd_weight");
             backend.synchronize().expect("sync");
         })
     });
@@ -129,14 +107,11 @@ fn bench_conv<B: Backend>(c: &mut Criterion, group_name: &str, backend: &B) {
 
 /// Mean seconds of a finished benchmark, from criterion's estimates.json.
 fn mean_seconds(id: &str) -> Option<f64> {
-    let root = std::env::var_os("CRITERION_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| "target".into());
-            target.join("criterion")
-        });
+    let root = std::env::var_os("CRITERION_HOME").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "target".into());
+        target.join("criterion")
+    });
     let text = std::fs::read_to_string(root.join(id).join("new").join("estimates.json")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     Some(json["mean"]["point_estimate"].as_f64()? * 1e-9)
@@ -146,10 +121,7 @@ fn print_summary(cuda: Option<&CudaBackend>) {
     let gemm_flop = 2.0 * (GEMM_N as f64).powi(3);
     let roof = mean_seconds(&format!("cpu_gemm_roof/{GEMM_N}")).map(|s| gemm_flop / s / 1e9);
     println!("\nsummary (mean times; denoiser shape {DENOISER:?})");
-    println!(
-        "{:<24} {:>10} {:>10} {:>9}  roof",
-        "benchmark", "ms", "GFLOP/s", "GB/s"
-    );
+    println!("{:<24} {:>10} {:>10} {:>9}  roof", "benchmark", "ms", "GFLOP/s", "GB/s");
     if let Some(r) = roof {
         println!(
             "{:<24} {:>10.1} {:>10.1} {:>9}  (the CPU roof)",
@@ -159,11 +131,7 @@ fn print_summary(cuda: Option<&CudaBackend>) {
             "-"
         );
     }
-    let groups: &[&str] = if cuda.is_some() {
-        &["cpu_conv1d", "cuda_conv1d"]
-    } else {
-        &["cpu_conv1d"]
-    };
+    let groups: &[&str] = if cuda.is_some() { &["cpu_conv1d", "cuda_conv1d"] } else { &["cpu_conv1d"] };
     for group in groups {
         for pass in ["fwd", "bwd_input", "bwd_weight"] {
             let id = format!("{group}/{pass}");
@@ -173,9 +141,7 @@ fn print_summary(cuda: Option<&CudaBackend>) {
             let gflops = DENOISER.flops() / secs / 1e9;
             let gbps = conv_bytes(&DENOISER) as f64 / secs / 1e9;
             let vs_roof = if group.starts_with("cpu") {
-                roof.map_or("-".to_string(), |r| {
-                    format!("{:.0}% of CPU GEMM ({r:.1} GFLOP/s)", 100.0 * gflops / r)
-                })
+                roof.map_or("-".to_string(), |r| format!("{:.0}% of CPU GEMM ({r:.1} GFLOP/s)", 100.0 * gflops / r))
             } else {
                 format!(
                     "{:.1}% of H200 f32 {H200_F32_TFLOPS} TFLOP/s, {:.2}% of {H200_TBPS} TB/s",
@@ -183,10 +149,7 @@ fn print_summary(cuda: Option<&CudaBackend>) {
                     gbps / (10.0 * H200_TBPS)
                 )
             };
-            println!(
-                "{id:<24} {:>10.1} {gflops:>10.1} {gbps:>9.2}  {vs_roof}",
-                secs * 1e3
-            );
+            println!("{id:<24} {:>10.1} {gflops:>10.1} {gbps:>9.2}  {vs_roof}", secs * 1e3);
         }
     }
 }

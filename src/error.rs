@@ -24,18 +24,11 @@ pub enum BackendError {
 
     /// NVRTC rejected a kernel file.
     #[error("NVRTC could not compile kernels/{file} for {arch}: {log}")]
-    KernelCompile {
-        file: String,
-        arch: String,
-        log: String,
-    },
+    KernelCompile { file: String, arch: String, log: String },
 
     /// The on-disk PTX cache could not be read or written.
     #[error("kernel cache {path}: {source}")]
-    KernelCache {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    KernelCache { path: PathBuf, source: std::io::Error },
 
     /// A shape the backend does not implement (the message says the limit).
     #[error("{op}: {what}")]
@@ -48,18 +41,11 @@ pub enum BackendError {
 pub enum FileError {
     /// The operating system refused a read or write.
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     /// A line of a text format that does not parse.
     #[error("{}: line {line}: {what}", path.display())]
-    Line {
-        path: PathBuf,
-        line: u64,
-        what: String,
-    },
+    Line { path: PathBuf, line: u64, what: String },
 
     /// A file whose content is wrong as a whole (empty, truncated, wrong format or version).
     #[error("{}: {what}", path.display())]
@@ -81,18 +67,11 @@ impl FileError {
     }
 
     pub(crate) fn content(path: impl Into<PathBuf>, what: impl Into<String>) -> FileError {
-        FileError::Content {
-            path: path.into(),
-            what: what.into(),
-        }
+        FileError::Content { path: path.into(), what: what.into() }
     }
 
     pub(crate) fn line(path: impl Into<PathBuf>, line: u64, what: impl Into<String>) -> FileError {
-        FileError::Line {
-            path: path.into(),
-            line,
-            what: what.into(),
-        }
+        FileError::Line { path: path.into(), line, what: what.into() }
     }
 }
 

@@ -48,10 +48,7 @@ pub fn kernel_signatures(text: &str) -> Vec<KernelSignature> {
     for rest in text.split("extern \"C\" __global__ void").skip(1) {
         let mut rest = rest.trim_start();
         if let Some(after) = rest.strip_prefix("__launch_bounds__") {
-            rest = after
-                .split_once(')')
-                .map_or("", |(_, tail)| tail)
-                .trim_start();
+            rest = after.split_once(')').map_or("", |(_, tail)| tail).trim_start();
         }
         let Some((name, params)) = rest.split_once('(') else {
             continue;
@@ -60,17 +57,11 @@ pub fn kernel_signatures(text: &str) -> Vec<KernelSignature> {
         let param_types = params
             .split(',')
             .map(|param| {
-                let words: Vec<&str> = param
-                    .split_whitespace()
-                    .filter(|w| *w != "__restrict__")
-                    .collect();
+                let words: Vec<&str> = param.split_whitespace().filter(|w| *w != "__restrict__").collect();
                 words[..words.len().saturating_sub(1)].join(" ")
             })
             .collect();
-        out.push(KernelSignature {
-            name: name.trim().to_string(),
-            param_types,
-        });
+        out.push(KernelSignature { name: name.trim().to_string(), param_types });
     }
     out
 }

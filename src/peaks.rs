@@ -30,12 +30,7 @@ pub struct PeakCallOptions {
 
 impl Default for PeakCallOptions {
     fn default() -> Self {
-        PeakCallOptions {
-            lambda: None,
-            cutoff: 3.0,
-            max_gap: 30,
-            min_length: 200,
-        }
+        PeakCallOptions { lambda: None, cutoff: 3.0, max_gap: 30, min_length: 200 }
     }
 }
 
@@ -57,10 +52,7 @@ pub struct PoissonScores {
 
 impl PoissonScores {
     pub fn new(lambda: f64) -> Self {
-        PoissonScores {
-            lambda,
-            scores: Vec::new(),
-        }
+        PoissonScores { lambda, scores: Vec::new() }
     }
 
     /// The score of coverage `k`, extending the table as needed.
@@ -98,11 +90,7 @@ impl PoissonScores {
         let mut lower = f64::NEG_INFINITY; // ln P(X ≤ k)
         for (k, score) in scores.iter_mut().enumerate() {
             lower = log_add(lower, ln_pmf[k]);
-            let ln_upper = if (k as f64) < lambda {
-                (-lower.exp()).ln_1p()
-            } else {
-                *score
-            };
+            let ln_upper = if (k as f64) < lambda { (-lower.exp()).ln_1p() } else { *score };
             *score = -ln_upper / std::f64::consts::LN_10;
         }
         self.scores = scores;
@@ -121,10 +109,7 @@ fn log_add(a: f64, b: f64) -> f64 {
 }
 
 /// Calls peaks on a coverage track; see the module documentation.
-pub fn call_peaks(
-    track: &Track,
-    opts: &PeakCallOptions,
-) -> Result<(Vec<NarrowPeak>, PeakCallSummary), String> {
+pub fn call_peaks(track: &Track, opts: &PeakCallOptions) -> Result<(Vec<NarrowPeak>, PeakCallSummary), String> {
     let genome = track.sizes().total() as f64;
     let lambda = match opts.lambda {
         Some(l) if l > 0.0 && l.is_finite() => l,
@@ -132,36 +117,24 @@ pub fn call_peaks(
         None => track.sum() / genome,
     };
     if !(lambda > 0.0) {
-        return Err(
-            "the track is zero everywhere: no mean coverage to test against (give --lambda)".into(),
-        );
+        return Err("the track is zero everywhere: no mean coverage to test against (give --lambda)".into());
     }
     if !opts.cutoff.is_finite() || opts.cutoff < 0.0 {
-        return Err(format!(
-            "--cutoff {} must be a non-negative number",
-            opts.cutoff
-        ));
+        return Err(format!("--cutoff {} must be a non-negative number", opts.cutoff));
     }
     let mut scores = PoissonScores::new(lambda);
-    let min_coverage = (1..u64::MAX)
-        .find(|&k| scores.score(k) >= opts.cutoff)
-        .unwrap_or(u64::MAX);
+    let min_coverage = (1..u64::MAX).find(|&k| scores.score(k) >= opts.cutoff).unwrap_or(u64::MAX);
 
     let mut peaks = Vec::new();
     let mut bases = 0u64;
     for (id, (chrom, _)) in track.sizes().iter().enumerate() {
         // Significant runs, as (start, end, coverage).
-        let significant: Vec<Run> = track
-            .runs(id)
-            .iter()
-            .filter(|r| r.value >= 0.0 && (r.value as u64) >= min_coverage)
-            .copied()
-            .collect();
+        let significant: Vec<Run> =
+            track.runs(id).iter().filter(|r| r.value >= 0.0 && (r.value as u64) >= min_coverage).copied().collect();
         let mut i = 0;
         while i < significant.len() {
             let mut j = i + 1;
-            while j < significant.len()
-                && (significant[j].start as u64) <= significant[j - 1].end as u64 + opts.max_gap
+            while j < significant.len() && (significant[j].start as u64) <= significant[j - 1].end as u64 + opts.max_gap
             {
                 j += 1;
             }
@@ -193,12 +166,7 @@ pub fn call_peaks(
             i = j;
         }
     }
-    let summary = PeakCallSummary {
-        lambda,
-        min_coverage,
-        peaks: peaks.len(),
-        bases_in_peaks: bases,
-    };
+    let summary = PeakCallSummary { lambda, min_coverage, peaks: peaks.len(), bases_in_peaks: bases };
     Ok((peaks, summary))
 }
 
@@ -248,41 +216,13 @@ mod tests {
         let mut track = Track::empty(sizes);
         // Background 1 everywhere would make λ ≈ 1; peaks of 20 over it.
         let runs = vec![
-            Run {
-                start: 0,
-                end: 1000,
-                value: 1.0,
-            },
-            Run {
-                start: 1000,
-                end: 1150,
-                value: 20.0,
-            },
-            Run {
-                start: 1150,
-                end: 1170,
-                value: 1.0,
-            }, // gap 20 ≤ 30: joined
-            Run {
-                start: 1170,
-                end: 1300,
-                value: 25.0,
-            },
-            Run {
-                start: 1300,
-                end: 5000,
-                value: 1.0,
-            },
-            Run {
-                start: 5000,
-                end: 5100,
-                value: 30.0,
-            }, // 100 bases < 200: dropped
-            Run {
-                start: 5100,
-                end: 10_000,
-                value: 1.0,
-            },
+            Run { start: 0, end: 1000, value: 1.0 },
+            Run { start: 1000, end: 1150, value: 20.0 },
+            Run { start: 1150, end: 1170, value: 1.0 }, // gap 20 ≤ 30: joined
+            Run { start: 1170, end: 1300, value: 25.0 },
+            Run { start: 1300, end: 5000, value: 1.0 },
+            Run { start: 5000, end: 5100, value: 30.0 }, // 100 bases < 200: dropped
+            Run { start: 5100, end: 10_000, value: 1.0 },
         ];
         track.set_runs(0, runs);
         let (peaks, summary) = call_peaks(&track, &PeakCallOptions::default()).expect("calls");

@@ -41,11 +41,7 @@ impl Track {
 
     /// Σ value × length over the genome.
     pub fn sum(&self) -> f64 {
-        self.runs
-            .iter()
-            .flatten()
-            .map(|r| r.value as f64 * (r.end - r.start) as f64)
-            .sum()
+        self.runs.iter().flatten().map(|r| r.value as f64 * (r.end - r.start) as f64).sum()
     }
 
     /// Number of non-zero runs.
@@ -82,11 +78,7 @@ pub fn runs_from_dense(values: &[f32], origin: u32) -> Vec<Run> {
             j += 1;
         }
         if v != 0.0 {
-            runs.push(Run {
-                start: origin + i as u32,
-                end: origin + j as u32,
-                value: v,
-            });
+            runs.push(Run { start: origin + i as u32, end: origin + j as u32, value: v });
         }
         i = j;
     }

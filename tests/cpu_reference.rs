@@ -20,8 +20,7 @@ fn conv1d_direct(p: &Conv1dParams, x: &[f64], w: &[f64], bias: Option<&[f64]>) -
                     for k in 0..p.kernel {
                         let src = l as isize + (k * p.dilation) as isize - pad;
                         if src >= 0 && (src as usize) < p.len {
-                            s += w[(co * p.c_in + ci) * p.kernel + k]
-                                * x[(b * p.c_in + ci) * p.len + src as usize];
+                            s += w[(co * p.c_in + ci) * p.kernel + k] * x[(b * p.c_in + ci) * p.len + src as usize];
                         }
                     }
                 }
@@ -44,14 +43,7 @@ fn conv1d_forward_equals_the_direct_sum() {
         (1, 3, 5, 1, 3, 1),
     ];
     for (seed, &(batch, c_in, c_out, len, kernel, dilation)) in shapes.iter().enumerate() {
-        let p = Conv1dParams {
-            batch,
-            c_in,
-            c_out,
-            len,
-            kernel,
-            dilation,
-        };
+        let p = Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
         let mut rng = Rng::new(seed as u64);
         let x = rng.vec_f64(p.input_len(), -1.0, 1.0);
         let w = rng.vec_f64(p.weight_len(), -0.2, 0.2);
@@ -77,14 +69,7 @@ fn conv1d_forward_equals_the_direct_sum() {
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let p = Conv1dParams {
-        batch: 3,
-        c_in: 15,
-        c_out: 15,
-        len: 5000,
-        kernel: 51,
-        dilation: 8,
-    };
+    let p = Conv1dParams { batch: 3, c_in: 15, c_out: 15, len: 5000, kernel: 51, dilation: 8 };
     let mut rng = Rng::new(99);
     let x = rng.vec_f32(p.input_len(), -1.0, 1.0);
     let dy = rng.vec_f32(p.output_len(), -1.0, 1.0);
@@ -96,30 +81,20 @@ fn results_do_not_depend_on_the_thread_count() {
         rng.mask_f32(3 * 5000, 0.2),
     );
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool");
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
         pool.install(|| {
             let mut dw = vec![0.0f32; p.weight_len()];
             let mut db = vec![0.0f32; p.c_out];
             cpu::conv1d_bwd_weight(&p, &x, &dy, &mut dw, Some(&mut db)).expect("valid shapes");
             let (mut dr, mut dc) = (vec![0.0f32; 15000], vec![0.0f32; 15000]);
-            let parts = cpu::denoise_loss(&lp, &reg, &clean, &logits, &mask, &mut dr, &mut dc)
-                .expect("valid shapes");
+            let parts = cpu::denoise_loss(&lp, &reg, &clean, &logits, &mask, &mut dr, &mut dc).expect("valid shapes");
             (dw, db, parts.total.to_bits(), dr)
         })
     };
     let (one, three) = (run(1), run(3));
-    assert!(
-        one.0 == three.0 && one.1 == three.1,
-        "weight gradient differs between 1 and 3 threads"
-    );
+    assert!(one.0 == three.0 && one.1 == three.1, "weight gradient differs between 1 and 3 threads");
     assert_eq!(one.2, three.2, "loss differs between 1 and 3 threads");
-    assert!(
-        one.3 == three.3,
-        "loss gradient differs between 1 and 3 threads"
-    );
+    assert!(one.3 == three.3, "loss gradient differs between 1 and 3 threads");
 }
 
 #[test]
@@ -131,55 +106,25 @@ fn denoise_loss_matches_closed_forms() {
     let reg: Vec<f32> = clean.iter().map(|c| 2.0 * c + 1.0).collect();
     let logits = vec![0.0f32; batch * len];
     let mask: Vec<f32> = (0..batch * len).map(|i| (i % 2) as f32).collect();
-    let p = DenoiseLossParams {
-        batch,
-        len,
-        pad,
-        mse_weight: 0.5,
-        pearson_weight: 2.0,
-        bce_weight: 3.0,
-    };
+    let p = DenoiseLossParams { batch, len, pad, mse_weight: 0.5, pearson_weight: 2.0, bce_weight: 3.0 };
     let (mut dr, mut dc) = (vec![0.0f32; batch * len], vec![0.0f32; batch * len]);
-    let parts = cpu
-        .denoise_loss(&p, &reg, &clean, &logits, &mask, &mut dr, &mut dc)
-        .expect("valid shapes");
-    let cropped: Vec<usize> = (0..batch)
-        .flat_map(|b| (pad..len - pad).map(move |l| b * len + l))
-        .collect();
-    let mse = cropped
-        .iter()
-        .map(|&i| ((clean[i] + 1.0) as f64).powi(2))
-        .sum::<f64>()
-        / cropped.len() as f64;
-    assert!(
-        (parts.mse - mse).abs() < 1e-12 * mse,
-        "{parts:?} vs mse {mse}"
-    );
+    let parts = cpu.denoise_loss(&p, &reg, &clean, &logits, &mask, &mut dr, &mut dc).expect("valid shapes");
+    let cropped: Vec<usize> = (0..batch).flat_map(|b| (pad..len - pad).map(move |l| b * len + l)).collect();
+    let mse = cropped.iter().map(|&i| ((clean[i] + 1.0) as f64).powi(2)).sum::<f64>() / cropped.len() as f64;
+    assert!((parts.mse - mse).abs() < 1e-12 * mse, "{parts:?} vs mse {mse}");
     assert!((parts.pearson - 1.0).abs() < 1e-7, "{parts:?}");
-    assert!(
-        (parts.bce - std::f64::consts::LN_2).abs() < 1e-12,
-        "{parts:?}"
-    );
+    assert!((parts.bce - std::f64::consts::LN_2).abs() < 1e-12, "{parts:?}");
     let total = 0.5 * mse + 2.0 * (1.0 - parts.pearson) + 3.0 * std::f64::consts::LN_2;
     assert!((parts.total - total).abs() < 1e-12, "{parts:?} vs {total}");
     // ∂BCE/∂z at z = 0 is (0.5 − y)/N, times the weight.
     for &i in &cropped {
         let want = 3.0 * (0.5 - mask[i] as f64) / cropped.len() as f64;
-        assert!(
-            (dc[i] as f64 - want).abs() < 1e-7,
-            "d_cls[{i}] = {} want {want}",
-            dc[i]
-        );
+        assert!((dc[i] as f64 - want).abs() < 1e-7, "d_cls[{i}] = {} want {want}", dc[i]);
     }
     // Extreme logits stay finite (stable BCE).
     let big = vec![80.0f32; batch * len];
-    let parts = cpu
-        .denoise_loss(&p, &reg, &clean, &big, &mask, &mut dr, &mut dc)
-        .expect("valid shapes");
-    assert!(
-        parts.bce.is_finite() && (parts.bce - 40.0).abs() < 1e-9,
-        "{parts:?}"
-    );
+    let parts = cpu.denoise_loss(&p, &reg, &clean, &big, &mask, &mut dr, &mut dc).expect("valid shapes");
+    assert!(parts.bce.is_finite() && (parts.bce - 40.0).abs() < 1e-9, "{parts:?}");
 }
 
 #[test]
@@ -191,23 +136,13 @@ fn adam_matches_a_scalar_reference() {
     let mut want: Vec<(f64, f64, f64)> = theta.iter().map(|&t| (t as f64, 0.0, 0.0)).collect();
     for step in 1..=5u64 {
         let grad = rng.vec_f32(n, -2.0, 2.0);
-        let p = AdamParams {
-            lr: 1e-2,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-            step,
-        };
+        let p = AdamParams { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, step };
         cpu::adam_step(&p, &mut theta, &grad, &mut m, &mut v).expect("same lengths");
         for ((t, m, v), &g) in want.iter_mut().zip(&grad) {
             let g = g as f64 + 0.01 * *t;
             *m = 0.9 * *m + 0.1 * g;
             *v = 0.999 * *v + 0.001 * g * g;
-            let (mh, vh) = (
-                *m / (1.0 - 0.9f64.powi(step as i32)),
-                *v / (1.0 - 0.999f64.powi(step as i32)),
-            );
+            let (mh, vh) = (*m / (1.0 - 0.9f64.powi(step as i32)), *v / (1.0 - 0.999f64.powi(step as i32)));
             *t -= 1e-2 * mh / (vh.sqrt() + 1e-8);
         }
     }
@@ -219,45 +154,18 @@ fn adam_matches_a_scalar_reference() {
 #[test]
 fn shape_errors_name_the_op_and_buffer() {
     let cpu = CpuBackend::new();
-    let p = Conv1dParams {
-        batch: 1,
-        c_in: 2,
-        c_out: 3,
-        len: 10,
-        kernel: 3,
-        dilation: 1,
-    };
+    let p = Conv1dParams { batch: 1, c_in: 2, c_out: 3, len: 10, kernel: 3, dilation: 1 };
     let (x, w) = (vec![0.0f32; 20], vec![0.0f32; 17]);
     let mut y = vec![0.0f32; 30];
-    let err = cpu
-        .conv1d_fwd(&p, &x, &w, None, &mut y)
-        .expect_err("w is one short")
-        .to_string();
-    assert!(
-        err.contains("conv1d_fwd")
-            && err.contains("'w'")
-            && err.contains("17")
-            && err.contains("18"),
-        "{err}"
-    );
+    let err = cpu.conv1d_fwd(&p, &x, &w, None, &mut y).expect_err("w is one short").to_string();
+    assert!(err.contains("conv1d_fwd") && err.contains("'w'") && err.contains("17") && err.contains("18"), "{err}");
     let zero = Conv1dParams { len: 0, ..p };
-    let err = cpu
-        .conv1d_fwd(&zero, &Vec::new(), &w, None, &mut Vec::new())
-        .expect_err("empty length")
-        .to_string();
+    let err = cpu.conv1d_fwd(&zero, &Vec::new(), &w, None, &mut Vec::new()).expect_err("empty length").to_string();
     assert!(err.contains("len must be at least 1"), "{err}");
     let lp = DenoiseLossParams::atacworks(1, 10, 5);
     let mut d = vec![0.0f32; 10];
     let err = cpu
-        .denoise_loss(
-            &lp,
-            &d.clone(),
-            &d.clone(),
-            &d.clone(),
-            &d.clone(),
-            &mut d.clone(),
-            &mut d,
-        )
+        .denoise_loss(&lp, &d.clone(), &d.clone(), &d.clone(), &d.clone(), &mut d.clone(), &mut d)
         .expect_err("all cropped");
     assert!(err.to_string().contains("leave no bases"), "{err}");
 }

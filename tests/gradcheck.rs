@@ -80,14 +80,7 @@ fn conv1d_backward_matches_finite_differences() {
         (1, 5, 3, 300, 3, 2), // more than one CPU chunk of positions
     ];
     for (seed, &(batch, c_in, c_out, len, kernel, dilation)) in shapes.iter().enumerate() {
-        let p = Conv1dParams {
-            batch,
-            c_in,
-            c_out,
-            len,
-            kernel,
-            dilation,
-        };
+        let p = Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
         conv_case(p, true, 100 + seed as u64);
         conv_case(p, false, 200 + seed as u64);
     }
@@ -98,11 +91,7 @@ fn relu_sigmoid_add_backward_match_finite_differences() {
     let mut rng = Rng::new(7);
     let n = 257;
     // Keep ReLU inputs away from the kink, where the derivative is undefined.
-    let x: Vec<f64> = rng
-        .vec_f64(n, -2.0, 2.0)
-        .into_iter()
-        .map(|v| if v.abs() < 0.05 { v + 0.1 } else { v })
-        .collect();
+    let x: Vec<f64> = rng.vec_f64(n, -2.0, 2.0).into_iter().map(|v| if v.abs() < 0.05 { v + 0.1 } else { v }).collect();
     let g = rng.vec_f64(n, -1.0, 1.0);
     let h = 1e-6;
 
@@ -124,13 +113,7 @@ fn relu_sigmoid_add_backward_match_finite_differences() {
     };
     cpu::sigmoid_fwd(&x, &mut y).expect("same lengths");
     cpu::sigmoid_bwd(&y, &g, &mut dx).expect("same lengths");
-    common::assert_close(
-        "sigmoid dx",
-        &dx,
-        &numeric_grad(&x, h, sigmoid_j),
-        ATOL,
-        RTOL,
-    );
+    common::assert_close("sigmoid dx", &dx, &numeric_grad(&x, h, sigmoid_j), ATOL, RTOL);
 
     // y = a + b: the backward hands dy to both inputs unchanged.
     let b = rng.vec_f64(n, -1.0, 1.0);
@@ -147,52 +130,25 @@ fn loss_case(p: DenoiseLossParams, seed: u64) {
     let n = p.batch * p.len;
     let reg = rng.vec_f64(n, 0.0, 5.0);
     // A clean track correlated with the prediction, as in training.
-    let clean: Vec<f64> = reg
-        .iter()
-        .map(|r| 0.7 * r + rng.uniform(0.0, 2.0))
-        .collect();
+    let clean: Vec<f64> = reg.iter().map(|r| 0.7 * r + rng.uniform(0.0, 2.0)).collect();
     let logits = rng.vec_f64(n, -4.0, 4.0);
-    let mask: Vec<f64> = (0..n)
-        .map(|_| if rng.unit() < 0.3 { 1.0 } else { 0.0 })
-        .collect();
+    let mask: Vec<f64> = (0..n).map(|_| if rng.unit() < 0.3 { 1.0 } else { 0.0 }).collect();
 
     let total = |reg: &[f64], logits: &[f64]| {
         let (mut dr, mut dc) = (vec![0.0; n], vec![0.0; n]);
-        cpu::denoise_loss(&p, reg, &clean, logits, &mask, &mut dr, &mut dc)
-            .expect("valid shapes")
-            .total
+        cpu::denoise_loss(&p, reg, &clean, logits, &mask, &mut dr, &mut dc).expect("valid shapes").total
     };
     let (mut d_reg, mut d_cls) = (vec![f64::NAN; n], vec![f64::NAN; n]);
-    let parts = cpu::denoise_loss(&p, &reg, &clean, &logits, &mask, &mut d_reg, &mut d_cls)
-        .expect("valid shapes");
-    assert!(
-        parts.total.is_finite() && parts.pearson > 0.0 && parts.pearson < 1.0,
-        "{parts:?}"
-    );
+    let parts = cpu::denoise_loss(&p, &reg, &clean, &logits, &mask, &mut d_reg, &mut d_cls).expect("valid shapes");
+    assert!(parts.total.is_finite() && parts.pearson > 0.0 && parts.pearson < 1.0, "{parts:?}");
 
     let h = 1e-5;
-    common::assert_close(
-        &format!("d_reg {p:?}"),
-        &d_reg,
-        &numeric_grad(&reg, h, |r| total(r, &logits)),
-        1e-9,
-        1e-5,
-    );
-    common::assert_close(
-        &format!("d_cls {p:?}"),
-        &d_cls,
-        &numeric_grad(&logits, h, |z| total(&reg, z)),
-        1e-9,
-        1e-5,
-    );
+    common::assert_close(&format!("d_reg {p:?}"), &d_reg, &numeric_grad(&reg, h, |r| total(r, &logits)), 1e-9, 1e-5);
+    common::assert_close(&format!("d_cls {p:?}"), &d_cls, &numeric_grad(&logits, h, |z| total(&reg, z)), 1e-9, 1e-5);
     // The padding is cropped: its gradients are exactly zero.
     for b in 0..p.batch {
         for l in (0..p.pad).chain(p.len - p.pad..p.len) {
-            assert_eq!(
-                (d_reg[b * p.len + l], d_cls[b * p.len + l]),
-                (0.0, 0.0),
-                "padding at ({b}, {l})"
-            );
+            assert_eq!((d_reg[b * p.len + l], d_cls[b * p.len + l]), (0.0, 0.0), "padding at ({b}, {l})");
         }
     }
 }
@@ -201,25 +157,11 @@ fn loss_case(p: DenoiseLossParams, seed: u64) {
 fn denoise_loss_gradients_match_finite_differences() {
     loss_case(DenoiseLossParams::atacworks(2, 16, 3), 11);
     loss_case(
-        DenoiseLossParams {
-            batch: 3,
-            len: 9,
-            pad: 0,
-            mse_weight: 0.7,
-            pearson_weight: 1.3,
-            bce_weight: 0.4,
-        },
+        DenoiseLossParams { batch: 3, len: 9, pad: 0, mse_weight: 0.7, pearson_weight: 1.3, bce_weight: 0.4 },
         12,
     );
     loss_case(
-        DenoiseLossParams {
-            batch: 1,
-            len: 40,
-            pad: 10,
-            mse_weight: 1.0,
-            pearson_weight: 0.0,
-            bce_weight: 2.0,
-        },
+        DenoiseLossParams { batch: 1, len: 40, pad: 10, mse_weight: 1.0, pearson_weight: 0.0, bce_weight: 2.0 },
         13,
     );
 }

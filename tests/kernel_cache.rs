@@ -14,10 +14,7 @@ fn ptx_is_cached_by_content_and_reused() {
         if std::env::var("CHROMAX_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
             panic!("CHROMAX_REQUIRE_NVRTC=1 but {}", nvrtc_missing_message());
         }
-        common::say(&format!(
-            "ptx_is_cached_by_content_and_reused: skipped: {}",
-            nvrtc_missing_message()
-        ));
+        common::say(&format!("ptx_is_cached_by_content_and_reused: skipped: {}", nvrtc_missing_message()));
         return;
     }
     let dir = std::env::temp_dir().join(format!("chromax-cache-test-{}", std::process::id()));
@@ -27,11 +24,7 @@ fn ptx_is_cached_by_content_and_reused() {
     let kernel = kernel_file("optim").expect("optim.cu is embedded");
     let list = || {
         let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         names.sort();
         names
@@ -41,15 +34,10 @@ fn ptx_is_cached_by_content_and_reused() {
     let files = list();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(
-        files[0].starts_with("optim-")
-            && files[0].ends_with(".ptx")
-            && files[0].len() == "optim-.ptx".len() + 32,
+        files[0].starts_with("optim-") && files[0].ends_with(".ptx") && files[0].len() == "optim-.ptx".len() + 32,
         "{files:?}"
     );
-    assert_eq!(
-        std::fs::read_to_string(dir.join(&files[0])).expect("readable"),
-        ptx
-    );
+    assert_eq!(std::fs::read_to_string(dir.join(&files[0])).expect("readable"), ptx);
 
     // The second use reads the file: a marked copy comes back as it was written.
     let marked = format!("{ptx}\n// marked by the test\n");
@@ -66,14 +54,7 @@ fn ptx_is_cached_by_content_and_reused() {
     let opts = compile_options("sm_90");
     let key = cache_key(&program, &opts, "sm_90");
     assert_ne!(key, cache_key(&format!("{program} "), &opts, "sm_90"));
-    assert_ne!(
-        key,
-        cache_key(
-            &program,
-            &[opts.clone(), vec!["--use_fast_math".into()]].concat(),
-            "sm_90"
-        )
-    );
+    assert_ne!(key, cache_key(&program, &[opts.clone(), vec!["--use_fast_math".into()]].concat(), "sm_90"));
     assert_ne!(key, cache_key(&program, &opts, "sm_89"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -45,36 +45,22 @@ fn conv1d_cuda_matches_cpu() {
     };
     let cpu = CpuBackend::new();
     for (seed, &(batch, c_in, c_out, len, kernel, dilation)) in CONV_SHAPES.iter().enumerate() {
-        let p = Conv1dParams {
-            batch,
-            c_in,
-            c_out,
-            len,
-            kernel,
-            dilation,
-        };
+        let p = Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
         let mut rng = Rng::new(1000 + seed as u64);
         let x = rng.vec_f32(p.input_len(), -1.0, 1.0);
         let w = rng.vec_f32(p.weight_len(), -0.2, 0.2);
         let bias = rng.vec_f32(p.c_out, -1.0, 1.0);
         let dy = rng.vec_f32(p.output_len(), -1.0, 1.0);
-        let (gx, gw, gb, gdy) = (
-            upload(&gpu, &x),
-            upload(&gpu, &w),
-            upload(&gpu, &bias),
-            upload(&gpu, &dy),
-        );
+        let (gx, gw, gb, gdy) = (upload(&gpu, &x), upload(&gpu, &w), upload(&gpu, &bias), upload(&gpu, &dy));
 
         // Forward: sums of c_in·K ≤ 765 f32 products of O(0.2) terms; both sides accumulate in
         // f32 in different orders, so ~sqrt(765)·2^-24·|terms| absolute, with room to spare.
         let (fwd_atol, fwd_rtol) = (1e-4, 1e-4);
         for with_bias in [true, false] {
             let mut want = vec![0.0f32; p.output_len()];
-            cpu.conv1d_fwd(&p, &x, &w, with_bias.then_some(&bias), &mut want)
-                .expect("cpu fwd");
+            cpu.conv1d_fwd(&p, &x, &w, with_bias.then_some(&bias), &mut want).expect("cpu fwd");
             let mut gy = poisoned(&gpu, p.output_len());
-            gpu.conv1d_fwd(&p, &gx, &gw, with_bias.then_some(&gb), &mut gy)
-                .expect("cuda fwd");
+            gpu.conv1d_fwd(&p, &gx, &gw, with_bias.then_some(&gb), &mut gy).expect("cuda fwd");
             assert_close(
                 &format!("conv1d_fwd bias={with_bias} {p:?}"),
                 &download(&gpu, &gy),
@@ -86,18 +72,10 @@ fn conv1d_cuda_matches_cpu() {
 
         // Backward-input: the same kind of sum (c_out·K terms).
         let mut want_dx = vec![0.0f32; p.input_len()];
-        cpu.conv1d_bwd_input(&p, &dy, &w, &mut want_dx)
-            .expect("cpu bwd_input");
+        cpu.conv1d_bwd_input(&p, &dy, &w, &mut want_dx).expect("cpu bwd_input");
         let mut gdx = poisoned(&gpu, p.input_len());
-        gpu.conv1d_bwd_input(&p, &gdy, &gw, &mut gdx)
-            .expect("cuda bwd_input");
-        assert_close(
-            &format!("conv1d_bwd_input {p:?}"),
-            &download(&gpu, &gdx),
-            &want_dx,
-            fwd_atol,
-            fwd_rtol,
-        );
+        gpu.conv1d_bwd_input(&p, &gdy, &gw, &mut gdx).expect("cuda bwd_input");
+        assert_close(&format!("conv1d_bwd_input {p:?}"), &download(&gpu, &gdx), &want_dx, fwd_atol, fwd_rtol);
 
         // Backward-weight: sums over batch·len terms of O(1) with random signs, so values of
         // O(sqrt(batch·len)); f32 partial sums differ in order: relative 1e-5 of that scale.
@@ -105,26 +83,12 @@ fn conv1d_cuda_matches_cpu() {
         let (wgt_atol, wgt_rtol) = (1e-5 * terms.sqrt().max(1.0) * 4.0, 1e-4);
         let mut want_dw = vec![0.0f32; p.weight_len()];
         let mut want_db = vec![0.0f32; p.c_out];
-        cpu.conv1d_bwd_weight(&p, &x, &dy, &mut want_dw, Some(&mut want_db))
-            .expect("cpu bwd_weight");
+        cpu.conv1d_bwd_weight(&p, &x, &dy, &mut want_dw, Some(&mut want_db)).expect("cpu bwd_weight");
         let mut gdw = poisoned(&gpu, p.weight_len());
         let mut gdb = poisoned(&gpu, p.c_out);
-        gpu.conv1d_bwd_weight(&p, &gx, &gdy, &mut gdw, Some(&mut gdb))
-            .expect("cuda bwd_weight");
-        assert_close(
-            &format!("conv1d_bwd_weight dw {p:?}"),
-            &download(&gpu, &gdw),
-            &want_dw,
-            wgt_atol,
-            wgt_rtol,
-        );
-        assert_close(
-            &format!("conv1d_bwd_weight dbias {p:?}"),
-            &download(&gpu, &gdb),
-            &want_db,
-            wgt_atol,
-            wgt_rtol,
-        );
+        gpu.conv1d_bwd_weight(&p, &gx, &gdy, &mut gdw, Some(&mut gdb)).expect("cuda bwd_weight");
+        assert_close(&format!("conv1d_bwd_weight dw {p:?}"), &download(&gpu, &gdw), &want_dw, wgt_atol, wgt_rtol);
+        assert_close(&format!("conv1d_bwd_weight dbias {p:?}"), &download(&gpu, &gdb), &want_db, wgt_atol, wgt_rtol);
         common::say(&format!("conv1d parity ok: {p:?}"));
     }
 }
@@ -135,10 +99,7 @@ fn elementwise_cuda_matches_cpu() {
         return;
     };
     let cpu = CpuBackend::new();
-    for (seed, &n) in [1usize, 7, 1000, 2 * 15 * 60_000, 3_000_001]
-        .iter()
-        .enumerate()
-    {
+    for (seed, &n) in [1usize, 7, 1000, 2 * 15 * 60_000, 3_000_001].iter().enumerate() {
         let mut rng = Rng::new(seed as u64);
         let x = rng.vec_f32(n, -30.0, 30.0);
         let b = rng.vec_f32(n, -1.0, 1.0);
@@ -149,56 +110,26 @@ fn elementwise_cuda_matches_cpu() {
         // ReLU, its backward and the add are exact in f32: no tolerance.
         cpu.relu_fwd(&x, &mut want).expect("cpu");
         gpu.relu_fwd(&gx, &mut got).expect("cuda");
-        assert_close(
-            &format!("relu_fwd n={n}"),
-            &download(&gpu, &got),
-            &want,
-            0.0,
-            0.0,
-        );
+        assert_close(&format!("relu_fwd n={n}"), &download(&gpu, &got), &want, 0.0, 0.0);
         let y = want.clone();
         let gy = upload(&gpu, &y);
         cpu.relu_bwd(&y, &b, &mut want).expect("cpu");
         gpu.relu_bwd(&gy, &gb, &mut got).expect("cuda");
-        assert_close(
-            &format!("relu_bwd n={n}"),
-            &download(&gpu, &got),
-            &want,
-            0.0,
-            0.0,
-        );
+        assert_close(&format!("relu_bwd n={n}"), &download(&gpu, &got), &want, 0.0, 0.0);
         cpu.add_fwd(&x, &b, &mut want).expect("cpu");
         gpu.add_fwd(&gx, &gb, &mut got).expect("cuda");
-        assert_close(
-            &format!("add_fwd n={n}"),
-            &download(&gpu, &got),
-            &want,
-            0.0,
-            0.0,
-        );
+        assert_close(&format!("add_fwd n={n}"), &download(&gpu, &got), &want, 0.0, 0.0);
 
         // Sigmoid: expf differs by a couple of ulps between libm and CUDA's expf.
         cpu.sigmoid_fwd(&x, &mut want).expect("cpu");
         gpu.sigmoid_fwd(&gx, &mut got).expect("cuda");
-        assert_close(
-            &format!("sigmoid_fwd n={n}"),
-            &download(&gpu, &got),
-            &want,
-            1e-7,
-            1e-6,
-        );
+        assert_close(&format!("sigmoid_fwd n={n}"), &download(&gpu, &got), &want, 1e-7, 1e-6);
         let s = want.clone();
         let gs = upload(&gpu, &s);
         cpu.sigmoid_bwd(&s, &b, &mut want).expect("cpu");
         gpu.sigmoid_bwd(&gs, &gb, &mut got).expect("cuda");
         // Two f32 products, possibly fused into an FMA on the GPU: an ulp or two.
-        assert_close(
-            &format!("sigmoid_bwd n={n}"),
-            &download(&gpu, &got),
-            &want,
-            1e-8,
-            1e-6,
-        );
+        assert_close(&format!("sigmoid_bwd n={n}"), &download(&gpu, &got), &want, 1e-8, 1e-6);
     }
 }
 
@@ -211,37 +142,18 @@ fn denoise_loss_cuda_matches_cpu() {
     let cases = [
         DenoiseLossParams::atacworks(2, 60_000, 5_000), // two real intervals
         DenoiseLossParams::atacworks(64, 6_000, 500),   // a full batch of shorter ones
-        DenoiseLossParams {
-            batch: 1,
-            len: 3,
-            pad: 1,
-            mse_weight: 1.0,
-            pearson_weight: 1.0,
-            bce_weight: 1.0,
-        },
-        DenoiseLossParams {
-            batch: 3,
-            len: 1001,
-            pad: 0,
-            mse_weight: 0.3,
-            pearson_weight: 2.0,
-            bce_weight: 0.5,
-        },
+        DenoiseLossParams { batch: 1, len: 3, pad: 1, mse_weight: 1.0, pearson_weight: 1.0, bce_weight: 1.0 },
+        DenoiseLossParams { batch: 3, len: 1001, pad: 0, mse_weight: 0.3, pearson_weight: 2.0, bce_weight: 0.5 },
     ];
     for (seed, p) in cases.iter().enumerate() {
         let n = p.batch * p.len;
         let mut rng = Rng::new(50 + seed as u64);
         let clean = rng.vec_f32(n, 0.0, 20.0);
-        let reg: Vec<f32> = clean
-            .iter()
-            .map(|&c| 0.5 * c + rng.uniform(0.0, 5.0) as f32)
-            .collect();
+        let reg: Vec<f32> = clean.iter().map(|&c| 0.5 * c + rng.uniform(0.0, 5.0) as f32).collect();
         let logits = rng.vec_f32(n, -8.0, 8.0);
         let mask = rng.mask_f32(n, 0.1);
         let (mut dr, mut dc) = (vec![0.0f32; n], vec![0.0f32; n]);
-        let want = cpu
-            .denoise_loss(p, &reg, &clean, &logits, &mask, &mut dr, &mut dc)
-            .expect("cpu loss");
+        let want = cpu.denoise_loss(p, &reg, &clean, &logits, &mask, &mut dr, &mut dc).expect("cpu loss");
         let (mut gdr, mut gdc) = (poisoned(&gpu, n), poisoned(&gpu, n));
         let got = gpu
             .denoise_loss(
@@ -261,27 +173,12 @@ fn denoise_loss_cuda_matches_cpu() {
             ("r", got.pearson, want.pearson),
             ("bce", got.bce, want.bce),
         ] {
-            assert!(
-                (g - c).abs() <= 1e-10 + 1e-9 * c.abs(),
-                "{name}: cuda {g} cpu {c} ({p:?})"
-            );
+            assert!((g - c).abs() <= 1e-10 + 1e-9 * c.abs(), "{name}: cuda {g} cpu {c} ({p:?})");
         }
         // Gradients are computed in f64 and rounded to f32 once; exp/log1p differ by ulps.
         let scale = 1.0 / (p.batch * p.cropped_len()) as f64;
-        assert_close(
-            &format!("d_reg {p:?}"),
-            &download(&gpu, &gdr),
-            &dr,
-            1e-6 * scale,
-            1e-5,
-        );
-        assert_close(
-            &format!("d_cls {p:?}"),
-            &download(&gpu, &gdc),
-            &dc,
-            1e-6 * scale,
-            1e-5,
-        );
+        assert_close(&format!("d_reg {p:?}"), &download(&gpu, &gdr), &dr, 1e-6 * scale, 1e-5);
+        assert_close(&format!("d_cls {p:?}"), &download(&gpu, &gdc), &dc, 1e-6 * scale, 1e-5);
     }
 }
 
@@ -298,37 +195,14 @@ fn adam_cuda_matches_cpu() {
         let (mut gt, mut gm, mut gv) = (upload(&gpu, &theta), upload(&gpu, &m), upload(&gpu, &v));
         for step in 1..=3 {
             let grad = rng.vec_f32(n, -1.0, 1.0);
-            let p = AdamParams {
-                weight_decay: 1e-3,
-                ..AdamParams::new(2e-4, step)
-            };
-            cpu.adam_step(&p, &mut theta, &grad, &mut m, &mut v)
-                .expect("cpu adam");
-            gpu.adam_step(&p, &mut gt, &upload(&gpu, &grad), &mut gm, &mut gv)
-                .expect("cuda adam");
+            let p = AdamParams { weight_decay: 1e-3, ..AdamParams::new(2e-4, step) };
+            cpu.adam_step(&p, &mut theta, &grad, &mut m, &mut v).expect("cpu adam");
+            gpu.adam_step(&p, &mut gt, &upload(&gpu, &grad), &mut gm, &mut gv).expect("cuda adam");
         }
         // Same f32 formula; the GPU may fuse multiply-adds: an ulp or two per step.
-        assert_close(
-            &format!("adam θ n={n}"),
-            &download(&gpu, &gt),
-            &theta,
-            1e-7,
-            1e-6,
-        );
-        assert_close(
-            &format!("adam m n={n}"),
-            &download(&gpu, &gm),
-            &m,
-            1e-8,
-            1e-5,
-        );
-        assert_close(
-            &format!("adam v n={n}"),
-            &download(&gpu, &gv),
-            &v,
-            1e-10,
-            1e-5,
-        );
+        assert_close(&format!("adam θ n={n}"), &download(&gpu, &gt), &theta, 1e-7, 1e-6);
+        assert_close(&format!("adam m n={n}"), &download(&gpu, &gm), &m, 1e-8, 1e-5);
+        assert_close(&format!("adam v n={n}"), &download(&gpu, &gv), &v, 1e-10, 1e-5);
     }
 }
 
@@ -337,19 +211,9 @@ fn cuda_rejects_bad_shapes_like_the_cpu() {
     let Some(gpu) = cuda_or_skip("cuda_rejects_bad_shapes_like_the_cpu") else {
         return;
     };
-    let p = Conv1dParams {
-        batch: 1,
-        c_in: 2,
-        c_out: 3,
-        len: 10,
-        kernel: 3,
-        dilation: 1,
-    };
+    let p = Conv1dParams { batch: 1, c_in: 2, c_out: 3, len: 10, kernel: 3, dilation: 1 };
     let (x, w) = (upload(&gpu, &[0.0; 20]), upload(&gpu, &[0.0; 17]));
     let mut y = poisoned(&gpu, 30);
-    let err = gpu
-        .conv1d_fwd(&p, &x, &w, None, &mut y)
-        .expect_err("w is one short")
-        .to_string();
+    let err = gpu.conv1d_fwd(&p, &x, &w, None, &mut y).expect_err("w is one short").to_string();
     assert!(err.contains("conv1d_fwd") && err.contains("'w'"), "{err}");
 }

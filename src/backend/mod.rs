@@ -97,13 +97,7 @@ impl Conv1dParams {
     }
 
     /// Checks the buffers of a forward pass against this shape.
-    pub fn check_fwd(
-        &self,
-        x: usize,
-        w: usize,
-        bias: Option<usize>,
-        y: usize,
-    ) -> BackendResult<()> {
+    pub fn check_fwd(&self, x: usize, w: usize, bias: Option<usize>, y: usize) -> BackendResult<()> {
         const OP: &str = "conv1d_fwd";
         self.validate(OP)?;
         check_len(OP, "x", x, self.input_len())?;
@@ -124,13 +118,7 @@ impl Conv1dParams {
     }
 
     /// Checks the buffers of a backward-weight pass against this shape.
-    pub fn check_bwd_weight(
-        &self,
-        x: usize,
-        dy: usize,
-        dw: usize,
-        dbias: Option<usize>,
-    ) -> BackendResult<()> {
+    pub fn check_bwd_weight(&self, x: usize, dy: usize, dw: usize, dbias: Option<usize>) -> BackendResult<()> {
         const OP: &str = "conv1d_bwd_weight";
         self.validate(OP)?;
         check_len(OP, "x", x, self.input_len())?;
@@ -153,10 +141,7 @@ impl Conv1dParams {
         ];
         for (name, value) in fields {
             if value == 0 {
-                return Err(BackendError::Shape {
-                    op,
-                    what: format!("{name} must be at least 1, got 0 ({self:?})"),
-                });
+                return Err(BackendError::Shape { op, what: format!("{name} must be at least 1, got 0 ({self:?})") });
             }
         }
         Ok(())
@@ -186,14 +171,7 @@ impl DenoiseLossParams {
 
     /// AtacWorks' published weights: 0.0005 / 1 / 1.
     pub fn atacworks(batch: usize, len: usize, pad: usize) -> Self {
-        DenoiseLossParams {
-            batch,
-            len,
-            pad,
-            mse_weight: 0.0005,
-            pearson_weight: 1.0,
-            bce_weight: 1.0,
-        }
+        DenoiseLossParams { batch, len, pad, mse_weight: 0.0005, pearson_weight: 1.0, bce_weight: 1.0 }
     }
 
     pub fn cropped_len(&self) -> usize {
@@ -252,23 +230,13 @@ pub struct AdamParams {
 
 impl AdamParams {
     pub fn new(lr: f32, step: u64) -> Self {
-        AdamParams {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            step,
-        }
+        AdamParams { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step }
     }
 
     /// `(1 − β1^t, 1 − β2^t)`, computed in f64.
     pub fn bias_corrections(&self) -> (f64, f64) {
         let t = self.step.min(i32::MAX as u64) as i32;
-        (
-            1.0 - (self.beta1 as f64).powi(t),
-            1.0 - (self.beta2 as f64).powi(t),
-        )
+        (1.0 - (self.beta1 as f64).powi(t), 1.0 - (self.beta2 as f64).powi(t))
     }
 
     /// Checks the settings and that param, grad, m and v have one length.
@@ -292,7 +260,9 @@ impl AdamParams {
         } else {
             Err(BackendError::Shape {
                 op,
-                what: format!("invalid Adam settings {self:?}: need step ≥ 1, finite lr, 0 ≤ β < 1, ε > 0, weight decay ≥ 0"),
+                what: format!(
+                    "invalid Adam settings {self:?}: need step ≥ 1, finite lr, 0 ≤ β < 1, ε > 0, weight decay ≥ 0"
+                ),
             })
         }
     }
@@ -385,18 +355,10 @@ pub trait Backend: Send + Sync {
 }
 
 /// Checks that a buffer has the length an op expects.
-pub(crate) fn check_len(
-    op: &'static str,
-    name: &str,
-    got: usize,
-    want: usize,
-) -> BackendResult<()> {
+pub(crate) fn check_len(op: &'static str, name: &str, got: usize, want: usize) -> BackendResult<()> {
     if got == want {
         Ok(())
     } else {
-        Err(BackendError::Shape {
-            op,
-            what: format!("buffer '{name}' holds {got} values, expected {want}"),
-        })
+        Err(BackendError::Shape { op, what: format!("buffer '{name}' holds {got} values, expected {want}") })
     }
 }

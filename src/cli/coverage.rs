@@ -3,8 +3,8 @@
 use super::progress::{record_spinner, thousands};
 use super::CliResult;
 use chromax::coverage::{
-    bam_header_sizes, coverage_from_bam, coverage_from_fragments, is_bam, CellSelection,
-    CoverageOptions, CoverageReport, PileupMode, Region,
+    bam_header_sizes, coverage_from_bam, coverage_from_fragments, is_bam, CellSelection, CoverageOptions,
+    CoverageReport, PileupMode, Region,
 };
 use chromax::io::bedgraph::write_bedgraph;
 use chromax::io::bigwig::write_bigwig;
@@ -69,10 +69,7 @@ enum OutputFormat {
 }
 
 fn output_format(path: &Path) -> CliResult<OutputFormat> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let ext = name.rsplit('.').next().unwrap_or("");
     match ext {
         "bw" | "bigwig" => Ok(OutputFormat::BigWig),
@@ -90,11 +87,8 @@ fn read_barcodes(path: &Path) -> CliResult<HashSet<Vec<u8>>> {
     let mut lines = LineReader::open(path)?;
     let mut cells = HashSet::new();
     while lines.advance()? {
-        if let Some(first) = lines
-            .line()
-            .split(|&b| b == b'\t' || b == b',' || b == b' ')
-            .next()
-            .filter(|f| !f.is_empty())
+        if let Some(first) =
+            lines.line().split(|&b| b == b'\t' || b == b',' || b == b' ').next().filter(|f| !f.is_empty())
         {
             cells.insert(first.to_vec());
         }
@@ -109,15 +103,13 @@ pub fn run(args: &CoverageArgs) -> CliResult {
     let started = Instant::now();
     let format = output_format(&args.output)?;
     let bam = is_bam(&args.input);
-    let sizes =
-        match (&args.genome, bam) {
-            (Some(g), _) => ChromSizes::read(g)?,
-            (None, true) => bam_header_sizes(&args.input)?,
-            (None, false) => return Err(
-                "--genome SIZES is required for a fragments file (chrom.sizes: name<TAB>length)"
-                    .into(),
-            ),
-        };
+    let sizes = match (&args.genome, bam) {
+        (Some(g), _) => ChromSizes::read(g)?,
+        (None, true) => bam_header_sizes(&args.input)?,
+        (None, false) => {
+            return Err("--genome SIZES is required for a fragments file (chrom.sizes: name<TAB>length)".into())
+        }
+    };
     let cells = match (&args.cells, args.sample_cells) {
         (Some(path), _) => CellSelection::Keep(read_barcodes(path)?),
         (None, Some(n)) => CellSelection::Sample(n),
@@ -136,11 +128,7 @@ pub fn run(args: &CoverageArgs) -> CliResult {
         min_mapq: args.min_mapq,
         region: args.region.as_deref().map(Region::parse).transpose()?,
     };
-    let name = args
-        .input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = args.input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let spinner = record_spinner(&format!("reading {name}"));
     let mut progress = |n: u64| spinner.set_position(n);
     let result = if bam {
@@ -179,11 +167,7 @@ pub fn run(args: &CoverageArgs) -> CliResult {
 
 fn print_report(r: &CoverageReport, bam: bool, sizes: &ChromSizes) {
     let unit = if bam { "reads" } else { "fragments" };
-    let mut line = format!(
-        "read {} {unit}, used {}",
-        thousands(r.records),
-        thousands(r.used)
-    );
+    let mut line = format!("read {} {unit}, used {}", thousands(r.records), thousands(r.used));
     for (what, n) in [
         ("outside the cell selection", r.skipped_cells),
         ("dropped by subsampling", r.skipped_subsample),
@@ -198,21 +182,12 @@ fn print_report(r: &CoverageReport, bam: bool, sizes: &ChromSizes) {
         eprintln!("cells kept: {}", thousands(cells as u64));
     }
     if !r.filtered.is_empty() {
-        let parts: Vec<String> = r
-            .filtered
-            .iter()
-            .map(|(k, v)| format!("{k} {}", thousands(*v)))
-            .collect();
+        let parts: Vec<String> = r.filtered.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect();
         eprintln!("reads filtered: {}", parts.join(", "));
     }
     if !r.unknown_chroms.is_empty() {
         let total: u64 = r.unknown_chroms.values().sum();
-        let names: Vec<&str> = r
-            .unknown_chroms
-            .keys()
-            .take(5)
-            .map(String::as_str)
-            .collect();
+        let names: Vec<&str> = r.unknown_chroms.keys().take(5).map(String::as_str).collect();
         eprintln!(
             "warning: {} {unit} on {} chromosome(s) missing from the genome sizes ({}{}) were not counted; the sizes have {}",
             thousands(total),
@@ -223,9 +198,6 @@ fn print_report(r: &CoverageReport, bam: bool, sizes: &ChromSizes) {
         );
     }
     if r.bases_clipped > 0 {
-        eprintln!(
-            "{} bases of coverage fell off chromosome ends",
-            thousands(r.bases_clipped)
-        );
+        eprintln!("{} bases of coverage fell off chromosome ends", thousands(r.bases_clipped));
     }
 }

@@ -15,16 +15,12 @@ pub fn run(_args: &DevicesArgs) -> super::CliResult {
 }
 
 fn reason(message: &str) -> &str {
-    message
-        .strip_prefix("CUDA is not usable: ")
-        .unwrap_or(message)
+    message.strip_prefix("CUDA is not usable: ").unwrap_or(message)
 }
 
 fn print_cuda(found: &CudaProbe) {
     let (dmaj, dmin) = found.driver_version;
-    let nvrtc = found
-        .nvrtc_version
-        .map_or("not found".to_string(), |(a, b)| format!("{a}.{b}"));
+    let nvrtc = found.nvrtc_version.map_or("not found".to_string(), |(a, b)| format!("{a}.{b}"));
     for d in &found.devices {
         let (major, minor) = d.compute_capability;
         println!(

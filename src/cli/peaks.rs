@@ -41,8 +41,7 @@ pub fn run(args: &PeaksArgs) -> CliResult {
         max_gap: args.max_gap,
         min_length: args.min_length,
     };
-    let (peaks, summary) =
-        call_peaks(&track, &opts).map_err(|e| format!("{}: {e}", args.track.display()))?;
+    let (peaks, summary) = call_peaks(&track, &opts).map_err(|e| format!("{}: {e}", args.track.display()))?;
     write_narrowpeak(&args.output, &peaks)?;
     eprintln!(
         "λ = {:.4} (genome {} bp); −log10 p ≥ {} from coverage {}; {} peaks covering {} bp written to {}",

@@ -6,9 +6,8 @@ use std::time::Duration;
 /// A spinner counting records: `reading fragments.tsv.gz: 1,234,567 records (812,345/s)`.
 pub fn record_spinner(what: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
-    let style =
-        ProgressStyle::with_template("{spinner} {msg}: {human_pos} records ({per_sec}) {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let style = ProgressStyle::with_template("{spinner} {msg}: {human_pos} records ({per_sec}) {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));

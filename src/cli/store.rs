@@ -49,12 +49,7 @@ fn build(args: &BuildArgs) -> CliResult {
             let stats = build_shard(&args.input, out, dtype, sizes.as_ref())?;
             (out.clone(), Some(stats))
         }
-        None => (
-            cached_shard(&args.input, dtype, sizes.as_ref())?
-                .path()
-                .to_path_buf(),
-            None,
-        ),
+        None => (cached_shard(&args.input, dtype, sizes.as_ref())?.path().to_path_buf(), None),
     };
     if let Some(s) = stats {
         if s.saturated > 0 || s.rounded > 0 {
@@ -75,11 +70,7 @@ fn info(args: &InfoArgs) -> CliResult {
     let index = shard.index();
     println!("shard     {}", args.shard.display());
     println!("dtype     {}", index.dtype.name());
-    println!(
-        "genome    {} chromosomes, {} bp",
-        shard.sizes().len(),
-        thousands(shard.sizes().total())
-    );
+    println!("genome    {} chromosomes, {} bp", shard.sizes().len(), thousands(shard.sizes().total()));
     if let Some(src) = &index.source {
         println!(
             "source    {} ({} bytes, sha256 {})",
@@ -88,19 +79,10 @@ fn info(args: &InfoArgs) -> CliResult {
             src.sha256.as_deref().unwrap_or("?")
         );
     }
-    println!(
-        "clamped   {} bases, rounded {} bases",
-        thousands(index.saturated),
-        thousands(index.rounded)
-    );
+    println!("clamped   {} bases, rounded {} bases", thousands(index.saturated), thousands(index.rounded));
     println!("written   by {}", index.created_by);
     for c in &index.chroms {
-        println!(
-            "  {:<20} {:>14} bp  at byte {}",
-            c.name,
-            thousands(c.length),
-            thousands(c.offset)
-        );
+        println!("  {:<20} {:>14} bp  at byte {}", c.name, thousands(c.length), thousands(c.offset));
     }
     Ok(())
 }

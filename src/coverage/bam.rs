@@ -1,8 +1,7 @@
 //! Coverage from a BAM file (noodles): filters, Tn5 shift, read pairs.
 
 use super::{
-    check_names_met, keep_in_subsample, CellSelection, CoverageOptions, CoverageReport, Pileup,
-    PileupMode, Region,
+    check_names_met, keep_in_subsample, CellSelection, CoverageOptions, CoverageReport, Pileup, PileupMode, Region,
 };
 use crate::error::FileError;
 use crate::io::ChromSizes;
@@ -19,37 +18,26 @@ const PROGRESS_EVERY: u64 = 1 << 18;
 /// The genome sizes in a BAM header (`@SQ` lines).
 pub fn bam_header_sizes(path: impl AsRef<Path>) -> Result<ChromSizes, FileError> {
     let path = path.as_ref();
-    let header = File::open(path)
-        .map(bam::io::Reader::new)
-        .and_then(|mut r| r.read_header())
-        .map_err(|e| bam_error(path, e))?;
+    let header =
+        File::open(path).map(bam::io::Reader::new).and_then(|mut r| r.read_header()).map_err(|e| bam_error(path, e))?;
     header_sizes(path, &header)
 }
 
 fn header_sizes(path: &Path, header: &sam::Header) -> Result<ChromSizes, FileError> {
-    let pairs = header
-        .reference_sequences()
-        .iter()
-        .map(|(name, rs)| (name.to_string(), rs.length().get() as u64));
+    let pairs = header.reference_sequences().iter().map(|(name, rs)| (name.to_string(), rs.length().get() as u64));
     let sizes = ChromSizes::from_pairs(pairs).map_err(|e| FileError::content(path, e))?;
     if sizes.is_empty() {
-        return Err(FileError::content(
-            path,
-            "the BAM header lists no reference sequences (@SQ)",
-        ));
+        return Err(FileError::content(path, "the BAM header lists no reference sequences (@SQ)"));
     }
     Ok(sizes)
 }
 
 fn bam_error(path: &Path, e: std::io::Error) -> FileError {
     match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => {
-            FileError::content(path, "the BAM ends early: the file is truncated")
+        std::io::ErrorKind::UnexpectedEof => FileError::content(path, "the BAM ends early: the file is truncated"),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+            FileError::Io { path: path.to_path_buf(), source: e }
         }
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => FileError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        },
         _ => FileError::content(path, format!("not a readable BAM file: {e}")),
     }
 }
@@ -74,14 +62,11 @@ pub fn coverage_from_bam(
         CellSelection::Keep(keep) => Some(keep),
         CellSelection::Sample(_) => {
             return Err(FileError::Argument(
-                "--sample-cells needs a fragments file; for a BAM, list the cells with --cells"
-                    .into(),
+                "--sample-cells needs a fragments file; for a BAM, list the cells with --cells".into(),
             ));
         }
     };
-    let mut reader = File::open(path)
-        .map(bam::io::Reader::new)
-        .map_err(|e| bam_error(path, e))?;
+    let mut reader = File::open(path).map(bam::io::Reader::new).map_err(|e| bam_error(path, e))?;
     let header = reader.read_header().map_err(|e| bam_error(path, e))?;
     let bam_sizes = header_sizes(path, &header)?;
     let sizes = sizes.unwrap_or(&bam_sizes);
@@ -89,10 +74,7 @@ pub fn coverage_from_bam(
     let to_sizes: Vec<Option<usize>> = bam_sizes.names().iter().map(|n| sizes.id(n)).collect();
 
     let mut pile = Pileup::new(sizes, opts.region.as_ref())?;
-    let mut report = CoverageReport {
-        cells_kept: keep_cells.map(|k| k.len()),
-        ..Default::default()
-    };
+    let mut report = CoverageReport { cells_kept: keep_cells.map(|k| k.len()), ..Default::default() };
     let mut per_record = |record: &bam::Record,
                           report: &mut CoverageReport,
                           pile: &mut Pileup|
@@ -112,10 +94,7 @@ pub fn coverage_from_bam(
             Some("qc_fail")
         } else if flags.is_duplicate() {
             Some("duplicate")
-        } else if record
-            .mapping_quality()
-            .is_some_and(|q| u8::from(q) < opts.min_mapq)
-        {
+        } else if record.mapping_quality().is_some_and(|q| u8::from(q) < opts.min_mapq) {
             Some("low_mapq")
         } else {
             None
@@ -131,11 +110,7 @@ pub fn coverage_from_bam(
             return Ok(());
         };
         let Some(chrom) = to_sizes.get(ref_id).copied().flatten() else {
-            let name = bam_sizes
-                .names()
-                .get(ref_id)
-                .cloned()
-                .unwrap_or_else(|| format!("reference #{ref_id}"));
+            let name = bam_sizes.names().get(ref_id).cloned().unwrap_or_else(|| format!("reference #{ref_id}"));
             *report.unknown_chroms.entry(name).or_insert(0) += 1;
             return Ok(());
         };
@@ -164,11 +139,8 @@ pub fn coverage_from_bam(
         let used = match opts.mode {
             PileupMode::CutSites => {
                 let cut = if flags.is_reverse_complemented() {
-                    let end = record
-                        .alignment_end()
-                        .transpose()
-                        .map_err(bad)?
-                        .map_or(start0, |e| usize::from(e) as i64 - 1);
+                    let end =
+                        record.alignment_end().transpose().map_err(bad)?.map_or(start0, |e| usize::from(e) as i64 - 1);
                     end - 5
                 } else {
                     start0 + 4
@@ -197,9 +169,7 @@ pub fn coverage_from_bam(
         None => {
             let mut record = bam::Record::default();
             loop {
-                let n = reader
-                    .read_record(&mut record)
-                    .map_err(|e| bam_error(path, e))?;
+                let n = reader.read_record(&mut record).map_err(|e| bam_error(path, e))?;
                 if n == 0 {
                     break;
                 }
@@ -209,7 +179,14 @@ pub fn coverage_from_bam(
         Some(region) => {
             let mut indexed = indexed_reader(path)?;
             let header = indexed.read_header().map_err(|e| bam_error(path, e))?;
-            let query_region = noodles_region(region, sizes)?;
+            // Reads outside the region can still reach into it: a cut site's window by
+            // `extend`, a fragment by its length (up to FRAGMENT_REACH, beyond which pairs are
+            // not proper in practice). The pile-up clips to the region itself.
+            let reach = match opts.mode {
+                PileupMode::CutSites => opts.extend + 10,
+                PileupMode::Fragments => FRAGMENT_REACH,
+            };
+            let query_region = noodles_region(region, reach, sizes)?;
             let query = indexed
                 .query(&header, &query_region)
                 .map_err(|e| FileError::content(path, format!("region query failed: {e}")))?;
@@ -228,9 +205,7 @@ pub fn coverage_from_bam(
     Ok((pile.finish(), report))
 }
 
-fn indexed_reader(
-    path: &Path,
-) -> Result<bam::io::IndexedReader<noodles::bgzf::io::Reader<File>>, FileError> {
+fn indexed_reader(path: &Path) -> Result<bam::io::IndexedReader<noodles::bgzf::io::Reader<File>>, FileError> {
     let has_index = ["bai", "csi"].iter().any(|ext| {
         let mut p = path.as_os_str().to_owned();
         p.push(format!(".{ext}"));
@@ -247,18 +222,15 @@ fn indexed_reader(
         .map_err(|e| FileError::content(path, format!("cannot open the BAM with its index: {e}")))
 }
 
-fn noodles_region(region: &Region, sizes: &ChromSizes) -> Result<noodles::core::Region, FileError> {
-    let len = sizes
-        .id(&region.chrom)
-        .map_or(u64::MAX, |id| sizes.length(id));
-    let text = format!(
-        "{}:{}-{}",
-        region.chrom,
-        region.start + 1,
-        region.end.min(len)
-    );
-    text.parse()
-        .map_err(|e| FileError::Argument(format!("--region {text}: {e}")))
+/// How far before a region the leftmost read of a fragment reaching into it may start.
+const FRAGMENT_REACH: u64 = 10_000;
+
+/// The region widened by `reach` on both sides, as noodles' 1-based inclusive region.
+fn noodles_region(region: &Region, reach: u64, sizes: &ChromSizes) -> Result<noodles::core::Region, FileError> {
+    let len = sizes.id(&region.chrom).map_or(u64::MAX, |id| sizes.length(id));
+    let (start, end) = (region.start.saturating_sub(reach), region.end.saturating_add(reach).min(len));
+    let text = format!("{}:{}-{}", region.chrom, start + 1, end);
+    text.parse().map_err(|e| FileError::Argument(format!("--region {text}: {e}")))
 }
 
 /// Whether a file is a BAM (BGZF-compressed, starting with `BAM\1`).
@@ -268,8 +240,5 @@ pub fn is_bam(path: impl AsRef<Path>) -> bool {
         return false;
     };
     let mut magic = [0u8; 4];
-    flate2::read::MultiGzDecoder::new(file)
-        .read_exact(&mut magic)
-        .is_ok()
-        && &magic == b"BAM\x01"
+    flate2::read::MultiGzDecoder::new(file).read_exact(&mut magic).is_ok() && &magic == b"BAM\x01"
 }

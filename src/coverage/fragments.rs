@@ -1,8 +1,8 @@
 //! Coverage from a 10x-style fragments file.
 
 use super::{
-    check_names_met, keep_in_subsample, sample_cells, CellSelection, ChromLookup, CoverageOptions,
-    CoverageReport, Pileup, PileupMode,
+    check_names_met, keep_in_subsample, sample_cells, CellSelection, ChromLookup, CoverageOptions, CoverageReport,
+    Pileup, PileupMode,
 };
 use crate::error::FileError;
 use crate::io::fragments::{parse_fragment, Fragment, FragmentReader};
@@ -53,22 +53,13 @@ impl FragmentPileup<'_> {
             }
         }
         if let Some(fraction) = self.opts.subsample {
-            let identity = [
-                f.chrom,
-                &f.start.to_le_bytes(),
-                &f.end.to_le_bytes(),
-                f.barcode,
-            ];
+            let identity = [f.chrom, &f.start.to_le_bytes(), &f.end.to_le_bytes(), f.barcode];
             if !keep_in_subsample(fraction, self.opts.seed, &identity) {
                 self.report.skipped_subsample += 1;
                 return;
             }
         }
-        let weight = if self.opts.use_counts {
-            i32::try_from(f.count).unwrap_or(i32::MAX)
-        } else {
-            1
-        };
+        let weight = if self.opts.use_counts { i32::try_from(f.count).unwrap_or(i32::MAX) } else { 1 };
         let (start, end) = (f.start as i64, f.end as i64);
         let used = match self.opts.mode {
             PileupMode::CutSites => {
@@ -122,51 +113,34 @@ pub fn coverage_from_fragments(
         cells,
         pile: Pileup::new(sizes, opts.region.as_ref())?,
         lookup: ChromLookup::new(sizes),
-        report: CoverageReport {
-            cells_kept: cells.map(HashSet::len),
-            ..Default::default()
-        },
+        report: CoverageReport { cells_kept: cells.map(HashSet::len), ..Default::default() },
         seen_cells: HashSet::new(),
     };
     match (&opts.region, tabix_index(path)) {
         (Some(region), Some(_)) => {
             let mut reader = noodles::tabix::io::indexed_reader::Builder::default()
                 .build_from_path(path)
-                .map_err(|e| {
-                    FileError::content(path, format!("cannot open with its tabix index: {e}"))
-                })?;
-            let end = sizes
-                .id(&region.chrom)
-                .map_or(region.end, |id| region.end.min(sizes.length(id)));
-            let query_region: noodles::core::Region =
-                format!("{}:{}-{}", region.chrom, region.start + 1, end)
-                    .parse()
-                    .map_err(|e| FileError::Argument(format!("--region: {e}")))?;
+                .map_err(|e| FileError::content(path, format!("cannot open with its tabix index: {e}")))?;
+            let end = sizes.id(&region.chrom).map_or(region.end, |id| region.end.min(sizes.length(id)));
+            let query_region: noodles::core::Region = format!("{}:{}-{}", region.chrom, region.start + 1, end)
+                .parse()
+                .map_err(|e| FileError::Argument(format!("--region: {e}")))?;
             let result = reader.query(&query_region);
             match result {
                 Ok(query) => {
                     for (i, record) in query.enumerate() {
-                        let record = record.map_err(|e| {
-                            FileError::content(path, format!("reading the region: {e}"))
-                        })?;
+                        let record =
+                            record.map_err(|e| FileError::content(path, format!("reading the region: {e}")))?;
                         let line: &str = record.as_ref();
                         let f = parse_fragment(line.as_bytes()).map_err(|what| {
-                            FileError::content(
-                                path,
-                                format!("line {} of the region {}: {what}", i + 1, region.chrom),
-                            )
+                            FileError::content(path, format!("line {} of the region {}: {what}", i + 1, region.chrom))
                         })?;
                         state.add(&f);
                     }
                 }
                 // A chromosome without fragments is not in the index: nothing to read.
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {}
-                Err(e) => {
-                    return Err(FileError::content(
-                        path,
-                        format!("region query failed: {e}"),
-                    ))
-                }
+                Err(e) => return Err(FileError::content(path, format!("region query failed: {e}"))),
             };
         }
         _ => {
@@ -178,28 +152,16 @@ pub fn coverage_from_fragments(
                 }
             }
             if state.report.records == 0 {
-                return Err(FileError::content(
-                    path,
-                    "no fragments: the file has no data lines",
-                ));
+                return Err(FileError::content(path, "no fragments: the file has no data lines"));
             }
         }
     }
     progress(state.report.records);
-    let FragmentPileup {
-        pile,
-        mut report,
-        seen_cells,
-        ..
-    } = state;
+    let FragmentPileup { pile, mut report, seen_cells, .. } = state;
     check_names_met(path, sizes, &report, "the genome sizes")?;
     if let Some(keep) = cells {
         if seen_cells.is_empty() && report.records > 0 {
-            let example = keep
-                .iter()
-                .next()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
+            let example = keep.iter().next().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
             return Err(FileError::Mismatch(format!(
                 "{}: none of the {} selected barcodes (e.g. '{example}') occurs in the file; check suffixes such as '-1'",
                 path.display(),

@@ -55,17 +55,12 @@ pub struct Region {
 impl Region {
     /// Parses `chrom`, `chrom:start-end` (1-based inclusive, as samtools; commas allowed).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad =
-            || format!("region '{text}' is not 'chrom' or 'chrom:start-end' (1-based, inclusive)");
+        let bad = || format!("region '{text}' is not 'chrom' or 'chrom:start-end' (1-based, inclusive)");
         let Some((chrom, range)) = text.rsplit_once(':') else {
             return if text.is_empty() {
                 Err(bad())
             } else {
-                Ok(Region {
-                    chrom: text.to_string(),
-                    start: 0,
-                    end: u64::MAX,
-                })
+                Ok(Region { chrom: text.to_string(), start: 0, end: u64::MAX })
             };
         };
         let (a, b) = range.split_once('-').ok_or_else(bad)?;
@@ -74,11 +69,7 @@ impl Region {
         if chrom.is_empty() || a == 0 || b < a {
             return Err(bad());
         }
-        Ok(Region {
-            chrom: chrom.to_string(),
-            start: a - 1,
-            end: b,
-        })
+        Ok(Region { chrom: chrom.to_string(), start: a - 1, end: b })
     }
 }
 
@@ -119,15 +110,11 @@ impl CoverageOptions {
     pub(crate) fn validate(&self) -> Result<(), FileError> {
         if let Some(f) = self.subsample {
             if !(f > 0.0 && f <= 1.0) {
-                return Err(FileError::Argument(format!(
-                    "--subsample-reads {f} must be in (0, 1]"
-                )));
+                return Err(FileError::Argument(format!("--subsample-reads {f} must be in (0, 1]")));
             }
         }
         if let CellSelection::Sample(0) = self.cells {
-            return Err(FileError::Argument(
-                "--sample-cells must be at least 1".into(),
-            ));
+            return Err(FileError::Argument("--sample-cells must be at least 1".into()));
         }
         Ok(())
     }
@@ -182,10 +169,7 @@ pub(crate) fn keep_in_subsample(fraction: f64, seed: u64, parts: &[&[u8]]) -> bo
 /// N barcodes of `all` chosen at random with `seed` (the same for the same set and seed).
 pub fn sample_cells(all: &[Vec<u8>], n: usize, seed: u64) -> Result<HashSet<Vec<u8>>, String> {
     if n > all.len() {
-        return Err(format!(
-            "--sample-cells {n}: the input has only {} cells",
-            all.len()
-        ));
+        return Err(format!("--sample-cells {n}: the input has only {} cells", all.len()));
     }
     let mut sorted: Vec<&Vec<u8>> = all.iter().collect();
     sorted.sort();
@@ -223,13 +207,7 @@ impl Pileup {
                     FileError::Argument(format!(
                         "--region {}: chromosome not in the genome sizes (which have {})",
                         r.chrom,
-                        sizes
-                            .names()
-                            .iter()
-                            .take(5)
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        sizes.names().iter().take(5).cloned().collect::<Vec<_>>().join(", ")
                     ))
                 })?;
                 let end = r.end.min(sizes.length(id));
@@ -285,10 +263,7 @@ impl Pileup {
             self.finished_bytes -= diff.len() * 4;
             self.active.insert(chrom, diff);
         }
-        let diff = self
-            .active
-            .entry(chrom)
-            .or_insert_with(|| vec![0i32; len as usize + 1]);
+        let diff = self.active.entry(chrom).or_insert_with(|| vec![0i32; len as usize + 1]);
         diff[lo as usize] += weight;
         diff[hi as usize] -= weight;
         true
@@ -300,12 +275,7 @@ impl Pileup {
             return;
         }
         self.current = Some(current);
-        let done: Vec<usize> = self
-            .active
-            .keys()
-            .copied()
-            .filter(|&id| id != current)
-            .collect();
+        let done: Vec<usize> = self.active.keys().copied().filter(|&id| id != current).collect();
         for id in done {
             if let Some(diff) = self.active.remove(&id) {
                 self.finished_bytes += diff.len() * 4;
@@ -318,10 +288,8 @@ impl Pileup {
     }
 
     fn convert_finished(&mut self) {
-        let done: Vec<(usize, Vec<Run>)> = std::mem::take(&mut self.finished)
-            .into_par_iter()
-            .map(|(id, diff)| (id, diff_to_runs(&diff)))
-            .collect();
+        let done: Vec<(usize, Vec<Run>)> =
+            std::mem::take(&mut self.finished).into_par_iter().map(|(id, diff)| (id, diff_to_runs(&diff))).collect();
         for (id, runs) in done {
             self.runs[id] = Some(runs);
         }
@@ -351,22 +319,14 @@ fn diff_to_runs(diff: &[i32]) -> Vec<Run> {
             continue;
         }
         if value != 0 && i > start {
-            runs.push(Run {
-                start: start as u32,
-                end: i as u32,
-                value: value as f32,
-            });
+            runs.push(Run { start: start as u32, end: i as u32, value: value as f32 });
         }
         value += d as i64;
         start = i;
     }
     let len = diff.len() - 1;
     if value != 0 && len > start {
-        runs.push(Run {
-            start: start as u32,
-            end: len as u32,
-            value: value as f32,
-        });
+        runs.push(Run { start: start as u32, end: len as u32, value: value as f32 });
     }
     runs
 }
@@ -387,18 +347,13 @@ impl<'a> ChromLookup<'a> {
         let id = match &self.last {
             Some((n, id)) if n.as_slice() == name => *id,
             _ => {
-                let id = std::str::from_utf8(name)
-                    .ok()
-                    .and_then(|s| self.sizes.id(s));
+                let id = std::str::from_utf8(name).ok().and_then(|s| self.sizes.id(s));
                 self.last = Some((name.to_vec(), id));
                 id
             }
         };
         if id.is_none() {
-            *report
-                .unknown_chroms
-                .entry(String::from_utf8_lossy(name).into_owned())
-                .or_insert(0) += 1;
+            *report.unknown_chroms.entry(String::from_utf8_lossy(name).into_owned()).or_insert(0) += 1;
         }
         id
     }
@@ -416,10 +371,7 @@ pub(crate) fn check_names_met(
     if report.records > 0 && unknown == report.records {
         let theirs: Vec<String> = report.unknown_chroms.keys().cloned().collect();
         return Err(FileError::Mismatch(crate::io::sizes::name_mismatch(
-            &format!(
-                "{}: no record is on a chromosome of {sizes_label}",
-                input.display()
-            ),
+            &format!("{}: no record is on a chromosome of {sizes_label}", input.display()),
             sizes.names(),
             &theirs,
             sizes_label,
@@ -443,60 +395,30 @@ mod tests {
         }
         let runs = diff_to_runs(&diff);
         let want = [
-            Run {
-                start: 1,
-                end: 3,
-                value: 2.0,
-            },
-            Run {
-                start: 3,
-                end: 4,
-                value: 3.0,
-            },
-            Run {
-                start: 6,
-                end: 7,
-                value: 1.0,
-            },
+            Run { start: 1, end: 3, value: 2.0 },
+            Run { start: 3, end: 4, value: 3.0 },
+            Run { start: 6, end: 7, value: 1.0 },
         ];
         assert_eq!(runs, want);
     }
 
     #[test]
     fn regions_parse_one_based_inclusive() {
-        assert_eq!(
-            Region::parse("chrI:1-100").expect("valid"),
-            Region {
-                chrom: "chrI".into(),
-                start: 0,
-                end: 100
-            }
-        );
+        assert_eq!(Region::parse("chrI:1-100").expect("valid"), Region { chrom: "chrI".into(), start: 0, end: 100 });
         assert_eq!(Region::parse("chr1:1,000-2,000").expect("valid").start, 999);
         assert_eq!(Region::parse("chrM").expect("valid").end, u64::MAX);
-        assert!(
-            Region::parse("chr1:5-2").is_err()
-                && Region::parse("chr1:0-2").is_err()
-                && Region::parse("").is_err()
-        );
+        assert!(Region::parse("chr1:5-2").is_err() && Region::parse("chr1:0-2").is_err() && Region::parse("").is_err());
     }
 
     #[test]
     fn subsampling_is_seeded_and_close_to_the_fraction() {
         let keys: Vec<Vec<u8>> = (0..100_000u32).map(|i| i.to_le_bytes().to_vec()).collect();
-        let kept = |seed| {
-            keys.iter()
-                .filter(|k| keep_in_subsample(0.1, seed, &[k]))
-                .count()
-        };
+        let kept = |seed| keys.iter().filter(|k| keep_in_subsample(0.1, seed, &[k])).count();
         let (a, b) = (kept(1), kept(2));
         assert_eq!(a, kept(1));
         assert_ne!(a, b);
         for k in [a, b] {
-            assert!(
-                (k as f64 - 10_000.0).abs() < 3.0 * (100_000.0f64 * 0.1 * 0.9).sqrt(),
-                "{k}"
-            );
+            assert!((k as f64 - 10_000.0).abs() < 3.0 * (100_000.0f64 * 0.1 * 0.9).sqrt(), "{k}");
         }
     }
 

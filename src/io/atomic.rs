@@ -19,27 +19,14 @@ impl AtomicFile {
     /// Prepares `dest`; its directory must exist.
     pub fn new(dest: impl AsRef<Path>) -> Result<Self, FileError> {
         let dest = dest.as_ref().to_path_buf();
-        let name = dest
-            .file_name()
-            .ok_or_else(|| FileError::content(&dest, "is not a file name"))?;
-        let tmp = dest.with_file_name(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let name = dest.file_name().ok_or_else(|| FileError::content(&dest, "is not a file name"))?;
+        let tmp = dest.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                return Err(FileError::content(
-                    dir,
-                    "the output directory does not exist",
-                ));
+                return Err(FileError::content(dir, "the output directory does not exist"));
             }
         }
-        Ok(AtomicFile {
-            dest,
-            tmp,
-            committed: false,
-        })
+        Ok(AtomicFile { dest, tmp, committed: false })
     }
 
     /// The temporary path to write to.

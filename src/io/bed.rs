@@ -25,8 +25,7 @@ pub fn read_intervals(path: impl AsRef<Path>) -> Result<Vec<Interval>, FileError
             continue;
         }
         let mut fields = line.split(|&b| b == b'\t');
-        let (Some(chrom), Some(start), Some(end)) = (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(chrom), Some(start), Some(end)) = (fields.next(), fields.next(), fields.next()) else {
             return Err(lines.error("expected at least 3 tab-separated columns: chrom start end"));
         };
         let start = parse_u64(start, "start").map_err(|e| lines.error(e))?;
@@ -34,11 +33,7 @@ pub fn read_intervals(path: impl AsRef<Path>) -> Result<Vec<Interval>, FileError
         if start >= end {
             return Err(lines.error(format!("start {start} is not before end {end}")));
         }
-        out.push(Interval {
-            chrom: String::from_utf8_lossy(chrom).into_owned(),
-            start,
-            end,
-        });
+        out.push(Interval { chrom: String::from_utf8_lossy(chrom).into_owned(), start, end });
     }
     Ok(out)
 }

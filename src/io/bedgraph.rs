@@ -11,10 +11,7 @@ use std::path::Path;
 
 /// Reads a bedGraph into a track over `sizes`, or over the chromosomes as they appear
 /// (lengths = last end seen) when no sizes are given.
-pub fn read_bedgraph(
-    path: impl AsRef<Path>,
-    sizes: Option<&ChromSizes>,
-) -> Result<Track, FileError> {
+pub fn read_bedgraph(path: impl AsRef<Path>, sizes: Option<&ChromSizes>) -> Result<Track, FileError> {
     let path = path.as_ref();
     let mut lines = LineReader::open(path)?;
     let mut names: Vec<String> = Vec::new();
@@ -26,15 +23,9 @@ pub fn read_bedgraph(
         if is_header(line) {
             continue;
         }
-        let f: Vec<&[u8]> = line
-            .split(|&b| b == b'\t' || b == b' ')
-            .filter(|x| !x.is_empty())
-            .collect();
+        let f: Vec<&[u8]> = line.split(|&b| b == b'\t' || b == b' ').filter(|x| !x.is_empty()).collect();
         if f.len() < 4 {
-            return Err(lines.error(format!(
-                "{} column(s); a bedGraph line has 'chrom start end value'",
-                f.len()
-            )));
+            return Err(lines.error(format!("{} column(s); a bedGraph line has 'chrom start end value'", f.len())));
         }
         let start = parse_u64(f[1], "start").map_err(|e| lines.error(e))?;
         let end = parse_u64(f[2], "end").map_err(|e| lines.error(e))?;
@@ -52,7 +43,9 @@ pub fn read_bedgraph(
             _ => {
                 let name = String::from_utf8_lossy(chrom).into_owned();
                 if names.contains(&name) {
-                    return Err(lines.error(format!("chromosome '{name}' appears again after other chromosomes: sort the file (sort -k1,1 -k2,2n)")));
+                    return Err(lines.error(format!(
+                        "chromosome '{name}' appears again after other chromosomes: sort the file (sort -k1,1 -k2,2n)"
+                    )));
                 }
                 names.push(name);
                 runs.push(Vec::new());
@@ -69,11 +62,7 @@ pub fn read_bedgraph(
         }
         ends[id] = end;
         if value != 0.0 {
-            runs[id].push(Run {
-                start: start as u32,
-                end: end as u32,
-                value,
-            });
+            runs[id].push(Run { start: start as u32, end: end as u32, value });
         }
     }
     if names.is_empty() {
@@ -95,16 +84,10 @@ pub fn read_bedgraph(
                 "the bedGraph",
             )));
         };
-        if chrom_runs
-            .last()
-            .is_some_and(|r| r.end as u64 > track.sizes().length(id))
-        {
+        if chrom_runs.last().is_some_and(|r| r.end as u64 > track.sizes().length(id)) {
             return Err(FileError::content(
                 path,
-                format!(
-                    "'{name}' has values past its length {}",
-                    track.sizes().length(id)
-                ),
+                format!("'{name}' has values past its length {}", track.sizes().length(id)),
             ));
         }
         track.set_runs(id, chrom_runs);

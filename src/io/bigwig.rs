@@ -5,10 +5,7 @@ use super::atomic::AtomicFile;
 use super::sizes::{name_mismatch, ChromSizes};
 use crate::error::FileError;
 use crate::track::{Run, Track};
-use bigtools::{
-    BBIDataProcessor, BBIDataSource, BBIProcessError, BigWigRead, BigWigWrite, ProcessDataError,
-    Value,
-};
+use bigtools::{BBIDataProcessor, BBIDataSource, BBIProcessError, BigWigRead, BigWigWrite, ProcessDataError, Value};
 use rayon::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
@@ -22,9 +19,7 @@ const BIGWIG_MAGIC: u32 = 0x888F_FC26;
 /// Whether a file starts with the bigWig magic number.
 pub fn is_bigwig(path: &Path) -> bool {
     let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok()
         && u32::from_le_bytes(magic) == BIGWIG_MAGIC
 }
 
@@ -59,20 +54,9 @@ impl BBIDataSource for TrackSource {
                 queue.push_back(runtime.spawn(async move {
                     let runs = track.runs(id);
                     for (i, r) in runs.iter().enumerate() {
-                        let next = runs.get(i + 1).map(|n| Value {
-                            start: n.start,
-                            end: n.end,
-                            value: n.value,
-                        });
+                        let next = runs.get(i + 1).map(|n| Value { start: n.start, end: n.end, value: n.value });
                         processor
-                            .do_process(
-                                Value {
-                                    start: r.start,
-                                    end: r.end,
-                                    value: r.value,
-                                },
-                                next.as_ref(),
-                            )
+                            .do_process(Value { start: r.start, end: r.end, value: r.value }, next.as_ref())
                             .await?;
                     }
                     Ok::<P, ProcessDataError>(processor)
@@ -82,9 +66,7 @@ impl BBIDataSource for TrackSource {
                 break;
             };
             let processor = runtime.block_on(handle).map_err(|e| {
-                BBIProcessError::SourceError(std::io::Error::other(format!(
-                    "a writer task failed: {e}"
-                )))
+                BBIProcessError::SourceError(std::io::Error::other(format!("a writer task failed: {e}")))
             })??;
             advance(processor);
         }
@@ -94,21 +76,12 @@ impl BBIDataSource for TrackSource {
 
 /// Writes `track` as a bigWig (non-zero runs; chromosomes without data are left out, as
 /// bedGraphToBigWig does), atomically, compressing on `threads` threads.
-pub fn write_bigwig(
-    path: impl AsRef<Path>,
-    track: &Track,
-    threads: usize,
-) -> Result<(), FileError> {
+pub fn write_bigwig(path: impl AsRef<Path>, track: &Track, threads: usize) -> Result<(), FileError> {
     let path = path.as_ref();
     let file = AtomicFile::new(path)?;
-    let sizes: HashMap<String, u32> = track
-        .sizes()
-        .iter()
-        .map(|(n, l)| (n.to_string(), l.min(u32::MAX as u64) as u32))
-        .collect();
-    let mut chroms: Vec<usize> = (0..track.sizes().len())
-        .filter(|&id| !track.runs(id).is_empty())
-        .collect();
+    let sizes: HashMap<String, u32> =
+        track.sizes().iter().map(|(n, l)| (n.to_string(), l.min(u32::MAX as u64) as u32)).collect();
+    let mut chroms: Vec<usize> = (0..track.sizes().len()).filter(|&id| !track.runs(id).is_empty()).collect();
     if chroms.is_empty() {
         chroms.push(0); // an all-zero track: one chromosome listed, with no data
     }
@@ -118,14 +91,8 @@ pub fn write_bigwig(
         .map_err(FileError::io(path))?;
     let writer = BigWigWrite::create_file(file.path().to_string_lossy().into_owned(), sizes)
         .map_err(|e| FileError::content(path, format!("cannot create the bigWig: {e}")))?;
-    let source = TrackSource {
-        track: Arc::new(track.clone()),
-        chroms,
-        max_inflight: threads.max(2),
-    };
-    writer
-        .write(source, runtime)
-        .map_err(|e| FileError::content(path, format!("writing the bigWig failed: {e}")))?;
+    let source = TrackSource { track: Arc::new(track.clone()), chroms, max_inflight: threads.max(2) };
+    writer.write(source, runtime).map_err(|e| FileError::content(path, format!("writing the bigWig failed: {e}")))?;
     file.commit()
 }
 
@@ -135,26 +102,16 @@ pub fn read_bigwig(path: impl AsRef<Path>, sizes: Option<&ChromSizes>) -> Result
     let path = path.as_ref();
     std::fs::File::open(path).map_err(FileError::io(path))?;
     if !is_bigwig(path) {
-        return Err(FileError::content(
-            path,
-            "not a bigWig file (wrong magic number)",
-        ));
+        return Err(FileError::content(path, "not a bigWig file (wrong magic number)"));
     }
-    let bw = BigWigRead::open_file(path)
-        .map_err(|e| FileError::content(path, format!("cannot read the bigWig: {e}")))?;
-    let file_chroms: Vec<(String, u64)> = bw
-        .chroms()
-        .iter()
-        .map(|c| (c.name.clone(), c.length as u64))
-        .collect();
+    let bw =
+        BigWigRead::open_file(path).map_err(|e| FileError::content(path, format!("cannot read the bigWig: {e}")))?;
+    let file_chroms: Vec<(String, u64)> = bw.chroms().iter().map(|c| (c.name.clone(), c.length as u64)).collect();
     drop(bw);
     let track_sizes = match sizes {
         Some(s) => {
-            let missing: Vec<String> = file_chroms
-                .iter()
-                .filter(|(n, _)| s.id(n).is_none())
-                .map(|(n, _)| n.clone())
-                .collect();
+            let missing: Vec<String> =
+                file_chroms.iter().filter(|(n, _)| s.id(n).is_none()).map(|(n, _)| n.clone()).collect();
             if !missing.is_empty() {
                 return Err(FileError::Mismatch(name_mismatch(
                     &path.display().to_string(),
@@ -166,15 +123,13 @@ pub fn read_bigwig(path: impl AsRef<Path>, sizes: Option<&ChromSizes>) -> Result
             }
             s.clone()
         }
-        None => ChromSizes::from_pairs(file_chroms.iter().cloned())
-            .map_err(|e| FileError::content(path, e))?,
+        None => ChromSizes::from_pairs(file_chroms.iter().cloned()).map_err(|e| FileError::content(path, e))?,
     };
     let per_chrom: Vec<(usize, Vec<Run>)> = file_chroms
         .par_iter()
         .map(|(name, len)| {
             let id = track_sizes.id(name).unwrap_or(usize::MAX);
-            let mut reader =
-                BigWigRead::open_file(path).map_err(|e| FileError::content(path, e.to_string()))?;
+            let mut reader = BigWigRead::open_file(path).map_err(|e| FileError::content(path, e.to_string()))?;
             let limit = (*len).min(track_sizes.length(id));
             let mut runs = Vec::new();
             let intervals = reader
@@ -185,18 +140,11 @@ pub fn read_bigwig(path: impl AsRef<Path>, sizes: Option<&ChromSizes>) -> Result
                 if !v.value.is_finite() {
                     return Err(FileError::content(
                         path,
-                        format!(
-                            "{name}:{}-{}: value {} is not finite",
-                            v.start, v.end, v.value
-                        ),
+                        format!("{name}:{}-{}: value {} is not finite", v.start, v.end, v.value),
                     ));
                 }
                 if v.value != 0.0 && (v.start as u64) < limit {
-                    runs.push(Run {
-                        start: v.start,
-                        end: (v.end as u64).min(limit) as u32,
-                        value: v.value,
-                    });
+                    runs.push(Run { start: v.start, end: (v.end as u64).min(limit) as u32, value: v.value });
                 }
             }
             Ok((id, runs))

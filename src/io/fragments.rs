@@ -23,12 +23,9 @@ pub struct Fragment<'a> {
 pub fn parse_fragment(line: &[u8]) -> Result<Fragment<'_>, String> {
     let mut fields = line.split(|&b| b == b'\t');
     let chrom = fields.next().unwrap_or_default();
-    let (Some(start), Some(end), Some(barcode)) = (fields.next(), fields.next(), fields.next())
-    else {
+    let (Some(start), Some(end), Some(barcode)) = (fields.next(), fields.next(), fields.next()) else {
         let n = line.split(|&b| b == b'\t').count();
-        return Err(format!(
-            "{n} column(s); a fragments line has 'chrom start end barcode [count]', tab-separated"
-        ));
+        return Err(format!("{n} column(s); a fragments line has 'chrom start end barcode [count]', tab-separated"));
     };
     if chrom.is_empty() {
         return Err("empty chromosome name".into());
@@ -45,13 +42,7 @@ pub fn parse_fragment(line: &[u8]) -> Result<Fragment<'_>, String> {
         }
         _ => 1,
     };
-    Ok(Fragment {
-        chrom,
-        start,
-        end,
-        barcode,
-        count,
-    })
+    Ok(Fragment { chrom, start, end, barcode, count })
 }
 
 /// Streams the fragments of a file.
@@ -61,9 +52,7 @@ pub struct FragmentReader {
 
 impl FragmentReader {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, FileError> {
-        Ok(FragmentReader {
-            lines: LineReader::open(path)?,
-        })
+        Ok(FragmentReader { lines: LineReader::open(path)? })
     }
 
     pub fn path(&self) -> &Path {
@@ -83,9 +72,7 @@ impl FragmentReader {
             }
         }
         let line = self.lines.line();
-        parse_fragment(line)
-            .map(Some)
-            .map_err(|what| self.lines.error(format!("{what}: '{}'", show(line))))
+        parse_fragment(line).map(Some).map_err(|what| self.lines.error(format!("{what}: '{}'", show(line))))
     }
 
     /// Number of the line last read (1-based).

@@ -18,11 +18,7 @@ impl ChromSizes {
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, u64)>) -> Result<Self, String> {
         let mut sizes = ChromSizes::default();
         for (name, len) in pairs {
-            if sizes
-                .index
-                .insert(name.clone(), sizes.names.len())
-                .is_some()
-            {
+            if sizes.index.insert(name.clone(), sizes.names.len()).is_some() {
                 return Err(format!("chromosome '{name}' is listed twice"));
             }
             sizes.names.push(name);
@@ -41,25 +37,17 @@ impl ChromSizes {
             if is_header(line) {
                 continue;
             }
-            let mut fields = line
-                .split(|&b| b == b'\t' || b == b' ')
-                .filter(|f| !f.is_empty());
+            let mut fields = line.split(|&b| b == b'\t' || b == b' ').filter(|f| !f.is_empty());
             let (Some(name), Some(len)) = (fields.next(), fields.next()) else {
                 return Err(lines.error("expected 'name<TAB>length'"));
             };
             let len = parse_u64(len, "length").map_err(|e| lines.error(e))?;
             if len == 0 || len > u32::MAX as u64 {
-                return Err(lines.error(format!(
-                    "length {len} of '{}' is outside 1..=4294967295",
-                    show(name)
-                )));
+                return Err(lines.error(format!("length {len} of '{}' is outside 1..=4294967295", show(name))));
             }
             let name = String::from_utf8_lossy(name).into_owned();
             if let Some(&first) = sizes.index.get(&name) {
-                let what = format!(
-                    "chromosome '{name}' is listed twice (first as entry {})",
-                    first + 1
-                );
+                let what = format!("chromosome '{name}' is listed twice (first as entry {})", first + 1);
                 return Err(lines.error(what));
             }
             sizes.index.insert(name.clone(), sizes.names.len());
@@ -67,10 +55,7 @@ impl ChromSizes {
             sizes.lengths.push(len);
         }
         if sizes.names.is_empty() {
-            return Err(FileError::content(
-                path,
-                "no chromosomes: expected lines of 'name<TAB>length'",
-            ));
+            return Err(FileError::content(path, "no chromosomes: expected lines of 'name<TAB>length'"));
         }
         Ok(sizes)
     }
@@ -101,35 +86,15 @@ impl ChromSizes {
         self.lengths.iter().sum()
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.names
-            .iter()
-            .map(String::as_str)
-            .zip(self.lengths.iter().copied())
+        self.names.iter().map(String::as_str).zip(self.lengths.iter().copied())
     }
 }
 
 /// A message for inputs whose chromosome names do not meet: a few names from each side and,
 /// when the difference is a `chr` prefix, how to fix it.
-pub fn name_mismatch(
-    what: &str,
-    ours: &[String],
-    theirs: &[String],
-    our_side: &str,
-    their_side: &str,
-) -> String {
-    let few = |names: &[String]| {
-        names
-            .iter()
-            .take(4)
-            .map(|n| format!("'{n}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut msg = format!(
-        "{what}: {their_side} names {} but {our_side} has {}",
-        few(theirs),
-        few(ours)
-    );
+pub fn name_mismatch(what: &str, ours: &[String], theirs: &[String], our_side: &str, their_side: &str) -> String {
+    let few = |names: &[String]| names.iter().take(4).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+    let mut msg = format!("{what}: {their_side} names {} but {our_side} has {}", few(theirs), few(ours));
     let strip = |n: &str| n.strip_prefix("chr").unwrap_or(n).to_string();
     let ours_bare: std::collections::HashSet<String> = ours.iter().map(|n| strip(n)).collect();
     if theirs.iter().any(|n| ours_bare.contains(&strip(n))) {
@@ -139,11 +104,7 @@ pub fn name_mismatch(
             msg.push_str(&format!(
                 "; the names differ by a 'chr' prefix: use a {} whose names {} 'chr'",
                 our_side,
-                if theirs_chr {
-                    "start with"
-                } else {
-                    "do not start with"
-                }
+                if theirs_chr { "start with" } else { "do not start with" }
             ));
         }
     }

@@ -28,19 +28,11 @@ impl LineReader {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(FileError::io(&path))?;
         let inner: Box<dyn BufRead + Send> = if is_gzip(&path)? {
-            Box::new(BufReader::with_capacity(
-                1 << 20,
-                MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)),
-            ))
+            Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file))))
         } else {
             Box::new(BufReader::with_capacity(1 << 20, file))
         };
-        Ok(LineReader {
-            path,
-            inner,
-            line_no: 0,
-            buf: Vec::with_capacity(256),
-        })
+        Ok(LineReader { path, inner, line_no: 0, buf: Vec::with_capacity(256) })
     }
 
     pub fn path(&self) -> &Path {
@@ -54,11 +46,7 @@ impl LineReader {
 
     /// The next line without its line ending, or `None` at the end of the file.
     pub fn next_line(&mut self) -> Result<Option<&[u8]>, FileError> {
-        Ok(if self.advance()? {
-            Some(&self.buf)
-        } else {
-            None
-        })
+        Ok(if self.advance()? { Some(&self.buf) } else { None })
     }
 
     /// Moves to the next line ([`LineReader::line`]); false at the end of the file.
@@ -66,9 +54,7 @@ impl LineReader {
         self.buf.clear();
         let n = self.inner.read_until(b'\n', &mut self.buf).map_err(|e| {
             let what = match e.kind() {
-                ErrorKind::UnexpectedEof => {
-                    "the compressed stream ends early: the file is truncated".to_string()
-                }
+                ErrorKind::UnexpectedEof => "the compressed stream ends early: the file is truncated".to_string(),
                 ErrorKind::InvalidInput | ErrorKind::InvalidData => {
                     format!("not a valid gzip stream ({e})")
                 }
@@ -101,10 +87,7 @@ impl LineReader {
 pub fn show(field: &[u8]) -> String {
     let s = String::from_utf8_lossy(field);
     if s.len() > 40 {
-        format!(
-            "{}…",
-            &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)]
-        )
+        format!("{}…", &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)])
     } else {
         s.into_owned()
     }
@@ -113,20 +96,12 @@ pub fn show(field: &[u8]) -> String {
 /// Parses an unsigned integer field, or says what was found.
 pub fn parse_u64(field: &[u8], name: &str) -> Result<u64, String> {
     if field.is_empty() || field.len() > 19 || !field.iter().all(u8::is_ascii_digit) {
-        return Err(format!(
-            "{name} '{}' is not a non-negative integer",
-            show(field)
-        ));
+        return Err(format!("{name} '{}' is not a non-negative integer", show(field)));
     }
-    Ok(field
-        .iter()
-        .fold(0u64, |acc, &d| acc * 10 + (d - b'0') as u64))
+    Ok(field.iter().fold(0u64, |acc, &d| acc * 10 + (d - b'0') as u64))
 }
 
 /// Whether a line is a comment or a track/browser header (BED family).
 pub fn is_header(line: &[u8]) -> bool {
-    line.is_empty()
-        || line.starts_with(b"#")
-        || line.starts_with(b"track")
-        || line.starts_with(b"browser")
+    line.is_empty() || line.starts_with(b"#") || line.starts_with(b"track") || line.starts_with(b"browser")
 }

@@ -1,8 +1,6 @@
 //! Building shards from track files, and the content-keyed cache.
 
-use super::shard::{
-    write_shard, Dtype, ShardSource, ShardStats, TrackShard, SHARD_EXTENSION, SHARD_VERSION,
-};
+use super::shard::{write_shard, Dtype, ShardSource, ShardStats, TrackShard, SHARD_EXTENSION, SHARD_VERSION};
 use crate::error::FileError;
 use crate::io::bed::read_intervals;
 use crate::io::bedgraph::read_bedgraph;
@@ -32,10 +30,7 @@ impl SourceFormat {
         if is_bigwig(path) {
             return Ok(SourceFormat::BigWig);
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         let ext = name.rsplit('.').next().unwrap_or("");
         match ext {
@@ -85,12 +80,7 @@ pub fn read_track(path: &Path, sizes: Option<&ChromSizes>) -> Result<Track, File
 }
 
 fn check_same_names(path: &Path, have: &ChromSizes, want: &ChromSizes) -> Result<(), FileError> {
-    let missing: Vec<String> = want
-        .names()
-        .iter()
-        .filter(|n| have.id(n).is_none())
-        .cloned()
-        .collect();
+    let missing: Vec<String> = want.names().iter().filter(|n| have.id(n).is_none()).cloned().collect();
     if missing.is_empty() {
         Ok(())
     } else {
@@ -117,12 +107,7 @@ pub fn mask_from_intervals(path: &Path, sizes: &ChromSizes) -> Result<Track, Fil
         }
     }
     if !intervals.is_empty()
-        && unknown.len()
-            == intervals
-                .iter()
-                .map(|i| &i.chrom)
-                .collect::<std::collections::HashSet<_>>()
-                .len()
+        && unknown.len() == intervals.iter().map(|i| &i.chrom).collect::<std::collections::HashSet<_>>().len()
     {
         return Err(FileError::Mismatch(name_mismatch(
             &path.display().to_string(),
@@ -142,11 +127,7 @@ pub fn mask_from_intervals(path: &Path, sizes: &ChromSizes) -> Result<Track, Fil
             }
             match runs.last_mut() {
                 Some(last) if s <= last.end as u64 => last.end = last.end.max(e as u32),
-                _ => runs.push(Run {
-                    start: s as u32,
-                    end: e as u32,
-                    value: 1.0,
-                }),
+                _ => runs.push(Run { start: s as u32, end: e as u32, value: 1.0 }),
             }
         }
         track.set_runs(id, runs);
@@ -168,10 +149,7 @@ pub fn file_sha256(path: &Path) -> Result<(String, u64), FileError> {
         size += n as u64;
         h.update(&buf[..n]);
     }
-    Ok((
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-        size,
-    ))
+    Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
 }
 
 /// Builds a shard at `out` from a track file. `dtype` defaults to the source's
@@ -185,27 +163,14 @@ pub fn build_shard(
     let format = SourceFormat::detect(input)?;
     let track = read_track(input, sizes)?;
     let (sha, size) = file_sha256(input)?;
-    let source = ShardSource {
-        path: input.display().to_string(),
-        sha256: Some(sha),
-        size: Some(size),
-    };
-    write_shard(
-        out,
-        &track,
-        dtype.unwrap_or(format.default_dtype()),
-        Some(source),
-    )
+    let source = ShardSource { path: input.display().to_string(), sha256: Some(sha), size: Some(size) };
+    write_shard(out, &track, dtype.unwrap_or(format.default_dtype()), Some(source))
 }
 
 /// The track cache: `$CHROMAX_TRACK_CACHE`, else `$XDG_CACHE_HOME/chromax/tracks`, else
 /// `$HOME/.cache/chromax/tracks`.
 pub fn track_cache_dir() -> Option<PathBuf> {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     var(CACHE_DIR_ENV)
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("chromax").join("tracks")))
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("chromax").join("tracks")))
@@ -214,19 +179,14 @@ pub fn track_cache_dir() -> Option<PathBuf> {
 /// The shard of a track file from the cache, converting it on first use. The key is the
 /// SHA-256 of the file's bytes, the dtype, the chromosome sizes given and the format
 /// version: the same content given twice (under any name) is converted once.
-pub fn cached_shard(
-    input: &Path,
-    dtype: Option<Dtype>,
-    sizes: Option<&ChromSizes>,
-) -> Result<TrackShard, FileError> {
+pub fn cached_shard(input: &Path, dtype: Option<Dtype>, sizes: Option<&ChromSizes>) -> Result<TrackShard, FileError> {
     let format = SourceFormat::detect(input)?;
     if format == SourceFormat::Shard {
         return TrackShard::open(input);
     }
     let dtype = dtype.unwrap_or(format.default_dtype());
-    let dir = track_cache_dir().ok_or_else(|| {
-        FileError::Argument(format!("no cache directory: set {CACHE_DIR_ENV} or HOME"))
-    })?;
+    let dir = track_cache_dir()
+        .ok_or_else(|| FileError::Argument(format!("no cache directory: set {CACHE_DIR_ENV} or HOME")))?;
     std::fs::create_dir_all(&dir).map_err(FileError::io(&dir))?;
     let (sha, size) = file_sha256(input)?;
     let mut key = Sha256::new();
@@ -239,22 +199,13 @@ pub fn cached_shard(
             key.update(l.to_le_bytes());
         }
     }
-    let key: String = key
-        .finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key: String = key.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
     let path = dir.join(format!("{key}.{SHARD_EXTENSION}"));
     if let Ok(shard) = TrackShard::open(&path) {
         return Ok(shard);
     }
     let track = read_track(input, sizes)?;
-    let source = ShardSource {
-        path: input.display().to_string(),
-        sha256: Some(sha),
-        size: Some(size),
-    };
+    let source = ShardSource { path: input.display().to_string(), sha256: Some(sha), size: Some(size) };
     write_shard(&path, &track, dtype, Some(source))?;
     TrackShard::open(&path)
 }

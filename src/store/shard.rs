@@ -120,11 +120,10 @@ pub fn write_shard(
 ) -> Result<ShardStats, FileError> {
     let path = path.as_ref();
     let sizes = track.sizes();
-    // Lay out with a placeholder index, then again with the real counts: offsets depend
-    // only on the index length, which the counts can change by a few digits; pad for that.
+    // Lay out with a placeholder index whose numbers are all u64::MAX, then write the real
+    // one (never longer) into the space it reserved.
     let layout = |index: &ShardIndex| -> Result<(Vec<u8>, Vec<u64>, u64), FileError> {
-        let mut json =
-            serde_json::to_vec(index).map_err(|e| FileError::content(path, e.to_string()))?;
+        let mut json = serde_json::to_vec(index).map_err(|e| FileError::content(path, e.to_string()))?;
         json.resize(json.len() + 64, b' ');
         let mut offset = align((FIXED_HEADER + json.len()) as u64);
         let mut offsets = Vec::with_capacity(sizes.len());
@@ -137,14 +136,8 @@ pub fn write_shard(
     let mut index = ShardIndex {
         version: SHARD_VERSION,
         dtype,
-        chroms: sizes
-            .iter()
-            .map(|(n, l)| ShardChrom {
-                name: n.to_string(),
-                length: l,
-                offset: 0,
-            })
-            .collect(),
+        // Placeholders as wide as any real value, so the final index is never longer.
+        chroms: sizes.iter().map(|(n, l)| ShardChrom { name: n.to_string(), length: l, offset: u64::MAX }).collect(),
         source,
         saturated: u64::MAX,
         rounded: u64::MAX,
@@ -182,22 +175,16 @@ pub fn write_shard(
         rest = tail;
         consumed = offset + bytes as u64;
     }
-    let stats: Vec<ShardStats> = pieces
-        .into_par_iter()
-        .map(|(id, piece)| fill_chrom(track, id, dtype, piece))
-        .collect();
+    let stats: Vec<ShardStats> =
+        pieces.into_par_iter().map(|(id, piece)| fill_chrom(track, id, dtype, piece)).collect();
     let saturated = stats.iter().map(|s| s.saturated).sum();
     let rounded = stats.iter().map(|s| s.rounded).sum();
     index.saturated = saturated;
     index.rounded = rounded;
 
-    let mut json =
-        serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?;
+    let mut json = serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?;
     if json.len() > reserved_json {
-        return Err(FileError::content(
-            path,
-            "internal: the shard index grew past its reserved space",
-        ));
+        return Err(FileError::content(path, "internal: the shard index grew past its reserved space"));
     }
     json.resize(reserved_json, b' ');
     map[..8].copy_from_slice(SHARD_MAGIC);
@@ -209,11 +196,7 @@ pub fn write_shard(
     drop(map);
     drop(f);
     file.commit()?;
-    Ok(ShardStats {
-        saturated,
-        rounded,
-        bytes: total,
-    })
+    Ok(ShardStats { saturated, rounded, bytes: total })
 }
 
 fn align(x: u64) -> u64 {
@@ -301,18 +284,13 @@ impl ShardSlice<'_> {
         right.fill(0.0);
         match self.values {
             ShardValues::U8(v) => mid.iter_mut().zip(v).for_each(|(o, &x)| *o = x as f32),
-            ShardValues::U16(v) => mid
-                .iter_mut()
-                .zip(v)
-                .for_each(|(o, &x)| *o = u16::from_le(x) as f32),
-            ShardValues::F16(v) => mid
-                .iter_mut()
-                .zip(v)
-                .for_each(|(o, &x)| *o = f16::from_bits(u16::from_le(x.to_bits())).to_f32()),
-            ShardValues::F32(v) => mid
-                .iter_mut()
-                .zip(v)
-                .for_each(|(o, &x)| *o = f32::from_bits(u32::from_le(x.to_bits()))),
+            ShardValues::U16(v) => mid.iter_mut().zip(v).for_each(|(o, &x)| *o = u16::from_le(x) as f32),
+            ShardValues::F16(v) => {
+                mid.iter_mut().zip(v).for_each(|(o, &x)| *o = f16::from_bits(u16::from_le(x.to_bits())).to_f32())
+            }
+            ShardValues::F32(v) => {
+                mid.iter_mut().zip(v).for_each(|(o, &x)| *o = f32::from_bits(u32::from_le(x.to_bits())))
+            }
         }
     }
 }
@@ -337,10 +315,7 @@ impl TrackShard {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, FileError> {
         let path = path.as_ref();
         if cfg!(target_endian = "big") {
-            return Err(FileError::content(
-                path,
-                "track shards are little-endian and this machine is big-endian",
-            ));
+            return Err(FileError::content(path, "track shards are little-endian and this machine is big-endian"));
         }
         let f = File::open(path).map_err(FileError::io(path))?;
         // SAFETY: shards are written once under a temporary name and renamed into place, never
@@ -362,25 +337,15 @@ impl TrackShard {
         let json = map
             .get(FIXED_HEADER..FIXED_HEADER.saturating_add(json_len))
             .ok_or_else(|| bad("the index runs past the end of the file: truncated".into()))?;
-        let index: ShardIndex =
-            serde_json::from_slice(json).map_err(|e| bad(format!("unreadable index: {e}")))?;
+        let index: ShardIndex = serde_json::from_slice(json).map_err(|e| bad(format!("unreadable index: {e}")))?;
         for c in &index.chroms {
             let end = c.offset.checked_add(c.length * index.dtype.size() as u64);
             if c.offset % ALIGN != 0 || end.is_none_or(|e| e > map.len() as u64) {
-                return Err(bad(format!(
-                    "chromosome '{}' lies outside the file: truncated or damaged",
-                    c.name
-                )));
+                return Err(bad(format!("chromosome '{}' lies outside the file: truncated or damaged", c.name)));
             }
         }
-        let sizes = ChromSizes::from_pairs(index.chroms.iter().map(|c| (c.name.clone(), c.length)))
-            .map_err(bad)?;
-        Ok(TrackShard {
-            path: path.to_path_buf(),
-            map,
-            index,
-            sizes,
-        })
+        let sizes = ChromSizes::from_pairs(index.chroms.iter().map(|c| (c.name.clone(), c.length))).map_err(bad)?;
+        Ok(TrackShard { path: path.to_path_buf(), map, index, sizes })
     }
 
     pub fn path(&self) -> &Path {
@@ -399,8 +364,7 @@ impl TrackShard {
     /// The whole of chromosome `id`, zero-copy.
     pub fn chrom_values(&self, id: usize) -> ShardValues<'_> {
         let c = &self.index.chroms[id];
-        let bytes = &self.map
-            [c.offset as usize..(c.offset + c.length * self.dtype().size() as u64) as usize];
+        let bytes = &self.map[c.offset as usize..(c.offset + c.length * self.dtype().size() as u64) as usize];
         match self.dtype() {
             Dtype::U8 => ShardValues::U8(bytes),
             Dtype::U16 => ShardValues::U16(bytemuck::cast_slice(bytes)),
@@ -416,20 +380,12 @@ impl TrackShard {
                 &self.path,
                 format!(
                     "no chromosome '{chrom}' (the shard has {})",
-                    self.sizes
-                        .names()
-                        .iter()
-                        .take(5)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    self.sizes.names().iter().take(5).cloned().collect::<Vec<_>>().join(", ")
                 ),
             )
         })?;
         if end < start {
-            return Err(FileError::Argument(format!(
-                "{chrom}:{start}-{end}: end before start"
-            )));
+            return Err(FileError::Argument(format!("{chrom}:{start}-{end}: end before start")));
         }
         let len = self.sizes.length(id) as i64;
         let n = end - start;
@@ -444,11 +400,7 @@ impl TrackShard {
             ShardValues::F16(v) => ShardValues::F16(&v[lo..hi]),
             ShardValues::F32(v) => ShardValues::F32(&v[lo..hi]),
         };
-        Ok(ShardSlice {
-            left_zeros,
-            values,
-            right_zeros,
-        })
+        Ok(ShardSlice { left_zeros, values, right_zeros })
     }
 
     /// The shard as a run-length track (for peak calling and exports).
@@ -459,11 +411,7 @@ impl TrackShard {
             .map(|id| {
                 let len = self.sizes.length(id) as usize;
                 let mut values = vec![0.0f32; len];
-                let slice = ShardSlice {
-                    left_zeros: 0,
-                    values: self.chrom_values(id),
-                    right_zeros: 0,
-                };
+                let slice = ShardSlice { left_zeros: 0, values: self.chrom_values(id), right_zeros: 0 };
                 slice.to_f32(&mut values);
                 crate::track::runs_from_dense(&values, 0)
             })

@@ -67,21 +67,13 @@ impl Rng {
 
     /// 0/1 values, 1 with probability `p`.
     pub fn mask_f32(&mut self, n: usize, p: f64) -> Vec<f32> {
-        (0..n)
-            .map(|_| if self.unit() < p { 1.0 } else { 0.0 })
-            .collect()
+        (0..n).map(|_| if self.unit() < p { 1.0 } else { 0.0 }).collect()
     }
 }
 
 /// Asserts `|got − want| ≤ atol + rtol·|want|` element-wise; on failure prints the first
 /// mismatches (index, both values) and the worst one, then panics.
-pub fn assert_close<A: Copy + Into<f64>, B: Copy + Into<f64>>(
-    what: &str,
-    got: &[A],
-    want: &[B],
-    atol: f64,
-    rtol: f64,
-) {
+pub fn assert_close<A: Copy + Into<f64>, B: Copy + Into<f64>>(what: &str, got: &[A], want: &[B], atol: f64, rtol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     let mut bad = Vec::new();
     let mut worst = (0usize, 0.0f64);
@@ -91,19 +83,10 @@ pub fn assert_close<A: Copy + Into<f64>, B: Copy + Into<f64>>(
         let excess = err - (atol + rtol * w.abs());
         if !(excess <= 0.0) {
             if bad.len() < 8 {
-                bad.push(format!(
-                    "  [{i}] got {g:.9e} want {w:.9e} (|diff| {err:.3e})"
-                ));
+                bad.push(format!("  [{i}] got {g:.9e} want {w:.9e} (|diff| {err:.3e})"));
             }
             if excess.is_nan() || excess > worst.1 {
-                worst = (
-                    i,
-                    if excess.is_nan() {
-                        f64::INFINITY
-                    } else {
-                        excess
-                    },
-                );
+                worst = (i, if excess.is_nan() { f64::INFINITY } else { excess });
             }
         }
     }
@@ -118,8 +101,5 @@ pub fn assert_close<A: Copy + Into<f64>, B: Copy + Into<f64>>(
 
 /// Maximum of |a − b| / (|b| + floor), for reporting.
 pub fn max_rel_err(a: &[f64], b: &[f64], floor: f64) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / (y.abs() + floor))
-        .fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() / (y.abs() + floor)).fold(0.0, f64::max)
 }

@@ -71,8 +71,7 @@ fn conv1d_general<T: Real>(
     y: &mut [T],        // (batch, c_out, len)
 ) {
     let cink = c_in * kernel;
-    let w_mat =
-        ArrayView2::from_shape((c_out, cink), w).expect("weight length checked by the caller");
+    let w_mat = ArrayView2::from_shape((c_out, cink), w).expect("weight length checked by the caller");
     let n_chunks = len.div_ceil(CHUNK);
 
     // One task per (batch item, chunk): the task owns the chunk's piece of every output row.
@@ -90,28 +89,12 @@ fn conv1d_general<T: Real>(
     }
 
     tasks.into_par_iter().for_each_init(
-        || {
-            (
-                vec![T::zero(); cink * CHUNK],
-                Array2::<T>::zeros((c_out, CHUNK)),
-            )
-        },
+        || (vec![T::zero(); cink * CHUNK], Array2::<T>::zeros((c_out, CHUNK))),
         |(col, out), (b, l0, mut rows)| {
             let n = rows[0].len();
             let x_b = &x[b * c_in * len..(b + 1) * c_in * len];
-            im2col(
-                x_b,
-                c_in,
-                len,
-                kernel,
-                dilation,
-                pad_left,
-                l0,
-                n,
-                &mut col[..cink * n],
-            );
-            let col_mat = ArrayView2::from_shape((cink, n), &col[..cink * n])
-                .expect("column buffer sized above");
+            im2col(x_b, c_in, len, kernel, dilation, pad_left, l0, n, &mut col[..cink * n]);
+            let col_mat = ArrayView2::from_shape((cink, n), &col[..cink * n]).expect("column buffer sized above");
             let mut out_n = out.slice_mut(ndarray::s![.., ..n]);
             general_mat_mul(T::one(), &w_mat, &col_mat, T::zero(), &mut out_n);
             for (co, row) in rows.iter_mut().enumerate() {
@@ -125,27 +108,9 @@ fn conv1d_general<T: Real>(
 }
 
 /// Forward: `y = conv1d(x, w) + bias` with "same" zero padding.
-pub fn conv1d_fwd<T: Real>(
-    p: &Conv1dParams,
-    x: &[T],
-    w: &[T],
-    bias: Option<&[T]>,
-    y: &mut [T],
-) -> BackendResult<()> {
+pub fn conv1d_fwd<T: Real>(p: &Conv1dParams, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) -> BackendResult<()> {
     p.check_fwd(x.len(), w.len(), bias.map(<[T]>::len), y.len())?;
-    conv1d_general(
-        p.batch,
-        p.c_in,
-        p.c_out,
-        p.len,
-        p.kernel,
-        p.dilation,
-        p.pad_left(),
-        x,
-        w,
-        bias,
-        y,
-    );
+    conv1d_general(p.batch, p.c_in, p.c_out, p.len, p.kernel, p.dilation, p.pad_left(), x, w, bias, y);
     Ok(())
 }
 
@@ -156,8 +121,7 @@ pub(crate) fn transpose_flip_weights<T: Real>(p: &Conv1dParams, w: &[T]) -> Vec<
     for co in 0..p.c_out {
         for ci in 0..p.c_in {
             for k in 0..k_len {
-                wt[(ci * p.c_out + co) * k_len + (k_len - 1 - k)] =
-                    w[(co * p.c_in + ci) * k_len + k];
+                wt[(ci * p.c_out + co) * k_len + (k_len - 1 - k)] = w[(co * p.c_in + ci) * k_len + k];
             }
         }
     }
@@ -165,27 +129,10 @@ pub(crate) fn transpose_flip_weights<T: Real>(p: &Conv1dParams, w: &[T]) -> Vec<
 }
 
 /// Backward w.r.t. the input: `dx[b, ci, j] = Σ_{co, k} w[co, ci, k] · dy[b, co, j − k·d + pad_left]`.
-pub fn conv1d_bwd_input<T: Real>(
-    p: &Conv1dParams,
-    dy: &[T],
-    w: &[T],
-    dx: &mut [T],
-) -> BackendResult<()> {
+pub fn conv1d_bwd_input<T: Real>(p: &Conv1dParams, dy: &[T], w: &[T], dx: &mut [T]) -> BackendResult<()> {
     p.check_bwd_input(dy.len(), w.len(), dx.len())?;
     let wt = transpose_flip_weights(p, w);
-    conv1d_general(
-        p.batch,
-        p.c_out,
-        p.c_in,
-        p.len,
-        p.kernel,
-        p.dilation,
-        p.pad_right(),
-        dy,
-        &wt,
-        None,
-        dx,
-    );
+    conv1d_general(p.batch, p.c_out, p.c_in, p.len, p.kernel, p.dilation, p.pad_right(), dy, &wt, None, dx);
     Ok(())
 }
 
@@ -202,9 +149,7 @@ pub fn conv1d_bwd_weight<T: Real>(
     let (c_in, c_out, len, kernel) = (p.c_in, p.c_out, p.len, p.kernel);
     let cink = c_in * kernel;
     let n_chunks = len.div_ceil(CHUNK);
-    let tasks: Vec<(usize, usize)> = (0..p.batch)
-        .flat_map(|b| (0..n_chunks).map(move |j| (b, j * CHUNK)))
-        .collect();
+    let tasks: Vec<(usize, usize)> = (0..p.batch).flat_map(|b| (0..n_chunks).map(move |j| (b, j * CHUNK))).collect();
     let group_size = tasks.len().div_ceil(REDUCE_GROUPS).max(1);
 
     // Each fixed group of tasks sums its partial products in f64, in task order.
@@ -218,19 +163,8 @@ pub fn conv1d_bwd_weight<T: Real>(
             for &(b, l0) in group {
                 let n = CHUNK.min(len - l0);
                 let x_b = &x[b * c_in * len..(b + 1) * c_in * len];
-                im2col(
-                    x_b,
-                    c_in,
-                    len,
-                    kernel,
-                    p.dilation,
-                    p.pad_left(),
-                    l0,
-                    n,
-                    &mut col[..cink * n],
-                );
-                let col_mat = ArrayView2::from_shape((cink, n), &col[..cink * n])
-                    .expect("column buffer sized above");
+                im2col(x_b, c_in, len, kernel, p.dilation, p.pad_left(), l0, n, &mut col[..cink * n]);
+                let col_mat = ArrayView2::from_shape((cink, n), &col[..cink * n]).expect("column buffer sized above");
                 let dy_b = &dy[b * c_out * len..(b + 1) * c_out * len];
                 // dy chunk as a (c_out, n) view with row stride len, straight over the batch item.
                 let dy_mat = ArrayView2::from_shape((c_out, n).strides((len, 1)), &dy_b[l0..])
@@ -253,13 +187,9 @@ pub fn conv1d_bwd_weight<T: Real>(
         total_w.iter_mut().zip(gw).for_each(|(t, g)| *t += g);
         total_b.iter_mut().zip(gb).for_each(|(t, g)| *t += g);
     }
-    dw.iter_mut()
-        .zip(&total_w)
-        .for_each(|(d, &t)| *d = T::of(t));
+    dw.iter_mut().zip(&total_w).for_each(|(d, &t)| *d = T::of(t));
     if let Some(db) = dbias {
-        db.iter_mut()
-            .zip(&total_b)
-            .for_each(|(d, &t)| *d = T::of(t));
+        db.iter_mut().zip(&total_b).for_each(|(d, &t)| *d = T::of(t));
     }
     Ok(())
 }

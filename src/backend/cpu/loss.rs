@@ -53,10 +53,7 @@ impl PearsonSums {
 }
 
 /// Sums `f` over the cropped centre of every row, in f64, rows in order.
-fn sum_rows<const K: usize>(
-    p: &DenoiseLossParams,
-    f: impl Fn(usize) -> [f64; K] + Sync,
-) -> [f64; K] {
+fn sum_rows<const K: usize>(p: &DenoiseLossParams, f: impl Fn(usize) -> [f64; K] + Sync) -> [f64; K] {
     let (lo, hi) = (p.pad, p.len - p.pad);
     let rows: Vec<[f64; K]> = (0..p.batch)
         .into_par_iter()
@@ -100,54 +97,32 @@ pub fn denoise_loss<T: Real>(
 
     let [sum_p, sum_t, sum_sq, sum_bce] = sum_rows(p, |i| {
         let (pi, ti) = (reg[i].as_f64(), clean[i].as_f64());
-        [
-            pi,
-            ti,
-            (pi - ti) * (pi - ti),
-            bce_with_logit(cls_logits[i].as_f64(), mask[i].as_f64()),
-        ]
+        [pi, ti, (pi - ti) * (pi - ti), bce_with_logit(cls_logits[i].as_f64(), mask[i].as_f64())]
     });
     let (mean_p, mean_t) = (sum_p / n, sum_t / n);
     let [s_pt, s_pp, s_tt] = sum_rows(p, |i| {
         let (dp, dt) = (reg[i].as_f64() - mean_p, clean[i].as_f64() - mean_t);
         [dp * dt, dp * dp, dt * dt]
     });
-    let sums = PearsonSums {
-        mean_p,
-        mean_t,
-        s_pt,
-        s_pp,
-        s_tt,
-    };
-    let (w_mse, w_r, w_bce) = (
-        p.mse_weight as f64,
-        p.pearson_weight as f64,
-        p.bce_weight as f64,
-    );
+    let sums = PearsonSums { mean_p, mean_t, s_pt, s_pp, s_tt };
+    let (w_mse, w_r, w_bce) = (p.mse_weight as f64, p.pearson_weight as f64, p.bce_weight as f64);
     let (lo, hi) = (p.pad, p.len - p.pad);
-    d_reg
-        .par_chunks_mut(p.len)
-        .zip(d_cls.par_chunks_mut(p.len))
-        .enumerate()
-        .for_each(|(b, (dr, dc))| {
-            for l in 0..p.len {
-                if l < lo || l >= hi {
-                    dr[l] = T::zero();
-                    dc[l] = T::zero();
-                    continue;
-                }
-                let i = b * p.len + l;
-                let (pi, ti) = (reg[i].as_f64(), clean[i].as_f64());
-                dr[l] = T::of(w_mse * 2.0 * (pi - ti) / n - w_r * sums.d_r(pi, ti));
-                let z = cls_logits[i].as_f64();
-                dc[l] = T::of(w_bce * (sigmoid(z) - mask[i].as_f64()) / n);
+    d_reg.par_chunks_mut(p.len).zip(d_cls.par_chunks_mut(p.len)).enumerate().for_each(|(b, (dr, dc))| {
+        for l in 0..p.len {
+            if l < lo || l >= hi {
+                dr[l] = T::zero();
+                dc[l] = T::zero();
+                continue;
             }
-        });
+            let i = b * p.len + l;
+            let (pi, ti) = (reg[i].as_f64(), clean[i].as_f64());
+            dr[l] = T::of(w_mse * 2.0 * (pi - ti) / n - w_r * sums.d_r(pi, ti));
+            let z = cls_logits[i].as_f64();
+            dc[l] = T::of(w_bce * (sigmoid(z) - mask[i].as_f64()) / n);
+        }
+    });
 
-    Ok(loss_parts_from_sums(
-        p,
-        [sum_p, sum_t, sum_sq, sum_bce, s_pt, s_pp, s_tt],
-    ))
+    Ok(loss_parts_from_sums(p, [sum_p, sum_t, sum_sq, sum_bce, s_pt, s_pp, s_tt]))
 }
 
 /// The loss from its seven sums `[Σp, Σt, Σ(p−t)², Σbce, S_pt, S_pp, S_tt]`; the CUDA backend
@@ -155,20 +130,8 @@ pub fn denoise_loss<T: Real>(
 pub(crate) fn loss_parts_from_sums(p: &DenoiseLossParams, s: [f64; 7]) -> LossParts {
     let n = (p.batch * p.cropped_len()) as f64;
     let [sum_p, sum_t, sum_sq, sum_bce, s_pt, s_pp, s_tt] = s;
-    let sums = PearsonSums {
-        mean_p: sum_p / n,
-        mean_t: sum_t / n,
-        s_pt,
-        s_pp,
-        s_tt,
-    };
+    let sums = PearsonSums { mean_p: sum_p / n, mean_t: sum_t / n, s_pt, s_pp, s_tt };
     let (mse, r, bce) = (sum_sq / n, sums.r(), sum_bce / n);
-    let total =
-        p.mse_weight as f64 * mse + p.pearson_weight as f64 * (1.0 - r) + p.bce_weight as f64 * bce;
-    LossParts {
-        total,
-        mse,
-        pearson: r,
-        bce,
-    }
+    let total = p.mse_weight as f64 * mse + p.pearson_weight as f64 * (1.0 - r) + p.bce_weight as f64 * bce;
+    LossParts { total, mse, pearson: r, bce }
 }

@@ -16,9 +16,7 @@ pub use loss::denoise_loss;
 pub use optim::adam_step;
 pub use real::Real;
 
-use super::{
-    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts,
-};
+use super::{check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts};
 
 /// The CPU backend (f32, rayon).
 #[derive(Debug, Default, Clone, Copy)]
@@ -81,13 +79,7 @@ impl Backend for CpuBackend {
         conv1d_fwd(p, x, w, bias.map(Vec::as_slice), y)
     }
 
-    fn conv1d_bwd_input(
-        &self,
-        p: &Conv1dParams,
-        dy: &Vec<f32>,
-        w: &Vec<f32>,
-        dx: &mut Vec<f32>,
-    ) -> BackendResult<()> {
+    fn conv1d_bwd_input(&self, p: &Conv1dParams, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
         conv1d_bwd_input(p, dy, w, dx)
     }
 

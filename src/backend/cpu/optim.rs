@@ -10,17 +10,10 @@ use rayon::prelude::*;
 const CHUNK: usize = 1 << 14;
 
 /// One Adam step over `param`, in place.
-pub fn adam_step<T: Real>(
-    p: &AdamParams,
-    param: &mut [T],
-    grad: &[T],
-    m: &mut [T],
-    v: &mut [T],
-) -> BackendResult<()> {
+pub fn adam_step<T: Real>(p: &AdamParams, param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T]) -> BackendResult<()> {
     p.check(param.len(), grad.len(), m.len(), v.len())?;
     let (bc1, bc2) = p.bias_corrections();
-    let [lr, b1, b2, eps, wd] =
-        [p.lr, p.beta1, p.beta2, p.eps, p.weight_decay].map(|x| T::of(x as f64));
+    let [lr, b1, b2, eps, wd] = [p.lr, p.beta1, p.beta2, p.eps, p.weight_decay].map(|x| T::of(x as f64));
     let (bc1, bc2) = (T::of(bc1), T::of(bc2));
     param
         .par_chunks_mut(CHUNK)

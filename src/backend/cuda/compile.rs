@@ -37,11 +37,7 @@ pub fn nvrtc_version() -> Option<(i32, i32)> {
 /// The PTX cache directory: `$CHROMAX_KERNEL_CACHE`, else `$XDG_CACHE_HOME/chromax/kernels`,
 /// else `$HOME/.cache/chromax/kernels`; `None` if none of them is set.
 pub fn cache_dir() -> Option<PathBuf> {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     var(CACHE_DIR_ENV)
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("chromax").join("kernels")))
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("chromax").join("kernels")))
@@ -49,10 +45,7 @@ pub fn cache_dir() -> Option<PathBuf> {
 
 /// The NVRTC options chromax compiles with, for an architecture such as `sm_90`.
 pub fn compile_options(arch: &str) -> Vec<String> {
-    let mut options = vec![
-        format!("--gpu-architecture={arch}"),
-        "--std=c++17".to_string(),
-    ];
+    let mut options = vec![format!("--gpu-architecture={arch}"), "--std=c++17".to_string()];
     if let Some(paths) = std::env::var_os(INCLUDE_ENV) {
         for dir in std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()) {
             options.push(format!("--include-path={}", dir.display()));
@@ -63,12 +56,7 @@ pub fn compile_options(arch: &str) -> Vec<String> {
 
 /// Compiles one kernel file (with the common header prepended) to PTX text.
 pub fn compile_kernel(kernel: &KernelSource, arch: &str) -> Result<String, BackendError> {
-    compile_program(
-        kernel,
-        &kernel_program(kernel),
-        &compile_options(arch),
-        arch,
-    )
+    compile_program(kernel, &kernel_program(kernel), &compile_options(arch), arch)
 }
 
 fn compile_program(
@@ -80,11 +68,7 @@ fn compile_program(
     if !nvrtc_available() {
         return Err(BackendError::CudaUnavailable(nvrtc_missing_message()));
     }
-    let opts = CompileOptions {
-        options: options.to_vec(),
-        name: Some(kernel.file.to_string()),
-        ..Default::default()
-    };
+    let opts = CompileOptions { options: options.to_vec(), name: Some(kernel.file.to_string()), ..Default::default() };
     let ptx = compile_ptx_with_opts(program, opts).map_err(|e| BackendError::KernelCompile {
         file: kernel.file.to_string(),
         arch: arch.to_string(),
@@ -111,11 +95,7 @@ pub fn cached_ptx(kernel: &KernelSource, arch: &str) -> Result<String, BackendEr
     let Some(dir) = cache_dir() else {
         return compile_program(kernel, &program, &options, arch);
     };
-    let path = dir.join(format!(
-        "{}-{}.ptx",
-        kernel.stem,
-        cache_key(&program, &options, arch)
-    ));
+    let path = dir.join(format!("{}-{}.ptx", kernel.stem, cache_key(&program, &options, arch)));
     if let Ok(ptx) = std::fs::read_to_string(&path) {
         if ptx.contains(".entry") {
             return Ok(ptx);
@@ -137,18 +117,11 @@ pub fn cache_key(program: &str, options: &[String], arch: &str) -> String {
     h.update([0u8]);
     h.update(arch.as_bytes());
     h.update(format!("{:?}", nvrtc_version()).as_bytes());
-    h.finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), BackendError> {
-    let io = |source| BackendError::KernelCache {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| BackendError::KernelCache { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }

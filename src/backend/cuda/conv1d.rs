@@ -28,16 +28,9 @@ const WGRAD_BLOCKS_PER_SM: usize = 4;
 
 /// The shape as the kernels' ints: c_in, c_out, len, kernel, dilation.
 fn conv_ints(op: &'static str, p: &Conv1dParams) -> BackendResult<[KArg; 5]> {
-    as_i32(
-        op,
-        "batch × channels × len",
-        p.input_len().max(p.output_len()),
-    )?;
+    as_i32(op, "batch × channels × len", p.input_len().max(p.output_len()))?;
     if p.batch > 65_535 {
-        return Err(BackendError::Unsupported {
-            op,
-            what: format!("batch {} exceeds 65,535 on CUDA", p.batch),
-        });
+        return Err(BackendError::Unsupported { op, what: format!("batch {} exceeds 65,535 on CUDA", p.batch) });
     }
     Ok([
         KArg::I32(as_i32(op, "c_in", p.c_in)?),
@@ -70,11 +63,7 @@ pub(crate) fn direct_plan(
         });
     }
     let geometry = Geometry {
-        grid: (
-            p.len.div_ceil(TILE_L) as u32,
-            c_out_pass.div_ceil(CO_TILE) as u32,
-            p.batch as u32,
-        ),
+        grid: (p.len.div_ceil(TILE_L) as u32, c_out_pass.div_ceil(CO_TILE) as u32, p.batch as u32),
         block: (CONV_THREADS, 1, 1),
         shared_bytes: (4 * ci_tile * per_channel) as u32,
     };
@@ -96,26 +85,14 @@ pub(crate) unsafe fn conv1d_fwd(
     const OP: &str = "conv1d_fwd";
     let ints = conv_ints(OP, p)?;
     let (geometry, ci_tile) = direct_plan(OP, p, p.c_in, p.c_out)?;
-    let head = [
-        KArg::Ptr(x),
-        KArg::Ptr(w),
-        KArg::Ptr(bias.unwrap_or(0)),
-        KArg::Ptr(y),
-    ];
+    let head = [KArg::Ptr(x), KArg::Ptr(w), KArg::Ptr(bias.unwrap_or(0)), KArg::Ptr(y)];
     let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(ci_tile as i32)];
     // SAFETY: conv1d_fwd_f32(const float* x, const float* w, const float* bias, float* y,
     // int c_in, int c_out, int L, int K, int d, int pad_left, int ci_tile); the buffers have
     // the lengths of p (caller); the grid covers len × c_out × batch and the kernel guards
     // l < len and co < c_out; the shared memory holds the ci_tile·(span + CO_TILE·K) floats
     // the kernel indexes.
-    unsafe {
-        d.launch(
-            "conv1d",
-            "conv1d_fwd_f32",
-            geometry,
-            &[&head[..], &ints[..], &tail[..]].concat(),
-        )
-    }
+    unsafe { d.launch("conv1d", "conv1d_fwd_f32", geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
 }
 
 /// Input gradient. dy (B, C_out, L), w (C_out, C_in, K), dx (B, C_in, L).
@@ -139,14 +116,7 @@ pub(crate) unsafe fn conv1d_bwd_input(
     // int c_out, int L, int K, int d, int pad_right, int ci_tile); lengths from p (caller);
     // the grid covers len × c_in × batch with guards in the kernel; shared memory as for the
     // forward pass with c_out input channels.
-    unsafe {
-        d.launch(
-            "conv1d",
-            "conv1d_bwd_input_f32",
-            geometry,
-            &[&head[..], &ints[..], &tail[..]].concat(),
-        )
-    }
+    unsafe { d.launch("conv1d", "conv1d_bwd_input_f32", geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
 }
 
 /// How the weight-gradient pass splits its work.
@@ -182,17 +152,12 @@ pub(crate) fn weight_grad_plan(
     if tiles > 65_535 {
         return Err(BackendError::Unsupported {
             op,
-            what: format!(
-                "{} × {} channels are too many for one launch",
-                p.c_out, p.c_in
-            ),
+            what: format!("{} × {} channels are too many for one launch", p.c_out, p.c_in),
         });
     }
     // Enough chunks of positions to fill the device; chunk lengths are whole tiles.
     let target_blocks = WGRAD_BLOCKS_PER_SM * multiprocessors.max(1);
-    let n_chunks = target_blocks
-        .div_ceil(tiles * p.batch)
-        .clamp(1, p.len.div_ceil(WT));
+    let n_chunks = target_blocks.div_ceil(tiles * p.batch).clamp(1, p.len.div_ceil(WT));
     let chunk_len = p.len.div_ceil(n_chunks).div_ceil(WT) * WT;
     let n_chunks = p.len.div_ceil(chunk_len);
     let geometry = Geometry {
@@ -200,12 +165,7 @@ pub(crate) fn weight_grad_plan(
         block: (WG_THREADS, 1, 1),
         shared_bytes: (4 * smem_floats) as u32,
     };
-    Ok(WeightGradPlan {
-        geometry,
-        chunk_len,
-        n_chunks,
-        n_ci_tiles,
-    })
+    Ok(WeightGradPlan { geometry, chunk_len, n_chunks, n_ci_tiles })
 }
 
 /// Weight (and bias) gradient. x (B, C_in, L), dy (B, C_out, L), dw (C_out, C_in, K),
@@ -228,55 +188,28 @@ pub(crate) unsafe fn conv1d_bwd_weight<D: KernelDevice>(
     let partial_mem = d.scratch(n_parts * p.weight_len() * 4)?;
     let partial = d.scratch_ptr(&partial_mem);
     let head = [KArg::Ptr(x), KArg::Ptr(dy), KArg::Ptr(partial)];
-    let tail = [
-        KArg::I32(p.pad_left() as i32),
-        KArg::I32(plan.chunk_len as i32),
-        KArg::I32(plan.n_ci_tiles as i32),
-    ];
+    let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(plan.chunk_len as i32), KArg::I32(plan.n_ci_tiles as i32)];
     // SAFETY: conv1d_bwd_weight_partial_f32(const float* x, const float* dy, float* partial,
     // int c_in, int c_out, int L, int K, int d, int pad_left, int chunk_len, int n_ci_tiles);
     // x and dy have the lengths of p (caller); partial holds batch·n_chunks·C_out·C_in·K
     // floats, indexed by (blockIdx.z·gridDim.x + blockIdx.x) with gridDim.x = n_chunks; the
     // kernel guards channel indices; the shared memory is exactly what the kernel indexes.
     unsafe {
-        d.launch(
-            "conv1d",
-            "conv1d_bwd_weight_partial_f32",
-            plan.geometry,
-            &[&head[..], &ints[..], &tail[..]].concat(),
-        )?
+        d.launch("conv1d", "conv1d_bwd_weight_partial_f32", plan.geometry, &[&head[..], &ints[..], &tail[..]].concat())?
     };
 
     let n_parts_i = as_i32(OP, "partial sums", n_parts)?;
     let reduce = Geometry::linear(grid_stride_blocks(d, p.weight_len()), THREADS);
-    let args = [
-        KArg::Ptr(partial),
-        KArg::Ptr(dw),
-        KArg::I32(n_parts_i),
-        KArg::I64(p.weight_len() as i64),
-    ];
+    let args = [KArg::Ptr(partial), KArg::Ptr(dw), KArg::I32(n_parts_i), KArg::I64(p.weight_len() as i64)];
     // SAFETY: conv1d_bwd_weight_reduce_f32(const float*, float*, int, long long); partial
     // holds n_parts·n_weights floats and dw n_weights (caller).
     unsafe { d.launch("conv1d", "conv1d_bwd_weight_reduce_f32", reduce, &args)? };
 
     if let Some(db) = dbias {
-        let args = [
-            KArg::Ptr(dy),
-            KArg::Ptr(db),
-            KArg::I32(p.batch as i32),
-            ints[1],
-            ints[2],
-        ];
+        let args = [KArg::Ptr(dy), KArg::Ptr(db), KArg::I32(p.batch as i32), ints[1], ints[2]];
         // SAFETY: conv1d_bwd_bias_f32(const float* dy, float* dbias, int B, int c_out, int L);
         // dy has batch·c_out·len floats, dbias c_out; one block of THREADS per channel.
-        unsafe {
-            d.launch(
-                "conv1d",
-                "conv1d_bwd_bias_f32",
-                Geometry::linear(p.c_out as u32, THREADS),
-                &args,
-            )?
-        };
+        unsafe { d.launch("conv1d", "conv1d_bwd_bias_f32", Geometry::linear(p.c_out as u32, THREADS), &args)? };
     }
     Ok(())
 }
@@ -288,21 +221,14 @@ mod tests {
     /// The launch geometry above must match the kernel file's #defines.
     #[test]
     fn constants_match_kernel_defines() {
-        let src = crate::kernels::kernel_file("conv1d")
-            .expect("conv1d.cu is embedded")
-            .text;
+        let src = crate::kernels::kernel_file("conv1d").expect("conv1d.cu is embedded").text;
         let define = |name: &str| -> usize {
             let line = src
                 .lines()
                 .find(|l| l.starts_with(&format!("#define {name} ")))
                 .unwrap_or_else(|| panic!("#define {name} missing from conv1d.cu"));
-            let value = line
-                .split_whitespace()
-                .nth(2)
-                .expect("a value after the name");
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("#define {name} is not a plain number: {line}"))
+            let value = line.split_whitespace().nth(2).expect("a value after the name");
+            value.parse().unwrap_or_else(|_| panic!("#define {name} is not a plain number: {line}"))
         };
         assert_eq!(define("CONV_THREADS"), CONV_THREADS as usize);
         assert_eq!(define("POS_PER_THREAD"), POS_PER_THREAD);
@@ -311,31 +237,14 @@ mod tests {
         assert_eq!(define("WT"), WT);
         assert_eq!(define("WCO"), WCO);
         assert_eq!(define("WCI"), WCI);
-        let common = crate::kernels::HEADER_FILES
-            .iter()
-            .find(|h| h.stem == "common")
-            .expect("common.cuh")
-            .text;
+        let common = crate::kernels::HEADER_FILES.iter().find(|h| h.stem == "common").expect("common.cuh").text;
         assert!(common.contains(&format!("#define CHROMAX_THREADS {THREADS}")));
     }
 
     #[test]
     fn weight_grad_chunks_cover_the_length_exactly_once() {
-        for (len, batch, sms) in [
-            (60_000, 2, 132),
-            (1, 1, 132),
-            (37, 3, 1),
-            (5000, 64, 132),
-            (129, 1, 2),
-        ] {
-            let p = Conv1dParams {
-                batch,
-                c_in: 15,
-                c_out: 15,
-                len,
-                kernel: 51,
-                dilation: 8,
-            };
+        for (len, batch, sms) in [(60_000, 2, 132), (1, 1, 132), (37, 3, 1), (5000, 64, 132), (129, 1, 2)] {
+            let p = Conv1dParams { batch, c_in: 15, c_out: 15, len, kernel: 51, dilation: 8 };
             let plan = weight_grad_plan("test", &p, sms).expect("fits");
             assert_eq!(plan.chunk_len % WT, 0);
             assert!(

@@ -7,23 +7,10 @@ use crate::backend::BackendResult;
 ///
 /// # Safety
 /// `x` and `y` are device addresses of at least `n` floats.
-pub(crate) unsafe fn unary(
-    d: &impl KernelDevice,
-    name: &'static str,
-    x: u64,
-    y: u64,
-    n: usize,
-) -> BackendResult<()> {
+pub(crate) unsafe fn unary(d: &impl KernelDevice, name: &'static str, x: u64, y: u64, n: usize) -> BackendResult<()> {
     let g = Geometry::linear(grid_stride_blocks(d, n), THREADS);
     // SAFETY: (const float*, float*, long long) as declared; both cover n floats (caller).
-    unsafe {
-        d.launch(
-            "elementwise",
-            name,
-            g,
-            &[KArg::Ptr(x), KArg::Ptr(y), KArg::I64(n as i64)],
-        )
-    }
+    unsafe { d.launch("elementwise", name, g, &[KArg::Ptr(x), KArg::Ptr(y), KArg::I64(n as i64)]) }
 }
 
 /// `out = f(a, b)` over n elements, for a kernel `f(const float*, const float*, float*, long long)`.
@@ -40,17 +27,5 @@ pub(crate) unsafe fn binary(
 ) -> BackendResult<()> {
     let g = Geometry::linear(grid_stride_blocks(d, n), THREADS);
     // SAFETY: (const float*, const float*, float*, long long) as declared; all cover n floats.
-    unsafe {
-        d.launch(
-            "elementwise",
-            name,
-            g,
-            &[
-                KArg::Ptr(a),
-                KArg::Ptr(b),
-                KArg::Ptr(out),
-                KArg::I64(n as i64),
-            ],
-        )
-    }
+    unsafe { d.launch("elementwise", name, g, &[KArg::Ptr(a), KArg::Ptr(b), KArg::Ptr(out), KArg::I64(n as i64)]) }
 }

@@ -46,33 +46,14 @@ impl KernelDevice for EmuDevice<'_> {
         Ok(())
     }
 
-    unsafe fn launch(
-        &self,
-        _stem: &'static str,
-        name: &'static str,
-        g: Geometry,
-        args: &[KArg],
-    ) -> BackendResult<()> {
+    unsafe fn launch(&self, _stem: &'static str, name: &'static str, g: Geometry, args: &[KArg]) -> BackendResult<()> {
         let symbol = format!("emu_{name}");
         // SAFETY: every emu_<kernel> symbol has the EmuEntry signature (generated below).
         let entry: libloading::Symbol<EmuEntry> = unsafe { self.emu.lib.get(symbol.as_bytes()) }
-            .map_err(|e| BackendError::Cuda {
-                context: format!("emulating {name}"),
-                message: e.to_string(),
-            })?;
-        let geometry = [
-            g.grid.0,
-            g.grid.1,
-            g.grid.2,
-            g.block.0,
-            g.block.1,
-            g.block.2,
-            g.shared_bytes,
-        ];
+            .map_err(|e| BackendError::Cuda { context: format!("emulating {name}"), message: e.to_string() })?;
+        let geometry = [g.grid.0, g.grid.1, g.grid.2, g.block.0, g.block.1, g.block.2, g.shared_bytes];
         // SAFETY: the caller guarantees the arguments match the kernel and cover the grid.
-        let status = with_kernel_params(args, |params| unsafe {
-            entry(geometry.as_ptr(), params.as_mut_ptr())
-        });
+        let status = with_kernel_params(args, |params| unsafe { entry(geometry.as_ptr(), params.as_mut_ptr()) });
         if status != 0 {
             return Err(BackendError::Cuda {
                 context: format!("emulating {name}"),
@@ -90,22 +71,14 @@ impl KernelDevice for EmuDevice<'_> {
 /// C++ for one kernel file: the program NVRTC would compile, made host-runnable, plus one
 /// `emu_<kernel>(geometry, params)` entry per kernel that unpacks CUDA's `void**` params.
 fn emulation_source(stem: &str) -> String {
-    let kernel = KERNEL_FILES
-        .iter()
-        .find(|k| k.stem == stem)
-        .expect("embedded kernel");
-    let program = kernel_program(kernel).replace(
-        "extern __shared__ float smem[];",
-        "float* smem = reinterpret_cast<float*>(emu_dynamic_smem);",
-    );
+    let kernel = KERNEL_FILES.iter().find(|k| k.stem == stem).expect("embedded kernel");
+    let program = kernel_program(kernel)
+        .replace("extern __shared__ float smem[];", "float* smem = reinterpret_cast<float*>(emu_dynamic_smem);");
     let mut src = format!("#include \"cuda_emu.h\"\n{program}\n");
     for sig in kernel_signatures(kernel.text) {
         let (name, types) = (sig.name, sig.param_types);
-        let args: Vec<String> = types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| format!("*reinterpret_cast<{t}*>(params[{i}])"))
-            .collect();
+        let args: Vec<String> =
+            types.iter().enumerate().map(|(i, t)| format!("*reinterpret_cast<{t}*>(params[{i}])")).collect();
         src.push_str(&format!(
             "extern \"C\" int emu_{name}(const unsigned* g, void** params) {{ return emu_run(g, [&] {{ {name}({}); }}); }}\n",
             args.join(", ")
@@ -117,15 +90,12 @@ fn emulation_source(stem: &str) -> String {
 fn build_emulator() -> Result<Emulator, String> {
     let out_dir = std::env::temp_dir().join(format!("chromax-emu-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    let include = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("emu");
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("emu");
     let mut sources = Vec::new();
     for kernel in KERNEL_FILES {
         let path = out_dir.join(format!("{}.cpp", kernel.stem));
         let mut f = std::fs::File::create(&path).map_err(|e| e.to_string())?;
-        f.write_all(emulation_source(kernel.stem).as_bytes())
-            .map_err(|e| e.to_string())?;
+        f.write_all(emulation_source(kernel.stem).as_bytes()).map_err(|e| e.to_string())?;
         sources.push(path);
     }
     let lib_path: PathBuf = out_dir.join("libchromax_emu.so");
@@ -163,19 +133,13 @@ fn build_emulator() -> Result<Emulator, String> {
 /// The emulator, or `None` after a visible skip line when g++ is missing.
 fn emulator(test: &str) -> Option<&'static Emulator> {
     static EMU: OnceLock<Result<Emulator, String>> = OnceLock::new();
-    let built =
-        EMU.get_or_init(
-            || match std::process::Command::new("g++").arg("--version").output() {
-                Ok(o) if o.status.success() => build_emulator(),
-                _ => Err("skipped: g++ not found".to_string()),
-            },
-        );
+    let built = EMU.get_or_init(|| match std::process::Command::new("g++").arg("--version").output() {
+        Ok(o) if o.status.success() => build_emulator(),
+        _ => Err("skipped: g++ not found".to_string()),
+    });
     match built {
         Ok(emu) => Some(emu),
-        Err(e)
-            if e.starts_with("skipped")
-                && std::env::var("CHROMAX_REQUIRE_EMULATOR").map_or(true, |v| v != "1") =>
-        {
+        Err(e) if e.starts_with("skipped") && std::env::var("CHROMAX_REQUIRE_EMULATOR").map_or(true, |v| v != "1") => {
             let _ = writeln!(std::io::stderr(), "{test}: {e}");
             None
         }
@@ -232,20 +196,10 @@ fn emulated_conv1d_matches_cpu() {
         return;
     };
     for (i, &(batch, c_in, c_out, len, kernel, dilation)) in CONV_SHAPES.iter().enumerate() {
-        let p = Conv1dParams {
-            batch,
-            c_in,
-            c_out,
-            len,
-            kernel,
-            dilation,
-        };
+        let p = Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
         // 132 SMs as on an H200, and 1 to force a single chunk per batch item.
         for sms in [132, 1] {
-            let dev = EmuDevice {
-                emu,
-                multiprocessors: sms,
-            };
+            let dev = EmuDevice { emu, multiprocessors: sms };
             let seed = 10 * i as u64;
             let (x, w, b, dy) = (
                 values(p.input_len(), seed, -1.0, 1.0),
@@ -257,42 +211,25 @@ fn emulated_conv1d_matches_cpu() {
             cpu::conv1d_fwd(&p, &x, &w, Some(&b), &mut want).expect("cpu");
             let got = vec![f32::NAN; p.output_len()];
             // SAFETY: host buffers of the lengths p gives.
-            unsafe { conv1d::conv1d_fwd(&dev, &p, ptr(&x), ptr(&w), Some(ptr(&b)), ptr(&got)) }
-                .expect("emulated fwd");
+            unsafe { conv1d::conv1d_fwd(&dev, &p, ptr(&x), ptr(&w), Some(ptr(&b)), ptr(&got)) }.expect("emulated fwd");
             assert_close(&format!("fwd {p:?}"), &got, &want, 1e-4, 1e-4);
 
             let mut want = vec![0.0f32; p.input_len()];
             cpu::conv1d_bwd_input(&p, &dy, &w, &mut want).expect("cpu");
             let got = vec![f32::NAN; p.input_len()];
             // SAFETY: as above.
-            unsafe { conv1d::conv1d_bwd_input(&dev, &p, ptr(&dy), ptr(&w), ptr(&got)) }
-                .expect("emulated bwd_input");
+            unsafe { conv1d::conv1d_bwd_input(&dev, &p, ptr(&dy), ptr(&w), ptr(&got)) }.expect("emulated bwd_input");
             assert_close(&format!("bwd_input {p:?}"), &got, &want, 1e-4, 1e-4);
 
             let (mut want_w, mut want_b) = (vec![0.0f32; p.weight_len()], vec![0.0f32; p.c_out]);
             cpu::conv1d_bwd_weight(&p, &x, &dy, &mut want_w, Some(&mut want_b)).expect("cpu");
             let (got_w, got_b) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; p.c_out]);
             // SAFETY: as above.
-            unsafe {
-                conv1d::conv1d_bwd_weight(
-                    &dev,
-                    &p,
-                    ptr(&x),
-                    ptr(&dy),
-                    ptr(&got_w),
-                    Some(ptr(&got_b)),
-                )
-            }
-            .expect("emulated bwd_weight");
+            unsafe { conv1d::conv1d_bwd_weight(&dev, &p, ptr(&x), ptr(&dy), ptr(&got_w), Some(ptr(&got_b))) }
+                .expect("emulated bwd_weight");
             let atol = 1e-5 * ((batch * len) as f32).sqrt().max(1.0) * 4.0;
             assert_close(&format!("dw {p:?} sms {sms}"), &got_w, &want_w, atol, 1e-4);
-            assert_close(
-                &format!("dbias {p:?} sms {sms}"),
-                &got_b,
-                &want_b,
-                atol,
-                1e-4,
-            );
+            assert_close(&format!("dbias {p:?} sms {sms}"), &got_b, &want_b, atol, 1e-4);
         }
     }
 }
@@ -302,10 +239,7 @@ fn emulated_elementwise_and_adam_match_cpu() {
     let Some(emu) = emulator("emulated_elementwise_and_adam_match_cpu") else {
         return;
     };
-    let dev = EmuDevice {
-        emu,
-        multiprocessors: 2,
-    };
+    let dev = EmuDevice { emu, multiprocessors: 2 };
     for n in [1usize, 255, 257, 40_000] {
         let (x, b) = (values(n, 1, -20.0, 20.0), values(n, 2, -1.0, 1.0));
         let mut want = vec![0.0f32; n];
@@ -327,8 +261,7 @@ fn emulated_elementwise_and_adam_match_cpu() {
             assert_close("sigmoid_fwd", &got, &want, 1e-7, 1e-6);
             let s = want.clone();
             cpu::sigmoid_bwd(&s, &b, &mut want).expect("cpu");
-            elementwise::binary(&dev, "sigmoid_bwd_f32", ptr(&s), ptr(&b), ptr(&got), n)
-                .expect("emu");
+            elementwise::binary(&dev, "sigmoid_bwd_f32", ptr(&s), ptr(&b), ptr(&got), n).expect("emu");
             assert_close("sigmoid_bwd", &got, &want, 1e-8, 1e-6);
 
             let mut theta = values(n, 3, -1.0, 1.0);
@@ -336,13 +269,9 @@ fn emulated_elementwise_and_adam_match_cpu() {
             let (gt, gm, gv) = (theta.clone(), m.clone(), v.clone());
             for step in 1..=3 {
                 let grad = values(n, 10 + step, -1.0, 1.0);
-                let p = AdamParams {
-                    weight_decay: 1e-3,
-                    ..AdamParams::new(1e-2, step)
-                };
+                let p = AdamParams { weight_decay: 1e-3, ..AdamParams::new(1e-2, step) };
                 cpu::adam_step(&p, &mut theta, &grad, &mut m, &mut v).expect("cpu");
-                optim::adam_step(&dev, &p, ptr(&gt), ptr(&grad), ptr(&gm), ptr(&gv), n)
-                    .expect("emu");
+                optim::adam_step(&dev, &p, ptr(&gt), ptr(&grad), ptr(&gm), ptr(&gv), n).expect("emu");
             }
             assert_close("adam θ", &gt, &theta, 1e-7, 1e-6);
         }
@@ -354,28 +283,11 @@ fn emulated_denoise_loss_matches_cpu() {
     let Some(emu) = emulator("emulated_denoise_loss_matches_cpu") else {
         return;
     };
-    let dev = EmuDevice {
-        emu,
-        multiprocessors: 2,
-    };
+    let dev = EmuDevice { emu, multiprocessors: 2 };
     let cases = [
         DenoiseLossParams::atacworks(2, 6_000, 500),
-        DenoiseLossParams {
-            batch: 1,
-            len: 3,
-            pad: 1,
-            mse_weight: 1.0,
-            pearson_weight: 1.0,
-            bce_weight: 1.0,
-        },
-        DenoiseLossParams {
-            batch: 3,
-            len: 1001,
-            pad: 0,
-            mse_weight: 0.3,
-            pearson_weight: 2.0,
-            bce_weight: 0.5,
-        },
+        DenoiseLossParams { batch: 1, len: 3, pad: 1, mse_weight: 1.0, pearson_weight: 1.0, bce_weight: 1.0 },
+        DenoiseLossParams { batch: 3, len: 1001, pad: 0, mse_weight: 0.3, pearson_weight: 2.0, bce_weight: 0.5 },
     ];
     for (i, p) in cases.iter().enumerate() {
         let n = p.batch * p.len;
@@ -383,26 +295,14 @@ fn emulated_denoise_loss_matches_cpu() {
         let noise = values(n, 200 + i as u64, 0.0, 5.0);
         let reg: Vec<f32> = clean.iter().zip(&noise).map(|(c, e)| 0.5 * c + e).collect();
         let logits = values(n, 300 + i as u64, -8.0, 8.0);
-        let mask: Vec<f32> = values(n, 400 + i as u64, 0.0, 1.0)
-            .iter()
-            .map(|&u| if u < 0.1 { 1.0 } else { 0.0 })
-            .collect();
+        let mask: Vec<f32> =
+            values(n, 400 + i as u64, 0.0, 1.0).iter().map(|&u| if u < 0.1 { 1.0 } else { 0.0 }).collect();
         let (mut dr, mut dc) = (vec![0.0f32; n], vec![0.0f32; n]);
-        let want =
-            cpu::denoise_loss(p, &reg, &clean, &logits, &mask, &mut dr, &mut dc).expect("cpu");
+        let want = cpu::denoise_loss(p, &reg, &clean, &logits, &mask, &mut dr, &mut dc).expect("cpu");
         let (gdr, gdc) = (vec![f32::NAN; n], vec![f32::NAN; n]);
         // SAFETY: host buffers of batch·len floats.
         let got = unsafe {
-            loss::denoise_loss(
-                &dev,
-                p,
-                ptr(&reg),
-                ptr(&clean),
-                ptr(&logits),
-                ptr(&mask),
-                ptr(&gdr),
-                ptr(&gdc),
-            )
+            loss::denoise_loss(&dev, p, ptr(&reg), ptr(&clean), ptr(&logits), ptr(&mask), ptr(&gdr), ptr(&gdc))
         }
         .expect("emu");
         for (name, g, c) in [
@@ -411,10 +311,7 @@ fn emulated_denoise_loss_matches_cpu() {
             ("r", got.pearson, want.pearson),
             ("bce", got.bce, want.bce),
         ] {
-            assert!(
-                (g - c).abs() <= 1e-10 + 1e-9 * c.abs(),
-                "{name}: emulated {g} cpu {c} ({p:?})"
-            );
+            assert!((g - c).abs() <= 1e-10 + 1e-9 * c.abs(), "{name}: emulated {g} cpu {c} ({p:?})");
         }
         let scale = 1.0 / (p.batch * p.cropped_len()) as f32;
         assert_close(&format!("d_reg {p:?}"), &gdr, &dr, 1e-6 * scale, 1e-5);

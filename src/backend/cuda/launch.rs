@@ -30,11 +30,7 @@ pub(crate) struct Geometry {
 impl Geometry {
     /// A 1-D launch of `blocks` blocks of `threads` threads, no dynamic shared memory.
     pub fn linear(blocks: u32, threads: u32) -> Self {
-        Geometry {
-            grid: (blocks, 1, 1),
-            block: (threads, 1, 1),
-            shared_bytes: 0,
-        }
+        Geometry { grid: (blocks, 1, 1), block: (threads, 1, 1), shared_bytes: 0 }
     }
 }
 
@@ -81,10 +77,7 @@ pub(crate) fn with_kernel_params<R>(args: &[KArg], f: impl FnOnce(&mut [*mut c_v
             slot
         })
         .collect();
-    let mut params: Vec<*mut c_void> = slots
-        .iter_mut()
-        .map(|s| s.as_mut_ptr().cast::<c_void>())
-        .collect();
+    let mut params: Vec<*mut c_void> = slots.iter_mut().map(|s| s.as_mut_ptr().cast::<c_void>()).collect();
     f(&mut params)
 }
 

@@ -25,11 +25,7 @@ pub(crate) unsafe fn denoise_loss<D: KernelDevice>(
     d_cls: u64,
 ) -> BackendResult<LossParts> {
     const OP: &str = "denoise_loss";
-    let (b, l, pad) = (
-        as_i32(OP, "batch", p.batch)?,
-        as_i32(OP, "len", p.len)?,
-        as_i32(OP, "pad", p.pad)?,
-    );
+    let (b, l, pad) = (as_i32(OP, "batch", p.batch)?, as_i32(OP, "len", p.len)?, as_i32(OP, "pad", p.pad)?);
     as_i32(OP, "batch × len", p.batch * p.len)?;
     let n = p.batch * p.cropped_len();
     let blocks = n.div_ceil(THREADS as usize).clamp(1, MAX_REDUCE_BLOCKS);
@@ -48,47 +44,21 @@ pub(crate) unsafe fn denoise_loss<D: KernelDevice>(
     // only (b, l) with b < batch, l < len; partial holds blocks·4 doubles, one row per block
     // of the pass grids; stats holds 7 doubles and the reductions write [0, 4) and [4, 7).
     unsafe {
-        let sums = [
-            KArg::Ptr(reg),
-            KArg::Ptr(clean),
-            KArg::Ptr(logits),
-            KArg::Ptr(mask),
-            KArg::Ptr(partial),
-        ];
-        d.launch(
-            "loss",
-            "denoise_loss_sums_f32",
-            pass_grid,
-            &[&sums[..], &shape[..]].concat(),
-        )?;
+        let sums = [KArg::Ptr(reg), KArg::Ptr(clean), KArg::Ptr(logits), KArg::Ptr(mask), KArg::Ptr(partial)];
+        d.launch("loss", "denoise_loss_sums_f32", pass_grid, &[&sums[..], &shape[..]].concat())?;
         d.launch(
             "loss",
             "reduce_rows_f64",
             reduce_grid,
             &[KArg::Ptr(partial), KArg::Ptr(stats_ptr), rows, KArg::I32(4)],
         )?;
-        let centred = [
-            KArg::Ptr(reg),
-            KArg::Ptr(clean),
-            KArg::Ptr(stats_ptr),
-            KArg::Ptr(partial),
-        ];
-        d.launch(
-            "loss",
-            "denoise_loss_centred_f32",
-            pass_grid,
-            &[&centred[..], &shape[..]].concat(),
-        )?;
+        let centred = [KArg::Ptr(reg), KArg::Ptr(clean), KArg::Ptr(stats_ptr), KArg::Ptr(partial)];
+        d.launch("loss", "denoise_loss_centred_f32", pass_grid, &[&centred[..], &shape[..]].concat())?;
         d.launch(
             "loss",
             "reduce_rows_f64",
             reduce_grid,
-            &[
-                KArg::Ptr(partial),
-                KArg::Ptr(stats_ptr + 4 * 8),
-                rows,
-                KArg::I32(3),
-            ],
+            &[KArg::Ptr(partial), KArg::Ptr(stats_ptr + 4 * 8), rows, KArg::I32(3)],
         )?;
         let grads = [
             KArg::Ptr(reg),
@@ -99,18 +69,9 @@ pub(crate) unsafe fn denoise_loss<D: KernelDevice>(
             KArg::Ptr(d_reg),
             KArg::Ptr(d_cls),
         ];
-        let weights = [
-            KArg::F32(p.mse_weight),
-            KArg::F32(p.pearson_weight),
-            KArg::F32(p.bce_weight),
-        ];
+        let weights = [KArg::F32(p.mse_weight), KArg::F32(p.pearson_weight), KArg::F32(p.bce_weight)];
         let grad_grid = Geometry::linear(grid_stride_blocks(d, p.batch * p.len), THREADS);
-        d.launch(
-            "loss",
-            "denoise_loss_grad_f32",
-            grad_grid,
-            &[&grads[..], &shape[..], &weights[..]].concat(),
-        )?;
+        d.launch("loss", "denoise_loss_grad_f32", grad_grid, &[&grads[..], &shape[..], &weights[..]].concat())?;
     }
     let mut host = [0.0f64; 7];
     d.read_f64(&stats_mem, &mut host)?;

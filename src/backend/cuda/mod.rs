@@ -16,14 +16,10 @@ mod launch;
 mod loss;
 mod optim;
 
-use super::{
-    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts,
-};
+use super::{check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts};
 use crate::error::BackendError;
 use crate::kernels::kernel_file;
-use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError,
-};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError};
 use launch::{Geometry, KArg, KernelDevice};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -72,22 +68,20 @@ fn probe_driver() -> BackendResult<CudaProbe> {
     use cudarc::driver::{result, sys};
     // SAFETY: only tries to dlopen the candidate library names; no symbol is called.
     if !unsafe { sys::is_culib_present() } {
-        return Err(unavailable("no NVIDIA driver: libcuda.so could not be loaded (no GPU, or the driver is not installed)"));
+        return Err(unavailable(
+            "no NVIDIA driver: libcuda.so could not be loaded (no GPU, or the driver is not installed)",
+        ));
     }
-    result::init()
-        .map_err(|e| unavailable(format!("the NVIDIA driver failed to initialise: {e}")))?;
+    result::init().map_err(|e| unavailable(format!("the NVIDIA driver failed to initialise: {e}")))?;
     let mut version = 0;
     // SAFETY: the driver is loaded and initialised; the pointer is valid for a write.
     unsafe { sys::cuDriverGetVersion(&mut version) }
         .result()
         .map_err(|e| unavailable(format!("cannot read the driver version: {e}")))?;
     let driver_version = (version / 1000, (version % 1000) / 10);
-    let count = result::device::get_count()
-        .map_err(|e| unavailable(format!("cannot count CUDA devices: {e}")))?;
+    let count = result::device::get_count().map_err(|e| unavailable(format!("cannot count CUDA devices: {e}")))?;
     if count <= 0 {
-        return Err(unavailable(
-            "the NVIDIA driver is loaded but reports no CUDA device",
-        ));
+        return Err(unavailable("the NVIDIA driver is loaded but reports no CUDA device"));
     }
     let mut devices = Vec::new();
     for ordinal in 0..count {
@@ -106,9 +100,7 @@ fn probe_driver() -> BackendResult<CudaProbe> {
                 attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?,
                 attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
             ),
-            multiprocessors: attr(
-                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
-            )?,
+            multiprocessors: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
         });
     }
 
@@ -124,17 +116,19 @@ fn probe_driver() -> BackendResult<CudaProbe> {
             Some(v) if v > driver_version => Some(format!(
                 "NVRTC {}.{} is newer than the driver's CUDA {}.{}: the driver would reject its PTX; \
                  use NVRTC {}.{} (e.g. pip install nvidia-cuda-nvrtc=={}.{}.*)",
-                v.0, v.1, driver_version.0, driver_version.1, driver_version.0, driver_version.1, driver_version.0, driver_version.1
+                v.0,
+                v.1,
+                driver_version.0,
+                driver_version.1,
+                driver_version.0,
+                driver_version.1,
+                driver_version.0,
+                driver_version.1
             )),
             Some(_) => None,
         }
     };
-    Ok(CudaProbe {
-        driver_version,
-        nvrtc_version,
-        devices,
-        problem,
-    })
+    Ok(CudaProbe { driver_version, nvrtc_version, devices, problem })
 }
 
 /// The CUDA backend on one device: a context, one stream, the kernels compiled so far.
@@ -163,15 +157,11 @@ impl CudaBackend {
                 n.saturating_sub(1)
             ))
         })?;
-        let ctx = CudaContext::new(ordinal)
-            .map_err(driver_err(format!("creating a context on cuda:{ordinal}")))?;
+        let ctx = CudaContext::new(ordinal).map_err(driver_err(format!("creating a context on cuda:{ordinal}")))?;
         // SAFETY: every buffer of this backend is used on its one stream only, which orders
         // all uses and frees; no buffer was created before this call.
         unsafe { ctx.disable_event_tracking() };
-        let arch = format!(
-            "sm_{}{}",
-            info.compute_capability.0, info.compute_capability.1
-        );
+        let arch = format!("sm_{}{}", info.compute_capability.0, info.compute_capability.1);
         Ok(CudaBackend {
             info,
             arch,
@@ -215,18 +205,14 @@ impl CudaBackend {
                         .stream
                         .context()
                         .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-                        .map_err(driver_err(format!(
-                            "loading the PTX of kernels/{}",
-                            kernel.file
-                        )))?;
+                        .map_err(driver_err(format!("loading the PTX of kernels/{}", kernel.file)))?;
                     modules.insert(stem, m.clone());
                     m
                 }
             }
         };
-        let f = module.load_function(name).map_err(driver_err(format!(
-            "finding kernel {name} in kernels/{stem}.cu"
-        )))?;
+        let f =
+            module.load_function(name).map_err(driver_err(format!("finding kernel {name} in kernels/{stem}.cu")))?;
         functions.insert(name, f.clone());
         Ok(f)
     }
@@ -277,9 +263,7 @@ impl KernelDevice for CudaBackend {
     fn read_f64(&self, scratch: &CudaSlice<u8>, out: &mut [f64]) -> BackendResult<()> {
         let mut bytes = vec![0u8; out.len() * 8];
         let view = scratch.slice(0..bytes.len());
-        self.stream
-            .memcpy_dtoh(&view, &mut bytes[..])
-            .map_err(driver_err("copying results to the host"))?;
+        self.stream.memcpy_dtoh(&view, &mut bytes[..]).map_err(driver_err("copying results to the host"))?;
         self.synchronize()?;
         for (o, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
             *o = f64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
@@ -287,13 +271,7 @@ impl KernelDevice for CudaBackend {
         Ok(())
     }
 
-    unsafe fn launch(
-        &self,
-        stem: &'static str,
-        name: &'static str,
-        g: Geometry,
-        args: &[KArg],
-    ) -> BackendResult<()> {
+    unsafe fn launch(&self, stem: &'static str, name: &'static str, g: Geometry, args: &[KArg]) -> BackendResult<()> {
         let f = self.function(stem, name)?;
         if g.shared_bytes as usize > 48 * 1024 {
             f.set_attribute(
@@ -302,10 +280,7 @@ impl KernelDevice for CudaBackend {
             )
             .map_err(driver_err(format!("raising the shared-memory limit of {name}")))?;
         }
-        self.stream
-            .context()
-            .bind_to_thread()
-            .map_err(driver_err("binding the CUDA context"))?;
+        self.stream.context().bind_to_thread().map_err(driver_err("binding the CUDA context"))?;
         launch::with_kernel_params(args, |params| {
             // SAFETY: the caller guarantees args match the kernel's parameters and the buffers
             // cover the grid; params points at copies of the arguments that outlive the call.
@@ -334,20 +309,14 @@ impl KernelDevice for CudaBackend {
 /// Maps a driver error to a backend error that says what was being done.
 pub(crate) fn driver_err(context: impl Into<String>) -> impl FnOnce(DriverError) -> BackendError {
     let context = context.into();
-    move |e| BackendError::Cuda {
-        context,
-        message: e.to_string(),
-    }
+    move |e| BackendError::Cuda { context, message: e.to_string() }
 }
 
 /// A shape dimension as the `int` the kernels take, or an error naming it.
 pub(crate) fn as_i32(op: &'static str, name: &str, v: usize) -> BackendResult<i32> {
     i32::try_from(v).map_err(|_| BackendError::Unsupported {
         op,
-        what: format!(
-            "{name} = {v} exceeds the CUDA kernels' 32-bit index range ({})",
-            i32::MAX
-        ),
+        what: format!("{name} = {v} exceeds the CUDA kernels' 32-bit index range ({})", i32::MAX),
     })
 }
 
@@ -363,10 +332,7 @@ impl Backend for CudaBackend {
     type Buf = CudaSlice<f32>;
 
     fn describe(&self) -> String {
-        format!(
-            "cuda:{} {} ({})",
-            self.info.ordinal, self.info.name, self.arch
-        )
+        format!("cuda:{} {} ({})", self.info.ordinal, self.info.name, self.arch)
     }
 
     fn zeros(&self, len: usize) -> BackendResult<CudaSlice<f32>> {
@@ -376,26 +342,20 @@ impl Backend for CudaBackend {
     fn upload(&self, host: &[f32]) -> BackendResult<CudaSlice<f32>> {
         let mut buf = self.alloc_zeros::<f32>(host.len())?;
         if !host.is_empty() {
-            self.stream
-                .memcpy_htod(host, &mut buf)
-                .map_err(driver_err("copying to the device"))?;
+            self.stream.memcpy_htod(host, &mut buf).map_err(driver_err("copying to the device"))?;
         }
         Ok(buf)
     }
 
     fn download(&self, buf: &CudaSlice<f32>, host: &mut [f32]) -> BackendResult<()> {
         check_len("download", "host", host.len(), buf.len())?;
-        self.stream
-            .memcpy_dtoh(buf, host)
-            .map_err(driver_err("copying from the device"))?;
+        self.stream.memcpy_dtoh(buf, host).map_err(driver_err("copying from the device"))?;
         self.synchronize()
     }
 
     fn copy_from_host(&self, host: &[f32], buf: &mut CudaSlice<f32>) -> BackendResult<()> {
         check_len("copy_from_host", "host", host.len(), buf.len())?;
-        self.stream
-            .memcpy_htod(host, buf)
-            .map_err(driver_err("copying to the device"))
+        self.stream.memcpy_htod(host, buf).map_err(driver_err("copying to the device"))
     }
 
     fn buf_len(&self, buf: &CudaSlice<f32>) -> usize {
@@ -403,10 +363,7 @@ impl Backend for CudaBackend {
     }
 
     fn synchronize(&self) -> BackendResult<()> {
-        self.stream.synchronize().map_err(driver_err(format!(
-            "running kernels on cuda:{}",
-            self.info.ordinal
-        )))
+        self.stream.synchronize().map_err(driver_err(format!("running kernels on cuda:{}", self.info.ordinal)))
     }
 
     fn conv1d_fwd(
@@ -446,9 +403,7 @@ impl Backend for CudaBackend {
         p.check_bwd_weight(x.len(), dy.len(), dw.len(), dbias.as_ref().map(|b| b.len()))?;
         let dbias = dbias.map(|b| self.ptr(b));
         // SAFETY: the buffer lengths match p (checked above).
-        unsafe {
-            conv1d::conv1d_bwd_weight(self, p, self.ptr(x), self.ptr(dy), self.ptr(dw), dbias)
-        }
+        unsafe { conv1d::conv1d_bwd_weight(self, p, self.ptr(x), self.ptr(dy), self.ptr(dw), dbias) }
     }
 
     fn relu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
@@ -458,36 +413,15 @@ impl Backend for CudaBackend {
     }
 
     fn relu_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()> {
-        let n = same_len(
-            "relu_bwd",
-            &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
-        )?;
+        let n = same_len("relu_bwd", &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())])?;
         // SAFETY: the three buffers hold n floats (checked above).
-        unsafe {
-            elementwise::binary(
-                self,
-                "relu_bwd_f32",
-                self.ptr(y),
-                self.ptr(dy),
-                self.ptr(dx),
-                n,
-            )
-        }
+        unsafe { elementwise::binary(self, "relu_bwd_f32", self.ptr(y), self.ptr(dy), self.ptr(dx), n) }
     }
 
     fn add_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
         let n = same_len("add_fwd", &[("a", a.len()), ("b", b.len()), ("y", y.len())])?;
         // SAFETY: the three buffers hold n floats (checked above).
-        unsafe {
-            elementwise::binary(
-                self,
-                "add_fwd_f32",
-                self.ptr(a),
-                self.ptr(b),
-                self.ptr(y),
-                n,
-            )
-        }
+        unsafe { elementwise::binary(self, "add_fwd_f32", self.ptr(a), self.ptr(b), self.ptr(y), n) }
     }
 
     fn sigmoid_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
@@ -497,21 +431,9 @@ impl Backend for CudaBackend {
     }
 
     fn sigmoid_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()> {
-        let n = same_len(
-            "sigmoid_bwd",
-            &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
-        )?;
+        let n = same_len("sigmoid_bwd", &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())])?;
         // SAFETY: the three buffers hold n floats (checked above).
-        unsafe {
-            elementwise::binary(
-                self,
-                "sigmoid_bwd_f32",
-                self.ptr(y),
-                self.ptr(dy),
-                self.ptr(dx),
-                n,
-            )
-        }
+        unsafe { elementwise::binary(self, "sigmoid_bwd_f32", self.ptr(y), self.ptr(dy), self.ptr(dx), n) }
     }
 
     fn denoise_loss(
@@ -548,16 +470,6 @@ impl Backend for CudaBackend {
     ) -> BackendResult<()> {
         p.check(param.len(), grad.len(), m.len(), v.len())?;
         // SAFETY: the four buffers hold param.len() floats (checked above).
-        unsafe {
-            optim::adam_step(
-                self,
-                p,
-                self.ptr(param),
-                self.ptr(grad),
-                self.ptr(m),
-                self.ptr(v),
-                param.len(),
-            )
-        }
+        unsafe { optim::adam_step(self, p, self.ptr(param), self.ptr(grad), self.ptr(m), self.ptr(v), param.len()) }
     }
 }

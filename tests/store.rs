@@ -1,0 +1,161 @@
+//! Track shards: building from bigWig, bedGraph and narrowPeak, zero-copy slices with zeros
+//! past the ends, dtype conversion counts, and the content-keyed cache.
+
+mod common;
+
+use chromax::coverage::{coverage_from_fragments, CoverageOptions};
+use chromax::io::bedgraph::{read_bedgraph, write_bedgraph};
+use chromax::io::bigwig::write_bigwig;
+use chromax::io::ChromSizes;
+use chromax::store::build::{build_shard, mask_from_intervals};
+use chromax::store::shard::write_shard;
+use chromax::store::{cached_shard, Dtype, ShardValues, TrackShard, CACHE_DIR_ENV};
+use chromax::track::{Run, Track};
+use std::path::{Path, PathBuf};
+
+fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chromax-store-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn yeast_track() -> (Track, ChromSizes) {
+    let sizes = ChromSizes::read(data("yeast/sacCer3.chrom.sizes")).expect("sizes");
+    let (track, _) = coverage_from_fragments(data("yeast/yeast_500k_SRR1822137.frag.gz"), &sizes, &CoverageOptions::default(), &mut |_| {})
+        .expect("coverage");
+    (track, sizes)
+}
+
+#[test]
+fn a_bigwig_becomes_a_shard_with_the_same_values_and_zeros_past_the_ends() {
+    let (track, sizes) = yeast_track();
+    let dir = tempdir("bw");
+    let bw = dir.join("yeast.bw");
+    write_bigwig(&bw, &track, 2).expect("bigwig");
+    let shard_path = dir.join("yeast.cxtrack");
+    let stats = build_shard(&bw, &shard_path, None, None).expect("build");
+    assert_eq!((stats.saturated, stats.rounded), (0, 0));
+    let shard = TrackShard::open(&shard_path).expect("open");
+    assert_eq!(shard.dtype(), Dtype::F32);
+    assert_eq!(shard.sizes(), &sizes);
+    let source = shard.index().source.as_ref().expect("source recorded");
+    assert_eq!(source.sha256.as_ref().map(String::len), Some(64));
+
+    // Every chromosome, every base.
+    for (id, (name, len)) in sizes.iter().enumerate() {
+        let mut want = vec![0f32; len as usize];
+        track.fill(id, 0, &mut want);
+        let slice = shard.slice(name, 0, len as i64).expect("slice");
+        assert!(matches!(slice.values, ShardValues::F32(v) if v.len() == len as usize));
+        let mut got = vec![f32::NAN; len as usize];
+        slice.to_f32(&mut got);
+        assert!(got == want, "{name} differs");
+    }
+    // Past both ends: zeros, and the in-range part still borrowed.
+    let len = sizes.length(0) as i64;
+    let s = shard.slice("chrI", -10, 20).expect("slice");
+    assert_eq!((s.left_zeros, s.values.len(), s.right_zeros), (10, 20, 0));
+    let s = shard.slice("chrI", len - 5, len + 7).expect("slice");
+    assert_eq!((s.left_zeros, s.values.len(), s.right_zeros), (0, 5, 7));
+    let s = shard.slice("chrI", len + 100, len + 150).expect("slice");
+    assert_eq!((s.left_zeros, s.values.len(), s.right_zeros), (0, 0, 50));
+    let s = shard.slice("chrI", -50, -20).expect("slice");
+    assert_eq!((s.left_zeros, s.values.len(), s.right_zeros), (30, 0, 0));
+    let mut out = vec![f32::NAN; 12];
+    shard.slice("chrI", len - 5, len + 7).expect("slice").to_f32(&mut out);
+    let mut want = vec![0f32; 12];
+    track.fill(0, (len - 5) as u64, &mut want);
+    assert_eq!(out, want);
+    assert!(shard.slice("chr1", 0, 10).expect_err("no such chromosome").to_string().contains("chrI"));
+
+    // And back: the shard as a track is the track.
+    assert!(shard.to_track() == track);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dtypes_count_what_they_cannot_hold() {
+    let sizes = ChromSizes::from_pairs([("c".to_string(), 100u64), ("d".to_string(), 10)]).expect("sizes");
+    let mut track = Track::empty(sizes);
+    track.set_runs(0, vec![Run { start: 0, end: 10, value: 70_000.0 }, Run { start: 10, end: 14, value: 2.5 }, Run { start: 20, end: 30, value: 7.0 }]);
+    track.set_runs(1, vec![Run { start: 0, end: 10, value: -1.0 }]);
+    let dir = tempdir("dtypes");
+    let p = dir.join("t.cxtrack");
+    let stats = write_shard(&p, &track, Dtype::U16, None).expect("u16");
+    assert_eq!((stats.saturated, stats.rounded), (20, 4));
+    let shard = TrackShard::open(&p).expect("open");
+    assert_eq!(shard.index().saturated, 20);
+    let mut v = vec![0f32; 30];
+    shard.slice("c", 0, 30).expect("slice").to_f32(&mut v);
+    assert_eq!(v[0], 65_535.0);
+    assert_eq!(v[10], 3.0); // 2.5 rounds half away from zero
+    assert_eq!(v[25], 7.0);
+    assert_eq!(v[15], 0.0);
+
+    let stats = write_shard(&p, &track, Dtype::F16, None).expect("f16");
+    assert_eq!((stats.saturated, stats.rounded), (10, 0)); // 70,000 > f16 max
+    let stats = write_shard(&p, &track, Dtype::U8, None).expect("u8");
+    assert_eq!(stats.saturated, 0);
+    let shard = TrackShard::open(&p).expect("open");
+    let mut v = vec![0f32; 30];
+    shard.slice("c", 0, 30).expect("slice").to_f32(&mut v);
+    assert_eq!(v.iter().sum::<f32>(), 24.0); // 0/1 mask of 24 bases
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_narrowpeak_becomes_a_mask_and_a_bedgraph_round_trips() {
+    let (track, sizes) = yeast_track();
+    let peaks = data("yeast/hmmratac_yeast500k_accessible_regions.narrowPeak");
+    let mask = mask_from_intervals(&peaks, &sizes).expect("mask");
+    // The union of the intervals, counted independently.
+    let intervals = chromax::io::bed::read_intervals(&peaks).expect("intervals");
+    let mut covered = std::collections::HashSet::new();
+    for iv in &intervals {
+        for p in iv.start..iv.end {
+            covered.insert((iv.chrom.clone(), p));
+        }
+    }
+    assert_eq!(mask.sum() as usize, covered.len());
+    let dir = tempdir("mask");
+    let shard_path = dir.join("mask.cxtrack");
+    build_shard(&peaks, &shard_path, None, Some(&sizes)).expect("mask shard");
+    assert_eq!(TrackShard::open(&shard_path).expect("open").dtype(), Dtype::U8);
+    assert!(build_shard(&peaks, &shard_path, None, None).expect_err("needs sizes").to_string().contains("--genome"));
+
+    let bg = dir.join("yeast.bedGraph");
+    write_bedgraph(&bg, &track).expect("bedGraph");
+    assert!(read_bedgraph(&bg, Some(&sizes)).expect("read") == track);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_cache_converts_the_same_content_once() {
+    let (track, _) = yeast_track();
+    let dir = tempdir("cache");
+    let cache = dir.join("cache");
+    // The only test of this binary that reads the variable.
+    std::env::set_var(CACHE_DIR_ENV, &cache);
+    let bw = dir.join("a.bw");
+    write_bigwig(&bw, &track, 2).expect("bigwig");
+    let copy = dir.join("same-content-other-name.bw");
+    std::fs::copy(&bw, &copy).expect("copy");
+
+    let first = cached_shard(&bw, None, None).expect("convert");
+    let path = first.path().to_path_buf();
+    let modified = std::fs::metadata(&path).expect("cached file").modified().expect("mtime");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = cached_shard(&copy, None, None).expect("cached");
+    assert_eq!(second.path(), path);
+    assert_eq!(std::fs::metadata(&path).expect("cached").modified().expect("mtime"), modified, "not rewritten");
+    let entries: Vec<_> = std::fs::read_dir(&cache).expect("cache dir").collect();
+    assert_eq!(entries.len(), 1, "one shard for one content");
+    // Another dtype is another entry.
+    let f16 = cached_shard(&bw, Some(Dtype::F16), None).expect("f16");
+    assert_ne!(f16.path(), path);
+    let _ = std::fs::remove_dir_all(&dir);
+}
