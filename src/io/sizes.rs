@@ -101,10 +101,10 @@ pub fn name_mismatch(what: &str, ours: &[String], theirs: &[String], our_side: &
         let ours_chr = ours.iter().any(|n| n.starts_with("chr"));
         let theirs_chr = theirs.iter().any(|n| n.starts_with("chr"));
         if ours_chr != theirs_chr {
+            let (with, without) = if ours_chr { (our_side, their_side) } else { (their_side, our_side) };
             msg.push_str(&format!(
-                "; the names differ by a 'chr' prefix: use a {} whose names {} 'chr'",
-                our_side,
-                if theirs_chr { "start with" } else { "do not start with" }
+                "; they differ only by a 'chr' prefix: make them agree, e.g. remove it from {with} with `sed 's/^chr//'` \
+                 or add it to {without} with `sed 's/^/chr/'`"
             ));
         }
     }
