@@ -31,7 +31,11 @@ impl Case {
     /// and that the directory holds only the inputs afterwards.
     fn fails(&self, args: &[&str], expect: &[&str]) -> String {
         let before: Vec<_> = self.listing();
-        let out = Command::new(env!("CARGO_BIN_EXE_chromax")).args(args).current_dir(&self.dir).output().expect("run chromax");
+        let out = Command::new(env!("CARGO_BIN_EXE_chromax"))
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("run chromax");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(1), "exit code for {args:?}; stderr: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
@@ -43,7 +47,10 @@ impl Case {
     }
 
     fn listing(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.dir).expect("dir").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         names
     }
@@ -77,7 +84,10 @@ fn fragments_line_with_three_columns() {
     let c = Case::new("cols");
     c.file("f.tsv", b"chrI\t10\t100\tAAA\t1\nchrI\t20\t200\tAAA\t1\nchrI\t30\t300\n");
     c.file("sizes", SIZES.as_bytes());
-    c.fails(&["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw"], &["f.tsv: line 3", "3 column(s)", "chrom start end barcode"]);
+    c.fails(
+        &["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw"],
+        &["f.tsv: line 3", "3 column(s)", "chrom start end barcode"],
+    );
 }
 
 #[test]
@@ -86,8 +96,14 @@ fn fragments_non_numeric_start_and_start_after_end() {
     c.file("a.tsv.gz", &gzip("chrI\t10\t100\tAAA\t1\nchrI\tten\t200\tAAA\t1\n"));
     c.file("b.tsv", b"chrI\t500\t100\tAAA\t1\n");
     c.file("sizes", SIZES.as_bytes());
-    c.fails(&["coverage", "a.tsv.gz", "-g", "sizes", "-o", "out.bedGraph"], &["a.tsv.gz: line 2", "start 'ten' is not a non-negative integer"]);
-    c.fails(&["coverage", "b.tsv", "-g", "sizes", "-o", "out.bw"], &["b.tsv: line 1", "start 500 is not before end 100"]);
+    c.fails(
+        &["coverage", "a.tsv.gz", "-g", "sizes", "-o", "out.bedGraph"],
+        &["a.tsv.gz: line 2", "start 'ten' is not a non-negative integer"],
+    );
+    c.fails(
+        &["coverage", "b.tsv", "-g", "sizes", "-o", "out.bw"],
+        &["b.tsv: line 1", "start 500 is not before end 100"],
+    );
 }
 
 #[test]
@@ -103,7 +119,8 @@ fn chromosome_names_that_do_not_match() {
     let c = Case::new("names");
     c.file("f.tsv", b"I\t10\t100\tAAA\t1\nII\t20\t200\tAAA\t1\n");
     c.file("sizes", SIZES.as_bytes());
-    let err = c.fails(&["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw"], &["f.tsv", "'I'", "'chrI'", "'chr' prefix"]);
+    let err =
+        c.fails(&["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw"], &["f.tsv", "'I'", "'chrI'", "'chr' prefix"]);
     assert!(err.contains("'II'") && err.contains("'chrII'"), "{err}");
 }
 
@@ -141,14 +158,28 @@ fn bam_region_without_index() {
         .set_flags(noodles::sam::alignment::record::Flags::empty())
         .set_reference_sequence_id(0)
         .set_alignment_start(noodles::core::Position::try_from(100).expect("pos"))
-        .set_cigar([noodles::sam::alignment::record::cigar::op::Op::new(noodles::sam::alignment::record::cigar::op::Kind::Match, 50)].into_iter().collect())
+        .set_cigar(
+            [noodles::sam::alignment::record::cigar::op::Op::new(
+                noodles::sam::alignment::record::cigar::op::Kind::Match,
+                50,
+            )]
+            .into_iter()
+            .collect(),
+        )
         .build();
     writer.write_alignment_record(&header, &record).expect("record");
     writer.try_finish().expect("finish");
     drop(writer);
-    c.fails(&["coverage", "reads.bam", "--region", "chrI:1-1000", "-o", "out.bw"], &["reads.bam", "--region needs the BAM's index", "samtools index"]);
+    c.fails(
+        &["coverage", "reads.bam", "--region", "chrI:1-1000", "-o", "out.bw"],
+        &["reads.bam", "--region needs the BAM's index", "samtools index"],
+    );
     // Without --region the same BAM works, sizes from its header.
-    let out = Command::new(env!("CARGO_BIN_EXE_chromax")).args(["coverage", "reads.bam", "-o", "out.bw"]).current_dir(&c.dir).output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_chromax"))
+        .args(["coverage", "reads.bam", "-o", "out.bw"])
+        .current_dir(&c.dir)
+        .output()
+        .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(c.dir.join("out.bw").exists());
 }
@@ -161,10 +192,19 @@ fn arguments_that_cannot_work() {
     c.fails(&["coverage", "f.tsv", "-g", "sizes", "-o", "out.txt"], &["out.txt", "unknown output format", ".bw"]);
     c.fails(&["coverage", "f.tsv", "-o", "out.bw"], &["--genome SIZES is required"]);
     c.fails(&["coverage", "f.tsv", "-g", "sizes", "-o", "nodir/out.bw"], &["nodir", "does not exist"]);
-    c.fails(&["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw", "--subsample-reads", "1.5"], &["--subsample-reads 1.5", "(0, 1]"]);
-    c.fails(&["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw", "--region", "chrX:1-10"], &["--region chrX", "not in the genome sizes"]);
+    c.fails(
+        &["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw", "--subsample-reads", "1.5"],
+        &["--subsample-reads 1.5", "(0, 1]"],
+    );
+    c.fails(
+        &["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw", "--region", "chrX:1-10"],
+        &["--region chrX", "not in the genome sizes"],
+    );
     c.file("cells.txt", b"TTTT-1\n");
-    c.fails(&["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw", "--cells", "cells.txt"], &["none of the 1 selected barcodes", "TTTT-1"]);
+    c.fails(
+        &["coverage", "f.tsv", "-g", "sizes", "-o", "out.bw", "--cells", "cells.txt"],
+        &["none of the 1 selected barcodes", "TTTT-1"],
+    );
     c.fails(&["store", "info", "f.tsv"], &["f.tsv", "not a chromax track shard"]);
     c.fails(&["peaks", "f.tsv", "-o", "p.narrowPeak"], &["f.tsv", "unknown track format"]);
 }

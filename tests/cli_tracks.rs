@@ -10,7 +10,8 @@ fn data(rel: &str) -> PathBuf {
 
 fn chromax(args: &[&str], dir: &Path) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_chromax")).args(args).current_dir(dir).output().expect("run chromax");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
     assert!(out.status.success(), "chromax {args:?} failed:\n{stderr}");
     (stdout, stderr)
 }
@@ -26,7 +27,10 @@ fn coverage_peaks_and_store_from_the_command_line() {
     let (_, err) = chromax(&["coverage", frags, "-g", sizes, "-o", "clean.bw"], &dir);
     assert!(err.contains("read 414,968 fragments, used 414,968"), "{err}");
     assert!(err.contains("total coverage 166,690,020"), "{err}");
-    let (_, err) = chromax(&["coverage", frags, "-g", sizes, "-o", "noisy.cxtrack", "--subsample-reads", "0.1", "--seed", "7"], &dir);
+    let (_, err) = chromax(
+        &["coverage", frags, "-g", sizes, "-o", "noisy.cxtrack", "--subsample-reads", "0.1", "--seed", "7"],
+        &dir,
+    );
     assert!(err.contains("dropped by subsampling"), "{err}");
 
     let (_, err) = chromax(&["peaks", "clean.bw", "-o", "clean.narrowPeak"], &dir);
@@ -35,13 +39,17 @@ fn coverage_peaks_and_store_from_the_command_line() {
     let first: Vec<&str> = peaks.lines().next().expect("a peak").split('\t').collect();
     assert_eq!(first.len(), 10);
     assert_eq!((first[3], first[5], first[8]), ("peak_1", ".", "-1.00000"));
-    let (start, end, summit): (u64, u64, u64) = (first[1].parse().expect("start"), first[2].parse().expect("end"), first[9].parse().expect("peak"));
+    let (start, end, summit): (u64, u64, u64) =
+        (first[1].parse().expect("start"), first[2].parse().expect("end"), first[9].parse().expect("peak"));
     assert!(summit < end - start);
 
     let (stdout, _) = chromax(&["store", "build", "clean.bw", "-o", "clean.cxtrack"], &dir);
     assert!(stdout.trim().ends_with("clean.cxtrack"));
     let (info, _) = chromax(&["store", "info", "clean.cxtrack"], &dir);
-    assert!(info.contains("dtype     f32") && info.contains("17 chromosomes, 12,157,105 bp") && info.contains("chrXVI"), "{info}");
+    assert!(
+        info.contains("dtype     f32") && info.contains("17 chromosomes, 12,157,105 bp") && info.contains("chrXVI"),
+        "{info}"
+    );
     let (info, _) = chromax(&["store", "info", "noisy.cxtrack"], &dir);
     assert!(info.contains("dtype     u16"), "{info}");
 

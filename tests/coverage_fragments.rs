@@ -259,7 +259,12 @@ fn bgzip_with_tabix(dir: &Path) -> PathBuf {
         writeln!(writer, "{chrom}\t{s}\t{e}\t{bc}\t1").expect("write");
         let end = writer.virtual_position();
         indexer
-            .add_record(chrom, Position::try_from(*s as usize + 1).expect("pos"), Position::try_from(*e as usize).expect("pos"), Chunk::new(start, end))
+            .add_record(
+                chrom,
+                Position::try_from(*s as usize + 1).expect("pos"),
+                Position::try_from(*e as usize).expect("pos"),
+                Chunk::new(start, end),
+            )
             .expect("index");
         start = end;
     }
@@ -274,12 +279,42 @@ fn a_region_reads_the_same_through_tabix_as_by_streaming() {
     let dir = tempdir("tabix");
     let indexed = bgzip_with_tabix(&dir);
     for mode in [PileupMode::CutSites, PileupMode::Fragments] {
-        let opts = CoverageOptions { mode, region: Some(Region::parse("chrIV:400001-450000").expect("region")), ..Default::default() };
+        let opts = CoverageOptions {
+            mode,
+            region: Some(Region::parse("chrIV:400001-450000").expect("region")),
+            ..Default::default()
+        };
         let (via_index, ri) = coverage_from_fragments(&indexed, &sizes, &opts, &mut no_progress()).expect("tabix");
         let (streamed, rs) = coverage_from_fragments(&plain, &sizes, &opts, &mut no_progress()).expect("stream");
         assert!(via_index == streamed, "{mode:?}: tabix and streaming differ");
-        assert!(ri.records < rs.records / 10, "the index read only the region: {} of {} records", ri.records, rs.records);
+        assert!(
+            ri.records < rs.records / 10,
+            "the index read only the region: {} of {} records",
+            ri.records,
+            rs.records
+        );
         assert!(streamed.sum() > 0.0);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn counts_weight_fragments_and_unknown_chromosomes_are_counted() {
+    let dir = tempdir("counts");
+    let path = dir.join("f.tsv");
+    std::fs::write(&path, "chrI\t1000\t1100\tA\t3\nchrUn_1\t5\t50\tA\t1\nchrI\t2000\t2300\tB\t1\nchrUn_1\t7\t70\tB\t2\nchrUn_2\t1\t9\tB\t1\n").expect("write");
+    let sizes = ChromSizes::from_pairs([("chrI".to_string(), 230_218u64)]).expect("sizes");
+    let opts = CoverageOptions { extend: 0, ..Default::default() };
+    let (plain, report) = coverage_from_fragments(&path, &sizes, &opts, &mut no_progress()).expect("coverage");
+    assert_eq!(plain.sum(), 4.0);
+    assert_eq!(report.unknown_chroms.get("chrUn_1"), Some(&2));
+    assert_eq!(report.unknown_chroms.get("chrUn_2"), Some(&1));
+    assert_eq!(report.used, 2);
+    let opts = CoverageOptions { extend: 0, use_counts: true, ..Default::default() };
+    let (weighted, _) = coverage_from_fragments(&path, &sizes, &opts, &mut no_progress()).expect("coverage");
+    assert_eq!(weighted.sum(), 2.0 * 3.0 + 2.0 * 1.0);
+    let mut v = vec![0f32; 2];
+    weighted.fill(0, 1099, &mut v);
+    assert_eq!(v, [3.0, 0.0], "the cut site at end − 1 carries the count");
     let _ = std::fs::remove_dir_all(&dir);
 }

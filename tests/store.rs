@@ -25,8 +25,13 @@ fn tempdir(tag: &str) -> PathBuf {
 
 fn yeast_track() -> (Track, ChromSizes) {
     let sizes = ChromSizes::read(data("yeast/sacCer3.chrom.sizes")).expect("sizes");
-    let (track, _) = coverage_from_fragments(data("yeast/yeast_500k_SRR1822137.frag.gz"), &sizes, &CoverageOptions::default(), &mut |_| {})
-        .expect("coverage");
+    let (track, _) = coverage_from_fragments(
+        data("yeast/yeast_500k_SRR1822137.frag.gz"),
+        &sizes,
+        &CoverageOptions::default(),
+        &mut |_| {},
+    )
+    .expect("coverage");
     (track, sizes)
 }
 
@@ -81,7 +86,14 @@ fn a_bigwig_becomes_a_shard_with_the_same_values_and_zeros_past_the_ends() {
 fn dtypes_count_what_they_cannot_hold() {
     let sizes = ChromSizes::from_pairs([("c".to_string(), 100u64), ("d".to_string(), 10)]).expect("sizes");
     let mut track = Track::empty(sizes);
-    track.set_runs(0, vec![Run { start: 0, end: 10, value: 70_000.0 }, Run { start: 10, end: 14, value: 2.5 }, Run { start: 20, end: 30, value: 7.0 }]);
+    track.set_runs(
+        0,
+        vec![
+            Run { start: 0, end: 10, value: 70_000.0 },
+            Run { start: 10, end: 14, value: 2.5 },
+            Run { start: 20, end: 30, value: 7.0 },
+        ],
+    );
     track.set_runs(1, vec![Run { start: 0, end: 10, value: -1.0 }]);
     let dir = tempdir("dtypes");
     let p = dir.join("t.cxtrack");
