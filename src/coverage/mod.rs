@@ -125,7 +125,7 @@ impl CoverageOptions {
 pub struct CoverageReport {
     /// Fragments (fragments file) or reads (BAM) read.
     pub records: u64,
-    /// Fragments or read pairs that contributed.
+    /// Fragments (fragments file) or reads (BAM) that contributed.
     pub used: u64,
     pub skipped_cells: u64,
     pub skipped_subsample: u64,

@@ -10,7 +10,6 @@ use rayon::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
 use tokio::runtime::Runtime;
 
 /// The bigWig magic number, little-endian on disk.
@@ -23,14 +22,15 @@ pub fn is_bigwig(path: &Path) -> bool {
         && u32::from_le_bytes(magic) == BIGWIG_MAGIC
 }
 
-/// Feeds a track's chromosomes to bigtools, `max_inflight` at a time, in the track's order.
-struct TrackSource {
-    track: Arc<Track>,
+/// Feeds a track's chromosomes to bigtools, `max_inflight` at a time, in the track's order;
+/// only the chromosomes in flight are copied into the writer's tasks.
+struct TrackSource<'a> {
+    track: &'a Track,
     chroms: Vec<usize>,
     max_inflight: usize,
 }
 
-impl BBIDataSource for TrackSource {
+impl BBIDataSource for TrackSource<'_> {
     type Value = Value;
     type Error = std::io::Error;
 
@@ -50,9 +50,8 @@ impl BBIDataSource for TrackSource {
             while queue.len() < self.max_inflight {
                 let Some(id) = pending.next() else { break };
                 let mut processor = start_processing(self.track.sizes().name(id).to_string())?;
-                let track = Arc::clone(&self.track);
+                let runs: Vec<Run> = self.track.runs(id).to_vec();
                 queue.push_back(runtime.spawn(async move {
-                    let runs = track.runs(id);
                     for (i, r) in runs.iter().enumerate() {
                         let next = runs.get(i + 1).map(|n| Value { start: n.start, end: n.end, value: n.value });
                         processor
@@ -91,7 +90,7 @@ pub fn write_bigwig(path: impl AsRef<Path>, track: &Track, threads: usize) -> Re
         .map_err(FileError::io(path))?;
     let writer = BigWigWrite::create_file(file.path().to_string_lossy().into_owned(), sizes)
         .map_err(|e| FileError::content(path, format!("cannot create the bigWig: {e}")))?;
-    let source = TrackSource { track: Arc::new(track.clone()), chroms, max_inflight: threads.max(2) };
+    let source = TrackSource { track, chroms, max_inflight: threads.max(2) };
     writer.write(source, runtime).map_err(|e| FileError::content(path, format!("writing the bigWig failed: {e}")))?;
     file.commit()
 }
