@@ -71,7 +71,7 @@ fn bench_gemm_roof(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_conv<B: Backend>(c: &mut Criterion, group_name: &str, backend: &B) {
+fn bench_conv<B: Backend<Elem = f32>>(c: &mut Criterion, group_name: &str, backend: &B) {
     let p = DENOISER;
     let x = backend.upload(&values(p.input_len(), 3)).expect("x");
     let w = backend.upload(&values(p.weight_len(), 4)).expect("w");

@@ -34,6 +34,8 @@ pub mod kernels;
 pub use error::{Error, Result};
 pub mod coverage;
 pub mod io;
+pub mod models;
+pub mod nn;
 pub mod peaks;
 pub mod store;
 pub mod track;

@@ -268,9 +268,14 @@ impl AdamParams {
     }
 }
 
-/// A compute backend. Buffers hold f32; every op writes into a destination buffer.
+/// A compute backend. Every op writes into a destination buffer.
+///
+/// Buffers hold [`Backend::Elem`]: f32 on every production backend; the CPU specification
+/// also runs in f64 (`CpuBackend<f64>`) so whole models can be checked by finite differences.
 pub trait Backend: Send + Sync {
-    /// A buffer of f32 values on this backend's device.
+    /// The element type of buffers (f32, or f64 for the CPU specification in checks).
+    type Elem: Copy + Send + Sync + Default + From<f32> + Into<f64> + std::fmt::Debug + 'static;
+    /// A buffer of values on this backend's device.
     type Buf: Send;
 
     /// A one-line description, e.g. `cpu (2 threads)` or `cuda:0 NVIDIA H200`.
@@ -279,11 +284,11 @@ pub trait Backend: Send + Sync {
     /// A zero-filled buffer of `len` values.
     fn zeros(&self, len: usize) -> BackendResult<Self::Buf>;
     /// A buffer holding a copy of `host`.
-    fn upload(&self, host: &[f32]) -> BackendResult<Self::Buf>;
+    fn upload(&self, host: &[Self::Elem]) -> BackendResult<Self::Buf>;
     /// Copies `buf` into `host` (same length), waiting for pending work.
-    fn download(&self, buf: &Self::Buf, host: &mut [f32]) -> BackendResult<()>;
+    fn download(&self, buf: &Self::Buf, host: &mut [Self::Elem]) -> BackendResult<()>;
     /// Overwrites `buf` with `host` (same length).
-    fn copy_from_host(&self, host: &[f32], buf: &mut Self::Buf) -> BackendResult<()>;
+    fn copy_from_host(&self, host: &[Self::Elem], buf: &mut Self::Buf) -> BackendResult<()>;
     /// Number of values in `buf`.
     fn buf_len(&self, buf: &Self::Buf) -> usize;
     /// Waits until all queued work has finished.

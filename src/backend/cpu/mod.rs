@@ -1,7 +1,7 @@
 //! The CPU backend: the specification every other backend is tested against.
 //!
 //! Each op is a generic function over [`Real`] (f32 here, f64 in the gradient checks) in
-//! the file of the op's stem; [`CpuBackend`] runs them on `Vec<f32>` buffers. Parallelism
+//! the file of the op's stem; [`CpuBackend`] runs them on `Vec<T>` buffers. Parallelism
 //! is rayon's global pool (`--threads` sizes it).
 
 mod conv1d;
@@ -18,49 +18,61 @@ pub use real::Real;
 
 use super::{check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts};
 
-/// The CPU backend (f32, rayon).
+/// The CPU backend: f32 in production, f64 for finite-difference checks of whole models.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct CpuBackend;
+pub struct CpuBackend<T = f32> {
+    _elem: std::marker::PhantomData<T>,
+}
 
-impl CpuBackend {
+impl CpuBackend<f32> {
     pub fn new() -> Self {
-        CpuBackend
+        CpuBackend { _elem: std::marker::PhantomData }
     }
+}
 
+impl CpuBackend<f64> {
+    /// The specification in f64, for gradient checks.
+    pub fn new_f64() -> Self {
+        CpuBackend { _elem: std::marker::PhantomData }
+    }
+}
+
+impl<T> CpuBackend<T> {
     /// Threads in rayon's pool, which the ops run on.
     pub fn threads(&self) -> usize {
         rayon::current_num_threads()
     }
 }
 
-impl Backend for CpuBackend {
-    type Buf = Vec<f32>;
+impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
+    type Elem = T;
+    type Buf = Vec<T>;
 
     fn describe(&self) -> String {
         format!("cpu ({} threads)", self.threads())
     }
 
-    fn zeros(&self, len: usize) -> BackendResult<Vec<f32>> {
-        Ok(vec![0.0; len])
+    fn zeros(&self, len: usize) -> BackendResult<Vec<T>> {
+        Ok(vec![T::zero(); len])
     }
 
-    fn upload(&self, host: &[f32]) -> BackendResult<Vec<f32>> {
+    fn upload(&self, host: &[T]) -> BackendResult<Vec<T>> {
         Ok(host.to_vec())
     }
 
-    fn download(&self, buf: &Vec<f32>, host: &mut [f32]) -> BackendResult<()> {
+    fn download(&self, buf: &Vec<T>, host: &mut [T]) -> BackendResult<()> {
         check_len("download", "host", host.len(), buf.len())?;
         host.copy_from_slice(buf);
         Ok(())
     }
 
-    fn copy_from_host(&self, host: &[f32], buf: &mut Vec<f32>) -> BackendResult<()> {
+    fn copy_from_host(&self, host: &[T], buf: &mut Vec<T>) -> BackendResult<()> {
         check_len("copy_from_host", "host", host.len(), buf.len())?;
         buf.copy_from_slice(host);
         Ok(())
     }
 
-    fn buf_len(&self, buf: &Vec<f32>) -> usize {
+    fn buf_len(&self, buf: &Vec<T>) -> usize {
         buf.len()
     }
 
@@ -71,58 +83,58 @@ impl Backend for CpuBackend {
     fn conv1d_fwd(
         &self,
         p: &Conv1dParams,
-        x: &Vec<f32>,
-        w: &Vec<f32>,
-        bias: Option<&Vec<f32>>,
-        y: &mut Vec<f32>,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        bias: Option<&Vec<T>>,
+        y: &mut Vec<T>,
     ) -> BackendResult<()> {
         conv1d_fwd(p, x, w, bias.map(Vec::as_slice), y)
     }
 
-    fn conv1d_bwd_input(&self, p: &Conv1dParams, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
+    fn conv1d_bwd_input(&self, p: &Conv1dParams, dy: &Vec<T>, w: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
         conv1d_bwd_input(p, dy, w, dx)
     }
 
     fn conv1d_bwd_weight(
         &self,
         p: &Conv1dParams,
-        x: &Vec<f32>,
-        dy: &Vec<f32>,
-        dw: &mut Vec<f32>,
-        dbias: Option<&mut Vec<f32>>,
+        x: &Vec<T>,
+        dy: &Vec<T>,
+        dw: &mut Vec<T>,
+        dbias: Option<&mut Vec<T>>,
     ) -> BackendResult<()> {
         conv1d_bwd_weight(p, x, dy, dw, dbias.map(Vec::as_mut_slice))
     }
 
-    fn relu_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
+    fn relu_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> BackendResult<()> {
         relu_fwd(x, y)
     }
 
-    fn relu_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
+    fn relu_bwd(&self, y: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
         relu_bwd(y, dy, dx)
     }
 
-    fn add_fwd(&self, a: &Vec<f32>, b: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
+    fn add_fwd(&self, a: &Vec<T>, b: &Vec<T>, y: &mut Vec<T>) -> BackendResult<()> {
         add_fwd(a, b, y)
     }
 
-    fn sigmoid_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
+    fn sigmoid_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> BackendResult<()> {
         sigmoid_fwd(x, y)
     }
 
-    fn sigmoid_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
+    fn sigmoid_bwd(&self, y: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
         sigmoid_bwd(y, dy, dx)
     }
 
     fn denoise_loss(
         &self,
         p: &DenoiseLossParams,
-        reg: &Vec<f32>,
-        clean: &Vec<f32>,
-        cls_logits: &Vec<f32>,
-        mask: &Vec<f32>,
-        d_reg: &mut Vec<f32>,
-        d_cls: &mut Vec<f32>,
+        reg: &Vec<T>,
+        clean: &Vec<T>,
+        cls_logits: &Vec<T>,
+        mask: &Vec<T>,
+        d_reg: &mut Vec<T>,
+        d_cls: &mut Vec<T>,
     ) -> BackendResult<LossParts> {
         denoise_loss(p, reg, clean, cls_logits, mask, d_reg, d_cls)
     }
@@ -130,10 +142,10 @@ impl Backend for CpuBackend {
     fn adam_step(
         &self,
         p: &AdamParams,
-        param: &mut Vec<f32>,
-        grad: &Vec<f32>,
-        m: &mut Vec<f32>,
-        v: &mut Vec<f32>,
+        param: &mut Vec<T>,
+        grad: &Vec<T>,
+        m: &mut Vec<T>,
+        v: &mut Vec<T>,
     ) -> BackendResult<()> {
         adam_step(p, param, grad, m, v)
     }

@@ -329,6 +329,7 @@ fn same_len(op: &'static str, bufs: &[(&str, usize)]) -> BackendResult<usize> {
 }
 
 impl Backend for CudaBackend {
+    type Elem = f32;
     type Buf = CudaSlice<f32>;
 
     fn describe(&self) -> String {

@@ -1,0 +1,286 @@
+//! DenoiseNet: AtacWorks' coverage denoiser and peak caller.
+//!
+//! Regression part: `reg_blocks` residual blocks of `filters` channels, kernel `kernel`,
+//! dilation `dilation`, no bias anywhere; the first block's skip is a 1×1 conv + ReLU from the
+//! input channels; head: 1×1 conv + ReLU to one channel (the denoised track). Classification
+//! part: `cls_blocks` residual blocks fed with that one channel, width-k convs with bias (the
+//! 1×1 skip without); head: 1×1 conv with bias → the peak logit (σ gives the probability).
+//! AtacWorks' published configuration (the default) has 219,706 parameters.
+
+use crate::backend::{Backend, BackendResult};
+use crate::nn::{add, relu, relu_backward, BlockCache, Conv1d, InitRng, Param, ResBlock};
+use serde::{Deserialize, Serialize};
+
+/// The shape of a DenoiseNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenoiseConfig {
+    /// Input channels: 1 (the noisy track) + extra tracks.
+    pub in_channels: usize,
+    pub reg_blocks: usize,
+    pub reg_filters: usize,
+    pub reg_kernel: usize,
+    pub reg_dilation: usize,
+    pub cls_blocks: usize,
+    pub cls_filters: usize,
+    pub cls_kernel: usize,
+    pub cls_dilation: usize,
+}
+
+impl Default for DenoiseConfig {
+    /// AtacWorks' published model.
+    fn default() -> Self {
+        DenoiseConfig {
+            in_channels: 1,
+            reg_blocks: 5,
+            reg_filters: 15,
+            reg_kernel: 51,
+            reg_dilation: 8,
+            cls_blocks: 2,
+            cls_filters: 15,
+            cls_kernel: 51,
+            cls_dilation: 8,
+        }
+    }
+}
+
+impl DenoiseConfig {
+    /// Trainable parameters.
+    pub fn param_count(&self) -> usize {
+        let block = |c_in: usize, f: usize, k: usize, bias: bool| {
+            let b = if bias { f } else { 0 };
+            (f * c_in * k + b) + 2 * (f * f * k + b) + if c_in != f { f * c_in } else { 0 }
+        };
+        let reg = (0..self.reg_blocks)
+            .map(|i| {
+                block(
+                    if i == 0 { self.in_channels } else { self.reg_filters },
+                    self.reg_filters,
+                    self.reg_kernel,
+                    false,
+                )
+            })
+            .sum::<usize>()
+            + self.reg_filters;
+        let cls = (0..self.cls_blocks)
+            .map(|i| block(if i == 0 { 1 } else { self.cls_filters }, self.cls_filters, self.cls_kernel, true))
+            .sum::<usize>()
+            + self.cls_filters
+            + 1;
+        reg + cls
+    }
+
+    /// Bases on each side of a position that its output depends on.
+    pub fn receptive_radius(&self) -> usize {
+        let per_block = |k: usize, d: usize| 3 * ((k - 1) * d).div_ceil(2);
+        self.reg_blocks * per_block(self.reg_kernel, self.reg_dilation)
+            + self.cls_blocks * per_block(self.cls_kernel, self.cls_dilation)
+    }
+
+    /// Multiply-adds × 2 per base of one forward pass.
+    pub fn flops_per_base(&self) -> f64 {
+        let block = |c_in: usize, f: usize, k: usize| {
+            (f * c_in * k + 2 * f * f * k + if c_in != f { f * c_in } else { 0 }) as f64
+        };
+        let reg: f64 = (0..self.reg_blocks)
+            .map(|i| block(if i == 0 { self.in_channels } else { self.reg_filters }, self.reg_filters, self.reg_kernel))
+            .sum::<f64>()
+            + self.reg_filters as f64;
+        let cls: f64 = (0..self.cls_blocks)
+            .map(|i| block(if i == 0 { 1 } else { self.cls_filters }, self.cls_filters, self.cls_kernel))
+            .sum::<f64>()
+            + self.cls_filters as f64;
+        2.0 * (reg + cls)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let fields = [
+            ("in_channels", self.in_channels),
+            ("reg_blocks", self.reg_blocks),
+            ("reg_filters", self.reg_filters),
+            ("reg_kernel", self.reg_kernel),
+            ("reg_dilation", self.reg_dilation),
+            ("cls_blocks", self.cls_blocks),
+            ("cls_filters", self.cls_filters),
+            ("cls_kernel", self.cls_kernel),
+            ("cls_dilation", self.cls_dilation),
+        ];
+        match fields.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(format!("model setting {name} must be at least 1")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The network's two outputs for a batch, each (batch, 1, len).
+pub struct DenoiseOutput<B: Backend> {
+    /// The denoised track (after the head's ReLU).
+    pub reg: B::Buf,
+    /// Peak logits (before σ).
+    pub logits: B::Buf,
+}
+
+/// Everything backward needs from a forward pass.
+pub struct DenoiseCache<B: Backend> {
+    input: B::Buf,
+    reg_caches: Vec<BlockCache<B>>,
+    cls_caches: Vec<BlockCache<B>>,
+    batch: usize,
+    len: usize,
+}
+
+/// DenoiseNet on a backend.
+pub struct DenoiseNet<B: Backend> {
+    pub config: DenoiseConfig,
+    reg: Vec<ResBlock<B>>,
+    reg_head: Conv1d<B>,
+    cls: Vec<ResBlock<B>>,
+    cls_head: Conv1d<B>,
+}
+
+impl<B: Backend> DenoiseNet<B> {
+    /// A freshly initialised network (seeded, PyTorch's default initialisation).
+    pub fn new(backend: &B, config: DenoiseConfig, seed: u64) -> BackendResult<Self> {
+        config.validate().map_err(|what| crate::error::BackendError::Shape { op: "DenoiseNet", what })?;
+        let mut rng = InitRng::new(seed);
+        let c = config;
+        let reg = (0..c.reg_blocks)
+            .map(|i| {
+                let c_in = if i == 0 { c.in_channels } else { c.reg_filters };
+                ResBlock::new(
+                    backend,
+                    &format!("regression.block{i}"),
+                    c_in,
+                    c.reg_filters,
+                    c.reg_kernel,
+                    c.reg_dilation,
+                    false,
+                    &mut rng,
+                )
+            })
+            .collect::<BackendResult<Vec<_>>>()?;
+        let reg_head = Conv1d::new(backend, "regression.head", c.reg_filters, 1, 1, 1, false, &mut rng)?;
+        let cls = (0..c.cls_blocks)
+            .map(|i| {
+                let c_in = if i == 0 { 1 } else { c.cls_filters };
+                ResBlock::new(
+                    backend,
+                    &format!("classification.block{i}"),
+                    c_in,
+                    c.cls_filters,
+                    c.cls_kernel,
+                    c.cls_dilation,
+                    true,
+                    &mut rng,
+                )
+            })
+            .collect::<BackendResult<Vec<_>>>()?;
+        let cls_head = Conv1d::new(backend, "classification.head", c.cls_filters, 1, 1, 1, true, &mut rng)?;
+        Ok(DenoiseNet { config, reg, reg_head, cls, cls_head })
+    }
+
+    /// Forward pass over x (batch, in_channels, len), keeping what backward needs.
+    pub fn forward(
+        &self,
+        backend: &B,
+        x: B::Buf,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<(DenoiseOutput<B>, DenoiseCache<B>)> {
+        let mut reg_caches: Vec<BlockCache<B>> = Vec::with_capacity(self.reg.len());
+        for block in &self.reg {
+            let input = reg_caches.last().map_or(&x, |c| &c.out);
+            let cache = block.forward(backend, input, batch, len)?;
+            reg_caches.push(cache);
+        }
+        let h = reg_caches.last().map_or(&x, |c| &c.out);
+        let reg = relu(backend, &self.reg_head.forward(backend, h, batch, len)?)?;
+        let mut cls_caches: Vec<BlockCache<B>> = Vec::with_capacity(self.cls.len());
+        for block in &self.cls {
+            let input = cls_caches.last().map_or(&reg, |c| &c.out);
+            let cache = block.forward(backend, input, batch, len)?;
+            cls_caches.push(cache);
+        }
+        let logits = self.cls_head.forward(backend, cls_caches.last().map_or(&reg, |c| &c.out), batch, len)?;
+        Ok((DenoiseOutput { reg, logits }, DenoiseCache { input: x, reg_caches, cls_caches, batch, len }))
+    }
+
+    /// Forward pass for inference: intermediates are freed as it goes.
+    pub fn infer(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<DenoiseOutput<B>> {
+        let mut h: Option<B::Buf> = None;
+        for block in &self.reg {
+            let next = block.infer(backend, h.as_ref().unwrap_or(x), batch, len)?;
+            h = Some(next);
+        }
+        let reg = relu(backend, &self.reg_head.forward(backend, h.as_ref().unwrap_or(x), batch, len)?)?;
+        drop(h);
+        let mut g: Option<B::Buf> = None;
+        for block in &self.cls {
+            let next = block.infer(backend, g.as_ref().unwrap_or(&reg), batch, len)?;
+            g = Some(next);
+        }
+        let logits = self.cls_head.forward(backend, g.as_ref().unwrap_or(&reg), batch, len)?;
+        Ok(DenoiseOutput { reg, logits })
+    }
+
+    /// Backward pass from the loss gradients w.r.t. the outputs; overwrites every gradient.
+    pub fn backward(
+        &mut self,
+        backend: &B,
+        out: &DenoiseOutput<B>,
+        cache: &DenoiseCache<B>,
+        d_reg: &B::Buf,
+        d_logits: &B::Buf,
+    ) -> BackendResult<()> {
+        let (batch, len) = (cache.batch, cache.len);
+        // Classification part, back to its input (the regression output).
+        let cls_top = cache.cls_caches.last().map_or(&out.reg, |c| &c.out);
+        self.cls_head.grad_params(backend, cls_top, d_logits, batch, len)?;
+        let mut d = self.cls_head.grad_input(backend, d_logits, batch, len)?;
+        for i in (0..self.cls.len()).rev() {
+            let input = if i == 0 { &out.reg } else { &cache.cls_caches[i - 1].out };
+            if let Some(dx) = self.cls[i].backward(backend, input, &cache.cls_caches[i], &d, batch, len, true)? {
+                d = dx;
+            }
+        }
+        // The regression output feeds the loss and the classifier.
+        let d_reg_total = add(backend, d_reg, &d)?;
+        let d_head = relu_backward(backend, &out.reg, &d_reg_total)?;
+        let reg_top = cache.reg_caches.last().map_or(&cache.input, |c| &c.out);
+        self.reg_head.grad_params(backend, reg_top, &d_head, batch, len)?;
+        let mut d = self.reg_head.grad_input(backend, &d_head, batch, len)?;
+        for i in (0..self.reg.len()).rev() {
+            let input = if i == 0 { &cache.input } else { &cache.reg_caches[i - 1].out };
+            if let Some(dx) = self.reg[i].backward(backend, input, &cache.reg_caches[i], &d, batch, len, i > 0)? {
+                d = dx;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every parameter, in a fixed order (the checkpoint's order).
+    pub fn params(&self) -> Vec<&Param<B>> {
+        let mut v: Vec<&Param<B>> = Vec::new();
+        for b in &self.reg {
+            v.extend(b.params());
+        }
+        v.extend(self.reg_head.params());
+        for b in &self.cls {
+            v.extend(b.params());
+        }
+        v.extend(self.cls_head.params());
+        v
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        let mut v: Vec<&mut Param<B>> = Vec::new();
+        for b in &mut self.reg {
+            v.extend(b.params_mut());
+        }
+        v.extend(self.reg_head.params_mut());
+        for b in &mut self.cls {
+            v.extend(b.params_mut());
+        }
+        v.extend(self.cls_head.params_mut());
+        v
+    }
+}

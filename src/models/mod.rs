@@ -1,0 +1,5 @@
+//! Models built from the layers of [`crate::nn`].
+
+pub mod denoise;
+
+pub use denoise::{DenoiseConfig, DenoiseNet, DenoiseOutput};

@@ -1,0 +1,283 @@
+//! Layers that own parameters, with explicit forward and backward passes over a [`Backend`].
+//!
+//! Activations are (batch, channels, length); a layer's backward takes the input it saw in
+//! the forward pass (the caller keeps it) and overwrites its parameters' gradients.
+
+use crate::backend::{Backend, BackendResult, Conv1dParams};
+
+/// A named parameter tensor with its gradient.
+pub struct Param<B: Backend> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub value: B::Buf,
+    pub grad: B::Buf,
+}
+
+impl<B: Backend> Param<B> {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// SplitMix64 for seeded initialisation.
+pub struct InitRng(u64);
+
+impl InitRng {
+    pub fn new(seed: u64) -> Self {
+        InitRng(seed)
+    }
+
+    /// Uniform in [−bound, bound).
+    pub fn uniform(&mut self, bound: f64) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+        ((2.0 * u - 1.0) * bound) as f32
+    }
+}
+
+/// Uploads host f32 values as the backend's element type.
+pub fn upload_f32<B: Backend>(backend: &B, values: &[f32]) -> BackendResult<B::Buf> {
+    let converted: Vec<B::Elem> = values.iter().map(|&v| B::Elem::from(v)).collect();
+    backend.upload(&converted)
+}
+
+/// Downloads a buffer as f32.
+pub fn download_f32<B: Backend>(backend: &B, buf: &B::Buf) -> BackendResult<Vec<f32>> {
+    let mut host = vec![B::Elem::default(); backend.buf_len(buf)];
+    backend.download(buf, &mut host)?;
+    Ok(host.into_iter().map(|v| v.into() as f32).collect())
+}
+
+/// A 1-D convolution with "same" padding and an optional bias.
+pub struct Conv1d<B: Backend> {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: usize,
+    pub dilation: usize,
+    pub weight: Param<B>,
+    pub bias: Option<Param<B>>,
+}
+
+impl<B: Backend> Conv1d<B> {
+    /// PyTorch's default initialisation: weights and bias uniform in ±1/sqrt(c_in·kernel).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        backend: &B,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        dilation: usize,
+        bias: bool,
+        rng: &mut InitRng,
+    ) -> BackendResult<Self> {
+        let bound = 1.0 / ((c_in * kernel) as f64).sqrt();
+        let w: Vec<f32> = (0..c_out * c_in * kernel).map(|_| rng.uniform(bound)).collect();
+        let weight = Param {
+            name: format!("{name}.weight"),
+            shape: vec![c_out, c_in, kernel],
+            value: upload_f32(backend, &w)?,
+            grad: backend.zeros(w.len())?,
+        };
+        let bias = if bias {
+            let b: Vec<f32> = (0..c_out).map(|_| rng.uniform(bound)).collect();
+            Some(Param {
+                name: format!("{name}.bias"),
+                shape: vec![c_out],
+                value: upload_f32(backend, &b)?,
+                grad: backend.zeros(c_out)?,
+            })
+        } else {
+            None
+        };
+        Ok(Conv1d { c_in, c_out, kernel, dilation, weight, bias })
+    }
+
+    pub fn shape(&self, batch: usize, len: usize) -> Conv1dParams {
+        Conv1dParams { batch, c_in: self.c_in, c_out: self.c_out, len, kernel: self.kernel, dilation: self.dilation }
+    }
+
+    pub fn forward(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<B::Buf> {
+        let p = self.shape(batch, len);
+        let mut y = backend.zeros(p.output_len())?;
+        backend.conv1d_fwd(&p, x, &self.weight.value, self.bias.as_ref().map(|b| &b.value), &mut y)?;
+        Ok(y)
+    }
+
+    /// Overwrites the parameter gradients from the forward input `x` and `dy`.
+    pub fn grad_params(&mut self, backend: &B, x: &B::Buf, dy: &B::Buf, batch: usize, len: usize) -> BackendResult<()> {
+        let p = self.shape(batch, len);
+        backend.conv1d_bwd_weight(&p, x, dy, &mut self.weight.grad, self.bias.as_mut().map(|b| &mut b.grad))
+    }
+
+    /// The gradient with respect to the input.
+    pub fn grad_input(&self, backend: &B, dy: &B::Buf, batch: usize, len: usize) -> BackendResult<B::Buf> {
+        let p = self.shape(batch, len);
+        let mut dx = backend.zeros(p.input_len())?;
+        backend.conv1d_bwd_input(&p, dy, &self.weight.value, &mut dx)?;
+        Ok(dx)
+    }
+
+    pub fn params(&self) -> Vec<&Param<B>> {
+        std::iter::once(&self.weight).chain(self.bias.as_ref()).collect()
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        std::iter::once(&mut self.weight).chain(self.bias.as_mut()).collect()
+    }
+}
+
+/// `max(x, 0)` into a new buffer.
+pub fn relu<B: Backend>(backend: &B, x: &B::Buf) -> BackendResult<B::Buf> {
+    let mut y = backend.zeros(backend.buf_len(x))?;
+    backend.relu_fwd(x, &mut y)?;
+    Ok(y)
+}
+
+/// `dy · [y > 0]` into a new buffer.
+pub fn relu_backward<B: Backend>(backend: &B, y: &B::Buf, dy: &B::Buf) -> BackendResult<B::Buf> {
+    let mut dx = backend.zeros(backend.buf_len(y))?;
+    backend.relu_bwd(y, dy, &mut dx)?;
+    Ok(dx)
+}
+
+/// `a + b` into a new buffer.
+pub fn add<B: Backend>(backend: &B, a: &B::Buf, b: &B::Buf) -> BackendResult<B::Buf> {
+    let mut y = backend.zeros(backend.buf_len(a))?;
+    backend.add_fwd(a, b, &mut y)?;
+    Ok(y)
+}
+
+/// A residual block: conv → ReLU → conv → ReLU → conv, plus the skip (a 1×1 conv + ReLU when
+/// the channel count changes, identity otherwise), then ReLU.
+pub struct ResBlock<B: Backend> {
+    pub conv1: Conv1d<B>,
+    pub conv2: Conv1d<B>,
+    pub conv3: Conv1d<B>,
+    pub skip: Option<Conv1d<B>>,
+}
+
+/// What a block's backward needs from its forward pass (its input is kept by the caller).
+pub struct BlockCache<B: Backend> {
+    a1: B::Buf,
+    a2: B::Buf,
+    skip_out: Option<B::Buf>,
+    pub out: B::Buf,
+}
+
+impl<B: Backend> ResBlock<B> {
+    /// `bias` applies to the three width-k convs; the 1×1 skip never has one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        backend: &B,
+        name: &str,
+        c_in: usize,
+        filters: usize,
+        kernel: usize,
+        dilation: usize,
+        bias: bool,
+        rng: &mut InitRng,
+    ) -> BackendResult<Self> {
+        Ok(ResBlock {
+            conv1: Conv1d::new(backend, &format!("{name}.conv1"), c_in, filters, kernel, dilation, bias, rng)?,
+            conv2: Conv1d::new(backend, &format!("{name}.conv2"), filters, filters, kernel, dilation, bias, rng)?,
+            conv3: Conv1d::new(backend, &format!("{name}.conv3"), filters, filters, kernel, dilation, bias, rng)?,
+            skip: if c_in != filters {
+                Some(Conv1d::new(backend, &format!("{name}.skip"), c_in, filters, 1, 1, false, rng)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub fn forward(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<BlockCache<B>> {
+        let a1 = relu(backend, &self.conv1.forward(backend, x, batch, len)?)?;
+        let a2 = relu(backend, &self.conv2.forward(backend, &a1, batch, len)?)?;
+        let z3 = self.conv3.forward(backend, &a2, batch, len)?;
+        let skip_out = match &self.skip {
+            Some(conv) => Some(relu(backend, &conv.forward(backend, x, batch, len)?)?),
+            None => None,
+        };
+        let out = relu(backend, &add(backend, &z3, skip_out.as_ref().unwrap_or(x))?)?;
+        Ok(BlockCache { a1, a2, skip_out, out })
+    }
+
+    /// Inference: the output only, intermediates freed as soon as possible.
+    pub fn infer(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<B::Buf> {
+        let a2 = {
+            let a1 = relu(backend, &self.conv1.forward(backend, x, batch, len)?)?;
+            relu(backend, &self.conv2.forward(backend, &a1, batch, len)?)?
+        };
+        let z3 = self.conv3.forward(backend, &a2, batch, len)?;
+        drop(a2);
+        let sum = match &self.skip {
+            Some(conv) => add(backend, &z3, &relu(backend, &conv.forward(backend, x, batch, len)?)?)?,
+            None => add(backend, &z3, x)?,
+        };
+        relu(backend, &sum)
+    }
+
+    /// Gradients of the block's parameters from `d_out`; returns dx if asked.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &mut self,
+        backend: &B,
+        x: &B::Buf,
+        cache: &BlockCache<B>,
+        d_out: &B::Buf,
+        batch: usize,
+        len: usize,
+        need_dx: bool,
+    ) -> BackendResult<Option<B::Buf>> {
+        let d_pre = relu_backward(backend, &cache.out, d_out)?;
+        self.conv3.grad_params(backend, &cache.a2, &d_pre, batch, len)?;
+        let d_z2 = relu_backward(backend, &cache.a2, &self.conv3.grad_input(backend, &d_pre, batch, len)?)?;
+        self.conv2.grad_params(backend, &cache.a1, &d_z2, batch, len)?;
+        let d_z1 = relu_backward(backend, &cache.a1, &self.conv2.grad_input(backend, &d_z2, batch, len)?)?;
+        self.conv1.grad_params(backend, x, &d_z1, batch, len)?;
+        let d_skip_in = match (&mut self.skip, &cache.skip_out) {
+            (Some(conv), Some(s)) => {
+                let d_zs = relu_backward(backend, s, &d_pre)?;
+                conv.grad_params(backend, x, &d_zs, batch, len)?;
+                if need_dx {
+                    Some(conv.grad_input(backend, &d_zs, batch, len)?)
+                } else {
+                    None
+                }
+            }
+            _ => Some(d_pre),
+        };
+        if !need_dx {
+            return Ok(None);
+        }
+        let dx_main = self.conv1.grad_input(backend, &d_z1, batch, len)?;
+        match d_skip_in {
+            Some(d) => Ok(Some(add(backend, &dx_main, &d)?)),
+            None => Ok(Some(dx_main)),
+        }
+    }
+
+    pub fn params(&self) -> Vec<&Param<B>> {
+        let mut v = Vec::new();
+        for c in [&self.conv1, &self.conv2, &self.conv3].into_iter().chain(self.skip.as_ref()) {
+            v.extend(c.params());
+        }
+        v
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        let mut v = Vec::new();
+        for c in [&mut self.conv1, &mut self.conv2, &mut self.conv3].into_iter().chain(self.skip.as_mut()) {
+            v.extend(c.params_mut());
+        }
+        v
+    }
+}
