@@ -30,6 +30,10 @@ pub enum BackendError {
     #[error("kernel cache {path}: {source}")]
     KernelCache { path: PathBuf, source: std::io::Error },
 
+    /// The device has no memory left for an allocation.
+    #[error("{device} is out of memory: {requested_mib:.1} MiB requested, {free_mib:.1} MiB free")]
+    OutOfMemory { device: String, requested_mib: f64, free_mib: f64 },
+
     /// A shape the backend does not implement (the message says the limit).
     #[error("{op}: {what}")]
     Unsupported { op: &'static str, what: String },

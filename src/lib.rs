@@ -33,9 +33,12 @@ pub mod kernels;
 
 pub use error::{Error, Result};
 pub mod coverage;
+pub mod eval;
+pub mod infer;
 pub mod io;
 pub mod models;
 pub mod nn;
 pub mod peaks;
 pub mod store;
 pub mod track;
+pub mod train;

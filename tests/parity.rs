@@ -217,3 +217,46 @@ fn cuda_rejects_bad_shapes_like_the_cpu() {
     let err = gpu.conv1d_fwd(&p, &x, &w, None, &mut y).expect_err("w is one short").to_string();
     assert!(err.contains("conv1d_fwd") && err.contains("'w'"), "{err}");
 }
+
+#[test]
+fn denoisenet_cuda_matches_cpu_on_one_real_sized_interval() {
+    use chromax::models::{DenoiseConfig, DenoiseNet};
+    use chromax::nn::{download_f32, upload_f32};
+    let Some(gpu) = cuda_or_skip("denoisenet_cuda_matches_cpu_on_one_real_sized_interval") else { return };
+    let cpu = CpuBackend::new();
+    let cfg = DenoiseConfig::default();
+    let (batch, width, pad) = (1, 60_000, 5_000);
+    let mut rng = Rng::new(404);
+    let x: Vec<f32> =
+        (0..width).map(|i| (5.0 + 4.0 * ((i as f64) * 0.002).sin() + rng.uniform(0.0, 3.0)) as f32).collect();
+    let clean: Vec<f32> = x.iter().map(|v| 2.0 * v).collect();
+    let mask: Vec<f32> = x.iter().map(|&v| if v > 8.0 { 1.0 } else { 0.0 }).collect();
+    let loss = DenoiseLossParams::atacworks(batch, width, pad);
+    let mut cpu_net = DenoiseNet::new(&cpu, cfg, 3).expect("cpu net");
+    let mut gpu_net = DenoiseNet::new(&gpu, cfg, 3).expect("gpu net");
+
+    let (co, cc) = cpu_net.forward(&cpu, x.clone(), batch, width).expect("cpu fwd");
+    let (mut cdr, mut cdc) = (vec![0f32; width], vec![0f32; width]);
+    let cpu_loss = cpu.denoise_loss(&loss, &co.reg, &clean, &co.logits, &mask, &mut cdr, &mut cdc).expect("cpu loss");
+    cpu_net.backward(&cpu, &co, &cc, &cdr, &cdc).expect("cpu bwd");
+
+    let (go, gc) = gpu_net.forward(&gpu, upload_f32(&gpu, &x).expect("x"), batch, width).expect("gpu fwd");
+    let (mut gdr, mut gdc) = (gpu.zeros(width).expect("d"), gpu.zeros(width).expect("d"));
+    let (gclean, gmask) = (upload_f32(&gpu, &clean).expect("clean"), upload_f32(&gpu, &mask).expect("mask"));
+    let gpu_loss = gpu.denoise_loss(&loss, &go.reg, &gclean, &go.logits, &gmask, &mut gdr, &mut gdc).expect("gpu loss");
+    gpu_net.backward(&gpu, &go, &gc, &gdr, &gdc).expect("gpu bwd");
+
+    // Seven blocks of f32 sums in different orders: ~1e-5 relative through the network.
+    assert_close("reg", &download_f32(&gpu, &go.reg).expect("reg"), &co.reg, 1e-3, 1e-3);
+    assert_close("logits", &download_f32(&gpu, &go.logits).expect("logits"), &co.logits, 1e-3, 1e-3);
+    assert!(
+        (gpu_loss.total - cpu_loss.total).abs() < 1e-4 * cpu_loss.total.abs().max(1.0),
+        "{gpu_loss:?} vs {cpu_loss:?}"
+    );
+    for (g, c) in gpu_net.params().iter().zip(cpu_net.params()) {
+        let got = download_f32(&gpu, &g.grad).expect("grad");
+        let scale = c.grad.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        // Gradients sum over 60,000 positions: compare against the tensor's largest entry.
+        assert_close(&format!("grad {}", c.name), &got, &c.grad, 1e-3 * scale.max(1e-6), 1e-2);
+    }
+}

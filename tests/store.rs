@@ -171,3 +171,20 @@ fn the_cache_converts_the_same_content_once() {
     assert_ne!(f16.path(), path);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_all_zero_track_writes_and_reads_back() {
+    // bigtools never returns from a bigWig without a single value; chromax writes one zero.
+    let sizes = ChromSizes::from_pairs([("a".to_string(), 1000u64), ("b".to_string(), 500)]).expect("sizes");
+    let dir = tempdir("zero");
+    let track = Track::empty(sizes.clone());
+    write_bigwig(dir.join("zero.bw"), &track, 2).expect("write");
+    let back = chromax::io::bigwig::read_bigwig(dir.join("zero.bw"), Some(&sizes)).expect("read");
+    assert_eq!(back, track);
+    let stream = chromax::io::bigwig::BigWigStream::create(dir.join("stream.bw"), &sizes, 2).expect("stream");
+    stream.chrom("a").expect("chrom");
+    stream.chrom("b").expect("chrom");
+    stream.finish().expect("finish");
+    assert_eq!(chromax::io::bigwig::read_bigwig(dir.join("stream.bw"), Some(&sizes)).expect("read"), track);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -293,6 +293,10 @@ pub trait Backend: Send + Sync {
     fn buf_len(&self, buf: &Self::Buf) -> usize;
     /// Waits until all queued work has finished.
     fn synchronize(&self) -> BackendResult<()>;
+    /// Free device memory in bytes, where the device reports it (not for the CPU).
+    fn free_memory(&self) -> Option<usize> {
+        None
+    }
 
     /// `y = conv1d(x, w) + bias`. x (batch, c_in, len), w (c_out, c_in, kernel),
     /// bias (c_out), y (batch, c_out, len).

@@ -1,7 +1,12 @@
 //! The `chromax` command line: one file per subcommand, thin over the library. The CLI owns
 //! all output and exit codes.
 
+pub mod bench;
 pub mod coverage;
+pub mod demo;
+pub mod denoise;
+#[macro_use]
+pub mod device;
 pub mod devices;
 pub mod peaks;
 pub mod progress;
@@ -32,6 +37,14 @@ pub enum Command {
     /// Track shards: build ahead of time, or describe one.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Throughput benchmarks (bases/s and FLOP/s).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// The whole denoising workflow on the bundled real yeast data (the main job).
+    Demo(demo::DemoArgs),
+    /// Coverage denoising and peak calling (AtacWorks-style): train, run, eval.
+    #[command(subcommand)]
+    Denoise(denoise::DenoiseCommand),
 }
 
 /// Runs the parsed command line; the error is printed by `main`.
@@ -50,6 +63,9 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Coverage(args) => coverage::run(&args),
         Command::Peaks(args) => peaks::run(&args),
         Command::Store(cmd) => store::run(&cmd),
+        Command::Denoise(cmd) => denoise::run_cmd(&cmd),
+        Command::Demo(args) => demo::run_demo(&args),
+        Command::Bench(cmd) => bench::run_bench(&cmd),
     }
 }
 

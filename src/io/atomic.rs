@@ -20,7 +20,11 @@ impl AtomicFile {
     pub fn new(dest: impl AsRef<Path>) -> Result<Self, FileError> {
         let dest = dest.as_ref().to_path_buf();
         let name = dest.file_name().ok_or_else(|| FileError::content(&dest, "is not a file name"))?;
-        let tmp = dest.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+        // Unique per process and per call: two writers of one destination (threads too)
+        // never share a temporary file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dest.with_file_name(format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id()));
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
                 return Err(FileError::content(dir, "the output directory does not exist"));

@@ -80,9 +80,13 @@ pub fn write_bigwig(path: impl AsRef<Path>, track: &Track, threads: usize) -> Re
     let file = AtomicFile::new(path)?;
     let sizes: HashMap<String, u32> =
         track.sizes().iter().map(|(n, l)| (n.to_string(), l.min(u32::MAX as u64) as u32)).collect();
-    let mut chroms: Vec<usize> = (0..track.sizes().len()).filter(|&id| !track.runs(id).is_empty()).collect();
+    let chroms: Vec<usize> = (0..track.sizes().len()).filter(|&id| !track.runs(id).is_empty()).collect();
     if chroms.is_empty() {
-        chroms.push(0); // an all-zero track: one chromosome listed, with no data
+        // bigtools never returns from a file without a single value: an all-zero track is
+        // written as one explicit zero, which reads back as the same all-zero track.
+        let mut zero = Track::empty(track.sizes().clone());
+        zero.set_runs(0, vec![Run { start: 0, end: 1, value: 0.0 }]);
+        return write_bigwig(path, &zero, threads);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
@@ -120,6 +124,13 @@ pub fn read_bigwig(path: impl AsRef<Path>, sizes: Option<&ChromSizes>) -> Result
                     "the bigWig",
                 )));
             }
+            if let Some((name, len)) = file_chroms.iter().find(|(n, l)| s.id(n).is_some_and(|id| s.length(id) != *l)) {
+                let want = s.id(name).map_or(0, |id| s.length(id));
+                return Err(FileError::Mismatch(format!(
+                    "{}: {name} is {len} bp in the bigWig but {want} bp in the genome sizes: the tracks come from another assembly",
+                    path.display()
+                )));
+            }
             s.clone()
         }
         None => ChromSizes::from_pairs(file_chroms.iter().cloned()).map_err(|e| FileError::content(path, e))?,
@@ -154,4 +165,161 @@ pub fn read_bigwig(path: impl AsRef<Path>, sizes: Option<&ChromSizes>) -> Result
         track.set_runs(id, runs);
     }
     Ok(track)
+}
+
+/// A message to a streaming bigWig writer.
+enum StreamMsg {
+    Chrom(String),
+    Runs(Vec<Run>),
+}
+
+/// Feeds bigtools from a channel: chromosomes in the order sent, runs as they arrive.
+struct ChannelSource {
+    rx: crossbeam_channel::Receiver<StreamMsg>,
+}
+
+impl BBIDataSource for ChannelSource {
+    type Value = Value;
+    type Error = std::io::Error;
+
+    fn process_to_bbi<
+        P: BBIDataProcessor<Value = Value> + Send + 'static,
+        StartProcessing: FnMut(String) -> Result<P, ProcessDataError>,
+        Advance: FnMut(P),
+    >(
+        &mut self,
+        runtime: &Runtime,
+        start_processing: &mut StartProcessing,
+        advance: &mut Advance,
+    ) -> Result<(), BBIProcessError<Self::Error>> {
+        let mut current: Option<(P, Option<Value>)> = None;
+        let finish =
+            |state: Option<(P, Option<Value>)>, advance: &mut Advance| -> Result<(), BBIProcessError<std::io::Error>> {
+                if let Some((mut p, pending)) = state {
+                    if let Some(v) = pending {
+                        runtime.block_on(p.do_process(v, None))?;
+                    }
+                    advance(p);
+                }
+                Ok(())
+            };
+        while let Ok(msg) = self.rx.recv() {
+            match msg {
+                StreamMsg::Chrom(name) => {
+                    finish(current.take(), advance)?;
+                    current = Some((start_processing(name)?, None));
+                }
+                StreamMsg::Runs(runs) => {
+                    let Some((p, pending)) = current.as_mut() else { continue };
+                    for r in runs {
+                        let v = Value { start: r.start, end: r.end, value: r.value };
+                        if let Some(prev) = pending.replace(v) {
+                            runtime.block_on(p.do_process(prev, Some(&v)))?;
+                        }
+                    }
+                }
+            }
+        }
+        finish(current.take(), advance)
+    }
+}
+
+/// A bigWig written while its data is still being computed: chromosomes and runs are sent in
+/// order, a writer thread compresses them, memory stays bounded by the channel. The file
+/// appears (atomically) only after [`BigWigStream::finish`].
+pub struct BigWigStream {
+    first_chrom: String,
+    started: std::cell::Cell<bool>,
+    sent_values: std::cell::Cell<bool>,
+    tx: Option<crossbeam_channel::Sender<StreamMsg>>,
+    worker: Option<std::thread::JoinHandle<Result<(), FileError>>>,
+    file: Option<AtomicFile>,
+    path: std::path::PathBuf,
+}
+
+impl BigWigStream {
+    pub fn create(path: impl AsRef<Path>, sizes: &ChromSizes, threads: usize) -> Result<Self, FileError> {
+        let path = path.as_ref().to_path_buf();
+        let file = AtomicFile::new(&path)?;
+        let sizes_map: HashMap<String, u32> =
+            sizes.iter().map(|(n, l)| (n.to_string(), l.min(u32::MAX as u64) as u32)).collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .build()
+            .map_err(FileError::io(&path))?;
+        let writer = BigWigWrite::create_file(file.path().to_string_lossy().into_owned(), sizes_map)
+            .map_err(|e| FileError::content(&path, format!("cannot create the bigWig: {e}")))?;
+        let (tx, rx) = crossbeam_channel::bounded(64);
+        let worker_path = path.clone();
+        let worker = std::thread::spawn(move || {
+            writer
+                .write(ChannelSource { rx }, runtime)
+                .map_err(|e| FileError::content(&worker_path, format!("writing the bigWig failed: {e}")))
+        });
+        let first_chrom = sizes.names().first().cloned().unwrap_or_default();
+        Ok(BigWigStream {
+            first_chrom,
+            started: std::cell::Cell::new(false),
+            sent_values: std::cell::Cell::new(false),
+            tx: Some(tx),
+            worker: Some(worker),
+            file: Some(file),
+            path,
+        })
+    }
+
+    fn send(&self, msg: StreamMsg) -> Result<(), FileError> {
+        match &self.tx {
+            Some(tx) if tx.send(msg).is_ok() => Ok(()),
+            _ => Err(FileError::content(&self.path, "the bigWig writer stopped early")),
+        }
+    }
+
+    /// Starts the next chromosome (each at most once, in the output's order).
+    pub fn chrom(&self, name: &str) -> Result<(), FileError> {
+        self.started.set(true);
+        self.send(StreamMsg::Chrom(name.to_string()))
+    }
+
+    /// Appends runs of the current chromosome (sorted, after those sent before).
+    pub fn runs(&self, runs: Vec<Run>) -> Result<(), FileError> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        self.sent_values.set(true);
+        self.send(StreamMsg::Runs(runs))
+    }
+
+    /// Waits for the writer and puts the file in place.
+    pub fn finish(mut self) -> Result<(), FileError> {
+        if !self.sent_values.get() {
+            // bigtools never returns from a file without a single value: write one explicit
+            // zero (on the last chromosome started), which reads back as all zeros.
+            if !self.started.get() {
+                self.chrom(&self.first_chrom.clone())?;
+            }
+            self.send(StreamMsg::Runs(vec![Run { start: 0, end: 1, value: 0.0 }]))?;
+        }
+        drop(self.tx.take());
+        let result = match self.worker.take().map(|w| w.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(FileError::content(&self.path, "the bigWig writer thread panicked")),
+            None => Ok(()),
+        };
+        result?;
+        match self.file.take() {
+            Some(f) => f.commit(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BigWigStream {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+        // `file` (if not committed) removes the temporary file when dropped.
+    }
 }

@@ -92,6 +92,13 @@ impl DenoiseConfig {
         2.0 * (reg + cls)
     }
 
+    /// Bytes of device memory one interval of `width` bases needs in a training step
+    /// (activations kept for backward, plus the largest temporaries), in f32.
+    pub fn train_bytes_per_interval(&self, width: usize) -> usize {
+        let blocks = self.reg_blocks * self.reg_filters + self.cls_blocks * self.cls_filters;
+        4 * width * (4 * blocks + 8 * self.reg_filters.max(self.cls_filters) + 4 * self.in_channels + 8)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let fields = [
             ("in_channels", self.in_channels),
@@ -158,7 +165,14 @@ impl<B: Backend> DenoiseNet<B> {
                 )
             })
             .collect::<BackendResult<Vec<_>>>()?;
-        let reg_head = Conv1d::new(backend, "regression.head", c.reg_filters, 1, 1, 1, false, &mut rng)?;
+        // The head's input is a ReLU output (≥ 0); non-negative initial weights keep the head's
+        // own ReLU from starting dead everywhere, which would stop all learning (seen with
+        // PyTorch's signed initialisation on small models).
+        let mut head_rng = InitRng::new(seed ^ 0x5EED_0F4E_AD00);
+        let bound = 1.0 / (c.reg_filters as f64).sqrt();
+        let head_weights: Vec<f32> = (0..c.reg_filters).map(|_| head_rng.uniform(bound).abs()).collect();
+        let mut reg_head = Conv1d::new(backend, "regression.head", c.reg_filters, 1, 1, 1, false, &mut rng)?;
+        reg_head.weight.value = crate::nn::upload_f32(backend, &head_weights)?;
         let cls = (0..c.cls_blocks)
             .map(|i| {
                 let c_in = if i == 0 { 1 } else { c.cls_filters };

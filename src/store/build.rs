@@ -94,21 +94,32 @@ fn check_same_names(path: &Path, have: &ChromSizes, want: &ChromSizes) -> Result
     }
 }
 
-/// A 0/1 track of the bases covered by the intervals of a BED/narrowPeak file.
+/// A 0/1 track of the bases covered by the intervals of a BED/narrowPeak file. Every
+/// interval must lie on a chromosome of `sizes` and end within it.
 pub fn mask_from_intervals(path: &Path, sizes: &ChromSizes) -> Result<Track, FileError> {
     let intervals = read_intervals(path)?;
     let mut per_chrom: Vec<Vec<(u64, u64)>> = vec![Vec::new(); sizes.len()];
     let mut unknown: Vec<String> = Vec::new();
     for iv in &intervals {
         match sizes.id(&iv.chrom) {
-            Some(id) => per_chrom[id].push((iv.start, iv.end.min(sizes.length(id)))),
+            Some(id) if iv.end > sizes.length(id) => {
+                return Err(FileError::content(
+                    path,
+                    format!(
+                        "interval {}:{}-{} ends past the chromosome's end ({} bp): peaks from another assembly?",
+                        iv.chrom,
+                        iv.start,
+                        iv.end,
+                        sizes.length(id)
+                    ),
+                ));
+            }
+            Some(id) => per_chrom[id].push((iv.start, iv.end)),
             None if !unknown.contains(&iv.chrom) => unknown.push(iv.chrom.clone()),
             None => {}
         }
     }
-    if !intervals.is_empty()
-        && unknown.len() == intervals.iter().map(|i| &i.chrom).collect::<std::collections::HashSet<_>>().len()
-    {
+    if !unknown.is_empty() {
         return Err(FileError::Mismatch(name_mismatch(
             &path.display().to_string(),
             sizes.names(),

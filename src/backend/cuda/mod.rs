@@ -230,14 +230,15 @@ impl CudaBackend {
                 .stream
                 .context()
                 .mem_get_info()
-                .map(|(free, _)| free as f64 / (1u64 << 30) as f64)
+                .map(|(free, _)| free as f64 / (1u64 << 20) as f64)
                 .unwrap_or(f64::NAN);
-            BackendError::Cuda {
-                context: format!(
-                    "allocating {mib:.1} MiB on cuda:{} ({}, {free:.1} GiB free)",
-                    self.info.ordinal, self.info.name
-                ),
-                message: format!("{e}: use a smaller batch or interval"),
+            if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+                BackendError::OutOfMemory { device: self.describe(), requested_mib: mib, free_mib: free }
+            } else {
+                BackendError::Cuda {
+                    context: format!("allocating {mib:.1} MiB on {}", self.describe()),
+                    message: e.to_string(),
+                }
             }
         })
     }
@@ -365,6 +366,10 @@ impl Backend for CudaBackend {
 
     fn synchronize(&self) -> BackendResult<()> {
         self.stream.synchronize().map_err(driver_err(format!("running kernels on cuda:{}", self.info.ordinal)))
+    }
+
+    fn free_memory(&self) -> Option<usize> {
+        self.stream.context().mem_get_info().ok().map(|(free, _)| free)
     }
 
     fn conv1d_fwd(

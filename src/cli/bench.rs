@@ -1,0 +1,193 @@
+//! `chromax bench denoise`: training and inference throughput of DenoiseNet, model-only and
+//! end to end (bigWig in → bigWig + peaks out), with achieved FLOP/s.
+
+use super::device::{on_backend, select};
+use super::CliResult;
+use chromax::backend::{AdamParams, Backend, DenoiseLossParams};
+use chromax::coverage::{coverage_from_fragments, CoverageOptions};
+use chromax::eval::peak_calls::ProbPeakOptions;
+use chromax::infer::{run, RunOptions};
+use chromax::io::bigwig::write_bigwig;
+use chromax::io::ChromSizes;
+use chromax::models::{DenoiseConfig, DenoiseNet};
+use chromax::nn::{download_f32, upload_f32};
+use chromax::train::checkpoint::{weight_tensors, write_json, write_tensors, ModelConfig, CONFIG_FILE, MODEL_FILE};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// DenoiseNet training and inference bases/s.
+    Denoise(DenoiseBenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelSize {
+    /// AtacWorks' published model (219,706 parameters).
+    Atacworks,
+    /// The demo's small model.
+    Demo,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DenoiseBenchArgs {
+    #[arg(long, value_enum, default_value_t = ModelSize::Atacworks)]
+    pub model: ModelSize,
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 50_000)]
+    pub interval: u64,
+    #[arg(long, default_value_t = 5_000)]
+    pub pad: u64,
+    /// Timed steps of each kind (after one warm-up step).
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Chromosomes of the bundled yeast data for the end-to-end run (comma-separated).
+    #[arg(long, default_value = "chrI,chrII,chrIII")]
+    pub e2e_chroms: String,
+    #[arg(long, default_value = "tests/data/yeast")]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+pub fn run_bench(cmd: &BenchCommand) -> CliResult {
+    let BenchCommand::Denoise(a) = cmd;
+    let compute = select(a.device.as_deref())?;
+    on_backend!(compute, b => bench_denoise(b, a))
+}
+
+fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
+    let cfg = match a.model {
+        ModelSize::Atacworks => DenoiseConfig::default(),
+        ModelSize::Demo => super::demo::demo_model(),
+    };
+    let width = (a.interval + 2 * a.pad) as usize;
+    let n = a.batch;
+    let flops_fwd = cfg.flops_per_base() * width as f64; // per interval, padding included
+                                                         // Coverage-like input: a smooth positive signal with peaks.
+    let host: Vec<f32> = (0..n * width)
+        .map(|i| 10.0 + 8.0 * ((i as f32) * 0.001).sin() + if i % 997 < 200 { 40.0 } else { 0.0 })
+        .collect();
+    let clean: Vec<f32> = host.iter().map(|v| v * 1.5).collect();
+    let mask: Vec<f32> = host.iter().map(|&v| if v > 30.0 { 1.0 } else { 0.0 }).collect();
+    let mut net = DenoiseNet::new(backend, cfg, 1)?;
+    let x = upload_f32(backend, &host)?;
+    let (clean_d, mask_d) = (upload_f32(backend, &clean)?, upload_f32(backend, &mask)?);
+    let loss = DenoiseLossParams {
+        batch: n,
+        len: width,
+        pad: a.pad as usize,
+        mse_weight: 0.0005,
+        pearson_weight: 1.0,
+        bce_weight: 1.0,
+    };
+    let mut moments: Vec<(B::Buf, B::Buf)> = net
+        .params()
+        .iter()
+        .map(|p| Ok((backend.zeros(p.len())?, backend.zeros(p.len())?)))
+        .collect::<Result<_, chromax::error::BackendError>>()?;
+
+    let mut train_step = |net: &mut DenoiseNet<B>, step: u64| -> CliResult {
+        let (out, cache) = net.forward(backend, upload_f32(backend, &host)?, n, width)?;
+        let (mut dr, mut dc) = (backend.zeros(n * width)?, backend.zeros(n * width)?);
+        backend.denoise_loss(&loss, &out.reg, &clean_d, &out.logits, &mask_d, &mut dr, &mut dc)?;
+        net.backward(backend, &out, &cache, &dr, &dc)?;
+        let p = AdamParams::new(2e-4, step);
+        for (param, (m, v)) in net.params_mut().into_iter().zip(moments.iter_mut()) {
+            backend.adam_step(&p, &mut param.value, &param.grad, m, v)?;
+        }
+        backend.synchronize()?;
+        Ok(())
+    };
+    train_step(&mut net, 1)?;
+    let t = Instant::now();
+    for s in 0..a.steps {
+        train_step(&mut net, s as u64 + 2)?;
+    }
+    let train_s = t.elapsed().as_secs_f64() / a.steps as f64;
+
+    let infer_step = |net: &DenoiseNet<B>| -> CliResult {
+        let out = net.infer(backend, &x, n, width)?;
+        download_f32(backend, &out.logits)?;
+        Ok(())
+    };
+    infer_step(&net)?;
+    let t = Instant::now();
+    for _ in 0..a.steps {
+        infer_step(&net)?;
+    }
+    let infer_s = t.elapsed().as_secs_f64() / a.steps as f64;
+
+    // End to end: the bundled yeast noisy track through `denoise run`.
+    let dir = std::env::temp_dir().join(format!("chromax-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("model")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let sizes_path = a.data.join("sacCer3.chrom.sizes");
+    let sizes = ChromSizes::read(&sizes_path)?;
+    let opts = CoverageOptions { subsample: Some(0.1), seed: 1, ..Default::default() };
+    let (noisy, _) = coverage_from_fragments(a.data.join("yeast_500k_SRR1822137.frag.gz"), &sizes, &opts, &mut |_| {})?;
+    write_bigwig(dir.join("noisy.bw"), &noisy, rayon::current_num_threads())?;
+    let config = ModelConfig {
+        format: "chromax-denoise-1".into(),
+        model: cfg,
+        interval: a.interval,
+        pad: a.pad,
+        extra_tracks: Vec::new(),
+        training: serde_json::Value::Null,
+        created_by: "chromax bench".into(),
+    };
+    write_json(&dir.join("model").join(CONFIG_FILE), &config)?;
+    write_tensors(&dir.join("model").join(MODEL_FILE), &weight_tensors(backend, &net)?)?;
+    let run_opts = RunOptions {
+        model: dir.join("model"),
+        noisy: dir.join("noisy.bw"),
+        extra_tracks: Vec::new(),
+        genome: Some(sizes_path),
+        regions: a.e2e_chroms.split(',').map(String::from).collect(),
+        prefix: dir.join("out"),
+        round: None,
+        peaks: ProbPeakOptions::default(),
+        probabilities: true,
+        batch: a.batch,
+    };
+    let summary = run(backend, &run_opts, &mut |_, _| {})?;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let bases = (n as f64) * a.interval as f64;
+    let fwd_flops = flops_fwd * n as f64;
+    println!(
+        "DenoiseNet {:?}: {} parameters, {:.3} MFLOP per input base forward; batch {n} × ({} + 2×{}) bases",
+        a.model,
+        cfg.param_count(),
+        cfg.flops_per_base() / 1e6,
+        a.interval,
+        a.pad
+    );
+    println!("{:<34} {:>12} {:>14} {:>12}", "", "s/batch", "bases/s", "GFLOP/s");
+    println!(
+        "{:<34} {:>12.3} {:>14.0} {:>12.1}",
+        "training step (fwd+bwd+Adam)",
+        train_s,
+        bases / train_s,
+        3.0 * fwd_flops / train_s / 1e9
+    );
+    println!(
+        "{:<34} {:>12.3} {:>14.0} {:>12.1}",
+        "inference (model only)",
+        infer_s,
+        bases / infer_s,
+        fwd_flops / infer_s / 1e9
+    );
+    let e2e = summary.bases as f64 / summary.seconds;
+    println!(
+        "{:<34} {:>12} {:>14.0} {:>12.1}   ({:.0}% of model-only; {} bases)",
+        "inference end to end (bigWig→bigWig+peaks)",
+        "-",
+        e2e,
+        e2e * cfg.flops_per_base() * (width as f64 / a.interval as f64) / 1e9,
+        100.0 * e2e / (bases / infer_s),
+        summary.bases
+    );
+    println!("whole human genome (3.1 Gb) at the end-to-end rate: {:.1} h", 3.1e9 / e2e / 3600.0);
+    Ok(())
+}

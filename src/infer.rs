@@ -1,0 +1,252 @@
+//! Denoising with a trained model: bigWig in; denoised bigWig, probability bigWig and
+//! narrowPeak out, streamed while the model computes (bounded memory, no text files, no
+//! external programs).
+//!
+//! Each chromosome (or region) is tiled as in training; every base gets exactly one value,
+//! chromosome tails included (the last interval ends at the chromosome's end). A batch
+//! producer slices the inputs ahead of the compute; two writer threads compress the output
+//! bigWigs while the next batches run.
+
+use crate::backend::cpu::sigmoid;
+use crate::backend::Backend;
+use crate::coverage::Region;
+use crate::error::FileError;
+use crate::eval::peak_calls::{ProbPeakCaller, ProbPeakOptions};
+use crate::io::bed::{read_intervals, write_narrowpeak, NarrowPeak};
+use crate::io::bigwig::BigWigStream;
+use crate::io::ChromSizes;
+use crate::models::DenoiseNet;
+use crate::nn::{download_f32, upload_f32};
+use crate::track::runs_from_dense;
+use crate::train::batcher::{BatchShape, BatchStream, TrackSet};
+use crate::train::checkpoint::ModelConfig;
+use crate::train::denoise::{load_model, open_coverage};
+use crate::train::intervals::{tile_range, Interval};
+use crate::Error;
+use std::path::{Path, PathBuf};
+
+use std::time::Instant;
+
+/// Where to denoise: whole chromosomes, or regions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub chrom: usize,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Settings of `chromax denoise run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    pub model: PathBuf,
+    pub noisy: PathBuf,
+    /// Extra tracks by name (must match the model's).
+    pub extra_tracks: Vec<(String, PathBuf)>,
+    /// Chromosome sizes (default: the noisy bigWig's own chromosomes).
+    pub genome: Option<PathBuf>,
+    /// BED files or `chr:start-end` strings; none = every chromosome.
+    pub regions: Vec<String>,
+    pub prefix: PathBuf,
+    pub round: Option<u32>,
+    pub peaks: ProbPeakOptions,
+    pub probabilities: bool,
+    pub batch: usize,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub bases: u64,
+    pub peaks: usize,
+    pub seconds: f64,
+    pub outputs: Vec<PathBuf>,
+}
+
+/// The spans to denoise: the regions (sorted, overlaps merged), or every chromosome.
+pub fn resolve_spans(regions: &[String], sizes: &ChromSizes) -> Result<Vec<Span>, FileError> {
+    if regions.is_empty() {
+        return Ok((0..sizes.len()).map(|c| Span { chrom: c, start: 0, end: sizes.length(c) }).collect());
+    }
+    let mut spans = Vec::new();
+    for r in regions {
+        let as_path = Path::new(r);
+        let list: Vec<(String, u64, u64, String)> = if as_path.is_file() {
+            read_intervals(as_path)?
+                .into_iter()
+                .map(|iv| (iv.chrom, iv.start, iv.end, as_path.display().to_string()))
+                .collect()
+        } else {
+            let region = Region::parse(r).map_err(FileError::Argument)?;
+            vec![(region.chrom, region.start, region.end, format!("--regions {r}"))]
+        };
+        for (chrom, start, end, origin) in list {
+            let id = sizes
+                .id(&chrom)
+                .ok_or_else(|| FileError::Argument(format!("{origin}: no chromosome '{chrom}' in the genome")))?;
+            let len = sizes.length(id);
+            let end = if end == u64::MAX { len } else { end };
+            if end > len {
+                return Err(FileError::Argument(format!(
+                    "{origin}: {chrom}:{}-{end} goes past the chromosome's end ({len} bp)",
+                    start + 1
+                )));
+            }
+            spans.push(Span { chrom: id, start, end });
+        }
+    }
+    spans.sort_by_key(|s| (s.chrom, s.start));
+    let mut merged: Vec<Span> = Vec::new();
+    for s in spans {
+        match merged.last_mut() {
+            Some(last) if last.chrom == s.chrom && s.start <= last.end => last.end = last.end.max(s.end),
+            _ => merged.push(s),
+        }
+    }
+    Ok(merged)
+}
+
+/// The input tracks of a model, over `sizes`.
+pub fn open_inputs(
+    config: &ModelConfig,
+    noisy: &Path,
+    extras: &[(String, PathBuf)],
+    sizes: &ChromSizes,
+) -> Result<TrackSet, Error> {
+    let mut inputs = vec![open_coverage(noisy, sizes, "noisy track")?];
+    for name in &config.extra_tracks {
+        let path = extras.iter().find(|(n, _)| n == name).map(|(_, p)| p).ok_or_else(|| {
+            FileError::Argument(format!(
+                "the model was trained with the extra track '{name}': give it with --extra-track {name}=FILE"
+            ))
+        })?;
+        inputs.push(open_coverage(path, sizes, &format!("extra track {name}"))?);
+    }
+    if let Some((n, _)) = extras.iter().find(|(n, _)| !config.extra_tracks.contains(n)) {
+        return Err(FileError::Argument(format!(
+            "--extra-track {n}: the model has no such input (it has {:?})",
+            config.extra_tracks
+        ))
+        .into());
+    }
+    Ok(TrackSet { inputs, clean: None, peaks: None })
+}
+
+/// Genome sizes for a run: the file given, else the noisy bigWig's chromosomes.
+pub fn run_sizes(genome: Option<&Path>, noisy: &Path) -> Result<ChromSizes, Error> {
+    Ok(match genome {
+        Some(g) => ChromSizes::read(g)?,
+        None => crate::store::build::read_track(noisy, None)?.sizes().clone(),
+    })
+}
+
+/// Denoised values of one batch's intervals, handed to `sink` in order as
+/// `(interval, first new base, denoised, probability)`.
+pub fn denoise_spans<B: Backend>(
+    backend: &B,
+    net: &DenoiseNet<B>,
+    config: &ModelConfig,
+    set: TrackSet,
+    spans: &[Span],
+    batch: usize,
+    sink: &mut dyn FnMut(&Interval, u64, &[f32], &[f32]) -> Result<(), Error>,
+) -> Result<u64, Error> {
+    let shape =
+        BatchShape { batch: batch.max(1), len: config.interval, pad: config.pad, channels: config.model.in_channels };
+    let intervals: Vec<Interval> =
+        spans.iter().flat_map(|s| tile_range(s.chrom, s.start, s.end, config.interval, 0)).collect();
+    let ends: Vec<u64> = spans
+        .iter()
+        .flat_map(|s| std::iter::repeat_n(s.end, tile_range(s.chrom, s.start, s.end, config.interval, 0).len()))
+        .collect();
+    let stream = BatchStream::start(vec![set], intervals, shape, 3);
+    let w = shape.width();
+    let mut bases = 0u64;
+    let mut k = 0;
+    let mut probs = Vec::new();
+    for b in stream.by_ref_stream() {
+        let n = b.len();
+        let x = upload_f32(backend, &b.input)?;
+        let out = net.infer(backend, &x, n, w)?;
+        let reg = download_f32(backend, &out.reg)?;
+        let logits = download_f32(backend, &out.logits)?;
+        for (i, iv) in b.intervals.iter().enumerate() {
+            let end = ends[k];
+            k += 1;
+            let first = iv.start + iv.skip;
+            let last = (iv.start + config.interval).min(end);
+            let (from, to) = ((config.pad + iv.skip) as usize, (config.pad + last - iv.start) as usize);
+            let row = i * w;
+            probs.clear();
+            probs.extend(logits[row + from..row + to].iter().map(|&z| sigmoid(z)));
+            sink(iv, first, &reg[row + from..row + to], &probs)?;
+            bases += last - first;
+        }
+        stream.recycle(b);
+    }
+    Ok(bases)
+}
+
+/// `chromax denoise run`: writes PREFIX.track.bw, PREFIX.peaks.narrowPeak and, if asked,
+/// PREFIX.prob.bw.
+pub fn run<B: Backend>(
+    backend: &B,
+    opts: &RunOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RunSummary, Error> {
+    let started = Instant::now();
+    let (net, config) = load_model(backend, &opts.model)?;
+    let sizes = run_sizes(opts.genome.as_deref(), &opts.noisy)?;
+    let set = open_inputs(&config, &opts.noisy, &opts.extra_tracks, &sizes)?;
+    let spans = resolve_spans(&opts.regions, &sizes)?;
+    let total: u64 = spans.iter().map(|s| s.end - s.start).sum();
+    let with_suffix = |suffix: &str| {
+        let mut p = opts.prefix.clone().into_os_string();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    let (track_path, prob_path, peaks_path) =
+        (with_suffix(".track.bw"), with_suffix(".prob.bw"), with_suffix(".peaks.narrowPeak"));
+    let threads = rayon::current_num_threads().max(1);
+    let track_out = BigWigStream::create(&track_path, &sizes, threads)?;
+    let prob_out = if opts.probabilities { Some(BigWigStream::create(&prob_path, &sizes, threads)?) } else { None };
+    let mut caller = ProbPeakCaller::new(opts.peaks);
+    let mut current: Option<usize> = None;
+    let scale = opts.round.map(|d| 10f32.powi(d as i32));
+    let mut rounded = Vec::new();
+    let mut done = 0u64;
+    let bases = denoise_spans(backend, &net, &config, set, &spans, opts.batch, &mut |iv, first, reg, prob| {
+        if current != Some(iv.chrom) {
+            let name = sizes.name(iv.chrom);
+            track_out.chrom(name)?;
+            if let Some(p) = &prob_out {
+                p.chrom(name)?;
+            }
+            current = Some(iv.chrom);
+        }
+        let values: &[f32] = match scale {
+            Some(s) => {
+                rounded.clear();
+                rounded.extend(reg.iter().map(|&v| (v * s).round() / s));
+                &rounded
+            }
+            None => reg,
+        };
+        track_out.runs(runs_from_dense(values, first as u32))?;
+        if let Some(p) = &prob_out {
+            p.runs(runs_from_dense(prob, first as u32))?;
+        }
+        caller.push(sizes.name(iv.chrom), first, prob, reg);
+        done += reg.len() as u64;
+        progress(done, total);
+        Ok(())
+    })?;
+    let peaks: Vec<NarrowPeak> = caller.finish();
+    write_narrowpeak(&peaks_path, &peaks)?;
+    track_out.finish()?;
+    let mut outputs = vec![track_path, peaks_path];
+    if let Some(p) = prob_out {
+        p.finish()?;
+        outputs.push(prob_path);
+    }
+    Ok(RunSummary { bases, peaks: peaks.len(), seconds: started.elapsed().as_secs_f64(), outputs })
+}
