@@ -16,7 +16,7 @@ use crate::io::bed::{read_intervals, write_narrowpeak, NarrowPeak};
 use crate::io::bigwig::BigWigStream;
 use crate::io::ChromSizes;
 use crate::models::DenoiseNet;
-use crate::nn::{download_f32, upload_f32};
+use crate::nn::download_f32;
 use crate::track::runs_from_dense;
 use crate::train::batcher::{BatchShape, BatchStream, TrackSet};
 use crate::train::checkpoint::ModelConfig;
@@ -158,14 +158,15 @@ pub fn denoise_spans<B: Backend>(
         .iter()
         .flat_map(|s| std::iter::repeat_n(s.end, tile_range(s.chrom, s.start, s.end, config.interval, 0).len()))
         .collect();
-    let stream = BatchStream::start(vec![set], intervals, shape, 3);
+    let stream = BatchStream::start(backend, vec![set], intervals, shape, 3)?;
     let w = shape.width();
     let mut bases = 0u64;
     let mut k = 0;
     let mut probs = Vec::new();
-    for b in stream.by_ref_stream() {
+    while let Some(b) = stream.next_batch() {
+        let b = b?;
         let n = b.len();
-        let x = upload_f32(backend, &b.input)?;
+        let x = backend.upload_f32(b.input()?)?;
         let out = net.infer(backend, &x, n, w)?;
         let reg = download_f32(backend, &out.reg)?;
         let logits = download_f32(backend, &out.logits)?;

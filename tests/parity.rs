@@ -260,3 +260,65 @@ fn denoisenet_cuda_matches_cpu_on_one_real_sized_interval() {
         assert_close(&format!("grad {}", c.name), &got, &c.grad, 1e-3 * scale.max(1e-6), 1e-2);
     }
 }
+
+#[test]
+fn denoising_through_the_pipeline_on_cuda_matches_cpu() {
+    use chromax::infer::{denoise_spans, open_inputs, resolve_spans};
+    use chromax::io::ChromSizes;
+    use chromax::models::DenoiseConfig;
+    use chromax::train::checkpoint::{weight_tensors, write_json, write_tensors, ModelConfig};
+    use chromax::train::denoise::load_model;
+    let Some(gpu) = cuda_or_skip("denoising_through_the_pipeline_on_cuda_matches_cpu") else { return };
+    // Pinned batch buffers, the prefetch thread, the model and the read-back, on real shapes.
+    let dir = std::env::temp_dir().join(format!("chromax-parity-pipeline-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("model")).expect("dir");
+    std::fs::write(dir.join("g.sizes"), "a\t123457\nb\t60001\n").expect("sizes");
+    let mut rng = Rng::new(8);
+    let mut bg = String::new();
+    for (chrom, len) in [("a", 123_457u64), ("b", 60_001)] {
+        let mut p = 0;
+        while p < len {
+            let e = (p + 1 + (rng.unit() * 300.0) as u64).min(len);
+            bg.push_str(&format!("{chrom}\t{p}\t{e}\t{}\n", (rng.unit() * 20.0).floor()));
+            p = e;
+        }
+    }
+    std::fs::write(dir.join("noisy.bedGraph"), bg).expect("bedGraph");
+    let cpu = CpuBackend::new();
+    let cfg = DenoiseConfig::default();
+    let net = chromax::models::DenoiseNet::new(&cpu, cfg, 9).expect("net");
+    let config = ModelConfig {
+        format: "chromax-denoise-1".into(),
+        model: cfg,
+        interval: 50_000,
+        pad: 5_000,
+        extra_tracks: vec![],
+        training: serde_json::Value::Null,
+        created_by: "test".into(),
+    };
+    write_json(&dir.join("model/config.json"), &config).expect("config");
+    write_tensors(&dir.join("model/model.safetensors"), &weight_tensors(&cpu, &net).expect("weights"))
+        .expect("weights");
+    let sizes = ChromSizes::read(dir.join("g.sizes")).expect("sizes");
+    let spans = resolve_spans(&[], &sizes).expect("spans");
+    let (mut c_reg, mut c_prob, mut g_reg, mut g_prob) = (vec![], vec![], vec![], vec![]);
+    let (cpu_net, cpu_cfg) = load_model(&cpu, &dir.join("model")).expect("cpu model");
+    let set = open_inputs(&cpu_cfg, &dir.join("noisy.bedGraph"), &[], &sizes).expect("inputs");
+    denoise_spans(&cpu, &cpu_net, &cpu_cfg, set.clone(), &spans, 3, &mut |_, _, reg, prob| {
+        c_reg.extend_from_slice(reg);
+        c_prob.extend_from_slice(prob);
+        Ok(())
+    })
+    .expect("cpu");
+    let (gpu_net, gpu_cfg) = load_model(&gpu, &dir.join("model")).expect("gpu model");
+    denoise_spans(&gpu, &gpu_net, &gpu_cfg, set, &spans, 3, &mut |_, _, reg, prob| {
+        g_reg.extend_from_slice(reg);
+        g_prob.extend_from_slice(prob);
+        Ok(())
+    })
+    .expect("gpu");
+    assert_eq!(c_reg.len() as u64, sizes.total());
+    assert_close("denoised", &g_reg, &c_reg, 1e-3, 1e-3);
+    assert_close("probability", &g_prob, &c_prob, 1e-4, 1e-3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

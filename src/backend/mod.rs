@@ -268,6 +268,49 @@ impl AdamParams {
     }
 }
 
+/// Host memory that batches are assembled in before they go to the device: plain memory for
+/// the CPU, page-locked (pinned) memory on CUDA, which the GPU reads by DMA without a staging
+/// copy.
+pub enum HostBuffer {
+    Plain(Vec<f32>),
+    Pinned(cudarc::driver::PinnedHostSlice<f32>),
+}
+
+impl HostBuffer {
+    pub fn len(&self) -> usize {
+        match self {
+            HostBuffer::Plain(v) => v.len(),
+            HostBuffer::Pinned(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values (waits for a pending copy out of pinned memory first).
+    pub fn as_slice(&self) -> BackendResult<&[f32]> {
+        match self {
+            HostBuffer::Plain(v) => Ok(v),
+            HostBuffer::Pinned(p) => p.as_slice().map_err(|e| BackendError::Cuda {
+                context: "reading pinned host memory".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// The values, for writing (waits for a pending copy out of pinned memory first).
+    pub fn as_mut_slice(&mut self) -> BackendResult<&mut [f32]> {
+        match self {
+            HostBuffer::Plain(v) => Ok(v),
+            HostBuffer::Pinned(p) => p.as_mut_slice().map_err(|e| BackendError::Cuda {
+                context: "writing pinned host memory".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
 /// A compute backend. Every op writes into a destination buffer.
 ///
 /// Buffers hold [`Backend::Elem`]: f32 on every production backend; the CPU specification
@@ -296,6 +339,15 @@ pub trait Backend: Send + Sync {
     /// Free device memory in bytes, where the device reports it (not for the CPU).
     fn free_memory(&self) -> Option<usize> {
         None
+    }
+    /// Host memory of `len` values to assemble batches in (pinned on CUDA).
+    fn host_buffer(&self, len: usize) -> BackendResult<HostBuffer> {
+        Ok(HostBuffer::Plain(vec![0.0; len]))
+    }
+    /// A device buffer holding `host` (f32 values converted to the element type).
+    fn upload_f32(&self, host: &[f32]) -> BackendResult<Self::Buf> {
+        let converted: Vec<Self::Elem> = host.iter().map(|&v| Self::Elem::from(v)).collect();
+        self.upload(&converted)
     }
 
     /// `y = conv1d(x, w) + bias`. x (batch, c_in, len), w (c_out, c_in, kernel),

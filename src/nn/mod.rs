@@ -45,8 +45,7 @@ impl InitRng {
 
 /// Uploads host f32 values as the backend's element type.
 pub fn upload_f32<B: Backend>(backend: &B, values: &[f32]) -> BackendResult<B::Buf> {
-    let converted: Vec<B::Elem> = values.iter().map(|&v| B::Elem::from(v)).collect();
-    backend.upload(&converted)
+    backend.upload_f32(values)
 }
 
 /// Downloads a buffer as f32.

@@ -4,8 +4,11 @@
 //!
 //! Batches hold, per interval, `len + 2·pad` bases: the input channels (the noisy track, then
 //! the extra tracks), the clean track and the 0/1 peak mask (for training and evaluation).
+//! The buffers come from the backend: page-locked (pinned) host memory on CUDA, so uploads are
+//! DMA transfers without a staging copy.
 
 use super::intervals::Interval;
+use crate::backend::{Backend, BackendResult, HostBuffer};
 use crate::store::TrackShard;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::Arc;
@@ -35,15 +38,17 @@ impl BatchShape {
     }
 }
 
-/// One batch of up to `batch` intervals (the last batch may be smaller).
+/// One batch of up to `batch` intervals (the last batch may be smaller), in host buffers
+/// sized for a full batch (pinned on CUDA).
 pub struct Batch {
     pub intervals: Vec<Interval>,
-    /// (n, channels, width)
-    pub input: Vec<f32>,
-    /// (n, width); empty without a clean track.
-    pub clean: Vec<f32>,
-    /// (n, width); empty without peaks.
-    pub mask: Vec<f32>,
+    input: HostBuffer,
+    clean: HostBuffer,
+    mask: HostBuffer,
+    input_len: usize,
+    track_len: usize,
+    has_clean: bool,
+    has_mask: bool,
 }
 
 impl Batch {
@@ -54,56 +59,91 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.intervals.is_empty()
     }
+
+    /// (n, channels, width)
+    pub fn input(&self) -> BackendResult<&[f32]> {
+        Ok(&self.input.as_slice()?[..self.input_len])
+    }
+
+    /// (n, width); empty without a clean track.
+    pub fn clean(&self) -> BackendResult<&[f32]> {
+        Ok(if self.has_clean { &self.clean.as_slice()?[..self.track_len] } else { &[] })
+    }
+
+    /// (n, width); empty without peaks.
+    pub fn mask(&self) -> BackendResult<&[f32]> {
+        Ok(if self.has_mask { &self.mask.as_slice()?[..self.track_len] } else { &[] })
+    }
 }
 
-/// Batches arriving from the producer thread, in interval order.
+/// Batches arriving from the producer thread, in interval order. The buffers circulate in a
+/// fixed pool: a batch must be handed back with [`BatchStream::recycle`] once the device has
+/// finished reading it (after a synchronising read-back), and the producer refills it.
 pub struct BatchStream {
-    full: Receiver<Batch>,
-    free: Sender<Batch>,
+    full: Option<Receiver<BackendResult<Batch>>>,
+    free: Option<Sender<Batch>>,
     producer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl BatchStream {
-    /// Starts the producer over `intervals` (in the given order), `depth` batches ahead.
-    pub fn start(sets: Vec<TrackSet>, intervals: Vec<Interval>, shape: BatchShape, depth: usize) -> Self {
-        let (full_tx, full_rx) = bounded::<Batch>(depth.max(1));
-        let (free_tx, free_rx) = bounded::<Batch>(depth.max(1) + 2);
+    /// Starts the producer over `intervals` (in the given order) with `depth` full batches of
+    /// host memory from `backend` (pinned on CUDA) circulating.
+    pub fn start<B: Backend>(
+        backend: &B,
+        sets: Vec<TrackSet>,
+        intervals: Vec<Interval>,
+        shape: BatchShape,
+        depth: usize,
+    ) -> BackendResult<Self> {
+        let depth = depth.max(1);
+        let (w, b) = (shape.width(), shape.batch.max(1));
+        let (full_tx, full_rx) = bounded::<BackendResult<Batch>>(depth);
+        let (free_tx, free_rx) = bounded::<Batch>(depth + 1);
+        let with_clean = sets.iter().any(|s| s.clean.is_some());
+        let with_mask = sets.iter().any(|s| s.peaks.is_some());
+        for _ in 0..depth.min(intervals.len().div_ceil(b)).max(1) {
+            let batch = Batch {
+                intervals: Vec::with_capacity(b),
+                input: backend.host_buffer(b * shape.channels * w)?,
+                clean: backend.host_buffer(if with_clean { b * w } else { 0 })?,
+                mask: backend.host_buffer(if with_mask { b * w } else { 0 })?,
+                input_len: 0,
+                track_len: 0,
+                has_clean: false,
+                has_mask: false,
+            };
+            let _ = free_tx.try_send(batch);
+        }
         let producer = std::thread::spawn(move || {
-            for chunk in intervals.chunks(shape.batch.max(1)) {
-                let mut batch = free_rx.try_recv().unwrap_or_else(|_| Batch {
-                    intervals: Vec::new(),
-                    input: Vec::new(),
-                    clean: Vec::new(),
-                    mask: Vec::new(),
-                });
-                fill(&mut batch, &sets, chunk, shape);
-                if full_tx.send(batch).is_err() {
-                    return; // the consumer went away
+            for chunk in intervals.chunks(b) {
+                let Ok(mut batch) = free_rx.recv() else { return }; // the consumer went away
+                let filled = fill(&mut batch, &sets, chunk, shape).map(|()| batch);
+                if full_tx.send(filled).is_err() {
+                    return;
                 }
             }
         });
-        BatchStream { full: full_rx, free: free_tx, producer: Some(producer) }
+        Ok(BatchStream { full: Some(full_rx), free: Some(free_tx), producer: Some(producer) })
     }
 
     /// Hands a used batch back for refilling.
     pub fn recycle(&self, batch: Batch) {
-        let _ = self.free.try_send(batch);
+        if let Some(free) = &self.free {
+            let _ = free.try_send(batch);
+        }
     }
-}
 
-impl Iterator for BatchStream {
-    type Item = Batch;
-
-    fn next(&mut self) -> Option<Batch> {
-        self.full.recv().ok()
+    /// The next batch, or `None` after the last.
+    pub fn next_batch(&self) -> Option<BackendResult<Batch>> {
+        self.full.as_ref()?.recv().ok()
     }
 }
 
 impl Drop for BatchStream {
     fn drop(&mut self) {
-        // Unblock the producer (its sends fail once the receiver is gone), then join it.
-        let (_, dummy) = bounded::<Batch>(0);
-        drop(std::mem::replace(&mut self.full, dummy));
+        // Closing both channels unblocks the producer wherever it waits; then join it.
+        drop(self.full.take());
+        drop(self.free.take());
         if let Some(handle) = self.producer.take() {
             let _ = handle.join();
         }
@@ -111,28 +151,44 @@ impl Drop for BatchStream {
 }
 
 /// Fills a batch's buffers from the shards.
-pub fn fill(batch: &mut Batch, sets: &[TrackSet], intervals: &[Interval], shape: BatchShape) {
+pub fn fill(batch: &mut Batch, sets: &[TrackSet], intervals: &[Interval], shape: BatchShape) -> BackendResult<()> {
     let (n, w, c) = (intervals.len(), shape.width(), shape.channels);
     batch.intervals.clear();
     batch.intervals.extend_from_slice(intervals);
-    batch.input.resize(n * c * w, 0.0);
+    batch.input_len = n * c * w;
+    batch.track_len = n * w;
     let first = &sets[intervals.first().map_or(0, |i| i.source)];
-    batch.clean.resize(if first.clean.is_some() { n * w } else { 0 }, 0.0);
-    batch.mask.resize(if first.peaks.is_some() { n * w } else { 0 }, 0.0);
+    batch.has_clean = first.clean.is_some();
+    batch.has_mask = first.peaks.is_some();
+    let input = batch.input.as_mut_slice()?;
     for (i, iv) in intervals.iter().enumerate() {
         let set = &sets[iv.source];
         let from = iv.start as i64 - shape.pad as i64;
         let to = from + w as i64;
         for (ch, track) in set.inputs.iter().enumerate() {
-            read_into(track, iv.chrom, from, to, &mut batch.input[(i * c + ch) * w..(i * c + ch + 1) * w]);
-        }
-        if let Some(clean) = &set.clean {
-            read_into(clean, iv.chrom, from, to, &mut batch.clean[i * w..(i + 1) * w]);
-        }
-        if let Some(peaks) = &set.peaks {
-            read_into(peaks, iv.chrom, from, to, &mut batch.mask[i * w..(i + 1) * w]);
+            read_into(track, iv.chrom, from, to, &mut input[(i * c + ch) * w..(i * c + ch + 1) * w]);
         }
     }
+    for (has, track_of, buf) in [
+        (
+            batch.has_clean,
+            (|s: &TrackSet| s.clean.clone()) as fn(&TrackSet) -> Option<Arc<TrackShard>>,
+            &mut batch.clean,
+        ),
+        (batch.has_mask, |s: &TrackSet| s.peaks.clone(), &mut batch.mask),
+    ] {
+        if !has {
+            continue;
+        }
+        let out = buf.as_mut_slice()?;
+        for (i, iv) in intervals.iter().enumerate() {
+            let from = iv.start as i64 - shape.pad as i64;
+            if let Some(track) = track_of(&sets[iv.source]) {
+                read_into(&track, iv.chrom, from, from + w as i64, &mut out[i * w..(i + 1) * w]);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Values of chromosome `chrom` over `from..to` (zeros outside it).
@@ -153,11 +209,4 @@ pub fn interval_is_empty(set: &TrackSet, iv: &Interval, shape: BatchShape) -> bo
         read_into(t, iv.chrom, from, from + shape.width() as i64, &mut buf);
         buf.iter().all(|&v| v == 0.0)
     })
-}
-
-impl BatchStream {
-    /// Iterates the batches while keeping `self` usable for [`BatchStream::recycle`].
-    pub fn by_ref_stream(&self) -> impl Iterator<Item = Batch> + '_ {
-        std::iter::from_fn(move || self.full.recv().ok())
-    }
 }

@@ -360,15 +360,15 @@ pub fn train<B: Backend>(
         let started = Instant::now();
         let order = epoch_order(&train_intervals, opts.seed, epoch);
         let total = order.len().div_ceil(opts.batch);
-        let stream = BatchStream::start(tracks.sets.clone(), order, shape, 3);
+        let stream = BatchStream::start(backend, tracks.sets.clone(), order, shape, 3)?;
         let (mut sum_loss, mut sum_mse, mut sum_r, mut sum_bce, mut batches) = (0.0, 0.0, 0.0, 0.0, 0usize);
         let mut bases = 0u64;
-        for batch in stream.by_ref_stream() {
+        while let Some(batch) = stream.next_batch() {
+            let batch = batch?;
             let n = batch.len();
-            let x = upload_f32(backend, &batch.input)?;
-            let clean = upload_f32(backend, &batch.clean)?;
-            let mask = upload_f32(backend, &batch.mask)?;
-            stream.recycle(batch);
+            let x = backend.upload_f32(batch.input()?)?;
+            let clean = backend.upload_f32(batch.clean()?)?;
+            let mask = backend.upload_f32(batch.mask()?)?;
             let (out_, cache) = net
                 .forward(backend, x, n, shape.width())
                 .map_err(|e| out_of_memory_advice(e, backend, &model_cfg, shape))?;
@@ -376,6 +376,8 @@ pub fn train<B: Backend>(
             let mut d_cls = backend.zeros(n * shape.width())?;
             let parts =
                 backend.denoise_loss(&loss_shape(n), &out_.reg, &clean, &out_.logits, &mask, &mut d_reg, &mut d_cls)?;
+            // The loss came back to the host, so the uploads are done: the buffers can go back.
+            stream.recycle(batch);
             net.backward(backend, &out_, &cache, &d_reg, &d_cls)
                 .map_err(|e| out_of_memory_advice(e, backend, &model_cfg, shape))?;
             drop(cache);
@@ -483,13 +485,14 @@ fn validate<B: Backend>(
 ) -> Result<ValMetrics, Error> {
     let (mut pred, mut prob, mut clean, mut mask) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut loss_sum, mut n_sum) = (0.0, 0usize);
-    let stream = BatchStream::start(tracks.sets.clone(), intervals.to_vec(), shape, 2);
+    let stream = BatchStream::start(backend, tracks.sets.clone(), intervals.to_vec(), shape, 2)?;
     let w = shape.width();
-    for batch in stream.by_ref_stream() {
+    while let Some(batch) = stream.next_batch() {
+        let batch = batch?;
         let n = batch.len();
-        let x = upload_f32(backend, &batch.input)?;
+        let x = backend.upload_f32(batch.input()?)?;
         let out = net.infer(backend, &x, n, w)?;
-        let (clean_d, mask_d) = (upload_f32(backend, &batch.clean)?, upload_f32(backend, &batch.mask)?);
+        let (clean_d, mask_d) = (backend.upload_f32(batch.clean()?)?, backend.upload_f32(batch.mask()?)?);
         let (mut dr, mut dc) = (backend.zeros(n * w)?, backend.zeros(n * w)?);
         loss_sum +=
             backend.denoise_loss(&loss_shape(n), &out.reg, &clean_d, &out.logits, &mask_d, &mut dr, &mut dc)?.total
@@ -504,8 +507,8 @@ fn validate<B: Backend>(
             let row = i * w;
             pred.extend_from_slice(&reg[row + from..row + to]);
             prob.extend(logits[row + from..row + to].iter().map(|&z| crate::backend::cpu::sigmoid(z)));
-            clean.extend_from_slice(&batch.clean[row + from..row + to]);
-            mask.extend_from_slice(&batch.mask[row + from..row + to]);
+            clean.extend_from_slice(&batch.clean()?[row + from..row + to]);
+            mask.extend_from_slice(&batch.mask()?[row + from..row + to]);
         }
         stream.recycle(batch);
     }

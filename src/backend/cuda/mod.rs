@@ -372,6 +372,20 @@ impl Backend for CudaBackend {
         self.stream.context().mem_get_info().ok().map(|(free, _)| free)
     }
 
+    fn host_buffer(&self, len: usize) -> BackendResult<super::HostBuffer> {
+        // SAFETY: a plain page-locked allocation of len f32 values (flags 0: cached, so the
+        // producer thread may also read it); the slice is only exposed through as_slice /
+        // as_mut_slice, which wait for pending copies.
+        let pinned = unsafe { self.stream.context().alloc_pinned_with_flags::<f32>(len.max(1), 0) }.map_err(
+            driver_err(format!("allocating {:.1} MiB of pinned host memory", (len * 4) as f64 / (1u64 << 20) as f64)),
+        )?;
+        Ok(super::HostBuffer::Pinned(pinned))
+    }
+
+    fn upload_f32(&self, host: &[f32]) -> BackendResult<CudaSlice<f32>> {
+        self.upload(host)
+    }
+
     fn conv1d_fwd(
         &self,
         p: &Conv1dParams,
