@@ -26,10 +26,6 @@ pub enum BackendError {
     #[error("NVRTC could not compile kernels/{file} for {arch}: {log}")]
     KernelCompile { file: String, arch: String, log: String },
 
-    /// The on-disk PTX cache could not be read or written.
-    #[error("kernel cache {path}: {source}")]
-    KernelCache { path: PathBuf, source: std::io::Error },
-
     /// The device has no memory left for an allocation.
     #[error("{device} is out of memory: {requested_mib:.1} MiB requested, {free_mib:.1} MiB free")]
     OutOfMemory { device: String, requested_mib: f64, free_mib: f64 },

@@ -62,6 +62,13 @@ pub struct RunSummary {
     pub outputs: Vec<PathBuf>,
 }
 
+/// `PREFIX` + `suffix` (`out/sample` + `.track.bw`), the output names of a run.
+pub fn prefixed(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut p = prefix.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
 /// The spans to denoise: the regions (sorted, overlaps merged), or every chromosome.
 pub fn resolve_spans(regions: &[String], sizes: &ChromSizes) -> Result<Vec<Span>, FileError> {
     if regions.is_empty() {
@@ -200,13 +207,11 @@ pub fn run<B: Backend>(
     let set = open_inputs(&config, &opts.noisy, &opts.extra_tracks, &sizes)?;
     let spans = resolve_spans(&opts.regions, &sizes)?;
     let total: u64 = spans.iter().map(|s| s.end - s.start).sum();
-    let with_suffix = |suffix: &str| {
-        let mut p = opts.prefix.clone().into_os_string();
-        p.push(suffix);
-        PathBuf::from(p)
-    };
-    let (track_path, prob_path, peaks_path) =
-        (with_suffix(".track.bw"), with_suffix(".prob.bw"), with_suffix(".peaks.narrowPeak"));
+    let (track_path, prob_path, peaks_path) = (
+        prefixed(&opts.prefix, ".track.bw"),
+        prefixed(&opts.prefix, ".prob.bw"),
+        prefixed(&opts.prefix, ".peaks.narrowPeak"),
+    );
     let threads = rayon::current_num_threads().max(1);
     let track_out = BigWigStream::create(&track_path, &sizes, threads)?;
     let prob_out = if opts.probabilities { Some(BigWigStream::create(&prob_path, &sizes, threads)?) } else { None };

@@ -3,7 +3,7 @@
 use super::metrics::{auroc_auprc, mse, pearson, spearman};
 use crate::backend::Backend;
 use crate::error::FileError;
-use crate::infer::{denoise_spans, open_inputs, resolve_spans, Span};
+use crate::infer::{denoise_spans, open_inputs, prefixed, resolve_spans, Span};
 use crate::io::ChromSizes;
 use crate::store::{ShardSlice, TrackShard};
 use crate::train::denoise::{load_model, open_coverage, open_peaks};
@@ -106,12 +106,7 @@ pub fn evaluate<B: Backend>(backend: &B, opts: &EvalOptions) -> Result<EvalRepor
     let noisy_track = opts.noisy.as_ref().map(|p| open_coverage(p, &sizes, "noisy track")).transpose()?;
     let (pred, prob) = match &opts.prediction {
         Prediction::Files { prefix } => {
-            let with = |suffix: &str| {
-                let mut p = prefix.clone().into_os_string();
-                p.push(suffix);
-                PathBuf::from(p)
-            };
-            let (track, prob) = (with(".track.bw"), with(".prob.bw"));
+            let (track, prob) = (prefixed(prefix, ".track.bw"), prefixed(prefix, ".prob.bw"));
             if !prob.exists() {
                 return Err(FileError::content(
                     &prob,

@@ -120,15 +120,17 @@ pub fn cache_key(program: &str, options: &[String], arch: &str) -> String {
     h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-fn write_atomically(path: &Path, text: &str) -> Result<(), BackendError> {
-    let io = |source| BackendError::KernelCache { path: path.to_path_buf(), source };
+/// Stores PTX under a temporary name and renames it into place (a failure only means the
+/// next run compiles again).
+fn write_atomically(path: &Path, text: &str) -> Result<(), crate::error::FileError> {
+    use std::io::Write;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::create_dir_all(dir).map_err(crate::error::FileError::io(dir))?;
     }
-    let tmp = path.with_extension(format!("ptx.tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    let file = crate::io::atomic::AtomicFile::new(path)?;
+    let mut w = file.create()?;
+    w.write_all(text.as_bytes()).map_err(crate::error::FileError::io(path))?;
+    w.flush().map_err(crate::error::FileError::io(path))?;
+    drop(w);
+    file.commit()
 }
