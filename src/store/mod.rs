@@ -2,6 +2,7 @@
 //! container ideas). Built once from bigWig, bedGraph or BED/narrowPeak, reused by every
 //! later run through a content-keyed cache the user need not manage.
 
+pub mod bases;
 pub mod build;
 pub mod shard;
 

@@ -95,6 +95,9 @@ pub struct ShardChrom {
 pub struct ShardIndex {
     pub version: u32,
     pub dtype: Dtype,
+    /// "signal" (coverage, masks) or "bases" (A, C, G, T, N as 0..4).
+    #[serde(default = "default_content")]
+    pub content: String,
     pub chroms: Vec<ShardChrom>,
     pub source: Option<ShardSource>,
     /// Bases whose value did not fit the dtype (clamped) or was rounded to it.
@@ -118,8 +121,29 @@ pub fn write_shard(
     dtype: Dtype,
     source: Option<ShardSource>,
 ) -> Result<ShardStats, FileError> {
-    let path = path.as_ref();
-    let sizes = track.sizes();
+    write_shard_with(path.as_ref(), track.sizes(), dtype, CONTENT_SIGNAL, source, |id, bytes| {
+        fill_chrom(track, id, dtype, bytes)
+    })
+}
+
+/// What a shard holds, in its index: a signal track or base codes.
+pub const CONTENT_SIGNAL: &str = "signal";
+pub const CONTENT_BASES: &str = "bases";
+
+fn default_content() -> String {
+    CONTENT_SIGNAL.to_string()
+}
+
+/// Writes a shard over `sizes` whose chromosome arrays `fill` writes (each zero-filled
+/// first, filled in parallel), atomically.
+pub fn write_shard_with(
+    path: &Path,
+    sizes: &ChromSizes,
+    dtype: Dtype,
+    content: &str,
+    source: Option<ShardSource>,
+    fill: impl Fn(usize, &mut [u8]) -> ShardStats + Sync,
+) -> Result<ShardStats, FileError> {
     // Lay out with a placeholder index whose numbers are all u64::MAX, then write the real
     // one (never longer) into the space it reserved.
     let layout = |index: &ShardIndex| -> Result<(Vec<u8>, Vec<u64>, u64), FileError> {
@@ -136,6 +160,7 @@ pub fn write_shard(
     let mut index = ShardIndex {
         version: SHARD_VERSION,
         dtype,
+        content: content.to_string(),
         // Placeholders as wide as any real value, so the final index is never longer.
         chroms: sizes.iter().map(|(n, l)| ShardChrom { name: n.to_string(), length: l, offset: u64::MAX }).collect(),
         source,
@@ -175,8 +200,7 @@ pub fn write_shard(
         rest = tail;
         consumed = offset + bytes as u64;
     }
-    let stats: Vec<ShardStats> =
-        pieces.into_par_iter().map(|(id, piece)| fill_chrom(track, id, dtype, piece)).collect();
+    let stats: Vec<ShardStats> = pieces.into_par_iter().map(|(id, piece)| fill(id, piece)).collect();
     let saturated = stats.iter().map(|s| s.saturated).sum();
     let rounded = stats.iter().map(|s| s.rounded).sum();
     index.saturated = saturated;
