@@ -4,6 +4,7 @@
 
 pub mod bases;
 pub mod build;
+pub mod matrix;
 pub mod shard;
 
 pub use build::{build_shard, cached_shard, track_cache_dir, SourceFormat, CACHE_DIR_ENV};
