@@ -3,7 +3,9 @@
 //! would, stands in for it.
 
 use chromax::backend::cpu::CpuBackend;
-use chromax::backend::{AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts};
+use chromax::backend::{
+    AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, SparseHeadParams,
+};
 use chromax::error::BackendError;
 use chromax::models::DenoiseConfig;
 use chromax::train::denoise::{train, BestMetric, TrackPair, TrainOptions};
@@ -109,6 +111,21 @@ impl Backend for SmallDevice {
         v: &mut Vec<f32>,
     ) -> BackendResult<()> {
         self.cpu.adam_step(p, t, g, m, v)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn sparse_head(
+        &self,
+        p: &SparseHeadParams,
+        z: &Vec<f32>,
+        w: &Vec<f32>,
+        b: &Vec<f32>,
+        indptr: &[u32],
+        indices: &[u32],
+        dz: &mut Vec<f32>,
+        dw: &mut Vec<f32>,
+        db: &mut Vec<f32>,
+    ) -> BackendResult<f64> {
+        self.cpu.sparse_head(p, z, w, b, indptr, indices, dz, dw, db)
     }
 }
 

@@ -165,3 +165,60 @@ fn denoise_loss_gradients_match_finite_differences() {
         13,
     );
 }
+
+/// Random sorted CSR rows: each of `batch` rows holds each of `cells` cells with probability
+/// `p` (row 0 empty and the last row full, to cover both ends).
+pub fn random_rows(rng: &mut Rng, batch: usize, cells: usize, p: f64) -> (Vec<u32>, Vec<u32>) {
+    let (mut indptr, mut indices) = (vec![0u32], Vec::new());
+    for i in 0..batch {
+        for c in 0..cells {
+            let keep = if i == 0 {
+                false
+            } else if i == batch - 1 {
+                true
+            } else {
+                rng.unit() < p
+            };
+            if keep {
+                indices.push(c as u32);
+            }
+        }
+        indptr.push(indices.len() as u32);
+    }
+    (indptr, indices)
+}
+
+#[test]
+fn sparse_head_gradients_match_finite_differences_and_a_dense_reference() {
+    use chromax::backend::SparseHeadParams;
+    let mut rng = Rng::new(23);
+    let p = SparseHeadParams { batch: 4, cells: 9, dim: 3 };
+    let z = rng.vec_f64(p.batch * p.dim, -1.5, 1.5);
+    let w = rng.vec_f64(p.cells * p.dim, -1.5, 1.5);
+    let b = rng.vec_f64(p.cells, -1.0, 1.0);
+    let (indptr, indices) = random_rows(&mut rng, p.batch, p.cells, 0.4);
+    let loss = |z: &[f64], w: &[f64], b: &[f64]| {
+        let (mut dz, mut dw, mut db) = (vec![0.0; z.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
+        cpu::sparse_head(&p, z, w, b, &indptr, &indices, &mut dz, &mut dw, &mut db).expect("valid")
+    };
+    let (mut dz, mut dw, mut db) = (vec![0.0; z.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
+    let value = cpu::sparse_head(&p, &z, &w, &b, &indptr, &indices, &mut dz, &mut dw, &mut db).expect("valid");
+    let h = 1e-6;
+    common::assert_close("sparse head dz", &dz, &numeric_grad(&z, h, |z| loss(z, &w, &b)), 1e-9, 1e-6);
+    common::assert_close("sparse head dw", &dw, &numeric_grad(&w, h, |w| loss(&z, w, &b)), 1e-9, 1e-6);
+    common::assert_close("sparse head db", &db, &numeric_grad(&b, h, |b| loss(&z, &w, b)), 1e-9, 1e-6);
+
+    // The dense definition: the whole batch × cells logit matrix.
+    let mut dense_loss = 0.0;
+    let n = (p.batch * p.cells) as f64;
+    for i in 0..p.batch {
+        let row = &indices[indptr[i] as usize..indptr[i + 1] as usize];
+        for c in 0..p.cells {
+            let l = b[c] + (0..p.dim).map(|k| z[i * p.dim + k] * w[c * p.dim + k]).sum::<f64>();
+            let y = if row.contains(&(c as u32)) { 1.0 } else { 0.0 };
+            let s = 1.0 / (1.0 + (-l).exp());
+            dense_loss -= y * s.ln() + (1.0 - y) * (1.0 - s).ln();
+        }
+    }
+    assert!((value - dense_loss / n).abs() < 1e-12, "{value} vs {}", dense_loss / n);
+}

@@ -322,3 +322,54 @@ fn denoising_through_the_pipeline_on_cuda_matches_cpu() {
     assert_close("probability", &g_prob, &c_prob, 1e-4, 1e-3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sparse_head_cuda_matches_cpu() {
+    use chromax::backend::SparseHeadParams;
+    let Some(gpu) = cuda_or_skip("sparse_head_cuda_matches_cpu") else { return };
+    let cpu = CpuBackend::new();
+    // scBasset's batch and bottleneck; cells from one tile to several thousand tiles.
+    for (seed, &(batch, cells, dim, density)) in
+        [(128usize, 1usize, 32usize, 0.5f64), (128, 10_000, 32, 0.03), (128, 300_001, 32, 0.03), (7, 129, 64, 0.2)]
+            .iter()
+            .enumerate()
+    {
+        let p = SparseHeadParams { batch, cells, dim };
+        let mut rng = Rng::new(900 + seed as u64);
+        let z = rng.vec_f32(batch * dim, -1.0, 1.0);
+        let w = rng.vec_f32(cells * dim, -0.5, 0.5);
+        let b = rng.vec_f32(cells, -3.0, 0.0);
+        let (mut indptr, mut indices) = (vec![0u32], Vec::new());
+        for _ in 0..batch {
+            for c in 0..cells {
+                if rng.unit() < density {
+                    indices.push(c as u32);
+                }
+            }
+            indptr.push(indices.len() as u32);
+        }
+        let (mut dz, mut dw, mut db) = (vec![0f32; batch * dim], vec![0f32; cells * dim], vec![0f32; cells]);
+        let want = cpu.sparse_head(&p, &z, &w, &b, &indptr, &indices, &mut dz, &mut dw, &mut db).expect("cpu");
+        let (mut gz, mut gw, mut gb) =
+            (poisoned(&gpu, batch * dim), poisoned(&gpu, cells * dim), poisoned(&gpu, cells));
+        let got = gpu
+            .sparse_head(
+                &p,
+                &upload(&gpu, &z),
+                &upload(&gpu, &w),
+                &upload(&gpu, &b),
+                &indptr,
+                &indices,
+                &mut gz,
+                &mut gw,
+                &mut gb,
+            )
+            .expect("cuda");
+        // The GPU sums logits in f32 (≤ 64 terms), the CPU in f64: relative 1e-6 on the loss.
+        assert!((got - want).abs() <= 1e-6 * want.abs().max(1e-3), "loss {got} vs {want} ({p:?})");
+        let scale = 1.0 / (batch * cells) as f64;
+        assert_close(&format!("dz {p:?}"), &download(&gpu, &gz), &dz, 1e-4 * scale * cells as f64, 1e-4);
+        assert_close(&format!("dw {p:?}"), &download(&gpu, &gw), &dw, 1e-5 * scale * batch as f64, 1e-4);
+        assert_close(&format!("db {p:?}"), &download(&gpu, &gb), &db, 1e-5 * scale * batch as f64, 1e-4);
+    }
+}

@@ -311,6 +311,53 @@ impl HostBuffer {
     }
 }
 
+/// Shape of the per-cell sigmoid head over a batch of peaks.
+///
+/// For peaks i < batch with bottleneck `z[i, :]` (dim values), cells c < cells with embedding
+/// `w[c, :]` and bias `b[c]`: `logit[i, c] = z[i]·w[c] + b[c]`; the label `y[i, c]` is 1 when c
+/// is in row i of the batch's binary CSR rows. The loss is the mean BCE over batch × cells;
+/// the op returns it and the gradients for z, w and b without ever holding the batch × cells
+/// logits in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SparseHeadParams {
+    pub batch: usize,
+    pub cells: usize,
+    pub dim: usize,
+}
+
+impl SparseHeadParams {
+    /// Checks buffer lengths and the CSR rows (offsets rising to nnz, cells in range, sorted).
+    pub fn check(&self, lens: [(&str, usize, usize); 6], indptr: &[u32], indices: &[u32]) -> BackendResult<()> {
+        const OP: &str = "sparse_head";
+        if self.batch == 0 || self.cells == 0 || self.dim == 0 {
+            return Err(BackendError::Shape {
+                op: OP,
+                what: format!("batch, cells and dim must be at least 1 ({self:?})"),
+            });
+        }
+        for (name, got, want) in lens {
+            check_len(OP, name, got, want)?;
+        }
+        check_len(OP, "indptr", indptr.len(), self.batch + 1)?;
+        if indptr[0] != 0 || indptr[self.batch] as usize != indices.len() || indptr.windows(2).any(|w| w[0] > w[1]) {
+            return Err(BackendError::Shape {
+                op: OP,
+                what: format!("indptr must rise from 0 to nnz = {}", indices.len()),
+            });
+        }
+        for i in 0..self.batch {
+            let row = &indices[indptr[i] as usize..indptr[i + 1] as usize];
+            if row.windows(2).any(|w| w[0] >= w[1]) || row.last().is_some_and(|&c| c as usize >= self.cells) {
+                return Err(BackendError::Shape {
+                    op: OP,
+                    what: format!("row {i}: cell indices must be sorted, distinct and below {}", self.cells),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A compute backend. Every op writes into a destination buffer.
 ///
 /// Buffers hold [`Backend::Elem`]: f32 on every production backend; the CPU specification
@@ -413,6 +460,23 @@ pub trait Backend: Send + Sync {
         m: &mut Self::Buf,
         v: &mut Self::Buf,
     ) -> BackendResult<()>;
+
+    /// The per-cell sigmoid head (see [`SparseHeadParams`]): z (batch, dim), w (cells, dim),
+    /// bias (cells), the batch's binary CSR rows (`indptr` batch + 1, `indices` nnz); writes
+    /// dz, dw, dbias (overwritten) and returns the mean BCE.
+    #[allow(clippy::too_many_arguments)]
+    fn sparse_head(
+        &self,
+        p: &SparseHeadParams,
+        z: &Self::Buf,
+        w: &Self::Buf,
+        bias: &Self::Buf,
+        indptr: &[u32],
+        indices: &[u32],
+        dz: &mut Self::Buf,
+        dw: &mut Self::Buf,
+        dbias: &mut Self::Buf,
+    ) -> BackendResult<f64>;
 }
 
 /// Checks that a buffer has the length an op expects.

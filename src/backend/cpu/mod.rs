@@ -9,14 +9,18 @@ mod elementwise;
 pub(crate) mod loss;
 mod optim;
 mod real;
+mod sparse_head;
 
 pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
 pub use elementwise::{add_fwd, relu_bwd, relu_fwd, sigmoid, sigmoid_bwd, sigmoid_fwd};
 pub use loss::denoise_loss;
 pub use optim::adam_step;
 pub use real::Real;
+pub use sparse_head::sparse_head;
 
-use super::{check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts};
+use super::{
+    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, SparseHeadParams,
+};
 
 /// The CPU backend: f32 in production, f64 for finite-difference checks of whole models.
 #[derive(Debug, Default, Clone, Copy)]
@@ -148,5 +152,20 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
         v: &mut Vec<T>,
     ) -> BackendResult<()> {
         adam_step(p, param, grad, m, v)
+    }
+
+    fn sparse_head(
+        &self,
+        p: &SparseHeadParams,
+        z: &Vec<T>,
+        w: &Vec<T>,
+        bias: &Vec<T>,
+        indptr: &[u32],
+        indices: &[u32],
+        dz: &mut Vec<T>,
+        dw: &mut Vec<T>,
+        dbias: &mut Vec<T>,
+    ) -> BackendResult<f64> {
+        sparse_head(p, z, w, bias, indptr, indices, dz, dw, dbias)
     }
 }

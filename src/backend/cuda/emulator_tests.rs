@@ -7,9 +7,9 @@
 //! (CHROMAX_REQUIRE_EMULATOR=1 makes that a failure, as CI sets it).
 
 use super::launch::{with_kernel_params, Geometry, KArg, KernelDevice};
-use super::{conv1d, elementwise, loss, optim};
+use super::{conv1d, elementwise, loss, optim, sparse_head};
 use crate::backend::cpu;
-use crate::backend::{AdamParams, BackendResult, Conv1dParams, DenoiseLossParams};
+use crate::backend::{AdamParams, BackendResult, Conv1dParams, DenoiseLossParams, SparseHeadParams};
 use crate::error::BackendError;
 use crate::kernels::{kernel_program, kernel_signatures, KERNEL_FILES};
 use std::ffi::c_void;
@@ -316,5 +316,65 @@ fn emulated_denoise_loss_matches_cpu() {
         let scale = 1.0 / (p.batch * p.cropped_len()) as f32;
         assert_close(&format!("d_reg {p:?}"), &gdr, &dr, 1e-6 * scale, 1e-5);
         assert_close(&format!("d_cls {p:?}"), &gdc, &dc, 1e-6 * scale, 1e-5);
+    }
+}
+
+/// Random sorted CSR rows (row 0 empty, the last row full).
+fn csr_rows(batch: usize, cells: usize, density: f32, seed: u64) -> (Vec<u32>, Vec<u32>) {
+    let u = values(batch * cells, seed, 0.0, 1.0);
+    let (mut indptr, mut indices) = (vec![0u32], Vec::new());
+    for i in 0..batch {
+        for c in 0..cells {
+            if i != 0 && (i == batch - 1 || u[i * cells + c] < density) {
+                indices.push(c as u32);
+            }
+        }
+        indptr.push(indices.len() as u32);
+    }
+    (indptr, indices)
+}
+
+#[test]
+fn emulated_sparse_head_matches_cpu() {
+    let Some(emu) = emulator("emulated_sparse_head_matches_cpu") else { return };
+    // Several cell tiles, a ragged last tile, row tiles with a tail, dims below the maximum.
+    for (i, &(batch, cells, dim, sms)) in
+        [(5usize, 300usize, 32usize, 132usize), (33, 129, 7, 1), (1, 1, 1, 2), (20, 260, 64, 1)].iter().enumerate()
+    {
+        let dev = EmuDevice { emu, multiprocessors: sms };
+        let p = SparseHeadParams { batch, cells, dim };
+        let seed = 500 + 10 * i as u64;
+        let (z, w, b) = (
+            values(batch * dim, seed, -1.0, 1.0),
+            values(cells * dim, seed + 1, -1.0, 1.0),
+            values(cells, seed + 2, -2.0, 1.0),
+        );
+        let (indptr, indices) = csr_rows(batch, cells, 0.1, seed + 3);
+        let (mut dz, mut dw, mut db) = (vec![0f32; batch * dim], vec![0f32; cells * dim], vec![0f32; cells]);
+        let want = cpu::sparse_head(&p, &z, &w, &b, &indptr, &indices, &mut dz, &mut dw, &mut db).expect("cpu");
+        let (gz, gw, gb) = (vec![f32::NAN; batch * dim], vec![f32::NAN; cells * dim], vec![f32::NAN; cells]);
+        let indices_dev = if indices.is_empty() { vec![0u32] } else { indices.clone() };
+        // SAFETY: host buffers of the lengths p gives; CSR rows built above.
+        let got = unsafe {
+            sparse_head::sparse_head(
+                &dev,
+                &p,
+                ptr(&z),
+                ptr(&w),
+                ptr(&b),
+                indptr.as_ptr() as u64,
+                indices_dev.as_ptr() as u64,
+                ptr(&gz),
+                ptr(&gw),
+                ptr(&gb),
+            )
+        }
+        .expect("emulated");
+        assert!((got - want).abs() <= 1e-6 * want.abs().max(1e-3), "loss {got} vs {want} ({p:?})");
+        // f32 dot products of ≤ 64 terms against f64: a few ulps of values of order 1/N.
+        let scale = 1.0 / (batch * cells) as f32;
+        assert_close(&format!("dz {p:?}"), &gz, &dz, 1e-4 * scale * cells as f32, 1e-4);
+        assert_close(&format!("dw {p:?}"), &gw, &dw, 1e-5 * scale * batch as f32, 1e-4);
+        assert_close(&format!("db {p:?}"), &gb, &db, 1e-5 * scale * batch as f32, 1e-4);
     }
 }

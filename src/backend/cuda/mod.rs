@@ -15,8 +15,11 @@ mod emulator_tests;
 mod launch;
 mod loss;
 mod optim;
+mod sparse_head;
 
-use super::{check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts};
+use super::{
+    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, SparseHeadParams,
+};
 use crate::error::BackendError;
 use crate::kernels::kernel_file;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError};
@@ -491,5 +494,55 @@ impl Backend for CudaBackend {
         p.check(param.len(), grad.len(), m.len(), v.len())?;
         // SAFETY: the four buffers hold param.len() floats (checked above).
         unsafe { optim::adam_step(self, p, self.ptr(param), self.ptr(grad), self.ptr(m), self.ptr(v), param.len()) }
+    }
+
+    fn sparse_head(
+        &self,
+        p: &SparseHeadParams,
+        z: &Self::Buf,
+        w: &Self::Buf,
+        bias: &Self::Buf,
+        indptr: &[u32],
+        indices: &[u32],
+        dz: &mut Self::Buf,
+        dw: &mut Self::Buf,
+        dbias: &mut Self::Buf,
+    ) -> BackendResult<f64> {
+        let (b, n, d) = (p.batch, p.cells, p.dim);
+        p.check(
+            [
+                ("z", z.len(), b * d),
+                ("w", w.len(), n * d),
+                ("bias", bias.len(), n),
+                ("dz", dz.len(), b * d),
+                ("dw", dw.len(), n * d),
+                ("dbias", dbias.len(), n),
+            ],
+            indptr,
+            indices,
+        )?;
+        // The batch's rows are small beside the model: copied per call.
+        let indptr_d = self.stream.clone_htod(indptr).map_err(driver_err("copying CSR offsets to the device"))?;
+        let indices_d = if indices.is_empty() {
+            self.alloc_zeros::<u32>(1)?
+        } else {
+            self.stream.clone_htod(indices).map_err(driver_err("copying CSR indices to the device"))?
+        };
+        // SAFETY: lengths and CSR rows checked above; the u32 arrays live until the read-back
+        // at the end of the call, which synchronises the stream.
+        unsafe {
+            sparse_head::sparse_head(
+                self,
+                p,
+                self.ptr(z),
+                self.ptr(w),
+                self.ptr(bias),
+                self.ptr(&indptr_d),
+                self.ptr(&indices_d),
+                self.ptr(dz),
+                self.ptr(dw),
+                self.ptr(dbias),
+            )
+        }
     }
 }

@@ -1,0 +1,128 @@
+// sparse_head.cu — the per-cell sigmoid head fused with its BCE against sparse binary rows.
+// CPU twin: src/backend/cpu/sparse_head.rs (the formulas are written out there).
+//
+// z (B, D), w (N, D), bias (N), indptr (B + 1) and indices (nnz, sorted within a row): the
+// batch's binary CSR rows. Outputs: dw (N, D) and dbias (N), each cell owned by one thread;
+// dz_partial (grid, B, D), one slice per block, summed by sparse_head_reduce_f32; and
+// loss_partial (grid) of sum(softplus(logit) - y * logit), in f64.
+//
+// Launch: grid G ≤ ceil(N / HEAD_CELLS) blocks (each takes cell tiles blockIdx.x, +G, ...),
+// block HEAD_CELLS threads, one cell each; D ≤ HEAD_MAX_DIM. Rows go through in tiles of
+// HEAD_ROWS: the tile's z rows and 0/1 labels for the block's cells go to shared memory, each
+// thread computes its logits, loss, dw and db; then the block turns its g = (σ − y)/N values
+// into dz contributions for the tile's rows. Nothing of size B × N is ever stored.
+
+#define HEAD_CELLS 128
+#define HEAD_ROWS 16
+#define HEAD_MAX_DIM 64
+
+// First position in indices[a, e) whose value is >= key.
+__device__ __forceinline__ unsigned lower_bound_u32(const unsigned* __restrict__ indices, unsigned a, unsigned e, unsigned key) {
+    while (a < e) {
+        const unsigned mid = a + (e - a) / 2;
+        if (indices[mid] < key) a = mid + 1; else e = mid;
+    }
+    return a;
+}
+
+extern "C" __global__ void __launch_bounds__(HEAD_CELLS)
+sparse_head_f32(const float* __restrict__ z, const float* __restrict__ w, const float* __restrict__ bias,
+                const unsigned* __restrict__ indptr, const unsigned* __restrict__ indices,
+                float* __restrict__ dz_partial, float* __restrict__ dw, float* __restrict__ dbias,
+                double* __restrict__ loss_partial, int B, int N, int D, float inv_n) {
+    __shared__ float zs[HEAD_ROWS][HEAD_MAX_DIM];     // the tile's z rows
+    __shared__ float ws[HEAD_CELLS][HEAD_MAX_DIM];    // the block's cell embeddings
+    __shared__ float gs[HEAD_ROWS][HEAD_CELLS];       // g for (row, cell)
+    __shared__ unsigned char ys[HEAD_ROWS][HEAD_CELLS];
+    __shared__ unsigned lo_s[HEAD_ROWS], hi_s[HEAD_ROWS];
+    __shared__ double red[HEAD_CELLS];
+    const int t = threadIdx.x;
+    double loss = 0.0;
+    float* dzp = dz_partial + (size_t)blockIdx.x * B * D;
+    for (int k = t; k < B * D; k += blockDim.x) dzp[k] = 0.0f;
+
+    for (int c0 = blockIdx.x * HEAD_CELLS; c0 < N; c0 += gridDim.x * HEAD_CELLS) {
+        const int c = c0 + t;
+        const bool live = c < N;
+        __syncthreads();  // the previous cell tile's ws is no longer read
+        for (int k = 0; k < D; ++k) ws[t][k] = live ? w[(size_t)c * D + k] : 0.0f;
+        float dw_acc[HEAD_MAX_DIM];
+#pragma unroll
+        for (int k = 0; k < HEAD_MAX_DIM; ++k) dw_acc[k] = 0.0f;
+        float db_acc = 0.0f;
+        const float b_c = live ? bias[c] : 0.0f;
+
+        for (int r0 = 0; r0 < B; r0 += HEAD_ROWS) {
+            const int nr = min(HEAD_ROWS, B - r0);
+            __syncthreads();  // the previous row tile's zs, ys and gs are no longer read
+            for (int k = t; k < nr * D; k += blockDim.x) zs[k / D][k % D] = z[(size_t)(r0 + k / D) * D + k % D];
+            for (int k = t; k < HEAD_ROWS * HEAD_CELLS; k += blockDim.x) ys[k / HEAD_CELLS][k % HEAD_CELLS] = 0;
+            if (t < nr) {
+                const unsigned a = indptr[r0 + t], e = indptr[r0 + t + 1];
+                lo_s[t] = lower_bound_u32(indices, a, e, (unsigned)c0);
+                hi_s[t] = lower_bound_u32(indices, a, e, (unsigned)(c0 + HEAD_CELLS));
+            }
+            __syncthreads();
+            for (int r = 0; r < nr; ++r)
+                for (unsigned k = lo_s[r] + t; k < hi_s[r]; k += blockDim.x) ys[r][indices[k] - c0] = 1;
+            __syncthreads();
+
+            for (int r = 0; r < nr; ++r) {
+                float g = 0.0f;
+                if (live) {
+                    float logit = b_c;
+#pragma unroll
+                    for (int k = 0; k < HEAD_MAX_DIM; ++k)
+                        if (k < D) logit = fmaf(zs[r][k], ws[t][k], logit);
+                    const float y = (float)ys[r][t];
+                    const double l = (double)logit;
+                    loss += fmax(l, 0.0) + log1p(exp(-fabs(l))) - (double)y * l;
+                    g = (sigmoid_f32(logit) - y) * inv_n;
+                    db_acc += g;
+#pragma unroll
+                    for (int k = 0; k < HEAD_MAX_DIM; ++k)
+                        if (k < D) dw_acc[k] = fmaf(g, zs[r][k], dw_acc[k]);
+                }
+                gs[r][t] = g;
+            }
+            __syncthreads();
+            // dz[r0 + r, k] += sum over the block's cells of g[r, j] * w[j, k]; the same thread
+            // owns the same (r, k) in every tile, so the read-modify-write needs no atomics.
+            for (int o = t; o < nr * D; o += blockDim.x) {
+                const int r = o / D, k = o % D;
+                float s = 0.0f;
+                for (int j = 0; j < HEAD_CELLS; ++j) s = fmaf(gs[r][j], ws[j][k], s);
+                dzp[(size_t)(r0 + r) * D + k] += s;
+            }
+        }
+        if (live) {
+#pragma unroll
+            for (int k = 0; k < HEAD_MAX_DIM; ++k)
+                if (k < D) dw[(size_t)c * D + k] = dw_acc[k];
+            dbias[c] = db_acc;
+        }
+    }
+    double v[1] = {loss};
+    block_sum_f64<1>(v, red);
+    if (t == 0) loss_partial[blockIdx.x] = v[0];
+}
+
+// dz[o] = sum_p dz_partial[p, o] in f64, p in order. Launch: 1-D grid-stride over n.
+extern "C" __global__ void sparse_head_reduce_f32(const float* __restrict__ dz_partial, float* __restrict__ dz,
+                                                  int parts, long long n) {
+    GRID_STRIDE_LOOP(o, n) {
+        double s = 0.0;
+        for (int p = 0; p < parts; ++p) s += (double)dz_partial[(size_t)p * n + o];
+        dz[o] = (float)s;
+    }
+}
+
+// out[0] = sum of partial[0, parts) in a fixed order. Launch: one block of CHROMAX_THREADS.
+extern "C" __global__ void __launch_bounds__(CHROMAX_THREADS)
+sparse_head_loss_f64(const double* __restrict__ partial, double* __restrict__ out, int parts) {
+    __shared__ double red[CHROMAX_THREADS];
+    double v[1] = {0.0};
+    for (int p = threadIdx.x; p < parts; p += blockDim.x) v[0] += partial[p];
+    block_sum_f64<1>(v, red);
+    if (threadIdx.x == 0) out[0] = v[0];
+}

@@ -1,0 +1,92 @@
+//! Launches of `kernels/sparse_head.cu`: the fused per-cell head, then the f64 reductions of
+//! the per-block dz partials and loss partials.
+
+use super::as_i32;
+use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
+use crate::backend::{BackendResult, SparseHeadParams};
+use crate::error::BackendError;
+
+// These mirror the #defines of kernels/sparse_head.cu.
+const HEAD_CELLS: usize = 128;
+pub(crate) const HEAD_MAX_DIM: usize = 64;
+/// Persistent blocks per multiprocessor.
+const BLOCKS_PER_SM: usize = 4;
+
+/// The head over device buffers; `indptr` and `indices` are device u32 arrays. Returns the
+/// mean BCE.
+///
+/// # Safety
+/// z, w, bias, dz, dw, dbias, indptr and indices are device buffers of the lengths `p` gives
+/// (indices: indptr[batch] values), with CSR rows checked by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sparse_head<D: KernelDevice>(
+    d: &D,
+    p: &SparseHeadParams,
+    z: u64,
+    w: u64,
+    bias: u64,
+    indptr: u64,
+    indices: u64,
+    dz: u64,
+    dw: u64,
+    dbias: u64,
+) -> BackendResult<f64> {
+    const OP: &str = "sparse_head";
+    if p.dim > HEAD_MAX_DIM {
+        return Err(BackendError::Unsupported {
+            op: OP,
+            what: format!("dim {} exceeds the CUDA kernel's {HEAD_MAX_DIM}", p.dim),
+        });
+    }
+    let (b, n, dim) = (as_i32(OP, "batch", p.batch)?, as_i32(OP, "cells", p.cells)?, as_i32(OP, "dim", p.dim)?);
+    as_i32(OP, "cells × dim", p.cells * p.dim)?;
+    let grid = p.cells.div_ceil(HEAD_CELLS).min(BLOCKS_PER_SM * d.multiprocessors()).max(1);
+    let dz_parts = d.scratch(grid * p.batch * p.dim * 4)?;
+    let loss_parts = d.scratch(grid * 8)?;
+    let loss = d.scratch(8)?;
+    let (dz_ptr, loss_ptr, out_ptr) = (d.scratch_ptr(&dz_parts), d.scratch_ptr(&loss_parts), d.scratch_ptr(&loss));
+    let inv_n = 1.0 / (p.batch as f64 * p.cells as f64);
+    let args = [
+        KArg::Ptr(z),
+        KArg::Ptr(w),
+        KArg::Ptr(bias),
+        KArg::Ptr(indptr),
+        KArg::Ptr(indices),
+        KArg::Ptr(dz_ptr),
+        KArg::Ptr(dw),
+        KArg::Ptr(dbias),
+        KArg::Ptr(loss_ptr),
+        KArg::I32(b),
+        KArg::I32(n),
+        KArg::I32(dim),
+        KArg::F32(inv_n as f32),
+    ];
+    // SAFETY: sparse_head_f32's parameter list in order; each block writes its own dz slice
+    // (grid × B × D floats allocated) and loss slot; cells are guarded by c < N; static shared
+    // memory only.
+    unsafe { d.launch("sparse_head", "sparse_head_f32", Geometry::linear(grid as u32, HEAD_CELLS as u32), &args)? };
+    let n_dz = p.batch * p.dim;
+    let reduce = Geometry::linear(grid_stride_blocks(d, n_dz), THREADS);
+    // SAFETY: sparse_head_reduce_f32(const float*, float*, int, long long): grid·n_dz partials
+    // in, n_dz values of dz out.
+    unsafe {
+        d.launch(
+            "sparse_head",
+            "sparse_head_reduce_f32",
+            reduce,
+            &[KArg::Ptr(dz_ptr), KArg::Ptr(dz), KArg::I32(grid as i32), KArg::I64(n_dz as i64)],
+        )?
+    };
+    // SAFETY: sparse_head_loss_f64(const double*, double*, int): grid partials, one result.
+    unsafe {
+        d.launch(
+            "sparse_head",
+            "sparse_head_loss_f64",
+            Geometry::linear(1, THREADS),
+            &[KArg::Ptr(loss_ptr), KArg::Ptr(out_ptr), KArg::I32(grid as i32)],
+        )?
+    };
+    let mut host = [0.0f64];
+    d.read_f64(&loss, &mut host)?;
+    Ok(host[0] * inv_n)
+}
