@@ -79,3 +79,63 @@ fn chr22_matrix_matches_an_independent_count() {
     assert_eq!(mapped.peak_names()[0], format!("{}:{}-{}", peaks[0].chrom, peaks[0].start, peaks[0].end));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sc_matrix_writes_an_anndata_file_that_reads_back() {
+    let dir = std::env::temp_dir().join(format!("chromax-h5ad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chromax"))
+        .args(["sc", "matrix", "--fragments"])
+        .arg(data("chr22_scatac/fragments.tsv.gz"))
+        .arg("--peaks")
+        .arg(data("chr22_scatac/macs3_callpeak_frag_peaks.narrowPeak"))
+        .arg("-o")
+        .arg(dir.join("m.h5ad"))
+        .output()
+        .expect("run chromax");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1,455 peaks × 100 cells"));
+
+    let peaks = read_intervals(data("chr22_scatac/macs3_callpeak_frag_peaks.narrowPeak")).expect("peaks");
+    let m = count_fragments_in_peaks(&data("chr22_scatac/fragments.tsv.gz"), &peaks, &CellFilter::MinFragments(1))
+        .expect("count");
+    let (x, obs, var) = chromax::io::h5ad::read_h5ad_x(&dir.join("m.h5ad")).expect("read back");
+    assert_eq!((x.rows, x.cols), (100, 1455), "cells × peaks");
+    assert_eq!(obs, m.cells);
+    assert_eq!(var[0], format!("{}:{}-{}", peaks[0].chrom, peaks[0].start, peaks[0].end));
+    // X is the transpose of the peaks × cells counts.
+    let mut dense = vec![0f32; 100 * 1455];
+    for row in 0..1455 {
+        for (c, n) in m.row(row) {
+            dense[c as usize * 1455 + row] = n as f32;
+        }
+    }
+    let mut back = vec![0f32; 100 * 1455];
+    for r in 0..x.rows {
+        for k in x.indptr[r] as usize..x.indptr[r + 1] as usize {
+            back[r * 1455 + x.indices[k] as usize] = x.data[k];
+        }
+    }
+    assert!(back == dense);
+
+    // anndata, where Python has it.
+    let script = format!(
+        "import anndata\na = anndata.read_h5ad({:?})\nprint(a.n_obs, a.n_vars, int(a.X.sum()), a.var['chr'].iloc[0], int(a.var['start'].iloc[0]), a.obs_names[0])",
+        dir.join("m.h5ad").display().to_string()
+    );
+    match std::process::Command::new("python3").args(["-c", &script]).output() {
+        Ok(o) if o.status.success() => {
+            let total: f32 = dense.iter().sum();
+            let want = format!("100 1455 {} {} {} {}", total as i64, peaks[0].chrom, peaks[0].start, m.cells[0]);
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want);
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), b"sc_matrix: anndata reads the file\n");
+        }
+        _ => {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"sc_matrix_writes_an_anndata_file: anndata part skipped: python3 has no anndata\n",
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

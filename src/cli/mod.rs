@@ -10,6 +10,7 @@ pub mod device;
 pub mod devices;
 pub mod peaks;
 pub mod progress;
+pub mod sc;
 pub mod store;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,9 @@ pub enum Command {
     /// Track shards: build ahead of time, or describe one.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Single-cell inputs: the peak-by-cell matrix.
+    #[command(subcommand)]
+    Sc(sc::ScCommand),
     /// Throughput benchmarks (bases/s and FLOP/s).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Denoise(cmd) => denoise::run_cmd(&cmd),
         Command::Demo(args) => demo::run_demo(&args),
         Command::Bench(cmd) => bench::run_bench(&cmd),
+        Command::Sc(cmd) => sc::run(&cmd),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod bed;
 pub mod bedgraph;
 pub mod bigwig;
 pub mod fragments;
+pub mod h5ad;
 pub mod sizes;
 pub mod text;
 

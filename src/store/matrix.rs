@@ -252,3 +252,34 @@ impl CellMatrix {
         bytemuck::cast_slice(&self.map[o..o + 4 * self.index.nnz])
     }
 }
+
+impl CsrCounts {
+    /// The matrix as an AnnData file's content: cells as obs (barcodes, total counts in
+    /// peaks), peaks as var (`chr:start-end` names; chr, start, end columns), X cells × peaks.
+    pub fn to_anndata(&self) -> crate::io::h5ad::AnnData {
+        use crate::io::h5ad::{transpose, AnnData, Column, CsrF32};
+        let peaks_by_cells = CsrF32 {
+            rows: self.peaks.len(),
+            cols: self.cells.len(),
+            indptr: self.indptr.iter().map(|&v| v as i64).collect(),
+            indices: self.indices.iter().map(|&v| v as i64).collect(),
+            data: self.counts.iter().map(|&v| v as f32).collect(),
+        };
+        let x = transpose(&peaks_by_cells);
+        let totals: Vec<f64> = (0..x.rows)
+            .map(|r| x.data[x.indptr[r] as usize..x.indptr[r + 1] as usize].iter().map(|&v| v as f64).sum())
+            .collect();
+        AnnData {
+            x: Some(x),
+            obs_names: self.cells.clone(),
+            obs: vec![("n_fragments_in_peaks".into(), Column::F64(totals))],
+            var_names: self.peaks.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect(),
+            var: vec![
+                ("chr".into(), Column::Str(self.peaks.iter().map(|p| p.chrom.clone()).collect())),
+                ("start".into(), Column::I64(self.peaks.iter().map(|p| p.start as i64).collect())),
+                ("end".into(), Column::I64(self.peaks.iter().map(|p| p.end as i64).collect())),
+            ],
+            obsm: Vec::new(),
+        }
+    }
+}
