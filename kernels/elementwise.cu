@@ -31,3 +31,18 @@ extern "C" __global__ void sigmoid_bwd_f32(const float* __restrict__ y, const fl
                                            float* __restrict__ dx, long long n) {
     GRID_STRIDE_LOOP(i, n) { dx[i] = dy[i] * y[i] * (1.0f - y[i]); }
 }
+
+// scBasset's GELU: y = x * sigma(1.702 x)
+#define GELU_SLOPE 1.702f
+extern "C" __global__ void gelu_fwd_f32(const float* __restrict__ x, float* __restrict__ y, long long n) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = x[i] * sigmoid_f32(GELU_SLOPE * x[i]); }
+}
+
+// dx = dy * (s + 1.702 x s (1 - s)), s = sigma(1.702 x), x the forward input
+extern "C" __global__ void gelu_bwd_f32(const float* __restrict__ x, const float* __restrict__ dy,
+                                        float* __restrict__ dx, long long n) {
+    GRID_STRIDE_LOOP(i, n) {
+        const float s = sigmoid_f32(GELU_SLOPE * x[i]);
+        dx[i] = dy[i] * (s + GELU_SLOPE * x[i] * s * (1.0f - s));
+    }
+}

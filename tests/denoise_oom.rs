@@ -90,6 +90,12 @@ impl Backend for SmallDevice {
     fn sigmoid_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
         self.cpu.sigmoid_bwd(y, dy, dx)
     }
+    fn gelu_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
+        self.cpu.gelu_fwd(x, y)
+    }
+    fn gelu_bwd(&self, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
+        self.cpu.gelu_bwd(x, dy, dx)
+    }
     fn denoise_loss(
         &self,
         p: &DenoiseLossParams,

@@ -115,6 +115,14 @@ fn relu_sigmoid_add_backward_match_finite_differences() {
     cpu::sigmoid_bwd(&y, &g, &mut dx).expect("same lengths");
     common::assert_close("sigmoid dx", &dx, &numeric_grad(&x, h, sigmoid_j), ATOL, RTOL);
 
+    let gelu_j = |x: &[f64]| {
+        let mut y = vec![0.0; n];
+        cpu::gelu_fwd(x, &mut y).expect("same lengths");
+        dot(&y, &g)
+    };
+    cpu::gelu_bwd(&x, &g, &mut dx).expect("same lengths");
+    common::assert_close("gelu dx", &dx, &numeric_grad(&x, h, gelu_j), ATOL, RTOL);
+
     // y = a + b: the backward hands dy to both inputs unchanged.
     let b = rng.vec_f64(n, -1.0, 1.0);
     let add_j = |a: &[f64]| {

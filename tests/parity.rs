@@ -130,6 +130,14 @@ fn elementwise_cuda_matches_cpu() {
         gpu.sigmoid_bwd(&gs, &gb, &mut got).expect("cuda");
         // Two f32 products, possibly fused into an FMA on the GPU: an ulp or two.
         assert_close(&format!("sigmoid_bwd n={n}"), &download(&gpu, &got), &want, 1e-8, 1e-6);
+
+        // GELU: expf and an FMA or two: a few ulps of values up to |x| = 30.
+        cpu.gelu_fwd(&x, &mut want).expect("cpu");
+        gpu.gelu_fwd(&gx, &mut got).expect("cuda");
+        assert_close(&format!("gelu_fwd n={n}"), &download(&gpu, &got), &want, 1e-6, 1e-5);
+        cpu.gelu_bwd(&x, &b, &mut want).expect("cpu");
+        gpu.gelu_bwd(&gx, &gb, &mut got).expect("cuda");
+        assert_close(&format!("gelu_bwd n={n}"), &download(&gpu, &got), &want, 1e-6, 1e-5);
     }
 }
 

@@ -435,6 +435,10 @@ pub trait Backend: Send + Sync {
     fn sigmoid_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
     /// `dx = dy · y · (1 − y)`, from the forward output y.
     fn sigmoid_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
+    /// scBasset's GELU, `y = x · σ(1.702·x)`.
+    fn gelu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
+    /// `dx = dy · (s + 1.702·x·s·(1 − s))`, `s = σ(1.702·x)`, from the forward input x.
+    fn gelu_bwd(&self, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
 
     /// The fused denoising loss (see [`DenoiseLossParams`]). All buffers are (batch, len);
     /// `mask` holds 0/1 peak labels. Writes the gradients w.r.t. the regression output

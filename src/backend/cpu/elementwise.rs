@@ -72,3 +72,29 @@ pub fn sigmoid_bwd<T: Real>(y: &[T], dy: &[T], dx: &mut [T]) -> BackendResult<()
     });
     Ok(())
 }
+
+/// The slope of scBasset's GELU: `x · σ(1.702·x)`.
+pub const GELU_SLOPE: f64 = 1.702;
+
+/// `y = x · σ(1.702·x)`.
+pub fn gelu_fwd<T: Real>(x: &[T], y: &mut [T]) -> BackendResult<()> {
+    same_len("gelu_fwd", &[("x", x.len()), ("y", y.len())])?;
+    let a = T::of(GELU_SLOPE);
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * sigmoid(a * x));
+    });
+    Ok(())
+}
+
+/// `dx = dy · (s + 1.702·x·s·(1 − s))`, `s = σ(1.702·x)`.
+pub fn gelu_bwd<T: Real>(x: &[T], dy: &[T], dx: &mut [T]) -> BackendResult<()> {
+    same_len("gelu_bwd", &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())])?;
+    let a = T::of(GELU_SLOPE);
+    dx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK))).for_each(|(dx, (x, dy))| {
+        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+            let s = sigmoid(a * x);
+            *dx = dy * (s + a * x * s * (T::one() - s));
+        }
+    });
+    Ok(())
+}

@@ -12,7 +12,7 @@ mod real;
 mod sparse_head;
 
 pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
-pub use elementwise::{add_fwd, relu_bwd, relu_fwd, sigmoid, sigmoid_bwd, sigmoid_fwd};
+pub use elementwise::{add_fwd, gelu_bwd, gelu_fwd, relu_bwd, relu_fwd, sigmoid, sigmoid_bwd, sigmoid_fwd, GELU_SLOPE};
 pub use loss::denoise_loss;
 pub use optim::adam_step;
 pub use real::Real;
@@ -128,6 +128,14 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
 
     fn sigmoid_bwd(&self, y: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
         sigmoid_bwd(y, dy, dx)
+    }
+
+    fn gelu_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> BackendResult<()> {
+        gelu_fwd(x, y)
+    }
+
+    fn gelu_bwd(&self, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
+        gelu_bwd(x, dy, dx)
     }
 
     fn denoise_loss(

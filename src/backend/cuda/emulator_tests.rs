@@ -263,6 +263,12 @@ fn emulated_elementwise_and_adam_match_cpu() {
             cpu::sigmoid_bwd(&s, &b, &mut want).expect("cpu");
             elementwise::binary(&dev, "sigmoid_bwd_f32", ptr(&s), ptr(&b), ptr(&got), n).expect("emu");
             assert_close("sigmoid_bwd", &got, &want, 1e-8, 1e-6);
+            cpu::gelu_fwd(&x, &mut want).expect("cpu");
+            elementwise::unary(&dev, "gelu_fwd_f32", ptr(&x), ptr(&got), n).expect("emu");
+            assert_close("gelu_fwd", &got, &want, 1e-6, 1e-5);
+            cpu::gelu_bwd(&x, &b, &mut want).expect("cpu");
+            elementwise::binary(&dev, "gelu_bwd_f32", ptr(&x), ptr(&b), ptr(&got), n).expect("emu");
+            assert_close("gelu_bwd", &got, &want, 1e-6, 1e-5);
 
             let mut theta = values(n, 3, -1.0, 1.0);
             let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);

@@ -459,6 +459,18 @@ impl Backend for CudaBackend {
         unsafe { elementwise::binary(self, "sigmoid_bwd_f32", self.ptr(y), self.ptr(dy), self.ptr(dx), n) }
     }
 
+    fn gelu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
+        let n = same_len("gelu_fwd", &[("x", x.len()), ("y", y.len())])?;
+        // SAFETY: both buffers hold n floats (checked above).
+        unsafe { elementwise::unary(self, "gelu_fwd_f32", self.ptr(x), self.ptr(y), n) }
+    }
+
+    fn gelu_bwd(&self, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()> {
+        let n = same_len("gelu_bwd", &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())])?;
+        // SAFETY: the three buffers hold n floats (checked above).
+        unsafe { elementwise::binary(self, "gelu_bwd_f32", self.ptr(x), self.ptr(dy), self.ptr(dx), n) }
+    }
+
     fn denoise_loss(
         &self,
         p: &DenoiseLossParams,
