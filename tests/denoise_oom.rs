@@ -4,7 +4,7 @@
 
 use chromax::backend::cpu::CpuBackend;
 use chromax::backend::{
-    AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, SparseHeadParams,
+    AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, MaxPoolParams, SparseHeadParams,
 };
 use chromax::error::BackendError;
 use chromax::models::DenoiseConfig;
@@ -89,6 +89,12 @@ impl Backend for SmallDevice {
     }
     fn sigmoid_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
         self.cpu.sigmoid_bwd(y, dy, dx)
+    }
+    fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
+        self.cpu.maxpool_fwd(p, x, y)
+    }
+    fn maxpool_bwd(&self, p: &MaxPoolParams, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
+        self.cpu.maxpool_bwd(p, x, dy, dx)
     }
     fn gelu_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
         self.cpu.gelu_fwd(x, y)

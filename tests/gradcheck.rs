@@ -230,3 +230,34 @@ fn sparse_head_gradients_match_finite_differences_and_a_dense_reference() {
     }
     assert!((value - dense_loss / n).abs() < 1e-12, "{value} vs {}", dense_loss / n);
 }
+
+#[test]
+fn maxpool_follows_keras_same_padding_and_its_backward_matches_finite_differences() {
+    use chromax::backend::MaxPoolParams;
+    // Keras/TF "same": len 7, pool 3 → 3 outputs, 2 padding positions, 1 on the left:
+    // windows [-1, 2), [2, 5), [5, 8) ∩ [0, 7).
+    let p = MaxPoolParams { batch: 1, channels: 1, len: 7, pool: 3 };
+    let x = [5.0, 1.0, 2.0, 9.0, 3.0, 4.0, 8.0];
+    let mut y = [0.0; 3];
+    cpu::maxpool_fwd(&p, &x, &mut y).expect("valid");
+    assert_eq!(y, [5.0, 9.0, 8.0]);
+    let mut dx = [f64::NAN; 7];
+    cpu::maxpool_bwd(&p, &x, &[1.0, 2.0, 3.0], &mut dx).expect("valid");
+    assert_eq!(dx, [1.0, 0.0, 0.0, 2.0, 0.0, 0.0, 3.0]);
+
+    for (batch, channels, len, pool) in [(2, 3, 10, 2), (1, 2, 9, 4), (2, 1, 5, 5), (1, 1, 3, 4)] {
+        let p = MaxPoolParams { batch, channels, len, pool };
+        let mut rng = Rng::new(31 + len as u64);
+        // Distinct values, so no window has a tie within h.
+        let x: Vec<f64> = (0..batch * channels * len).map(|i| i as f64 * 0.37 % 1.0 + rng.uniform(0.0, 0.01)).collect();
+        let g = rng.vec_f64(batch * channels * p.out_len(), -1.0, 1.0);
+        let j = |x: &[f64]| {
+            let mut y = vec![0.0; g.len()];
+            cpu::maxpool_fwd(&p, x, &mut y).expect("valid");
+            dot(&y, &g)
+        };
+        let mut dx = vec![f64::NAN; x.len()];
+        cpu::maxpool_bwd(&p, &x, &g, &mut dx).expect("valid");
+        common::assert_close(&format!("maxpool dx {p:?}"), &dx, &numeric_grad(&x, 1e-7, j), ATOL, RTOL);
+    }
+}

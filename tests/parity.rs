@@ -381,3 +381,29 @@ fn sparse_head_cuda_matches_cpu() {
         assert_close(&format!("db {p:?}"), &download(&gpu, &gb), &db, 1e-5 * scale * batch as f64, 1e-4);
     }
 }
+
+#[test]
+fn maxpool_cuda_matches_cpu() {
+    use chromax::backend::MaxPoolParams;
+    let Some(gpu) = cuda_or_skip("maxpool_cuda_matches_cpu") else { return };
+    let cpu = CpuBackend::new();
+    // SeqNet's pools: the stem's 3 over 1,344 bases, then 2 over odd and even lengths.
+    for (seed, &(batch, channels, len, pool)) in
+        [(128usize, 288usize, 1344usize, 3usize), (128, 323, 448, 2), (128, 512, 7, 2), (3, 5, 1, 2)].iter().enumerate()
+    {
+        let p = MaxPoolParams { batch, channels, len, pool };
+        let mut rng = Rng::new(1200 + seed as u64);
+        let x = rng.vec_f32(batch * channels * len, -1.0, 1.0);
+        let dy = rng.vec_f32(batch * channels * p.out_len(), -1.0, 1.0);
+        let (mut y, mut dx) = (vec![0f32; dy.len()], vec![0f32; x.len()]);
+        cpu.maxpool_fwd(&p, &x, &mut y).expect("cpu");
+        cpu.maxpool_bwd(&p, &x, &dy, &mut dx).expect("cpu");
+        let (gx, gdy) = (upload(&gpu, &x), upload(&gpu, &dy));
+        let (mut gy, mut gdx) = (poisoned(&gpu, dy.len()), poisoned(&gpu, x.len()));
+        gpu.maxpool_fwd(&p, &gx, &mut gy).expect("cuda");
+        gpu.maxpool_bwd(&p, &gx, &gdy, &mut gdx).expect("cuda");
+        // A selection, not arithmetic: exact.
+        assert_close(&format!("maxpool_fwd {p:?}"), &download(&gpu, &gy), &y, 0.0, 0.0);
+        assert_close(&format!("maxpool_bwd {p:?}"), &download(&gpu, &gdx), &dx, 0.0, 0.0);
+    }
+}

@@ -311,6 +311,36 @@ impl HostBuffer {
     }
 }
 
+/// Max pooling over the length of (batch, channels, len) with window = stride = `pool` and
+/// Keras/TensorFlow "same" padding: `out_len = ceil(len / pool)`, `out_len·pool − len`
+/// padding positions split with the smaller half on the left; padding never wins the max.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxPoolParams {
+    pub batch: usize,
+    pub channels: usize,
+    pub len: usize,
+    pub pool: usize,
+}
+
+impl MaxPoolParams {
+    pub fn out_len(&self) -> usize {
+        self.len.div_ceil(self.pool)
+    }
+
+    pub fn pad_left(&self) -> usize {
+        (self.out_len() * self.pool - self.len) / 2
+    }
+
+    /// Checks the shape and the input and output lengths.
+    pub fn check(&self, op: &'static str, input: usize, output: usize) -> BackendResult<()> {
+        if self.batch == 0 || self.channels == 0 || self.len == 0 || self.pool == 0 {
+            return Err(BackendError::Shape { op, what: format!("every size must be at least 1 ({self:?})") });
+        }
+        check_len(op, "input", input, self.batch * self.channels * self.len)?;
+        check_len(op, "output", output, self.batch * self.channels * self.out_len())
+    }
+}
+
 /// Shape of the per-cell sigmoid head over a batch of peaks.
 ///
 /// For peaks i < batch with bottleneck `z[i, :]` (dim values), cells c < cells with embedding
@@ -435,6 +465,10 @@ pub trait Backend: Send + Sync {
     fn sigmoid_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
     /// `dx = dy · y · (1 − y)`, from the forward output y.
     fn sigmoid_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
+    /// Max pooling (see [`MaxPoolParams`]): x (batch, channels, len) → y (batch, channels, out_len).
+    fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
+    /// dx (overwritten): each window's dy goes to its first maximum, from the forward input x.
+    fn maxpool_bwd(&self, p: &MaxPoolParams, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
     /// scBasset's GELU, `y = x · σ(1.702·x)`.
     fn gelu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
     /// `dx = dy · (s + 1.702·x·s·(1 − s))`, `s = σ(1.702·x)`, from the forward input x.

@@ -8,6 +8,7 @@ mod conv1d;
 mod elementwise;
 pub(crate) mod loss;
 mod optim;
+mod pool;
 mod real;
 mod sparse_head;
 
@@ -15,11 +16,13 @@ pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
 pub use elementwise::{add_fwd, gelu_bwd, gelu_fwd, relu_bwd, relu_fwd, sigmoid, sigmoid_bwd, sigmoid_fwd, GELU_SLOPE};
 pub use loss::denoise_loss;
 pub use optim::adam_step;
+pub use pool::{maxpool_bwd, maxpool_fwd};
 pub use real::Real;
 pub use sparse_head::sparse_head;
 
 use super::{
-    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, SparseHeadParams,
+    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, MaxPoolParams,
+    SparseHeadParams,
 };
 
 /// The CPU backend: f32 in production, f64 for finite-difference checks of whole models.
@@ -128,6 +131,14 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
 
     fn sigmoid_bwd(&self, y: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
         sigmoid_bwd(y, dy, dx)
+    }
+
+    fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Vec<T>, y: &mut Vec<T>) -> BackendResult<()> {
+        maxpool_fwd(p, x, y)
+    }
+
+    fn maxpool_bwd(&self, p: &MaxPoolParams, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
+        maxpool_bwd(p, x, dy, dx)
     }
 
     fn gelu_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> BackendResult<()> {

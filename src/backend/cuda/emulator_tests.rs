@@ -7,9 +7,9 @@
 //! (CHROMAX_REQUIRE_EMULATOR=1 makes that a failure, as CI sets it).
 
 use super::launch::{with_kernel_params, Geometry, KArg, KernelDevice};
-use super::{conv1d, elementwise, loss, optim, sparse_head};
+use super::{conv1d, elementwise, loss, optim, pool, sparse_head};
 use crate::backend::cpu;
-use crate::backend::{AdamParams, BackendResult, Conv1dParams, DenoiseLossParams, SparseHeadParams};
+use crate::backend::{AdamParams, BackendResult, Conv1dParams, DenoiseLossParams, MaxPoolParams, SparseHeadParams};
 use crate::error::BackendError;
 use crate::kernels::{kernel_program, kernel_signatures, KERNEL_FILES};
 use std::ffi::c_void;
@@ -382,5 +382,30 @@ fn emulated_sparse_head_matches_cpu() {
         assert_close(&format!("dz {p:?}"), &gz, &dz, 1e-4 * scale * cells as f32, 1e-4);
         assert_close(&format!("dw {p:?}"), &gw, &dw, 1e-5 * scale * batch as f32, 1e-4);
         assert_close(&format!("db {p:?}"), &gb, &db, 1e-5 * scale * batch as f32, 1e-4);
+    }
+}
+
+#[test]
+fn emulated_maxpool_matches_cpu() {
+    let Some(emu) = emulator("emulated_maxpool_matches_cpu") else { return };
+    let dev = EmuDevice { emu, multiprocessors: 2 };
+    for (i, &(batch, channels, len, pool)) in
+        [(2usize, 3usize, 1344usize, 3usize), (1, 5, 449, 2), (3, 2, 7, 3), (1, 1, 1, 2)].iter().enumerate()
+    {
+        let p = MaxPoolParams { batch, channels, len, pool };
+        let x = values(batch * channels * len, 700 + i as u64, -1.0, 1.0);
+        let dy = values(batch * channels * p.out_len(), 800 + i as u64, -1.0, 1.0);
+        let (mut y, mut dx) = (vec![0f32; dy.len()], vec![0f32; x.len()]);
+        cpu::maxpool_fwd(&p, &x, &mut y).expect("cpu");
+        cpu::maxpool_bwd(&p, &x, &dy, &mut dx).expect("cpu");
+        let (gy, gdx) = (vec![f32::NAN; dy.len()], vec![f32::NAN; x.len()]);
+        // SAFETY: host buffers of the lengths p gives.
+        unsafe {
+            pool::maxpool_fwd(&dev, &p, ptr(&x), ptr(&gy)).expect("emu");
+            pool::maxpool_bwd(&dev, &p, ptr(&x), ptr(&dy), ptr(&gdx)).expect("emu");
+        }
+        // Selection only: exact.
+        assert_close(&format!("maxpool_fwd {p:?}"), &gy, &y, 0.0, 0.0);
+        assert_close(&format!("maxpool_bwd {p:?}"), &gdx, &dx, 0.0, 0.0);
     }
 }

@@ -15,10 +15,12 @@ mod emulator_tests;
 mod launch;
 mod loss;
 mod optim;
+mod pool;
 mod sparse_head;
 
 use super::{
-    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, SparseHeadParams,
+    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, MaxPoolParams,
+    SparseHeadParams,
 };
 use crate::error::BackendError;
 use crate::kernels::kernel_file;
@@ -457,6 +459,19 @@ impl Backend for CudaBackend {
         let n = same_len("sigmoid_bwd", &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())])?;
         // SAFETY: the three buffers hold n floats (checked above).
         unsafe { elementwise::binary(self, "sigmoid_bwd_f32", self.ptr(y), self.ptr(dy), self.ptr(dx), n) }
+    }
+
+    fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
+        p.check("maxpool_fwd", x.len(), y.len())?;
+        // SAFETY: lengths checked above.
+        unsafe { pool::maxpool_fwd(self, p, self.ptr(x), self.ptr(y)) }
+    }
+
+    fn maxpool_bwd(&self, p: &MaxPoolParams, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()> {
+        p.check("maxpool_bwd", x.len(), dy.len())?;
+        check_len("maxpool_bwd", "dx", dx.len(), x.len())?;
+        // SAFETY: lengths checked above.
+        unsafe { pool::maxpool_bwd(self, p, self.ptr(x), self.ptr(dy), self.ptr(dx)) }
     }
 
     fn gelu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {

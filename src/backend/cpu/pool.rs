@@ -1,0 +1,46 @@
+//! Max pooling with Keras "same" padding: the twin of `kernels/pool.cu`.
+//!
+//! Output j of a row covers input positions `j·pool − pad_left .. + pool` inside `0..len`;
+//! its value is their maximum and the backward pass gives dy[j] to the first position holding
+//! it (windows do not overlap, so every input gets at most one).
+
+use super::Real;
+use crate::backend::{BackendResult, MaxPoolParams};
+use rayon::prelude::*;
+
+/// The input range of output `j` and the position of its first maximum.
+fn window_argmax<T: Real>(row: &[T], p: &MaxPoolParams, j: usize) -> usize {
+    let start = (j * p.pool).saturating_sub(p.pad_left());
+    let end = (j * p.pool + p.pool - p.pad_left()).min(p.len);
+    let mut best = start;
+    for i in start + 1..end {
+        if row[i] > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+pub fn maxpool_fwd<T: Real>(p: &MaxPoolParams, x: &[T], y: &mut [T]) -> BackendResult<()> {
+    p.check("maxpool_fwd", x.len(), y.len())?;
+    y.par_chunks_mut(p.out_len()).zip(x.par_chunks(p.len)).for_each(|(y_row, x_row)| {
+        for (j, out) in y_row.iter_mut().enumerate() {
+            *out = x_row[window_argmax(x_row, p, j)];
+        }
+    });
+    Ok(())
+}
+
+pub fn maxpool_bwd<T: Real>(p: &MaxPoolParams, x: &[T], dy: &[T], dx: &mut [T]) -> BackendResult<()> {
+    p.check("maxpool_bwd", x.len(), dy.len())?;
+    crate::backend::check_len("maxpool_bwd", "dx", dx.len(), x.len())?;
+    dx.par_chunks_mut(p.len).zip(x.par_chunks(p.len).zip(dy.par_chunks(p.out_len()))).for_each(
+        |(dx_row, (x_row, dy_row))| {
+            dx_row.fill(T::zero());
+            for (j, &g) in dy_row.iter().enumerate() {
+                dx_row[window_argmax(x_row, p, j)] = g;
+            }
+        },
+    );
+    Ok(())
+}
