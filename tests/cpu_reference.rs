@@ -169,3 +169,20 @@ fn shape_errors_name_the_op_and_buffer() {
         .expect_err("all cropped");
     assert!(err.to_string().contains("leave no bases"), "{err}");
 }
+
+#[test]
+fn one_hot_encodes_and_reverse_complements() {
+    // ACGTN and its reverse complement NACGT.
+    let codes = [0u8, 1, 2, 3, 4, 0, 1, 2, 3, 4];
+    let mut out = vec![f32::NAN; 2 * 4 * 5];
+    cpu::one_hot(2, 5, &codes, &[false, true], &mut out).expect("valid");
+    let row = |b: usize, ch: usize| out[(b * 4 + ch) * 5..(b * 4 + ch + 1) * 5].to_vec();
+    assert_eq!(row(0, 0), [1.0, 0.0, 0.0, 0.0, 0.0]); // A at 0
+    assert_eq!(row(0, 3), [0.0, 0.0, 0.0, 1.0, 0.0]); // T at 3, N at 4 is all zeros
+    assert_eq!(row(1, 0), [0.0, 1.0, 0.0, 0.0, 0.0]); // reverse complement N A C G T
+    assert_eq!(row(1, 1), [0.0, 0.0, 1.0, 0.0, 0.0]);
+    assert_eq!(row(1, 3), [0.0, 0.0, 0.0, 0.0, 1.0]);
+    assert!((0..5).all(|l| (0..4).map(|ch| row(1, ch)[l]).sum::<f32>() == if l == 0 { 0.0 } else { 1.0 }));
+    let err = cpu::one_hot(1, 2, &[0, 7], &[false], &mut vec![0f32; 8]).expect_err("7 is not a code").to_string();
+    assert!(err.contains("code 7 at 1"), "{err}");
+}

@@ -90,6 +90,16 @@ impl Backend for SmallDevice {
     fn sigmoid_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
         self.cpu.sigmoid_bwd(y, dy, dx)
     }
+    fn one_hot(
+        &self,
+        batch: usize,
+        len: usize,
+        codes: &[u8],
+        reverse: &[bool],
+        out: &mut Vec<f32>,
+    ) -> BackendResult<()> {
+        self.cpu.one_hot(batch, len, codes, reverse, out)
+    }
     fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
         self.cpu.maxpool_fwd(p, x, y)
     }

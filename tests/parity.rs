@@ -407,3 +407,19 @@ fn maxpool_cuda_matches_cpu() {
         assert_close(&format!("maxpool_bwd {p:?}"), &download(&gpu, &gdx), &dx, 0.0, 0.0);
     }
 }
+
+#[test]
+fn one_hot_cuda_matches_cpu() {
+    let Some(gpu) = cuda_or_skip("one_hot_cuda_matches_cpu") else { return };
+    let cpu = CpuBackend::new();
+    let (batch, len) = (128usize, 1344usize);
+    let mut rng = Rng::new(77);
+    let codes: Vec<u8> = (0..batch * len).map(|_| (rng.unit() * 5.0) as u8).collect();
+    let reverse: Vec<bool> = (0..batch).map(|_| rng.unit() < 0.5).collect();
+    let mut want = vec![0f32; batch * 4 * len];
+    cpu.one_hot(batch, len, &codes, &reverse, &mut want).expect("cpu");
+    let mut got = poisoned(&gpu, batch * 4 * len);
+    gpu.one_hot(batch, len, &codes, &reverse, &mut got).expect("cuda");
+    // Exact: 0/1 values.
+    assert_close("one_hot", &download(&gpu, &got), &want, 0.0, 0.0);
+}

@@ -465,6 +465,16 @@ pub trait Backend: Send + Sync {
     fn sigmoid_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
     /// `dx = dy · y · (1 − y)`, from the forward output y.
     fn sigmoid_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
+    /// One-hot encoding of base codes (A C G T N = 0..4; N → all zeros): `codes` (batch, len)
+    /// → out (batch, 4, len); a sequence with `reverse[b]` is reverse-complemented on the way.
+    fn one_hot(
+        &self,
+        batch: usize,
+        len: usize,
+        codes: &[u8],
+        reverse: &[bool],
+        out: &mut Self::Buf,
+    ) -> BackendResult<()>;
     /// Max pooling (see [`MaxPoolParams`]): x (batch, channels, len) → y (batch, channels, out_len).
     fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
     /// dx (overwritten): each window's dy goes to its first maximum, from the forward input x.
@@ -515,6 +525,20 @@ pub trait Backend: Send + Sync {
         dw: &mut Self::Buf,
         dbias: &mut Self::Buf,
     ) -> BackendResult<f64>;
+}
+
+/// Checks the inputs of [`Backend::one_hot`].
+pub fn check_one_hot(batch: usize, len: usize, codes: &[u8], reverse: &[bool], out: usize) -> BackendResult<()> {
+    const OP: &str = "one_hot";
+    check_len(OP, "codes", codes.len(), batch * len)?;
+    check_len(OP, "reverse", reverse.len(), batch)?;
+    check_len(OP, "out", out, batch * 4 * len)?;
+    match codes.iter().position(|&c| c > 4) {
+        Some(i) => {
+            Err(BackendError::Shape { op: OP, what: format!("code {} at {i} is not a base code (0..=4)", codes[i]) })
+        }
+        None => Ok(()),
+    }
 }
 
 /// Checks that a buffer has the length an op expects.

@@ -7,6 +7,7 @@
 mod conv1d;
 mod elementwise;
 pub(crate) mod loss;
+mod onehot;
 mod optim;
 mod pool;
 mod real;
@@ -15,6 +16,7 @@ mod sparse_head;
 pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
 pub use elementwise::{add_fwd, gelu_bwd, gelu_fwd, relu_bwd, relu_fwd, sigmoid, sigmoid_bwd, sigmoid_fwd, GELU_SLOPE};
 pub use loss::denoise_loss;
+pub use onehot::one_hot;
 pub use optim::adam_step;
 pub use pool::{maxpool_bwd, maxpool_fwd};
 pub use real::Real;
@@ -131,6 +133,10 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
 
     fn sigmoid_bwd(&self, y: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
         sigmoid_bwd(y, dy, dx)
+    }
+
+    fn one_hot(&self, batch: usize, len: usize, codes: &[u8], reverse: &[bool], out: &mut Vec<T>) -> BackendResult<()> {
+        one_hot(batch, len, codes, reverse, out)
     }
 
     fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Vec<T>, y: &mut Vec<T>) -> BackendResult<()> {

@@ -7,7 +7,7 @@
 //! (CHROMAX_REQUIRE_EMULATOR=1 makes that a failure, as CI sets it).
 
 use super::launch::{with_kernel_params, Geometry, KArg, KernelDevice};
-use super::{conv1d, elementwise, loss, optim, pool, sparse_head};
+use super::{conv1d, elementwise, loss, onehot, optim, pool, sparse_head};
 use crate::backend::cpu;
 use crate::backend::{AdamParams, BackendResult, Conv1dParams, DenoiseLossParams, MaxPoolParams, SparseHeadParams};
 use crate::error::BackendError;
@@ -408,4 +408,20 @@ fn emulated_maxpool_matches_cpu() {
         assert_close(&format!("maxpool_fwd {p:?}"), &gy, &y, 0.0, 0.0);
         assert_close(&format!("maxpool_bwd {p:?}"), &gdx, &dx, 0.0, 0.0);
     }
+}
+
+#[test]
+fn emulated_one_hot_matches_cpu() {
+    let Some(emu) = emulator("emulated_one_hot_matches_cpu") else { return };
+    let dev = EmuDevice { emu, multiprocessors: 2 };
+    let (batch, len) = (6usize, 1344usize);
+    let codes: Vec<u8> = values(batch * len, 42, 0.0, 5.0).iter().map(|&v| (v as u8).min(4)).collect();
+    let reverse = [false, true, true, false, true, false];
+    let mut want = vec![0f32; batch * 4 * len];
+    cpu::one_hot(batch, len, &codes, &reverse, &mut want).expect("cpu");
+    let flags: Vec<u8> = reverse.iter().map(|&r| u8::from(r)).collect();
+    let got = vec![f32::NAN; batch * 4 * len];
+    // SAFETY: host buffers: batch·len codes, batch flags, batch·4·len floats.
+    unsafe { onehot::one_hot(&dev, batch, len, codes.as_ptr() as u64, flags.as_ptr() as u64, ptr(&got)) }.expect("emu");
+    assert_close("one_hot", &got, &want, 0.0, 0.0);
 }

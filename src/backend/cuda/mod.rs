@@ -14,6 +14,7 @@ mod elementwise;
 mod emulator_tests;
 mod launch;
 mod loss;
+mod onehot;
 mod optim;
 mod pool;
 mod sparse_head;
@@ -459,6 +460,24 @@ impl Backend for CudaBackend {
         let n = same_len("sigmoid_bwd", &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())])?;
         // SAFETY: the three buffers hold n floats (checked above).
         unsafe { elementwise::binary(self, "sigmoid_bwd_f32", self.ptr(y), self.ptr(dy), self.ptr(dx), n) }
+    }
+
+    fn one_hot(
+        &self,
+        batch: usize,
+        len: usize,
+        codes: &[u8],
+        reverse: &[bool],
+        out: &mut Self::Buf,
+    ) -> BackendResult<()> {
+        super::check_one_hot(batch, len, codes, reverse, out.len())?;
+        // One byte per base crosses to the device; the expansion to 4 floats happens there.
+        let codes_d = self.stream.clone_htod(codes).map_err(driver_err("copying base codes to the device"))?;
+        let flags: Vec<u8> = reverse.iter().map(|&r| u8::from(r)).collect();
+        let flags_d = self.stream.clone_htod(&flags).map_err(driver_err("copying reverse flags to the device"))?;
+        // SAFETY: lengths checked above; the copies live until the launch completes (the
+        // buffers' drop is ordered on the same stream).
+        unsafe { onehot::one_hot(self, batch, len, self.ptr(&codes_d), self.ptr(&flags_d), self.ptr(out)) }
     }
 
     fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
