@@ -178,11 +178,12 @@ impl DenoiseLossParams {
         self.len.saturating_sub(2 * self.pad)
     }
 
-    /// Checks the five (batch, len) buffers of the loss against this shape.
-    pub fn check(&self, lens: [(&str, usize); 6]) -> BackendResult<()> {
+    /// Checks the lengths of reg, clean, cls_logits, mask, d_reg, d_cls (in that order): all
+    /// (batch, len).
+    pub fn check(&self, lens: [usize; 6]) -> BackendResult<()> {
         const OP: &str = "denoise_loss";
         self.validate(OP)?;
-        for (name, got) in lens {
+        for (name, got) in ["reg", "clean", "cls_logits", "mask", "d_reg", "d_cls"].iter().zip(lens) {
             check_len(OP, name, got, self.batch * self.len)?;
         }
         Ok(())
@@ -356,8 +357,9 @@ pub struct SparseHeadParams {
 }
 
 impl SparseHeadParams {
-    /// Checks buffer lengths and the CSR rows (offsets rising to nnz, cells in range, sorted).
-    pub fn check(&self, lens: [(&str, usize, usize); 6], indptr: &[u32], indices: &[u32]) -> BackendResult<()> {
+    /// Checks the lengths of z, w, bias, dz, dw, dbias (in that order) and the CSR rows
+    /// (offsets rising to nnz, cells sorted, distinct and in range).
+    pub fn check(&self, lens: [usize; 6], indptr: &[u32], indices: &[u32]) -> BackendResult<()> {
         const OP: &str = "sparse_head";
         if self.batch == 0 || self.cells == 0 || self.dim == 0 {
             return Err(BackendError::Shape {
@@ -365,7 +367,9 @@ impl SparseHeadParams {
                 what: format!("batch, cells and dim must be at least 1 ({self:?})"),
             });
         }
-        for (name, got, want) in lens {
+        let (b, n, d) = (self.batch, self.cells, self.dim);
+        let names = ["z", "w", "bias", "dz", "dw", "dbias"];
+        for ((name, got), want) in names.iter().zip(lens).zip([b * d, n * d, n, b * d, n * d, n]) {
             check_len(OP, name, got, want)?;
         }
         check_len(OP, "indptr", indptr.len(), self.batch + 1)?;

@@ -85,14 +85,7 @@ pub fn denoise_loss<T: Real>(
     d_reg: &mut [T],  // (batch, len)
     d_cls: &mut [T],  // (batch, len)
 ) -> BackendResult<LossParts> {
-    p.check([
-        ("reg", reg.len()),
-        ("clean", clean.len()),
-        ("cls_logits", cls_logits.len()),
-        ("mask", mask.len()),
-        ("d_reg", d_reg.len()),
-        ("d_cls", d_cls.len()),
-    ])?;
+    p.check([reg.len(), clean.len(), cls_logits.len(), mask.len(), d_reg.len(), d_cls.len()])?;
     let n = (p.batch * p.cropped_len()) as f64;
 
     let [sum_p, sum_t, sum_sq, sum_bce] = sum_rows(p, |i| {

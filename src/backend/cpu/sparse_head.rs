@@ -30,18 +30,7 @@ pub fn sparse_head<T: Real>(
     dbias: &mut [T], // (cells)
 ) -> BackendResult<f64> {
     let (b, n, d) = (p.batch, p.cells, p.dim);
-    p.check(
-        [
-            ("z", z.len(), b * d),
-            ("w", w.len(), n * d),
-            ("bias", bias.len(), n),
-            ("dz", dz.len(), b * d),
-            ("dw", dw.len(), n * d),
-            ("dbias", dbias.len(), n),
-        ],
-        indptr,
-        indices,
-    )?;
+    p.check([z.len(), w.len(), bias.len(), dz.len(), dw.len(), dbias.len()], indptr, indices)?;
     let inv_n = 1.0 / (b as f64 * n as f64);
     let parts: Vec<(Vec<f64>, f64)> = dw
         .par_chunks_mut(CELLS_PER_TASK * d)

@@ -515,14 +515,7 @@ impl Backend for CudaBackend {
         d_reg: &mut Self::Buf,
         d_cls: &mut Self::Buf,
     ) -> BackendResult<LossParts> {
-        p.check([
-            ("reg", reg.len()),
-            ("clean", clean.len()),
-            ("cls_logits", cls_logits.len()),
-            ("mask", mask.len()),
-            ("d_reg", d_reg.len()),
-            ("d_cls", d_cls.len()),
-        ])?;
+        p.check([reg.len(), clean.len(), cls_logits.len(), mask.len(), d_reg.len(), d_cls.len()])?;
         let [reg, clean, logits, mask, d_reg, d_cls] =
             [&*reg, clean, cls_logits, mask, &*d_reg, &*d_cls].map(|b| self.ptr(b));
         // SAFETY: the six buffers hold batch·len floats (checked above).
@@ -554,19 +547,7 @@ impl Backend for CudaBackend {
         dw: &mut Self::Buf,
         dbias: &mut Self::Buf,
     ) -> BackendResult<f64> {
-        let (b, n, d) = (p.batch, p.cells, p.dim);
-        p.check(
-            [
-                ("z", z.len(), b * d),
-                ("w", w.len(), n * d),
-                ("bias", bias.len(), n),
-                ("dz", dz.len(), b * d),
-                ("dw", dw.len(), n * d),
-                ("dbias", dbias.len(), n),
-            ],
-            indptr,
-            indices,
-        )?;
+        p.check([z.len(), w.len(), bias.len(), dz.len(), dw.len(), dbias.len()], indptr, indices)?;
         // The batch's rows are small beside the model: copied per call.
         let indptr_d = self.stream.clone_htod(indptr).map_err(driver_err("copying CSR offsets to the device"))?;
         let indices_d = if indices.is_empty() {
