@@ -4,7 +4,8 @@
 
 use chromax::backend::cpu::CpuBackend;
 use chromax::backend::{
-    AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, MaxPoolParams, SparseHeadParams,
+    AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, LossParts, MaxPoolParams,
+    SparseHeadParams,
 };
 use chromax::error::BackendError;
 use chromax::models::DenoiseConfig;
@@ -89,6 +90,46 @@ impl Backend for SmallDevice {
     }
     fn sigmoid_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
         self.cpu.sigmoid_bwd(y, dy, dx)
+    }
+    fn batchnorm_fwd_train(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<f32>,
+        g: &Vec<f32>,
+        b: &Vec<f32>,
+        y: &mut Vec<f32>,
+        m: &mut Vec<f32>,
+        s: &mut Vec<f32>,
+        rm: &mut Vec<f32>,
+        rv: &mut Vec<f32>,
+    ) -> BackendResult<()> {
+        self.cpu.batchnorm_fwd_train(p, x, g, b, y, m, s, rm, rv)
+    }
+    fn batchnorm_fwd_infer(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<f32>,
+        g: &Vec<f32>,
+        b: &Vec<f32>,
+        rm: &Vec<f32>,
+        rv: &Vec<f32>,
+        y: &mut Vec<f32>,
+    ) -> BackendResult<()> {
+        self.cpu.batchnorm_fwd_infer(p, x, g, b, rm, rv, y)
+    }
+    fn batchnorm_bwd(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<f32>,
+        dy: &Vec<f32>,
+        g: &Vec<f32>,
+        m: &Vec<f32>,
+        s: &Vec<f32>,
+        dx: &mut Vec<f32>,
+        dg: &mut Vec<f32>,
+        db: &mut Vec<f32>,
+    ) -> BackendResult<()> {
+        self.cpu.batchnorm_bwd(p, x, dy, g, m, s, dx, dg, db)
     }
     fn one_hot(
         &self,

@@ -261,3 +261,67 @@ fn maxpool_follows_keras_same_padding_and_its_backward_matches_finite_difference
         common::assert_close(&format!("maxpool dx {p:?}"), &dx, &numeric_grad(&x, 1e-7, j), ATOL, RTOL);
     }
 }
+
+#[test]
+fn batchnorm_backward_matches_finite_differences_and_running_statistics_move() {
+    use chromax::backend::BatchNormParams;
+    let p = BatchNormParams { batch: 3, channels: 2, len: 5, eps: 1e-3, momentum: 0.9 };
+    let mut rng = Rng::new(41);
+    let n = p.batch * p.channels * p.len;
+    let x = rng.vec_f64(n, -2.0, 3.0);
+    let gamma = rng.vec_f64(p.channels, 0.5, 1.5);
+    let beta = rng.vec_f64(p.channels, -0.5, 0.5);
+    let g = rng.vec_f64(n, -1.0, 1.0);
+    let forward = |x: &[f64], gamma: &[f64], beta: &[f64]| {
+        let (mut y, mut m, mut s, mut rm, mut rv) =
+            (vec![0.0; n], vec![0.0; 2], vec![0.0; 2], vec![0.0; 2], vec![1.0; 2]);
+        cpu::batchnorm_fwd_train(&p, x, gamma, beta, &mut y, &mut m, &mut s, &mut rm, &mut rv).expect("valid");
+        (y, m, s, rm, rv)
+    };
+    let (y, mean, invstd, rm, rv) = forward(&x, &gamma, &beta);
+    // Each channel of y has mean β and variance γ² · var/(var + ε).
+    let m = (p.batch * p.len) as f64;
+    for c in 0..p.channels {
+        let vals: Vec<f64> = (0..p.batch)
+            .flat_map(|b| (0..p.len).map(move |i| (b, i)))
+            .map(|(b, i)| y[(b * p.channels + c) * p.len + i])
+            .collect();
+        let mu = vals.iter().sum::<f64>() / m;
+        assert!((mu - beta[c]).abs() < 1e-12);
+        // Running statistics: momentum·(0, 1) + (1 − momentum)·(batch mean, batch variance).
+        let xs: Vec<f64> = (0..p.batch)
+            .flat_map(|b| (0..p.len).map(move |i| (b, i)))
+            .map(|(b, i)| x[(b * p.channels + c) * p.len + i])
+            .collect();
+        let xm = xs.iter().sum::<f64>() / m;
+        let xv = xs.iter().map(|v| (v - xm).powi(2)).sum::<f64>() / m;
+        assert!((mean[c] - xm).abs() < 1e-12 && (invstd[c] - 1.0 / (xv + 1e-3f32 as f64).sqrt()).abs() < 1e-9);
+        let mom = 0.9f32 as f64; // the momentum is an f32 setting
+        assert!((rm[c] - (1.0 - mom) * xm).abs() < 1e-12 && (rv[c] - (mom + (1.0 - mom) * xv)).abs() < 1e-12);
+    }
+    let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; n], vec![0.0; 2], vec![0.0; 2]);
+    cpu::batchnorm_bwd(&p, &x, &g, &gamma, &mean, &invstd, &mut dx, &mut dgamma, &mut dbeta).expect("valid");
+    let h = 1e-6;
+    common::assert_close("bn dx", &dx, &numeric_grad(&x, h, |x| dot(&forward(x, &gamma, &beta).0, &g)), 1e-8, 1e-5);
+    common::assert_close(
+        "bn dgamma",
+        &dgamma,
+        &numeric_grad(&gamma, h, |gm| dot(&forward(&x, gm, &beta).0, &g)),
+        1e-8,
+        1e-6,
+    );
+    common::assert_close(
+        "bn dbeta",
+        &dbeta,
+        &numeric_grad(&beta, h, |bt| dot(&forward(&x, &gamma, bt).0, &g)),
+        1e-8,
+        1e-6,
+    );
+
+    // Inference normalises by the running statistics.
+    let mut yi = vec![0.0; n];
+    cpu::batchnorm_fwd_infer(&p, &x, &gamma, &beta, &rm, &rv, &mut yi).expect("valid");
+    let c = 1;
+    let want = gamma[c] * (x[p.len] - rm[c]) / (rv[c] + 1e-3f32 as f64).sqrt() + beta[c];
+    assert!((yi[p.len] - want).abs() < 1e-12);
+}

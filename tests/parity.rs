@@ -423,3 +423,36 @@ fn one_hot_cuda_matches_cpu() {
     // Exact: 0/1 values.
     assert_close("one_hot", &download(&gpu, &got), &want, 0.0, 0.0);
 }
+
+#[test]
+fn batchnorm_cuda_matches_cpu() {
+    use chromax::backend::BatchNormParams;
+    let Some(gpu) = cuda_or_skip("batchnorm_cuda_matches_cpu") else { return };
+    let cpu = CpuBackend::new();
+    // SeqNet's norms: a tower block's activations and the 32-unit bottleneck.
+    for (seed, &(batch, channels, len)) in [(128usize, 288usize, 448usize), (128, 32, 1), (3, 5, 7)].iter().enumerate()
+    {
+        let p = BatchNormParams { batch, channels, len, eps: 1e-3, momentum: 0.9 };
+        let n = batch * channels * len;
+        let mut rng = Rng::new(1300 + seed as u64);
+        let (x, dy) = (rng.vec_f32(n, -2.0, 5.0), rng.vec_f32(n, -1.0, 1.0));
+        let (gamma, beta) = (rng.vec_f32(channels, 0.5, 1.5), rng.vec_f32(channels, -0.5, 0.5));
+        let (mut y, mut m, mut s, mut rm, mut rv) =
+            (vec![0f32; n], vec![0f32; channels], vec![0f32; channels], vec![0f32; channels], vec![1f32; channels]);
+        cpu.batchnorm_fwd_train(&p, &x, &gamma, &beta, &mut y, &mut m, &mut s, &mut rm, &mut rv).expect("cpu");
+        let (mut dx, mut dg, mut db) = (vec![0f32; n], vec![0f32; channels], vec![0f32; channels]);
+        cpu.batchnorm_bwd(&p, &x, &dy, &gamma, &m, &s, &mut dx, &mut dg, &mut db).expect("cpu");
+        let (gx, gdy, gg, gb) = (upload(&gpu, &x), upload(&gpu, &dy), upload(&gpu, &gamma), upload(&gpu, &beta));
+        let (mut gy, mut gm, mut gs) = (poisoned(&gpu, n), poisoned(&gpu, channels), poisoned(&gpu, channels));
+        let (mut grm, mut grv) = (upload(&gpu, &vec![0f32; channels]), upload(&gpu, &vec![1f32; channels]));
+        gpu.batchnorm_fwd_train(&p, &gx, &gg, &gb, &mut gy, &mut gm, &mut gs, &mut grm, &mut grv).expect("cuda");
+        let (mut gdx, mut gdg, mut gdb) = (poisoned(&gpu, n), poisoned(&gpu, channels), poisoned(&gpu, channels));
+        gpu.batchnorm_bwd(&p, &gx, &gdy, &gg, &gm, &gs, &mut gdx, &mut gdg, &mut gdb).expect("cuda");
+        // f64 sums in different orders, rounded once to f32.
+        assert_close(&format!("y {p:?}"), &download(&gpu, &gy), &y, 1e-6, 1e-5);
+        assert_close(&format!("running_var {p:?}"), &download(&gpu, &grv), &rv, 1e-6, 1e-5);
+        assert_close(&format!("dx {p:?}"), &download(&gpu, &gdx), &dx, 1e-6, 1e-4);
+        assert_close(&format!("dgamma {p:?}"), &download(&gpu, &gdg), &dg, 1e-4, 1e-4);
+        assert_close(&format!("dbeta {p:?}"), &download(&gpu, &gdb), &db, 1e-4, 1e-4);
+    }
+}

@@ -342,6 +342,46 @@ impl MaxPoolParams {
     }
 }
 
+/// Batch normalisation over (batch, channels, len), statistics per channel over batch × len,
+/// as Keras' BatchNormalization (scBasset: momentum 0.9, epsilon 1e-3): in training
+/// `y = γ·(x − mean)/sqrt(var + ε) + β` with the batch's mean and (biased) variance, and the
+/// running statistics move as `running = momentum·running + (1 − momentum)·batch`; in
+/// inference the running statistics normalise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormParams {
+    pub batch: usize,
+    pub channels: usize,
+    pub len: usize,
+    pub eps: f32,
+    pub momentum: f32,
+}
+
+impl BatchNormParams {
+    /// Checks the activation lengths (x, y or dy, dx…) and the per-channel lengths.
+    pub fn check(
+        &self,
+        op: &'static str,
+        activations: &[(&str, usize)],
+        per_channel: &[(&str, usize)],
+    ) -> BackendResult<()> {
+        if self.batch == 0
+            || self.channels == 0
+            || self.len == 0
+            || !(self.eps > 0.0)
+            || !(0.0..=1.0).contains(&self.momentum)
+        {
+            return Err(BackendError::Shape { op, what: format!("invalid batch-norm shape or settings {self:?}") });
+        }
+        for &(name, got) in activations {
+            check_len(op, name, got, self.batch * self.channels * self.len)?;
+        }
+        for &(name, got) in per_channel {
+            check_len(op, name, got, self.channels)?;
+        }
+        Ok(())
+    }
+}
+
 /// Shape of the per-cell sigmoid head over a batch of peaks.
 ///
 /// For peaks i < batch with bottleneck `z[i, :]` (dim values), cells c < cells with embedding
@@ -478,6 +518,48 @@ pub trait Backend: Send + Sync {
         codes: &[u8],
         reverse: &[bool],
         out: &mut Self::Buf,
+    ) -> BackendResult<()>;
+    /// Batch norm in training mode (see [`BatchNormParams`]): writes y, the batch's mean and
+    /// 1/sqrt(var + ε) per channel (for the backward pass) and moves the running statistics.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_fwd_train(
+        &self,
+        p: &BatchNormParams,
+        x: &Self::Buf,
+        gamma: &Self::Buf,
+        beta: &Self::Buf,
+        y: &mut Self::Buf,
+        mean: &mut Self::Buf,
+        invstd: &mut Self::Buf,
+        running_mean: &mut Self::Buf,
+        running_var: &mut Self::Buf,
+    ) -> BackendResult<()>;
+    /// Batch norm in inference mode: normalised by the running statistics.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_fwd_infer(
+        &self,
+        p: &BatchNormParams,
+        x: &Self::Buf,
+        gamma: &Self::Buf,
+        beta: &Self::Buf,
+        running_mean: &Self::Buf,
+        running_var: &Self::Buf,
+        y: &mut Self::Buf,
+    ) -> BackendResult<()>;
+    /// Backward of the training-mode forward: dx, dγ, dβ (overwritten) from x, dy, γ and the
+    /// saved mean and 1/std.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_bwd(
+        &self,
+        p: &BatchNormParams,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        gamma: &Self::Buf,
+        mean: &Self::Buf,
+        invstd: &Self::Buf,
+        dx: &mut Self::Buf,
+        dgamma: &mut Self::Buf,
+        dbeta: &mut Self::Buf,
     ) -> BackendResult<()>;
     /// Max pooling (see [`MaxPoolParams`]): x (batch, channels, len) → y (batch, channels, out_len).
     fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;

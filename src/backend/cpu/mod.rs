@@ -7,6 +7,7 @@
 mod conv1d;
 mod elementwise;
 pub(crate) mod loss;
+mod norm;
 mod onehot;
 mod optim;
 mod pool;
@@ -16,6 +17,7 @@ mod sparse_head;
 pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
 pub use elementwise::{add_fwd, gelu_bwd, gelu_fwd, relu_bwd, relu_fwd, sigmoid, sigmoid_bwd, sigmoid_fwd, GELU_SLOPE};
 pub use loss::denoise_loss;
+pub use norm::{batchnorm_bwd, batchnorm_fwd_infer, batchnorm_fwd_train};
 pub use onehot::one_hot;
 pub use optim::adam_step;
 pub use pool::{maxpool_bwd, maxpool_fwd};
@@ -23,8 +25,8 @@ pub use real::Real;
 pub use sparse_head::sparse_head;
 
 use super::{
-    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, MaxPoolParams,
-    SparseHeadParams,
+    check_len, AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, LossParts,
+    MaxPoolParams, SparseHeadParams,
 };
 
 /// The CPU backend: f32 in production, f64 for finite-difference checks of whole models.
@@ -133,6 +135,49 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
 
     fn sigmoid_bwd(&self, y: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
         sigmoid_bwd(y, dy, dx)
+    }
+
+    fn batchnorm_fwd_train(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<T>,
+        gamma: &Vec<T>,
+        beta: &Vec<T>,
+        y: &mut Vec<T>,
+        mean: &mut Vec<T>,
+        invstd: &mut Vec<T>,
+        running_mean: &mut Vec<T>,
+        running_var: &mut Vec<T>,
+    ) -> BackendResult<()> {
+        batchnorm_fwd_train(p, x, gamma, beta, y, mean, invstd, running_mean, running_var)
+    }
+
+    fn batchnorm_fwd_infer(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<T>,
+        gamma: &Vec<T>,
+        beta: &Vec<T>,
+        running_mean: &Vec<T>,
+        running_var: &Vec<T>,
+        y: &mut Vec<T>,
+    ) -> BackendResult<()> {
+        batchnorm_fwd_infer(p, x, gamma, beta, running_mean, running_var, y)
+    }
+
+    fn batchnorm_bwd(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<T>,
+        dy: &Vec<T>,
+        gamma: &Vec<T>,
+        mean: &Vec<T>,
+        invstd: &Vec<T>,
+        dx: &mut Vec<T>,
+        dgamma: &mut Vec<T>,
+        dbeta: &mut Vec<T>,
+    ) -> BackendResult<()> {
+        batchnorm_bwd(p, x, dy, gamma, mean, invstd, dx, dgamma, dbeta)
     }
 
     fn one_hot(&self, batch: usize, len: usize, codes: &[u8], reverse: &[bool], out: &mut Vec<T>) -> BackendResult<()> {

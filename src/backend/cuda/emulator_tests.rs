@@ -7,9 +7,11 @@
 //! (CHROMAX_REQUIRE_EMULATOR=1 makes that a failure, as CI sets it).
 
 use super::launch::{with_kernel_params, Geometry, KArg, KernelDevice};
-use super::{conv1d, elementwise, loss, onehot, optim, pool, sparse_head};
+use super::{conv1d, elementwise, loss, norm, onehot, optim, pool, sparse_head};
 use crate::backend::cpu;
-use crate::backend::{AdamParams, BackendResult, Conv1dParams, DenoiseLossParams, MaxPoolParams, SparseHeadParams};
+use crate::backend::{
+    AdamParams, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, MaxPoolParams, SparseHeadParams,
+};
 use crate::error::BackendError;
 use crate::kernels::{kernel_program, kernel_signatures, KERNEL_FILES};
 use std::ffi::c_void;
@@ -424,4 +426,67 @@ fn emulated_one_hot_matches_cpu() {
     // SAFETY: host buffers: batch·len codes, batch flags, batch·4·len floats.
     unsafe { onehot::one_hot(&dev, batch, len, codes.as_ptr() as u64, flags.as_ptr() as u64, ptr(&got)) }.expect("emu");
     assert_close("one_hot", &got, &want, 0.0, 0.0);
+}
+
+#[test]
+fn emulated_batchnorm_matches_cpu() {
+    let Some(emu) = emulator("emulated_batchnorm_matches_cpu") else { return };
+    let dev = EmuDevice { emu, multiprocessors: 2 };
+    for (i, &(batch, channels, len)) in [(4usize, 3usize, 300usize), (16, 5, 1), (1, 2, 7)].iter().enumerate() {
+        let p = BatchNormParams { batch, channels, len, eps: 1e-3, momentum: 0.9 };
+        let n = batch * channels * len;
+        let seed = 900 + 10 * i as u64;
+        let (x, dy) = (values(n, seed, -2.0, 5.0), values(n, seed + 1, -1.0, 1.0));
+        let (gamma, beta) = (values(channels, seed + 2, 0.5, 1.5), values(channels, seed + 3, -0.5, 0.5));
+        let (mut y, mut m, mut s) = (vec![0f32; n], vec![0f32; channels], vec![0f32; channels]);
+        let (mut rm, mut rv) = (values(channels, seed + 4, -0.1, 0.1), values(channels, seed + 5, 0.9, 1.1));
+        let (grm, grv) = (rm.clone(), rv.clone());
+        cpu::batchnorm_fwd_train(&p, &x, &gamma, &beta, &mut y, &mut m, &mut s, &mut rm, &mut rv).expect("cpu");
+        let (mut yi, mut dx, mut dg, mut db) =
+            (vec![0f32; n], vec![0f32; n], vec![0f32; channels], vec![0f32; channels]);
+        cpu::batchnorm_fwd_infer(&p, &x, &gamma, &beta, &rm, &rv, &mut yi).expect("cpu");
+        cpu::batchnorm_bwd(&p, &x, &dy, &gamma, &m, &s, &mut dx, &mut dg, &mut db).expect("cpu");
+        let (gy, gm, gs, gyi, gdx, gdg, gdb) = (
+            vec![f32::NAN; n],
+            vec![f32::NAN; channels],
+            vec![f32::NAN; channels],
+            vec![f32::NAN; n],
+            vec![f32::NAN; n],
+            vec![f32::NAN; channels],
+            vec![f32::NAN; channels],
+        );
+        // SAFETY: host buffers of the lengths p gives.
+        unsafe {
+            norm::fwd_train(
+                &dev,
+                &p,
+                ptr(&x),
+                ptr(&gamma),
+                ptr(&beta),
+                ptr(&gy),
+                ptr(&gm),
+                ptr(&gs),
+                ptr(&grm),
+                ptr(&grv),
+            )
+            .expect("emu");
+            norm::fwd_infer(&dev, &p, ptr(&x), ptr(&gamma), ptr(&beta), ptr(&grm), ptr(&grv), ptr(&gyi)).expect("emu");
+            norm::bwd(&dev, &p, ptr(&x), ptr(&dy), ptr(&gamma), ptr(&gm), ptr(&gs), ptr(&gdx), ptr(&gdg), ptr(&gdb))
+                .expect("emu");
+        }
+        // Both sum in f64 and round once: an ulp or two.
+        for (what, got, want) in [
+            ("y", &gy, &y),
+            ("mean", &gm, &m),
+            ("invstd", &gs, &s),
+            ("running_mean", &grm, &rm),
+            ("running_var", &grv, &rv),
+            ("y infer", &gyi, &yi),
+            ("dx", &gdx, &dx),
+            ("dgamma", &gdg, &dg),
+            ("dbeta", &gdb, &db),
+        ] {
+            assert_close(&format!("{what} {p:?}"), got, want, 1e-6, 1e-5);
+        }
+    }
 }

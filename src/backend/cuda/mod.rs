@@ -14,14 +14,15 @@ mod elementwise;
 mod emulator_tests;
 mod launch;
 mod loss;
+mod norm;
 mod onehot;
 mod optim;
 mod pool;
 mod sparse_head;
 
 use super::{
-    check_len, AdamParams, Backend, BackendResult, Conv1dParams, DenoiseLossParams, LossParts, MaxPoolParams,
-    SparseHeadParams,
+    check_len, AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, LossParts,
+    MaxPoolParams, SparseHeadParams,
 };
 use crate::error::BackendError;
 use crate::kernels::kernel_file;
@@ -460,6 +461,122 @@ impl Backend for CudaBackend {
         let n = same_len("sigmoid_bwd", &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())])?;
         // SAFETY: the three buffers hold n floats (checked above).
         unsafe { elementwise::binary(self, "sigmoid_bwd_f32", self.ptr(y), self.ptr(dy), self.ptr(dx), n) }
+    }
+
+    fn batchnorm_fwd_train(
+        &self,
+        p: &BatchNormParams,
+        x: &Self::Buf,
+        gamma: &Self::Buf,
+        beta: &Self::Buf,
+        y: &mut Self::Buf,
+        mean: &mut Self::Buf,
+        invstd: &mut Self::Buf,
+        running_mean: &mut Self::Buf,
+        running_var: &mut Self::Buf,
+    ) -> BackendResult<()> {
+        p.check(
+            "batchnorm_fwd_train",
+            &[("x", x.len()), ("y", y.len())],
+            &[
+                ("gamma", gamma.len()),
+                ("beta", beta.len()),
+                ("mean", mean.len()),
+                ("invstd", invstd.len()),
+                ("running_mean", running_mean.len()),
+                ("running_var", running_var.len()),
+            ],
+        )?;
+        // SAFETY: lengths checked above.
+        unsafe {
+            norm::fwd_train(
+                self,
+                p,
+                self.ptr(x),
+                self.ptr(gamma),
+                self.ptr(beta),
+                self.ptr(y),
+                self.ptr(mean),
+                self.ptr(invstd),
+                self.ptr(running_mean),
+                self.ptr(running_var),
+            )
+        }
+    }
+
+    fn batchnorm_fwd_infer(
+        &self,
+        p: &BatchNormParams,
+        x: &Self::Buf,
+        gamma: &Self::Buf,
+        beta: &Self::Buf,
+        running_mean: &Self::Buf,
+        running_var: &Self::Buf,
+        y: &mut Self::Buf,
+    ) -> BackendResult<()> {
+        p.check(
+            "batchnorm_fwd_infer",
+            &[("x", x.len()), ("y", y.len())],
+            &[
+                ("gamma", gamma.len()),
+                ("beta", beta.len()),
+                ("running_mean", running_mean.len()),
+                ("running_var", running_var.len()),
+            ],
+        )?;
+        // SAFETY: lengths checked above.
+        unsafe {
+            norm::fwd_infer(
+                self,
+                p,
+                self.ptr(x),
+                self.ptr(gamma),
+                self.ptr(beta),
+                self.ptr(running_mean),
+                self.ptr(running_var),
+                self.ptr(y),
+            )
+        }
+    }
+
+    fn batchnorm_bwd(
+        &self,
+        p: &BatchNormParams,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        gamma: &Self::Buf,
+        mean: &Self::Buf,
+        invstd: &Self::Buf,
+        dx: &mut Self::Buf,
+        dgamma: &mut Self::Buf,
+        dbeta: &mut Self::Buf,
+    ) -> BackendResult<()> {
+        p.check(
+            "batchnorm_bwd",
+            &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())],
+            &[
+                ("gamma", gamma.len()),
+                ("mean", mean.len()),
+                ("invstd", invstd.len()),
+                ("dgamma", dgamma.len()),
+                ("dbeta", dbeta.len()),
+            ],
+        )?;
+        // SAFETY: lengths checked above.
+        unsafe {
+            norm::bwd(
+                self,
+                p,
+                self.ptr(x),
+                self.ptr(dy),
+                self.ptr(gamma),
+                self.ptr(mean),
+                self.ptr(invstd),
+                self.ptr(dx),
+                self.ptr(dgamma),
+                self.ptr(dbeta),
+            )
+        }
     }
 
     fn one_hot(
