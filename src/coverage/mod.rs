@@ -235,7 +235,8 @@ impl Pileup {
     }
 
     /// Adds `weight` over `start..end` (may stick out of the chromosome: the rest is clipped
-    /// and counted). Returns false if nothing of it lies in the region.
+    /// and counted). `moved_to(chrom)` must have been called first. Returns false if nothing of
+    /// it lies in the region.
     pub(crate) fn add(&mut self, chrom: usize, start: i64, end: i64, weight: i32) -> bool {
         let len = self.sizes.length(chrom) as i64;
         let (lo, hi) = (start.max(0), end.min(len));
@@ -248,33 +249,34 @@ impl Pileup {
         if lo >= hi {
             return self.region.is_none();
         }
-        if self.runs[chrom].is_some() {
-            // Seen and finished before: the input is not sorted; reopen the chromosome.
-            let runs = self.runs[chrom].take().unwrap_or_default();
-            let mut diff = vec![0i32; len as usize + 1];
-            for r in runs {
-                diff[r.start as usize] += r.value as i32;
-                diff[r.end as usize] -= r.value as i32;
-            }
-            self.active.insert(chrom, diff);
-        }
-        if let Some(i) = self.finished.iter().position(|(id, _)| *id == chrom) {
-            let (_, diff) = self.finished.swap_remove(i);
-            self.finished_bytes -= diff.len() * 4;
-            self.active.insert(chrom, diff);
-        }
+        debug_assert_eq!(self.current, Some(chrom), "Pileup::add without moved_to");
         let diff = self.active.entry(chrom).or_insert_with(|| vec![0i32; len as usize + 1]);
         diff[lo as usize] += weight;
         diff[hi as usize] -= weight;
         true
     }
 
-    /// Marks every chromosome but `current` as done (the input has moved past them).
+    /// Marks every chromosome but `current` as done (the input has moved past them), and
+    /// reopens `current` if it was done before (the input is not sorted). Call it before
+    /// every `add`: it is a no-op while the chromosome stays the same.
     pub(crate) fn moved_to(&mut self, current: usize) {
         if self.current == Some(current) {
             return;
         }
         self.current = Some(current);
+        if let Some(runs) = self.runs[current].take() {
+            let mut diff = vec![0i32; self.sizes.length(current) as usize + 1];
+            for r in runs {
+                diff[r.start as usize] += r.value as i32;
+                diff[r.end as usize] -= r.value as i32;
+            }
+            self.active.insert(current, diff);
+        }
+        if let Some(i) = self.finished.iter().position(|(id, _)| *id == current) {
+            let (_, diff) = self.finished.swap_remove(i);
+            self.finished_bytes -= diff.len() * 4;
+            self.active.insert(current, diff);
+        }
         let done: Vec<usize> = self.active.keys().copied().filter(|&id| id != current).collect();
         for id in done {
             if let Some(diff) = self.active.remove(&id) {
@@ -400,6 +402,36 @@ mod tests {
             Run { start: 6, end: 7, value: 1.0 },
         ];
         assert_eq!(runs, want);
+    }
+
+    #[test]
+    fn unsorted_input_reopens_finished_chromosomes() {
+        let sizes = ChromSizes::from_pairs([("a".to_string(), 10), ("b".to_string(), 10)]).expect("valid");
+        let adds = [(0, 1, 4), (1, 2, 5), (0, 3, 6), (1, 0, 2), (0, 8, 12)];
+        let pile_up = |convert_between: bool| {
+            let mut pile = Pileup::new(&sizes, None).expect("no region");
+            for (chrom, start, end) in adds {
+                pile.moved_to(chrom);
+                assert!(pile.add(chrom, start, end, 1));
+                if convert_between {
+                    // As when the finished chromosomes outgrow FINISHED_BUDGET.
+                    pile.convert_finished();
+                }
+            }
+            pile.finish()
+        };
+        for convert_between in [false, true] {
+            let track = pile_up(convert_between);
+            let a = [
+                Run { start: 1, end: 3, value: 1.0 },
+                Run { start: 3, end: 4, value: 2.0 },
+                Run { start: 4, end: 6, value: 1.0 },
+                Run { start: 8, end: 10, value: 1.0 },
+            ];
+            let b = [Run { start: 0, end: 5, value: 1.0 }];
+            assert_eq!(track.runs(0), a, "convert_between {convert_between}");
+            assert_eq!(track.runs(1), b, "convert_between {convert_between}");
+        }
     }
 
     #[test]
