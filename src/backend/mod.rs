@@ -357,13 +357,28 @@ pub struct BatchNormParams {
 }
 
 impl BatchNormParams {
-    /// Checks the activation lengths (x, y or dy, dx…) and the per-channel lengths.
-    pub fn check(
-        &self,
-        op: &'static str,
-        activations: &[(&str, usize)],
-        per_channel: &[(&str, usize)],
-    ) -> BackendResult<()> {
+    /// Checks `batchnorm_fwd_train`'s buffers: x, y, gamma, beta, mean, invstd, running_mean,
+    /// running_var.
+    pub fn check_fwd_train(&self, lens: [usize; 8]) -> BackendResult<()> {
+        const NAMES: [&str; 8] = ["x", "y", "gamma", "beta", "mean", "invstd", "running_mean", "running_var"];
+        self.check("batchnorm_fwd_train", &NAMES, &lens, 2)
+    }
+
+    /// Checks `batchnorm_fwd_infer`'s buffers: x, y, gamma, beta, running_mean, running_var.
+    pub fn check_fwd_infer(&self, lens: [usize; 6]) -> BackendResult<()> {
+        const NAMES: [&str; 6] = ["x", "y", "gamma", "beta", "running_mean", "running_var"];
+        self.check("batchnorm_fwd_infer", &NAMES, &lens, 2)
+    }
+
+    /// Checks `batchnorm_bwd`'s buffers: x, dy, dx, gamma, mean, invstd, dgamma, dbeta.
+    pub fn check_bwd(&self, lens: [usize; 8]) -> BackendResult<()> {
+        const NAMES: [&str; 8] = ["x", "dy", "dx", "gamma", "mean", "invstd", "dgamma", "dbeta"];
+        self.check("batchnorm_bwd", &NAMES, &lens, 3)
+    }
+
+    /// The first `activations` buffers hold batch × channels × len values, the rest one per
+    /// channel.
+    fn check(&self, op: &'static str, names: &[&str], lens: &[usize], activations: usize) -> BackendResult<()> {
         if self.batch == 0
             || self.channels == 0
             || self.len == 0
@@ -372,11 +387,9 @@ impl BatchNormParams {
         {
             return Err(BackendError::Shape { op, what: format!("invalid batch-norm shape or settings {self:?}") });
         }
-        for &(name, got) in activations {
-            check_len(op, name, got, self.batch * self.channels * self.len)?;
-        }
-        for &(name, got) in per_channel {
-            check_len(op, name, got, self.channels)?;
+        for (i, (&name, &got)) in names.iter().zip(lens).enumerate() {
+            let want = if i < activations { self.batch * self.channels * self.len } else { self.channels };
+            check_len(op, name, got, want)?;
         }
         Ok(())
     }

@@ -53,18 +53,16 @@ pub fn batchnorm_fwd_train<T: Real>(
     running_mean: &mut [T],
     running_var: &mut [T],
 ) -> BackendResult<()> {
-    p.check(
-        "batchnorm_fwd_train",
-        &[("x", x.len()), ("y", y.len())],
-        &[
-            ("gamma", gamma.len()),
-            ("beta", beta.len()),
-            ("mean", mean.len()),
-            ("invstd", invstd.len()),
-            ("running_mean", running_mean.len()),
-            ("running_var", running_var.len()),
-        ],
-    )?;
+    p.check_fwd_train([
+        x.len(),
+        y.len(),
+        gamma.len(),
+        beta.len(),
+        mean.len(),
+        invstd.len(),
+        running_mean.len(),
+        running_var.len(),
+    ])?;
     let moments = moments(x, p);
     let eps = p.eps as f64;
     let mom = p.momentum as f64;
@@ -89,16 +87,7 @@ pub fn batchnorm_fwd_infer<T: Real>(
     running_var: &[T],
     y: &mut [T],
 ) -> BackendResult<()> {
-    p.check(
-        "batchnorm_fwd_infer",
-        &[("x", x.len()), ("y", y.len())],
-        &[
-            ("gamma", gamma.len()),
-            ("beta", beta.len()),
-            ("running_mean", running_mean.len()),
-            ("running_var", running_var.len()),
-        ],
-    )?;
+    p.check_fwd_infer([x.len(), y.len(), gamma.len(), beta.len(), running_mean.len(), running_var.len()])?;
     let stats: Vec<(f64, f64)> = running_mean
         .iter()
         .zip(running_var)
@@ -120,17 +109,7 @@ pub fn batchnorm_bwd<T: Real>(
     dgamma: &mut [T],
     dbeta: &mut [T],
 ) -> BackendResult<()> {
-    p.check(
-        "batchnorm_bwd",
-        &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())],
-        &[
-            ("gamma", gamma.len()),
-            ("mean", mean.len()),
-            ("invstd", invstd.len()),
-            ("dgamma", dgamma.len()),
-            ("dbeta", dbeta.len()),
-        ],
-    )?;
+    p.check_bwd([x.len(), dy.len(), dx.len(), gamma.len(), mean.len(), invstd.len(), dgamma.len(), dbeta.len()])?;
     let m = (p.batch * p.len) as f64;
     let sums: Vec<(f64, f64)> = (0..p.channels)
         .into_par_iter()

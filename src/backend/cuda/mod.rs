@@ -475,18 +475,16 @@ impl Backend for CudaBackend {
         running_mean: &mut Self::Buf,
         running_var: &mut Self::Buf,
     ) -> BackendResult<()> {
-        p.check(
-            "batchnorm_fwd_train",
-            &[("x", x.len()), ("y", y.len())],
-            &[
-                ("gamma", gamma.len()),
-                ("beta", beta.len()),
-                ("mean", mean.len()),
-                ("invstd", invstd.len()),
-                ("running_mean", running_mean.len()),
-                ("running_var", running_var.len()),
-            ],
-        )?;
+        p.check_fwd_train([
+            x.len(),
+            y.len(),
+            gamma.len(),
+            beta.len(),
+            mean.len(),
+            invstd.len(),
+            running_mean.len(),
+            running_var.len(),
+        ])?;
         // SAFETY: lengths checked above.
         unsafe {
             norm::fwd_train(
@@ -514,16 +512,7 @@ impl Backend for CudaBackend {
         running_var: &Self::Buf,
         y: &mut Self::Buf,
     ) -> BackendResult<()> {
-        p.check(
-            "batchnorm_fwd_infer",
-            &[("x", x.len()), ("y", y.len())],
-            &[
-                ("gamma", gamma.len()),
-                ("beta", beta.len()),
-                ("running_mean", running_mean.len()),
-                ("running_var", running_var.len()),
-            ],
-        )?;
+        p.check_fwd_infer([x.len(), y.len(), gamma.len(), beta.len(), running_mean.len(), running_var.len()])?;
         // SAFETY: lengths checked above.
         unsafe {
             norm::fwd_infer(
@@ -551,17 +540,7 @@ impl Backend for CudaBackend {
         dgamma: &mut Self::Buf,
         dbeta: &mut Self::Buf,
     ) -> BackendResult<()> {
-        p.check(
-            "batchnorm_bwd",
-            &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())],
-            &[
-                ("gamma", gamma.len()),
-                ("mean", mean.len()),
-                ("invstd", invstd.len()),
-                ("dgamma", dgamma.len()),
-                ("dbeta", dbeta.len()),
-            ],
-        )?;
+        p.check_bwd([x.len(), dy.len(), dx.len(), gamma.len(), mean.len(), invstd.len(), dgamma.len(), dbeta.len()])?;
         // SAFETY: lengths checked above.
         unsafe {
             norm::bwd(
