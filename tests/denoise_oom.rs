@@ -4,8 +4,8 @@
 
 use chromax::backend::cpu::CpuBackend;
 use chromax::backend::{
-    AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, LossParts, MaxPoolParams,
-    SparseHeadParams,
+    AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, DropoutParams, LossParts,
+    MaxPoolParams, SparseHeadParams,
 };
 use chromax::error::BackendError;
 use chromax::models::DenoiseConfig;
@@ -137,9 +137,16 @@ impl Backend for SmallDevice {
         len: usize,
         codes: &[u8],
         reverse: &[bool],
+        shift: &[i32],
         out: &mut Vec<f32>,
     ) -> BackendResult<()> {
-        self.cpu.one_hot(batch, len, codes, reverse, out)
+        self.cpu.one_hot(batch, len, codes, reverse, shift, out)
+    }
+    fn dropout_fwd(&self, p: &DropoutParams, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
+        self.cpu.dropout_fwd(p, x, y)
+    }
+    fn dropout_bwd(&self, p: &DropoutParams, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
+        self.cpu.dropout_bwd(p, dy, dx)
     }
     fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
         self.cpu.maxpool_fwd(p, x, y)
@@ -189,6 +196,19 @@ impl Backend for SmallDevice {
         db: &mut Vec<f32>,
     ) -> BackendResult<f64> {
         self.cpu.sparse_head(p, z, w, b, indptr, indices, dz, dw, db)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn head_roc_histogram(
+        &self,
+        p: &SparseHeadParams,
+        z: &Vec<f32>,
+        w: &Vec<f32>,
+        b: &Vec<f32>,
+        indptr: &[u32],
+        indices: &[u32],
+        per_row: bool,
+    ) -> BackendResult<Vec<u64>> {
+        self.cpu.head_roc_histogram(p, z, w, b, indptr, indices, per_row)
     }
 }
 

@@ -325,3 +325,33 @@ fn batchnorm_backward_matches_finite_differences_and_running_statistics_move() {
     let want = gamma[c] * (x[p.len] - rm[c]) / (rv[c] + 1e-3f32 as f64).sqrt() + beta[c];
     assert!((yi[p.len] - want).abs() < 1e-12);
 }
+
+#[test]
+fn dropout_backward_matches_finite_differences() {
+    use chromax::backend::cpu::CpuBackend;
+    use chromax::backend::{Backend, DropoutParams};
+    // Through the Backend trait in f64: y = mask ⊙ x/(1 − rate) is linear in x, so the central
+    // difference is exact up to rounding, dropped elements included (gradient 0).
+    let cpu64 = CpuBackend::new_f64();
+    let n = 300;
+    let mut rng = Rng::new(53);
+    let x = rng.vec_f64(n, -2.0, 2.0);
+    let g = rng.vec_f64(n, -1.0, 1.0);
+    for (rate, seed) in [(0.0f32, 1u64), (0.25, 2), (0.7, 3)] {
+        let p = DropoutParams { rate, seed };
+        let j = |x: &[f64]| {
+            let mut y = vec![0.0; n];
+            cpu64.dropout_fwd(&p, &x.to_vec(), &mut y).expect("valid");
+            dot(&y, &g)
+        };
+        let mut dx = vec![f64::NAN; n];
+        cpu64.dropout_bwd(&p, &g, &mut dx).expect("valid");
+        common::assert_close(&format!("dropout dx {p:?}"), &dx, &numeric_grad(&x, 1e-6, j), ATOL, RTOL);
+        let dropped = dx.iter().filter(|&&v| v == 0.0).count();
+        if rate > 0.0 {
+            assert!(dropped > 0 && dropped < n, "rate {rate}: {dropped} of {n} dropped");
+        } else {
+            assert_eq!(dropped, 0);
+        }
+    }
+}

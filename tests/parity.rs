@@ -416,12 +416,107 @@ fn one_hot_cuda_matches_cpu() {
     let mut rng = Rng::new(77);
     let codes: Vec<u8> = (0..batch * len).map(|_| (rng.unit() * 5.0) as u8).collect();
     let reverse: Vec<bool> = (0..batch).map(|_| rng.unit() < 0.5).collect();
-    let mut want = vec![0f32; batch * 4 * len];
-    cpu.one_hot(batch, len, &codes, &reverse, &mut want).expect("cpu");
-    let mut got = poisoned(&gpu, batch * 4 * len);
-    gpu.one_hot(batch, len, &codes, &reverse, &mut got).expect("cuda");
-    // Exact: 0/1 values.
-    assert_close("one_hot", &download(&gpu, &got), &want, 0.0, 0.0);
+    // No shift, scBasset's ±3, and the largest shifts allowed.
+    let shifts: [Vec<i32>; 3] = [
+        vec![0; batch],
+        (0..batch).map(|_| (rng.unit() * 7.0) as i32 - 3).collect(),
+        (0..batch).map(|b| if b % 2 == 0 { len as i32 - 1 } else { 1 - len as i32 }).collect(),
+    ];
+    for shift in &shifts {
+        let mut want = vec![0f32; batch * 4 * len];
+        cpu.one_hot(batch, len, &codes, &reverse, shift, &mut want).expect("cpu");
+        let mut got = poisoned(&gpu, batch * 4 * len);
+        gpu.one_hot(batch, len, &codes, &reverse, shift, &mut got).expect("cuda");
+        // Exact: 0, 0.25 and 1 only.
+        assert_close(&format!("one_hot shifts {:?}…", &shift[..4]), &download(&gpu, &got), &want, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn dropout_cuda_matches_cpu_bit_for_bit() {
+    use chromax::backend::DropoutParams;
+    let Some(gpu) = cuda_or_skip("dropout_cuda_matches_cpu_bit_for_bit") else { return };
+    let cpu = CpuBackend::new();
+    // A tower activation of SeqNet's batch (more elements than one grid-stride round), odd sizes.
+    for (n, rate, seed) in [(128 * 288 * 448, 0.2f32, 7u64), (1, 0.5, 1), (1001, 0.0, 3), (70_001, 0.9, u64::MAX)] {
+        let p = DropoutParams { rate, seed };
+        let mut rng = Rng::new(seed ^ 11);
+        let x = rng.vec_f32(n, -3.0, 3.0);
+        let (mut y, mut dx) = (vec![0f32; n], vec![0f32; n]);
+        cpu.dropout_fwd(&p, &x, &mut y).expect("cpu");
+        cpu.dropout_bwd(&p, &x, &mut dx).expect("cpu");
+        let gx = upload(&gpu, &x);
+        let (mut gy, mut gdx) = (poisoned(&gpu, n), poisoned(&gpu, n));
+        gpu.dropout_fwd(&p, &gx, &mut gy).expect("cuda");
+        gpu.dropout_bwd(&p, &gx, &mut gdx).expect("cuda");
+        // The same mask from the same integer hash and the same f32 scale: bit for bit.
+        assert_close(&format!("dropout_fwd n {n} {p:?}"), &download(&gpu, &gy), &y, 0.0, 0.0);
+        assert_close(&format!("dropout_bwd n {n} {p:?}"), &download(&gpu, &gdx), &dx, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn head_roc_histogram_cuda_matches_cpu() {
+    use chromax::backend::{SparseHeadParams, ROC_BINS};
+    let Some(gpu) = cuda_or_skip("head_roc_histogram_cuda_matches_cpu") else { return };
+    let cpu = CpuBackend::new();
+    for (seed, &(batch, cells, dim, density)) in
+        [(128usize, 10_000usize, 32usize, 0.03f64), (128, 300_001, 32, 0.03), (13, 257, 64, 0.2), (1, 1, 1, 0.5)]
+            .iter()
+            .enumerate()
+    {
+        let p = SparseHeadParams { batch, cells, dim };
+        let mut rng = Rng::new(1900 + seed as u64);
+        let z = rng.vec_f32(batch * dim, -1.0, 1.0);
+        let w = rng.vec_f32(cells * dim, -1.0, 1.0);
+        let b = rng.vec_f32(cells, -3.0, 1.0);
+        let (mut indptr, mut indices) = (vec![0u32], Vec::new());
+        for _ in 0..batch {
+            for c in 0..cells {
+                if rng.unit() < density {
+                    indices.push(c as u32);
+                }
+            }
+            indptr.push(indices.len() as u32);
+        }
+        let (gz, gw, gb) = (upload(&gpu, &z), upload(&gpu, &w), upload(&gpu, &b));
+        for per_row in [false, true] {
+            let want = cpu.head_roc_histogram(&p, &z, &w, &b, &indptr, &indices, per_row).expect("cpu");
+            let got = gpu.head_roc_histogram(&p, &gz, &gw, &gb, &indptr, &indices, per_row).expect("cuda");
+            let what = format!("{p:?} per_row {per_row}");
+            assert_eq!(got.len(), want.len(), "{what}");
+            // Both sum the logit in f64 in one order and round once, so the bins should agree
+            // exactly; allow logits on a bin edge to land one bin over: the earth mover's
+            // distance (in bins) at most 0.1 % of the logits. Every block must add up exactly.
+            let total: u64 = want.iter().sum();
+            let mut emd = 0u64;
+            for (k, (g, c)) in got.chunks(ROC_BINS).zip(want.chunks(ROC_BINS)).enumerate() {
+                assert_eq!(g.iter().sum::<u64>(), c.iter().sum::<u64>(), "{what}: total of block {k}");
+                let mut carry = 0i64;
+                for (&gv, &cv) in g.iter().zip(c) {
+                    carry += gv as i64 - cv as i64;
+                    emd += carry.unsigned_abs();
+                }
+            }
+            let first: Vec<String> = got
+                .iter()
+                .zip(&want)
+                .enumerate()
+                .filter(|(_, (g, c))| g != c)
+                .take(6)
+                .map(|(k, (g, c))| format!("[{k}] gpu {g} cpu {c}"))
+                .collect();
+            assert!(emd * 1000 <= total, "{what}: {emd} bin moves among {total} logits: {}", first.join("; "));
+            if emd > 0 {
+                common::say(&format!("head_roc_histogram {what}: {emd} bin moves among {total} logits"));
+            }
+        }
+        if seed == 0 {
+            let all = cpu.head_roc_histogram(&p, &z, &w, &b, &indptr, &indices, false).expect("cpu");
+            assert_eq!(all.iter().sum::<u64>(), (batch * cells) as u64);
+            assert_eq!(all[..ROC_BINS].iter().sum::<u64>(), indices.len() as u64);
+        }
+    }
 }
 
 #[test]

@@ -413,22 +413,44 @@ impl SparseHeadParams {
     /// Checks the lengths of z, w, bias, dz, dw, dbias (in that order) and the CSR rows
     /// (offsets rising to nnz, cells sorted, distinct and in range).
     pub fn check(&self, lens: [usize; 6], indptr: &[u32], indices: &[u32]) -> BackendResult<()> {
-        const OP: &str = "sparse_head";
+        self.check_buffers("sparse_head", &["z", "w", "bias", "dz", "dw", "dbias"], &lens, indptr, indices)
+    }
+
+    /// Checks the lengths of z, w, bias (in that order) and the CSR rows, for an op `op` that
+    /// only evaluates the head's logits (no gradients).
+    pub fn check_forward(
+        &self,
+        op: &'static str,
+        lens: [usize; 3],
+        indptr: &[u32],
+        indices: &[u32],
+    ) -> BackendResult<()> {
+        self.check_buffers(op, &["z", "w", "bias"], &lens, indptr, indices)
+    }
+
+    /// `names[k]` holds batch·dim, cells·dim or cells values as k mod 3 is 0, 1 or 2.
+    fn check_buffers(
+        &self,
+        op: &'static str,
+        names: &[&str],
+        lens: &[usize],
+        indptr: &[u32],
+        indices: &[u32],
+    ) -> BackendResult<()> {
         if self.batch == 0 || self.cells == 0 || self.dim == 0 {
             return Err(BackendError::Shape {
-                op: OP,
+                op,
                 what: format!("batch, cells and dim must be at least 1 ({self:?})"),
             });
         }
         let (b, n, d) = (self.batch, self.cells, self.dim);
-        let names = ["z", "w", "bias", "dz", "dw", "dbias"];
-        for ((name, got), want) in names.iter().zip(lens).zip([b * d, n * d, n, b * d, n * d, n]) {
-            check_len(OP, name, got, want)?;
+        for (k, (name, &got)) in names.iter().zip(lens).enumerate() {
+            check_len(op, name, got, [b * d, n * d, n][k % 3])?;
         }
-        check_len(OP, "indptr", indptr.len(), self.batch + 1)?;
+        check_len(op, "indptr", indptr.len(), self.batch + 1)?;
         if indptr[0] != 0 || indptr[self.batch] as usize != indices.len() || indptr.windows(2).any(|w| w[0] > w[1]) {
             return Err(BackendError::Shape {
-                op: OP,
+                op,
                 what: format!("indptr must rise from 0 to nnz = {}", indices.len()),
             });
         }
@@ -436,13 +458,102 @@ impl SparseHeadParams {
             let row = &indices[indptr[i] as usize..indptr[i + 1] as usize];
             if row.windows(2).any(|w| w[0] >= w[1]) || row.last().is_some_and(|&c| c as usize >= self.cells) {
                 return Err(BackendError::Shape {
-                    op: OP,
+                    op,
                     what: format!("row {i}: cell indices must be sorted, distinct and below {}", self.cells),
                 });
             }
         }
         Ok(())
     }
+}
+
+/// Bins of the head's logit histogram ([`Backend::head_roc_histogram`]): 1/16 wide over
+/// [−16, 16), the outermost bins also taking everything beyond.
+pub const ROC_BINS: usize = 512;
+
+/// The histogram bin of a logit: `clamp(floor((logit + 16)·16), 0, 511)`, computed in f32
+/// (the CUDA kernel's `roc_bin_f32` does the same operations); NaN goes to bin 0.
+///
+/// ```
+/// use chromax::backend::{roc_bin, ROC_BINS};
+/// assert_eq!(roc_bin(0.0), 256);
+/// assert_eq!(roc_bin(-0.01), 255);
+/// assert_eq!(roc_bin(-100.0), 0);
+/// assert_eq!(roc_bin(f32::INFINITY), ROC_BINS - 1);
+/// assert_eq!(roc_bin(f32::NAN), 0);
+/// ```
+pub fn roc_bin(logit: f32) -> usize {
+    let v = ((logit + 16.0f32) * 16.0f32).floor();
+    if v.is_nan() || v < 0.0 {
+        0
+    } else if v >= (ROC_BINS - 1) as f32 {
+        ROC_BINS - 1
+    } else {
+        v as usize
+    }
+}
+
+/// Inverted dropout with a mask drawn from a seed, so the backward pass regenerates it
+/// instead of storing it: element i of the flat buffer is kept when
+/// [`dropout_keep`]`(seed, i, rate)`, and kept values are scaled by `1 / (1 − rate)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropoutParams {
+    /// Probability of dropping an element, in [0, 1).
+    pub rate: f32,
+    /// Draw a fresh seed per step; forward and backward of one step share it.
+    pub seed: u64,
+}
+
+impl DropoutParams {
+    /// The factor kept values are multiplied by, `1 / (1 − rate)` in f32 (as the kernel
+    /// computes it, so both backends scale identically).
+    pub fn scale(&self) -> f32 {
+        1.0f32 / (1.0f32 - self.rate)
+    }
+
+    /// Checks the rate and that x and y have one length.
+    pub fn check_fwd(&self, x: usize, y: usize) -> BackendResult<()> {
+        self.validate("dropout_fwd")?;
+        check_len("dropout_fwd", "y", y, x)
+    }
+
+    /// Checks the rate and that dy and dx have one length.
+    pub fn check_bwd(&self, dy: usize, dx: usize) -> BackendResult<()> {
+        self.validate("dropout_bwd")?;
+        check_len("dropout_bwd", "dx", dx, dy)
+    }
+
+    fn validate(&self, op: &'static str) -> BackendResult<()> {
+        if (0.0..1.0).contains(&self.rate) {
+            Ok(())
+        } else {
+            Err(BackendError::Shape { op, what: format!("dropout rate {} is outside [0, 1)", self.rate) })
+        }
+    }
+}
+
+/// SplitMix64's output function (Steele, Lea & Flood 2014), all arithmetic wrapping.
+fn splitmix64_mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Whether dropout keeps element `i` (its index in the flat buffer) under `seed`:
+/// `h = splitmix64_mix(seed ^ i·0x9E3779B97F4A7C15)`, `u = (h >> 40) / 2²⁴ ∈ [0, 1)`, kept iff
+/// `u ≥ rate`. The single definition of the mask: the CPU ops call it and
+/// `kernels/dropout.cu` computes the same in `unsigned long long`.
+///
+/// ```
+/// use chromax::backend::dropout_keep;
+/// assert!((0..100).all(|i| dropout_keep(7, i, 0.0)));
+/// assert_eq!(dropout_keep(7, 3, 0.5), dropout_keep(7, 3, 0.5));
+/// ```
+pub fn dropout_keep(seed: u64, i: u64, rate: f32) -> bool {
+    let h = splitmix64_mix(seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let u = (h >> 40) as f64 / (1u64 << 24) as f64;
+    u >= rate as f64
 }
 
 /// A compute backend. Every op writes into a destination buffer.
@@ -522,16 +633,30 @@ pub trait Backend: Send + Sync {
     fn sigmoid_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
     /// `dx = dy · y · (1 − y)`, from the forward output y.
     fn sigmoid_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
-    /// One-hot encoding of base codes (A C G T N = 0..4; N → all zeros): `codes` (batch, len)
-    /// → out (batch, 4, len); a sequence with `reverse[b]` is reverse-complemented on the way.
+    /// One-hot encoding of base codes with scBasset's augmentation: `codes` (batch, len), base
+    /// codes A C G T N = 0..4 → out (batch, 4, len).
+    ///
+    /// Let `r[b, t]` be sequence b, reverse-complemented when `reverse[b]` (`r[b, t] = 3 −
+    /// codes[b, len − 1 − t]`, N staying N), else `codes[b, t]`. It is then shifted right by
+    /// `shift[b]` (|shift| < len; negative shifts left): `out[b, ch, t] = [r[b, t − shift[b]] =
+    /// ch]` where `0 ≤ t − shift[b] < len`, and 0.25 in all four channels at the positions the
+    /// shift uncovers. N is all zeros. Every shift 0 is the plain (reverse-complemented)
+    /// encoding.
     fn one_hot(
         &self,
         batch: usize,
         len: usize,
         codes: &[u8],
         reverse: &[bool],
+        shift: &[i32],
         out: &mut Self::Buf,
     ) -> BackendResult<()>;
+    /// Inverted dropout (see [`DropoutParams`]): `y[i] = x[i]·(1/(1 − rate))` where
+    /// [`dropout_keep`]`(seed, i, rate)`, else 0. x and y have one length.
+    fn dropout_fwd(&self, p: &DropoutParams, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()>;
+    /// Backward of [`Backend::dropout_fwd`] with the same params: `dx[i] = dy[i]·(1/(1 − rate))`
+    /// where the forward kept element i, else 0; the mask is regenerated from the seed.
+    fn dropout_bwd(&self, p: &DropoutParams, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()>;
     /// Batch norm in training mode (see [`BatchNormParams`]): writes y, the batch's mean and
     /// 1/sqrt(var + ε) per channel (for the backward pass) and moves the running statistics.
     #[allow(clippy::too_many_arguments)]
@@ -624,14 +749,47 @@ pub trait Backend: Send + Sync {
         dw: &mut Self::Buf,
         dbias: &mut Self::Buf,
     ) -> BackendResult<f64>;
+
+    /// Histogram of the per-cell head's logits for an AUROC without sorting batch × cells
+    /// values: `logit[i, c] = z[i]·w[c] + bias[c]` as in [`Backend::sparse_head`] (same
+    /// buffers and CSR rows), each counted in bin [`roc_bin`]`(logit)` as a positive (c in
+    /// row i) or a negative. With `per_row` false, returns 2·[`ROC_BINS`] counts: positives per
+    /// bin, then negatives per bin; with `per_row` true, batch such blocks, row i's first.
+    /// No batch × cells array is formed.
+    #[allow(clippy::too_many_arguments)]
+    fn head_roc_histogram(
+        &self,
+        p: &SparseHeadParams,
+        z: &Self::Buf,
+        w: &Self::Buf,
+        bias: &Self::Buf,
+        indptr: &[u32],
+        indices: &[u32],
+        per_row: bool,
+    ) -> BackendResult<Vec<u64>>;
 }
 
-/// Checks the inputs of [`Backend::one_hot`].
-pub fn check_one_hot(batch: usize, len: usize, codes: &[u8], reverse: &[bool], out: usize) -> BackendResult<()> {
+/// Checks the inputs of [`Backend::one_hot`]: lengths, base codes, and every |shift| below
+/// len (a shift of 0 is accepted for any len).
+pub fn check_one_hot(
+    batch: usize,
+    len: usize,
+    codes: &[u8],
+    reverse: &[bool],
+    shift: &[i32],
+    out: usize,
+) -> BackendResult<()> {
     const OP: &str = "one_hot";
     check_len(OP, "codes", codes.len(), batch * len)?;
     check_len(OP, "reverse", reverse.len(), batch)?;
+    check_len(OP, "shift", shift.len(), batch)?;
     check_len(OP, "out", out, batch * 4 * len)?;
+    if let Some(b) = shift.iter().position(|&s| s != 0 && s.unsigned_abs() as usize >= len) {
+        return Err(BackendError::Shape {
+            op: OP,
+            what: format!("shift {} of sequence {b} is not below the length {len} in magnitude", shift[b]),
+        });
+    }
     match codes.iter().position(|&c| c > 4) {
         Some(i) => {
             Err(BackendError::Shape { op: OP, what: format!("code {} at {i} is not a base code (0..=4)", codes[i]) })

@@ -9,6 +9,7 @@
 // rewrites `extern __shared__ float smem[];` into a pointer to that buffer.
 //
 // What it cannot show: timing, warp-level behaviour, memory-model effects across blocks.
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstddef>
@@ -43,6 +44,15 @@ inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 inline long long min(long long a, long long b) { return a < b ? a : b; }
 inline long long max(long long a, long long b) { return a > b ? a : b; }
+
+// The threads of a block are real threads, so atomics must be real atomics (std::atomic_ref
+// works on the plain arrays the kernels declare).
+inline unsigned atomicAdd(unsigned* address, unsigned v) {
+    return std::atomic_ref<unsigned>(*address).fetch_add(v);
+}
+inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long v) {
+    return std::atomic_ref<unsigned long long>(*address).fetch_add(v);
+}
 
 // Runs body() as a launch of grid × block threads with `smem` bytes of dynamic shared memory.
 // Launches are serialised: the grid, block and barrier are process-wide, as on one stream.

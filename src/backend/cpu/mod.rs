@@ -5,6 +5,7 @@
 //! is rayon's global pool (`--threads` sizes it).
 
 mod conv1d;
+mod dropout;
 mod elementwise;
 pub(crate) mod loss;
 mod norm;
@@ -15,18 +16,19 @@ mod real;
 mod sparse_head;
 
 pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
+pub use dropout::{dropout_bwd, dropout_fwd};
 pub use elementwise::{add_fwd, gelu_bwd, gelu_fwd, relu_bwd, relu_fwd, sigmoid, sigmoid_bwd, sigmoid_fwd, GELU_SLOPE};
 pub use loss::denoise_loss;
 pub use norm::{batchnorm_bwd, batchnorm_fwd_infer, batchnorm_fwd_train};
-pub use onehot::one_hot;
+pub use onehot::{one_hot, one_hot_shifted};
 pub use optim::adam_step;
 pub use pool::{maxpool_bwd, maxpool_fwd};
 pub use real::Real;
-pub use sparse_head::sparse_head;
+pub use sparse_head::{head_roc_histogram, sparse_head};
 
 use super::{
-    check_len, AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, LossParts,
-    MaxPoolParams, SparseHeadParams,
+    check_len, AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, DropoutParams,
+    LossParts, MaxPoolParams, SparseHeadParams,
 };
 
 /// The CPU backend: f32 in production, f64 for finite-difference checks of whole models.
@@ -180,8 +182,24 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
         batchnorm_bwd(p, x, dy, gamma, mean, invstd, dx, dgamma, dbeta)
     }
 
-    fn one_hot(&self, batch: usize, len: usize, codes: &[u8], reverse: &[bool], out: &mut Vec<T>) -> BackendResult<()> {
-        one_hot(batch, len, codes, reverse, out)
+    fn one_hot(
+        &self,
+        batch: usize,
+        len: usize,
+        codes: &[u8],
+        reverse: &[bool],
+        shift: &[i32],
+        out: &mut Vec<T>,
+    ) -> BackendResult<()> {
+        one_hot_shifted(batch, len, codes, reverse, shift, out)
+    }
+
+    fn dropout_fwd(&self, p: &DropoutParams, x: &Vec<T>, y: &mut Vec<T>) -> BackendResult<()> {
+        dropout_fwd(p, x, y)
+    }
+
+    fn dropout_bwd(&self, p: &DropoutParams, dy: &Vec<T>, dx: &mut Vec<T>) -> BackendResult<()> {
+        dropout_bwd(p, dy, dx)
     }
 
     fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Vec<T>, y: &mut Vec<T>) -> BackendResult<()> {
@@ -237,5 +255,18 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
         dbias: &mut Vec<T>,
     ) -> BackendResult<f64> {
         sparse_head(p, z, w, bias, indptr, indices, dz, dw, dbias)
+    }
+
+    fn head_roc_histogram(
+        &self,
+        p: &SparseHeadParams,
+        z: &Vec<T>,
+        w: &Vec<T>,
+        bias: &Vec<T>,
+        indptr: &[u32],
+        indices: &[u32],
+        per_row: bool,
+    ) -> BackendResult<Vec<u64>> {
+        head_roc_histogram(p, z, w, bias, indptr, indices, per_row)
     }
 }

@@ -7,10 +7,11 @@
 //! (CHROMAX_REQUIRE_EMULATOR=1 makes that a failure, as CI sets it).
 
 use super::launch::{with_kernel_params, Geometry, KArg, KernelDevice};
-use super::{conv1d, elementwise, loss, norm, onehot, optim, pool, sparse_head};
+use super::{conv1d, dropout, elementwise, loss, norm, onehot, optim, pool, sparse_head};
 use crate::backend::cpu;
 use crate::backend::{
-    AdamParams, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, MaxPoolParams, SparseHeadParams,
+    AdamParams, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, DropoutParams, MaxPoolParams,
+    SparseHeadParams, ROC_BINS,
 };
 use crate::error::BackendError;
 use crate::kernels::{kernel_program, kernel_signatures, KERNEL_FILES};
@@ -45,6 +46,11 @@ impl KernelDevice for EmuDevice<'_> {
 
     fn read_f64(&self, scratch: &Vec<f64>, out: &mut [f64]) -> BackendResult<()> {
         out.copy_from_slice(&scratch[..out.len()]);
+        Ok(())
+    }
+
+    fn read_u64(&self, scratch: &Vec<f64>, out: &mut [u64]) -> BackendResult<()> {
+        out.iter_mut().zip(scratch).for_each(|(o, v)| *o = v.to_bits());
         Ok(())
     }
 
@@ -416,16 +422,109 @@ fn emulated_maxpool_matches_cpu() {
 fn emulated_one_hot_matches_cpu() {
     let Some(emu) = emulator("emulated_one_hot_matches_cpu") else { return };
     let dev = EmuDevice { emu, multiprocessors: 2 };
-    let (batch, len) = (6usize, 1344usize);
-    let codes: Vec<u8> = values(batch * len, 42, 0.0, 5.0).iter().map(|&v| (v as u8).min(4)).collect();
-    let reverse = [false, true, true, false, true, false];
-    let mut want = vec![0f32; batch * 4 * len];
-    cpu::one_hot(batch, len, &codes, &reverse, &mut want).expect("cpu");
-    let flags: Vec<u8> = reverse.iter().map(|&r| u8::from(r)).collect();
-    let got = vec![f32::NAN; batch * 4 * len];
-    // SAFETY: host buffers: batch·len codes, batch flags, batch·4·len floats.
-    unsafe { onehot::one_hot(&dev, batch, len, codes.as_ptr() as u64, flags.as_ptr() as u64, ptr(&got)) }.expect("emu");
-    assert_close("one_hot", &got, &want, 0.0, 0.0);
+    // scBasset's 1,344 bases with shifts of both signs up to the largest allowed, and a short
+    // odd length whose shifts uncover most of it.
+    for (len, shift) in [(1344usize, [0i32, 3, -3, 1343, -1343, 0]), (7, [6, -6, 0, 1, -2, 5])] {
+        let batch = shift.len();
+        let codes: Vec<u8> = values(batch * len, 42, 0.0, 5.0).iter().map(|&v| (v as u8).min(4)).collect();
+        let reverse = [false, true, true, false, true, false];
+        let mut want = vec![0f32; batch * 4 * len];
+        cpu::one_hot_shifted(batch, len, &codes, &reverse, &shift, &mut want).expect("cpu");
+        let flags: Vec<u8> = reverse.iter().map(|&r| u8::from(r)).collect();
+        let got = vec![f32::NAN; batch * 4 * len];
+        // SAFETY: host buffers: batch·len codes, batch flags and shifts (|shift| < len),
+        // batch·4·len floats.
+        unsafe {
+            onehot::one_hot(
+                &dev,
+                batch,
+                len,
+                codes.as_ptr() as u64,
+                flags.as_ptr() as u64,
+                shift.as_ptr() as u64,
+                ptr(&got),
+            )
+        }
+        .expect("emu");
+        // Exact: 0, 0.25 and 1 only.
+        assert_close(&format!("one_hot len {len} shifts {shift:?}"), &got, &want, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn emulated_dropout_matches_cpu_bit_for_bit() {
+    let Some(emu) = emulator("emulated_dropout_matches_cpu_bit_for_bit") else { return };
+    // One element, a block and one more, several grid-stride rounds (2 SMs → 64 blocks).
+    for (n, rate, seed) in [(1usize, 0.5f32, 1u64), (257, 0.1, 2), (40_000, 0.3, u64::MAX), (70_001, 0.0, 0)] {
+        let dev = EmuDevice { emu, multiprocessors: 2 };
+        let p = DropoutParams { rate, seed };
+        let x = values(n, seed ^ 5, -3.0, 3.0);
+        let (mut y, mut dx) = (vec![0f32; n], vec![0f32; n]);
+        cpu::dropout_fwd(&p, &x, &mut y).expect("cpu");
+        cpu::dropout_bwd(&p, &x, &mut dx).expect("cpu");
+        let (gy, gdx) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+        // SAFETY: host buffers of n floats.
+        unsafe {
+            dropout::dropout(&dev, "dropout_fwd_f32", &p, ptr(&x), ptr(&gy), n).expect("emu");
+            dropout::dropout(&dev, "dropout_bwd_f32", &p, ptr(&x), ptr(&gdx), n).expect("emu");
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert!(bits(&gy) == bits(&y), "dropout_fwd n {n} {p:?}: masks or scales differ");
+        assert!(bits(&gdx) == bits(&dx), "dropout_bwd n {n} {p:?}: masks or scales differ");
+    }
+}
+
+#[test]
+fn emulated_head_roc_histogram_matches_cpu() {
+    let Some(emu) = emulator("emulated_head_roc_histogram_matches_cpu") else { return };
+    // Row tiles with a tail (20 = 2·8 + 4), ragged cell tiles, one row, one cell, dim at the
+    // kernel's maximum; 132 SMs as on an H200 (several cell splits) and 1 (one split).
+    for (i, &(batch, cells, dim, sms)) in
+        [(20usize, 600usize, 32usize, 132usize), (9, 300, 7, 1), (1, 1, 1, 2), (8, 257, 64, 132)].iter().enumerate()
+    {
+        let dev = EmuDevice { emu, multiprocessors: sms };
+        let p = SparseHeadParams { batch, cells, dim };
+        let seed = 1500 + 10 * i as u64;
+        // Logits spread over ±20 so the outer bins and the clamping are exercised.
+        let (z, w, b) = (
+            values(batch * dim, seed, -2.0, 2.0),
+            values(cells * dim, seed + 1, -2.0, 2.0),
+            values(cells, seed + 2, -4.0, 2.0),
+        );
+        let (indptr, indices) = csr_rows(batch, cells, 0.1, seed + 3);
+        let indices_dev = if indices.is_empty() { vec![0u32] } else { indices.clone() };
+        for per_row in [false, true] {
+            let want = cpu::head_roc_histogram(&p, &z, &w, &b, &indptr, &indices, per_row).expect("cpu");
+            // SAFETY: host buffers of the lengths p gives; CSR rows built above.
+            let got = unsafe {
+                sparse_head::head_roc_histogram(
+                    &dev,
+                    &p,
+                    ptr(&z),
+                    ptr(&w),
+                    ptr(&b),
+                    indptr.as_ptr() as u64,
+                    indices_dev.as_ptr() as u64,
+                    per_row,
+                )
+            }
+            .expect("emulated");
+            assert_eq!(got.len(), want.len(), "{p:?} per_row {per_row}");
+            // The kernel sums the logit in f64 in the CPU's order: the same bins, exactly.
+            let bad: Vec<String> = got
+                .iter()
+                .zip(&want)
+                .enumerate()
+                .filter(|(_, (g, w))| g != w)
+                .take(6)
+                .map(|(k, (g, w))| {
+                    let (row, kind, bin) = (k / (2 * ROC_BINS), k % (2 * ROC_BINS) / ROC_BINS, k % ROC_BINS);
+                    format!("[row {row} {} bin {bin}] emulated {g} cpu {w}", ["pos", "neg"][kind])
+                })
+                .collect();
+            assert!(bad.is_empty(), "histogram {p:?} per_row {per_row}: {}", bad.join("; "));
+        }
+    }
 }
 
 #[test]

@@ -16,6 +16,8 @@ pub(crate) enum KArg {
     Ptr(u64),
     I32(i32),
     I64(i64),
+    /// `unsigned long long`.
+    U64(u64),
     F32(f32),
 }
 
@@ -45,6 +47,9 @@ pub(crate) trait KernelDevice {
     /// Copies the first `out.len()` doubles of a scratch allocation to the host, waiting for
     /// the work queued before.
     fn read_f64(&self, scratch: &Self::Scratch, out: &mut [f64]) -> BackendResult<()>;
+    /// Copies the first `out.len()` 64-bit unsigned integers of a scratch allocation to the
+    /// host, waiting for the work queued before.
+    fn read_u64(&self, scratch: &Self::Scratch, out: &mut [u64]) -> BackendResult<()>;
     /// Queues kernel `name` of `kernels/<stem>.cu`.
     ///
     /// # Safety
@@ -71,6 +76,7 @@ pub(crate) fn with_kernel_params<R>(args: &[KArg], f: impl FnOnce(&mut [*mut c_v
             match *a {
                 KArg::Ptr(v) => slot.copy_from_slice(&v.to_ne_bytes()),
                 KArg::I64(v) => slot.copy_from_slice(&v.to_ne_bytes()),
+                KArg::U64(v) => slot.copy_from_slice(&v.to_ne_bytes()),
                 KArg::I32(v) => slot[..4].copy_from_slice(&v.to_ne_bytes()),
                 KArg::F32(v) => slot[..4].copy_from_slice(&v.to_ne_bytes()),
             }

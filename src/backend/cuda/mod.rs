@@ -9,6 +9,7 @@
 
 pub mod compile;
 mod conv1d;
+mod dropout;
 mod elementwise;
 #[cfg(test)]
 mod emulator_tests;
@@ -21,8 +22,8 @@ mod pool;
 mod sparse_head;
 
 use super::{
-    check_len, AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, LossParts,
-    MaxPoolParams, SparseHeadParams,
+    check_len, AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, DropoutParams,
+    LossParts, MaxPoolParams, SparseHeadParams,
 };
 use crate::error::BackendError;
 use crate::kernels::kernel_file;
@@ -275,6 +276,17 @@ impl KernelDevice for CudaBackend {
         self.synchronize()?;
         for (o, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
             *o = f64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+        }
+        Ok(())
+    }
+
+    fn read_u64(&self, scratch: &CudaSlice<u8>, out: &mut [u64]) -> BackendResult<()> {
+        let mut bytes = vec![0u8; out.len() * 8];
+        let view = scratch.slice(0..bytes.len());
+        self.stream.memcpy_dtoh(&view, &mut bytes[..]).map_err(driver_err("copying counts to the host"))?;
+        self.synchronize()?;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            *o = u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
         }
         Ok(())
     }
@@ -564,16 +576,35 @@ impl Backend for CudaBackend {
         len: usize,
         codes: &[u8],
         reverse: &[bool],
+        shift: &[i32],
         out: &mut Self::Buf,
     ) -> BackendResult<()> {
-        super::check_one_hot(batch, len, codes, reverse, out.len())?;
+        super::check_one_hot(batch, len, codes, reverse, shift, out.len())?;
+        if out.is_empty() {
+            return Ok(());
+        }
         // One byte per base crosses to the device; the expansion to 4 floats happens there.
         let codes_d = self.stream.clone_htod(codes).map_err(driver_err("copying base codes to the device"))?;
         let flags: Vec<u8> = reverse.iter().map(|&r| u8::from(r)).collect();
         let flags_d = self.stream.clone_htod(&flags).map_err(driver_err("copying reverse flags to the device"))?;
-        // SAFETY: lengths checked above; the copies live until the launch completes (the
-        // buffers' drop is ordered on the same stream).
-        unsafe { onehot::one_hot(self, batch, len, self.ptr(&codes_d), self.ptr(&flags_d), self.ptr(out)) }
+        let shift_d = self.stream.clone_htod(shift).map_err(driver_err("copying shifts to the device"))?;
+        // SAFETY: lengths and shifts checked above; the copies live until the launch completes
+        // (the buffers' drop is ordered on the same stream).
+        unsafe {
+            onehot::one_hot(self, batch, len, self.ptr(&codes_d), self.ptr(&flags_d), self.ptr(&shift_d), self.ptr(out))
+        }
+    }
+
+    fn dropout_fwd(&self, p: &DropoutParams, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
+        p.check_fwd(x.len(), y.len())?;
+        // SAFETY: both buffers hold x.len() floats (checked above).
+        unsafe { dropout::dropout(self, "dropout_fwd_f32", p, self.ptr(x), self.ptr(y), x.len()) }
+    }
+
+    fn dropout_bwd(&self, p: &DropoutParams, dy: &Self::Buf, dx: &mut Self::Buf) -> BackendResult<()> {
+        p.check_bwd(dy.len(), dx.len())?;
+        // SAFETY: both buffers hold dy.len() floats (checked above).
+        unsafe { dropout::dropout(self, "dropout_bwd_f32", p, self.ptr(dy), self.ptr(dx), dy.len()) }
     }
 
     fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Self::Buf, y: &mut Self::Buf) -> BackendResult<()> {
@@ -665,6 +696,39 @@ impl Backend for CudaBackend {
                 self.ptr(dz),
                 self.ptr(dw),
                 self.ptr(dbias),
+            )
+        }
+    }
+
+    fn head_roc_histogram(
+        &self,
+        p: &SparseHeadParams,
+        z: &Self::Buf,
+        w: &Self::Buf,
+        bias: &Self::Buf,
+        indptr: &[u32],
+        indices: &[u32],
+        per_row: bool,
+    ) -> BackendResult<Vec<u64>> {
+        p.check_forward("head_roc_histogram", [z.len(), w.len(), bias.len()], indptr, indices)?;
+        let indptr_d = self.stream.clone_htod(indptr).map_err(driver_err("copying CSR offsets to the device"))?;
+        let indices_d = if indices.is_empty() {
+            self.alloc_zeros::<u32>(1)?
+        } else {
+            self.stream.clone_htod(indices).map_err(driver_err("copying CSR indices to the device"))?
+        };
+        // SAFETY: lengths and CSR rows checked above; the u32 arrays live until the read-back
+        // at the end of the call, which synchronises the stream.
+        unsafe {
+            sparse_head::head_roc_histogram(
+                self,
+                p,
+                self.ptr(z),
+                self.ptr(w),
+                self.ptr(bias),
+                self.ptr(&indptr_d),
+                self.ptr(&indices_d),
+                per_row,
             )
         }
     }

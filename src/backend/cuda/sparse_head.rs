@@ -1,9 +1,9 @@
 //! Launches of `kernels/sparse_head.cu`: the fused per-cell head, then the f64 reductions of
-//! the per-block dz partials and loss partials.
+//! the per-block dz partials and loss partials; and the head's logit histogram.
 
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, SparseHeadParams};
+use crate::backend::{BackendResult, SparseHeadParams, ROC_BINS};
 use crate::error::BackendError;
 
 // These mirror the #defines of kernels/sparse_head.cu.
@@ -11,6 +11,11 @@ const HEAD_CELLS: usize = 128;
 pub(crate) const HEAD_MAX_DIM: usize = 64;
 /// Persistent blocks per multiprocessor.
 const BLOCKS_PER_SM: usize = 4;
+const ROC_CELLS: usize = 256;
+const ROC_ROWS: usize = 8;
+/// Cells one histogram block may take, so that its 32-bit shared counts (ROC_ROWS logits per
+/// cell) cannot overflow.
+const ROC_MAX_CELLS_PER_BLOCK: usize = 1 << 28;
 
 /// The head over device buffers; `indptr` and `indices` are device u32 arrays. Returns the
 /// mean BCE.
@@ -89,4 +94,68 @@ pub(crate) unsafe fn sparse_head<D: KernelDevice>(
     let mut host = [0.0f64];
     d.read_f64(&loss, &mut host)?;
     Ok(host[0] * inv_n)
+}
+
+/// The head's logit histogram over device buffers (see `Backend::head_roc_histogram`);
+/// `indptr` and `indices` are device u32 arrays. Returns the counts, 2·ROC_BINS per row with
+/// `per_row`, else 2·ROC_BINS in all.
+///
+/// # Safety
+/// z, w, bias, indptr and indices are device buffers of the lengths `p` gives (indices:
+/// indptr[batch] values), with CSR rows checked by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn head_roc_histogram<D: KernelDevice>(
+    d: &D,
+    p: &SparseHeadParams,
+    z: u64,
+    w: u64,
+    bias: u64,
+    indptr: u64,
+    indices: u64,
+    per_row: bool,
+) -> BackendResult<Vec<u64>> {
+    const OP: &str = "head_roc_histogram";
+    if p.dim > HEAD_MAX_DIM {
+        return Err(BackendError::Unsupported {
+            op: OP,
+            what: format!("dim {} exceeds the CUDA kernel's {HEAD_MAX_DIM}", p.dim),
+        });
+    }
+    let (b, n, dim) = (as_i32(OP, "batch", p.batch)?, as_i32(OP, "cells", p.cells)?, as_i32(OP, "dim", p.dim)?);
+    as_i32(OP, "cells × dim", p.cells * p.dim)?;
+    // Rows on x (up to 2^31 − 1 blocks), cell splits on y (≤ 65,535): enough blocks to fill the
+    // device, none without a cell tile, none with more cells than its counters hold.
+    let row_tiles = p.batch.div_ceil(ROC_ROWS);
+    let cell_tiles = p.cells.div_ceil(ROC_CELLS);
+    let splits = (BLOCKS_PER_SM * d.multiprocessors())
+        .div_ceil(row_tiles)
+        .min(cell_tiles)
+        .max(p.cells.div_ceil(ROC_MAX_CELLS_PER_BLOCK))
+        .clamp(1, 65_535);
+    let counts = if per_row { p.batch * 2 * ROC_BINS } else { 2 * ROC_BINS };
+    let hist = d.scratch(counts * 8)?;
+    let args = [
+        KArg::Ptr(z),
+        KArg::Ptr(w),
+        KArg::Ptr(bias),
+        KArg::Ptr(indptr),
+        KArg::Ptr(indices),
+        KArg::Ptr(d.scratch_ptr(&hist)),
+        KArg::I32(b),
+        KArg::I32(n),
+        KArg::I32(dim),
+        KArg::I32(i32::from(per_row)),
+    ];
+    let geometry = Geometry {
+        grid: (as_i32(OP, "row tiles", row_tiles)? as u32, splits as u32, 1),
+        block: (ROC_CELLS as u32, 1, 1),
+        shared_bytes: 0,
+    };
+    // SAFETY: head_roc_histogram_f32's parameter list in order; rows are guarded by the block's
+    // nr = min(ROC_ROWS, B − r0) and cells by c < N; hist is zeroed scratch of `counts` u64
+    // (batch blocks of 2·ROC_BINS with per_row); static shared memory only.
+    unsafe { d.launch("sparse_head", "head_roc_histogram_f32", geometry, &args)? };
+    let mut host = vec![0u64; counts];
+    d.read_u64(&hist, &mut host)?;
+    Ok(host)
 }
