@@ -123,7 +123,14 @@ fn sc_matrix_writes_an_anndata_file_that_reads_back() {
         "import anndata\na = anndata.read_h5ad({:?})\nprint(a.n_obs, a.n_vars, int(a.X.sum()), a.var['chr'].iloc[0], int(a.var['start'].iloc[0]), a.obs_names[0])",
         dir.join("m.h5ad").display().to_string()
     );
-    match std::process::Command::new("python3").args(["-c", &script]).output() {
+    // PYTHONPATH defaults to where CI keeps anndata.
+    let mut python = std::process::Command::new("python3");
+    if std::env::var_os("PYTHONPATH").is_none() {
+        if let Some(home) = std::env::var_os("HOME") {
+            python.env("PYTHONPATH", Path::new(&home).join(".cache/chromax/py-tools"));
+        }
+    }
+    match python.args(["-c", &script]).output() {
         Ok(o) if o.status.success() => {
             let total: f32 = dense.iter().sum();
             let want = format!("100 1455 {} {} {} {}", total as i64, peaks[0].chrom, peaks[0].start, m.cells[0]);

@@ -11,7 +11,10 @@ pub mod bedgraph;
 pub mod bigwig;
 pub mod fragments;
 pub mod h5ad;
+pub mod mtx;
+pub mod npy;
 pub mod sizes;
+pub mod tenx;
 pub mod text;
 
 pub use sizes::ChromSizes;

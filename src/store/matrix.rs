@@ -5,6 +5,11 @@
 //! the JSON index (shape, nnz, peak coordinates, cell barcodes, section offsets), then three
 //! 4 KiB-aligned arrays: `indptr` (u64, peaks + 1), `indices` (u32, nnz; sorted within a row)
 //! and `counts` (u32, nnz).
+//!
+//! For training (`chromax sc train --matrix M --peaks P.bed`): [`read_cell_matrix`] reads a
+//! matrix in any accepted form (AnnData, 10x HDF5, Matrix Market, `.cxmatrix`),
+//! [`match_peaks`] checks it against the peak file and puts its rows in that file's order,
+//! and [`filter_matrix`] binarises and filters it into a [`FilteredMatrix`].
 
 use crate::error::FileError;
 use crate::io::atomic::AtomicFile;
@@ -152,51 +157,140 @@ fn align(x: u64) -> u64 {
     x.div_ceil(ALIGN) * ALIGN
 }
 
+/// Writes a store section by section: the header and JSON index, then each array at its
+/// aligned offset, streamed in pieces so no byte copy of an array is ever whole.
+struct StoreWriter {
+    path: std::path::PathBuf,
+    file: AtomicFile,
+    w: std::io::BufWriter<std::fs::File>,
+    at: u64,
+    index: MatrixIndex,
+}
+
+impl StoreWriter {
+    fn begin(path: &Path, peak_names: Vec<String>, barcodes: &[String], nnz: usize) -> Result<Self, FileError> {
+        let mut index = MatrixIndex {
+            version: MATRIX_VERSION,
+            peaks: peak_names.len(),
+            cells: barcodes.len(),
+            nnz,
+            indptr_offset: u64::MAX,
+            indices_offset: u64::MAX,
+            counts_offset: u64::MAX,
+            peak_names,
+            barcodes: barcodes.to_vec(),
+        };
+        // Serialised once with placeholder offsets (the longest they can print) to size it.
+        let reserved = serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?.len();
+        index.indptr_offset = align(24 + reserved as u64);
+        index.indices_offset = align(index.indptr_offset + 8 * (index.peaks as u64 + 1));
+        index.counts_offset = align(index.indices_offset + 4 * nnz as u64);
+        let mut json = serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?;
+        json.resize(reserved, b' ');
+        let file = AtomicFile::new(path)?;
+        let w = file.create()?;
+        let mut s = StoreWriter { path: path.to_path_buf(), file, w, at: 0, index };
+        s.put(MATRIX_MAGIC)?;
+        s.put(&MATRIX_VERSION.to_le_bytes())?;
+        s.put(&0u32.to_le_bytes())?;
+        s.put(&(json.len() as u64).to_le_bytes())?;
+        s.put(&json)?;
+        Ok(s)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), FileError> {
+        self.w.write_all(bytes).map_err(FileError::io(&self.path))?;
+        self.at += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn pad_to(&mut self, offset: u64) -> Result<(), FileError> {
+        let gap = vec![0u8; (offset - self.at) as usize];
+        self.put(&gap)
+    }
+
+    fn put_u64s(&mut self, v: &[u64]) -> Result<(), FileError> {
+        for chunk in v.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
+            self.put(&bytes)?;
+        }
+        Ok(())
+    }
+
+    fn put_u32s(&mut self, v: &[u32]) -> Result<(), FileError> {
+        for chunk in v.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
+            self.put(&bytes)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), FileError> {
+        self.w.flush().map_err(FileError::io(&self.path))?;
+        drop(self.w);
+        self.file.commit()
+    }
+}
+
 /// Writes a matrix store atomically.
 pub fn write_matrix(path: &Path, m: &CsrCounts) -> Result<(), FileError> {
-    let mut index = MatrixIndex {
-        version: MATRIX_VERSION,
-        peaks: m.peaks.len(),
-        cells: m.cells.len(),
-        nnz: m.nnz(),
-        indptr_offset: u64::MAX,
-        indices_offset: u64::MAX,
-        counts_offset: u64::MAX,
-        peak_names: m.peaks.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect(),
-        barcodes: m.cells.clone(),
-    };
-    let reserved = serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?.len();
-    index.indptr_offset = align(24 + reserved as u64);
-    index.indices_offset = align(index.indptr_offset + 8 * m.indptr.len() as u64);
-    index.counts_offset = align(index.indices_offset + 4 * m.indices.len() as u64);
-    let mut json = serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?;
-    json.resize(reserved, b' ');
-    let file = AtomicFile::new(path)?;
-    let mut w = file.create()?;
-    let io = |e| FileError::Io { path: path.to_path_buf(), source: e };
-    let mut at = 0u64;
-    let put = |w: &mut std::io::BufWriter<std::fs::File>, bytes: &[u8], at: &mut u64| -> Result<(), FileError> {
-        w.write_all(bytes).map_err(io)?;
-        *at += bytes.len() as u64;
-        Ok(())
-    };
-    put(&mut w, MATRIX_MAGIC, &mut at)?;
-    put(&mut w, &MATRIX_VERSION.to_le_bytes(), &mut at)?;
-    put(&mut w, &0u32.to_le_bytes(), &mut at)?;
-    put(&mut w, &(json.len() as u64).to_le_bytes(), &mut at)?;
-    put(&mut w, &json, &mut at)?;
-    for (offset, bytes) in [
-        (index.indptr_offset, m.indptr.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
-        (index.indices_offset, m.indices.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        (index.counts_offset, m.counts.iter().flat_map(|v| v.to_le_bytes()).collect()),
-    ] {
-        let gap = vec![0u8; (offset - at) as usize];
-        put(&mut w, &gap, &mut at)?;
-        put(&mut w, &bytes, &mut at)?;
+    let names = m.peaks.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect();
+    let mut s = StoreWriter::begin(path, names, &m.cells, m.nnz())?;
+    let (a, b, c) = (s.index.indptr_offset, s.index.indices_offset, s.index.counts_offset);
+    s.pad_to(a)?;
+    s.put_u64s(&m.indptr)?;
+    s.pad_to(b)?;
+    s.put_u32s(&m.indices)?;
+    s.pad_to(c)?;
+    s.put_u32s(&m.counts)?;
+    s.finish()
+}
+
+/// Writes a binary store (every count 1) whose rows are produced one at a time, so a matrix
+/// larger than memory can be written: `row(r, out)` fills `out` with the cells of peak `r`,
+/// ascending, exactly `indptr[r + 1] − indptr[r]` of them. `peak_names` are `chrom:start-end`.
+pub fn write_binary_rows(
+    path: &Path,
+    peak_names: &[String],
+    barcodes: &[String],
+    indptr: &[u64],
+    row: &dyn Fn(usize, &mut Vec<u32>),
+) -> Result<(), FileError> {
+    let bad = |what: String| FileError::Argument(format!("writing {}: {what}", path.display()));
+    if indptr.len() != peak_names.len() + 1 || indptr[0] != 0 || indptr.windows(2).any(|w| w[1] < w[0]) {
+        return Err(bad(format!(
+            "indptr must rise from 0 with one entry per peak + 1 ({} peaks, {} entries)",
+            peak_names.len(),
+            indptr.len()
+        )));
     }
-    w.flush().map_err(FileError::io(path))?;
-    drop(w);
-    file.commit()
+    let nnz = indptr[peak_names.len()] as usize;
+    let mut s = StoreWriter::begin(path, peak_names.to_vec(), barcodes, nnz)?;
+    let (a, b, c) = (s.index.indptr_offset, s.index.indices_offset, s.index.counts_offset);
+    s.pad_to(a)?;
+    s.put_u64s(indptr)?;
+    s.pad_to(b)?;
+    let mut cells = Vec::new();
+    for r in 0..peak_names.len() {
+        row(r, &mut cells);
+        let want = (indptr[r + 1] - indptr[r]) as usize;
+        if cells.len() != want {
+            return Err(bad(format!("row {r} has {} cells; indptr calls for {want}", cells.len())));
+        }
+        if !cells.windows(2).all(|w| w[0] < w[1]) || cells.last().is_some_and(|&c| c as usize >= barcodes.len()) {
+            return Err(bad(format!("row {r}: cells must ascend and lie below {}", barcodes.len())));
+        }
+        s.put_u32s(&cells)?;
+    }
+    s.pad_to(c)?;
+    let ones = vec![1u32; nnz.min(1 << 16)];
+    let mut left = nnz;
+    while left > 0 {
+        let n = left.min(ones.len());
+        s.put_u32s(&ones[..n])?;
+        left -= n;
+    }
+    s.finish()
 }
 
 /// A memory-mapped matrix store.
@@ -220,9 +314,9 @@ impl CellMatrix {
         let end = index.counts_offset + 4 * index.nnz as u64;
         if index.version != MATRIX_VERSION
             || end > map.len() as u64
-            || index.indptr_offset % ALIGN != 0
-            || index.indices_offset % ALIGN != 0
-            || index.counts_offset % ALIGN != 0
+            || !index.indptr_offset.is_multiple_of(ALIGN)
+            || !index.indices_offset.is_multiple_of(ALIGN)
+            || !index.counts_offset.is_multiple_of(ALIGN)
         {
             return Err(FileError::content(path, "damaged or truncated matrix store"));
         }
@@ -282,4 +376,402 @@ impl CsrCounts {
             obsm: Vec::new(),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading a peak-by-cell matrix from any source, and preparing it for training.
+// ---------------------------------------------------------------------------------------
+
+/// The forms [`read_cell_matrix`] accepts, for messages.
+const ACCEPTED_MATRICES: &str = "an AnnData .h5ad (X cells × peaks), a 10x .h5 (filtered_peak_bc_matrix.h5), \
+     a Matrix Market directory (matrix.mtx[.gz], barcodes.tsv[.gz], peaks.bed[.gz]) or a chromax .cxmatrix store";
+
+/// Canonical CSR (rows in order, columns ascending within a row, duplicates summed, zero
+/// counts dropped) from entries `(row, col, count)` that `visit` hands out, twice: once to
+/// count the entries of each row, once to place them (a counting sort, so the only memory
+/// beyond the result is one offset per row).
+fn csr_from_entries(n_rows: usize, visit: impl Fn(&mut dyn FnMut(u32, u32, u32))) -> (Vec<u64>, Vec<u32>, Vec<u32>) {
+    let mut indptr = vec![0u64; n_rows + 1];
+    visit(&mut |r, _, n| {
+        if n > 0 {
+            indptr[r as usize + 1] += 1;
+        }
+    });
+    for r in 0..n_rows {
+        indptr[r + 1] += indptr[r];
+    }
+    let nnz = indptr[n_rows] as usize;
+    let (mut indices, mut counts) = (vec![0u32; nnz], vec![0u32; nnz]);
+    let mut next = indptr.clone();
+    visit(&mut |r, c, n| {
+        if n > 0 {
+            let at = next[r as usize] as usize;
+            indices[at] = c;
+            counts[at] = n;
+            next[r as usize] += 1;
+        }
+    });
+    // Sort each row where needed, then sum duplicates while compacting in place (the write
+    // position never passes the read position).
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    let mut out = 0usize;
+    let mut canonical = Vec::with_capacity(n_rows + 1);
+    canonical.push(0u64);
+    for r in 0..n_rows {
+        let (a, b) = (indptr[r] as usize, indptr[r + 1] as usize);
+        if !indices[a..b].windows(2).all(|w| w[0] < w[1]) {
+            pairs.clear();
+            pairs.extend(indices[a..b].iter().copied().zip(counts[a..b].iter().copied()));
+            pairs.sort_unstable_by_key(|p| p.0);
+            for (k, (c, n)) in pairs.iter().enumerate() {
+                indices[a + k] = *c;
+                counts[a + k] = *n;
+            }
+        }
+        let row_start = out;
+        for k in a..b {
+            if out > row_start && indices[out - 1] == indices[k] {
+                counts[out - 1] = counts[out - 1].saturating_add(counts[k]);
+            } else {
+                indices[out] = indices[k];
+                counts[out] = counts[k];
+                out += 1;
+            }
+        }
+        canonical.push(out as u64);
+    }
+    indices.truncate(out);
+    counts.truncate(out);
+    (canonical, indices, counts)
+}
+
+/// Reads a peak-by-cell matrix, whichever form it comes in, as canonical CSR (peaks × cells;
+/// columns ascending within a row, duplicate entries summed, explicit zeros dropped; peaks
+/// and cells in the order of the source):
+///
+/// * a directory: Matrix Market ([`crate::io::mtx`]), peaks × barcodes or the transpose;
+///   a path to its `matrix.mtx[.gz]` reads the directory too;
+/// * `.h5ad`: AnnData, X cells × peaks, CSR, CSC or dense ([`crate::io::h5ad::read_h5ad_counts`]);
+/// * `.h5` / `.hdf5`: a 10x feature-barcode matrix ([`crate::io::tenx`]), or an AnnData file;
+/// * `.cxmatrix`: the store [`write_matrix`] writes.
+///
+/// Stored values become counts by [`count_from_value`](crate::io::h5ad::count_from_value):
+/// any value > 0 counts, as `max(1, round(v))`.
+pub fn read_cell_matrix(path: &Path) -> Result<CsrCounts, FileError> {
+    use crate::io::{h5ad, mtx, tenx};
+    if path.is_dir() {
+        return mtx_to_counts(mtx::read_mtx_dir(path)?);
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if !path.exists() {
+        return Err(FileError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no such file or directory; expected {ACCEPTED_MATRICES}"),
+            ),
+        });
+    }
+    if name.ends_with(".mtx") || name.ends_with(".mtx.gz") {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        return mtx_to_counts(mtx::read_mtx_dir(dir)?);
+    }
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext {
+        "h5ad" => Ok(h5ad_to_counts(h5ad::read_h5ad_counts(path)?)),
+        "h5" | "hdf5" if tenx::is_10x_h5(path) => Ok(tenx_to_counts(tenx::read_10x_h5(path)?)),
+        "h5" | "hdf5" => h5ad::read_h5ad_counts(path).map(h5ad_to_counts).map_err(|e| {
+            FileError::content(path, format!("neither a 10x matrix (no 'matrix' group) nor an AnnData file ({e})"))
+        }),
+        "cxmatrix" => read_matrix(path),
+        _ => Err(FileError::content(path, format!("not a matrix form this reads: expected {ACCEPTED_MATRICES}"))),
+    }
+}
+
+fn h5ad_to_counts(h: crate::io::h5ad::H5adCounts) -> CsrCounts {
+    // X is cells × peaks: each entry (cell, peak) goes to peak row `peak`.
+    let (indptr, indices, counts) = csr_from_entries(h.peaks.len(), |f| h.x.for_each(|cell, peak, n| f(peak, cell, n)));
+    CsrCounts { peaks: h.peaks, cells: h.obs_names, indptr, indices, counts }
+}
+
+fn tenx_to_counts(t: crate::io::tenx::TenxMatrix) -> CsrCounts {
+    let mut peak_of_row = vec![u32::MAX; t.counts.rows];
+    for (i, &r) in t.peak_rows.iter().enumerate() {
+        peak_of_row[r as usize] = i as u32;
+    }
+    let (indptr, indices, counts) = csr_from_entries(t.peaks.len(), |f| {
+        t.counts.for_each(|row, cell, n| {
+            let peak = peak_of_row[row as usize];
+            if peak != u32::MAX {
+                f(peak, cell, n);
+            }
+        })
+    });
+    CsrCounts { peaks: t.peaks, cells: t.barcodes, indptr, indices, counts }
+}
+
+fn mtx_to_counts(d: crate::io::mtx::MtxDir) -> Result<CsrCounts, FileError> {
+    let m = &d.matrix;
+    let (indptr, indices, counts) = csr_from_entries(d.peaks.len(), |f| {
+        for k in 0..m.row.len() {
+            if d.transposed {
+                f(m.col[k], m.row[k], m.counts[k]);
+            } else {
+                f(m.row[k], m.col[k], m.counts[k]);
+            }
+        }
+    });
+    Ok(CsrCounts { peaks: d.peaks, cells: d.barcodes, indptr, indices, counts })
+}
+
+/// Reads a `.cxmatrix` store whole into memory, checked and canonical.
+pub fn read_matrix(path: &Path) -> Result<CsrCounts, FileError> {
+    let store = CellMatrix::open(path)?;
+    let (n_peaks, n_cells) = store.shape();
+    let (indptr, indices, counts) = (store.indptr(), store.indices(), store.counts());
+    if indptr.first() != Some(&0)
+        || indptr.windows(2).any(|w| w[1] < w[0])
+        || indptr.last() != Some(&(indices.len() as u64))
+        || store.peak_names().len() != n_peaks
+        || store.barcodes().len() != n_cells
+    {
+        return Err(FileError::content(path, "damaged matrix store: its row offsets or names do not match its shape"));
+    }
+    if let Some(&c) = indices.iter().find(|&&c| c as usize >= n_cells) {
+        return Err(FileError::content(path, format!("damaged matrix store: cell index {c} ≥ {n_cells} cells")));
+    }
+    let peaks = store
+        .peak_names()
+        .iter()
+        .map(|n| {
+            crate::io::h5ad::parse_peak_name(n)
+                .ok_or_else(|| FileError::content(path, format!("peak name '{n}' is not chrom:start-end")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (indptr, indices, counts) = csr_from_entries(n_peaks, |f| {
+        for r in 0..n_peaks {
+            for k in indptr[r] as usize..indptr[r + 1] as usize {
+                f(r as u32, indices[k], counts[k]);
+            }
+        }
+    });
+    Ok(CsrCounts { peaks, cells: store.barcodes().to_vec(), indptr, indices, counts })
+}
+
+fn show_peak(p: &Interval) -> String {
+    format!("{}:{}-{}", p.chrom, p.start, p.end)
+}
+
+/// Checks that a matrix and the peak file given for training describe the same peaks
+/// (chromosome, start and end equal, compared exactly) and returns the matrix with its rows
+/// in the peak file's order (reordered when the matrix holds the same peaks in another
+/// order). Different peak counts, or a peak of the file the matrix lacks, is an error that
+/// names both files, the first row where they differ and both coordinates there.
+pub fn match_peaks(
+    m: CsrCounts,
+    peaks: &[Interval],
+    matrix_path: &Path,
+    peaks_path: &Path,
+) -> Result<CsrCounts, FileError> {
+    let (mp, pp) = (matrix_path.display(), peaks_path.display());
+    if m.peaks.len() != peaks.len() {
+        return Err(FileError::Mismatch(format!(
+            "matrix {mp} has {} peaks, peak file {pp} has {}: give --peaks the peaks the matrix was counted on \
+             (for Cell Ranger output, its peaks.bed)",
+            m.peaks.len(),
+            peaks.len()
+        )));
+    }
+    if m.peaks == peaks {
+        return Ok(m);
+    }
+    // Matrix rows by coordinates; a peak listed twice is used once per listing.
+    let mut rows_of: HashMap<(&str, u64, u64), Vec<usize>> = HashMap::new();
+    for (r, p) in m.peaks.iter().enumerate().rev() {
+        rows_of.entry((p.chrom.as_str(), p.start, p.end)).or_default().push(r);
+    }
+    let mut order = Vec::with_capacity(peaks.len());
+    let mut missing = Vec::new();
+    for (i, p) in peaks.iter().enumerate() {
+        match rows_of.get_mut(&(p.chrom.as_str(), p.start, p.end)).and_then(Vec::pop) {
+            Some(r) => order.push(r),
+            None => missing.push(i),
+        }
+    }
+    if let Some(&first_missing) = missing.first() {
+        let d = (0..peaks.len()).find(|&i| m.peaks[i] != peaks[i]).unwrap_or(first_missing);
+        let (a, b) = (&m.peaks[d], &peaks[d]);
+        let hint = if a.chrom == b.chrom && a.end == b.end && a.start.abs_diff(b.start) == 1 {
+            "; the starts differ by 1: one of the two is 1-based (BED and Cell Ranger are 0-based, \
+             Signac/GRanges peak names 1-based)"
+                .to_string()
+        } else if a.chrom.strip_prefix("chr") == Some(b.chrom.as_str())
+            || b.chrom.strip_prefix("chr") == Some(a.chrom.as_str())
+        {
+            "; the chromosome names differ in the 'chr' prefix".to_string()
+        } else {
+            String::new()
+        };
+        return Err(FileError::Mismatch(format!(
+            "matrix {mp} and peak file {pp} describe different peaks: at peak #{} the matrix has {}, the peak file {}; \
+             {} of the peak file's peaks are not in the matrix (first: #{} {}){hint}",
+            d + 1,
+            show_peak(a),
+            show_peak(b),
+            missing.len(),
+            first_missing + 1,
+            show_peak(&peaks[first_missing])
+        )));
+    }
+    let mut indptr = Vec::with_capacity(m.indptr.len());
+    let (mut indices, mut counts) = (Vec::with_capacity(m.nnz()), Vec::with_capacity(m.nnz()));
+    indptr.push(0u64);
+    for &r in &order {
+        let (a, b) = (m.indptr[r] as usize, m.indptr[r + 1] as usize);
+        indices.extend_from_slice(&m.indices[a..b]);
+        counts.extend_from_slice(&m.counts[a..b]);
+        indptr.push(indices.len() as u64);
+    }
+    Ok(CsrCounts { peaks: peaks.to_vec(), cells: m.cells, indptr, indices, counts })
+}
+
+/// A binarised peak-by-cell matrix after filtering: what training reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilteredMatrix {
+    /// The kept peaks, in input order.
+    pub peaks: Vec<Interval>,
+    /// The kept cells' barcodes, in input order.
+    pub barcodes: Vec<String>,
+    /// For each kept peak, its row in the input matrix.
+    pub peak_rows: Vec<u32>,
+    /// For each kept cell, its column in the input matrix.
+    pub cell_columns: Vec<u32>,
+    /// CSR over the kept peaks (length peaks + 1).
+    pub indptr: Vec<u64>,
+    /// The kept cells (renumbered 0..cells) where each peak is present, ascending.
+    pub indices: Vec<u32>,
+    /// Cells that passed the cell filter but had no present peak left after the peak
+    /// filter, and were dropped for it (always 0 with `min_peaks_per_cell = 0`).
+    pub dropped_empty_cells: usize,
+}
+
+impl FilteredMatrix {
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// As counts (all 1), e.g. to cache with [`write_matrix`].
+    pub fn to_counts(&self) -> CsrCounts {
+        CsrCounts {
+            peaks: self.peaks.clone(),
+            cells: self.barcodes.clone(),
+            indptr: self.indptr.clone(),
+            indices: self.indices.clone(),
+            counts: vec![1; self.indices.len()],
+        }
+    }
+}
+
+/// Writes a filtered (binary) matrix as a `.cxmatrix` store, every count 1.
+pub fn write_binary_matrix(path: &Path, f: &FilteredMatrix) -> Result<(), FileError> {
+    write_matrix(path, &f.to_counts())
+}
+
+/// Binarises a matrix (a peak is present in a cell when its count is > 0) and filters it as
+/// scBasset's preprocessing does, one pass each and cells first:
+///
+/// 1. keep cells with at least `min_peaks_per_cell` present peaks;
+/// 2. keep peaks present in at least `min_cells_per_peak` of the cells kept in 1;
+/// 3. with `min_peaks_per_cell ≥ 1`, drop the cells left with no present peak after 2 (an
+///    empty cell must not reach training; this changes no peak's count, so 2 still holds).
+///    With `min_peaks_per_cell = 0` such cells are kept: their every target is 0.
+///
+/// Pass 1 is not repeated after 2, so a kept cell may end with fewer than
+/// `min_peaks_per_cell` kept peaks (but never 0 unless `min_peaks_per_cell = 0`). Expects
+/// canonical CSR (as every reader here returns). An empty result is an error naming the
+/// filters and what remained.
+pub fn filter_matrix(
+    m: &CsrCounts,
+    min_cells_per_peak: u32,
+    min_peaks_per_cell: u32,
+) -> Result<FilteredMatrix, FileError> {
+    let (n_peaks, n_cells) = (m.peaks.len(), m.cells.len());
+    let filters = format!(
+        "filtering the {n_peaks} peaks × {n_cells} cells with min cells per peak {min_cells_per_peak} and \
+         min peaks per cell {min_peaks_per_cell}"
+    );
+    let present = |r: usize| m.row(r).filter(|&(_, n)| n > 0).map(|(c, _)| c as usize);
+
+    let mut peaks_per_cell = vec![0u32; n_cells];
+    for r in 0..n_peaks {
+        present(r).for_each(|c| peaks_per_cell[c] += 1);
+    }
+    let keep_cell: Vec<bool> = peaks_per_cell.iter().map(|&n| n >= min_peaks_per_cell).collect();
+    let cells_left = keep_cell.iter().filter(|&&k| k).count();
+    if cells_left == 0 {
+        return Err(FileError::Argument(format!(
+            "{filters} leaves no cells: the most peaks any cell has is {}",
+            peaks_per_cell.iter().max().copied().unwrap_or(0)
+        )));
+    }
+
+    let cells_per_peak: Vec<u32> = (0..n_peaks).map(|r| present(r).filter(|&c| keep_cell[c]).count() as u32).collect();
+    let peak_rows: Vec<u32> =
+        (0..n_peaks as u32).filter(|&r| cells_per_peak[r as usize] >= min_cells_per_peak).collect();
+    if peak_rows.is_empty() {
+        return Err(FileError::Argument(format!(
+            "{filters} leaves no peaks: {cells_left} cells pass, and the most of them any peak is present in is {}",
+            cells_per_peak.iter().max().copied().unwrap_or(0)
+        )));
+    }
+
+    let mut has_peak = vec![false; n_cells];
+    for &r in &peak_rows {
+        present(r as usize).for_each(|c| has_peak[c] = true);
+    }
+    let mut column = vec![u32::MAX; n_cells];
+    let mut cell_columns = Vec::new();
+    let mut dropped_empty_cells = 0;
+    for c in 0..n_cells {
+        if !keep_cell[c] {
+            continue;
+        }
+        if min_peaks_per_cell >= 1 && !has_peak[c] {
+            dropped_empty_cells += 1;
+            continue;
+        }
+        column[c] = cell_columns.len() as u32;
+        cell_columns.push(c as u32);
+    }
+    if cell_columns.is_empty() {
+        return Err(FileError::Argument(format!(
+            "{filters} leaves no cells: {cells_left} cells pass the cell filter but none has a peak among the {} kept",
+            peak_rows.len()
+        )));
+    }
+
+    let mut indptr = Vec::with_capacity(peak_rows.len() + 1);
+    let mut indices = Vec::new();
+    indptr.push(0u64);
+    for &r in &peak_rows {
+        let mut last = u32::MAX;
+        for c in present(r as usize) {
+            let col = column[c];
+            // Duplicates in a non-canonical row would count twice; skip them.
+            if col != u32::MAX && col != last {
+                indices.push(col);
+                last = col;
+            }
+        }
+        indptr.push(indices.len() as u64);
+    }
+    Ok(FilteredMatrix {
+        peaks: peak_rows.iter().map(|&r| m.peaks[r as usize].clone()).collect(),
+        barcodes: cell_columns.iter().map(|&c| m.cells[c as usize].clone()).collect(),
+        peak_rows,
+        cell_columns,
+        indptr,
+        indices,
+        dropped_empty_cells,
+    })
 }

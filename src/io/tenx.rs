@@ -1,0 +1,110 @@
+//! 10x Genomics HDF5 feature-barcode matrices: Cell Ranger ATAC's
+//! `filtered_peak_bc_matrix.h5` and Cell Ranger ARC's `filtered_feature_bc_matrix.h5`.
+//!
+//! Layout read (group `matrix`): `shape` = [features, barcodes]; `data`, `indices`, `indptr`
+//! in CSC form with one column per barcode (each barcode's column lists its feature rows);
+//! `barcodes` and `features/{id, name, feature_type, interval}` as fixed-length (`S`) or
+//! variable-length strings. Peaks are named `chr1:100-600` (BED coordinates) in
+//! `features/id` (Cell Ranger ATAC; also its older files), `features/name` or
+//! `features/interval`. Where `features/feature_type` is present, only rows of type `Peaks`
+//! are kept, so an ARC multiome file gives its peaks and leaves out its genes.
+
+use super::bed::Interval;
+use super::h5ad::{parse_peak_name, read_sparse_group, Compressed, SparseCounts};
+use crate::error::FileError;
+use hdf5_pure::File;
+use std::path::Path;
+
+/// A 10x matrix as read: features × barcodes counts (CSC), and which feature rows are peaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenxMatrix {
+    /// features × barcodes, compressed by column (barcode).
+    pub counts: SparseCounts,
+    pub barcodes: Vec<String>,
+    /// The feature rows that are peaks, ascending (all rows for a peaks-only file).
+    pub peak_rows: Vec<u32>,
+    /// The peak of each row in `peak_rows`.
+    pub peaks: Vec<Interval>,
+}
+
+/// Whether an HDF5 file has the 10x layout (a `matrix` group).
+pub fn is_10x_h5(path: &Path) -> bool {
+    File::open_streaming(path).map(|f| f.group("matrix").is_ok()).unwrap_or(false)
+}
+
+/// Reads a 10x HDF5 feature-barcode matrix; values by
+/// [`count_from_value`](super::h5ad::count_from_value).
+pub fn read_10x_h5(path: &Path) -> Result<TenxMatrix, FileError> {
+    let bad = |what: String| FileError::content(path, what);
+    let f = File::open_streaming(path).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
+    let m = f.group("matrix").map_err(|_| {
+        bad("no 'matrix' group: expected a 10x feature-barcode matrix (Cell Ranger ATAC/ARC .h5)".into())
+    })?;
+    let strings = |name: &str| m.dataset(name).and_then(|d| d.read_string()).map_err(|e| format!("matrix/{name}: {e}"));
+    let shape = m.dataset("shape").and_then(|d| d.read_i64()).map_err(|e| bad(format!("matrix/shape: {e}")))?;
+    let &[features, n_barcodes] = shape.as_slice() else {
+        return Err(bad(format!("matrix/shape is {shape:?}; expected [features, barcodes]")));
+    };
+    if features < 0 || n_barcodes < 0 {
+        return Err(bad(format!("matrix/shape is {shape:?}; expected [features, barcodes]")));
+    }
+    let (features, n_barcodes) = (features as usize, n_barcodes as usize);
+    let barcodes = strings("barcodes").map_err(&bad)?;
+    if barcodes.len() != n_barcodes {
+        return Err(bad(format!("matrix/barcodes has {} names; matrix/shape says {n_barcodes}", barcodes.len())));
+    }
+
+    let peak_rows: Vec<u32> = match strings("features/feature_type") {
+        Ok(types) if types.len() == features => {
+            (0..features as u32).filter(|&r| types[r as usize] == "Peaks").collect()
+        }
+        Ok(types) => {
+            return Err(bad(format!(
+                "matrix/features/feature_type has {} rows; matrix/shape says {features}",
+                types.len()
+            )))
+        }
+        Err(_) => (0..features as u32).collect(),
+    };
+    if peak_rows.is_empty() {
+        return Err(bad("matrix/features/feature_type has no row of type 'Peaks': not a peak matrix".into()));
+    }
+    // The first of id, name, interval that names every peak row as chr:start-end.
+    let mut seen = Vec::new();
+    let mut peaks = None;
+    for column in ["id", "name", "interval"] {
+        let Ok(names) = strings(&format!("features/{column}")) else { continue };
+        if names.len() != features {
+            return Err(bad(format!(
+                "matrix/features/{column} has {} rows; matrix/shape says {features}",
+                names.len()
+            )));
+        }
+        let parsed: Option<Vec<Interval>> = peak_rows.iter().map(|&r| parse_peak_name(&names[r as usize])).collect();
+        match parsed {
+            Some(p) => {
+                peaks = Some(p);
+                break;
+            }
+            None => {
+                let first = peak_rows.iter().find(|&&r| parse_peak_name(&names[r as usize]).is_none());
+                if let Some(&r) = first {
+                    seen.push(format!("features/{column} row {r} is '{}'", names[r as usize]));
+                }
+            }
+        }
+    }
+    let peaks = peaks.ok_or_else(|| {
+        bad(format!(
+            "no peak coordinates: expected matrix/features/id, name or interval to name each peak as \
+             chr1:100-600 (or chr1-100-600, chr1_100_600){}",
+            if seen.is_empty() {
+                " (none of them is present)".to_string()
+            } else {
+                format!("; found {}", seen.join(", "))
+            }
+        ))
+    })?;
+    let counts = read_sparse_group(path, &m, "matrix", (features, n_barcodes), Compressed::Columns)?;
+    Ok(TenxMatrix { counts, barcodes, peak_rows, peaks })
+}
