@@ -19,6 +19,8 @@ use std::time::Instant;
 pub enum BenchCommand {
     /// DenoiseNet training and inference bases/s.
     Denoise(DenoiseBenchArgs),
+    /// SeqNet training on a synthetic peak-by-cell matrix of a given shape and density.
+    Sc(super::bench_sc::ScBenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,9 +54,13 @@ pub struct DenoiseBenchArgs {
 }
 
 pub fn run_bench(cmd: &BenchCommand) -> CliResult {
-    let BenchCommand::Denoise(a) = cmd;
-    let compute = select(a.device.as_deref())?;
-    on_backend!(compute, b => bench_denoise(b, a))
+    match cmd {
+        BenchCommand::Denoise(a) => {
+            let compute = select(a.device.as_deref())?;
+            on_backend!(compute, b => bench_denoise(b, a))
+        }
+        BenchCommand::Sc(a) => super::bench_sc::run(a),
+    }
 }
 
 fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {

@@ -2,6 +2,7 @@
 //! all output and exit codes.
 
 pub mod bench;
+pub mod bench_sc;
 pub mod coverage;
 pub mod demo;
 pub mod denoise;

@@ -1,17 +1,102 @@
-//! `chromax sc`: single-cell inputs (more of the scBasset-style workflow is to come).
+//! `chromax sc matrix | train | embed`: the scBasset-style single-cell workflow.
 
+use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::io::bed::read_intervals;
 use chromax::io::h5ad::write_h5ad;
+use chromax::io::h5ad::{AnnData, Column};
+use chromax::io::npy::write_npy_f32;
 use chromax::io::text::LineReader;
+use chromax::models::SeqConfig;
 use chromax::store::matrix::{count_fragments_in_peaks, write_matrix, CellFilter};
+use chromax::train::seq::{load_sc_data, read_cell_embeddings, train_seq, ScTrainEvent, ScTrainOptions};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ScCommand {
     /// Count fragments per peak and cell: a cells × peaks AnnData (.h5ad) or a .cxmatrix store.
     Matrix(MatrixArgs),
+    /// Train a SeqNet (scBasset) on peak sequences and a peak-by-cell matrix.
+    Train(Box<ScTrainArgs>),
+    /// Write the cell embeddings and intercepts of a trained model (h5ad, npy or csv).
+    Embed(EmbedArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScTrainArgs {
+    /// Peaks (BED / narrowPeak), in the matrix's peak order or the same set.
+    #[arg(long)]
+    pub peaks: PathBuf,
+    /// Genome FASTA (plain, gzip or bgzip) holding the peaks' chromosomes.
+    #[arg(long, short = 'g')]
+    pub genome: PathBuf,
+    /// Peak-by-cell counts: .h5ad, 10x .h5, a Matrix Market directory or a .cxmatrix store.
+    #[arg(long)]
+    pub matrix: PathBuf,
+    /// Output directory (model.safetensors, config.json, train_log.tsv, cells.tsv, peaks.bed).
+    #[arg(long, short = 'o', required_unless_present = "resume")]
+    pub output: Option<PathBuf>,
+    /// Continue the run in DIR where it stopped (give the same inputs and settings).
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    pub resume: Option<PathBuf>,
+    /// Validate on these chromosomes instead of a seeded 5% of peaks (repeatable).
+    #[arg(long = "val-chrom")]
+    pub val_chrom: Vec<String>,
+    /// Test chromosomes, with --val-chrom (repeatable).
+    #[arg(long = "test-chrom", requires = "val_chrom")]
+    pub test_chrom: Vec<String>,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f32,
+    /// Early stopping: epochs without a training-AUROC gain above --min-delta.
+    #[arg(long, default_value_t = 50)]
+    pub patience: usize,
+    #[arg(long, default_value_t = 1e-6)]
+    pub min_delta: f64,
+    #[arg(long, default_value_t = 10)]
+    pub seed: u64,
+    /// Drop peaks accessible in fewer cells than this.
+    #[arg(long, default_value_t = 1)]
+    pub min_cells_per_peak: u32,
+    /// Drop cells accessible in fewer peaks than this.
+    #[arg(long, default_value_t = 1)]
+    pub min_peaks_per_cell: u32,
+    /// No reverse-complement or shift augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Cells sampled for the per-cell validation AUROC.
+    #[arg(long, default_value_t = 1000)]
+    pub auroc_cells: usize,
+    /// A JSON file overriding the architecture (fields of SeqConfig; default scBasset's).
+    #[arg(long, value_name = "JSON")]
+    pub model_config: Option<PathBuf>,
+    /// cpu, cuda or cuda:N (default: CUDA when usable).
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbedFormat {
+    H5ad,
+    Npy,
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EmbedArgs {
+    /// Model directory from `chromax sc train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output file (.h5ad, .npy or .csv; the extension picks the format unless --format).
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    #[arg(long, value_enum)]
+    pub format: Option<EmbedFormat>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -34,7 +119,14 @@ pub struct MatrixArgs {
 }
 
 pub fn run(cmd: &ScCommand) -> CliResult {
-    let ScCommand::Matrix(a) = cmd;
+    match cmd {
+        ScCommand::Matrix(a) => matrix(a),
+        ScCommand::Train(a) => train(a),
+        ScCommand::Embed(a) => embed(a),
+    }
+}
+
+fn matrix(a: &MatrixArgs) -> CliResult {
     let ext = a.output.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     if ext != "h5ad" && ext != "cxmatrix" {
         return Err(format!("-o {}: use a .h5ad or .cxmatrix name", a.output.display()).into());
@@ -68,5 +160,167 @@ pub fn run(cmd: &ScCommand) -> CliResult {
         100.0 * m.nnz() as f64 / (m.peaks.len() as f64 * m.cells.len() as f64),
         a.output.display()
     );
+    Ok(())
+}
+
+fn train(a: &ScTrainArgs) -> CliResult {
+    let (out, resume) = match (&a.output, &a.resume) {
+        (_, Some(dir)) => (dir.clone(), true),
+        (Some(dir), None) => (dir.clone(), false),
+        (None, None) => return Err("give -o DIR (or --resume DIR)".into()),
+    };
+    let model = match &a.model_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_str::<SeqConfig>(&text).map_err(|e| {
+                format!(
+                    "{}: not a SeqNet configuration ({e}); write every field of chromax::models::SeqConfig",
+                    path.display()
+                )
+            })?
+        }
+        None => SeqConfig::scbasset(1),
+    };
+    let opts = ScTrainOptions {
+        peaks: a.peaks.clone(),
+        genome: a.genome.clone(),
+        matrix: a.matrix.clone(),
+        val_chroms: a.val_chrom.clone(),
+        test_chroms: a.test_chrom.clone(),
+        batch: a.batch,
+        epochs: a.epochs,
+        lr: a.lr,
+        patience: a.patience,
+        min_delta: a.min_delta,
+        seed: a.seed,
+        min_cells_per_peak: a.min_cells_per_peak,
+        min_peaks_per_cell: a.min_peaks_per_cell,
+        augment: !a.no_augment,
+        auroc_cells: a.auroc_cells,
+        model,
+        ..ScTrainOptions::default()
+    };
+    let data = load_sc_data(&opts)?;
+    let compute = select(a.device.as_deref())?;
+    let mut report = sc_reporter();
+    let records = on_backend!(compute, b => train_seq(b, &data, &opts, &out, resume, &mut report))?;
+    if let Some(best) = records.iter().rev().find(|r| r.best) {
+        eprintln!(
+            "best model: epoch {} (train AUROC {:.4}; validation AUROC {:.4}, per peak {:.4}, per cell {:.4}) in {}",
+            best.epoch,
+            best.train_auroc,
+            best.val_auroc,
+            best.val_auroc_per_peak,
+            best.val_auroc_per_cell,
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The progress display of single-cell training.
+fn sc_reporter() -> impl FnMut(ScTrainEvent) {
+    let mut bar: Option<ProgressBar> = None;
+    move |event| {
+        match event {
+        ScTrainEvent::Ready { peaks, cells, nnz, train, val, test, params, start_epoch } => {
+            eprintln!(
+                "{} peaks × {} cells ({} accessible, {:.2}%); {} train / {} validation / {} test peaks; {} parameters{}",
+                thousands(peaks as u64),
+                thousands(cells as u64),
+                thousands(nnz as u64),
+                100.0 * nnz as f64 / (peaks as f64 * cells as f64),
+                thousands(train as u64),
+                thousands(val as u64),
+                thousands(test as u64),
+                thousands(params as u64),
+                if start_epoch > 0 { format!("; resuming after epoch {start_epoch}") } else { String::new() }
+            );
+        }
+        ScTrainEvent::Batch { epoch, done, total, loss, peaks_per_second } => {
+            let b = bar.get_or_insert_with(|| {
+                let b = ProgressBar::new(total as u64);
+                b.set_style(
+                    ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b
+            });
+            b.set_prefix(epoch.to_string());
+            b.set_position(done as u64);
+            b.set_message(format!("loss {loss:.4}  {peaks_per_second:.1} peaks/s"));
+        }
+        ScTrainEvent::Validating { .. } => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+        }
+        ScTrainEvent::Epoch(r) => eprintln!(
+            "epoch {:>3}  train loss {:.4} AUROC {:.4}  val loss {:.4} AUROC {:.4} (per peak {:.4}, per cell {:.4})  {:.1} peaks/s{}",
+            r.epoch,
+            r.train_loss,
+            r.train_auroc,
+            r.val_loss,
+            r.val_auroc,
+            r.val_auroc_per_peak,
+            r.val_auroc_per_cell,
+            r.peaks_per_second,
+            if r.best { "  *best" } else { "" }
+        ),
+        ScTrainEvent::EarlyStop { epoch, best_epoch } => {
+            eprintln!("early stop after epoch {epoch}: no training-AUROC gain since epoch {best_epoch}")
+        }
+    }
+    }
+}
+
+fn embed(a: &EmbedArgs) -> CliResult {
+    let format = match a.format {
+        Some(f) => f,
+        None => match a.output.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).as_deref() {
+            Some("h5ad") => EmbedFormat::H5ad,
+            Some("npy") => EmbedFormat::Npy,
+            Some("csv") => EmbedFormat::Csv,
+            _ => {
+                return Err(
+                    format!("-o {}: use a .h5ad, .npy or .csv name, or give --format", a.output.display()).into()
+                )
+            }
+        },
+    };
+    let e = read_cell_embeddings(&a.model)?;
+    let (cells, emb, intercept, dim) = (e.barcodes, e.embeddings, e.intercepts, e.dim);
+    match format {
+        EmbedFormat::H5ad => chromax::io::h5ad::write_h5ad(
+            &a.output,
+            &AnnData {
+                x: None,
+                obs_names: cells.clone(),
+                obs: vec![("intercept".into(), Column::F64(intercept.iter().map(|&v| v as f64).collect()))],
+                obsm: vec![("X_chromax".into(), emb, dim)],
+                ..AnnData::default()
+            },
+        )?,
+        EmbedFormat::Npy => write_npy_f32(&a.output, &emb, cells.len(), dim)?,
+        EmbedFormat::Csv => write_csv(&a.output, &cells, &emb, &intercept, dim)?,
+    }
+    eprintln!("{} cells × {dim} dimensions written to {}", thousands(cells.len() as u64), a.output.display());
+    Ok(())
+}
+
+fn write_csv(path: &std::path::Path, cells: &[String], emb: &[f32], intercept: &[f32], dim: usize) -> CliResult {
+    use std::io::Write;
+    let file = chromax::io::atomic::AtomicFile::new(path)?;
+    let mut w = file.create()?;
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    let header: Vec<String> = (0..dim).map(|d| format!("chromax_{d}")).collect();
+    writeln!(w, "barcode,intercept,{}", header.join(",")).map_err(fail)?;
+    for (i, c) in cells.iter().enumerate() {
+        let row: Vec<String> = emb[i * dim..(i + 1) * dim].iter().map(|v| v.to_string()).collect();
+        writeln!(w, "{c},{},{}", intercept[i], row.join(",")).map_err(fail)?;
+    }
+    w.flush().map_err(fail)?;
+    drop(w);
+    file.commit()?;
     Ok(())
 }

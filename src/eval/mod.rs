@@ -3,3 +3,4 @@
 pub mod denoise;
 pub mod metrics;
 pub mod peak_calls;
+pub mod roc;

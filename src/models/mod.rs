@@ -3,3 +3,6 @@
 pub mod denoise;
 
 pub use denoise::{DenoiseConfig, DenoiseNet, DenoiseOutput};
+pub mod seq;
+
+pub use seq::{SeqBatch, SeqConfig, SeqNet};

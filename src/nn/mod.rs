@@ -3,7 +3,7 @@
 //! Activations are (batch, channels, length); a layer's backward takes the input it saw in
 //! the forward pass (the caller keeps it) and overwrites its parameters' gradients.
 
-use crate::backend::{Backend, BackendResult, Conv1dParams};
+use crate::backend::{Backend, BackendResult, BatchNormParams, Conv1dParams};
 
 /// A named parameter tensor with its gradient.
 pub struct Param<B: Backend> {
@@ -96,6 +96,36 @@ impl<B: Backend> Conv1d<B> {
             })
         } else {
             None
+        };
+        Ok(Conv1d { c_in, c_out, kernel, dilation, weight, bias })
+    }
+
+    /// A convolution with the given weights (c_out, c_in, kernel) and bias (c_out).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_values(
+        backend: &B,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        dilation: usize,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+    ) -> BackendResult<Self> {
+        let weight = Param {
+            name: format!("{name}.weight"),
+            shape: vec![c_out, c_in, kernel],
+            value: upload_f32(backend, weights)?,
+            grad: backend.zeros(weights.len())?,
+        };
+        let bias = match bias {
+            Some(b) => Some(Param {
+                name: format!("{name}.bias"),
+                shape: vec![c_out],
+                value: upload_f32(backend, b)?,
+                grad: backend.zeros(c_out)?,
+            }),
+            None => None,
         };
         Ok(Conv1d { c_in, c_out, kernel, dilation, weight, bias })
     }
@@ -278,5 +308,161 @@ impl<B: Backend> ResBlock<B> {
             v.extend(c.params_mut());
         }
         v
+    }
+}
+
+/// scBasset's GELU `x · σ(1.702·x)` into a new buffer.
+pub fn gelu<B: Backend>(backend: &B, x: &B::Buf) -> BackendResult<B::Buf> {
+    let mut y = backend.zeros(backend.buf_len(x))?;
+    backend.gelu_fwd(x, &mut y)?;
+    Ok(y)
+}
+
+/// The gradient of [`gelu`] from its input x, into a new buffer.
+pub fn gelu_backward<B: Backend>(backend: &B, x: &B::Buf, dy: &B::Buf) -> BackendResult<B::Buf> {
+    let mut dx = backend.zeros(backend.buf_len(x))?;
+    backend.gelu_bwd(x, dy, &mut dx)?;
+    Ok(dx)
+}
+
+/// Batch normalisation over (batch, channels, len) with learned γ, β and running statistics
+/// (Keras semantics, see [`BatchNormParams`]). The running statistics are state, not
+/// parameters: checkpoints keep them under `<name>.running_mean` / `<name>.running_var`.
+pub struct BatchNorm<B: Backend> {
+    pub channels: usize,
+    pub eps: f32,
+    pub momentum: f32,
+    pub gamma: Param<B>,
+    pub beta: Param<B>,
+    pub running_mean: B::Buf,
+    pub running_var: B::Buf,
+    pub name: String,
+}
+
+/// What a batch norm's backward needs: its input and the batch statistics.
+pub struct BatchNormCache<B: Backend> {
+    pub mean: B::Buf,
+    pub invstd: B::Buf,
+}
+
+impl<B: Backend> BatchNorm<B> {
+    /// γ = 1, β = 0, running mean 0 and variance 1 (Keras' initial state).
+    pub fn new(backend: &B, name: &str, channels: usize, eps: f32, momentum: f32) -> BackendResult<Self> {
+        let ones = vec![1.0f32; channels];
+        Ok(BatchNorm {
+            channels,
+            eps,
+            momentum,
+            gamma: Param {
+                name: format!("{name}.gamma"),
+                shape: vec![channels],
+                value: upload_f32(backend, &ones)?,
+                grad: backend.zeros(channels)?,
+            },
+            beta: Param {
+                name: format!("{name}.beta"),
+                shape: vec![channels],
+                value: backend.zeros(channels)?,
+                grad: backend.zeros(channels)?,
+            },
+            running_mean: backend.zeros(channels)?,
+            running_var: upload_f32(backend, &ones)?,
+            name: name.to_string(),
+        })
+    }
+
+    pub fn shape(&self, batch: usize, len: usize) -> BatchNormParams {
+        BatchNormParams { batch, channels: self.channels, len, eps: self.eps, momentum: self.momentum }
+    }
+
+    /// Training mode: normalises by the batch's statistics and moves the running ones.
+    pub fn forward_train(
+        &mut self,
+        backend: &B,
+        x: &B::Buf,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<(B::Buf, BatchNormCache<B>)> {
+        let p = self.shape(batch, len);
+        let mut y = backend.zeros(backend.buf_len(x))?;
+        let mut mean = backend.zeros(self.channels)?;
+        let mut invstd = backend.zeros(self.channels)?;
+        backend.batchnorm_fwd_train(
+            &p,
+            x,
+            &self.gamma.value,
+            &self.beta.value,
+            &mut y,
+            &mut mean,
+            &mut invstd,
+            &mut self.running_mean,
+            &mut self.running_var,
+        )?;
+        Ok((y, BatchNormCache { mean, invstd }))
+    }
+
+    /// Inference mode: normalises by the running statistics.
+    pub fn forward_infer(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<B::Buf> {
+        let p = self.shape(batch, len);
+        let mut y = backend.zeros(backend.buf_len(x))?;
+        backend.batchnorm_fwd_infer(
+            &p,
+            x,
+            &self.gamma.value,
+            &self.beta.value,
+            &self.running_mean,
+            &self.running_var,
+            &mut y,
+        )?;
+        Ok(y)
+    }
+
+    /// Overwrites dγ, dβ and returns dx, from the forward input x.
+    pub fn backward(
+        &mut self,
+        backend: &B,
+        x: &B::Buf,
+        cache: &BatchNormCache<B>,
+        dy: &B::Buf,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<B::Buf> {
+        let p = self.shape(batch, len);
+        let mut dx = backend.zeros(backend.buf_len(x))?;
+        backend.batchnorm_bwd(
+            &p,
+            x,
+            dy,
+            &self.gamma.value,
+            &cache.mean,
+            &cache.invstd,
+            &mut dx,
+            &mut self.gamma.grad,
+            &mut self.beta.grad,
+        )?;
+        Ok(dx)
+    }
+
+    pub fn params(&self) -> Vec<&Param<B>> {
+        vec![&self.gamma, &self.beta]
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        vec![&mut self.gamma, &mut self.beta]
+    }
+
+    /// The running statistics as (name, buffer) pairs, for checkpoints.
+    pub fn stats(&self) -> [(String, &B::Buf); 2] {
+        [
+            (format!("{}.running_mean", self.name), &self.running_mean),
+            (format!("{}.running_var", self.name), &self.running_var),
+        ]
+    }
+
+    pub fn stats_mut(&mut self) -> [(String, &mut B::Buf); 2] {
+        [
+            (format!("{}.running_mean", self.name), &mut self.running_mean),
+            (format!("{}.running_var", self.name), &mut self.running_var),
+        ]
     }
 }

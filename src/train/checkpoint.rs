@@ -24,6 +24,9 @@ pub const LAST_FILE: &str = "last.safetensors";
 pub const STATE_FILE: &str = "state.json";
 pub const LOG_FILE: &str = "train_log.tsv";
 
+/// Named f32 tensors: name → (shape, values).
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// `config.json`: what a model directory was trained as.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -65,7 +68,7 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Resul
 }
 
 /// Writes named f32 tensors (name → (shape, values)) as a safetensors file, atomically.
-pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Result<(), FileError> {
+pub fn write_tensors(path: &Path, tensors: &Tensors) -> Result<(), FileError> {
     let bytes: BTreeMap<&String, (&Vec<usize>, &[u8])> =
         tensors.iter().map(|(n, (s, v))| (n, (s, bytemuck::cast_slice(v.as_slice())))).collect();
     let views = bytes
@@ -83,7 +86,7 @@ pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f3
 }
 
 /// Reads every f32 tensor of a safetensors file.
-pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, FileError> {
+pub fn read_tensors(path: &Path) -> Result<Tensors, FileError> {
     let bytes = std::fs::read(path).map_err(FileError::io(path))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| FileError::content(path, format!("not a safetensors file: {e}")))?;
@@ -107,7 +110,7 @@ fn param_tensors<B: Backend>(
     params: &[&Param<B>],
     prefix: &str,
     which: impl Fn(&Param<B>) -> &B::Buf,
-) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, crate::Error> {
+) -> Result<Tensors, crate::Error> {
     let mut out = BTreeMap::new();
     for p in params {
         out.insert(format!("{prefix}{}", p.name), (p.shape.clone(), download_f32(backend, which(p))?));
@@ -116,10 +119,7 @@ fn param_tensors<B: Backend>(
 }
 
 /// The weights of a network as tensors named after its layers.
-pub fn weight_tensors<B: Backend>(
-    backend: &B,
-    net: &DenoiseNet<B>,
-) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, crate::Error> {
+pub fn weight_tensors<B: Backend>(backend: &B, net: &DenoiseNet<B>) -> Result<Tensors, crate::Error> {
     param_tensors(backend, &net.params(), "", |p| &p.value)
 }
 
@@ -128,7 +128,7 @@ pub fn load_weights<B: Backend>(
     backend: &B,
     net: &mut DenoiseNet<B>,
     path: &Path,
-    tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    tensors: &Tensors,
 ) -> Result<(), crate::Error> {
     let expected: Vec<String> = net.params().iter().map(|p| p.name.clone()).collect();
     for p in net.params_mut() {

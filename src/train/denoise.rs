@@ -212,7 +212,7 @@ struct AdamState<B: Backend> {
 }
 
 /// SplitMix64 for shuffling.
-fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -220,8 +220,8 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// The training order of an epoch: a Fisher–Yates shuffle seeded by (seed, epoch).
-pub fn epoch_order(intervals: &[Interval], seed: u64, epoch: usize) -> Vec<Interval> {
-    let mut v = intervals.to_vec();
+pub fn epoch_order<T: Clone>(items: &[T], seed: u64, epoch: usize) -> Vec<T> {
+    let mut v = items.to_vec();
     let mut state = mix(seed ^ mix(epoch as u64 + 1));
     for i in (1..v.len()).rev() {
         state = mix(state);

@@ -6,3 +6,4 @@ pub mod checkpoint;
 pub mod denoise;
 
 pub mod intervals;
+pub mod seq;

@@ -1,0 +1,240 @@
+//! `chromax sc train | embed` through the binary: a real matrix (yeast fragments counted in
+//! chrIV windows, two pseudo-cells) trained with a small architecture; exact resume; the
+//! embedding files (h5ad read by Python anndata where installed, npy, csv); and bad input,
+//! each with a clear message, exit code 1 and nothing half-written.
+
+mod common;
+
+use common::say;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("chromax-clisc-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn chromax(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chromax")).args(args).current_dir(cwd).output().expect("run chromax")
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "chromax failed: {stderr}");
+    stderr
+}
+
+const TINY: &str = r#"{"seq_len": 256, "stem_filters": 8, "stem_kernel": 9, "stem_pool": 2,
+ "tower_filters": [8, 8], "tower_kernel": 5, "tower_pool": 2, "final_filters": 4,
+ "bottleneck": 4, "dropout": 0.2, "bn_momentum": 0.9, "bn_eps": 0.001}"#;
+
+/// chrIV windows: the 200 hmmratac regions there and 200 windows between them; the matrix
+/// counts the real yeast fragments (two pseudo-barcodes) in them.
+fn inputs(dir: &Path) {
+    let text = std::fs::read_to_string(data("yeast/hmmratac_yeast500k_accessible_regions.narrowPeak")).expect("peaks");
+    let mut lines: Vec<(u64, String)> = Vec::new();
+    let regions: Vec<(u64, u64)> = text
+        .lines()
+        .filter(|l| l.starts_with("chrIV\t"))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[1].parse().expect("start"), f[2].parse().expect("end"))
+        })
+        .collect();
+    for (i, &(s, e)) in regions.iter().enumerate() {
+        lines.push((s, format!("chrIV\t{s}\t{e}")));
+        if let Some(&(next, _)) = regions.get(i + 1) {
+            if next > e + 1_000 {
+                let mid = (e + next) / 2;
+                lines.push((mid - 150, format!("chrIV\t{}\t{}", mid - 150, mid + 150)));
+            }
+        }
+    }
+    lines.sort();
+    let bed: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+    std::fs::write(dir.join("windows.bed"), bed.join("\n") + "\n").expect("bed");
+    std::fs::write(dir.join("tiny.json"), TINY).expect("config");
+    ok(&chromax(
+        &[
+            "sc",
+            "matrix",
+            "--fragments",
+            data("yeast/yeast_500k_SRR1822137.frag.gz").to_str().expect("path"),
+            "--peaks",
+            "windows.bed",
+            "-o",
+            "m.h5ad",
+        ],
+        dir,
+    ));
+}
+
+fn train_args<'a>(fasta: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "sc",
+        "train",
+        "--peaks",
+        "windows.bed",
+        "--genome",
+        fasta,
+        "--matrix",
+        "m.h5ad",
+        "--model-config",
+        "tiny.json",
+        "--batch",
+        "32",
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn sc_train_resumes_exactly_and_embed_writes_anndata_npy_and_csv() {
+    let dir = temp_dir("train");
+    inputs(&dir);
+    let fasta = data("yeast/sacCer3.chrIV.fa");
+    let fasta = fasta.to_str().expect("path");
+
+    let full = ok(&chromax(&train_args(fasta, &["--epochs", "3", "-o", "full"]), &dir));
+    assert!(full.contains("parameters") && full.contains("best model"), "{full}");
+    ok(&chromax(&train_args(fasta, &["--epochs", "1", "-o", "part"]), &dir));
+    let resumed = ok(&chromax(&train_args(fasta, &["--epochs", "3", "--resume", "part"]), &dir));
+    assert!(resumed.contains("resuming after epoch 1"), "{resumed}");
+    for f in ["model.safetensors", "last.safetensors", "state.json", "cells.tsv", "peaks.bed"] {
+        let a = std::fs::read(dir.join("full").join(f)).expect("full run file");
+        let b = std::fs::read(dir.join("part").join(f)).expect("resumed run file");
+        assert!(a == b, "{f}: a resumed run must equal an uninterrupted one");
+    }
+    let log = std::fs::read_to_string(dir.join("full/train_log.tsv")).expect("log");
+    assert_eq!(log.lines().count(), 4, "{log}");
+    assert!(
+        log.starts_with("epoch\ttrain_loss\ttrain_auroc\tval_loss\tval_auroc\tval_auroc_per_peak\tval_auroc_per_cell")
+    );
+    let cells = std::fs::read_to_string(dir.join("full/cells.tsv")).expect("cells");
+    let barcodes: Vec<&str> = cells.lines().collect();
+    assert_eq!(barcodes.len(), 2);
+
+    // Embeddings in all three formats.
+    ok(&chromax(&["sc", "embed", "--model", "full", "-o", "cells.h5ad"], &dir));
+    ok(&chromax(&["sc", "embed", "--model", "full", "-o", "cells.npy"], &dir));
+    ok(&chromax(&["sc", "embed", "--model", "full", "-o", "cells.csv"], &dir));
+    let e = chromax::train::seq::read_cell_embeddings(&dir.join("full")).expect("read");
+    let (names, emb, intercept, dim) = (e.barcodes, e.embeddings, e.intercepts, e.dim);
+    assert_eq!((names.len(), dim), (2, 4));
+    let csv = std::fs::read_to_string(dir.join("cells.csv")).expect("csv");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "barcode,intercept,chromax_0,chromax_1,chromax_2,chromax_3");
+    let first: Vec<&str> = rows[1].split(',').collect();
+    assert_eq!(first[0], barcodes[0]);
+    assert_eq!(first[1].parse::<f32>().expect("intercept"), intercept[0]);
+    assert_eq!(first[2].parse::<f32>().expect("value"), emb[0]);
+    let npy = std::fs::read(dir.join("cells.npy")).expect("npy");
+    let values: Vec<f32> = npy[npy.len() - 4 * emb.len()..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(values, emb);
+    let ad = chromax::io::h5ad::read_h5ad_obsm(&dir.join("cells.h5ad"), "X_chromax").expect("h5ad");
+    assert_eq!(ad, (names.clone(), emb.clone(), dim));
+
+    let script = format!(
+        "import anndata, numpy as np\na = anndata.read_h5ad('cells.h5ad')\nm = np.load('cells.npy')\n\
+         assert a.obsm['X_chromax'].shape == (2, 4) and np.array_equal(a.obsm['X_chromax'], m)\n\
+         print(a.n_obs, list(a.obs_names) == {barcodes:?}, float(a.obs['intercept'].iloc[0]))"
+    );
+    match Command::new("python3").args(["-c", &script]).current_dir(&dir).output() {
+        Ok(o) if o.status.success() => {
+            let got = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            assert_eq!(got, format!("2 True {}", intercept[0] as f64));
+            say("sc embed: anndata reads cells.h5ad (obsm X_chromax, obs intercept)");
+        }
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named") => {
+            say("sc embed: anndata part skipped: python3 has no anndata")
+        }
+        Ok(o) => panic!("anndata could not read the embeddings: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(_) => say("sc embed: anndata part skipped: no python3"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs a failing command: exit 1, every piece in stderr, no new file in `dir`.
+fn fails(dir: &Path, args: &[&str], expect: &[&str]) {
+    let listing = || {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing();
+    let out = chromax(args, dir);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for piece in expect {
+        assert!(stderr.contains(piece), "stderr lacks '{piece}':\n{stderr}");
+    }
+    assert_eq!(listing(), before, "files left behind by {args:?}");
+}
+
+#[test]
+fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
+    let dir = temp_dir("bad");
+    inputs(&dir);
+    let fasta = data("yeast/sacCer3.chrIV.fa");
+    let fasta = fasta.to_str().expect("path");
+
+    // Peaks on chromosomes the FASTA lacks: names from both sides.
+    std::fs::write(dir.join("human.bed"), "chr22\t100\t600\nchr21\t100\t600\n").expect("bed");
+    let mut a = train_args(fasta, &["-o", "out"]);
+    a[3] = "human.bed";
+    fails(&dir, &a, &["human.bed", "chr22", "chrIV"]);
+
+    // A peak shorter than 1 bp.
+    std::fs::write(dir.join("empty_peak.bed"), "chrIV\t500\t500\n").expect("bed");
+    let mut a = train_args(fasta, &["-o", "out"]);
+    a[3] = "empty_peak.bed";
+    fails(&dir, &a, &["empty_peak.bed", "line 1", "not before end"]);
+
+    // A matrix whose peak count differs from the peak file.
+    let windows = std::fs::read_to_string(dir.join("windows.bed")).expect("bed");
+    let fewer: Vec<&str> = windows.lines().take(10).collect();
+    std::fs::write(dir.join("fewer.bed"), fewer.join("\n") + "\n").expect("bed");
+    let mut a = train_args(fasta, &["-o", "out"]);
+    a[3] = "fewer.bed";
+    fails(&dir, &a, &["m.h5ad", "fewer.bed", "peaks"]);
+
+    // An h5ad whose var has no coordinates (names that are not chr:start-end either).
+    let m = chromax::store::matrix::read_cell_matrix(&dir.join("m.h5ad")).expect("read");
+    let mut ad = m.to_anndata();
+    ad.var.clear();
+    ad.var_names = (0..ad.var_names.len()).map(|i| format!("peak{i}")).collect();
+    chromax::io::h5ad::write_h5ad(&dir.join("nocoords.h5ad"), &ad).expect("write");
+    let mut a = train_args(fasta, &["-o", "out"]);
+    a[7] = "nocoords.h5ad";
+    fails(&dir, &a, &["nocoords.h5ad", "chr"]);
+
+    // An empty cell kept on purpose: the trainer refuses it and says how to drop it.
+    let mut m2 = m.clone();
+    m2.cells.push("EMPTY_CELL".into());
+    chromax::io::h5ad::write_h5ad(&dir.join("emptycell.h5ad"), &m2.to_anndata()).expect("write");
+    let mut a = train_args(fasta, &["-o", "out", "--min-peaks-per-cell", "0"]);
+    a[7] = "emptycell.h5ad";
+    fails(&dir, &a, &["EMPTY_CELL", "--min-peaks-per-cell"]);
+
+    // The model directory must be a single-cell model.
+    fails(&dir, &["sc", "embed", "--model", "windows.bed", "-o", "x.h5ad"], &["windows.bed", "sc train"]);
+    fails(&dir, &["sc", "embed", "--model", ".", "-o", "x.txt"], &["x.txt", ".h5ad"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,200 @@
+//! SeqNet: scBasset's parameter count for several cell counts, the whole network's backward
+//! pass (augmentation, batch norm in training mode, seeded dropout, the sparse head) against
+//! central finite differences in f64, and one full training step on CUDA against the CPU.
+
+mod common;
+
+use chromax::backend::cpu::CpuBackend;
+use chromax::backend::{AdamParams, Backend};
+use chromax::models::{SeqBatch, SeqConfig, SeqNet};
+use common::Rng;
+
+#[test]
+fn the_scbasset_configuration_has_its_published_parameter_count() {
+    for cells in [1usize, 100, 2_711, 1_114_621] {
+        assert_eq!(SeqConfig::scbasset(cells).param_count(), 4_513_960 + 33 * cells, "{cells} cells");
+    }
+    for cells in [1usize, 37] {
+        let net = SeqNet::new(&CpuBackend::new(), SeqConfig::scbasset(cells), 1, None).expect("build");
+        let counted: usize = net.params().iter().map(|p| p.len()).sum();
+        assert_eq!(counted, 4_513_960 + 33 * cells);
+        let names: Vec<&str> = net.params().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names.iter().collect::<std::collections::HashSet<_>>().len(), names.len(), "names are unique");
+        assert!(names.contains(&"stem.conv.weight") && names.contains(&"tower5.conv.weight"));
+        assert!(names.contains(&"final.conv.weight") && names.contains(&"bottleneck.dense.weight"));
+        assert!(!names.iter().any(|n| n.ends_with("conv.bias")), "convolutions have no bias");
+        // Running statistics of all eight batch norms are kept, and not counted as parameters.
+        assert_eq!(net.stats().len(), 2 * 9);
+    }
+    let cfg = SeqConfig::scbasset(1);
+    assert_eq!(cfg.lengths(), vec![1344, 448, 224, 112, 56, 28, 14, 7, 7]);
+    assert_eq!(cfg.flat_len(), 1792);
+    // ARCHITECTURE.md: ≈0.93 GFLOP per sequence forward.
+    let gflop = cfg.flops_per_sequence() / 1e9;
+    assert!((0.90..0.96).contains(&gflop), "{gflop} GFLOP");
+}
+
+fn tiny(cells: usize) -> SeqConfig {
+    SeqConfig {
+        seq_len: 26,
+        stem_filters: 3,
+        stem_kernel: 5,
+        stem_pool: 3,
+        tower_filters: vec![4, 3],
+        tower_kernel: 3,
+        tower_pool: 2,
+        final_filters: 2,
+        bottleneck: 3,
+        dropout: 0.25,
+        bn_momentum: 0.9,
+        bn_eps: 1e-3,
+        cells,
+    }
+}
+
+/// A batch with every augmentation: reverse complements, shifts both ways, an N.
+fn batch(rng: &mut Rng, n: usize, len: usize) -> (Vec<u8>, Vec<bool>, Vec<i32>) {
+    let mut codes: Vec<u8> = (0..n * len).map(|_| (rng.next_u64() % 4) as u8).collect();
+    codes[5] = 4;
+    let reverse = (0..n).map(|i| i % 2 == 1).collect();
+    let shift = (0..n).map(|i| [0, 3, -2, 1][i % 4]).collect();
+    (codes, reverse, shift)
+}
+
+fn rows(rng: &mut Rng, n: usize, cells: usize) -> (Vec<u32>, Vec<u32>) {
+    let (mut indptr, mut indices) = (vec![0u32], Vec::new());
+    for _ in 0..n {
+        for c in 0..cells as u32 {
+            if rng.unit() < 0.4 {
+                indices.push(c);
+            }
+        }
+        indptr.push(indices.len() as u32);
+    }
+    (indptr, indices)
+}
+
+#[test]
+fn whole_network_gradients_match_finite_differences() {
+    let backend = CpuBackend::new_f64();
+    let cfg = tiny(5);
+    let n = 4;
+    let mut rng = Rng::new(23);
+    let (codes, reverse, shift) = batch(&mut rng, n, cfg.seq_len);
+    let (indptr, indices) = rows(&mut rng, n, cfg.cells);
+    let seqs = SeqBatch { codes: &codes, reverse: &reverse, shift: &shift };
+    let mut net = SeqNet::new(&backend, cfg.clone(), 3, None).expect("build");
+    // Non-trivial γ, β and intercepts, so their gradients are checked away from the start.
+    for p in net.params_mut() {
+        if p.name.ends_with("gamma") || p.name.ends_with("beta") || p.name == "head.bias" {
+            p.value.iter_mut().for_each(|v| *v = 0.5 + rng.unit());
+        }
+    }
+    let dropout_seed = 99;
+
+    let (z, cache) = net.forward_train(&backend, &seqs, dropout_seed).expect("forward");
+    let (loss, dz) = net.head_loss(&backend, &z, &indptr, &indices).expect("head");
+    assert!(loss.is_finite() && loss > 0.0);
+    net.backward(&backend, cache, &dz).expect("backward");
+    let analytic: Vec<(String, Vec<f64>)> = net.params().iter().map(|p| (p.name.clone(), p.grad.clone())).collect();
+    // Dropout really dropped something in this batch (else the check would not cover it).
+    assert!(z.iter().any(|&v| v == 0.0), "no element dropped");
+
+    let objective = |net: &mut SeqNet<CpuBackend<f64>>| {
+        let (z, _) = net.forward_train(&backend, &seqs, dropout_seed).expect("forward");
+        net.head_loss(&backend, &z, &indptr, &indices).expect("head").0
+    };
+    let h = 1e-6;
+    let mut checked = 0;
+    for (pi, (name, grad)) in analytic.iter().enumerate() {
+        let mut numeric = Vec::with_capacity(grad.len());
+        for i in 0..grad.len() {
+            let orig = net.params()[pi].value[i];
+            net.params_mut()[pi].value[i] = orig + h;
+            let up = objective(&mut net);
+            net.params_mut()[pi].value[i] = orig - h;
+            let down = objective(&mut net);
+            net.params_mut()[pi].value[i] = orig;
+            numeric.push((up - down) / (2.0 * h));
+        }
+        common::assert_close(name, grad, &numeric, 1e-8, 1e-5);
+        checked += grad.len();
+    }
+    assert_eq!(checked, cfg.param_count());
+}
+
+#[test]
+fn inference_uses_the_running_statistics_and_no_dropout() {
+    let backend = CpuBackend::new();
+    let cfg = tiny(4);
+    let mut rng = Rng::new(5);
+    let (codes, _, _) = batch(&mut rng, 6, cfg.seq_len);
+    let (rev, shift) = (vec![false; 6], vec![0; 6]);
+    let seqs = SeqBatch { codes: &codes, reverse: &rev, shift: &shift };
+    let mut net = SeqNet::new(&backend, cfg, 1, None).expect("build");
+    let before = net.embed_peaks(&backend, &seqs).expect("embed");
+    assert_eq!(before, net.embed_peaks(&backend, &seqs).expect("embed"), "inference is deterministic");
+    let stats_before: Vec<Vec<f32>> = net.stats().iter().map(|(_, b)| (*b).clone()).collect();
+    let _ = net.forward_train(&backend, &seqs, 1).expect("train forward");
+    let stats_after: Vec<Vec<f32>> = net.stats().iter().map(|(_, b)| (*b).clone()).collect();
+    assert_ne!(stats_before, stats_after, "a training pass moves the running statistics");
+    assert_ne!(before, net.embed_peaks(&backend, &seqs).expect("embed"), "and inference follows them");
+}
+
+#[test]
+fn one_training_step_on_cuda_matches_the_cpu() {
+    let Some(gpu) = common::cuda_or_skip("one_training_step_on_cuda_matches_the_cpu") else { return };
+    let cpu = CpuBackend::new();
+    let cfg = SeqConfig {
+        seq_len: 200,
+        stem_filters: 24,
+        stem_kernel: 9,
+        tower_filters: vec![24, 32],
+        final_filters: 16,
+        bottleneck: 8,
+        ..SeqConfig::scbasset(300)
+    };
+    let n = 16;
+    let mut rng = Rng::new(77);
+    let (codes, reverse, shift) = batch(&mut rng, n, cfg.seq_len);
+    let (indptr, indices) = rows(&mut rng, n, cfg.cells);
+    let seqs = SeqBatch { codes: &codes, reverse: &reverse, shift: &shift };
+
+    fn step<B: Backend>(
+        b: &B,
+        cfg: &SeqConfig,
+        seqs: &SeqBatch,
+        indptr: &[u32],
+        indices: &[u32],
+    ) -> (f64, Vec<f32>, Vec<(String, Vec<f32>)>) {
+        let mut net = SeqNet::new(b, cfg.clone(), 4, None).expect("build");
+        let (z, cache) = net.forward_train(b, seqs, 8).expect("forward");
+        let (loss, dz) = net.head_loss(b, &z, indptr, indices).expect("head");
+        net.backward(b, cache, &dz).expect("backward");
+        let adam = AdamParams { beta1: 0.95, beta2: 0.9995, eps: 1e-7, ..AdamParams::new(0.01, 1) };
+        let mut grads = Vec::new();
+        for p in net.params_mut() {
+            grads.push((format!("{} grad", p.name), chromax::nn::download_f32(b, &p.grad).expect("grad")));
+            let (mut m, mut v) = (b.zeros(p.len()).expect("m"), b.zeros(p.len()).expect("v"));
+            b.adam_step(&adam, &mut p.value, &p.grad, &mut m, &mut v).expect("adam");
+        }
+        let mut out: Vec<(String, Vec<f32>)> = grads;
+        for p in net.params() {
+            out.push((p.name.clone(), chromax::nn::download_f32(b, &p.value).expect("value")));
+        }
+        for (name, buf) in net.stats() {
+            out.push((name, chromax::nn::download_f32(b, buf).expect("stat")));
+        }
+        (loss, chromax::nn::download_f32(b, &z).expect("z"), out)
+    }
+
+    let (loss_c, z_c, t_c) = step(&cpu, &cfg, &seqs, &indptr, &indices);
+    let (loss_g, z_g, t_g) = step(&gpu, &cfg, &seqs, &indptr, &indices);
+    assert!((loss_c - loss_g).abs() <= 1e-5 * loss_c.abs(), "loss {loss_c} vs {loss_g}");
+    common::assert_close("z", &z_g, &z_c, 1e-4, 1e-3);
+    for ((name, want), (_, got)) in t_c.iter().zip(&t_g) {
+        // Gradients pass through batch norm and max pooling: compare relative to the tensor's scale.
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        common::assert_close(name, got, want, 1e-3 * scale + 1e-7, 1e-3);
+    }
+}
