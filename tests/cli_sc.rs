@@ -238,3 +238,37 @@ fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
     fails(&dir, &["sc", "embed", "--model", ".", "-o", "x.txt"], &["x.txt", ".h5ad"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_sc_trains_from_a_synthetic_store_through_the_real_path() {
+    // A smoke run of the benchmark (the full scBasset model, tiny data): it writes the store,
+    // trains one epoch from the memory-mapped matrix and prints its table. No timing is judged.
+    let dir = temp_dir("bench");
+    let out = chromax(
+        &[
+            "bench",
+            "sc",
+            "--cells",
+            "50",
+            "--peaks",
+            "40",
+            "--density",
+            "0.1",
+            "--batch",
+            "16",
+            "--device",
+            "cpu",
+            "--dir",
+            "w",
+        ],
+        &dir,
+    );
+    let stderr = ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stderr.contains("40 peaks × 50 cells"), "{stderr}");
+    assert!(stdout.contains("4,515,610 parameters") && stdout.contains("peaks (sequences)/s"), "{stdout}");
+    assert!(stdout.contains("peak host RSS"), "{stdout}");
+    let m = chromax::store::matrix::CellMatrix::open(&dir.join("w/matrix.cxmatrix")).expect("store");
+    assert_eq!(m.shape(), (40, 50));
+    let _ = std::fs::remove_dir_all(&dir);
+}

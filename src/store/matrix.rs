@@ -323,6 +323,15 @@ impl CellMatrix {
         Ok(CellMatrix { map, index })
     }
 
+    /// Drops this mapping's resident pages (they are read from the file again on the next
+    /// access), so that walking a matrix larger than memory does not grow the resident set.
+    pub fn release_pages(&self) {
+        // SAFETY: a read-only, file-backed mapping of a store that is never modified:
+        // MADV_DONTNEED only makes later reads fault the same bytes back in from the file.
+        // Failure is harmless (the pages just stay resident), so it is ignored.
+        let _ = unsafe { self.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+    }
+
     pub fn shape(&self) -> (usize, usize) {
         (self.index.peaks, self.index.cells)
     }
