@@ -2,8 +2,9 @@
 //! accessibility in every cell out.
 //!
 //! * Data: the peaks' windows from the genome (base codes, memory-resident: `seq_len` bytes per
-//!   peak) and the binarised CSR rows of the matrix (memory-mapped when the input is a
-//!   `.cxmatrix` store that the filters leave whole; never densified).
+//!   peak) and the binarised CSR rows of the matrix, memory-mapped: the `.cxmatrix` given
+//!   when the filters leave it whole, else the matched, filtered matrix written once to the
+//!   content-keyed cache. Never densified.
 //! * Split: peaks 90/5/5 into train/validation/test by seed, or by chromosome
 //!   (`val_chroms`, `test_chroms`). `DIR/peaks.bed` records each peak's split.
 //! * Step: one-hot with a random reverse complement and a ±`max_shift` shift per sequence
@@ -28,13 +29,17 @@ use crate::eval::metrics::auroc_auprc;
 use crate::eval::roc::{mean_auroc, RocHistogram};
 use crate::io::atomic::AtomicFile;
 use crate::io::bed::{read_intervals, Interval};
+use crate::io::h5ad::parse_peak_name;
 use crate::models::{SeqBatch, SeqConfig, SeqNet};
 use crate::nn::{download_f32, upload_f32};
 use crate::store::bases::BaseStore;
-use crate::store::matrix::{filter_matrix, match_peaks, read_cell_matrix, CellMatrix};
+use crate::store::build::file_sha256;
+use crate::store::matrix::{filter_matrix, match_peaks, read_cell_matrix, write_binary_matrix, CellMatrix};
+use crate::store::track_cache_dir;
 use crate::Error;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -131,7 +136,8 @@ pub struct ScTrainState {
     pub stopped_early: bool,
 }
 
-/// The binarised peak × cell rows: owned after filtering, or the memory-mapped store.
+/// The binarised peak × cell rows: the memory-mapped store, or rows in memory (built by a
+/// caller, e.g. a simulation).
 pub enum Rows {
     Owned { indptr: Vec<u64>, indices: Vec<u32> },
     Mapped(CellMatrix),
@@ -210,20 +216,22 @@ pub fn load_sc_data(opts: &ScTrainOptions) -> Result<ScData, Error> {
             (peaks, store.barcodes().to_vec(), Rows::Mapped(store), all_codes)
         }
         _ => {
-            let m = read_cell_matrix(&opts.matrix)?;
-            let m = match_peaks(m, &peaks, &opts.matrix, &opts.peaks)?;
-            let f = filter_matrix(&m, opts.min_cells_per_peak, opts.min_peaks_per_cell)?;
-            let width = opts.model.seq_len;
-            let codes = if f.peak_rows.len() == peaks.len() {
+            let store = filtered_store(opts, &peaks)?;
+            let kept: Vec<Interval> = store
+                .peak_names()
+                .iter()
+                .map(|n| {
+                    parse_peak_name(n).ok_or_else(|| {
+                        FileError::content(&opts.matrix, format!("damaged matrix cache: peak name '{n}'"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let codes = if kept == peaks {
                 all_codes
             } else {
-                f.peak_rows
-                    .iter()
-                    .flat_map(|&r| &all_codes[r as usize * width..(r as usize + 1) * width])
-                    .copied()
-                    .collect()
+                bases.peak_windows(&kept, opts.model.seq_len, &opts.peaks.display().to_string())?
             };
-            (f.peaks, f.barcodes, Rows::Owned { indptr: f.indptr, indices: f.indices }, codes)
+            (kept, store.barcodes().to_vec(), Rows::Mapped(store), codes)
         }
     };
     let mut per_cell = vec![0u64; barcodes.len()];
@@ -245,6 +253,42 @@ pub fn load_sc_data(opts: &ScTrainOptions) -> Result<ScData, Error> {
         .into());
     }
     Ok(ScData { peaks, barcodes, codes, seq_len: opts.model.seq_len, rows })
+}
+
+/// The matrix matched to the peaks, filtered and binarised, as a memory-mapped store: from
+/// the content-keyed cache (key: the SHA-256 of the matrix and peak files and the filters),
+/// or read, checked, filtered and written there on first use. A Matrix Market directory is
+/// read every time (its three files are not hashed).
+fn filtered_store(opts: &ScTrainOptions, peaks: &[Interval]) -> Result<CellMatrix, Error> {
+    let cache = track_cache_dir().filter(|_| opts.matrix.is_file());
+    let path = match &cache {
+        Some(dir) => {
+            let (m, _) = file_sha256(&opts.matrix)?;
+            let (p, _) = file_sha256(&opts.peaks)?;
+            let key = format!("chromax-matrix-1 {m} {p} {} {}", opts.min_cells_per_peak, opts.min_peaks_per_cell);
+            let digest = sha2::Sha256::digest(key.as_bytes());
+            let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            std::fs::create_dir_all(dir).map_err(FileError::io(dir))?;
+            dir.join(format!("matrix-{hex}.cxmatrix"))
+        }
+        None => std::env::temp_dir().join(format!("chromax-matrix-{}.cxmatrix", std::process::id())),
+    };
+    if cache.is_some() {
+        if let Ok(store) = CellMatrix::open(&path) {
+            return Ok(store);
+        }
+    }
+    let m = read_cell_matrix(&opts.matrix)?;
+    let m = match_peaks(m, peaks, &opts.matrix, &opts.peaks)?;
+    let f = filter_matrix(&m, opts.min_cells_per_peak, opts.min_peaks_per_cell)?;
+    drop(m);
+    write_binary_matrix(&path, &f)?;
+    let store = CellMatrix::open(&path)?;
+    if cache.is_none() {
+        // Mapped, so the file can go at once (Unix keeps it until the mapping ends).
+        let _ = std::fs::remove_file(&path);
+    }
+    Ok(store)
 }
 
 /// Whether a `.cxmatrix` store names the same peaks as the peak file and passes the filters
