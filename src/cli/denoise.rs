@@ -200,17 +200,13 @@ pub fn train_reporter() -> impl FnMut(TrainEvent) {
             );
         }
         TrainEvent::Batch { epoch, done, total, loss, bases_per_second } => {
-            let b = bar.get_or_insert_with(|| {
-                let b = ProgressBar::new(total as u64);
-                b.set_style(
-                    ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                b
-            });
-            b.set_prefix(epoch.to_string());
-            b.set_position(done as u64);
-            b.set_message(format!("loss {loss:.4}  {:.0} bases/s", bases_per_second));
+            super::progress::epoch_bar(
+                &mut bar,
+                epoch,
+                done,
+                total,
+                format!("loss {loss:.4}  {:.0} bases/s", bases_per_second),
+            );
         }
         TrainEvent::Validating { .. } => {
             if let Some(b) = bar.take() {

@@ -14,6 +14,21 @@ pub fn record_spinner(what: &str) -> ProgressBar {
     bar
 }
 
+/// The bar of a training epoch, created on its first batch: `epoch 3 ████ 41/120 <msg>`.
+pub fn epoch_bar(bar: &mut Option<ProgressBar>, epoch: usize, done: usize, total: usize, msg: String) {
+    let b = bar.get_or_insert_with(|| {
+        let b = ProgressBar::new(total as u64);
+        b.set_style(
+            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    b.set_prefix(epoch.to_string());
+    b.set_position(done as u64);
+    b.set_message(msg);
+}
+
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();

@@ -11,7 +11,7 @@ use chromax::io::text::LineReader;
 use chromax::models::SeqConfig;
 use chromax::store::matrix::{count_fragments_in_peaks, write_matrix, CellFilter};
 use chromax::train::seq::{load_sc_data, read_cell_embeddings, train_seq, ScTrainEvent, ScTrainOptions};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
@@ -238,17 +238,7 @@ fn sc_reporter() -> impl FnMut(ScTrainEvent) {
             );
         }
         ScTrainEvent::Batch { epoch, done, total, loss, peaks_per_second } => {
-            let b = bar.get_or_insert_with(|| {
-                let b = ProgressBar::new(total as u64);
-                b.set_style(
-                    ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                b
-            });
-            b.set_prefix(epoch.to_string());
-            b.set_position(done as u64);
-            b.set_message(format!("loss {loss:.4}  {peaks_per_second:.1} peaks/s"));
+            super::progress::epoch_bar(&mut bar, epoch, done, total, format!("loss {loss:.4}  {peaks_per_second:.1} peaks/s"));
         }
         ScTrainEvent::Validating { .. } => {
             if let Some(b) = bar.take() {
@@ -309,18 +299,12 @@ fn embed(a: &EmbedArgs) -> CliResult {
 }
 
 fn write_csv(path: &std::path::Path, cells: &[String], emb: &[f32], intercept: &[f32], dim: usize) -> CliResult {
-    use std::io::Write;
-    let file = chromax::io::atomic::AtomicFile::new(path)?;
-    let mut w = file.create()?;
-    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
     let header: Vec<String> = (0..dim).map(|d| format!("chromax_{d}")).collect();
-    writeln!(w, "barcode,intercept,{}", header.join(",")).map_err(fail)?;
-    for (i, c) in cells.iter().enumerate() {
-        let row: Vec<String> = emb[i * dim..(i + 1) * dim].iter().map(|v| v.to_string()).collect();
-        writeln!(w, "{c},{},{}", intercept[i], row.join(",")).map_err(fail)?;
-    }
-    w.flush().map_err(fail)?;
-    drop(w);
-    file.commit()?;
+    let rows = cells.iter().enumerate().map(|(i, c)| {
+        let values: Vec<String> = emb[i * dim..(i + 1) * dim].iter().map(|v| v.to_string()).collect();
+        format!("{c},{},{}", intercept[i], values.join(","))
+    });
+    let lines = std::iter::once(format!("barcode,intercept,{}", header.join(","))).chain(rows);
+    chromax::train::checkpoint::write_lines(path, lines)?;
     Ok(())
 }

@@ -20,7 +20,7 @@
 
 use crate::backend::{Backend, BackendResult, DropoutParams, SparseHeadParams};
 use crate::error::BackendError;
-use crate::nn::{gelu, gelu_backward, upload_f32, BatchNorm, BatchNormCache, Conv1d, InitRng, Param};
+use crate::nn::{gelu, gelu_backward, BatchNorm, BatchNormCache, Conv1d, InitRng, Param};
 use serde::{Deserialize, Serialize};
 
 /// The shape of a SeqNet. The default is scBasset's published model for `cells` cells.
@@ -302,18 +302,8 @@ impl<B: Backend> SeqNet<B> {
             }
             None => vec![0.0; cells],
         };
-        let head_w = Param {
-            name: "head.weight".into(),
-            shape: vec![cells, dim],
-            value: upload_f32(backend, &hw)?,
-            grad: backend.zeros(hw.len())?,
-        };
-        let head_b = Param {
-            name: "head.bias".into(),
-            shape: vec![cells],
-            value: upload_f32(backend, &hb)?,
-            grad: backend.zeros(cells)?,
-        };
+        let head_w = Param::new(backend, "head.weight".into(), vec![cells, dim], &hw)?;
+        let head_b = Param::new(backend, "head.bias".into(), vec![cells], &hb)?;
         Ok(SeqNet { config, blocks, dense, dense_bn, head_w, head_b })
     }
 

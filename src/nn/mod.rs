@@ -14,6 +14,12 @@ pub struct Param<B: Backend> {
 }
 
 impl<B: Backend> Param<B> {
+    /// A parameter holding `values` (f32, converted to the backend's element type), with a
+    /// zero gradient.
+    pub fn new(backend: &B, name: String, shape: Vec<usize>, values: &[f32]) -> BackendResult<Self> {
+        Ok(Param { name, shape, value: upload_f32(backend, values)?, grad: backend.zeros(values.len())? })
+    }
+
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
@@ -80,24 +86,8 @@ impl<B: Backend> Conv1d<B> {
     ) -> BackendResult<Self> {
         let bound = 1.0 / ((c_in * kernel) as f64).sqrt();
         let w: Vec<f32> = (0..c_out * c_in * kernel).map(|_| rng.uniform(bound)).collect();
-        let weight = Param {
-            name: format!("{name}.weight"),
-            shape: vec![c_out, c_in, kernel],
-            value: upload_f32(backend, &w)?,
-            grad: backend.zeros(w.len())?,
-        };
-        let bias = if bias {
-            let b: Vec<f32> = (0..c_out).map(|_| rng.uniform(bound)).collect();
-            Some(Param {
-                name: format!("{name}.bias"),
-                shape: vec![c_out],
-                value: upload_f32(backend, &b)?,
-                grad: backend.zeros(c_out)?,
-            })
-        } else {
-            None
-        };
-        Ok(Conv1d { c_in, c_out, kernel, dilation, weight, bias })
+        let b: Option<Vec<f32>> = bias.then(|| (0..c_out).map(|_| rng.uniform(bound)).collect());
+        Self::from_values(backend, name, c_in, c_out, kernel, dilation, &w, b.as_deref())
     }
 
     /// A convolution with the given weights (c_out, c_in, kernel) and bias (c_out).
@@ -112,19 +102,9 @@ impl<B: Backend> Conv1d<B> {
         weights: &[f32],
         bias: Option<&[f32]>,
     ) -> BackendResult<Self> {
-        let weight = Param {
-            name: format!("{name}.weight"),
-            shape: vec![c_out, c_in, kernel],
-            value: upload_f32(backend, weights)?,
-            grad: backend.zeros(weights.len())?,
-        };
+        let weight = Param::new(backend, format!("{name}.weight"), vec![c_out, c_in, kernel], weights)?;
         let bias = match bias {
-            Some(b) => Some(Param {
-                name: format!("{name}.bias"),
-                shape: vec![c_out],
-                value: upload_f32(backend, b)?,
-                grad: backend.zeros(c_out)?,
-            }),
+            Some(b) => Some(Param::new(backend, format!("{name}.bias"), vec![c_out], b)?),
             None => None,
         };
         Ok(Conv1d { c_in, c_out, kernel, dilation, weight, bias })
@@ -353,18 +333,8 @@ impl<B: Backend> BatchNorm<B> {
             channels,
             eps,
             momentum,
-            gamma: Param {
-                name: format!("{name}.gamma"),
-                shape: vec![channels],
-                value: upload_f32(backend, &ones)?,
-                grad: backend.zeros(channels)?,
-            },
-            beta: Param {
-                name: format!("{name}.beta"),
-                shape: vec![channels],
-                value: backend.zeros(channels)?,
-                grad: backend.zeros(channels)?,
-            },
+            gamma: Param::new(backend, format!("{name}.gamma"), vec![channels], &ones)?,
+            beta: Param::new(backend, format!("{name}.beta"), vec![channels], &vec![0.0; channels])?,
             running_mean: backend.zeros(channels)?,
             running_var: upload_f32(backend, &ones)?,
             name: name.to_string(),

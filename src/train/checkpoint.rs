@@ -67,6 +67,18 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Resul
     serde_json::from_str(&text).map_err(|e| FileError::content(path, format!("not a valid {what}: {e}")))
 }
 
+/// Writes text lines to `path`, atomically.
+pub fn write_lines<S: AsRef<str>>(path: &Path, lines: impl IntoIterator<Item = S>) -> Result<(), FileError> {
+    let file = AtomicFile::new(path)?;
+    let mut w = file.create()?;
+    for l in lines {
+        writeln!(w, "{}", l.as_ref()).map_err(FileError::io(path))?;
+    }
+    w.flush().map_err(FileError::io(path))?;
+    drop(w);
+    file.commit()
+}
+
 /// Writes named f32 tensors (name → (shape, values)) as a safetensors file, atomically.
 pub fn write_tensors(path: &Path, tensors: &Tensors) -> Result<(), FileError> {
     let bytes: BTreeMap<&String, (&Vec<usize>, &[u8])> =

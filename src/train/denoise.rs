@@ -2,8 +2,8 @@
 
 use super::batcher::{interval_is_empty, BatchShape, BatchStream, TrackSet};
 use super::checkpoint::{
-    load_weights, read_json, read_tensors, weight_tensors, write_json, write_tensors, ModelConfig, ModelDir,
-    TrainState, CONFIG_FILE, LAST_FILE, LOG_FILE, MODEL_FILE, STATE_FILE,
+    load_weights, read_json, read_tensors, weight_tensors, write_json, write_lines, write_tensors, ModelConfig,
+    ModelDir, TrainState, CONFIG_FILE, LAST_FILE, LOG_FILE, MODEL_FILE, STATE_FILE,
 };
 use super::intervals::{chrom_ids, tile, Interval};
 use crate::backend::{AdamParams, Backend, DenoiseLossParams};
@@ -442,7 +442,7 @@ pub fn train<B: Backend>(
         state.epoch = epoch + 1;
         write_json(&dir.path(STATE_FILE), &state)?;
         log.push(log_line(&record));
-        write_log(&dir.path(LOG_FILE), &log)?;
+        write_lines(&dir.path(LOG_FILE), &log)?;
         events(TrainEvent::Epoch(record));
         records.push(record);
     }
@@ -543,18 +543,6 @@ fn log_line(r: &EpochRecord) -> String {
         r.bases_per_second,
         if r.best { "*" } else { "" }
     )
-}
-
-fn write_log(path: &Path, lines: &[String]) -> Result<(), FileError> {
-    let file = crate::io::atomic::AtomicFile::new(path)?;
-    let mut w = file.create()?;
-    use std::io::Write;
-    for l in lines {
-        writeln!(w, "{l}").map_err(FileError::io(path))?;
-    }
-    w.flush().map_err(FileError::io(path))?;
-    drop(w);
-    file.commit()
 }
 
 /// Loads a trained model directory onto a backend.

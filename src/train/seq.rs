@@ -20,14 +20,14 @@
 //!   `resume` continues exactly.
 
 use super::checkpoint::{
-    read_json, read_tensors, write_json, write_tensors, Tensors, LAST_FILE, LOG_FILE, MODEL_FILE, STATE_FILE,
+    read_json, read_tensors, write_json, write_lines, write_tensors, Tensors, LAST_FILE, LOG_FILE, MODEL_FILE,
+    STATE_FILE,
 };
 use super::denoise::{epoch_order, mix};
 use crate::backend::{AdamParams, Backend, SparseHeadParams};
 use crate::error::FileError;
 use crate::eval::metrics::auroc_auprc;
 use crate::eval::roc::{mean_auroc, RocHistogram};
-use crate::io::atomic::AtomicFile;
 use crate::io::bed::{read_intervals, Interval};
 use crate::io::h5ad::parse_peak_name;
 use crate::models::{SeqBatch, SeqConfig, SeqNet};
@@ -41,7 +41,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -523,17 +522,6 @@ pub fn load_seq_weights<B: Backend>(
     Ok(())
 }
 
-fn write_lines(path: &Path, lines: impl IntoIterator<Item = String>) -> Result<(), FileError> {
-    let file = AtomicFile::new(path)?;
-    let mut w = file.create()?;
-    for l in lines {
-        writeln!(w, "{l}").map_err(FileError::io(path))?;
-    }
-    w.flush().map_err(FileError::io(path))?;
-    drop(w);
-    file.commit()
-}
-
 fn log_header() -> String {
     "epoch\ttrain_loss\ttrain_auroc\tval_loss\tval_auroc\tval_auroc_per_peak\tval_auroc_per_cell\tseconds\tpeaks_per_s\tbest"
         .into()
@@ -662,7 +650,7 @@ pub fn train_seq<B: Backend>(
         .into());
     }
     write_json(&path(super::checkpoint::CONFIG_FILE), &config)?;
-    write_lines(&path(CELLS_FILE), data.barcodes.iter().cloned())?;
+    write_lines(&path(CELLS_FILE), &data.barcodes)?;
     write_lines(
         &path(PEAKS_FILE),
         data.peaks.iter().zip(&split).map(|(p, s)| format!("{}\t{}\t{}\t{}", p.chrom, p.start, p.end, s.name())),
@@ -772,7 +760,7 @@ pub fn train_seq<B: Backend>(
         state.stopped_early = state.wait >= opts.patience.max(1);
         write_json(&path(STATE_FILE), &state)?;
         log.push(log_line(&record));
-        write_lines(&path(LOG_FILE), log.iter().cloned())?;
+        write_lines(&path(LOG_FILE), &log)?;
         events(ScTrainEvent::Epoch(record));
         records.push(record);
         if state.stopped_early {

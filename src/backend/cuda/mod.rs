@@ -251,6 +251,18 @@ impl CudaBackend {
         })
     }
 
+    /// A batch's CSR rows on the device (an empty `indices` becomes one unused zero, as a
+    /// zero-length allocation has no address).
+    fn upload_rows(&self, indptr: &[u32], indices: &[u32]) -> BackendResult<(CudaSlice<u32>, CudaSlice<u32>)> {
+        let indptr_d = self.stream.clone_htod(indptr).map_err(driver_err("copying CSR offsets to the device"))?;
+        let indices_d = if indices.is_empty() {
+            self.alloc_zeros::<u32>(1)?
+        } else {
+            self.stream.clone_htod(indices).map_err(driver_err("copying CSR indices to the device"))?
+        };
+        Ok((indptr_d, indices_d))
+    }
+
     /// The device address of a buffer. Event tracking is off, so there is nothing to record.
     fn ptr<T>(&self, buf: &CudaSlice<T>) -> u64 {
         let (ptr, _no_events) = buf.device_ptr(&self.stream);
@@ -676,12 +688,7 @@ impl Backend for CudaBackend {
     ) -> BackendResult<f64> {
         p.check([z.len(), w.len(), bias.len(), dz.len(), dw.len(), dbias.len()], indptr, indices)?;
         // The batch's rows are small beside the model: copied per call.
-        let indptr_d = self.stream.clone_htod(indptr).map_err(driver_err("copying CSR offsets to the device"))?;
-        let indices_d = if indices.is_empty() {
-            self.alloc_zeros::<u32>(1)?
-        } else {
-            self.stream.clone_htod(indices).map_err(driver_err("copying CSR indices to the device"))?
-        };
+        let (indptr_d, indices_d) = self.upload_rows(indptr, indices)?;
         // SAFETY: lengths and CSR rows checked above; the u32 arrays live until the read-back
         // at the end of the call, which synchronises the stream.
         unsafe {
@@ -711,12 +718,7 @@ impl Backend for CudaBackend {
         per_row: bool,
     ) -> BackendResult<Vec<u64>> {
         p.check_forward("head_roc_histogram", [z.len(), w.len(), bias.len()], indptr, indices)?;
-        let indptr_d = self.stream.clone_htod(indptr).map_err(driver_err("copying CSR offsets to the device"))?;
-        let indices_d = if indices.is_empty() {
-            self.alloc_zeros::<u32>(1)?
-        } else {
-            self.stream.clone_htod(indices).map_err(driver_err("copying CSR indices to the device"))?
-        };
+        let (indptr_d, indices_d) = self.upload_rows(indptr, indices)?;
         // SAFETY: lengths and CSR rows checked above; the u32 arrays live until the read-back
         // at the end of the call, which synchronises the stream.
         unsafe {

@@ -37,14 +37,7 @@ pub(crate) unsafe fn sparse_head<D: KernelDevice>(
     dbias: u64,
 ) -> BackendResult<f64> {
     const OP: &str = "sparse_head";
-    if p.dim > HEAD_MAX_DIM {
-        return Err(BackendError::Unsupported {
-            op: OP,
-            what: format!("dim {} exceeds the CUDA kernel's {HEAD_MAX_DIM}", p.dim),
-        });
-    }
-    let (b, n, dim) = (as_i32(OP, "batch", p.batch)?, as_i32(OP, "cells", p.cells)?, as_i32(OP, "dim", p.dim)?);
-    as_i32(OP, "cells × dim", p.cells * p.dim)?;
+    let (b, n, dim) = kernel_shape(OP, p)?;
     let grid = p.cells.div_ceil(HEAD_CELLS).min(BLOCKS_PER_SM * d.multiprocessors()).max(1);
     let dz_parts = d.scratch(grid * p.batch * p.dim * 4)?;
     let loss_parts = d.scratch(grid * 8)?;
@@ -115,14 +108,7 @@ pub(crate) unsafe fn head_roc_histogram<D: KernelDevice>(
     per_row: bool,
 ) -> BackendResult<Vec<u64>> {
     const OP: &str = "head_roc_histogram";
-    if p.dim > HEAD_MAX_DIM {
-        return Err(BackendError::Unsupported {
-            op: OP,
-            what: format!("dim {} exceeds the CUDA kernel's {HEAD_MAX_DIM}", p.dim),
-        });
-    }
-    let (b, n, dim) = (as_i32(OP, "batch", p.batch)?, as_i32(OP, "cells", p.cells)?, as_i32(OP, "dim", p.dim)?);
-    as_i32(OP, "cells × dim", p.cells * p.dim)?;
+    let (b, n, dim) = kernel_shape(OP, p)?;
     // Rows on x (up to 2^31 − 1 blocks), cell splits on y (≤ 65,535): enough blocks to fill the
     // device, none without a cell tile, none with more cells than its counters hold.
     let row_tiles = p.batch.div_ceil(ROC_ROWS);
@@ -158,4 +144,16 @@ pub(crate) unsafe fn head_roc_histogram<D: KernelDevice>(
     let mut host = vec![0u64; counts];
     d.read_u64(&hist, &mut host)?;
     Ok(host)
+}
+
+/// The head's sizes as the kernels' i32 arguments, within what the kernels support.
+fn kernel_shape(op: &'static str, p: &SparseHeadParams) -> BackendResult<(i32, i32, i32)> {
+    if p.dim > HEAD_MAX_DIM {
+        return Err(BackendError::Unsupported {
+            op,
+            what: format!("dim {} exceeds the CUDA kernel's {HEAD_MAX_DIM}", p.dim),
+        });
+    }
+    as_i32(op, "cells × dim", p.cells * p.dim)?;
+    Ok((as_i32(op, "batch", p.batch)?, as_i32(op, "cells", p.cells)?, as_i32(op, "dim", p.dim)?))
 }
