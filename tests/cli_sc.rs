@@ -108,6 +108,15 @@ fn sc_train_resumes_exactly_and_embed_writes_anndata_npy_and_csv() {
     let full = ok(&chromax(&train_args(fasta, &["--epochs", "3", "-o", "full"]), &dir));
     assert!(full.contains("parameters") && full.contains("best model"), "{full}");
     ok(&chromax(&train_args(fasta, &["--epochs", "1", "-o", "part"]), &dir));
+    // A resume with other settings, or of nothing, is refused before anything is written.
+    let before = std::fs::read(dir.join("part/last.safetensors")).expect("checkpoint");
+    fails(
+        &dir,
+        &train_args(fasta, &["--epochs", "3", "--seed", "11", "--resume", "part"]),
+        &["setting 'seed'", "resume"],
+    );
+    fails(&dir, &train_args(fasta, &["--epochs", "3", "--resume", "windows.bed"]), &["no training run"]);
+    assert!(std::fs::read(dir.join("part/last.safetensors")).expect("checkpoint") == before);
     let resumed = ok(&chromax(&train_args(fasta, &["--epochs", "3", "--resume", "part"]), &dir));
     assert!(resumed.contains("resuming after epoch 1"), "{resumed}");
     for f in ["model.safetensors", "last.safetensors", "state.json", "cells.tsv", "peaks.bed"] {

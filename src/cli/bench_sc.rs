@@ -103,7 +103,7 @@ impl Alias {
 const SPACING: usize = 1_400;
 
 /// Random genome, peaks and matrix in `dir`; returns the number of non-zeros.
-fn write_inputs(a: &ScBenchArgs, seq_len: usize, dir: &Path) -> CliResult<u64> {
+fn write_inputs(a: &ScBenchArgs, dir: &Path) -> CliResult<u64> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |e: std::io::Error| format!("{}: {e}", p.display())
@@ -154,7 +154,6 @@ fn write_inputs(a: &ScBenchArgs, seq_len: usize, dir: &Path) -> CliResult<u64> {
         writeln!(w, "synth\t{start}\t{}", start + 500).map_err(io(&bed))?;
     }
     w.flush().map_err(io(&bed))?;
-    let _ = seq_len;
     // Matrix: peak p holds k_p ≈ density·cells·g_p cells (g log-normal, capped so no row is
     // more than half full), drawn in proportion to a log-normal per-cell depth.
     let depth = lognormal_factors(a.cells, 0.6, a.seed ^ 0xD3);
@@ -204,13 +203,22 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
         return Err("--cells ≥ 1, --peaks ≥ 20 and --density in (0, 0.5]".into());
     }
     let (dir, temporary) = match &a.dir {
-        Some(d) => (d.clone(), false),
+        Some(d) => {
+            if std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()) {
+                return Err(format!(
+                    "--dir {}: give a new or empty directory (the bench writes and deletes files there)",
+                    d.display()
+                )
+                .into());
+            }
+            (d.clone(), false)
+        }
         None => (std::env::temp_dir().join(format!("chromax-bench-sc-{}", std::process::id())), true),
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let model = SeqConfig::scbasset(a.cells);
     let t = Instant::now();
-    let nnz = write_inputs(a, model.seq_len, &dir)?;
+    let nnz = write_inputs(a, &dir)?;
     let write_s = t.elapsed().as_secs_f64();
     eprintln!(
         "synthetic inputs: {} peaks × {} cells, {} non-zeros ({:.2}%), written in {write_s:.1} s to {}",

@@ -151,7 +151,10 @@ pub fn read_h5ad_x(path: &Path) -> Result<(CsrF32, Vec<String>, Vec<String>), Fi
         g.dataset(&index).and_then(|d| d.read_string()).map_err(|e| bad(format!("{group}/{index}: {e}")))
     };
     let (obs, var) = (names("obs")?, names("var")?);
-    let (rows, cols) = (shape[0] as usize, shape[1] as usize);
+    let (rows, cols) = match shape.as_slice() {
+        &[r, c] if r >= 0 && c >= 0 => (r as usize, c as usize),
+        other => return Err(bad(format!("X has shape {other:?}; expected two non-negative sizes"))),
+    };
     let x = match kind.as_str() {
         "csr_matrix" => CsrF32 { rows, cols, indptr, indices, data },
         "csc_matrix" => transpose(&CsrF32 { rows: cols, cols: rows, indptr, indices, data }),

@@ -81,6 +81,16 @@ pub fn write_lines<S: AsRef<str>>(path: &Path, lines: impl IntoIterator<Item = S
 
 /// Writes named f32 tensors (name → (shape, values)) as a safetensors file, atomically.
 pub fn write_tensors(path: &Path, tensors: &Tensors) -> Result<(), FileError> {
+    write_tensors_with_metadata(path, tensors, None)
+}
+
+/// [`write_tensors`] with string metadata in the file's header (committed with the tensors by
+/// the one rename).
+pub fn write_tensors_with_metadata(
+    path: &Path,
+    tensors: &Tensors,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<(), FileError> {
     let bytes: BTreeMap<&String, (&Vec<usize>, &[u8])> =
         tensors.iter().map(|(n, (s, v))| (n, (s, bytemuck::cast_slice(v.as_slice())))).collect();
     let views = bytes
@@ -88,13 +98,21 @@ pub fn write_tensors(path: &Path, tensors: &Tensors) -> Result<(), FileError> {
         .map(|(n, (s, b))| TensorView::new(Dtype::F32, (*s).clone(), b).map(|v| (n.as_str(), v)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| FileError::content(path, e.to_string()))?;
-    let data = safetensors::tensor::serialize(views, None).map_err(|e| FileError::content(path, e.to_string()))?;
+    let data = safetensors::tensor::serialize(views, metadata).map_err(|e| FileError::content(path, e.to_string()))?;
     let file = AtomicFile::new(path)?;
     let mut w = file.create()?;
     w.write_all(&data).map_err(FileError::io(path))?;
     w.flush().map_err(FileError::io(path))?;
     drop(w);
     file.commit()
+}
+
+/// The header metadata of a safetensors file (empty when it has none).
+pub fn read_tensor_metadata(path: &Path) -> Result<std::collections::HashMap<String, String>, FileError> {
+    let bytes = std::fs::read(path).map_err(FileError::io(path))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| FileError::content(path, format!("not a safetensors file: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
 }
 
 /// Reads every f32 tensor of a safetensors file.

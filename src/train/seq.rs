@@ -20,8 +20,8 @@
 //!   `resume` continues exactly.
 
 use super::checkpoint::{
-    read_json, read_tensors, write_json, write_lines, write_tensors, Tensors, LAST_FILE, LOG_FILE, MODEL_FILE,
-    STATE_FILE,
+    read_json, read_tensor_metadata, read_tensors, write_json, write_lines, write_tensors, write_tensors_with_metadata,
+    Tensors, LAST_FILE, LOG_FILE, MODEL_FILE, STATE_FILE,
 };
 use super::denoise::{epoch_order, mix};
 use crate::backend::{AdamParams, Backend, SparseHeadParams};
@@ -47,6 +47,42 @@ use std::time::Instant;
 pub const SC_FORMAT: &str = "chromax-seq-1";
 pub const CELLS_FILE: &str = "cells.tsv";
 pub const PEAKS_FILE: &str = "peaks.bed";
+/// The key of the training state in `last.safetensors`' header.
+const STATE_KEY: &str = "chromax.train_state";
+/// Settings a resumed run may change.
+const RESUMABLE: [&str; 4] = ["epochs", "patience", "min_delta", "auroc_cells"];
+
+/// `peaks.bed` of a model directory: each peak with its split.
+fn peak_split_lines(data: &ScData, split: &[Split]) -> Vec<String> {
+    data.peaks.iter().zip(split).map(|(p, s)| format!("{}\t{}\t{}\t{}", p.chrom, p.start, p.end, s.name())).collect()
+}
+
+/// Refuses to resume a run with other settings (other than [`RESUMABLE`]) or architecture.
+fn check_same_run(saved: &ScModelConfig, now: &ScModelConfig, path: &Path) -> Result<(), FileError> {
+    if saved.model != now.model {
+        return Err(FileError::content(
+            path,
+            "--resume: the run in this directory has another architecture or cell count than this data and these settings",
+        ));
+    }
+    let (a, b) = (saved.training.as_object(), now.training.as_object());
+    if let (Some(a), Some(b)) = (a, b) {
+        for (k, v) in b {
+            if !RESUMABLE.contains(&k.as_str()) && a.get(k) != Some(v) {
+                return Err(FileError::content(
+                    path,
+                    format!(
+                        "--resume: setting '{k}' was {} in this run and is {v} now; resume with the same settings (only {} may change)",
+                        a.get(k).map_or("absent".to_string(), |x| x.to_string()),
+                        RESUMABLE.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Steps between releases of a memory-mapped matrix's pages: what one epoch reads of an
 /// atlas-sized matrix (16 GB of cell indices at 1.1 M cells × 118 k peaks × 3%) must not all
 /// stay resident; 32 batches of 128 rows hold ≈ 0.5 GB of it.
@@ -194,6 +230,41 @@ impl ScData {
         self.rows.indices().len()
     }
 
+    /// Checks what the trainer relies on: one window per peak, CSR offsets rising from 0 to
+    /// nnz over peaks + 1 entries, cell indices ascending within a row and below the cell
+    /// count.
+    pub fn validate(&self) -> Result<(), FileError> {
+        let bad = |what: String| FileError::Argument(format!("single-cell data: {what}"));
+        if self.codes.len() != self.n_peaks() * self.seq_len {
+            return Err(bad(format!(
+                "{} base codes for {} peaks of {} bp",
+                self.codes.len(),
+                self.n_peaks(),
+                self.seq_len
+            )));
+        }
+        let (indptr, indices) = (self.rows.indptr(), self.rows.indices());
+        if indptr.len() != self.n_peaks() + 1
+            || indptr[0] != 0
+            || indptr[self.n_peaks()] != indices.len() as u64
+            || indptr.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(bad("row offsets must rise from 0 to the number of entries, one per peak + 1".into()));
+        }
+        for r in 0..self.n_peaks() {
+            let row = self.rows.row(r);
+            if row.windows(2).any(|w| w[0] >= w[1]) || row.last().is_some_and(|&c| c as usize >= self.n_cells()) {
+                return Err(bad(format!(
+                    "peak {} ({}): cell indices must ascend without repeats and stay below {}",
+                    r + 1,
+                    self.peaks[r].chrom,
+                    self.n_cells()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The codes of one peak's window.
     pub fn window(&self, peak: usize) -> &[u8] {
         &self.codes[peak * self.seq_len..(peak + 1) * self.seq_len]
@@ -270,7 +341,11 @@ fn filtered_store(opts: &ScTrainOptions, peaks: &[Interval]) -> Result<CellMatri
             std::fs::create_dir_all(dir).map_err(FileError::io(dir))?;
             dir.join(format!("matrix-{hex}.cxmatrix"))
         }
-        None => std::env::temp_dir().join(format!("chromax-matrix-{}.cxmatrix", std::process::id())),
+        None => {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::env::temp_dir().join(format!("chromax-matrix-{}-{n}.cxmatrix", std::process::id()))
+        }
     };
     if cache.is_some() {
         if let Ok(store) = CellMatrix::open(&path) {
@@ -377,7 +452,7 @@ pub fn split_peaks(peaks: &[Interval], opts: &ScTrainOptions) -> Result<Vec<Spli
     }
     let order: Vec<usize> = epoch_order(&(0..n).collect::<Vec<_>>(), opts.seed ^ 0x5EED_5B11_7000, 0);
     let n_val = ((n as f64 * opts.val_fraction).round() as usize).max(1).min(n.saturating_sub(1));
-    let n_test = ((n as f64 * opts.test_fraction).round() as usize).min(n - n_val - 1);
+    let n_test = ((n as f64 * opts.test_fraction).round() as usize).min(n.saturating_sub(n_val + 1));
     let mut split = vec![Split::Train; n];
     for (k, &i) in order.iter().enumerate() {
         if k < n_val {
@@ -460,16 +535,13 @@ fn gather(data: &ScData, peaks: &[usize], augment: Option<(u64, i32)>) -> Result
         })?;
         indptr.push(end);
     }
+    // As scBasset (basenji's stochastic layers): one draw per batch, not per sequence.
     let (reverse, shift) = match augment {
-        Some((seed, max_shift)) => peaks
-            .iter()
-            .enumerate()
-            .map(|(i, _)| {
-                let r = mix(seed ^ mix(i as u64 + 1));
-                let span = 2 * max_shift as u64 + 1;
-                (r & 1 == 1, ((r >> 1) % span) as i32 - max_shift)
-            })
-            .unzip(),
+        Some((seed, max_shift)) => {
+            let r = mix(seed ^ 0xA06_0E47);
+            let span = 2 * max_shift as u64 + 1;
+            (vec![r & 1 == 1; peaks.len()], vec![((r >> 1) % span) as i32 - max_shift; peaks.len()])
+        }
         None => (vec![false; peaks.len()], vec![0; peaks.len()]),
     };
     Ok(HostBatch { codes, reverse, shift, indptr, indices })
@@ -575,6 +647,15 @@ pub fn train_seq<B: Backend>(
         ))
         .into());
     }
+    data.validate()?;
+    let lr_ok = opts.lr.is_finite() && opts.lr > 0.0;
+    if !lr_ok || opts.min_delta.is_nan() || opts.min_delta < 0.0 {
+        return Err(FileError::Argument(format!(
+            "--lr {} must be positive and --min-delta {} non-negative",
+            opts.lr, opts.min_delta
+        ))
+        .into());
+    }
     let model_cfg = SeqConfig { cells: data.n_cells(), ..opts.model.clone() };
     model_cfg.validate().map_err(FileError::Argument)?;
     if data.seq_len != model_cfg.seq_len {
@@ -596,6 +677,9 @@ pub fn train_seq<B: Backend>(
         .into());
     }
 
+    if resume && !out.join(LAST_FILE).is_file() {
+        return Err(FileError::content(out, "--resume: no training run to continue here (no last.safetensors)").into());
+    }
     std::fs::create_dir_all(out).map_err(FileError::io(out))?;
     let path = |f: &str| out.join(f);
     let config = ScModelConfig {
@@ -612,16 +696,34 @@ pub fn train_seq<B: Backend>(
     let mut state =
         ScTrainState { epoch: 0, step: 0, best_train_auroc: None, best_epoch: None, wait: 0, stopped_early: false };
     let mut log = vec![log_header()];
-    if resume && path(STATE_FILE).exists() {
+    if resume {
         let saved: ScModelConfig = read_json(&path(super::checkpoint::CONFIG_FILE), "chromax model config")?;
-        if saved.model != model_cfg {
+        check_same_run(&saved, &config, &path(super::checkpoint::CONFIG_FILE))?;
+        let same_cells = std::fs::read_to_string(path(CELLS_FILE))
+            .map(|t| t.lines().eq(data.barcodes.iter().map(String::as_str)))
+            .unwrap_or(false);
+        let peak_lines = peak_split_lines(data, &split);
+        let same_peaks = std::fs::read_to_string(path(PEAKS_FILE))
+            .map(|t| t.lines().eq(peak_lines.iter().map(String::as_str)))
+            .unwrap_or(false);
+        if !same_cells || !same_peaks {
             return Err(FileError::content(
-                path(super::checkpoint::CONFIG_FILE),
-                "--resume: the run in this directory has another architecture or cell count than this data and these settings",
+                out,
+                format!(
+                    "--resume: this data's {} differ from the run's ({}): resume with the same matrix, peaks and filters",
+                    if same_cells { "peaks or their split" } else { "cells" },
+                    if same_cells { PEAKS_FILE } else { CELLS_FILE }
+                ),
             )
             .into());
         }
-        state = read_json(&path(STATE_FILE), "training state")?;
+        // The state travels inside last.safetensors: weights, moments and counters are
+        // committed by one rename, so a crash between files cannot pair them wrongly.
+        let meta = read_tensor_metadata(&path(LAST_FILE))?;
+        state = meta
+            .get(STATE_KEY)
+            .and_then(|j| serde_json::from_str(j).ok())
+            .ok_or_else(|| FileError::content(path(LAST_FILE), "no training state in the checkpoint's header"))?;
         let t = read_tensors(&path(LAST_FILE))?;
         load_seq_weights(backend, &mut net, &path(LAST_FILE), &t)?;
         for (i, p) in net.params().iter().enumerate() {
@@ -639,22 +741,24 @@ pub fn train_seq<B: Backend>(
                 }
             }
         }
-        if let Ok(text) = std::fs::read_to_string(path(LOG_FILE)) {
-            log = text.lines().take(state.epoch + 1).map(String::from).collect();
+        let text = std::fs::read_to_string(path(LOG_FILE)).unwrap_or_default();
+        log = text.lines().take(state.epoch + 1).map(String::from).collect();
+        if log.len() != state.epoch + 1 {
+            log = vec![log_header()]; // a lost log restarts; the model state is what matters
         }
-    } else if !resume && path(STATE_FILE).exists() {
+    } else if path(STATE_FILE).exists() || path(LAST_FILE).exists() {
         return Err(FileError::content(
             out,
             "already holds a training run: continue it with --resume, or choose another -o",
         )
         .into());
+    } else {
+        // A stale model from elsewhere must not pass for this run's best.
+        let _ = std::fs::remove_file(path(MODEL_FILE));
     }
     write_json(&path(super::checkpoint::CONFIG_FILE), &config)?;
     write_lines(&path(CELLS_FILE), &data.barcodes)?;
-    write_lines(
-        &path(PEAKS_FILE),
-        data.peaks.iter().zip(&split).map(|(p, s)| format!("{}\t{}\t{}\t{}", p.chrom, p.start, p.end, s.name())),
-    )?;
+    write_lines(&path(PEAKS_FILE), peak_split_lines(data, &split))?;
     events(ScTrainEvent::Ready {
         peaks: data.n_peaks(),
         cells: data.n_cells(),
@@ -755,10 +859,15 @@ pub fn train_seq<B: Backend>(
         } else {
             state.wait += 1;
         }
-        write_tensors(&path(LAST_FILE), &tensors(backend, &net, Some(&moments))?)?;
         state.epoch = epoch + 1;
         state.stopped_early = state.wait >= opts.patience.max(1);
-        write_json(&path(STATE_FILE), &state)?;
+        let meta = serde_json::to_string(&state).map_err(|e| FileError::Argument(e.to_string()))?;
+        write_tensors_with_metadata(
+            &path(LAST_FILE),
+            &tensors(backend, &net, Some(&moments))?,
+            Some([(STATE_KEY.to_string(), meta)].into_iter().collect()),
+        )?;
+        write_json(&path(STATE_FILE), &state)?; // for people; resume reads the header
         log.push(log_line(&record));
         write_lines(&path(LOG_FILE), &log)?;
         events(ScTrainEvent::Epoch(record));
@@ -803,6 +912,17 @@ pub fn evaluate<B: Backend>(
 ) -> Result<ScMetrics, Error> {
     let dim = net.config.bottleneck;
     let n_cells = net.config.cells;
+    data.validate()?;
+    if batch == 0
+        || data.n_cells() != n_cells
+        || peaks.iter().any(|&p| p >= data.n_peaks())
+        || cells.iter().any(|&c| c as usize >= n_cells)
+    {
+        return Err(FileError::Argument(format!(
+            "evaluate: batch {batch} must be ≥ 1, the data must have the model's {n_cells} cells, and peaks and cells must index it"
+        ))
+        .into());
+    }
     let (mut loss_sum, mut overall) = (0.0f64, RocHistogram::default());
     let mut per_peak = Vec::with_capacity(peaks.len());
     let mut z_all = Vec::with_capacity(peaks.len() * dim);
