@@ -8,7 +8,7 @@ use chromax::io::bed::Interval;
 use chromax::io::h5ad::{write_h5ad, AnnData, Column};
 use chromax::store::matrix::{
     count_fragments_in_peaks, filter_matrix, match_peaks, read_cell_matrix, write_binary_matrix, write_matrix,
-    CellFilter, CsrCounts,
+    CellFilter, CellMatrix, CsrCounts,
 };
 use common::say;
 use hdf5_pure::{AttrValue, FileBuilder};
@@ -500,5 +500,28 @@ fn unknown_matrix_form_lists_what_is_accepted() {
     assert!(e.contains("m.csv") && e.contains(".h5ad") && e.contains("matrix.mtx") && e.contains(".cxmatrix"), "{e}");
     let e = read_cell_matrix(&dir.join("missing.h5ad")).expect_err("missing").to_string();
     assert!(e.contains("missing.h5ad"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_damaged_store_is_an_error_not_a_panic() {
+    let dir = scratch("damaged");
+    let path = dir.join("m.cxmatrix");
+    chromax::store::matrix::write_matrix(&path, &expected()).expect("write");
+    let whole = std::fs::read(&path).expect("read");
+    // Cut inside the data sections, then inside the index.
+    for keep in [whole.len() - 3, 4096 + 10, 40] {
+        std::fs::write(&path, &whole[..keep]).expect("truncate");
+        let e = CellMatrix::open(&path).err().expect("a truncated store is refused");
+        assert!(e.to_string().contains("m.cxmatrix"), "{e}");
+    }
+    // An index whose peak count disagrees with its peak names (same length, other digit).
+    let mut bad = whole.clone();
+    let text = String::from_utf8_lossy(&bad).into_owned();
+    let at = text.find("\"peaks\":").expect("peaks in the index") + 8;
+    bad[at] = if bad[at] == b'9' { b'8' } else { b'9' };
+    std::fs::write(&path, &bad).expect("write");
+    let e = CellMatrix::open(&path).err().expect("an inconsistent index is refused");
+    assert!(e.to_string().contains("damaged"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -308,15 +308,26 @@ impl CellMatrix {
             return Err(FileError::content(path, "not a chromax matrix store"));
         }
         let len = u64::from_le_bytes(map[16..24].try_into().unwrap_or([0; 8])) as usize;
-        let json = map.get(24..24 + len).ok_or_else(|| FileError::content(path, "truncated index"))?;
+        let json = 24usize
+            .checked_add(len)
+            .and_then(|end| map.get(24..end))
+            .ok_or_else(|| FileError::content(path, "truncated index"))?;
         let index: MatrixIndex =
             serde_json::from_slice(json).map_err(|e| FileError::content(path, format!("unreadable index: {e}")))?;
-        let end = index.counts_offset + 4 * index.nnz as u64;
+        // Every section must lie inside the file, at its alignment, with sizes that add up:
+        // the accessors slice the map without further checks.
+        let section_end = |offset: u64, count: usize, width: u64| {
+            (count as u64).checked_mul(width).and_then(|bytes| offset.checked_add(bytes))
+        };
+        let fits = |offset: u64, count: usize, width: u64| {
+            offset.is_multiple_of(ALIGN) && section_end(offset, count, width).is_some_and(|e| e <= map.len() as u64)
+        };
         if index.version != MATRIX_VERSION
-            || end > map.len() as u64
-            || !index.indptr_offset.is_multiple_of(ALIGN)
-            || !index.indices_offset.is_multiple_of(ALIGN)
-            || !index.counts_offset.is_multiple_of(ALIGN)
+            || !fits(index.indptr_offset, index.peaks.saturating_add(1), 8)
+            || !fits(index.indices_offset, index.nnz, 4)
+            || !fits(index.counts_offset, index.nnz, 4)
+            || index.peak_names.len() != index.peaks
+            || index.barcodes.len() != index.cells
         {
             return Err(FileError::content(path, "damaged or truncated matrix store"));
         }
