@@ -12,6 +12,7 @@ use super::CliResult;
 use chromax::backend::Backend;
 use chromax::models::SeqConfig;
 use chromax::store::matrix::write_binary_rows;
+use chromax::train::denoise::mix;
 use chromax::train::seq::{load_sc_data, train_seq, ScTrainEvent, ScTrainOptions};
 use rayon::prelude::*;
 use std::io::Write;
@@ -39,13 +40,6 @@ pub struct ScBenchArgs {
     pub seed: u64,
     #[arg(long)]
     pub device: Option<String>,
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn unit(z: u64) -> f64 {
@@ -143,15 +137,11 @@ fn write_inputs(a: &ScBenchArgs, dir: &Path) -> CliResult<u64> {
     // Peaks: 500 bp, centred in their SPACING-wide slot.
     let bed = dir.join("peaks.bed");
     let mut w = std::io::BufWriter::new(std::fs::File::create(&bed).map_err(io(&bed))?);
-    let names: Vec<String> = (0..a.peaks)
-        .map(|p| {
-            let start = p * SPACING + SPACING / 2 - 250;
-            format!("synth:{start}-{}", start + 500)
-        })
-        .collect();
+    let mut names = Vec::with_capacity(a.peaks);
     for p in 0..a.peaks {
         let start = p * SPACING + SPACING / 2 - 250;
         writeln!(w, "synth\t{start}\t{}", start + 500).map_err(io(&bed))?;
+        names.push(format!("synth:{start}-{}", start + 500));
     }
     w.flush().map_err(io(&bed))?;
     // Matrix: peak p holds k_p ≈ density·cells·g_p cells (g log-normal, capped so no row is

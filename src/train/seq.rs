@@ -304,23 +304,27 @@ pub fn load_sc_data(opts: &ScTrainOptions) -> Result<ScData, Error> {
             (kept, store.barcodes().to_vec(), Rows::Mapped(store), codes)
         }
     };
-    let mut per_cell = vec![0u64; barcodes.len()];
-    for &c in rows.indices() {
-        if let Some(n) = per_cell.get_mut(c as usize) {
-            *n += 1;
+    // With --min-peaks-per-cell ≥ 1 the filter (or the whole-store check) has already
+    // removed empty cells; only a run that keeps them needs the scan.
+    if opts.min_peaks_per_cell == 0 {
+        let mut per_cell = vec![0u64; barcodes.len()];
+        for &c in rows.indices() {
+            if let Some(n) = per_cell.get_mut(c as usize) {
+                *n += 1;
+            }
         }
-    }
-    rows.release_pages();
-    if let Some(c) = per_cell.iter().position(|&n| n == 0) {
-        return Err(FileError::content(
-            &opts.matrix,
-            format!(
-                "cell {} is accessible in none of the peaks ({} such cells): a cell without data cannot be trained; drop them with --min-peaks-per-cell 1 (or more)",
-                barcodes[c],
-                per_cell.iter().filter(|&&n| n == 0).count()
-            ),
-        )
-        .into());
+        rows.release_pages();
+        if let Some(c) = per_cell.iter().position(|&n| n == 0) {
+            return Err(FileError::content(
+                &opts.matrix,
+                format!(
+                    "cell {} is accessible in none of the peaks ({} such cells): a cell without data cannot be trained; drop them with --min-peaks-per-cell 1 (or more)",
+                    barcodes[c],
+                    per_cell.iter().filter(|&&n| n == 0).count()
+                ),
+            )
+            .into());
+        }
     }
     Ok(ScData { peaks, barcodes, codes, seq_len: opts.model.seq_len, rows })
 }
@@ -850,11 +854,14 @@ pub fn train_seq<B: Backend>(
             peaks_per_second: seen as f64 / train_seconds.max(1e-9),
             best,
         };
-        let weights = tensors(backend, &net, None)?;
+        // One download per epoch: the best model is the last checkpoint without Adam's moments.
+        let last = tensors(backend, &net, Some(&moments))?;
         if best {
             state.best_train_auroc = Some(train_auroc);
             state.best_epoch = Some(epoch + 1);
             state.wait = 0;
+            let weights: Tensors =
+                last.iter().filter(|(k, _)| !k.starts_with("adam.")).map(|(k, v)| (k.clone(), v.clone())).collect();
             write_tensors(&path(MODEL_FILE), &weights)?;
         } else {
             state.wait += 1;
@@ -864,7 +871,7 @@ pub fn train_seq<B: Backend>(
         let meta = serde_json::to_string(&state).map_err(|e| FileError::Argument(e.to_string()))?;
         write_tensors_with_metadata(
             &path(LAST_FILE),
-            &tensors(backend, &net, Some(&moments))?,
+            &last,
             Some([(STATE_KEY.to_string(), meta)].into_iter().collect()),
         )?;
         write_json(&path(STATE_FILE), &state)?; // for people; resume reads the header
