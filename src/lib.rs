@@ -39,6 +39,7 @@ pub mod io;
 pub mod models;
 pub mod nn;
 pub mod peaks;
+pub mod rng;
 pub mod store;
 pub mod track;
 pub mod train;

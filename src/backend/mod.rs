@@ -532,16 +532,8 @@ impl DropoutParams {
     }
 }
 
-/// SplitMix64's output function (Steele, Lea & Flood 2014), all arithmetic wrapping.
-fn splitmix64_mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Whether dropout keeps element `i` (its index in the flat buffer) under `seed`:
-/// `h = splitmix64_mix(seed ^ i·0x9E3779B97F4A7C15)`, `u = (h >> 40) / 2²⁴ ∈ [0, 1)`, kept iff
+/// `h = `[`mix`](crate::rng::mix)`(seed ^ i·γ)`, `u = (h >> 40) / 2²⁴ ∈ [0, 1)`, kept iff
 /// `u ≥ rate`. The single definition of the mask: the CPU ops call it and
 /// `kernels/dropout.cu` computes the same in `unsigned long long`.
 ///
@@ -551,7 +543,7 @@ fn splitmix64_mix(mut z: u64) -> u64 {
 /// assert_eq!(dropout_keep(7, 3, 0.5), dropout_keep(7, 3, 0.5));
 /// ```
 pub fn dropout_keep(seed: u64, i: u64, rate: f32) -> bool {
-    let h = splitmix64_mix(seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let h = crate::rng::mix(seed ^ i.wrapping_mul(crate::rng::GAMMA));
     let u = (h >> 40) as f64 / (1u64 << 24) as f64;
     u >= rate as f64
 }

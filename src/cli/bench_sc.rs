@@ -11,8 +11,8 @@ use super::progress::thousands;
 use super::CliResult;
 use chromax::backend::Backend;
 use chromax::models::SeqConfig;
+use chromax::rng::{mix, unit};
 use chromax::store::matrix::write_binary_rows;
-use chromax::train::denoise::mix;
 use chromax::train::seq::{load_sc_data, train_seq, ScTrainEvent, ScTrainOptions};
 use rayon::prelude::*;
 use std::io::Write;
@@ -40,10 +40,6 @@ pub struct ScBenchArgs {
     pub seed: u64,
     #[arg(long)]
     pub device: Option<String>,
-}
-
-fn unit(z: u64) -> f64 {
-    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A standard normal from two hashes (Box–Muller).

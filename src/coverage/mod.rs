@@ -142,28 +142,21 @@ pub struct CoverageReport {
     pub cells_kept: Option<usize>,
 }
 
-/// SplitMix64 finaliser.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// A 64-bit hash of `parts` under `seed` (FNV-1a, then mixed).
 pub(crate) fn seeded_hash(seed: u64, parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ mix(seed.wrapping_add(0x9E37_79B9_7F4A_7C15));
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ crate::rng::mix(seed);
     for part in parts {
         for &b in *part {
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3);
         }
         h = (h ^ 0xff).wrapping_mul(0x0000_0100_0000_01B3);
     }
-    mix(h)
+    crate::rng::finalize(h)
 }
 
 /// Whether a record with this identity survives subsampling to `fraction`.
 pub(crate) fn keep_in_subsample(fraction: f64, seed: u64, parts: &[&[u8]]) -> bool {
-    fraction >= 1.0 || ((seeded_hash(seed, parts) >> 11) as f64 / (1u64 << 53) as f64) < fraction
+    fraction >= 1.0 || crate::rng::unit(seeded_hash(seed, parts)) < fraction
 }
 
 /// N barcodes of `all` chosen at random with `seed` (the same for the same set and seed).
@@ -173,10 +166,9 @@ pub fn sample_cells(all: &[Vec<u8>], n: usize, seed: u64) -> Result<HashSet<Vec<
     }
     let mut sorted: Vec<&Vec<u8>> = all.iter().collect();
     sorted.sort();
-    let mut state = seed;
+    let mut draws = crate::rng::SplitMix64::new(seed);
     for i in 0..n {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let j = i + (mix(state) % (sorted.len() - i) as u64) as usize;
+        let j = i + (draws.next_u64() % (sorted.len() - i) as u64) as usize;
         sorted.swap(i, j);
     }
     Ok(sorted[..n].iter().map(|b| (*b).clone()).collect())

@@ -29,23 +29,17 @@ impl<B: Backend> Param<B> {
     }
 }
 
-/// SplitMix64 for seeded initialisation.
-pub struct InitRng(u64);
+/// Seeded initialisation values, drawn from [`crate::rng::SplitMix64`].
+pub struct InitRng(crate::rng::SplitMix64);
 
 impl InitRng {
     pub fn new(seed: u64) -> Self {
-        InitRng(seed)
+        InitRng(crate::rng::SplitMix64::new(seed))
     }
 
     /// Uniform in [−bound, bound).
     pub fn uniform(&mut self, bound: f64) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let u = (z >> 11) as f64 / (1u64 << 53) as f64;
-        ((2.0 * u - 1.0) * bound) as f32
+        ((2.0 * self.0.unit() - 1.0) * bound) as f32
     }
 }
 

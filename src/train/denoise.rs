@@ -12,6 +12,7 @@ use crate::eval::metrics::{auroc_auprc, mse, pearson};
 use crate::io::ChromSizes;
 use crate::models::{DenoiseConfig, DenoiseNet};
 use crate::nn::{download_f32, upload_f32};
+use crate::rng::mix;
 use crate::store::{cached_shard, Dtype, ShardValues, TrackShard};
 use crate::Error;
 use serde::{Deserialize, Serialize};
@@ -211,24 +212,9 @@ struct AdamState<B: Backend> {
     v: Vec<B::Buf>,
 }
 
-/// SplitMix64 for shuffling.
-pub fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The training order of an epoch: a Fisher–Yates shuffle seeded by (seed, epoch).
+/// The training order of an epoch: a shuffle seeded by (seed, epoch).
 pub fn epoch_order<T: Clone>(items: &[T], seed: u64, epoch: usize) -> Vec<T> {
-    let mut v = items.to_vec();
-    let mut state = mix(seed ^ mix(epoch as u64 + 1));
-    for i in (1..v.len()).rev() {
-        state = mix(state);
-        let j = (state % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
-    v
+    crate::rng::shuffled(items, mix(seed ^ mix(epoch as u64 + 1)))
 }
 
 /// Trains (or resumes, when `resume` and DIR holds a run) and returns the epoch records.

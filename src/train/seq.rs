@@ -23,7 +23,7 @@ use super::checkpoint::{
     read_json, read_tensor_metadata, read_tensors, write_json, write_lines, write_tensors, write_tensors_with_metadata,
     Tensors, LAST_FILE, LOG_FILE, MODEL_FILE, STATE_FILE,
 };
-use super::denoise::{epoch_order, mix};
+use super::denoise::epoch_order;
 use crate::backend::{AdamParams, Backend, SparseHeadParams};
 use crate::error::FileError;
 use crate::eval::metrics::auroc_auprc;
@@ -32,6 +32,7 @@ use crate::io::bed::{read_intervals, Interval};
 use crate::io::h5ad::parse_peak_name;
 use crate::models::{SeqBatch, SeqConfig, SeqNet};
 use crate::nn::{download_f32, upload_f32};
+use crate::rng::mix;
 use crate::store::bases::BaseStore;
 use crate::store::build::file_sha256;
 use crate::store::matrix::{filter_matrix, match_peaks, read_cell_matrix, write_binary_matrix, CellMatrix};
