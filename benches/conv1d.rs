@@ -11,6 +11,7 @@
 use chromax::backend::cpu::CpuBackend;
 use chromax::backend::cuda::CudaBackend;
 use chromax::backend::{Backend, Conv1dParams};
+use chromax::backend::{Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2};
@@ -86,19 +87,21 @@ fn bench_conv<B: Backend<Elem = f32>>(c: &mut Criterion, group_name: &str, backe
     // Each iteration synchronises, so the clock stops only when the device is done.
     group.bench_function("fwd", |bench| {
         bench.iter(|| {
-            backend.conv1d_fwd(&p, &x, &w, Some(&bias), &mut y).expect("fwd");
+            backend.conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut y }).expect("fwd");
             backend.synchronize().expect("sync");
         })
     });
     group.bench_function("bwd_input", |bench| {
         bench.iter(|| {
-            backend.conv1d_bwd_input(&p, &dy, &w, &mut dx).expect("bwd_input");
+            backend.conv1d_bwd_input(&p, Conv1dBwdInput { dy: &dy, w: &w, dx: &mut dx }).expect("bwd_input");
             backend.synchronize().expect("sync");
         })
     });
     group.bench_function("bwd_weight", |bench| {
         bench.iter(|| {
-            backend.conv1d_bwd_weight(&p, &x, &dy, &mut dw, Some(&mut db)).expect("bwd_weight");
+            backend
+                .conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut dw, dbias: Some(&mut db) })
+                .expect("bwd_weight");
             backend.synchronize().expect("sync");
         })
     });

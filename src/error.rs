@@ -33,6 +33,10 @@ pub enum BackendError {
     /// A shape the backend does not implement (the message says the limit).
     #[error("{op}: {what}")]
     Unsupported { op: &'static str, what: String },
+
+    /// The host kernel emulator cannot be built here (no C++20 compiler).
+    #[error("the kernel emulator is not usable: {0}")]
+    EmulatorUnavailable(String),
 }
 
 /// Errors of the file layer: reading and writing tracks, reads, peaks, stores. Every

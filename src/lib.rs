@@ -13,14 +13,14 @@
 //! * [`error`] — the error types; every message names the value at fault.
 //!
 //! ```
-//! use chromax::backend::{cpu::CpuBackend, Backend, Conv1dParams};
+//! use chromax::backend::{cpu::CpuBackend, Backend, Conv1dFwd, Conv1dParams};
 //!
 //! let cpu = CpuBackend::new();
 //! let p = Conv1dParams { batch: 1, c_in: 1, c_out: 1, len: 4, kernel: 3, dilation: 1 };
 //! let x = cpu.upload(&[1.0, 2.0, 3.0, 4.0])?;
 //! let w = cpu.upload(&[1.0, 1.0, 1.0])?; // a moving sum over three bases
 //! let mut y = cpu.zeros(4)?;
-//! cpu.conv1d_fwd(&p, &x, &w, None, &mut y)?;
+//! cpu.conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: None, y: &mut y })?;
 //! assert_eq!(y, vec![3.0, 6.0, 9.0, 7.0]);
 //! # Ok::<(), chromax::error::BackendError>(())
 //! ```

@@ -6,6 +6,7 @@ mod common;
 
 use chromax::backend::cpu::{self, CpuBackend};
 use chromax::backend::{AdamParams, Backend, Conv1dParams, DenoiseLossParams};
+use chromax::backend::{AdamStep, Conv1dBwdWeight, Conv1dFwd, DenoiseLoss, OneHot, OneHotParams};
 use common::Rng;
 
 /// `y[b, co, l] = bias[co] + Σ_{ci, k} w[co, ci, k] · x[b, ci, l + k·d − pad_left]`, literally.
@@ -51,7 +52,7 @@ fn conv1d_forward_equals_the_direct_sum() {
         let want = conv1d_direct(&p, &x, &w, Some(&bias));
 
         let mut y64 = vec![f64::NAN; p.output_len()];
-        cpu::conv1d_fwd(&p, &x, &w, Some(&bias), &mut y64).expect("valid shapes");
+        cpu::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut y64 }).expect("valid shapes");
         // f64 GEMM against the f64 direct sum: only summation order differs.
         common::assert_close(&format!("f64 {p:?}"), &y64, &want, 1e-12, 1e-12);
 
@@ -61,7 +62,7 @@ fn conv1d_forward_equals_the_direct_sum() {
             bias.iter().map(|&v| v as f32).collect(),
         );
         let mut y32 = vec![f32::NAN; p.output_len()];
-        cpu::conv1d_fwd(&p, &x32, &w32, Some(&b32), &mut y32).expect("valid shapes");
+        cpu::conv1d_fwd(&p, Conv1dFwd { x: &x32, w: &w32, bias: Some(&b32), y: &mut y32 }).expect("valid shapes");
         // f32 inputs rounded (2^-24 relative) and up to 765 f32 products summed: ~1e-5 absolute.
         common::assert_close(&format!("f32 {p:?}"), &y32, &want, 3e-5, 1e-5);
     }
@@ -85,9 +86,21 @@ fn results_do_not_depend_on_the_thread_count() {
         pool.install(|| {
             let mut dw = vec![0.0f32; p.weight_len()];
             let mut db = vec![0.0f32; p.c_out];
-            cpu::conv1d_bwd_weight(&p, &x, &dy, &mut dw, Some(&mut db)).expect("valid shapes");
+            cpu::conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut dw, dbias: Some(&mut db) })
+                .expect("valid shapes");
             let (mut dr, mut dc) = (vec![0.0f32; 15000], vec![0.0f32; 15000]);
-            let parts = cpu::denoise_loss(&lp, &reg, &clean, &logits, &mask, &mut dr, &mut dc).expect("valid shapes");
+            let parts = cpu::denoise_loss(
+                &lp,
+                DenoiseLoss {
+                    reg: &reg,
+                    clean: &clean,
+                    cls_logits: &logits,
+                    mask: &mask,
+                    d_reg: &mut dr,
+                    d_cls: &mut dc,
+                },
+            )
+            .expect("valid shapes");
             (dw, db, parts.total.to_bits(), dr)
         })
     };
@@ -108,7 +121,12 @@ fn denoise_loss_matches_closed_forms() {
     let mask: Vec<f32> = (0..batch * len).map(|i| (i % 2) as f32).collect();
     let p = DenoiseLossParams { batch, len, pad, mse_weight: 0.5, pearson_weight: 2.0, bce_weight: 3.0 };
     let (mut dr, mut dc) = (vec![0.0f32; batch * len], vec![0.0f32; batch * len]);
-    let parts = cpu.denoise_loss(&p, &reg, &clean, &logits, &mask, &mut dr, &mut dc).expect("valid shapes");
+    let parts = cpu
+        .denoise_loss(
+            &p,
+            DenoiseLoss { reg: &reg, clean: &clean, cls_logits: &logits, mask: &mask, d_reg: &mut dr, d_cls: &mut dc },
+        )
+        .expect("valid shapes");
     let cropped: Vec<usize> = (0..batch).flat_map(|b| (pad..len - pad).map(move |l| b * len + l)).collect();
     let mse = cropped.iter().map(|&i| ((clean[i] + 1.0) as f64).powi(2)).sum::<f64>() / cropped.len() as f64;
     assert!((parts.mse - mse).abs() < 1e-12 * mse, "{parts:?} vs mse {mse}");
@@ -123,7 +141,12 @@ fn denoise_loss_matches_closed_forms() {
     }
     // Extreme logits stay finite (stable BCE).
     let big = vec![80.0f32; batch * len];
-    let parts = cpu.denoise_loss(&p, &reg, &clean, &big, &mask, &mut dr, &mut dc).expect("valid shapes");
+    let parts = cpu
+        .denoise_loss(
+            &p,
+            DenoiseLoss { reg: &reg, clean: &clean, cls_logits: &big, mask: &mask, d_reg: &mut dr, d_cls: &mut dc },
+        )
+        .expect("valid shapes");
     assert!(parts.bce.is_finite() && (parts.bce - 40.0).abs() < 1e-9, "{parts:?}");
 }
 
@@ -137,7 +160,7 @@ fn adam_matches_a_scalar_reference() {
     for step in 1..=5u64 {
         let grad = rng.vec_f32(n, -2.0, 2.0);
         let p = AdamParams { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, step };
-        cpu::adam_step(&p, &mut theta, &grad, &mut m, &mut v).expect("same lengths");
+        cpu::adam_step(&p, AdamStep { param: &mut theta, grad: &grad, m: &mut m, v: &mut v }).expect("same lengths");
         for ((t, m, v), &g) in want.iter_mut().zip(&grad) {
             let g = g as f64 + 0.01 * *t;
             *m = 0.9 * *m + 0.1 * g;
@@ -157,15 +180,29 @@ fn shape_errors_name_the_op_and_buffer() {
     let p = Conv1dParams { batch: 1, c_in: 2, c_out: 3, len: 10, kernel: 3, dilation: 1 };
     let (x, w) = (vec![0.0f32; 20], vec![0.0f32; 17]);
     let mut y = vec![0.0f32; 30];
-    let err = cpu.conv1d_fwd(&p, &x, &w, None, &mut y).expect_err("w is one short").to_string();
+    let err =
+        cpu.conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: None, y: &mut y }).expect_err("w is one short").to_string();
     assert!(err.contains("conv1d_fwd") && err.contains("'w'") && err.contains("17") && err.contains("18"), "{err}");
     let zero = Conv1dParams { len: 0, ..p };
-    let err = cpu.conv1d_fwd(&zero, &Vec::new(), &w, None, &mut Vec::new()).expect_err("empty length").to_string();
+    let err = cpu
+        .conv1d_fwd(&zero, Conv1dFwd { x: &Vec::new(), w: &w, bias: None, y: &mut Vec::new() })
+        .expect_err("empty length")
+        .to_string();
     assert!(err.contains("len must be at least 1"), "{err}");
     let lp = DenoiseLossParams::atacworks(1, 10, 5);
     let mut d = vec![0.0f32; 10];
     let err = cpu
-        .denoise_loss(&lp, &d.clone(), &d.clone(), &d.clone(), &d.clone(), &mut d.clone(), &mut d)
+        .denoise_loss(
+            &lp,
+            DenoiseLoss {
+                reg: &d.clone(),
+                clean: &d.clone(),
+                cls_logits: &d.clone(),
+                mask: &d.clone(),
+                d_reg: &mut d.clone(),
+                d_cls: &mut d,
+            },
+        )
         .expect_err("all cropped");
     assert!(err.to_string().contains("leave no bases"), "{err}");
 }
@@ -175,7 +212,8 @@ fn one_hot_encodes_and_reverse_complements() {
     // ACGTN and its reverse complement NACGT.
     let codes = [0u8, 1, 2, 3, 4, 0, 1, 2, 3, 4];
     let mut out = vec![f32::NAN; 2 * 4 * 5];
-    cpu::one_hot(2, 5, &codes, &[false, true], &mut out).expect("valid");
+    let p = OneHotParams { batch: 2, len: 5 };
+    cpu::one_hot(&p, OneHot { codes: &codes, reverse: &[false, true], shift: &[0, 0], out: &mut out }).expect("valid");
     let row = |b: usize, ch: usize| out[(b * 4 + ch) * 5..(b * 4 + ch + 1) * 5].to_vec();
     assert_eq!(row(0, 0), [1.0, 0.0, 0.0, 0.0, 0.0]); // A at 0
     assert_eq!(row(0, 3), [0.0, 0.0, 0.0, 1.0, 0.0]); // T at 3, N at 4 is all zeros
@@ -183,6 +221,8 @@ fn one_hot_encodes_and_reverse_complements() {
     assert_eq!(row(1, 1), [0.0, 0.0, 1.0, 0.0, 0.0]);
     assert_eq!(row(1, 3), [0.0, 0.0, 0.0, 0.0, 1.0]);
     assert!((0..5).all(|l| (0..4).map(|ch| row(1, ch)[l]).sum::<f32>() == if l == 0 { 0.0 } else { 1.0 }));
-    let err = cpu::one_hot(1, 2, &[0, 7], &[false], &mut vec![0f32; 8]).expect_err("7 is not a code").to_string();
+    let p = OneHotParams { batch: 1, len: 2 };
+    let bufs = OneHot { codes: &[0, 7], reverse: &[false], shift: &[0], out: &mut vec![0f32; 8] };
+    let err = cpu::one_hot(&p, bufs).expect_err("7 is not a code").to_string();
     assert!(err.contains("code 7 at 1"), "{err}");
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use chromax::backend::cpu::CpuBackend;
+use chromax::backend::DenoiseLoss;
 use chromax::backend::{Backend, DenoiseLossParams};
 use chromax::models::{DenoiseConfig, DenoiseNet};
 use common::Rng;
@@ -60,12 +61,37 @@ fn whole_network_gradients_match_finite_differences() {
     let objective = |net: &DenoiseNet<CpuBackend<f64>>| {
         let out = net.infer(&backend, &x, batch, len).expect("forward");
         let (mut dr, mut dc) = (vec![0.0; batch * len], vec![0.0; batch * len]);
-        backend.denoise_loss(&loss, &out.reg, &clean, &out.logits, &mask, &mut dr, &mut dc).expect("loss").total
+        backend
+            .denoise_loss(
+                &loss,
+                DenoiseLoss {
+                    reg: &out.reg,
+                    clean: &clean,
+                    cls_logits: &out.logits,
+                    mask: &mask,
+                    d_reg: &mut dr,
+                    d_cls: &mut dc,
+                },
+            )
+            .expect("loss")
+            .total
     };
 
     let (out, cache) = net.forward(&backend, x.clone(), batch, len).expect("forward");
     let (mut d_reg, mut d_cls) = (vec![0.0; batch * len], vec![0.0; batch * len]);
-    backend.denoise_loss(&loss, &out.reg, &clean, &out.logits, &mask, &mut d_reg, &mut d_cls).expect("loss");
+    backend
+        .denoise_loss(
+            &loss,
+            DenoiseLoss {
+                reg: &out.reg,
+                clean: &clean,
+                cls_logits: &out.logits,
+                mask: &mask,
+                d_reg: &mut d_reg,
+                d_cls: &mut d_cls,
+            },
+        )
+        .expect("loss");
     assert!(out.reg.iter().any(|&v| v > 0.0), "the regression output is not all zero");
     net.backward(&backend, &out, &cache, &d_reg, &d_cls).expect("backward");
     let analytic: Vec<(String, Vec<f64>)> = net.params().iter().map(|p| (p.name.clone(), p.grad.clone())).collect();

@@ -3,212 +3,42 @@
 //! would, stands in for it.
 
 use chromax::backend::cpu::CpuBackend;
-use chromax::backend::{
-    AdamParams, Backend, BackendResult, BatchNormParams, Conv1dParams, DenoiseLossParams, DropoutParams, LossParts,
-    MaxPoolParams, SparseHeadParams,
-};
+use chromax::backend::{Backend, BackendResult, BackendWrapper};
 use chromax::error::BackendError;
 use chromax::models::DenoiseConfig;
 use chromax::train::denoise::{train, BestMetric, TrackPair, TrainOptions};
 
-/// The CPU backend with a device memory of `capacity` bytes: allocations larger than what is
-/// free fail with [`BackendError::OutOfMemory`].
+/// The CPU backend with a device memory of `capacity` bytes: any one buffer above a quarter
+/// of it stands for the step not fitting, and fails as a GPU would.
 struct SmallDevice {
     cpu: CpuBackend,
     capacity: usize,
 }
 
-impl Backend for SmallDevice {
-    type Elem = f32;
-    type Buf = Vec<f32>;
+impl BackendWrapper for SmallDevice {
+    type Inner = CpuBackend;
+
+    fn inner(&self) -> &CpuBackend {
+        &self.cpu
+    }
+
     fn describe(&self) -> String {
         "small test device".into()
     }
+
     fn zeros(&self, len: usize) -> BackendResult<Vec<f32>> {
-        // Any one buffer above a quarter of the memory stands for the step not fitting.
         if len * 4 > self.capacity / 4 {
             return Err(BackendError::OutOfMemory {
-                device: self.describe(),
+                device: "small test device".into(),
                 requested_mib: (len * 4) as f64 / 1048576.0,
                 free_mib: self.capacity as f64 / 1048576.0,
             });
         }
         self.cpu.zeros(len)
     }
-    fn upload(&self, host: &[f32]) -> BackendResult<Vec<f32>> {
-        self.cpu.upload(host)
-    }
-    fn download(&self, buf: &Vec<f32>, host: &mut [f32]) -> BackendResult<()> {
-        self.cpu.download(buf, host)
-    }
-    fn copy_from_host(&self, host: &[f32], buf: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.copy_from_host(host, buf)
-    }
-    fn buf_len(&self, buf: &Vec<f32>) -> usize {
-        buf.len()
-    }
-    fn synchronize(&self) -> BackendResult<()> {
-        Ok(())
-    }
+
     fn free_memory(&self) -> Option<usize> {
         Some(self.capacity)
-    }
-    fn conv1d_fwd(
-        &self,
-        p: &Conv1dParams,
-        x: &Vec<f32>,
-        w: &Vec<f32>,
-        b: Option<&Vec<f32>>,
-        y: &mut Vec<f32>,
-    ) -> BackendResult<()> {
-        self.cpu.conv1d_fwd(p, x, w, b, y)
-    }
-    fn conv1d_bwd_input(&self, p: &Conv1dParams, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.conv1d_bwd_input(p, dy, w, dx)
-    }
-    fn conv1d_bwd_weight(
-        &self,
-        p: &Conv1dParams,
-        x: &Vec<f32>,
-        dy: &Vec<f32>,
-        dw: &mut Vec<f32>,
-        db: Option<&mut Vec<f32>>,
-    ) -> BackendResult<()> {
-        self.cpu.conv1d_bwd_weight(p, x, dy, dw, db)
-    }
-    fn relu_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.relu_fwd(x, y)
-    }
-    fn relu_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.relu_bwd(y, dy, dx)
-    }
-    fn add_fwd(&self, a: &Vec<f32>, b: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.add_fwd(a, b, y)
-    }
-    fn sigmoid_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.sigmoid_fwd(x, y)
-    }
-    fn sigmoid_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.sigmoid_bwd(y, dy, dx)
-    }
-    fn batchnorm_fwd_train(
-        &self,
-        p: &BatchNormParams,
-        x: &Vec<f32>,
-        g: &Vec<f32>,
-        b: &Vec<f32>,
-        y: &mut Vec<f32>,
-        m: &mut Vec<f32>,
-        s: &mut Vec<f32>,
-        rm: &mut Vec<f32>,
-        rv: &mut Vec<f32>,
-    ) -> BackendResult<()> {
-        self.cpu.batchnorm_fwd_train(p, x, g, b, y, m, s, rm, rv)
-    }
-    fn batchnorm_fwd_infer(
-        &self,
-        p: &BatchNormParams,
-        x: &Vec<f32>,
-        g: &Vec<f32>,
-        b: &Vec<f32>,
-        rm: &Vec<f32>,
-        rv: &Vec<f32>,
-        y: &mut Vec<f32>,
-    ) -> BackendResult<()> {
-        self.cpu.batchnorm_fwd_infer(p, x, g, b, rm, rv, y)
-    }
-    fn batchnorm_bwd(
-        &self,
-        p: &BatchNormParams,
-        x: &Vec<f32>,
-        dy: &Vec<f32>,
-        g: &Vec<f32>,
-        m: &Vec<f32>,
-        s: &Vec<f32>,
-        dx: &mut Vec<f32>,
-        dg: &mut Vec<f32>,
-        db: &mut Vec<f32>,
-    ) -> BackendResult<()> {
-        self.cpu.batchnorm_bwd(p, x, dy, g, m, s, dx, dg, db)
-    }
-    fn one_hot(
-        &self,
-        batch: usize,
-        len: usize,
-        codes: &[u8],
-        reverse: &[bool],
-        shift: &[i32],
-        out: &mut Vec<f32>,
-    ) -> BackendResult<()> {
-        self.cpu.one_hot(batch, len, codes, reverse, shift, out)
-    }
-    fn dropout_fwd(&self, p: &DropoutParams, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.dropout_fwd(p, x, y)
-    }
-    fn dropout_bwd(&self, p: &DropoutParams, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.dropout_bwd(p, dy, dx)
-    }
-    fn maxpool_fwd(&self, p: &MaxPoolParams, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.maxpool_fwd(p, x, y)
-    }
-    fn maxpool_bwd(&self, p: &MaxPoolParams, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.maxpool_bwd(p, x, dy, dx)
-    }
-    fn gelu_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.gelu_fwd(x, y)
-    }
-    fn gelu_bwd(&self, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> BackendResult<()> {
-        self.cpu.gelu_bwd(x, dy, dx)
-    }
-    fn denoise_loss(
-        &self,
-        p: &DenoiseLossParams,
-        r: &Vec<f32>,
-        c: &Vec<f32>,
-        l: &Vec<f32>,
-        m: &Vec<f32>,
-        dr: &mut Vec<f32>,
-        dc: &mut Vec<f32>,
-    ) -> BackendResult<LossParts> {
-        self.cpu.denoise_loss(p, r, c, l, m, dr, dc)
-    }
-    fn adam_step(
-        &self,
-        p: &AdamParams,
-        t: &mut Vec<f32>,
-        g: &Vec<f32>,
-        m: &mut Vec<f32>,
-        v: &mut Vec<f32>,
-    ) -> BackendResult<()> {
-        self.cpu.adam_step(p, t, g, m, v)
-    }
-    #[allow(clippy::too_many_arguments)]
-    fn sparse_head(
-        &self,
-        p: &SparseHeadParams,
-        z: &Vec<f32>,
-        w: &Vec<f32>,
-        b: &Vec<f32>,
-        indptr: &[u32],
-        indices: &[u32],
-        dz: &mut Vec<f32>,
-        dw: &mut Vec<f32>,
-        db: &mut Vec<f32>,
-    ) -> BackendResult<f64> {
-        self.cpu.sparse_head(p, z, w, b, indptr, indices, dz, dw, db)
-    }
-    #[allow(clippy::too_many_arguments)]
-    fn head_roc_histogram(
-        &self,
-        p: &SparseHeadParams,
-        z: &Vec<f32>,
-        w: &Vec<f32>,
-        b: &Vec<f32>,
-        indptr: &[u32],
-        indices: &[u32],
-        per_row: bool,
-    ) -> BackendResult<Vec<u64>> {
-        self.cpu.head_roc_histogram(p, z, w, b, indptr, indices, per_row)
     }
 }
 

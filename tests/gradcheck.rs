@@ -7,6 +7,10 @@
 mod common;
 
 use chromax::backend::cpu;
+use chromax::backend::{
+    BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, DenoiseLoss,
+    DropoutBwd, DropoutFwd, Elementwise, ElementwiseOp, HeadLogits, MaxPoolBwd, MaxPoolFwd, SparseHead,
+};
 use chromax::backend::{Conv1dParams, DenoiseLossParams};
 use common::Rng;
 
@@ -44,15 +48,16 @@ fn conv_case(p: Conv1dParams, with_bias: bool, seed: u64) {
 
     let objective = |x: &[f64], w: &[f64], b: Option<&[f64]>| {
         let mut y = vec![0.0; p.output_len()];
-        cpu::conv1d_fwd(&p, x, w, b, &mut y).expect("valid shapes");
+        cpu::conv1d_fwd(&p, Conv1dFwd { x: x, w: w, bias: b, y: &mut y }).expect("valid shapes");
         dot(&y, &g)
     };
 
     let mut dx = vec![f64::NAN; p.input_len()];
-    cpu::conv1d_bwd_input(&p, &g, &w, &mut dx).expect("valid shapes");
+    cpu::conv1d_bwd_input(&p, Conv1dBwdInput { dy: &g, w: &w, dx: &mut dx }).expect("valid shapes");
     let mut dw = vec![f64::NAN; p.weight_len()];
     let mut db = vec![f64::NAN; p.c_out];
-    cpu::conv1d_bwd_weight(&p, &x, &g, &mut dw, Some(&mut db)).expect("valid shapes");
+    cpu::conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &g, dw: &mut dw, dbias: Some(&mut db) })
+        .expect("valid shapes");
 
     let h = 1e-6;
     let what = format!("{p:?} bias={with_bias}");
@@ -97,37 +102,38 @@ fn relu_sigmoid_add_backward_match_finite_differences() {
 
     let relu_j = |x: &[f64]| {
         let mut y = vec![0.0; n];
-        cpu::relu_fwd(x, &mut y).expect("same lengths");
+        cpu::elementwise(ElementwiseOp::ReluFwd, Elementwise { a: x, b: None, out: &mut y }).expect("same lengths");
         dot(&y, &g)
     };
     let mut y = vec![0.0; n];
-    cpu::relu_fwd(&x, &mut y).expect("same lengths");
+    cpu::elementwise(ElementwiseOp::ReluFwd, Elementwise { a: &x, b: None, out: &mut y }).expect("same lengths");
     let mut dx = vec![f64::NAN; n];
-    cpu::relu_bwd(&y, &g, &mut dx).expect("same lengths");
+    cpu::elementwise(ElementwiseOp::ReluBwd, Elementwise { a: &y, b: Some(&g), out: &mut dx }).expect("same lengths");
     common::assert_close("relu dx", &dx, &numeric_grad(&x, h, relu_j), ATOL, RTOL);
 
     let sigmoid_j = |x: &[f64]| {
         let mut y = vec![0.0; n];
-        cpu::sigmoid_fwd(x, &mut y).expect("same lengths");
+        cpu::elementwise(ElementwiseOp::SigmoidFwd, Elementwise { a: x, b: None, out: &mut y }).expect("same lengths");
         dot(&y, &g)
     };
-    cpu::sigmoid_fwd(&x, &mut y).expect("same lengths");
-    cpu::sigmoid_bwd(&y, &g, &mut dx).expect("same lengths");
+    cpu::elementwise(ElementwiseOp::SigmoidFwd, Elementwise { a: &x, b: None, out: &mut y }).expect("same lengths");
+    cpu::elementwise(ElementwiseOp::SigmoidBwd, Elementwise { a: &y, b: Some(&g), out: &mut dx })
+        .expect("same lengths");
     common::assert_close("sigmoid dx", &dx, &numeric_grad(&x, h, sigmoid_j), ATOL, RTOL);
 
     let gelu_j = |x: &[f64]| {
         let mut y = vec![0.0; n];
-        cpu::gelu_fwd(x, &mut y).expect("same lengths");
+        cpu::elementwise(ElementwiseOp::GeluFwd, Elementwise { a: x, b: None, out: &mut y }).expect("same lengths");
         dot(&y, &g)
     };
-    cpu::gelu_bwd(&x, &g, &mut dx).expect("same lengths");
+    cpu::elementwise(ElementwiseOp::GeluBwd, Elementwise { a: &x, b: Some(&g), out: &mut dx }).expect("same lengths");
     common::assert_close("gelu dx", &dx, &numeric_grad(&x, h, gelu_j), ATOL, RTOL);
 
     // y = a + b: the backward hands dy to both inputs unchanged.
     let b = rng.vec_f64(n, -1.0, 1.0);
     let add_j = |a: &[f64]| {
         let mut y = vec![0.0; n];
-        cpu::add_fwd(a, &b, &mut y).expect("same lengths");
+        cpu::elementwise(ElementwiseOp::Add, Elementwise { a: a, b: Some(&b), out: &mut y }).expect("same lengths");
         dot(&y, &g)
     };
     common::assert_close("add da", &g, &numeric_grad(&x, h, add_j), ATOL, RTOL);
@@ -144,10 +150,26 @@ fn loss_case(p: DenoiseLossParams, seed: u64) {
 
     let total = |reg: &[f64], logits: &[f64]| {
         let (mut dr, mut dc) = (vec![0.0; n], vec![0.0; n]);
-        cpu::denoise_loss(&p, reg, &clean, logits, &mask, &mut dr, &mut dc).expect("valid shapes").total
+        cpu::denoise_loss(
+            &p,
+            DenoiseLoss { reg: reg, clean: &clean, cls_logits: logits, mask: &mask, d_reg: &mut dr, d_cls: &mut dc },
+        )
+        .expect("valid shapes")
+        .total
     };
     let (mut d_reg, mut d_cls) = (vec![f64::NAN; n], vec![f64::NAN; n]);
-    let parts = cpu::denoise_loss(&p, &reg, &clean, &logits, &mask, &mut d_reg, &mut d_cls).expect("valid shapes");
+    let parts = cpu::denoise_loss(
+        &p,
+        DenoiseLoss {
+            reg: &reg,
+            clean: &clean,
+            cls_logits: &logits,
+            mask: &mask,
+            d_reg: &mut d_reg,
+            d_cls: &mut d_cls,
+        },
+    )
+    .expect("valid shapes");
     assert!(parts.total.is_finite() && parts.pearson > 0.0 && parts.pearson < 1.0, "{parts:?}");
 
     let h = 1e-5;
@@ -207,10 +229,28 @@ fn sparse_head_gradients_match_finite_differences_and_a_dense_reference() {
     let (indptr, indices) = random_rows(&mut rng, p.batch, p.cells, 0.4);
     let loss = |z: &[f64], w: &[f64], b: &[f64]| {
         let (mut dz, mut dw, mut db) = (vec![0.0; z.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
-        cpu::sparse_head(&p, z, w, b, &indptr, &indices, &mut dz, &mut dw, &mut db).expect("valid")
+        cpu::sparse_head(
+            &p,
+            SparseHead {
+                logits: HeadLogits { z: z, w: w, bias: b, indptr: &indptr, indices: &indices },
+                dz: &mut dz,
+                dw: &mut dw,
+                dbias: &mut db,
+            },
+        )
+        .expect("valid")
     };
     let (mut dz, mut dw, mut db) = (vec![0.0; z.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
-    let value = cpu::sparse_head(&p, &z, &w, &b, &indptr, &indices, &mut dz, &mut dw, &mut db).expect("valid");
+    let value = cpu::sparse_head(
+        &p,
+        SparseHead {
+            logits: HeadLogits { z: &z, w: &w, bias: &b, indptr: &indptr, indices: &indices },
+            dz: &mut dz,
+            dw: &mut dw,
+            dbias: &mut db,
+        },
+    )
+    .expect("valid");
     let h = 1e-6;
     common::assert_close("sparse head dz", &dz, &numeric_grad(&z, h, |z| loss(z, &w, &b)), 1e-9, 1e-6);
     common::assert_close("sparse head dw", &dw, &numeric_grad(&w, h, |w| loss(&z, w, &b)), 1e-9, 1e-6);
@@ -239,10 +279,10 @@ fn maxpool_follows_keras_same_padding_and_its_backward_matches_finite_difference
     let p = MaxPoolParams { batch: 1, channels: 1, len: 7, pool: 3 };
     let x = [5.0, 1.0, 2.0, 9.0, 3.0, 4.0, 8.0];
     let mut y = [0.0; 3];
-    cpu::maxpool_fwd(&p, &x, &mut y).expect("valid");
+    cpu::maxpool_fwd(&p, MaxPoolFwd { x: &x[..], y: &mut y[..] }).expect("valid");
     assert_eq!(y, [5.0, 9.0, 8.0]);
     let mut dx = [f64::NAN; 7];
-    cpu::maxpool_bwd(&p, &x, &[1.0, 2.0, 3.0], &mut dx).expect("valid");
+    cpu::maxpool_bwd(&p, MaxPoolBwd { x: &x[..], dy: &[1.0, 2.0, 3.0][..], dx: &mut dx[..] }).expect("valid");
     assert_eq!(dx, [1.0, 0.0, 0.0, 2.0, 0.0, 0.0, 3.0]);
 
     for (batch, channels, len, pool) in [(2, 3, 10, 2), (1, 2, 9, 4), (2, 1, 5, 5), (1, 1, 3, 4)] {
@@ -253,11 +293,11 @@ fn maxpool_follows_keras_same_padding_and_its_backward_matches_finite_difference
         let g = rng.vec_f64(batch * channels * p.out_len(), -1.0, 1.0);
         let j = |x: &[f64]| {
             let mut y = vec![0.0; g.len()];
-            cpu::maxpool_fwd(&p, x, &mut y).expect("valid");
+            cpu::maxpool_fwd(&p, MaxPoolFwd { x: x, y: &mut y }).expect("valid");
             dot(&y, &g)
         };
         let mut dx = vec![f64::NAN; x.len()];
-        cpu::maxpool_bwd(&p, &x, &g, &mut dx).expect("valid");
+        cpu::maxpool_bwd(&p, MaxPoolBwd { x: &x, dy: &g, dx: &mut dx }).expect("valid");
         common::assert_close(&format!("maxpool dx {p:?}"), &dx, &numeric_grad(&x, 1e-7, j), ATOL, RTOL);
     }
 }
@@ -275,7 +315,20 @@ fn batchnorm_backward_matches_finite_differences_and_running_statistics_move() {
     let forward = |x: &[f64], gamma: &[f64], beta: &[f64]| {
         let (mut y, mut m, mut s, mut rm, mut rv) =
             (vec![0.0; n], vec![0.0; 2], vec![0.0; 2], vec![0.0; 2], vec![1.0; 2]);
-        cpu::batchnorm_fwd_train(&p, x, gamma, beta, &mut y, &mut m, &mut s, &mut rm, &mut rv).expect("valid");
+        cpu::batchnorm_fwd_train(
+            &p,
+            BatchNormFwdTrain {
+                x: x,
+                gamma: gamma,
+                beta: beta,
+                y: &mut y,
+                mean: &mut m,
+                invstd: &mut s,
+                running_mean: &mut rm,
+                running_var: &mut rv,
+            },
+        )
+        .expect("valid");
         (y, m, s, rm, rv)
     };
     let (y, mean, invstd, rm, rv) = forward(&x, &gamma, &beta);
@@ -300,7 +353,20 @@ fn batchnorm_backward_matches_finite_differences_and_running_statistics_move() {
         assert!((rm[c] - (1.0 - mom) * xm).abs() < 1e-12 && (rv[c] - (mom + (1.0 - mom) * xv)).abs() < 1e-12);
     }
     let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; n], vec![0.0; 2], vec![0.0; 2]);
-    cpu::batchnorm_bwd(&p, &x, &g, &gamma, &mean, &invstd, &mut dx, &mut dgamma, &mut dbeta).expect("valid");
+    cpu::batchnorm_bwd(
+        &p,
+        BatchNormBwd {
+            x: &x,
+            dy: &g,
+            gamma: &gamma,
+            mean: &mean,
+            invstd: &invstd,
+            dx: &mut dx,
+            dgamma: &mut dgamma,
+            dbeta: &mut dbeta,
+        },
+    )
+    .expect("valid");
     let h = 1e-6;
     common::assert_close("bn dx", &dx, &numeric_grad(&x, h, |x| dot(&forward(x, &gamma, &beta).0, &g)), 1e-8, 1e-5);
     common::assert_close(
@@ -320,7 +386,11 @@ fn batchnorm_backward_matches_finite_differences_and_running_statistics_move() {
 
     // Inference normalises by the running statistics.
     let mut yi = vec![0.0; n];
-    cpu::batchnorm_fwd_infer(&p, &x, &gamma, &beta, &rm, &rv, &mut yi).expect("valid");
+    cpu::batchnorm_fwd_infer(
+        &p,
+        BatchNormFwdInfer { x: &x, gamma: &gamma, beta: &beta, running_mean: &rm, running_var: &rv, y: &mut yi },
+    )
+    .expect("valid");
     let c = 1;
     let want = gamma[c] * (x[p.len] - rm[c]) / (rv[c] + 1e-3f32 as f64).sqrt() + beta[c];
     assert!((yi[p.len] - want).abs() < 1e-12);
@@ -341,11 +411,11 @@ fn dropout_backward_matches_finite_differences() {
         let p = DropoutParams { rate, seed };
         let j = |x: &[f64]| {
             let mut y = vec![0.0; n];
-            cpu64.dropout_fwd(&p, &x.to_vec(), &mut y).expect("valid");
+            cpu64.dropout_fwd(&p, DropoutFwd { x: &x.to_vec(), y: &mut y }).expect("valid");
             dot(&y, &g)
         };
         let mut dx = vec![f64::NAN; n];
-        cpu64.dropout_bwd(&p, &g, &mut dx).expect("valid");
+        cpu64.dropout_bwd(&p, DropoutBwd { dy: &g, dx: &mut dx }).expect("valid");
         common::assert_close(&format!("dropout dx {p:?}"), &dx, &numeric_grad(&x, 1e-6, j), ATOL, RTOL);
         let dropped = dx.iter().filter(|&&v| v == 0.0).count();
         if rate > 0.0 {

@@ -1,9 +1,9 @@
 //! `chromax bench denoise`: training and inference throughput of DenoiseNet, model-only and
 //! end to end (bigWig in → bigWig + peaks out), with achieved FLOP/s.
 
-use super::device::{on_backend, select};
+use super::device::select;
 use super::CliResult;
-use chromax::backend::{AdamParams, Backend, DenoiseLossParams};
+use chromax::backend::{AdamParams, AdamStep, Backend, DenoiseLoss, DenoiseLossParams};
 use chromax::coverage::{coverage_from_fragments, CoverageOptions};
 use chromax::eval::peak_calls::ProbPeakOptions;
 use chromax::infer::{run, RunOptions};
@@ -11,6 +11,7 @@ use chromax::io::bigwig::write_bigwig;
 use chromax::io::ChromSizes;
 use chromax::models::{DenoiseConfig, DenoiseNet};
 use chromax::nn::{download_f32, upload_f32};
+use chromax::on_backend;
 use chromax::train::checkpoint::{weight_tensors, write_json, write_tensors, ModelConfig, CONFIG_FILE, MODEL_FILE};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -97,11 +98,19 @@ fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
     let mut train_step = |net: &mut DenoiseNet<B>, step: u64| -> CliResult {
         let (out, cache) = net.forward(backend, upload_f32(backend, &host)?, n, width)?;
         let (mut dr, mut dc) = (backend.zeros(n * width)?, backend.zeros(n * width)?);
-        backend.denoise_loss(&loss, &out.reg, &clean_d, &out.logits, &mask_d, &mut dr, &mut dc)?;
+        let bufs = DenoiseLoss {
+            reg: &out.reg,
+            clean: &clean_d,
+            cls_logits: &out.logits,
+            mask: &mask_d,
+            d_reg: &mut dr,
+            d_cls: &mut dc,
+        };
+        backend.denoise_loss(&loss, bufs)?;
         net.backward(backend, &out, &cache, &dr, &dc)?;
         let p = AdamParams::new(2e-4, step);
         for (param, (m, v)) in net.params_mut().into_iter().zip(moments.iter_mut()) {
-            backend.adam_step(&p, &mut param.value, &param.grad, m, v)?;
+            backend.adam_step(&p, AdamStep { param: &mut param.value, grad: &param.grad, m, v })?;
         }
         backend.synchronize()?;
         Ok(())

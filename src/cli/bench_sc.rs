@@ -6,11 +6,12 @@
 //! (`load_sc_data` + `train_seq`): seconds per epoch, peaks/s, achieved FLOP/s, peak device
 //! memory and peak host RSS.
 
-use super::device::{on_backend, select};
+use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::backend::Backend;
 use chromax::models::SeqConfig;
+use chromax::on_backend;
 use chromax::rng::{mix, unit};
 use chromax::store::matrix::write_binary_rows;
 use chromax::train::seq::{load_sc_data, train_seq, ScTrainEvent, ScTrainOptions};

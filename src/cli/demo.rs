@@ -7,7 +7,7 @@
 //! thousands of reads, an outlier whose squared errors swamp the loss of a small model.
 
 use super::denoise::train_reporter;
-use super::device::{on_backend, select};
+use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::coverage::{coverage_from_fragments, CoverageOptions};
@@ -18,6 +18,7 @@ use chromax::io::bed::write_narrowpeak;
 use chromax::io::bigwig::write_bigwig;
 use chromax::io::ChromSizes;
 use chromax::models::DenoiseConfig;
+use chromax::on_backend;
 use chromax::peaks::{call_peaks, PeakCallOptions};
 use chromax::train::denoise::{train, BestMetric, TrackPair, TrainOptions};
 use std::path::PathBuf;

@@ -1,12 +1,13 @@
 //! `chromax denoise train | run | eval`.
 
-use super::device::{on_backend, select};
+use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::eval::denoise::{evaluate, format_table, EvalOptions, Prediction};
 use chromax::eval::peak_calls::ProbPeakOptions;
 use chromax::infer::{run, RunOptions};
 use chromax::models::DenoiseConfig;
+use chromax::on_backend;
 use chromax::train::denoise::{train, BestMetric, TrackPair, TrainEvent, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;

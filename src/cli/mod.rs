@@ -6,7 +6,6 @@ pub mod bench_sc;
 pub mod coverage;
 pub mod demo;
 pub mod denoise;
-#[macro_use]
 pub mod device;
 pub mod devices;
 pub mod peaks;

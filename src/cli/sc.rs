@@ -9,6 +9,7 @@ use chromax::io::h5ad::{AnnData, Column};
 use chromax::io::npy::write_npy_f32;
 use chromax::io::text::LineReader;
 use chromax::models::SeqConfig;
+use chromax::on_backend;
 use chromax::store::matrix::{count_fragments_in_peaks, write_matrix, CellFilter};
 use chromax::train::seq::{load_sc_data, read_cell_embeddings, train_seq, ScTrainEvent, ScTrainOptions};
 use indicatif::ProgressBar;

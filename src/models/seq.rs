@@ -18,7 +18,10 @@
 //! fraction of accessible peaks when the trainer supplies them (zero otherwise), batch norm
 //! γ = 1, β = 0.
 
-use crate::backend::{Backend, BackendResult, DropoutParams, SparseHeadParams};
+use crate::backend::{
+    Backend, BackendResult, BufLen, DropoutBwd, DropoutFwd, DropoutParams, HeadLogits, MaxPoolBwd, MaxPoolFwd, OneHot,
+    OneHotParams, SparseHead, SparseHeadParams,
+};
 use crate::error::BackendError;
 use crate::nn::{gelu, gelu_backward, BatchNorm, BatchNormCache, Conv1d, InitRng, Param};
 use serde::{Deserialize, Serialize};
@@ -160,8 +163,8 @@ impl<B: Backend> ConvBlock<B> {
         let (n, bn) = self.bn.forward_train(backend, &conv_out, batch, len)?;
         if self.pool > 1 {
             let p = self.pool_shape(batch, len);
-            let mut out = backend.zeros(batch * self.conv.c_out * p.out_len())?;
-            backend.maxpool_fwd(&p, &n, &mut out)?;
+            let mut out = backend.zeros(p.output_len())?;
+            backend.maxpool_fwd(&p, MaxPoolFwd { x: &n, y: &mut out })?;
             Ok(ConvBlockCache { conv_out, bn, normed: Some(n), out })
         } else {
             Ok(ConvBlockCache { conv_out, bn, normed: None, out: n })
@@ -173,8 +176,8 @@ impl<B: Backend> ConvBlock<B> {
         let n = self.bn.forward_infer(backend, &conv_out, batch, len)?;
         if self.pool > 1 {
             let p = self.pool_shape(batch, len);
-            let mut out = backend.zeros(batch * self.conv.c_out * p.out_len())?;
-            backend.maxpool_fwd(&p, &n, &mut out)?;
+            let mut out = backend.zeros(p.output_len())?;
+            backend.maxpool_fwd(&p, MaxPoolFwd { x: &n, y: &mut out })?;
             Ok(out)
         } else {
             Ok(n)
@@ -196,8 +199,8 @@ impl<B: Backend> ConvBlock<B> {
         let d_n = match &cache.normed {
             Some(n) => {
                 let p = self.pool_shape(batch, len);
-                let mut d = backend.zeros(backend.buf_len(n))?;
-                backend.maxpool_bwd(&p, n, &d_out, &mut d)?;
+                let mut d = backend.zeros(n.buf_len())?;
+                backend.maxpool_bwd(&p, MaxPoolBwd { x: n, dy: &d_out, dx: &mut d })?;
                 d
             }
             None => d_out,
@@ -310,7 +313,8 @@ impl<B: Backend> SeqNet<B> {
     fn encode(&self, backend: &B, seqs: &SeqBatch) -> BackendResult<B::Buf> {
         let (batch, len) = (seqs.len(), self.config.seq_len);
         let mut x = backend.zeros(batch * 4 * len)?;
-        backend.one_hot(batch, len, seqs.codes, seqs.reverse, seqs.shift, &mut x)?;
+        let bufs = OneHot { codes: seqs.codes, reverse: seqs.reverse, shift: seqs.shift, out: &mut x };
+        backend.one_hot(&OneHotParams { batch, len }, bufs)?;
         Ok(x)
     }
 
@@ -339,8 +343,8 @@ impl<B: Backend> SeqNet<B> {
             (self.config.dropout > 0.0).then_some(DropoutParams { rate: self.config.dropout, seed: dropout_seed });
         let dropped = match &dropout {
             Some(p) => {
-                let mut d = backend.zeros(backend.buf_len(&normed))?;
-                backend.dropout_fwd(p, &normed, &mut d)?;
+                let mut d = backend.zeros(normed.buf_len())?;
+                backend.dropout_fwd(p, DropoutFwd { x: &normed, y: &mut d })?;
                 d
             }
             None => normed,
@@ -374,17 +378,9 @@ impl<B: Backend> SeqNet<B> {
         let batch = indptr.len().saturating_sub(1);
         let p = SparseHeadParams { batch, cells: self.config.cells, dim: self.config.bottleneck };
         let mut dz = backend.zeros(batch * self.config.bottleneck)?;
-        let loss = backend.sparse_head(
-            &p,
-            z,
-            &self.head_w.value,
-            &self.head_b.value,
-            indptr,
-            indices,
-            &mut dz,
-            &mut self.head_w.grad,
-            &mut self.head_b.grad,
-        )?;
+        let logits = HeadLogits { z, w: &self.head_w.value, bias: &self.head_b.value, indptr, indices };
+        let bufs = SparseHead { logits, dz: &mut dz, dw: &mut self.head_w.grad, dbias: &mut self.head_b.grad };
+        let loss = backend.sparse_head(&p, bufs)?;
         Ok((loss, dz))
     }
 
@@ -396,8 +392,8 @@ impl<B: Backend> SeqNet<B> {
         let d_drop = gelu_backward(backend, &cache.dropped, dz)?;
         let d_norm = match &cache.dropout {
             Some(p) => {
-                let mut d = backend.zeros(backend.buf_len(&d_drop))?;
-                backend.dropout_bwd(p, &d_drop, &mut d)?;
+                let mut d = backend.zeros(d_drop.buf_len())?;
+                backend.dropout_bwd(p, DropoutBwd { dy: &d_drop, dx: &mut d })?;
                 d
             }
             None => d_drop,

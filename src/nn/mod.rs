@@ -3,7 +3,10 @@
 //! Activations are (batch, channels, length); a layer's backward takes the input it saw in
 //! the forward pass (the caller keeps it) and overwrites its parameters' gradients.
 
-use crate::backend::{Backend, BackendResult, BatchNormParams, Conv1dParams};
+use crate::backend::{
+    Backend, BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams, BufLen,
+    Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Elementwise, ElementwiseOp,
+};
 
 /// A named parameter tensor with its gradient.
 pub struct Param<B: Backend> {
@@ -50,7 +53,7 @@ pub fn upload_f32<B: Backend>(backend: &B, values: &[f32]) -> BackendResult<B::B
 
 /// Downloads a buffer as f32.
 pub fn download_f32<B: Backend>(backend: &B, buf: &B::Buf) -> BackendResult<Vec<f32>> {
-    let mut host = vec![B::Elem::default(); backend.buf_len(buf)];
+    let mut host = vec![B::Elem::default(); buf.buf_len()];
     backend.download(buf, &mut host)?;
     Ok(host.into_iter().map(|v| v.into() as f32).collect())
 }
@@ -111,21 +114,23 @@ impl<B: Backend> Conv1d<B> {
     pub fn forward(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<B::Buf> {
         let p = self.shape(batch, len);
         let mut y = backend.zeros(p.output_len())?;
-        backend.conv1d_fwd(&p, x, &self.weight.value, self.bias.as_ref().map(|b| &b.value), &mut y)?;
+        let bias = self.bias.as_ref().map(|b| &b.value);
+        backend.conv1d_fwd(&p, Conv1dFwd { x, w: &self.weight.value, bias, y: &mut y })?;
         Ok(y)
     }
 
     /// Overwrites the parameter gradients from the forward input `x` and `dy`.
     pub fn grad_params(&mut self, backend: &B, x: &B::Buf, dy: &B::Buf, batch: usize, len: usize) -> BackendResult<()> {
         let p = self.shape(batch, len);
-        backend.conv1d_bwd_weight(&p, x, dy, &mut self.weight.grad, self.bias.as_mut().map(|b| &mut b.grad))
+        let dbias = self.bias.as_mut().map(|b| &mut b.grad);
+        backend.conv1d_bwd_weight(&p, Conv1dBwdWeight { x, dy, dw: &mut self.weight.grad, dbias })
     }
 
     /// The gradient with respect to the input.
     pub fn grad_input(&self, backend: &B, dy: &B::Buf, batch: usize, len: usize) -> BackendResult<B::Buf> {
         let p = self.shape(batch, len);
         let mut dx = backend.zeros(p.input_len())?;
-        backend.conv1d_bwd_input(&p, dy, &self.weight.value, &mut dx)?;
+        backend.conv1d_bwd_input(&p, Conv1dBwdInput { dy, w: &self.weight.value, dx: &mut dx })?;
         Ok(dx)
     }
 
@@ -138,25 +143,26 @@ impl<B: Backend> Conv1d<B> {
     }
 }
 
+/// `op(a[, b])` into a new buffer.
+fn elementwise<B: Backend>(backend: &B, op: ElementwiseOp, a: &B::Buf, b: Option<&B::Buf>) -> BackendResult<B::Buf> {
+    let mut out = backend.zeros(a.buf_len())?;
+    backend.elementwise(op, Elementwise { a, b, out: &mut out })?;
+    Ok(out)
+}
+
 /// `max(x, 0)` into a new buffer.
 pub fn relu<B: Backend>(backend: &B, x: &B::Buf) -> BackendResult<B::Buf> {
-    let mut y = backend.zeros(backend.buf_len(x))?;
-    backend.relu_fwd(x, &mut y)?;
-    Ok(y)
+    elementwise(backend, ElementwiseOp::ReluFwd, x, None)
 }
 
 /// `dy · [y > 0]` into a new buffer.
 pub fn relu_backward<B: Backend>(backend: &B, y: &B::Buf, dy: &B::Buf) -> BackendResult<B::Buf> {
-    let mut dx = backend.zeros(backend.buf_len(y))?;
-    backend.relu_bwd(y, dy, &mut dx)?;
-    Ok(dx)
+    elementwise(backend, ElementwiseOp::ReluBwd, y, Some(dy))
 }
 
 /// `a + b` into a new buffer.
 pub fn add<B: Backend>(backend: &B, a: &B::Buf, b: &B::Buf) -> BackendResult<B::Buf> {
-    let mut y = backend.zeros(backend.buf_len(a))?;
-    backend.add_fwd(a, b, &mut y)?;
-    Ok(y)
+    elementwise(backend, ElementwiseOp::Add, a, Some(b))
 }
 
 /// A residual block: conv → ReLU → conv → ReLU → conv, plus the skip (a 1×1 conv + ReLU when
@@ -287,16 +293,12 @@ impl<B: Backend> ResBlock<B> {
 
 /// scBasset's GELU `x · σ(1.702·x)` into a new buffer.
 pub fn gelu<B: Backend>(backend: &B, x: &B::Buf) -> BackendResult<B::Buf> {
-    let mut y = backend.zeros(backend.buf_len(x))?;
-    backend.gelu_fwd(x, &mut y)?;
-    Ok(y)
+    elementwise(backend, ElementwiseOp::GeluFwd, x, None)
 }
 
 /// The gradient of [`gelu`] from its input x, into a new buffer.
 pub fn gelu_backward<B: Backend>(backend: &B, x: &B::Buf, dy: &B::Buf) -> BackendResult<B::Buf> {
-    let mut dx = backend.zeros(backend.buf_len(x))?;
-    backend.gelu_bwd(x, dy, &mut dx)?;
-    Ok(dx)
+    elementwise(backend, ElementwiseOp::GeluBwd, x, Some(dy))
 }
 
 /// Batch normalisation over (batch, channels, len) with learned γ, β and running statistics
@@ -348,36 +350,36 @@ impl<B: Backend> BatchNorm<B> {
         len: usize,
     ) -> BackendResult<(B::Buf, BatchNormCache<B>)> {
         let p = self.shape(batch, len);
-        let mut y = backend.zeros(backend.buf_len(x))?;
+        let mut y = backend.zeros(x.buf_len())?;
         let mut mean = backend.zeros(self.channels)?;
         let mut invstd = backend.zeros(self.channels)?;
-        backend.batchnorm_fwd_train(
-            &p,
+        let bufs = BatchNormFwdTrain {
             x,
-            &self.gamma.value,
-            &self.beta.value,
-            &mut y,
-            &mut mean,
-            &mut invstd,
-            &mut self.running_mean,
-            &mut self.running_var,
-        )?;
+            gamma: &self.gamma.value,
+            beta: &self.beta.value,
+            y: &mut y,
+            mean: &mut mean,
+            invstd: &mut invstd,
+            running_mean: &mut self.running_mean,
+            running_var: &mut self.running_var,
+        };
+        backend.batchnorm_fwd_train(&p, bufs)?;
         Ok((y, BatchNormCache { mean, invstd }))
     }
 
     /// Inference mode: normalises by the running statistics.
     pub fn forward_infer(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<B::Buf> {
         let p = self.shape(batch, len);
-        let mut y = backend.zeros(backend.buf_len(x))?;
-        backend.batchnorm_fwd_infer(
-            &p,
+        let mut y = backend.zeros(x.buf_len())?;
+        let bufs = BatchNormFwdInfer {
             x,
-            &self.gamma.value,
-            &self.beta.value,
-            &self.running_mean,
-            &self.running_var,
-            &mut y,
-        )?;
+            gamma: &self.gamma.value,
+            beta: &self.beta.value,
+            running_mean: &self.running_mean,
+            running_var: &self.running_var,
+            y: &mut y,
+        };
+        backend.batchnorm_fwd_infer(&p, bufs)?;
         Ok(y)
     }
 
@@ -392,18 +394,18 @@ impl<B: Backend> BatchNorm<B> {
         len: usize,
     ) -> BackendResult<B::Buf> {
         let p = self.shape(batch, len);
-        let mut dx = backend.zeros(backend.buf_len(x))?;
-        backend.batchnorm_bwd(
-            &p,
+        let mut dx = backend.zeros(x.buf_len())?;
+        let bufs = BatchNormBwd {
             x,
             dy,
-            &self.gamma.value,
-            &cache.mean,
-            &cache.invstd,
-            &mut dx,
-            &mut self.gamma.grad,
-            &mut self.beta.grad,
-        )?;
+            gamma: &self.gamma.value,
+            mean: &cache.mean,
+            invstd: &cache.invstd,
+            dx: &mut dx,
+            dgamma: &mut self.gamma.grad,
+            dbeta: &mut self.beta.grad,
+        };
+        backend.batchnorm_bwd(&p, bufs)?;
         Ok(dx)
     }
 

@@ -6,7 +6,7 @@ use super::checkpoint::{
     ModelDir, TrainState, CONFIG_FILE, LAST_FILE, LOG_FILE, MODEL_FILE, STATE_FILE,
 };
 use super::intervals::{chrom_ids, tile, Interval};
-use crate::backend::{AdamParams, Backend, DenoiseLossParams};
+use crate::backend::{AdamParams, AdamStep, Backend, DenoiseLoss, DenoiseLossParams};
 use crate::error::FileError;
 use crate::eval::metrics::{auroc_auprc, mse, pearson};
 use crate::io::ChromSizes;
@@ -360,8 +360,17 @@ pub fn train<B: Backend>(
                 .map_err(|e| out_of_memory_advice(e, backend, &model_cfg, shape))?;
             let mut d_reg = backend.zeros(n * shape.width())?;
             let mut d_cls = backend.zeros(n * shape.width())?;
-            let parts =
-                backend.denoise_loss(&loss_shape(n), &out_.reg, &clean, &out_.logits, &mask, &mut d_reg, &mut d_cls)?;
+            let parts = backend.denoise_loss(
+                &loss_shape(n),
+                DenoiseLoss {
+                    reg: &out_.reg,
+                    clean: &clean,
+                    cls_logits: &out_.logits,
+                    mask: &mask,
+                    d_reg: &mut d_reg,
+                    d_cls: &mut d_cls,
+                },
+            )?;
             // The loss came back to the host, so the uploads are done: the buffers can go back.
             stream.recycle(batch);
             net.backward(backend, &out_, &cache, &d_reg, &d_cls)
@@ -370,7 +379,8 @@ pub fn train<B: Backend>(
             state.step += 1;
             let adam_params = AdamParams { weight_decay: opts.weight_decay, ..AdamParams::new(opts.lr, state.step) };
             for (i, p) in net.params_mut().into_iter().enumerate() {
-                backend.adam_step(&adam_params, &mut p.value, &p.grad, &mut adam.m[i], &mut adam.v[i])?;
+                let bufs = AdamStep { param: &mut p.value, grad: &p.grad, m: &mut adam.m[i], v: &mut adam.v[i] };
+                backend.adam_step(&adam_params, bufs)?;
             }
             if !parts.total.is_finite() {
                 return Err(FileError::Argument(format!(
@@ -480,9 +490,20 @@ fn validate<B: Backend>(
         let out = net.infer(backend, &x, n, w)?;
         let (clean_d, mask_d) = (backend.upload_f32(batch.clean()?)?, backend.upload_f32(batch.mask()?)?);
         let (mut dr, mut dc) = (backend.zeros(n * w)?, backend.zeros(n * w)?);
-        loss_sum +=
-            backend.denoise_loss(&loss_shape(n), &out.reg, &clean_d, &out.logits, &mask_d, &mut dr, &mut dc)?.total
-                * n as f64;
+        loss_sum += backend
+            .denoise_loss(
+                &loss_shape(n),
+                DenoiseLoss {
+                    reg: &out.reg,
+                    clean: &clean_d,
+                    cls_logits: &out.logits,
+                    mask: &mask_d,
+                    d_reg: &mut dr,
+                    d_cls: &mut dc,
+                },
+            )?
+            .total
+            * n as f64;
         n_sum += n;
         let reg = download_f32(backend, &out.reg)?;
         let logits = download_f32(backend, &out.logits)?;

@@ -24,7 +24,7 @@ use super::checkpoint::{
     Tensors, LAST_FILE, LOG_FILE, MODEL_FILE, STATE_FILE,
 };
 use super::denoise::epoch_order;
-use crate::backend::{AdamParams, Backend, SparseHeadParams};
+use crate::backend::{AdamParams, AdamStep, Backend, BufLen, HeadLogits, SparseHeadParams};
 use crate::error::FileError;
 use crate::eval::metrics::auroc_auprc;
 use crate::eval::roc::{mean_auroc, RocHistogram};
@@ -559,7 +559,7 @@ fn tensors<B: Backend>(backend: &B, net: &SeqNet<B>, moments: Option<&Moments<B>
         out.insert(p.name.clone(), (p.shape.clone(), download_f32(backend, &p.value)?));
     }
     for (name, buf) in net.stats() {
-        out.insert(name, (vec![backend.buf_len(buf)], download_f32(backend, buf)?));
+        out.insert(name, (vec![buf.buf_len()], download_f32(backend, buf)?));
     }
     if let Some(mo) = moments {
         for (i, p) in net.params().iter().enumerate() {
@@ -593,7 +593,7 @@ pub fn load_seq_weights<B: Backend>(
         p.value = upload_f32(backend, get(&p.name, len)?)?;
     }
     for (name, buf) in net.stats_mut() {
-        let len = backend.buf_len(buf);
+        let len = buf.buf_len();
         *buf = upload_f32(backend, get(&name, len)?)?;
     }
     Ok(())
@@ -793,15 +793,14 @@ pub fn train_seq<B: Backend>(
             let (z, cache) = net.forward_train(backend, &seqs, step_seed)?;
             let (loss, dz) = net.head_loss(backend, &z, &hb.indptr, &hb.indices)?;
             let p = SparseHeadParams { batch: chunk.len(), cells: model_cfg.cells, dim: model_cfg.bottleneck };
-            hist.add_counts(&backend.head_roc_histogram(
-                &p,
-                &z,
-                &net.head_w.value,
-                &net.head_b.value,
-                &hb.indptr,
-                &hb.indices,
-                false,
-            )?);
+            let logits = HeadLogits {
+                z: &z,
+                w: &net.head_w.value,
+                bias: &net.head_b.value,
+                indptr: &hb.indptr,
+                indices: &hb.indices,
+            };
+            hist.add_counts(&backend.head_roc_histogram(&p, logits, false)?);
             net.backward(backend, cache, &dz)?;
             state.step += 1;
             let adam = AdamParams {
@@ -813,7 +812,9 @@ pub fn train_seq<B: Backend>(
                 step: state.step,
             };
             for (i, prm) in net.params_mut().into_iter().enumerate() {
-                backend.adam_step(&adam, &mut prm.value, &prm.grad, &mut moments.m[i], &mut moments.v[i])?;
+                let bufs =
+                    AdamStep { param: &mut prm.value, grad: &prm.grad, m: &mut moments.m[i], v: &mut moments.v[i] };
+                backend.adam_step(&adam, bufs)?;
             }
             if !loss.is_finite() {
                 return Err(FileError::Argument(format!(
@@ -941,8 +942,12 @@ pub fn evaluate<B: Backend>(
         let (loss, _) = net.head_loss(backend, &z, &hb.indptr, &hb.indices)?;
         loss_sum += loss * chunk.len() as f64;
         let p = SparseHeadParams { batch: chunk.len(), cells: n_cells, dim };
-        let counts =
-            backend.head_roc_histogram(&p, &z, &net.head_w.value, &net.head_b.value, &hb.indptr, &hb.indices, true)?;
+        let (w, bias) = (&net.head_w.value, &net.head_b.value);
+        let counts = backend.head_roc_histogram(
+            &p,
+            HeadLogits { z: &z, w, bias, indptr: &hb.indptr, indices: &hb.indices },
+            true,
+        )?;
         for block in counts.chunks(2 * crate::backend::ROC_BINS) {
             let h = RocHistogram::from_counts(block);
             overall.add(&h);

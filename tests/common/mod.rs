@@ -26,6 +26,30 @@ pub fn cuda_or_skip(test: &str) -> Option<chromax::backend::cuda::CudaBackend> {
     }
 }
 
+/// The kernel emulator reporting `multiprocessors` SMs, or `None` after a visible skip line
+/// when no C++20 compiler is here. With `CHROMAX_REQUIRE_EMULATOR=1` (as CI sets) a missing
+/// compiler fails the test instead; a kernel that does not compile always does.
+/// `CHROMAX_SKIP_EMULATOR=1` (the GPU kit, whose device minutes are scarce) skips it.
+pub fn emulator_or_skip(
+    test: &str,
+    multiprocessors: usize,
+) -> Option<chromax::backend::cuda::emulator::EmulatedBackend> {
+    use chromax::error::BackendError;
+    if std::env::var("CHROMAX_SKIP_EMULATOR").is_ok_and(|v| v == "1") {
+        say(&format!("{test}: emulator skipped (CHROMAX_SKIP_EMULATOR=1)"));
+        return None;
+    }
+    let required = std::env::var("CHROMAX_REQUIRE_EMULATOR").is_ok_and(|v| v == "1");
+    match chromax::backend::cuda::emulator::EmulatedBackend::new(multiprocessors) {
+        Ok(emu) => Some(emu),
+        Err(BackendError::EmulatorUnavailable(why)) if !required => {
+            say(&format!("{test}: skipped: {why}"));
+            None
+        }
+        Err(e) => panic!("{test}: {e}"),
+    }
+}
+
 /// The library's SplitMix64 with the helpers tests use: the same numbers on every platform.
 pub struct Rng(chromax::rng::SplitMix64);
 

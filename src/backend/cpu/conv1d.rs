@@ -12,8 +12,8 @@
 //! is a reduction over batch × length, accumulated in f64 in a fixed order, so results do not
 //! depend on the number of threads.
 
-use super::Real;
-use crate::backend::{BackendResult, Conv1dParams};
+use super::{HostSlice, Real};
+use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use rayon::prelude::*;
@@ -108,8 +108,10 @@ fn conv1d_general<T: Real>(
 }
 
 /// Forward: `y = conv1d(x, w) + bias` with "same" zero padding.
-pub fn conv1d_fwd<T: Real>(p: &Conv1dParams, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) -> BackendResult<()> {
-    p.check_fwd(x.len(), w.len(), bias.map(<[T]>::len), y.len())?;
+pub fn conv1d_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
+    b.check(p)?;
+    let Conv1dFwd { x, w, bias, y } = b;
+    let (x, w, bias, y) = (x.as_ref(), w.as_ref(), bias.map(AsRef::as_ref), y.as_mut());
     conv1d_general(p.batch, p.c_in, p.c_out, p.len, p.kernel, p.dilation, p.pad_left(), x, w, bias, y);
     Ok(())
 }
@@ -129,8 +131,12 @@ pub(crate) fn transpose_flip_weights<T: Real>(p: &Conv1dParams, w: &[T]) -> Vec<
 }
 
 /// Backward w.r.t. the input: `dx[b, ci, j] = Σ_{co, k} w[co, ci, k] · dy[b, co, j − k·d + pad_left]`.
-pub fn conv1d_bwd_input<T: Real>(p: &Conv1dParams, dy: &[T], w: &[T], dx: &mut [T]) -> BackendResult<()> {
-    p.check_bwd_input(dy.len(), w.len(), dx.len())?;
+pub fn conv1d_bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
+    p: &Conv1dParams,
+    b: Conv1dBwdInput<'_, S>,
+) -> BackendResult<()> {
+    b.check(p)?;
+    let (dy, w, dx) = (b.dy.as_ref(), b.w.as_ref(), b.dx.as_mut());
     let wt = transpose_flip_weights(p, w);
     conv1d_general(p.batch, p.c_out, p.c_in, p.len, p.kernel, p.dilation, p.pad_right(), dy, &wt, None, dx);
     Ok(())
@@ -138,14 +144,13 @@ pub fn conv1d_bwd_input<T: Real>(p: &Conv1dParams, dy: &[T], w: &[T], dx: &mut [
 
 /// Backward w.r.t. the weights and bias:
 /// `dw[co, ci, k] = Σ_{b, l} dy[b, co, l] · x[b, ci, l + k·d − pad_left]`, `dbias[co] = Σ_{b, l} dy[b, co, l]`.
-pub fn conv1d_bwd_weight<T: Real>(
+pub fn conv1d_bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
     p: &Conv1dParams,
-    x: &[T],
-    dy: &[T],
-    dw: &mut [T],
-    dbias: Option<&mut [T]>,
+    b: Conv1dBwdWeight<'_, S>,
 ) -> BackendResult<()> {
-    p.check_bwd_weight(x.len(), dy.len(), dw.len(), dbias.as_ref().map(|b| b.len()))?;
+    b.check(p)?;
+    let Conv1dBwdWeight { x, dy, dw, dbias } = b;
+    let (x, dy, dw, dbias) = (x.as_ref(), dy.as_ref(), dw.as_mut(), dbias.map(AsMut::as_mut));
     let (c_in, c_out, len, kernel) = (p.c_in, p.c_out, p.len, p.kernel);
     let cink = c_in * kernel;
     let n_chunks = len.div_ceil(CHUNK);

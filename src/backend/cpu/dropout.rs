@@ -4,8 +4,8 @@
 //! are multiplied by `1/(1 − rate)` (in f32, [`DropoutParams::scale`]), dropped ones are 0.
 //! The backward pass applies the same mask and scale to dy: nothing is stored between them.
 
-use super::Real;
-use crate::backend::{dropout_keep, BackendResult, DropoutParams};
+use super::{HostSlice, Real};
+use crate::backend::{dropout_keep, BackendResult, DropoutBwd, DropoutFwd, DropoutParams};
 use rayon::prelude::*;
 
 /// Elements per rayon task.
@@ -23,22 +23,23 @@ fn apply_mask<T: Real>(p: &DropoutParams, input: &[T], out: &mut [T]) {
 }
 
 /// `y = mask ⊙ x / (1 − rate)`.
-pub fn dropout_fwd<T: Real>(p: &DropoutParams, x: &[T], y: &mut [T]) -> BackendResult<()> {
-    p.check_fwd(x.len(), y.len())?;
-    apply_mask(p, x, y);
+pub fn dropout_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &DropoutParams, b: DropoutFwd<'_, S>) -> BackendResult<()> {
+    b.check(p)?;
+    apply_mask(p, b.x.as_ref(), b.y.as_mut());
     Ok(())
 }
 
 /// `dx = mask ⊙ dy / (1 − rate)`, the mask of the forward pass with the same params.
-pub fn dropout_bwd<T: Real>(p: &DropoutParams, dy: &[T], dx: &mut [T]) -> BackendResult<()> {
-    p.check_bwd(dy.len(), dx.len())?;
-    apply_mask(p, dy, dx);
+pub fn dropout_bwd<T: Real, S: HostSlice<T> + ?Sized>(p: &DropoutParams, b: DropoutBwd<'_, S>) -> BackendResult<()> {
+    b.check(p)?;
+    apply_mask(p, b.dy.as_ref(), b.dx.as_mut());
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::{DropoutBwd, DropoutFwd};
 
     #[test]
     fn keeps_about_one_minus_rate_and_scales_the_kept() {
@@ -47,7 +48,7 @@ mod tests {
         for rate in [0.1f32, 0.5, 0.9] {
             let p = DropoutParams { rate, seed: 12345 };
             let mut y = vec![f32::NAN; n];
-            dropout_fwd(&p, &x, &mut y).expect("valid");
+            dropout_fwd(&p, DropoutFwd { x: &x, y: &mut y }).expect("valid");
             let kept = y.iter().filter(|&&v| v != 0.0).count() as f64;
             // Binomial(n, 1 − rate): within 4σ.
             let (mean, sd) = (n as f64 * (1.0 - rate as f64), (n as f64 * rate as f64 * (1.0 - rate as f64)).sqrt());
@@ -66,7 +67,7 @@ mod tests {
         let ones = vec![1.0f32; n];
         let mask = |seed: u64| {
             let mut y = vec![0f32; n];
-            dropout_fwd(&DropoutParams { rate: 0.3, seed }, &ones, &mut y).expect("valid");
+            dropout_fwd(&DropoutParams { rate: 0.3, seed }, DropoutFwd { x: &ones, y: &mut y }).expect("valid");
             y
         };
         assert_eq!(mask(1), mask(1), "same seed, same mask");
@@ -77,9 +78,9 @@ mod tests {
         let p = DropoutParams { rate: 0.3, seed: 1 };
         let dy: Vec<f32> = (0..n).map(|i| (i as f32).sin()).collect();
         let mut dx = vec![f32::NAN; n];
-        dropout_bwd(&p, &dy, &mut dx).expect("valid");
+        dropout_bwd(&p, DropoutBwd { dy: &dy, dx: &mut dx }).expect("valid");
         let mut fwd = vec![f32::NAN; n];
-        dropout_fwd(&p, &dy, &mut fwd).expect("valid");
+        dropout_fwd(&p, DropoutFwd { x: &dy, y: &mut fwd }).expect("valid");
         assert_eq!(dx, fwd, "backward applies the forward mask and scale");
         assert!(mask(1).iter().zip(&dx).all(|(&m, &d)| m != 0.0 || d == 0.0));
     }
@@ -88,13 +89,15 @@ mod tests {
     fn rate_zero_is_the_identity_and_bad_rates_are_refused() {
         let x: Vec<f64> = (0..1000).map(|i| i as f64 - 500.5).collect();
         let mut y = vec![f64::NAN; x.len()];
-        dropout_fwd(&DropoutParams { rate: 0.0, seed: 9 }, &x, &mut y).expect("valid");
+        dropout_fwd(&DropoutParams { rate: 0.0, seed: 9 }, DropoutFwd { x: &x, y: &mut y }).expect("valid");
         assert_eq!(x, y);
         for rate in [1.0f32, -0.1, f32::NAN] {
-            let err = dropout_fwd(&DropoutParams { rate, seed: 9 }, &x, &mut y).expect_err("rate outside [0, 1)");
+            let err = dropout_fwd(&DropoutParams { rate, seed: 9 }, DropoutFwd { x: &x, y: &mut y })
+                .expect_err("rate outside [0, 1)");
             assert!(err.to_string().contains("dropout rate"), "{err}");
         }
-        let err = dropout_bwd(&DropoutParams { rate: 0.5, seed: 9 }, &x, &mut y[..10]).expect_err("lengths");
+        let err = dropout_bwd(&DropoutParams { rate: 0.5, seed: 9 }, DropoutBwd { dy: &x[..], dx: &mut y[..10] })
+            .expect_err("lengths");
         assert!(err.to_string().contains("'dx'"), "{err}");
     }
 }

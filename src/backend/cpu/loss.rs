@@ -14,8 +14,8 @@
 //! second pass, which keeps r accurate where p̄ is large against the spread of p.
 
 use super::elementwise::sigmoid;
-use super::Real;
-use crate::backend::{BackendResult, DenoiseLossParams, LossParts};
+use super::{HostSlice, Real};
+use crate::backend::{BackendResult, DenoiseLoss, DenoiseLossParams, LossParts};
 use rayon::prelude::*;
 
 /// Stable BCE of one logit against a 0/1 label.
@@ -75,17 +75,15 @@ fn sum_rows<const K: usize>(p: &DenoiseLossParams, f: impl Fn(usize) -> [f64; K]
 
 /// Loss and gradients; see the module documentation. `d_reg` and `d_cls` are overwritten
 /// (zero in the padding).
-#[allow(clippy::too_many_arguments)]
-pub fn denoise_loss<T: Real>(
+pub fn denoise_loss<T: Real, S: HostSlice<T> + ?Sized>(
     p: &DenoiseLossParams,
-    reg: &[T],        // (batch, len) regression output
-    clean: &[T],      // (batch, len) clean coverage
-    cls_logits: &[T], // (batch, len) peak logits
-    mask: &[T],       // (batch, len) 0/1 peak labels
-    d_reg: &mut [T],  // (batch, len)
-    d_cls: &mut [T],  // (batch, len)
+    b: DenoiseLoss<'_, S>,
 ) -> BackendResult<LossParts> {
-    p.check([reg.len(), clean.len(), cls_logits.len(), mask.len(), d_reg.len(), d_cls.len()])?;
+    b.check(p)?;
+    let DenoiseLoss { reg, clean, cls_logits, mask, d_reg, d_cls } = b;
+    // All (batch, len): regression output, clean coverage, peak logits, 0/1 peak labels.
+    let (reg, clean, cls_logits, mask) = (reg.as_ref(), clean.as_ref(), cls_logits.as_ref(), mask.as_ref());
+    let (d_reg, d_cls) = (d_reg.as_mut(), d_cls.as_mut());
     let n = (p.batch * p.cropped_len()) as f64;
 
     let [sum_p, sum_t, sum_sq, sum_bce] = sum_rows(p, |i| {

@@ -5,8 +5,8 @@
 //! `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ·invstd·(dy − dβ/M − x̂·dγ/M)`.
 //! Sums in f64, two passes for the variance; channels in parallel.
 
-use super::Real;
-use crate::backend::{BackendResult, BatchNormParams};
+use super::{HostSlice, Real};
+use crate::backend::{BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams};
 use rayon::prelude::*;
 
 /// The values of channel c: `len` consecutive values in each batch item.
@@ -41,28 +41,15 @@ fn normalise<T: Real>(p: &BatchNormParams, x: &[T], gamma: &[T], beta: &[T], sta
     });
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn batchnorm_fwd_train<T: Real>(
+pub fn batchnorm_fwd_train<T: Real, S: HostSlice<T> + ?Sized>(
     p: &BatchNormParams,
-    x: &[T],
-    gamma: &[T],
-    beta: &[T],
-    y: &mut [T],
-    mean: &mut [T],
-    invstd: &mut [T],
-    running_mean: &mut [T],
-    running_var: &mut [T],
+    b: BatchNormFwdTrain<'_, S>,
 ) -> BackendResult<()> {
-    p.check_fwd_train([
-        x.len(),
-        y.len(),
-        gamma.len(),
-        beta.len(),
-        mean.len(),
-        invstd.len(),
-        running_mean.len(),
-        running_var.len(),
-    ])?;
+    b.check(p)?;
+    let BatchNormFwdTrain { x, gamma, beta, y, mean, invstd, running_mean, running_var } = b;
+    let (x, gamma, beta, y) = (x.as_ref(), gamma.as_ref(), beta.as_ref(), y.as_mut());
+    let (mean, invstd) = (mean.as_mut(), invstd.as_mut());
+    let (running_mean, running_var) = (running_mean.as_mut(), running_var.as_mut());
     let moments = moments(x, p);
     let eps = p.eps as f64;
     let mom = p.momentum as f64;
@@ -77,17 +64,14 @@ pub fn batchnorm_fwd_train<T: Real>(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn batchnorm_fwd_infer<T: Real>(
+pub fn batchnorm_fwd_infer<T: Real, S: HostSlice<T> + ?Sized>(
     p: &BatchNormParams,
-    x: &[T],
-    gamma: &[T],
-    beta: &[T],
-    running_mean: &[T],
-    running_var: &[T],
-    y: &mut [T],
+    b: BatchNormFwdInfer<'_, S>,
 ) -> BackendResult<()> {
-    p.check_fwd_infer([x.len(), y.len(), gamma.len(), beta.len(), running_mean.len(), running_var.len()])?;
+    b.check(p)?;
+    let BatchNormFwdInfer { x, gamma, beta, running_mean, running_var, y } = b;
+    let (x, gamma, beta, y) = (x.as_ref(), gamma.as_ref(), beta.as_ref(), y.as_mut());
+    let (running_mean, running_var) = (running_mean.as_ref(), running_var.as_ref());
     let stats: Vec<(f64, f64)> = running_mean
         .iter()
         .zip(running_var)
@@ -97,19 +81,14 @@ pub fn batchnorm_fwd_infer<T: Real>(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn batchnorm_bwd<T: Real>(
+pub fn batchnorm_bwd<T: Real, S: HostSlice<T> + ?Sized>(
     p: &BatchNormParams,
-    x: &[T],
-    dy: &[T],
-    gamma: &[T],
-    mean: &[T],
-    invstd: &[T],
-    dx: &mut [T],
-    dgamma: &mut [T],
-    dbeta: &mut [T],
+    b: BatchNormBwd<'_, S>,
 ) -> BackendResult<()> {
-    p.check_bwd([x.len(), dy.len(), dx.len(), gamma.len(), mean.len(), invstd.len(), dgamma.len(), dbeta.len()])?;
+    b.check(p)?;
+    let BatchNormBwd { x, dy, gamma, mean, invstd, dx, dgamma, dbeta } = b;
+    let (x, dy, gamma, mean, invstd) = (x.as_ref(), dy.as_ref(), gamma.as_ref(), mean.as_ref(), invstd.as_ref());
+    let (dx, dgamma, dbeta) = (dx.as_mut(), dgamma.as_mut(), dbeta.as_mut());
     let m = (p.batch * p.len) as f64;
     let sums: Vec<(f64, f64)> = (0..p.channels)
         .into_par_iter()

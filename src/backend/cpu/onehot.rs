@@ -6,29 +6,19 @@
 //! where `0 ≤ t − shift[b] < len`, and 0.25 in every channel at the positions the shift
 //! uncovers; N is all zeros.
 
-use super::Real;
-use crate::backend::{check_one_hot, BackendResult};
+use super::{HostSlice, Real};
+use crate::backend::{BackendResult, OneHot, OneHotParams};
 use rayon::prelude::*;
 
 /// The value of every channel at a position a shift uncovers: no base known.
 const PAD: f64 = 0.25;
 
-/// [`one_hot_shifted`] with every shift 0: the plain (reverse-complemented) encoding.
-pub fn one_hot<T: Real>(batch: usize, len: usize, codes: &[u8], reverse: &[bool], out: &mut [T]) -> BackendResult<()> {
-    one_hot_shifted(batch, len, codes, reverse, &vec![0; batch], out)
-}
-
-/// The encoding of [`crate::backend::Backend::one_hot`]: codes (batch, len) → out
-/// (batch, 4, len), reverse-complemented where `reverse[b]`, then shifted by `shift[b]`.
-pub fn one_hot_shifted<T: Real>(
-    batch: usize,
-    len: usize,
-    codes: &[u8],     // (batch, len)
-    reverse: &[bool], // (batch)
-    shift: &[i32],    // (batch), |shift| < len
-    out: &mut [T],    // (batch, 4, len)
-) -> BackendResult<()> {
-    check_one_hot(batch, len, codes, reverse, shift, out.len())?;
+/// The encoding of [`OneHot`]: codes (batch, len) → out (batch, 4, len),
+/// reverse-complemented where `reverse[b]`, then shifted by `shift[b]`.
+pub fn one_hot<T: Real, S: HostSlice<T> + ?Sized>(p: &OneHotParams, b: OneHot<'_, S>) -> BackendResult<()> {
+    b.check(p)?;
+    let OneHot { codes, reverse, shift, out } = b;
+    let (batch, len, out) = (p.batch, p.len, out.as_mut());
     let pad = T::of(PAD);
     out.par_chunks_mut(4 * len.max(1)).enumerate().take(batch).for_each(|(b, o)| {
         let seq = &codes[b * len..(b + 1) * len];
@@ -69,7 +59,8 @@ mod tests {
         // reverse-complemented and shifted left by 1.
         let codes = [0u8, 1, 2, 3, 4, 0, 1, 2, 3, 4];
         let mut out = vec![f32::NAN; 2 * 4 * 5];
-        one_hot_shifted(2, 5, &codes, &[false, true], &[2, -1], &mut out).expect("valid");
+        let p = OneHotParams { batch: 2, len: 5 };
+        one_hot(&p, OneHot { codes: &codes, reverse: &[false, true], shift: &[2, -1], out: &mut out }).expect("valid");
         let q = 0.25;
         // Sequence 0: r = A C G T N; t − 2 → [pad, pad, A, C, G].
         assert_eq!(&out[0..5], &[q, q, 1.0, 0.0, 0.0]); // A
@@ -85,20 +76,20 @@ mod tests {
     }
 
     #[test]
-    fn shift_zero_is_the_plain_encoding_and_large_shifts_are_refused() {
-        let codes = [3u8, 4, 0, 2];
-        let (mut a, mut b) = (vec![0f32; 16], vec![1f32; 16]);
-        one_hot(1, 4, &codes, &[true], &mut a).expect("valid");
-        one_hot_shifted(1, 4, &codes, &[true], &[0], &mut b).expect("valid");
-        assert_eq!(a, b);
+    fn large_shifts_are_refused() {
+        let (codes, mut out) = ([3u8, 4, 0, 2], vec![0f32; 16]);
+        let p = OneHotParams { batch: 1, len: 4 };
+        one_hot(&p, OneHot { codes: &codes, reverse: &[true], shift: &[0], out: &mut out }).expect("valid");
         // revcomp(T N A G) = C T N A.
-        assert_eq!(&a[..4], &[0.0, 0.0, 0.0, 1.0]);
-        assert_eq!(&a[4..8], &[1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(&out[..4], &[0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(&out[4..8], &[1.0, 0.0, 0.0, 0.0]);
         for bad in [4, -4, i32::MIN] {
-            let err = one_hot_shifted(1, 4, &codes, &[false], &[bad], &mut b).expect_err("|shift| ≥ len");
+            let err = one_hot(&p, OneHot { codes: &codes, reverse: &[false], shift: &[bad], out: &mut out })
+                .expect_err("|shift| ≥ len");
             assert!(err.to_string().contains("shift"), "{err}");
         }
-        let err = one_hot_shifted(1, 4, &codes, &[false], &[0, 0], &mut b).expect_err("one shift per sequence");
+        let err = one_hot(&p, OneHot { codes: &codes, reverse: &[false], shift: &[0, 0], out: &mut out })
+            .expect_err("one shift per sequence");
         assert!(err.to_string().contains("'shift'"), "{err}");
     }
 }

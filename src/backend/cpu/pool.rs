@@ -4,8 +4,8 @@
 //! its value is their maximum and the backward pass gives dy[j] to the first position holding
 //! it (windows do not overlap, so every input gets at most one).
 
-use super::Real;
-use crate::backend::{BackendResult, MaxPoolParams};
+use super::{HostSlice, Real};
+use crate::backend::{BackendResult, MaxPoolBwd, MaxPoolFwd, MaxPoolParams};
 use rayon::prelude::*;
 
 /// The input range of output `j` and the position of its first maximum.
@@ -21,8 +21,9 @@ fn window_argmax<T: Real>(row: &[T], p: &MaxPoolParams, j: usize) -> usize {
     best
 }
 
-pub fn maxpool_fwd<T: Real>(p: &MaxPoolParams, x: &[T], y: &mut [T]) -> BackendResult<()> {
-    p.check("maxpool_fwd", x.len(), y.len())?;
+pub fn maxpool_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxPoolFwd<'_, S>) -> BackendResult<()> {
+    b.check(p)?;
+    let (x, y) = (b.x.as_ref(), b.y.as_mut());
     y.par_chunks_mut(p.out_len()).zip(x.par_chunks(p.len)).for_each(|(y_row, x_row)| {
         for (j, out) in y_row.iter_mut().enumerate() {
             *out = x_row[window_argmax(x_row, p, j)];
@@ -31,9 +32,9 @@ pub fn maxpool_fwd<T: Real>(p: &MaxPoolParams, x: &[T], y: &mut [T]) -> BackendR
     Ok(())
 }
 
-pub fn maxpool_bwd<T: Real>(p: &MaxPoolParams, x: &[T], dy: &[T], dx: &mut [T]) -> BackendResult<()> {
-    p.check("maxpool_bwd", x.len(), dy.len())?;
-    crate::backend::check_len("maxpool_bwd", "dx", dx.len(), x.len())?;
+pub fn maxpool_bwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxPoolBwd<'_, S>) -> BackendResult<()> {
+    b.check(p)?;
+    let (x, dy, dx) = (b.x.as_ref(), b.dy.as_ref(), b.dx.as_mut());
     dx.par_chunks_mut(p.len).zip(x.par_chunks(p.len).zip(dy.par_chunks(p.out_len()))).for_each(
         |(dx_row, (x_row, dy_row))| {
             dx_row.fill(T::zero());

@@ -12,8 +12,8 @@
 //! rounds them to f32 and counts them per [`roc_bin`], positives and negatives apart.
 
 use super::elementwise::sigmoid;
-use super::Real;
-use crate::backend::{roc_bin, BackendResult, SparseHeadParams, ROC_BINS};
+use super::{HostSlice, Real};
+use crate::backend::{roc_bin, BackendResult, HeadLogits, SparseHead, SparseHeadParams, ROC_BINS};
 use rayon::prelude::*;
 
 /// Cells per task.
@@ -26,20 +26,15 @@ fn head_logit<T: Real>(zi: &[T], wc: &[T], b: T) -> f64 {
 }
 
 /// Loss and gradients; see the module documentation.
-#[allow(clippy::too_many_arguments)]
-pub fn sparse_head<T: Real>(
+pub fn sparse_head<T: Real, S: HostSlice<T> + ?Sized>(
     p: &SparseHeadParams,
-    z: &[T],         // (batch, dim)
-    w: &[T],         // (cells, dim)
-    bias: &[T],      // (cells)
-    indptr: &[u32],  // (batch + 1)
-    indices: &[u32], // (nnz), sorted within each row
-    dz: &mut [T],    // (batch, dim)
-    dw: &mut [T],    // (cells, dim)
-    dbias: &mut [T], // (cells)
+    bufs: SparseHead<'_, S>,
 ) -> BackendResult<f64> {
+    bufs.check(p)?;
+    let SparseHead { logits: HeadLogits { z, w, bias, indptr, indices }, dz, dw, dbias } = bufs;
+    let (z, w, bias) = (z.as_ref(), w.as_ref(), bias.as_ref());
+    let (dz, dw, dbias) = (dz.as_mut(), dw.as_mut(), dbias.as_mut());
     let (b, n, d) = (p.batch, p.cells, p.dim);
-    p.check([z.len(), w.len(), bias.len(), dz.len(), dw.len(), dbias.len()], indptr, indices)?;
     let inv_n = 1.0 / (b as f64 * n as f64);
     let parts: Vec<(Vec<f64>, f64)> = dw
         .par_chunks_mut(CELLS_PER_TASK * d)
@@ -92,17 +87,14 @@ pub fn sparse_head<T: Real>(
 /// Counts of the head's logits per [`roc_bin`] (of the logit rounded to f32): with `per_row`
 /// false 2·[`ROC_BINS`] values, positives per bin then negatives per bin; with `per_row` true
 /// one such block per row of the batch. Rows run in parallel.
-#[allow(clippy::too_many_arguments)]
-pub fn head_roc_histogram<T: Real>(
+pub fn head_roc_histogram<T: Real, S: HostSlice<T> + ?Sized>(
     p: &SparseHeadParams,
-    z: &[T],         // (batch, dim)
-    w: &[T],         // (cells, dim)
-    bias: &[T],      // (cells)
-    indptr: &[u32],  // (batch + 1)
-    indices: &[u32], // (nnz), sorted within each row
+    bufs: HeadLogits<'_, S>,
     per_row: bool,
 ) -> BackendResult<Vec<u64>> {
-    p.check_forward("head_roc_histogram", [z.len(), w.len(), bias.len()], indptr, indices)?;
+    bufs.check(p)?;
+    let HeadLogits { z, w, bias, indptr, indices } = bufs;
+    let (z, w, bias) = (z.as_ref(), w.as_ref(), bias.as_ref());
     let d = p.dim;
     let rows: Vec<Vec<u64>> = (0..p.batch)
         .into_par_iter()
@@ -146,7 +138,12 @@ mod tests {
         let b = [0.0f32, 0.0, 20.0];
         // Row 0 holds cells 0 and 2, row 1 cell 1.
         let (indptr, indices) = ([0u32, 2, 3], [0u32, 2, 1]);
-        let rows = head_roc_histogram(&p, &z, &w, &b, &indptr, &indices, true).expect("valid");
+        let rows = head_roc_histogram(
+            &p,
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &indptr, indices: &indices },
+            true,
+        )
+        .expect("valid");
         assert_eq!(rows.len(), 2 * 2 * ROC_BINS);
         let nonzero = |block: &[u64]| -> Vec<(usize, u64)> {
             block.iter().enumerate().filter(|(_, &v)| v != 0).map(|(k, &v)| (k, v)).collect()
@@ -154,12 +151,27 @@ mod tests {
         let neg = ROC_BINS;
         assert_eq!(nonzero(&rows[..2 * ROC_BINS]), [(264, 1), (511, 1), (neg + 240, 1)]);
         assert_eq!(nonzero(&rows[2 * ROC_BINS..]), [(272, 1), (neg, 1), (neg + 256, 1)]);
-        let total = head_roc_histogram(&p, &z, &w, &b, &indptr, &indices, false).expect("valid");
+        let total = head_roc_histogram(
+            &p,
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &indptr, indices: &indices },
+            false,
+        )
+        .expect("valid");
         assert_eq!(nonzero(&total), [(264, 1), (272, 1), (511, 1), (neg, 1), (neg + 240, 1), (neg + 256, 1)]);
 
-        let err = head_roc_histogram(&p, &z, &w[..4], &b, &indptr, &indices, false).expect_err("short w");
+        let err = head_roc_histogram(
+            &p,
+            HeadLogits { z: &z[..], w: &w[..4], bias: &b[..], indptr: &indptr, indices: &indices },
+            false,
+        )
+        .expect_err("short w");
         assert!(err.to_string().contains("head_roc_histogram") && err.to_string().contains("'w'"), "{err}");
-        let err = head_roc_histogram(&p, &z, &w, &b, &[0, 2, 3], &[2, 0, 1], false).expect_err("unsorted row");
+        let err = head_roc_histogram(
+            &p,
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &[0, 2, 3], indices: &[2, 0, 1] },
+            false,
+        )
+        .expect_err("unsorted row");
         assert!(err.to_string().contains("row 0"), "{err}");
     }
 
@@ -176,10 +188,20 @@ mod tests {
             indices.extend((0..cells as u32).filter(|c| (c * 7 + i as u32).is_multiple_of(11)));
             indptr.push(indices.len() as u32);
         }
-        let total = head_roc_histogram(&p, &z, &w, &b, &indptr, &indices, false).expect("valid");
+        let total = head_roc_histogram(
+            &p,
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &indptr, indices: &indices },
+            false,
+        )
+        .expect("valid");
         assert_eq!(total.iter().sum::<u64>(), (batch * cells) as u64);
         assert_eq!(total[..ROC_BINS].iter().sum::<u64>(), indices.len() as u64);
-        let rows = head_roc_histogram(&p, &z, &w, &b, &indptr, &indices, true).expect("valid");
+        let rows = head_roc_histogram(
+            &p,
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &indptr, indices: &indices },
+            true,
+        )
+        .expect("valid");
         for i in 0..batch {
             let block = &rows[i * 2 * ROC_BINS..(i + 1) * 2 * ROC_BINS];
             assert_eq!(block.iter().sum::<u64>(), cells as u64, "row {i}");
@@ -190,7 +212,12 @@ mod tests {
             (0..2 * ROC_BINS).map(|k| (0..batch).map(|i| rows[i * 2 * ROC_BINS + k]).sum()).collect();
         assert_eq!(summed, total);
         let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
-        let total64 = head_roc_histogram(&p, &to64(&z), &to64(&w), &to64(&b), &indptr, &indices, false).expect("valid");
+        let total64 = head_roc_histogram(
+            &p,
+            HeadLogits { z: &to64(&z), w: &to64(&w), bias: &to64(&b), indptr: &indptr, indices: &indices },
+            false,
+        )
+        .expect("valid");
         assert_eq!(total64, total);
     }
 }

@@ -7,7 +7,7 @@
 
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, Conv1dParams};
+use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
 use crate::error::BackendError;
 
 // These mirror the #defines of kernels/conv1d.cu (a unit test below compares them).
@@ -71,49 +71,37 @@ pub(crate) fn direct_plan(
 }
 
 /// Forward. x (B, C_in, L), w (C_out, C_in, K), bias (C_out) or none, y (B, C_out, L).
-///
-/// # Safety
-/// The addresses are device buffers of the lengths `p` gives.
-pub(crate) unsafe fn conv1d_fwd(
-    d: &impl KernelDevice,
-    p: &Conv1dParams,
-    x: u64,
-    w: u64,
-    bias: Option<u64>,
-    y: u64,
-) -> BackendResult<()> {
+pub(crate) fn conv1d_fwd<D: KernelDevice>(d: &D, p: &Conv1dParams, b: Conv1dFwd<'_, D::Buf>) -> BackendResult<()> {
     const OP: &str = "conv1d_fwd";
+    b.check(p)?;
     let ints = conv_ints(OP, p)?;
     let (geometry, ci_tile) = direct_plan(OP, p, p.c_in, p.c_out)?;
-    let head = [KArg::Ptr(x), KArg::Ptr(w), KArg::Ptr(bias.unwrap_or(0)), KArg::Ptr(y)];
+    let bias = b.bias.map_or(0, |bias| d.ptr(bias));
+    let head = [KArg::Ptr(d.ptr(b.x)), KArg::Ptr(d.ptr(b.w)), KArg::Ptr(bias), KArg::Ptr(d.ptr_mut(b.y))];
     let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(ci_tile as i32)];
     // SAFETY: conv1d_fwd_f32(const float* x, const float* w, const float* bias, float* y,
     // int c_in, int c_out, int L, int K, int d, int pad_left, int ci_tile); the buffers have
-    // the lengths of p (caller); the grid covers len × c_out × batch and the kernel guards
+    // the lengths of p (checked above); the grid covers len × c_out × batch and the kernel guards
     // l < len and co < c_out; the shared memory holds the ci_tile·(span + CO_TILE·K) floats
     // the kernel indexes.
     unsafe { d.launch("conv1d", "conv1d_fwd_f32", geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
 }
 
 /// Input gradient. dy (B, C_out, L), w (C_out, C_in, K), dx (B, C_in, L).
-///
-/// # Safety
-/// The addresses are device buffers of the lengths `p` gives.
-pub(crate) unsafe fn conv1d_bwd_input(
-    d: &impl KernelDevice,
+pub(crate) fn conv1d_bwd_input<D: KernelDevice>(
+    d: &D,
     p: &Conv1dParams,
-    dy: u64,
-    w: u64,
-    dx: u64,
+    b: Conv1dBwdInput<'_, D::Buf>,
 ) -> BackendResult<()> {
     const OP: &str = "conv1d_bwd_input";
+    b.check(p)?;
     let ints = conv_ints(OP, p)?;
     // The pass convolves dy (c_out channels) into dx (c_in channels).
     let (geometry, ci_tile) = direct_plan(OP, p, p.c_out, p.c_in)?;
-    let head = [KArg::Ptr(dy), KArg::Ptr(w), KArg::Ptr(dx)];
+    let head = [KArg::Ptr(d.ptr(b.dy)), KArg::Ptr(d.ptr(b.w)), KArg::Ptr(d.ptr_mut(b.dx))];
     let tail = [KArg::I32(p.pad_right() as i32), KArg::I32(ci_tile as i32)];
     // SAFETY: conv1d_bwd_input_f32(const float* dy, const float* w, float* dx, int c_in,
-    // int c_out, int L, int K, int d, int pad_right, int ci_tile); lengths from p (caller);
+    // int c_out, int L, int K, int d, int pad_right, int ci_tile); lengths from p (checked);
     // the grid covers len × c_in × batch with guards in the kernel; shared memory as for the
     // forward pass with c_out input channels.
     unsafe { d.launch("conv1d", "conv1d_bwd_input_f32", geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
@@ -170,18 +158,15 @@ pub(crate) fn weight_grad_plan(
 
 /// Weight (and bias) gradient. x (B, C_in, L), dy (B, C_out, L), dw (C_out, C_in, K),
 /// dbias (C_out) or none.
-///
-/// # Safety
-/// The addresses are device buffers of the lengths `p` gives.
-pub(crate) unsafe fn conv1d_bwd_weight<D: KernelDevice>(
+pub(crate) fn conv1d_bwd_weight<D: KernelDevice>(
     d: &D,
     p: &Conv1dParams,
-    x: u64,
-    dy: u64,
-    dw: u64,
-    dbias: Option<u64>,
+    b: Conv1dBwdWeight<'_, D::Buf>,
 ) -> BackendResult<()> {
     const OP: &str = "conv1d_bwd_weight";
+    b.check(p)?;
+    let (x, dy, dw) = (d.ptr(b.x), d.ptr(b.dy), d.ptr_mut(b.dw));
+    let dbias = b.dbias.map(|db| d.ptr_mut(db));
     let ints = conv_ints(OP, p)?;
     let plan = weight_grad_plan(OP, p, d.multiprocessors())?;
     let n_parts = p.batch * plan.n_chunks;
@@ -191,7 +176,7 @@ pub(crate) unsafe fn conv1d_bwd_weight<D: KernelDevice>(
     let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(plan.chunk_len as i32), KArg::I32(plan.n_ci_tiles as i32)];
     // SAFETY: conv1d_bwd_weight_partial_f32(const float* x, const float* dy, float* partial,
     // int c_in, int c_out, int L, int K, int d, int pad_left, int chunk_len, int n_ci_tiles);
-    // x and dy have the lengths of p (caller); partial holds batch·n_chunks·C_out·C_in·K
+    // x and dy have the lengths of p (checked above); partial holds batch·n_chunks·C_out·C_in·K
     // floats, indexed by (blockIdx.z·gridDim.x + blockIdx.x) with gridDim.x = n_chunks; the
     // kernel guards channel indices; the shared memory is exactly what the kernel indexes.
     unsafe {
@@ -202,7 +187,7 @@ pub(crate) unsafe fn conv1d_bwd_weight<D: KernelDevice>(
     let reduce = Geometry::linear(grid_stride_blocks(d, p.weight_len()), THREADS);
     let args = [KArg::Ptr(partial), KArg::Ptr(dw), KArg::I32(n_parts_i), KArg::I64(p.weight_len() as i64)];
     // SAFETY: conv1d_bwd_weight_reduce_f32(const float*, float*, int, long long); partial
-    // holds n_parts·n_weights floats and dw n_weights (caller).
+    // holds n_parts·n_weights floats and dw n_weights (checked above).
     unsafe { d.launch("conv1d", "conv1d_bwd_weight_reduce_f32", reduce, &args)? };
 
     if let Some(db) = dbias {

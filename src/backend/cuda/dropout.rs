@@ -1,7 +1,8 @@
 //! Launches of `kernels/dropout.cu`: seeded inverted dropout, forward and backward.
 
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, DropoutParams};
+use crate::backend::BufLen;
+use crate::backend::{BackendResult, DropoutBwd, DropoutFwd, DropoutParams};
 
 /// `out = mask ⊙ input / (1 − rate)` over n elements with `name` `dropout_fwd_f32` or
 /// `dropout_bwd_f32` (the same arithmetic; the names keep forward and backward apart in
@@ -9,8 +10,8 @@ use crate::backend::{BackendResult, DropoutParams};
 ///
 /// # Safety
 /// `input` and `out` are device addresses of at least `n` floats.
-pub(crate) unsafe fn dropout(
-    d: &impl KernelDevice,
+unsafe fn dropout<D: KernelDevice>(
+    d: &D,
     name: &'static str,
     p: &DropoutParams,
     input: u64,
@@ -22,4 +23,18 @@ pub(crate) unsafe fn dropout(
     // SAFETY: (const float*, float*, long long, unsigned long long, float) as declared; both
     // buffers cover n floats (caller), the grid-stride loop stops at n.
     unsafe { d.launch("dropout", name, g, &args) }
+}
+
+pub(crate) fn dropout_fwd<D: KernelDevice>(d: &D, p: &DropoutParams, b: DropoutFwd<'_, D::Buf>) -> BackendResult<()> {
+    b.check(p)?;
+    let n = b.x.buf_len();
+    // SAFETY: both buffers hold n floats (checked above).
+    unsafe { dropout(d, "dropout_fwd_f32", p, d.ptr(b.x), d.ptr_mut(b.y), n) }
+}
+
+pub(crate) fn dropout_bwd<D: KernelDevice>(d: &D, p: &DropoutParams, b: DropoutBwd<'_, D::Buf>) -> BackendResult<()> {
+    b.check(p)?;
+    let n = b.dy.buf_len();
+    // SAFETY: both buffers hold n floats (checked above).
+    unsafe { dropout(d, "dropout_bwd_f32", p, d.ptr(b.dy), d.ptr_mut(b.dx), n) }
 }

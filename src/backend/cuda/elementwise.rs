@@ -1,31 +1,19 @@
-//! Launches of `kernels/elementwise.cu`: ReLU, residual add, sigmoid.
+//! Launches of `kernels/elementwise.cu`: every [`ElementwiseOp`], one kernel each.
 
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::BackendResult;
+use crate::backend::{BackendResult, Elementwise, ElementwiseOp};
 
-/// `y = f(x)` over n elements, for a kernel `f(const float* x, float* y, long long n)`.
-///
-/// # Safety
-/// `x` and `y` are device addresses of at least `n` floats.
-pub(crate) unsafe fn unary(d: &impl KernelDevice, name: &'static str, x: u64, y: u64, n: usize) -> BackendResult<()> {
+/// `out = op(a[, b])` with the op's kernel: `f(const float* a, float* out, long long n)` for
+/// unary ops, `f(const float* a, const float* b, float* out, long long n)` for binary ones.
+pub(crate) fn elementwise<D: KernelDevice>(d: &D, op: ElementwiseOp, b: Elementwise<'_, D::Buf>) -> BackendResult<()> {
+    let n = b.check(op)?;
     let g = Geometry::linear(grid_stride_blocks(d, n), THREADS);
-    // SAFETY: (const float*, float*, long long) as declared; both cover n floats (caller).
-    unsafe { d.launch("elementwise", name, g, &[KArg::Ptr(x), KArg::Ptr(y), KArg::I64(n as i64)]) }
-}
-
-/// `out = f(a, b)` over n elements, for a kernel `f(const float*, const float*, float*, long long)`.
-///
-/// # Safety
-/// `a`, `b` and `out` are device addresses of at least `n` floats.
-pub(crate) unsafe fn binary(
-    d: &impl KernelDevice,
-    name: &'static str,
-    a: u64,
-    b: u64,
-    out: u64,
-    n: usize,
-) -> BackendResult<()> {
-    let g = Geometry::linear(grid_stride_blocks(d, n), THREADS);
-    // SAFETY: (const float*, const float*, float*, long long) as declared; all cover n floats.
-    unsafe { d.launch("elementwise", name, g, &[KArg::Ptr(a), KArg::Ptr(b), KArg::Ptr(out), KArg::I64(n as i64)]) }
+    let (a, out) = (KArg::Ptr(d.ptr(b.a)), KArg::Ptr(d.ptr_mut(b.out)));
+    let args = match b.b {
+        None => vec![a, out, KArg::I64(n as i64)],
+        Some(second) => vec![a, KArg::Ptr(d.ptr(second)), out, KArg::I64(n as i64)],
+    };
+    // SAFETY: the argument list matches the op's arity (checked above: one input for unary
+    // kernels, two for binary ones) and every buffer holds n floats; grid-stride over n.
+    unsafe { d.launch("elementwise", op.kernel(), g, &args) }
 }

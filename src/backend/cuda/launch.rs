@@ -1,17 +1,18 @@
 //! The raw launch layer: what an op needs from a device, in CUDA's launch ABI.
 //!
-//! The op functions of `cuda/<stem>.rs` are written against [`KernelDevice`]: device
-//! addresses as `u64`, arguments as [`KArg`], launches as (kernel, [`Geometry`], arguments).
-//! [`super::CudaBackend`] implements it with the driver; the kernel-emulation test implements
-//! it by running the same kernel sources as C++ threads on the host, so the launch geometry,
-//! the argument lists and the kernels are all exercised on machines without a GPU.
+//! The op functions of `cuda/<stem>.rs` are written against [`KernelDevice`]: buffers and
+//! their device addresses as `u64`, arguments as [`KArg`], launches as (kernel,
+//! [`Geometry`], arguments). [`super::CudaDevice`] implements it with the driver;
+//! [`super::emulator`] by running the same kernel sources as C++ threads on the host, so the
+//! op code, the launch geometry, the argument lists and the kernels are all exercised on
+//! machines without a GPU.
 
-use crate::backend::BackendResult;
+use crate::backend::{BackendResult, BufLen, HostBuffer};
 use std::ffi::c_void;
 
 /// One kernel argument, as the kernel's parameter list declares it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum KArg {
+pub enum KArg {
     /// A device address (`float*`, `const double*`, …); 0 is `nullptr`.
     Ptr(u64),
     I32(i32),
@@ -23,7 +24,7 @@ pub(crate) enum KArg {
 
 /// Grid, block and dynamic shared memory of one launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Geometry {
+pub struct Geometry {
     pub grid: (u32, u32, u32),
     pub block: (u32, u32, u32),
     pub shared_bytes: u32,
@@ -36,12 +37,39 @@ impl Geometry {
     }
 }
 
-/// What the CUDA ops need from a device.
-pub(crate) trait KernelDevice {
-    /// Owned, zero-filled device memory for an op's intermediate results.
+/// What the CUDA ops need from a device: f32 buffers, raw scratch memory, and launches.
+pub trait KernelDevice: Send + Sync {
+    /// A buffer of f32 values on the device.
+    type Buf: Send + BufLen;
+    /// Owned, zero-filled raw device memory for an op's intermediate results and the small
+    /// host arrays (base codes, CSR rows) an op copies over.
     type Scratch;
 
+    /// A one-line description, e.g. `cuda:0 NVIDIA H200 (sm_90)`.
+    fn describe(&self) -> String;
+    /// A zero-filled buffer of `len` values.
+    fn zeros(&self, len: usize) -> BackendResult<Self::Buf>;
+    /// A buffer holding a copy of `host`.
+    fn upload(&self, host: &[f32]) -> BackendResult<Self::Buf>;
+    /// Copies `buf` into `host` (same length, checked by the caller), waiting for pending work.
+    fn download(&self, buf: &Self::Buf, host: &mut [f32]) -> BackendResult<()>;
+    /// Overwrites `buf` with `host` (same length, checked by the caller).
+    fn copy_from_host(&self, host: &[f32], buf: &mut Self::Buf) -> BackendResult<()>;
+    /// Waits until all queued work has finished.
+    fn synchronize(&self) -> BackendResult<()>;
+    /// Free device memory in bytes, where the device reports it.
+    fn free_memory(&self) -> Option<usize>;
+    /// Host memory of `len` values to assemble batches in.
+    fn host_buffer(&self, len: usize) -> BackendResult<HostBuffer>;
+    /// The device address of a buffer the kernel reads.
+    fn ptr(&self, buf: &Self::Buf) -> u64;
+    /// The device address of a buffer the kernel writes.
+    fn ptr_mut(&self, buf: &mut Self::Buf) -> u64;
+
+    /// `bytes` of zeroed scratch memory (at least one word, so it always has an address).
     fn scratch(&self, bytes: usize) -> BackendResult<Self::Scratch>;
+    /// Scratch memory holding a copy of `bytes` (zeros when empty).
+    fn scratch_from(&self, bytes: &[u8]) -> BackendResult<Self::Scratch>;
     /// The device address of a scratch allocation.
     fn scratch_ptr(&self, scratch: &Self::Scratch) -> u64;
     /// Copies the first `out.len()` doubles of a scratch allocation to the host, waiting for

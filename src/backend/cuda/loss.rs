@@ -4,27 +4,21 @@
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
 use crate::backend::cpu::loss::loss_parts_from_sums;
-use crate::backend::{BackendResult, DenoiseLossParams, LossParts};
+use crate::backend::{BackendResult, DenoiseLoss, DenoiseLossParams, LossParts};
 
 /// Most blocks of the reduction passes: one block reduces their partials.
 const MAX_REDUCE_BLOCKS: usize = 1024;
 
 /// The loss and its gradients. All six buffers are (batch, len) floats.
-///
-/// # Safety
-/// Every address is a device buffer of at least `batch·len` floats.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn denoise_loss<D: KernelDevice>(
+pub(crate) fn denoise_loss<D: KernelDevice>(
     d: &D,
     p: &DenoiseLossParams,
-    reg: u64,
-    clean: u64,
-    logits: u64,
-    mask: u64,
-    d_reg: u64,
-    d_cls: u64,
+    b: DenoiseLoss<'_, D::Buf>,
 ) -> BackendResult<LossParts> {
     const OP: &str = "denoise_loss";
+    b.check(p)?;
+    let (reg, clean, logits, mask) = (d.ptr(b.reg), d.ptr(b.clean), d.ptr(b.cls_logits), d.ptr(b.mask));
+    let (d_reg, d_cls) = (d.ptr_mut(b.d_reg), d.ptr_mut(b.d_cls));
     let (b, l, pad) = (as_i32(OP, "batch", p.batch)?, as_i32(OP, "len", p.len)?, as_i32(OP, "pad", p.pad)?);
     as_i32(OP, "batch × len", p.batch * p.len)?;
     let n = p.batch * p.cropped_len();
@@ -40,7 +34,7 @@ pub(crate) unsafe fn denoise_loss<D: KernelDevice>(
     );
 
     // SAFETY (all five launches): the argument lists follow the kernels' parameter lists in
-    // kernels/loss.cu; the six tracks cover batch·len floats (caller) and the kernels touch
+    // kernels/loss.cu; the six tracks hold batch·len floats (checked above) and the kernels touch
     // only (b, l) with b < batch, l < len; partial holds blocks·4 doubles, one row per block
     // of the pass grids; stats holds 7 doubles and the reductions write [0, 4) and [4, 7).
     unsafe {

@@ -2,7 +2,7 @@
 
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, BatchNormParams};
+use crate::backend::{BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams};
 
 fn dims(p: &BatchNormParams) -> BackendResult<[KArg; 3]> {
     const OP: &str = "batchnorm";
@@ -22,21 +22,16 @@ fn elementwise(d: &impl KernelDevice, p: &BatchNormParams) -> Geometry {
     Geometry::linear(grid_stride_blocks(d, p.batch * p.channels * p.len), THREADS)
 }
 
-/// # Safety
-/// x and y hold batch·channels·len floats; the other six buffers channels floats.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn fwd_train(
-    d: &impl KernelDevice,
+/// Training mode: the statistics per channel, then the normalisation.
+pub(crate) fn fwd_train<D: KernelDevice>(
+    d: &D,
     p: &BatchNormParams,
-    x: u64,
-    gamma: u64,
-    beta: u64,
-    y: u64,
-    mean: u64,
-    invstd: u64,
-    running_mean: u64,
-    running_var: u64,
+    b: BatchNormFwdTrain<'_, D::Buf>,
 ) -> BackendResult<()> {
+    b.check(p)?;
+    let (x, gamma, beta, y) = (d.ptr(b.x), d.ptr(b.gamma), d.ptr(b.beta), d.ptr_mut(b.y));
+    let (mean, invstd) = (d.ptr_mut(b.mean), d.ptr_mut(b.invstd));
+    let (running_mean, running_var) = (d.ptr_mut(b.running_mean), d.ptr_mut(b.running_var));
     let dims = dims(p)?;
     let stats = [
         &[KArg::Ptr(x), KArg::Ptr(mean), KArg::Ptr(invstd), KArg::Ptr(running_mean), KArg::Ptr(running_var)][..],
@@ -44,8 +39,9 @@ pub(crate) unsafe fn fwd_train(
         &[KArg::F32(p.eps), KArg::F32(p.momentum)][..],
     ]
     .concat();
-    // SAFETY (both launches): argument lists in the kernels' order; one block per channel
-    // for the statistics, grid-stride over the activations for the normalisation.
+    // SAFETY (both launches): argument lists in the kernels' order; lengths checked above;
+    // one block per channel for the statistics, grid-stride over the activations for the
+    // normalisation.
     unsafe {
         d.launch("norm", "batchnorm_stats_f32", per_channel(p), &stats)?;
         let norm = [
@@ -57,19 +53,15 @@ pub(crate) unsafe fn fwd_train(
     }
 }
 
-/// # Safety
-/// x and y hold batch·channels·len floats; the four per-channel buffers channels floats.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn fwd_infer(
-    d: &impl KernelDevice,
+/// Inference mode: normalised by the running statistics.
+pub(crate) fn fwd_infer<D: KernelDevice>(
+    d: &D,
     p: &BatchNormParams,
-    x: u64,
-    gamma: u64,
-    beta: u64,
-    running_mean: u64,
-    running_var: u64,
-    y: u64,
+    b: BatchNormFwdInfer<'_, D::Buf>,
 ) -> BackendResult<()> {
+    b.check(p)?;
+    let (x, gamma, beta, y) = (d.ptr(b.x), d.ptr(b.gamma), d.ptr(b.beta), d.ptr_mut(b.y));
+    let (running_mean, running_var) = (d.ptr(b.running_mean), d.ptr(b.running_var));
     let args = [
         &[
             KArg::Ptr(x),
@@ -83,28 +75,19 @@ pub(crate) unsafe fn fwd_infer(
         &[KArg::F32(p.eps)][..],
     ]
     .concat();
-    // SAFETY: batchnorm_infer_f32's argument list; grid-stride over the activations.
+    // SAFETY: batchnorm_infer_f32's argument list; lengths checked above; grid-stride over the
+    // activations.
     unsafe { d.launch("norm", "batchnorm_infer_f32", elementwise(d, p), &args) }
 }
 
-/// # Safety
-/// x, dy, dx hold batch·channels·len floats; gamma, mean, invstd, dgamma, dbeta channels.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn bwd(
-    d: &impl KernelDevice,
-    p: &BatchNormParams,
-    x: u64,
-    dy: u64,
-    gamma: u64,
-    mean: u64,
-    invstd: u64,
-    dx: u64,
-    dgamma: u64,
-    dbeta: u64,
-) -> BackendResult<()> {
+/// Backward: the per-channel sums dγ, dβ, then dx.
+pub(crate) fn bwd<D: KernelDevice>(d: &D, p: &BatchNormParams, b: BatchNormBwd<'_, D::Buf>) -> BackendResult<()> {
+    b.check(p)?;
+    let (x, dy, gamma, mean, invstd) = (d.ptr(b.x), d.ptr(b.dy), d.ptr(b.gamma), d.ptr(b.mean), d.ptr(b.invstd));
+    let (dx, dgamma, dbeta) = (d.ptr_mut(b.dx), d.ptr_mut(b.dgamma), d.ptr_mut(b.dbeta));
     let dims = dims(p)?;
-    // SAFETY (both launches): argument lists in the kernels' order; the sums finish (same
-    // stream) before the dx kernel reads them.
+    // SAFETY (both launches): argument lists in the kernels' order; lengths checked above;
+    // the sums finish (same stream) before the dx kernel reads them.
     unsafe {
         let sums = [
             &[KArg::Ptr(x), KArg::Ptr(dy), KArg::Ptr(mean), KArg::Ptr(invstd), KArg::Ptr(dgamma), KArg::Ptr(dbeta)][..],

@@ -2,29 +2,31 @@
 
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::BackendResult;
+use crate::backend::{BackendResult, OneHot, OneHotParams};
 
-/// # Safety
-/// codes holds batch·len bytes, reverse batch bytes, shift batch i32 values with |shift| < len,
-/// out batch·4·len floats (device).
-pub(crate) unsafe fn one_hot(
-    d: &impl KernelDevice,
-    batch: usize,
-    len: usize,
-    codes: u64,
-    reverse: u64,
-    shift: u64,
-    out: u64,
-) -> BackendResult<()> {
+/// One byte per base crosses to the device; the expansion to 4 floats happens there.
+pub(crate) fn one_hot<D: KernelDevice>(d: &D, p: &OneHotParams, b: OneHot<'_, D::Buf>) -> BackendResult<()> {
+    b.check(p)?;
+    if p.batch * p.len == 0 {
+        return Ok(());
+    }
+    let codes = d.scratch_from(b.codes)?;
+    let flags: Vec<u8> = b.reverse.iter().map(|&r| u8::from(r)).collect();
+    let flags = d.scratch_from(&flags)?;
+    let shift = d.scratch_from(bytemuck::cast_slice(b.shift))?;
     let args = [
-        KArg::Ptr(codes),
-        KArg::Ptr(reverse),
-        KArg::Ptr(shift),
-        KArg::Ptr(out),
-        KArg::I64(batch as i64),
-        KArg::I32(as_i32("one_hot", "len", len)?),
+        KArg::Ptr(d.scratch_ptr(&codes)),
+        KArg::Ptr(d.scratch_ptr(&flags)),
+        KArg::Ptr(d.scratch_ptr(&shift)),
+        KArg::Ptr(d.ptr_mut(b.out)),
+        KArg::I64(p.batch as i64),
+        KArg::I32(as_i32("one_hot", "len", p.len)?),
     ];
+    let g = Geometry::linear(grid_stride_blocks(d, p.batch * p.len), THREADS);
     // SAFETY: one_hot_f32(const u8*, const u8*, const int*, float*, long long, int) in order;
-    // grid-stride over batch·len positions, each writing its 4 channels.
-    unsafe { d.launch("onehot", "one_hot_f32", Geometry::linear(grid_stride_blocks(d, batch * len), THREADS), &args) }
+    // codes holds batch·len bytes, flags batch bytes, shifts batch ints with |shift| < len,
+    // out batch·4·len floats (checked above); the copies live until their drop, which the
+    // device orders after the launch. Grid-stride over batch·len positions, each writing its
+    // 4 channels.
+    unsafe { d.launch("onehot", "one_hot_f32", g, &args) }
 }

@@ -1,27 +1,18 @@
 //! Launch of `kernels/optim.cu`: Adam.
 
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{AdamParams, BackendResult};
+use crate::backend::{AdamParams, AdamStep, BackendResult, BufLen};
 
-/// One Adam step over n parameters.
-///
-/// # Safety
-/// `theta`, `grad`, `m` and `v` are device addresses of at least `n` floats.
-pub(crate) unsafe fn adam_step(
-    d: &impl KernelDevice,
-    p: &AdamParams,
-    theta: u64,
-    grad: u64,
-    m: u64,
-    v: u64,
-    n: usize,
-) -> BackendResult<()> {
+/// One Adam step over the parameters, in place.
+pub(crate) fn adam_step<D: KernelDevice>(d: &D, p: &AdamParams, b: AdamStep<'_, D::Buf>) -> BackendResult<()> {
+    b.check(p)?;
+    let n = b.param.buf_len();
     let (bc1, bc2) = p.bias_corrections();
     let args = [
-        KArg::Ptr(theta),
-        KArg::Ptr(grad),
-        KArg::Ptr(m),
-        KArg::Ptr(v),
+        KArg::Ptr(d.ptr_mut(b.param)),
+        KArg::Ptr(d.ptr(b.grad)),
+        KArg::Ptr(d.ptr_mut(b.m)),
+        KArg::Ptr(d.ptr_mut(b.v)),
         KArg::I64(n as i64),
         KArg::F32(p.lr),
         KArg::F32(p.beta1),
@@ -33,6 +24,6 @@ pub(crate) unsafe fn adam_step(
     ];
     let g = Geometry::linear(grid_stride_blocks(d, n), THREADS);
     // SAFETY: adam_step_f32(float*, const float*, float*, float*, long long, float × 7) as
-    // declared; the four buffers cover n floats (caller); grid-stride over n.
+    // declared; the four buffers hold n floats (checked above); grid-stride over n.
     unsafe { d.launch("optim", "adam_step_f32", g, &args) }
 }

@@ -2,7 +2,7 @@
 
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, MaxPoolParams};
+use crate::backend::{BackendResult, MaxPoolBwd, MaxPoolFwd, MaxPoolParams};
 
 fn shape_args(p: &MaxPoolParams) -> BackendResult<[KArg; 5]> {
     const OP: &str = "maxpool";
@@ -15,28 +15,24 @@ fn shape_args(p: &MaxPoolParams) -> BackendResult<[KArg; 5]> {
     ])
 }
 
-/// # Safety
-/// x holds batch·channels·len floats and y batch·channels·out_len.
-pub(crate) unsafe fn maxpool_fwd(d: &impl KernelDevice, p: &MaxPoolParams, x: u64, y: u64) -> BackendResult<()> {
-    let n = p.batch * p.channels * p.out_len();
-    let args = [&[KArg::Ptr(x), KArg::Ptr(y)][..], &shape_args(p)?[..]].concat();
+/// x (batch, channels, len) → y (batch, channels, out_len).
+pub(crate) fn maxpool_fwd<D: KernelDevice>(d: &D, p: &MaxPoolParams, b: MaxPoolFwd<'_, D::Buf>) -> BackendResult<()> {
+    b.check(p)?;
+    let n = p.output_len();
+    let args = [&[KArg::Ptr(d.ptr(b.x)), KArg::Ptr(d.ptr_mut(b.y))][..], &shape_args(p)?[..]].concat();
     // SAFETY: maxpool_fwd_f32(const float*, float*, long long rows, int L, int Lo, int pool,
-    // int pad_left); grid-stride over rows·Lo outputs, inputs read within their row.
+    // int pad_left); lengths checked above; grid-stride over rows·Lo outputs, inputs read
+    // within their row.
     unsafe { d.launch("pool", "maxpool_fwd_f32", Geometry::linear(grid_stride_blocks(d, n), THREADS), &args) }
 }
 
-/// # Safety
-/// x and dx hold batch·channels·len floats, dy batch·channels·out_len.
-pub(crate) unsafe fn maxpool_bwd(
-    d: &impl KernelDevice,
-    p: &MaxPoolParams,
-    x: u64,
-    dy: u64,
-    dx: u64,
-) -> BackendResult<()> {
-    let n = p.batch * p.channels * p.len;
-    let args = [&[KArg::Ptr(x), KArg::Ptr(dy), KArg::Ptr(dx)][..], &shape_args(p)?[..]].concat();
+/// dx (batch, channels, len) from x and dy (batch, channels, out_len).
+pub(crate) fn maxpool_bwd<D: KernelDevice>(d: &D, p: &MaxPoolParams, b: MaxPoolBwd<'_, D::Buf>) -> BackendResult<()> {
+    b.check(p)?;
+    let n = p.input_len();
+    let args = [&[KArg::Ptr(d.ptr(b.x)), KArg::Ptr(d.ptr(b.dy)), KArg::Ptr(d.ptr_mut(b.dx))][..], &shape_args(p)?[..]]
+        .concat();
     // SAFETY: maxpool_bwd_f32(const float*, const float*, float*, long long, int × 4);
-    // grid-stride over rows·L inputs.
+    // lengths checked above; grid-stride over rows·L inputs.
     unsafe { d.launch("pool", "maxpool_bwd_f32", Geometry::linear(grid_stride_blocks(d, n), THREADS), &args) }
 }

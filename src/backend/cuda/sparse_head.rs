@@ -3,7 +3,7 @@
 
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, SparseHeadParams, ROC_BINS};
+use crate::backend::{BackendResult, HeadLogits, SparseHead, SparseHeadParams, ROC_BINS};
 use crate::error::BackendError;
 
 // These mirror the #defines of kernels/sparse_head.cu.
@@ -17,25 +17,24 @@ const ROC_ROWS: usize = 8;
 /// cell) cannot overflow.
 const ROC_MAX_CELLS_PER_BLOCK: usize = 1 << 28;
 
-/// The head over device buffers; `indptr` and `indices` are device u32 arrays. Returns the
-/// mean BCE.
-///
-/// # Safety
-/// z, w, bias, dz, dw, dbias, indptr and indices are device buffers of the lengths `p` gives
-/// (indices: indptr[batch] values), with CSR rows checked by the caller.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn sparse_head<D: KernelDevice>(
+/// The batch's CSR rows copied to the device (an empty `indices` becomes one unused zero).
+fn upload_rows<D: KernelDevice>(d: &D, indptr: &[u32], indices: &[u32]) -> BackendResult<(D::Scratch, D::Scratch)> {
+    Ok((d.scratch_from(bytemuck::cast_slice(indptr))?, d.scratch_from(bytemuck::cast_slice(indices))?))
+}
+
+/// The head with its loss and gradients. Returns the mean BCE.
+pub(crate) fn sparse_head<D: KernelDevice>(
     d: &D,
     p: &SparseHeadParams,
-    z: u64,
-    w: u64,
-    bias: u64,
-    indptr: u64,
-    indices: u64,
-    dz: u64,
-    dw: u64,
-    dbias: u64,
+    bufs: SparseHead<'_, D::Buf>,
 ) -> BackendResult<f64> {
+    bufs.check(p)?;
+    let l = &bufs.logits;
+    let (z, w, bias) = (d.ptr(l.z), d.ptr(l.w), d.ptr(l.bias));
+    // The batch's rows are small beside the model: copied per call.
+    let (indptr_mem, indices_mem) = upload_rows(d, l.indptr, l.indices)?;
+    let (indptr, indices) = (d.scratch_ptr(&indptr_mem), d.scratch_ptr(&indices_mem));
+    let (dz, dw, dbias) = (d.ptr_mut(bufs.dz), d.ptr_mut(bufs.dw), d.ptr_mut(bufs.dbias));
     const OP: &str = "sparse_head";
     let (b, n, dim) = kernel_shape(OP, p)?;
     let grid = p.cells.div_ceil(HEAD_CELLS).min(BLOCKS_PER_SM * d.multiprocessors()).max(1);
@@ -59,7 +58,8 @@ pub(crate) unsafe fn sparse_head<D: KernelDevice>(
         KArg::I32(dim),
         KArg::F32(inv_n as f32),
     ];
-    // SAFETY: sparse_head_f32's parameter list in order; each block writes its own dz slice
+    // SAFETY: sparse_head_f32's parameter list in order; buffers and CSR rows checked above
+    // (the row copies live until the read-back below); each block writes its own dz slice
     // (grid × B × D floats allocated) and loss slot; cells are guarded by c < N; static shared
     // memory only.
     unsafe { d.launch("sparse_head", "sparse_head_f32", Geometry::linear(grid as u32, HEAD_CELLS as u32), &args)? };
@@ -89,24 +89,18 @@ pub(crate) unsafe fn sparse_head<D: KernelDevice>(
     Ok(host[0] * inv_n)
 }
 
-/// The head's logit histogram over device buffers (see `Backend::head_roc_histogram`);
-/// `indptr` and `indices` are device u32 arrays. Returns the counts, 2·ROC_BINS per row with
-/// `per_row`, else 2·ROC_BINS in all.
-///
-/// # Safety
-/// z, w, bias, indptr and indices are device buffers of the lengths `p` gives (indices:
-/// indptr[batch] values), with CSR rows checked by the caller.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn head_roc_histogram<D: KernelDevice>(
+/// The head's logit histogram (see `Backend::head_roc_histogram`): 2·ROC_BINS counts per row
+/// with `per_row`, else 2·ROC_BINS in all.
+pub(crate) fn head_roc_histogram<D: KernelDevice>(
     d: &D,
     p: &SparseHeadParams,
-    z: u64,
-    w: u64,
-    bias: u64,
-    indptr: u64,
-    indices: u64,
+    bufs: HeadLogits<'_, D::Buf>,
     per_row: bool,
 ) -> BackendResult<Vec<u64>> {
+    bufs.check(p)?;
+    let (z, w, bias) = (d.ptr(bufs.z), d.ptr(bufs.w), d.ptr(bufs.bias));
+    let (indptr_mem, indices_mem) = upload_rows(d, bufs.indptr, bufs.indices)?;
+    let (indptr, indices) = (d.scratch_ptr(&indptr_mem), d.scratch_ptr(&indices_mem));
     const OP: &str = "head_roc_histogram";
     let (b, n, dim) = kernel_shape(OP, p)?;
     // Rows on x (up to 2^31 − 1 blocks), cell splits on y (≤ 65,535): enough blocks to fill the
@@ -137,7 +131,8 @@ pub(crate) unsafe fn head_roc_histogram<D: KernelDevice>(
         block: (ROC_CELLS as u32, 1, 1),
         shared_bytes: 0,
     };
-    // SAFETY: head_roc_histogram_f32's parameter list in order; rows are guarded by the block's
+    // SAFETY: head_roc_histogram_f32's parameter list in order; buffers and CSR rows checked
+    // above (the row copies live until the read-back below); rows are guarded by the block's
     // nr = min(ROC_ROWS, B − r0) and cells by c < N; hist is zeroed scratch of `counts` u64
     // (batch blocks of 2·ROC_BINS with per_row); static shared memory only.
     unsafe { d.launch("sparse_head", "head_roc_histogram_f32", geometry, &args)? };

@@ -1,11 +1,11 @@
-// cuda_emu.h — runs chromax's CUDA kernel sources as plain C++ on the host, for the
-// kernel-emulation test (src/backend/cuda/emulator_tests.rs) on machines without a GPU.
+// cuda_emu.h — runs chromax's CUDA kernel sources as plain C++ on the host: the kernel
+// emulator (src/backend/cuda/emulator.rs) for machines without a GPU.
 //
 // The execution model is CUDA's: a launch runs every block of the grid; a block's threads
 // are real OS threads that meet at __syncthreads() (a std::barrier), so missing barriers,
 // wrong indexing and out-of-range tiles show up as wrong results. Blocks run one after
 // another, so a function-level `static` (what __shared__ becomes) is the block's shared
-// memory; dynamic shared memory (extern __shared__) is a per-launch buffer. The test
+// memory; dynamic shared memory (extern __shared__) is a per-launch buffer. The emulator
 // rewrites `extern __shared__ float smem[];` into a pointer to that buffer.
 //
 // What it cannot show: timing, warp-level behaviour, memory-model effects across blocks.
