@@ -323,3 +323,178 @@ impl Drop for BigWigStream {
         // `file` (if not committed) removes the temporary file when dropped.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A fresh directory per test: tests run in parallel in one process.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("chromax-bigwig-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    fn run(start: u32, end: u32, value: f32) -> Run {
+        Run { start, end, value }
+    }
+
+    fn sizes(pairs: &[(&str, u64)]) -> ChromSizes {
+        ChromSizes::from_pairs(pairs.iter().map(|&(n, l)| (n.to_string(), l))).expect("sizes")
+    }
+
+    /// chr1 and chr2 with data (adjacent runs of different values, gaps of zeros, a run to
+    /// the chromosome's end, values that are not short decimals); chrM without.
+    fn track() -> Track {
+        let mut t = Track::empty(sizes(&[("chr1", 1000), ("chr2", 500), ("chrM", 300)]));
+        t.set_runs(0, vec![run(10, 20, 1.5), run(20, 30, 2.0), run(100, 200, 0.1), run(990, 1000, 7.0)]);
+        t.set_runs(1, vec![run(0, 500, 1.0 / 3.0)]);
+        t
+    }
+
+    #[test]
+    fn track_round_trip_is_exact() {
+        let dir = scratch("round-trip");
+        let path = dir.join("t.bw");
+        let t = track();
+        write_bigwig(&path, &t, 2).expect("write");
+        assert!(is_bigwig(&path));
+        // Nothing left behind but the file itself.
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 1);
+
+        // With the genome's sizes: the same track, chrM (all zeros) included.
+        assert_eq!(read_bigwig(&path, Some(t.sizes())).expect("read with sizes"), t);
+
+        // Without: the file's own chromosomes, those with data (chrM is left out, as
+        // bedGraphToBigWig does), with their lengths and runs.
+        let back = read_bigwig(&path, None).expect("read");
+        assert_eq!(back.sizes(), &sizes(&[("chr1", 1000), ("chr2", 500)]));
+        assert_eq!((back.runs(0), back.runs(1)), (t.runs(0), t.runs(1)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_all_zero_track_reads_back_as_zeros() {
+        let dir = scratch("zeros");
+        let path = dir.join("zeros.bw");
+        let t = Track::empty(sizes(&[("chr1", 1000), ("chr2", 500)]));
+        write_bigwig(&path, &t, 1).expect("write");
+        assert_eq!(read_bigwig(&path, Some(t.sizes())).expect("read"), t);
+        // Without sizes: the chromosome holding the explicit zero, and no runs.
+        let back = read_bigwig(&path, None).expect("read");
+        assert_eq!(back, Track::empty(sizes(&[("chr1", 1000)])));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sizes_that_disagree_with_the_file_are_named() {
+        let dir = scratch("sizes");
+        let path = dir.join("t.bw");
+        write_bigwig(&path, &track(), 1).expect("write");
+
+        let other = sizes(&[("chr1", 1000), ("chr2", 600), ("chrM", 300)]);
+        let msg = read_bigwig(&path, Some(&other)).expect_err("lengths differ").to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "{}: chr2 is 500 bp in the bigWig but 600 bp in the genome sizes: the tracks come from another assembly",
+                path.display()
+            )
+        );
+
+        let bare = sizes(&[("1", 1000), ("2", 500), ("M", 300)]);
+        let msg = read_bigwig(&path, Some(&bare)).expect_err("names differ").to_string();
+        assert!(msg.starts_with(&format!("{}: the bigWig names ", path.display())), "{msg}");
+        assert!(msg.contains("they differ only by a 'chr' prefix"), "{msg}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stream_writes_the_same_file_as_a_track() {
+        let dir = scratch("stream");
+        let path = dir.join("s.bw");
+        let t = track();
+        let s = BigWigStream::create(&path, t.sizes(), 2).expect("create");
+        s.chrom("chr1").expect("chr1");
+        // Runs arrive in pieces; an empty piece is allowed.
+        s.runs(t.runs(0)[..1].to_vec()).expect("runs");
+        s.runs(vec![]).expect("no runs");
+        s.runs(t.runs(0)[1..].to_vec()).expect("runs");
+        s.chrom("chr2").expect("chr2");
+        s.runs(t.runs(1).to_vec()).expect("runs");
+        // Not there until finished.
+        assert!(!path.exists());
+        s.finish().expect("finish");
+        assert_eq!(read_bigwig(&path, Some(t.sizes())).expect("read"), t);
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 1);
+
+        // Nothing sent: an all-zero track.
+        let zeros = dir.join("zeros.bw");
+        BigWigStream::create(&zeros, t.sizes(), 1).expect("create").finish().expect("finish");
+        assert_eq!(read_bigwig(&zeros, Some(t.sizes())).expect("read"), Track::empty(t.sizes().clone()));
+
+        // Dropped without finish: no file, and no temporary left behind.
+        let dropped = dir.join("dropped.bw");
+        let s = BigWigStream::create(&dropped, t.sizes(), 1).expect("create");
+        s.chrom("chr1").expect("chr1");
+        s.runs(t.runs(0).to_vec()).expect("runs");
+        drop(s);
+        assert!(!dropped.exists());
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn is_bigwig_reads_the_magic_number() {
+        let dir = scratch("magic");
+        let bw = dir.join("t.bw");
+        write_bigwig(&bw, &track(), 1).expect("write");
+        assert!(is_bigwig(&bw));
+        let text = dir.join("t.bedGraph");
+        std::fs::write(&text, "chr1\t10\t20\t1.5\n").expect("write");
+        assert!(!is_bigwig(&text));
+        // Shorter than the magic number, or absent.
+        let short = dir.join("short.bw");
+        std::fs::write(&short, [0x26, 0xFC, 0x8F]).expect("write");
+        assert!(!is_bigwig(&short));
+        assert!(!is_bigwig(&dir.join("absent.bw")));
+        // The magic number byte-swapped (a big-endian file) is not taken.
+        std::fs::write(&short, BIGWIG_MAGIC.to_be_bytes()).expect("write");
+        assert!(!is_bigwig(&short));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_bigwig_is_an_error_naming_it() {
+        let dir = scratch("not-bigwig");
+        let text = dir.join("t.bedGraph");
+        std::fs::write(&text, "chr1\t10\t20\t1.5\n").expect("write");
+        let msg = read_bigwig(&text, None).expect_err("text").to_string();
+        assert_eq!(msg, format!("{}: not a bigWig file (wrong magic number)", text.display()));
+        let absent = dir.join("absent.bw");
+        let msg = read_bigwig(&absent, None).expect_err("absent").to_string();
+        assert!(msg.starts_with(&format!("{}: ", absent.display())), "{msg}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Truncated anywhere before its closing magic number, a bigWig is an error naming the
+    /// file, not a panic. (Bytes changed inside it can still panic in bigtools.)
+    #[test]
+    fn a_truncated_bigwig_is_an_error_naming_it() {
+        let dir = scratch("truncated");
+        let path = dir.join("t.bw");
+        write_bigwig(&path, &track(), 1).expect("write");
+        let bytes = std::fs::read(&path).expect("read");
+        let n = bytes.len();
+        let cut = dir.join("cut.bw");
+        // Within the magic number; the header; the chromosome tree; the data; the index.
+        for len in [2, 4, 64, n / 2, n * 3 / 4, n - 40, n - 8] {
+            std::fs::write(&cut, &bytes[..len]).expect("write");
+            let msg = read_bigwig(&cut, None).expect_err(&format!("{len} of {n} bytes")).to_string();
+            assert!(msg.starts_with(&format!("{}: ", cut.display())), "{len} of {n} bytes: {msg}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
