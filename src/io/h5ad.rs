@@ -631,3 +631,436 @@ fn var_peaks(path: &Path, var: &Group, names: &[String]) -> Result<Vec<Interval>
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A fresh directory per test: tests run in parallel in one process.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("chromax-h5ad-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn interval(chrom: &str, start: u64, end: u64) -> Interval {
+        Interval { chrom: chrom.into(), start, end }
+    }
+
+    /// 3 cells × 4 peaks; cell 1 is empty. Dense:
+    /// [[1.0, 0, 0.3, 0], [0, 0, 0, 0], [0, 2.5, 0, 4.0]].
+    fn csr() -> CsrF32 {
+        CsrF32 { rows: 3, cols: 4, indptr: vec![0, 2, 2, 4], indices: vec![0, 2, 1, 3], data: vec![1.0, 0.3, 2.5, 4.0] }
+    }
+
+    /// The same matrix as counts: 0.3 → 1, 2.5 → 3.
+    fn counts() -> SparseCounts {
+        SparseCounts {
+            rows: 3,
+            cols: 4,
+            compressed: Compressed::Rows,
+            indptr: vec![0, 2, 2, 4],
+            indices: vec![0, 2, 1, 3],
+            counts: vec![1, 1, 3, 4],
+        }
+    }
+
+    fn cells() -> Vec<String> {
+        strings(&["AAAC-1", "AAAG-1", "AAAT-1"])
+    }
+
+    fn peaks() -> Vec<Interval> {
+        vec![
+            interval("chr1", 100, 600),
+            interval("chr1", 1000, 1500),
+            interval("chr2", 50, 300),
+            interval("chrX", 5, 25),
+        ]
+    }
+
+    /// What `chromax` writes: X as CSR, peaks both as var columns and as var names.
+    fn anndata() -> AnnData {
+        let p = peaks();
+        AnnData {
+            x: Some(csr()),
+            obs_names: cells(),
+            obs: vec![("n_fragments".into(), Column::I64(vec![12, 0, 30]))],
+            var_names: p.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect(),
+            var: vec![
+                ("chr".into(), Column::Str(p.iter().map(|p| p.chrom.clone()).collect())),
+                ("start".into(), Column::I64(p.iter().map(|p| p.start as i64).collect())),
+                ("end".into(), Column::I64(p.iter().map(|p| p.end as i64).collect())),
+            ],
+            obsm: vec![("X_embed".into(), vec![0.5, -1.0, 2.0, 0.0, -3.25, 8.0], 2)],
+        }
+    }
+
+    /// A minimal dataframe group (names only), as other tools write one.
+    fn frame(b: &mut FileBuilder, name: &str, index: &[String]) {
+        let mut g = b.create_group(name);
+        g.set_attr("encoding-type", text("dataframe"));
+        g.set_attr("_index", text("_index"));
+        let idx: Vec<&str> = index.iter().map(String::as_str).collect();
+        g.create_dataset("_index").with_vlen_strings(&idx);
+        b.add_group(g.finish());
+    }
+
+    /// An AnnData file written with hdf5-pure directly, X as `x` makes it; obs are
+    /// [`cells`], var names are the peaks as `chr:start-end`.
+    fn write_raw(path: &Path, x: impl FnOnce(&mut FileBuilder)) {
+        let mut b = FileBuilder::new();
+        b.set_attr("encoding-type", text("anndata"));
+        b.set_attr("encoding-version", text("0.1.0"));
+        x(&mut b);
+        frame(&mut b, "obs", &cells());
+        let names: Vec<String> = peaks().iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect();
+        frame(&mut b, "var", &names);
+        b.write(path).expect("write raw");
+    }
+
+    /// The entries of a count matrix as sorted (row, col, count) triples.
+    fn triples(m: &SparseCounts) -> Vec<(u32, u32, u32)> {
+        let mut t = Vec::new();
+        m.for_each(|r, c, n| t.push((r, c, n)));
+        t.sort_unstable();
+        t
+    }
+
+    #[test]
+    fn csr_written_and_read_back_exactly() {
+        let dir = scratch("csr");
+        let path = dir.join("m.h5ad");
+        let a = anndata();
+        write_h5ad(&path, &a).expect("write");
+
+        let (x, obs, var) = read_h5ad_x(&path).expect("read X");
+        assert_eq!(x, csr());
+        assert_eq!(obs, a.obs_names);
+        assert_eq!(var, a.var_names);
+
+        let (obs, values, cols) = read_h5ad_obsm(&path, "X_embed").expect("read obsm");
+        assert_eq!((obs, values, cols), (a.obs_names.clone(), a.obsm[0].1.clone(), 2));
+
+        let got = read_h5ad_counts(&path).expect("read counts");
+        assert_eq!(got, H5adCounts { x: counts(), obs_names: cells(), peaks: peaks() });
+        // Nothing left behind but the file itself.
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn csc_dense_and_h5sparse_x_read_as_the_same_counts() {
+        let dir = scratch("forms");
+        let path = dir.join("m.h5ad");
+
+        // CSC: one compressed column per peak, float64 values, int32 indices.
+        write_raw(&path, |b| {
+            let mut x = b.create_group("X");
+            x.set_attr("encoding-type", text("csc_matrix"));
+            x.set_attr("encoding-version", text("0.1.0"));
+            x.set_attr("shape", AttrValue::I64Array(vec![3, 4]));
+            x.create_dataset("data").with_f64_data(&[1.0, 2.5, 0.3, 4.0]);
+            x.create_dataset("indices").with_i32_data(&[0, 2, 0, 2]);
+            x.create_dataset("indptr").with_i64_data(&[0, 1, 2, 3, 4]);
+            b.add_group(x.finish());
+        });
+        let (x, obs, _) = read_h5ad_x(&path).expect("read CSC X");
+        assert_eq!((x, obs), (csr(), cells()));
+        let got = read_h5ad_counts(&path).expect("read CSC counts");
+        assert_eq!(got.x.compressed, Compressed::Columns);
+        assert_eq!((got.x.rows, got.x.cols), (3, 4));
+        assert_eq!(got.x.indptr, vec![0, 1, 2, 3, 4]);
+        assert_eq!(triples(&got.x), triples(&counts()));
+        assert_eq!((got.obs_names, got.peaks), (cells(), peaks()));
+
+        // Dense: sparsified; zeros are not stored.
+        write_raw(&path, |b| {
+            let dense = [1.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.5, 0.0, 4.0];
+            b.create_dataset("X").with_f32_data(&dense).with_shape(&[3, 4]);
+        });
+        assert_eq!(read_h5ad_counts(&path).expect("read dense").x, counts());
+        let msg = read_h5ad_x(&path).expect_err("dense X is not read here").to_string();
+        assert_eq!(
+            msg,
+            format!("{}: no X group (a dense X is not supported: store it as a sparse matrix)", path.display())
+        );
+
+        // The older h5sparse encoding: `h5sparse_format` and `h5sparse_shape` attributes.
+        write_raw(&path, |b| {
+            let c = csr();
+            let mut x = b.create_group("X");
+            x.set_attr("h5sparse_format", text("csr"));
+            x.set_attr("h5sparse_shape", AttrValue::I64Array(vec![3, 4]));
+            x.create_dataset("data").with_f32_data(&c.data);
+            x.create_dataset("indices").with_i64_data(&c.indices);
+            x.create_dataset("indptr").with_i64_data(&c.indptr);
+            b.add_group(x.finish());
+        });
+        assert_eq!(read_h5ad_counts(&path).expect("read h5sparse").x, counts());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn peaks_from_each_column_convention_or_from_names() {
+        let dir = scratch("columns");
+        let path = dir.join("m.h5ad");
+        let p = peaks();
+        let chroms = Column::Str(p.iter().map(|p| p.chrom.clone()).collect());
+        let starts = || p.iter().map(|p| p.start);
+        let ends = || p.iter().map(|p| p.end);
+        let conventions: [Vec<(String, Column)>; 3] = [
+            vec![
+                ("chrom".into(), chroms.clone()),
+                ("chromStart".into(), Column::I64(starts().map(|v| v as i64).collect())),
+                ("chromEnd".into(), Column::I64(ends().map(|v| v as i64).collect())),
+            ],
+            // Whole floats and numbers as text are positions too.
+            vec![
+                ("seqnames".into(), chroms.clone()),
+                ("start".into(), Column::F64(starts().map(|v| v as f64).collect())),
+                ("end".into(), Column::Str(ends().map(|v| v.to_string()).collect())),
+            ],
+            // Columns win over names that are not peaks.
+            vec![
+                ("chr".into(), chroms),
+                ("start".into(), Column::I64(starts().map(|v| v as i64).collect())),
+                ("end".into(), Column::I64(ends().map(|v| v as i64).collect())),
+            ],
+        ];
+        for var in conventions {
+            let a = AnnData { var_names: strings(&["p0", "p1", "p2", "p3"]), var: var.clone(), ..anndata() };
+            write_h5ad(&path, &a).expect("write");
+            assert_eq!(read_h5ad_counts(&path).expect("read").peaks, p, "columns {:?}", var[0].0);
+        }
+        for sep in [[':', '-'], ['-', '-'], ['_', '_']] {
+            let names = p.iter().map(|p| format!("{}{}{}{}{}", p.chrom, sep[0], p.start, sep[1], p.end)).collect();
+            let a = AnnData { var_names: names, var: vec![], ..anndata() };
+            write_h5ad(&path, &a).expect("write");
+            assert_eq!(read_h5ad_counts(&path).expect("read").peaks, p, "names with {sep:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn peak_coordinate_faults_are_named() {
+        let dir = scratch("coordinate-faults");
+        let path = dir.join("m.h5ad");
+        let chroms = || ("chr".to_string(), Column::Str(strings(&["chr1", "chr1", "chr2", "chrX"])));
+        let accepted = "accepted: var columns chr/start/end, chrom/chromStart/chromEnd or seqnames/start/end \
+                        (strings, integers or categorical), or var names like chr1:100-600, chr1-100-600 or \
+                        chr1_100_600";
+        let cases: [(Vec<String>, Vec<(String, Column)>, String); 6] = [
+            (
+                strings(&["p0", "p1", "p2", "p3"]),
+                vec![
+                    chroms(),
+                    ("start".into(), Column::F64(vec![100.0, 1000.5, 50.0, 5.0])),
+                    ("end".into(), Column::I64(vec![600, 1500, 300, 25])),
+                ],
+                "var/start[1] = 1000.5 is not a whole number".into(),
+            ),
+            (
+                strings(&["p0", "p1", "p2", "p3"]),
+                vec![
+                    chroms(),
+                    ("start".into(), Column::I64(vec![-5, 1000, 50, 5])),
+                    ("end".into(), Column::I64(vec![600, 1500, 300, 25])),
+                ],
+                "var/start: row 0 is -5, not a position ≥ 0".into(),
+            ),
+            (
+                strings(&["p0", "p1", "p2", "p3"]),
+                vec![
+                    chroms(),
+                    ("start".into(), Column::I64(vec![100, 1000, 50, 5])),
+                    ("end".into(), Column::Str(strings(&["600", "1500", "3e2", "25"]))),
+                ],
+                "var/end: row 2 is '3e2', not a position ≥ 0".into(),
+            ),
+            (
+                strings(&["p0", "p1", "p2", "p3"]),
+                vec![
+                    chroms(),
+                    ("start".into(), Column::I64(vec![100, 1500, 50, 5])),
+                    ("end".into(), Column::I64(vec![600, 1500, 300, 25])),
+                ],
+                "var row 1 (p1): peak chr1:1500-1500 is empty".into(),
+            ),
+            (
+                strings(&["ENSG00000243485", "ENSG00000237613", "ENSG00000186092", "ENSG00000238009"]),
+                vec![],
+                format!("var has no peak coordinates (first var name: 'ENSG00000243485'); {accepted}"),
+            ),
+            (
+                strings(&["chr1:100-600", "chr1:1000-1500", "MIR1302-2HG", "chrX:5-25"]),
+                vec![],
+                format!("var name 'MIR1302-2HG' (row 2) is not a peak while others are; {accepted}"),
+            ),
+        ];
+        for (var_names, var, what) in cases {
+            write_h5ad(&path, &AnnData { var_names, var, ..anndata() }).expect("write");
+            let msg = read_h5ad_counts(&path).expect_err(&what).to_string();
+            assert_eq!(msg, format!("{}: {what}", path.display()));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn parse_peak_name_takes_the_numbers_from_the_right() {
+        let cases = [
+            ("chr1:100-600", ("chr1", 100, 600)),
+            ("chr1-100-600", ("chr1", 100, 600)),
+            ("chr1_100_600", ("chr1", 100, 600)),
+            ("chrUn_KI270302v1_0_90", ("chrUn_KI270302v1", 0, 90)),
+            ("HLA-A*01:01-5-10", ("HLA-A*01:01", 5, 10)),
+            ("  chrX:5-25\t", ("chrX", 5, 25)),
+        ];
+        for (name, (chrom, start, end)) in cases {
+            assert_eq!(parse_peak_name(name), Some(interval(chrom, start, end)), "{name:?}");
+        }
+        let garbage = [
+            "",
+            "chr1",
+            "chr1:100",
+            ":100-600",
+            "chr1:600-100",
+            "chr1:100-100",
+            "chr1:100-600x",
+            "chr1:1e2-600",
+            "chr1:100-",
+            "chr1 100 600",
+            "chr1:100-99999999999999999999",
+            "ENSG00000243485",
+            "MIR1302-2HG",
+        ];
+        for name in garbage {
+            assert_eq!(parse_peak_name(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_hdf5_is_an_error_naming_it() {
+        let dir = scratch("not-hdf5");
+        let path = dir.join("text.h5ad");
+        std::fs::write(&path, "chr1\t100\t600\n").expect("write");
+        let missing = dir.join("absent.h5ad");
+        for p in [&path, &missing] {
+            let prefix = format!("{}: not an HDF5 file: ", p.display());
+            let msgs = [
+                read_h5ad_counts(p).expect_err("counts").to_string(),
+                read_h5ad_x(p).expect_err("X").to_string(),
+                read_h5ad_obsm(p, "X_embed").expect_err("obsm").to_string(),
+            ];
+            for msg in msgs {
+                assert!(msg.starts_with(&prefix), "{msg}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn missing_x_or_obsm_and_wrong_shapes_are_named() {
+        let dir = scratch("missing");
+        let path = dir.join("m.h5ad");
+        write_h5ad(&path, &AnnData { x: None, ..anndata() }).expect("write");
+        let msg = read_h5ad_counts(&path).expect_err("no X").to_string();
+        assert_eq!(msg, format!("{}: no X: expected X as a sparse matrix group or a dense array", path.display()));
+        let msg = read_h5ad_x(&path).expect_err("no X").to_string();
+        assert_eq!(
+            msg,
+            format!("{}: no X group (a dense X is not supported: store it as a sparse matrix)", path.display())
+        );
+        // Without X the embeddings are still there.
+        assert_eq!(read_h5ad_obsm(&path, "X_embed").expect("obsm").2, 2);
+        let msg = read_h5ad_obsm(&path, "X_umap").expect_err("no such obsm").to_string();
+        assert_eq!(msg, format!("{}: no obsm/X_umap (a dense array) in this file", path.display()));
+
+        // X declared 2 × 4 while obs has 3 names.
+        let x = CsrF32 { rows: 2, cols: 4, indptr: vec![0, 2, 2], indices: vec![0, 2], data: vec![1.0, 1.0] };
+        write_h5ad(&path, &AnnData { x: Some(x), ..anndata() }).expect("write");
+        let msg = read_h5ad_counts(&path).expect_err("shape").to_string();
+        assert_eq!(
+            msg,
+            format!("{}: X has shape [2, 4] but obs has 3 names and var 4 (expected [3, 4])", path.display())
+        );
+
+        // A dense X of the wrong shape.
+        write_raw(&path, |b| {
+            b.create_dataset("X").with_f32_data(&[0.0; 12]).with_shape(&[4, 3]);
+        });
+        let msg = read_h5ad_counts(&path).expect_err("dense shape").to_string();
+        assert_eq!(msg, format!("{}: X has shape [4, 3]; obs and var call for [3, 4]", path.display()));
+
+        // An obsm array with fewer rows than obs.
+        write_raw(&path, |b| {
+            let mut obsm = b.create_group("obsm");
+            obsm.create_dataset("X_embed").with_f32_data(&[1.0; 4]).with_shape(&[2, 2]);
+            b.add_group(obsm.finish());
+        });
+        let msg = read_h5ad_obsm(&path, "X_embed").expect_err("obsm shape").to_string();
+        assert_eq!(msg, format!("{}: obsm/X_embed has shape [2, 2], expected (3, columns)", path.display()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sparse_x_faults_are_named() {
+        let dir = scratch("sparse-faults");
+        let path = dir.join("m.h5ad");
+        let cases = [
+            (CsrF32 { indices: vec![0, 2, 1, 4], ..csr() }, "X/indices[3] = 4 is outside 0..4 (the matrix is 3 × 4)"),
+            (CsrF32 { indices: vec![0, -1, 1, 3], ..csr() }, "X/indices[1] = -1 is outside 0..4 (the matrix is 3 × 4)"),
+            (CsrF32 { indptr: vec![0, 2, 4], ..csr() }, "X/indptr has 3 entries; the shape 3 × 4 (CSR) needs 4"),
+            (CsrF32 { indptr: vec![0, 3, 2, 4], ..csr() }, "X/indptr must rise from 0 to the number of entries (4)"),
+            (CsrF32 { indptr: vec![0, 2, 2, 3], ..csr() }, "X/indptr must rise from 0 to the number of entries (4)"),
+            (CsrF32 { data: vec![1.0, 0.3, 2.5], ..csr() }, "X/indices has 4 entries but X/data has 3"),
+            (
+                CsrF32 { data: vec![1.0, -1.0, 2.5, 4.0], ..csr() },
+                "X/data[1]: value -1 is not a count: expected a finite value ≥ 0",
+            ),
+            (
+                CsrF32 { data: vec![1.0, 0.3, f32::NAN, 4.0], ..csr() },
+                "X/data[2]: value NaN is not a count: expected a finite value ≥ 0",
+            ),
+        ];
+        for (x, what) in cases {
+            write_h5ad(&path, &AnnData { x: Some(x), ..anndata() }).expect("write");
+            let msg = read_h5ad_counts(&path).expect_err(what).to_string();
+            assert_eq!(msg, format!("{}: {what}", path.display()));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn transpose_is_exact() {
+        let t = transpose(&csr());
+        // Dense transpose: [[1, 0, 0], [0, 0, 2.5], [0.3, 0, 0], [0, 0, 4]].
+        let want = CsrF32 {
+            rows: 4,
+            cols: 3,
+            indptr: vec![0, 1, 2, 3, 4],
+            indices: vec![0, 2, 0, 2],
+            data: vec![1.0, 2.5, 0.3, 4.0],
+        };
+        assert_eq!(t, want);
+        assert_eq!(transpose(&t), csr());
+    }
+
+    #[test]
+    fn count_from_value_edges() {
+        assert_eq!(count_from_value(-0.0), Ok(0));
+        assert_eq!(count_from_value(1e-30), Ok(1));
+        assert_eq!(count_from_value(1.49), Ok(1));
+        assert_eq!(count_from_value(1.5), Ok(2));
+        assert_eq!(count_from_value(7.0), Ok(7));
+        assert_eq!(count_from_value(1e12), Ok(u32::MAX));
+        for bad in [-0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(count_from_value(bad), Err(format!("value {bad} is not a count: expected a finite value ≥ 0")));
+        }
+    }
+}
