@@ -155,10 +155,22 @@ pub fn read_h5ad_x(path: &Path) -> Result<(CsrF32, Vec<String>, Vec<String>), Fi
         &[r, c] if r >= 0 && c >= 0 => (r as usize, c as usize),
         other => return Err(bad(format!("X has shape {other:?}; expected two non-negative sizes"))),
     };
-    let x = match kind.as_str() {
-        "csr_matrix" => CsrF32 { rows, cols, indptr, indices, data },
-        "csc_matrix" => transpose(&CsrF32 { rows: cols, cols: rows, indptr, indices, data }),
+    let compressed = match kind.as_str() {
+        "csr_matrix" => Compressed::Rows,
+        "csc_matrix" => Compressed::Columns,
         other => return Err(bad(format!("X is '{other}'; expected csr_matrix or csc_matrix"))),
+    };
+    // Checked before use: transposing a CSC X indexes by these arrays.
+    if indices.len() != data.len() {
+        return Err(bad(format!("X/indices has {} entries but X/data has {}", indices.len(), data.len())));
+    }
+    check_indptr("X", &indptr, indices.len() as u64, (rows, cols), compressed).map_err(bad)?;
+    for (k, &v) in indices.iter().enumerate() {
+        check_index("X", k as u64, v, (rows, cols), compressed).map_err(bad)?;
+    }
+    let x = match compressed {
+        Compressed::Rows => CsrF32 { rows, cols, indptr, indices, data },
+        Compressed::Columns => transpose(&CsrF32 { rows: cols, cols: rows, indptr, indices, data }),
     };
     Ok((x, obs, var))
 }
@@ -313,6 +325,53 @@ fn element_count(ds: &Dataset) -> Result<u64, hdf5_pure::Error> {
     Ok(ds.shape()?.iter().product())
 }
 
+/// Checks that `indptr` has one entry per row (CSR) or column (CSC) plus one and rises from
+/// 0 to `nnz`.
+fn check_indptr(
+    name: &str,
+    indptr: &[i64],
+    nnz: u64,
+    (rows, cols): (usize, usize),
+    compressed: Compressed,
+) -> Result<(), String> {
+    let (major, form) = match compressed {
+        Compressed::Rows => (rows, "CSR"),
+        Compressed::Columns => (cols, "CSC"),
+    };
+    if indptr.len() != major + 1 {
+        return Err(format!(
+            "{name}/indptr has {} entries; the shape {rows} × {cols} ({form}) needs {}",
+            indptr.len(),
+            major + 1
+        ));
+    }
+    if indptr.first() != Some(&0)
+        || indptr.windows(2).any(|w| w[1] < w[0])
+        || indptr.last().map(|&v| v as u64) != Some(nnz)
+    {
+        return Err(format!("{name}/indptr must rise from 0 to the number of entries ({nnz})"));
+    }
+    Ok(())
+}
+
+/// Entry `k` of `indices`, checked against the minor axis (columns of CSR, rows of CSC).
+fn check_index(
+    name: &str,
+    k: u64,
+    v: i64,
+    (rows, cols): (usize, usize),
+    compressed: Compressed,
+) -> Result<u32, String> {
+    let minor = match compressed {
+        Compressed::Rows => cols,
+        Compressed::Columns => rows,
+    };
+    if v < 0 || v as u64 >= minor as u64 {
+        return Err(format!("{name}/indices[{k}] = {v} is outside 0..{minor} (the matrix is {rows} × {cols})"));
+    }
+    Ok(v as u32)
+}
+
 /// Reads the sparse matrix stored as `group/{indptr, indices, data}` with the given shape,
 /// `indices` checked against the minor axis, `data` converted by [`count_from_value`]; the
 /// two long arrays are read a window at a time so no f64 copy of the data is ever whole.
@@ -325,10 +384,6 @@ pub(crate) fn read_sparse_group(
 ) -> Result<SparseCounts, FileError> {
     let bad = |what: String| FileError::content(path, what);
     let open = |ds: &str| g.dataset(ds).map_err(|e| bad(format!("{name}/{ds}: {e}")));
-    let (major, minor) = match compressed {
-        Compressed::Rows => (rows, cols),
-        Compressed::Columns => (cols, rows),
-    };
     let indptr_i64 = open("indptr")?.read_i64().map_err(|e| bad(format!("{name}/indptr: {e}")))?;
     let (ds_indices, ds_data) = (open("indices")?, open("data")?);
     let nnz = element_count(&ds_indices).map_err(|e| bad(format!("{name}/indices: {e}")))?;
@@ -336,20 +391,7 @@ pub(crate) fn read_sparse_group(
     if nnz != n_data {
         return Err(bad(format!("{name}/indices has {nnz} entries but {name}/data has {n_data}")));
     }
-    if indptr_i64.len() != major + 1 {
-        return Err(bad(format!(
-            "{name}/indptr has {} entries; the shape {rows} × {cols} ({}) needs {}",
-            indptr_i64.len(),
-            if compressed == Compressed::Rows { "CSR" } else { "CSC" },
-            major + 1
-        )));
-    }
-    if indptr_i64.first() != Some(&0)
-        || indptr_i64.windows(2).any(|w| w[1] < w[0])
-        || indptr_i64.last().map(|&v| v as u64) != Some(nnz)
-    {
-        return Err(bad(format!("{name}/indptr must rise from 0 to the number of entries ({nnz})")));
-    }
+    check_indptr(name, &indptr_i64, nnz, (rows, cols), compressed).map_err(bad)?;
     let indptr: Vec<u64> = indptr_i64.into_iter().map(|v| v as u64).collect();
 
     let mut indices = Vec::with_capacity(nnz as usize);
@@ -359,13 +401,7 @@ pub(crate) fn read_sparse_group(
         let n = WINDOW.min(nnz - start);
         let window = ds_indices.read_i64_rows(start, n).map_err(|e| bad(format!("{name}/indices: {e}")))?;
         for (k, v) in window.into_iter().enumerate() {
-            if v < 0 || v as u64 >= minor as u64 {
-                return Err(bad(format!(
-                    "{name}/indices[{}] = {v} is outside 0..{minor} (the matrix is {rows} × {cols})",
-                    start + k as u64
-                )));
-            }
-            indices.push(v as u32);
+            indices.push(check_index(name, start + k as u64, v, (rows, cols), compressed).map_err(bad)?);
         }
         let window = ds_data.read_f64_rows(start, n).map_err(|e| bad(format!("{name}/data: {e}")))?;
         for (k, v) in window.into_iter().enumerate() {
@@ -1031,6 +1067,40 @@ mod tests {
         for (x, what) in cases {
             write_h5ad(&path, &AnnData { x: Some(x), ..anndata() }).expect("write");
             let msg = read_h5ad_counts(&path).expect_err(what).to_string();
+            assert_eq!(msg, format!("{}: {what}", path.display()));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// read_h5ad_x hands back the arrays as stored: a CSC X is transposed first, so its
+    /// arrays must be checked before, or a row index out of range would index past the end.
+    #[test]
+    fn read_h5ad_x_refuses_inconsistent_arrays() {
+        let dir = scratch("x-faults");
+        let path = dir.join("m.h5ad");
+        let csc = |indptr: &[i64], indices: &[i64], data: &[f32]| {
+            let (indptr, indices, data) = (indptr.to_vec(), indices.to_vec(), data.to_vec());
+            move |b: &mut FileBuilder| {
+                let mut x = b.create_group("X");
+                x.set_attr("encoding-type", text("csc_matrix"));
+                x.set_attr("shape", AttrValue::I64Array(vec![3, 4]));
+                x.create_dataset("data").with_f32_data(&data);
+                x.create_dataset("indices").with_i64_data(&indices);
+                x.create_dataset("indptr").with_i64_data(&indptr);
+                b.add_group(x.finish());
+            }
+        };
+        let data = [1.0, 2.5, 0.3, 4.0];
+        let cases = [
+            (csc(&[0, 1, 2, 3, 4], &[0, 3, 0, 2], &data), "X/indices[1] = 3 is outside 0..3 (the matrix is 3 × 4)"),
+            (csc(&[0, 1, 2, 3, 4], &[0, -1, 0, 2], &data), "X/indices[1] = -1 is outside 0..3 (the matrix is 3 × 4)"),
+            (csc(&[0, 1, 2, 4], &[0, 2, 0, 2], &data), "X/indptr has 4 entries; the shape 3 × 4 (CSC) needs 5"),
+            (csc(&[0, 1, 2, 3, 5], &[0, 2, 0, 2], &data), "X/indptr must rise from 0 to the number of entries (4)"),
+            (csc(&[0, 1, 2, 3, 4], &[0, 2, 0, 2], &data[..3]), "X/indices has 4 entries but X/data has 3"),
+        ];
+        for (x, what) in cases {
+            write_raw(&path, x);
+            let msg = read_h5ad_x(&path).expect_err(what).to_string();
             assert_eq!(msg, format!("{}: {what}", path.display()));
         }
         let _ = std::fs::remove_dir_all(&dir);
