@@ -33,13 +33,15 @@ pub mod kernels;
 
 pub use error::{Error, Result};
 pub mod coverage;
+pub mod data;
+pub mod denoise;
 pub mod eval;
-pub mod infer;
 pub mod io;
 pub mod models;
 pub mod nn;
 pub mod peaks;
 pub mod rng;
+pub mod sc;
 pub mod store;
 pub mod track;
 pub mod train;

@@ -85,6 +85,12 @@ pub fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
     v
 }
 
+/// The shuffle of `items` for round `round` (an epoch) of a run seeded by `seed`: each pair
+/// gives its own permutation, the same on every platform.
+pub fn shuffled_for<T: Clone>(items: &[T], seed: u64, round: usize) -> Vec<T> {
+    shuffled(items, mix(seed ^ mix(round as u64 + 1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

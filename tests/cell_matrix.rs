@@ -2,7 +2,8 @@
 //! 100 cells, counts equal to an independent count, stored and read back memory-mapped.
 
 use chromax::io::bed::read_intervals;
-use chromax::store::matrix::{count_fragments_in_peaks, write_matrix, CellFilter, CellMatrix};
+use chromax::sc::matrix::{count_fragments_in_peaks, CellFilter};
+use chromax::store::matrix::{write_matrix, CellMatrix};
 use flate2::read::MultiGzDecoder;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};

@@ -137,7 +137,7 @@ fn sc_train_resumes_exactly_and_embed_writes_anndata_npy_and_csv() {
     ok(&chromax(&["sc", "embed", "--model", "full", "-o", "cells.h5ad"], &dir));
     ok(&chromax(&["sc", "embed", "--model", "full", "-o", "cells.npy"], &dir));
     ok(&chromax(&["sc", "embed", "--model", "full", "-o", "cells.csv"], &dir));
-    let e = chromax::train::seq::read_cell_embeddings(&dir.join("full")).expect("read");
+    let e = chromax::sc::embed::read_cell_embeddings(&dir.join("full")).expect("read");
     let (names, emb, intercept, dim) = (e.barcodes, e.embeddings, e.intercepts, e.dim);
     assert_eq!((names.len(), dim), (2, 4));
     let csv = std::fs::read_to_string(dir.join("cells.csv")).expect("csv");
@@ -225,7 +225,7 @@ fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
     fails(&dir, &a, &["m.h5ad", "fewer.bed", "peaks"]);
 
     // An h5ad whose var has no coordinates (names that are not chr:start-end either).
-    let m = chromax::store::matrix::read_cell_matrix(&dir.join("m.h5ad")).expect("read");
+    let m = chromax::sc::matrix::read_cell_matrix(&dir.join("m.h5ad")).expect("read");
     let mut ad = m.to_anndata();
     ad.var.clear();
     ad.var_names = (0..ad.var_names.len()).map(|i| format!("peak{i}")).collect();

@@ -7,6 +7,7 @@ use chromax::backend::cpu::CpuBackend;
 use chromax::backend::DenoiseLoss;
 use chromax::backend::{Backend, DenoiseLossParams};
 use chromax::models::{DenoiseConfig, DenoiseNet};
+use chromax::nn::Module;
 use common::Rng;
 
 #[test]

@@ -4,9 +4,9 @@
 
 use chromax::backend::cpu::CpuBackend;
 use chromax::backend::{Backend, BackendResult, BackendWrapper};
+use chromax::denoise::train::{train, BestMetric, TrackPair, TrainOptions};
 use chromax::error::BackendError;
 use chromax::models::DenoiseConfig;
-use chromax::train::denoise::{train, BestMetric, TrackPair, TrainOptions};
 
 /// The CPU backend with a device memory of `capacity` bytes: any one buffer above a quarter
 /// of it stands for the step not fitting, and fails as a GPU would.

@@ -6,15 +6,16 @@ mod common;
 
 use chromax::backend::cpu::CpuBackend;
 use chromax::coverage::{coverage_from_fragments, CoverageOptions};
-use chromax::eval::denoise::{evaluate, EvalOptions, Prediction};
-use chromax::eval::peak_calls::ProbPeakOptions;
-use chromax::infer::{denoise_spans, open_inputs, resolve_spans, run, RunOptions};
+use chromax::denoise::eval::{evaluate, EvalOptions, Prediction};
+use chromax::denoise::infer::{denoise_spans, open_inputs, resolve_spans, run, RunOptions};
+use chromax::denoise::model::load_model;
+use chromax::denoise::peak_calls::ProbPeakOptions;
+use chromax::denoise::train::{train, BestMetric, TrackPair, TrainOptions};
 use chromax::io::bed::write_narrowpeak;
 use chromax::io::bigwig::{read_bigwig, write_bigwig};
 use chromax::io::ChromSizes;
 use chromax::models::DenoiseConfig;
 use chromax::peaks::{call_peaks, PeakCallOptions};
-use chromax::train::denoise::{load_model, train, BestMetric, TrackPair, TrainOptions};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

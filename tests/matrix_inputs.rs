@@ -6,10 +6,10 @@ mod common;
 
 use chromax::io::bed::Interval;
 use chromax::io::h5ad::{write_h5ad, AnnData, Column};
-use chromax::store::matrix::{
-    count_fragments_in_peaks, filter_matrix, match_peaks, read_cell_matrix, write_binary_matrix, write_matrix,
-    CellFilter, CellMatrix, CsrCounts,
+use chromax::sc::matrix::{
+    count_fragments_in_peaks, filter_matrix, match_peaks, read_cell_matrix, write_binary_matrix, CellFilter,
 };
+use chromax::store::matrix::{write_matrix, CellMatrix, CsrCounts};
 use common::say;
 use hdf5_pure::{AttrValue, FileBuilder};
 use std::io::Write;

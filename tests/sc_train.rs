@@ -17,10 +17,11 @@ mod common;
 use chromax::backend::cpu::CpuBackend;
 use chromax::io::bed::{read_intervals, Interval};
 use chromax::models::SeqConfig;
+use chromax::sc::data::{split_peaks, Rows, ScData, Split};
+use chromax::sc::embed::read_cell_embeddings;
+use chromax::sc::model::load_seq_model;
+use chromax::sc::train::{evaluate, train_seq, ScTrainOptions};
 use chromax::store::bases::BaseStore;
-use chromax::train::seq::{
-    evaluate, load_seq_model, read_cell_embeddings, split_peaks, train_seq, Rows, ScData, ScTrainOptions, Split,
-};
 use common::{say, Rng};
 use std::path::{Path, PathBuf};
 
@@ -147,7 +148,17 @@ fn simulate(seed: u64, control: Control) -> Simulation {
     let peaks =
         (0..n_peaks as u64).map(|i| Interval { chrom: "sim".into(), start: i * 1000, end: i * 1000 + 500 }).collect();
     let barcodes = cell_type.iter().enumerate().map(|(c, t)| format!("type{t}_cell{c}")).collect();
-    Simulation { data: ScData { peaks, barcodes, codes, seq_len, rows: Rows::Owned { indptr, indices } }, cell_type }
+    Simulation {
+        data: ScData {
+            peaks,
+            barcodes,
+            codes,
+            seq_len,
+            rows: Rows::Owned { indptr, indices },
+            sources: Default::default(),
+        },
+        cell_type,
+    }
 }
 
 fn small_model(seq_len: usize) -> SeqConfig {
@@ -290,7 +301,8 @@ fn yeast_data(seq_len: usize, shuffle: bool) -> ScData {
         }
         indptr.push(indices.len() as u64);
     }
-    ScData { peaks: intervals, barcodes: vec!["bulk".into()], codes, seq_len, rows: Rows::Owned { indptr, indices } }
+    let rows = Rows::Owned { indptr, indices };
+    ScData { peaks: intervals, barcodes: vec!["bulk".into()], codes, seq_len, rows, sources: Default::default() }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod common;
 
 use chromax::backend::cpu::CpuBackend;
+use chromax::nn::Module;
 
 use chromax::models::{SeqBatch, SeqConfig, SeqNet};
 use common::Rng;

@@ -3,16 +3,17 @@
 
 use super::device::select;
 use super::CliResult;
-use chromax::backend::{AdamParams, AdamStep, Backend, DenoiseLoss, DenoiseLossParams};
+use chromax::backend::{AdamParams, AdamStep, Backend, DenoiseLossParams};
 use chromax::coverage::{coverage_from_fragments, CoverageOptions};
-use chromax::eval::peak_calls::ProbPeakOptions;
-use chromax::infer::{run, RunOptions};
+use chromax::denoise::infer::{run, RunOptions};
+use chromax::denoise::model::{write_model, ModelConfig};
+use chromax::denoise::peak_calls::ProbPeakOptions;
+use chromax::denoise::train::forward_backward;
 use chromax::io::bigwig::write_bigwig;
 use chromax::io::ChromSizes;
 use chromax::models::{DenoiseConfig, DenoiseNet};
-use chromax::nn::{download_f32, upload_f32};
+use chromax::nn::{download_f32, upload_f32, Module};
 use chromax::on_backend;
-use chromax::train::checkpoint::{weight_tensors, write_json, write_tensors, ModelConfig, CONFIG_FILE, MODEL_FILE};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -96,18 +97,7 @@ fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
         .collect::<Result<_, chromax::error::BackendError>>()?;
 
     let mut train_step = |net: &mut DenoiseNet<B>, step: u64| -> CliResult {
-        let (out, cache) = net.forward(backend, upload_f32(backend, &host)?, n, width)?;
-        let (mut dr, mut dc) = (backend.zeros(n * width)?, backend.zeros(n * width)?);
-        let bufs = DenoiseLoss {
-            reg: &out.reg,
-            clean: &clean_d,
-            cls_logits: &out.logits,
-            mask: &mask_d,
-            d_reg: &mut dr,
-            d_cls: &mut dc,
-        };
-        backend.denoise_loss(&loss, bufs)?;
-        net.backward(backend, &out, &cache, &dr, &dc)?;
+        forward_backward(backend, net, upload_f32(backend, &host)?, &clean_d, &mask_d, &loss)?;
         let p = AdamParams::new(2e-4, step);
         for (param, (m, v)) in net.params_mut().into_iter().zip(moments.iter_mut()) {
             backend.adam_step(&p, AdamStep { param: &mut param.value, grad: &param.grad, m, v })?;
@@ -142,17 +132,8 @@ fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
     let opts = CoverageOptions { subsample: Some(0.1), seed: 1, ..Default::default() };
     let (noisy, _) = coverage_from_fragments(a.data.join("yeast_500k_SRR1822137.frag.gz"), &sizes, &opts, &mut |_| {})?;
     write_bigwig(dir.join("noisy.bw"), &noisy, rayon::current_num_threads())?;
-    let config = ModelConfig {
-        format: "chromax-denoise-1".into(),
-        model: cfg,
-        interval: a.interval,
-        pad: a.pad,
-        extra_tracks: Vec::new(),
-        training: serde_json::Value::Null,
-        created_by: "chromax bench".into(),
-    };
-    write_json(&dir.join("model").join(CONFIG_FILE), &config)?;
-    write_tensors(&dir.join("model").join(MODEL_FILE), &weight_tensors(backend, &net)?)?;
+    let config = ModelConfig::new(cfg, a.interval, a.pad, Vec::new(), serde_json::Value::Null);
+    write_model(backend, &dir.join("model"), &config, &net)?;
     let run_opts = RunOptions {
         model: dir.join("model"),
         noisy: dir.join("noisy.bw"),

@@ -12,11 +12,10 @@ use super::CliResult;
 use chromax::backend::Backend;
 use chromax::models::SeqConfig;
 use chromax::on_backend;
-use chromax::rng::{mix, unit};
-use chromax::store::matrix::write_binary_rows;
-use chromax::train::seq::{load_sc_data, train_seq, ScTrainEvent, ScTrainOptions};
-use rayon::prelude::*;
-use std::io::Write;
+use chromax::sc::data::{load_sc_data, ScData};
+use chromax::sc::synth::{write_synthetic, SynthSpec, SYNTH_GENOME, SYNTH_MATRIX, SYNTH_PEAKS};
+use chromax::sc::train::{train_seq, ScEpochRecord, ScTrainEvent, ScTrainOptions};
+use chromax::train::Event;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -41,140 +40,6 @@ pub struct ScBenchArgs {
     pub seed: u64,
     #[arg(long)]
     pub device: Option<String>,
-}
-
-/// A standard normal from two hashes (Box–Muller).
-fn normal(a: u64, b: u64) -> f64 {
-    (-2.0 * unit(a).max(1e-300).ln()).sqrt() * (2.0 * std::f64::consts::PI * unit(b)).cos()
-}
-
-/// Log-normal factors with mean 1.
-fn lognormal_factors(n: usize, sigma: f64, seed: u64) -> Vec<f64> {
-    let v: Vec<f64> =
-        (0..n as u64).map(|i| (sigma * normal(mix(seed ^ (2 * i)), mix(seed ^ (2 * i + 1)))).exp()).collect();
-    let mean = v.iter().sum::<f64>() / n.max(1) as f64;
-    v.into_iter().map(|x| x / mean).collect()
-}
-
-/// Walker's alias table for drawing cells in proportion to their depth.
-struct Alias {
-    prob: Vec<f64>,
-    alias: Vec<u32>,
-}
-
-impl Alias {
-    fn new(weights: &[f64]) -> Self {
-        let n = weights.len();
-        let total: f64 = weights.iter().sum();
-        let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();
-        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| scaled[i] < 1.0);
-        let (mut prob, mut alias) = (vec![1.0; n], (0..n as u32).collect::<Vec<_>>());
-        while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
-            prob[s] = scaled[s];
-            alias[s] = l as u32;
-            scaled[l] -= 1.0 - scaled[s];
-            if scaled[l] < 1.0 {
-                large.pop();
-                small.push(l);
-            }
-        }
-        Alias { prob, alias }
-    }
-
-    fn draw(&self, z: u64) -> u32 {
-        let i = (z % self.prob.len() as u64) as usize;
-        if unit(mix(z)) < self.prob[i] {
-            i as u32
-        } else {
-            self.alias[i]
-        }
-    }
-}
-
-const SPACING: usize = 1_400;
-
-/// Random genome, peaks and matrix in `dir`; returns the number of non-zeros.
-fn write_inputs(a: &ScBenchArgs, dir: &Path) -> CliResult<u64> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |e: std::io::Error| format!("{}: {e}", p.display())
-    };
-    // Genome: one chromosome, 40% GC, 60 bases per line.
-    let fasta = dir.join("genome.fa");
-    let len = a.peaks * SPACING;
-    let lines: Vec<Vec<u8>> = (0..len.div_ceil(60))
-        .into_par_iter()
-        .map(|l| {
-            let n = 60.min(len - l * 60);
-            let mut line: Vec<u8> = (0..n)
-                .map(|i| {
-                    let u = unit(mix(a.seed ^ mix((l * 60 + i) as u64)));
-                    if u < 0.3 {
-                        b'A'
-                    } else if u < 0.5 {
-                        b'C'
-                    } else if u < 0.7 {
-                        b'G'
-                    } else {
-                        b'T'
-                    }
-                })
-                .collect();
-            line.push(b'\n');
-            line
-        })
-        .collect();
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&fasta).map_err(io(&fasta))?);
-    w.write_all(b">synth\n").map_err(io(&fasta))?;
-    for l in &lines {
-        w.write_all(l).map_err(io(&fasta))?;
-    }
-    w.flush().map_err(io(&fasta))?;
-    drop(lines);
-    // Peaks: 500 bp, centred in their SPACING-wide slot.
-    let bed = dir.join("peaks.bed");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&bed).map_err(io(&bed))?);
-    let mut names = Vec::with_capacity(a.peaks);
-    for p in 0..a.peaks {
-        let start = p * SPACING + SPACING / 2 - 250;
-        writeln!(w, "synth\t{start}\t{}", start + 500).map_err(io(&bed))?;
-        names.push(format!("synth:{start}-{}", start + 500));
-    }
-    w.flush().map_err(io(&bed))?;
-    // Matrix: peak p holds k_p ≈ density·cells·g_p cells (g log-normal, capped so no row is
-    // more than half full), drawn in proportion to a log-normal per-cell depth.
-    let depth = lognormal_factors(a.cells, 0.6, a.seed ^ 0xD3);
-    let popularity = lognormal_factors(a.peaks, 0.8, a.seed ^ 0x9E);
-    let alias = Alias::new(&depth);
-    let n = a.cells as f64;
-    let counts: Vec<u64> = (0..a.peaks)
-        .map(|p| {
-            let mean = (a.density * popularity[p]).min(0.5) * n;
-            let k = mean + mean.sqrt() * normal(mix(a.seed ^ 0xC0 ^ mix(p as u64)), mix(a.seed ^ 0xC1 ^ mix(p as u64)));
-            (k.round().max(1.0) as u64).min(a.cells as u64)
-        })
-        .collect();
-    let mut indptr = vec![0u64];
-    for k in &counts {
-        indptr.push(indptr.last().copied().unwrap_or(0) + k);
-    }
-    let barcodes: Vec<String> = (0..a.cells).map(|c| format!("cell{c}")).collect();
-    let seed = a.seed;
-    write_binary_rows(&dir.join("matrix.cxmatrix"), &names, &barcodes, &indptr, &|p: usize, out: &mut Vec<u32>| {
-        let k = counts[p] as usize;
-        let mut seen = std::collections::HashSet::with_capacity(2 * k);
-        let mut z = mix(seed ^ 0xAB ^ mix(p as u64 + 1));
-        out.clear();
-        while out.len() < k {
-            z = mix(z);
-            let c = alias.draw(z);
-            if seen.insert(c) {
-                out.push(c);
-            }
-        }
-        out.sort_unstable();
-    })?;
-    Ok(*indptr.last().unwrap_or(&0))
 }
 
 /// Peak resident set of this process (VmHWM), in bytes.
@@ -205,7 +70,7 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let model = SeqConfig::scbasset(a.cells);
     let t = Instant::now();
-    let nnz = write_inputs(a, &dir)?;
+    let nnz = write_synthetic(&SynthSpec { cells: a.cells, peaks: a.peaks, density: a.density, seed: a.seed }, &dir)?;
     let write_s = t.elapsed().as_secs_f64();
     eprintln!(
         "synthetic inputs: {} peaks × {} cells, {} non-zeros ({:.2}%), written in {write_s:.1} s to {}",
@@ -216,9 +81,9 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
         dir.display()
     );
     let opts = ScTrainOptions {
-        peaks: dir.join("peaks.bed"),
-        genome: dir.join("genome.fa"),
-        matrix: dir.join("matrix.cxmatrix"),
+        peaks: dir.join(SYNTH_PEAKS),
+        genome: dir.join(SYNTH_GENOME),
+        matrix: dir.join(SYNTH_MATRIX),
         batch: a.batch,
         epochs: a.epochs,
         seed: a.seed,
@@ -268,11 +133,11 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     Ok(())
 }
 
-type BenchOutcome = (Vec<chromax::train::seq::ScEpochRecord>, Option<usize>, Option<usize>);
+type BenchOutcome = (Vec<ScEpochRecord>, Option<usize>, Option<usize>);
 
 fn bench_train<B: Backend>(
     backend: &B,
-    data: &chromax::train::seq::ScData,
+    data: &ScData,
     opts: &ScTrainOptions,
     out: &Path,
 ) -> Result<BenchOutcome, chromax::Error> {
@@ -280,12 +145,12 @@ fn bench_train<B: Backend>(
     let start_free = backend.free_memory();
     let mut min_free = start_free;
     let mut report = |e: ScTrainEvent| {
-        if let ScTrainEvent::Batch { .. } = e {
+        if let Event::Batch { .. } = e {
             if let Some(f) = backend.free_memory() {
                 min_free = Some(min_free.map_or(f, |m| m.min(f)));
             }
         }
-        if let ScTrainEvent::Epoch(r) = e {
+        if let Event::Epoch(r) = e {
             eprintln!(
                 "epoch {}: {:.1} s, {:.1} peaks/s, train AUROC {:.4}, val AUROC {:.4}",
                 r.epoch, r.seconds, r.peaks_per_second, r.train_auroc, r.val_auroc

@@ -6,13 +6,14 @@ use chromax::coverage::{
     bam_header_sizes, coverage_from_bam, coverage_from_fragments, is_bam, CellSelection, CoverageOptions,
     CoverageReport, PileupMode, Region,
 };
+use chromax::io::barcodes::read_barcodes;
 use chromax::io::bedgraph::write_bedgraph;
 use chromax::io::bigwig::write_bigwig;
-use chromax::io::text::LineReader;
+
 use chromax::io::ChromSizes;
 use chromax::store::shard::write_shard;
 use chromax::store::{Dtype, SHARD_EXTENSION};
-use std::collections::HashSet;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -83,22 +84,6 @@ fn output_format(path: &Path) -> CliResult<OutputFormat> {
     }
 }
 
-fn read_barcodes(path: &Path) -> CliResult<HashSet<Vec<u8>>> {
-    let mut lines = LineReader::open(path)?;
-    let mut cells = HashSet::new();
-    while lines.advance()? {
-        if let Some(first) =
-            lines.line().split(|&b| b == b'\t' || b == b',' || b == b' ').next().filter(|f| !f.is_empty())
-        {
-            cells.insert(first.to_vec());
-        }
-    }
-    if cells.is_empty() {
-        return Err(format!("{}: no barcodes (one per line expected)", path.display()).into());
-    }
-    Ok(cells)
-}
-
 pub fn run(args: &CoverageArgs) -> CliResult {
     let started = Instant::now();
     let format = output_format(&args.output)?;
@@ -111,7 +96,7 @@ pub fn run(args: &CoverageArgs) -> CliResult {
         }
     };
     let cells = match (&args.cells, args.sample_cells) {
-        (Some(path), _) => CellSelection::Keep(read_barcodes(path)?),
+        (Some(path), _) => CellSelection::Keep(read_barcodes(path)?.into_iter().map(String::into_bytes).collect()),
         (None, Some(n)) => CellSelection::Sample(n),
         (None, None) => CellSelection::All,
     };

@@ -11,16 +11,16 @@ use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::coverage::{coverage_from_fragments, CoverageOptions};
-use chromax::eval::denoise::{evaluate, format_table, EvalOptions, Prediction};
-use chromax::eval::peak_calls::ProbPeakOptions;
-use chromax::infer::{run, RunOptions};
+use chromax::denoise::eval::{evaluate, format_table, EvalOptions, Prediction};
+use chromax::denoise::infer::{run, RunOptions};
+use chromax::denoise::peak_calls::ProbPeakOptions;
+use chromax::denoise::train::{train, BestMetric, TrackPair, TrainOptions};
 use chromax::io::bed::write_narrowpeak;
 use chromax::io::bigwig::write_bigwig;
 use chromax::io::ChromSizes;
 use chromax::models::DenoiseConfig;
 use chromax::on_backend;
 use chromax::peaks::{call_peaks, PeakCallOptions};
-use chromax::train::denoise::{train, BestMetric, TrackPair, TrainOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -150,7 +150,7 @@ pub fn run_demo(a: &DemoArgs) -> CliResult {
         regions: HOLDOUT.iter().map(|s| s.to_string()).collect(),
     };
     let report = on_backend!(compute, b => evaluate(b, &eval_opts))?;
-    chromax::train::checkpoint::write_json(&out("holdout_eval.json"), &report)?;
+    chromax::io::json::write_json(&out("holdout_eval.json"), &report)?;
     print!("{}", format_table(&report));
     eprintln!("done in {:.0} s; everything is in {}", started.elapsed().as_secs_f64(), a.output.display());
     Ok(())

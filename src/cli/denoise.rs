@@ -3,12 +3,12 @@
 use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
-use chromax::eval::denoise::{evaluate, format_table, EvalOptions, Prediction};
-use chromax::eval::peak_calls::ProbPeakOptions;
-use chromax::infer::{run, RunOptions};
+use chromax::denoise::eval::{evaluate, format_table, EvalOptions, Prediction};
+use chromax::denoise::infer::{run, RunOptions};
+use chromax::denoise::peak_calls::ProbPeakOptions;
+use chromax::denoise::train::{train, BestMetric, DataSummary, EpochRecord, TrackPair, TrainEvent, TrainOptions};
 use chromax::models::DenoiseConfig;
 use chromax::on_backend;
-use chromax::train::denoise::{train, BestMetric, TrackPair, TrainEvent, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
@@ -189,33 +189,18 @@ pub fn train_options(a: &TrainArgs) -> CliResult<TrainOptions> {
 
 /// The progress display of training.
 pub fn train_reporter() -> impl FnMut(TrainEvent) {
-    let mut bar: Option<ProgressBar> = None;
-    move |event| match event {
-        TrainEvent::Ready { train_intervals, val_intervals, skipped_empty, start_epoch } => {
-            eprintln!(
-                "training on {} intervals ({} all-zero ones left out), validating on {}{}",
-                thousands(train_intervals as u64),
-                thousands(skipped_empty as u64),
-                thousands(val_intervals as u64),
-                if start_epoch > 0 { format!("; resuming after epoch {start_epoch}") } else { String::new() }
-            );
-        }
-        TrainEvent::Batch { epoch, done, total, loss, bases_per_second } => {
-            super::progress::epoch_bar(
-                &mut bar,
-                epoch,
-                done,
-                total,
-                format!("loss {loss:.4}  {:.0} bases/s", bases_per_second),
-            );
-        }
-        TrainEvent::Validating { .. } => {
-            if let Some(b) = bar.take() {
-                b.finish_and_clear();
-            }
-        }
-        TrainEvent::Epoch(r) => {
-            eprintln!(
+    super::progress::train_reporter(
+        "bases",
+        |s: &DataSummary| {
+            format!(
+                "training on {} intervals ({} all-zero ones left out), validating on {}",
+                thousands(s.train_intervals as u64),
+                thousands(s.skipped_empty as u64),
+                thousands(s.val_intervals as u64)
+            )
+        },
+        |r: &EpochRecord| {
+            format!(
                 "epoch {:>3}  train loss {:.4} (r {:.3})  val loss {:.4}  MSE {:.3}  r {:.4}  AUROC {:.4}  AUPRC {:.4}  {:.0} bases/s{}",
                 r.epoch,
                 r.train_loss,
@@ -227,9 +212,9 @@ pub fn train_reporter() -> impl FnMut(TrainEvent) {
                 r.val.auprc,
                 r.bases_per_second,
                 if r.best { "  *best" } else { "" }
-            );
-        }
-    }
+            )
+        },
+    )
 }
 
 #[derive(Debug, clap::Args)]
@@ -378,7 +363,7 @@ pub fn run_cmd(cmd: &DenoiseCommand) -> CliResult {
             let report = on_backend!(compute, b => evaluate(b, &opts))?;
             print!("{}", format_table(&report));
             if let Some(path) = &a.json {
-                chromax::train::checkpoint::write_json(path, &report)?;
+                chromax::io::json::write_json(path, &report)?;
             }
             Ok(())
         }

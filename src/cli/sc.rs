@@ -3,16 +3,16 @@
 use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
+use chromax::io::barcodes::read_barcodes;
 use chromax::io::bed::read_intervals;
 use chromax::io::h5ad::write_h5ad;
-use chromax::io::h5ad::{AnnData, Column};
-use chromax::io::npy::write_npy_f32;
-use chromax::io::text::LineReader;
 use chromax::models::SeqConfig;
 use chromax::on_backend;
-use chromax::store::matrix::{count_fragments_in_peaks, write_matrix, CellFilter};
-use chromax::train::seq::{load_sc_data, read_cell_embeddings, train_seq, ScTrainEvent, ScTrainOptions};
-use indicatif::ProgressBar;
+use chromax::sc::data::load_sc_data;
+use chromax::sc::embed::{read_cell_embeddings, write_embeddings, EmbedFormat};
+use chromax::sc::matrix::{count_fragments_in_peaks, CellFilter};
+use chromax::sc::train::{train_seq, ScDataSummary, ScEpochRecord, ScTrainEvent, ScTrainOptions};
+use chromax::store::matrix::write_matrix;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
@@ -82,7 +82,7 @@ pub struct ScTrainArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EmbedFormat {
+pub enum FormatArg {
     H5ad,
     Npy,
     Csv,
@@ -97,7 +97,7 @@ pub struct EmbedArgs {
     #[arg(long, short = 'o')]
     pub output: PathBuf,
     #[arg(long, value_enum)]
-    pub format: Option<EmbedFormat>,
+    pub format: Option<FormatArg>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,17 +134,7 @@ fn matrix(a: &MatrixArgs) -> CliResult {
     }
     let peaks = read_intervals(&a.peaks)?;
     let filter = match (&a.cells, a.min_fragments) {
-        (Some(path), _) => {
-            let mut lines = LineReader::open(path)?;
-            let mut list = Vec::new();
-            while lines.advance()? {
-                let l = String::from_utf8_lossy(lines.line()).trim().to_string();
-                if !l.is_empty() {
-                    list.push(l);
-                }
-            }
-            CellFilter::Barcodes(list)
-        }
+        (Some(path), _) => CellFilter::Barcodes(read_barcodes(path)?),
         (None, n) => CellFilter::MinFragments(n.unwrap_or(1)),
     };
     let m = count_fragments_in_peaks(&a.fragments, &peaks, &filter)?;
@@ -171,15 +161,7 @@ fn train(a: &ScTrainArgs) -> CliResult {
         (None, None) => return Err("give -o DIR (or --resume DIR)".into()),
     };
     let model = match &a.model_config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            serde_json::from_str::<SeqConfig>(&text).map_err(|e| {
-                format!(
-                    "{}: not a SeqNet configuration ({e}); write every field of chromax::models::SeqConfig",
-                    path.display()
-                )
-            })?
-        }
+        Some(path) => SeqConfig::read_json(path)?,
         None => SeqConfig::scbasset(1),
     };
     let opts = ScTrainOptions {
@@ -221,91 +203,48 @@ fn train(a: &ScTrainArgs) -> CliResult {
 
 /// The progress display of single-cell training.
 fn sc_reporter() -> impl FnMut(ScTrainEvent) {
-    let mut bar: Option<ProgressBar> = None;
-    move |event| {
-        match event {
-        ScTrainEvent::Ready { peaks, cells, nnz, train, val, test, params, start_epoch } => {
-            eprintln!(
-                "{} peaks × {} cells ({} accessible, {:.2}%); {} train / {} validation / {} test peaks; {} parameters{}",
-                thousands(peaks as u64),
-                thousands(cells as u64),
-                thousands(nnz as u64),
-                100.0 * nnz as f64 / (peaks as f64 * cells as f64),
-                thousands(train as u64),
-                thousands(val as u64),
-                thousands(test as u64),
-                thousands(params as u64),
-                if start_epoch > 0 { format!("; resuming after epoch {start_epoch}") } else { String::new() }
-            );
-        }
-        ScTrainEvent::Batch { epoch, done, total, loss, peaks_per_second } => {
-            super::progress::epoch_bar(&mut bar, epoch, done, total, format!("loss {loss:.4}  {peaks_per_second:.1} peaks/s"));
-        }
-        ScTrainEvent::Validating { .. } => {
-            if let Some(b) = bar.take() {
-                b.finish_and_clear();
-            }
-        }
-        ScTrainEvent::Epoch(r) => eprintln!(
-            "epoch {:>3}  train loss {:.4} AUROC {:.4}  val loss {:.4} AUROC {:.4} (per peak {:.4}, per cell {:.4})  {:.1} peaks/s{}",
-            r.epoch,
-            r.train_loss,
-            r.train_auroc,
-            r.val_loss,
-            r.val_auroc,
-            r.val_auroc_per_peak,
-            r.val_auroc_per_cell,
-            r.peaks_per_second,
-            if r.best { "  *best" } else { "" }
-        ),
-        ScTrainEvent::EarlyStop { epoch, best_epoch } => {
-            eprintln!("early stop after epoch {epoch}: no training-AUROC gain since epoch {best_epoch}")
-        }
-    }
-    }
+    super::progress::train_reporter(
+        "peaks",
+        |s: &ScDataSummary| {
+            format!(
+                "{} peaks × {} cells ({} accessible, {:.2}%); {} train / {} validation / {} test peaks; {} parameters",
+                thousands(s.peaks as u64),
+                thousands(s.cells as u64),
+                thousands(s.nnz as u64),
+                100.0 * s.nnz as f64 / (s.peaks as f64 * s.cells as f64),
+                thousands(s.train as u64),
+                thousands(s.val as u64),
+                thousands(s.test as u64),
+                thousands(s.params as u64)
+            )
+        },
+        |r: &ScEpochRecord| {
+            format!(
+                "epoch {:>3}  train loss {:.4} AUROC {:.4}  val loss {:.4} AUROC {:.4} (per peak {:.4}, per cell {:.4})  {:.1} peaks/s{}",
+                r.epoch,
+                r.train_loss,
+                r.train_auroc,
+                r.val_loss,
+                r.val_auroc,
+                r.val_auroc_per_peak,
+                r.val_auroc_per_cell,
+                r.peaks_per_second,
+                if r.best { "  *best" } else { "" }
+            )
+        },
+    )
 }
 
 fn embed(a: &EmbedArgs) -> CliResult {
     let format = match a.format {
-        Some(f) => f,
-        None => match a.output.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).as_deref() {
-            Some("h5ad") => EmbedFormat::H5ad,
-            Some("npy") => EmbedFormat::Npy,
-            Some("csv") => EmbedFormat::Csv,
-            _ => {
-                return Err(
-                    format!("-o {}: use a .h5ad, .npy or .csv name, or give --format", a.output.display()).into()
-                )
-            }
-        },
+        Some(FormatArg::H5ad) => EmbedFormat::H5ad,
+        Some(FormatArg::Npy) => EmbedFormat::Npy,
+        Some(FormatArg::Csv) => EmbedFormat::Csv,
+        None => EmbedFormat::of(&a.output)
+            .ok_or_else(|| format!("-o {}: use a .h5ad, .npy or .csv name, or give --format", a.output.display()))?,
     };
     let e = read_cell_embeddings(&a.model)?;
-    let (cells, emb, intercept, dim) = (e.barcodes, e.embeddings, e.intercepts, e.dim);
-    match format {
-        EmbedFormat::H5ad => chromax::io::h5ad::write_h5ad(
-            &a.output,
-            &AnnData {
-                x: None,
-                obs_names: cells.clone(),
-                obs: vec![("intercept".into(), Column::F64(intercept.iter().map(|&v| v as f64).collect()))],
-                obsm: vec![("X_chromax".into(), emb, dim)],
-                ..AnnData::default()
-            },
-        )?,
-        EmbedFormat::Npy => write_npy_f32(&a.output, &emb, cells.len(), dim)?,
-        EmbedFormat::Csv => write_csv(&a.output, &cells, &emb, &intercept, dim)?,
-    }
-    eprintln!("{} cells × {dim} dimensions written to {}", thousands(cells.len() as u64), a.output.display());
-    Ok(())
-}
-
-fn write_csv(path: &std::path::Path, cells: &[String], emb: &[f32], intercept: &[f32], dim: usize) -> CliResult {
-    let header: Vec<String> = (0..dim).map(|d| format!("chromax_{d}")).collect();
-    let rows = cells.iter().enumerate().map(|(i, c)| {
-        let values: Vec<String> = emb[i * dim..(i + 1) * dim].iter().map(|v| v.to_string()).collect();
-        format!("{c},{},{}", intercept[i], values.join(","))
-    });
-    let lines = std::iter::once(format!("barcode,intercept,{}", header.join(","))).chain(rows);
-    chromax::train::checkpoint::write_lines(path, lines)?;
+    write_embeddings(&a.output, &e, format)?;
+    eprintln!("{} cells × {} dimensions written to {}", thousands(e.barcodes.len() as u64), e.dim, a.output.display());
     Ok(())
 }

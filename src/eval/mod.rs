@@ -1,6 +1,6 @@
-//! Evaluation: exact metrics over whole genomes, and peak calls from per-base probabilities.
+//! Metrics, pure functions of arrays: exact Pearson, Spearman, MSE, AUROC and AUPRC over whole
+//! genomes ([`metrics`]), and the histogram AUROC of logits binned on the device ([`roc`]).
+//! The evaluation pipelines live with their tasks ([`crate::denoise::eval`]).
 
-pub mod denoise;
 pub mod metrics;
-pub mod peak_calls;
 pub mod roc;

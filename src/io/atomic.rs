@@ -2,8 +2,21 @@
 
 use crate::error::FileError;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+/// Writes `dest` whole or not at all: `write` fills a buffered writer on a temporary file,
+/// which is flushed and renamed into place only when everything succeeded.
+pub fn write_atomically(
+    dest: impl AsRef<Path>,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<(), FileError> {
+    let file = AtomicFile::new(dest)?;
+    let mut w = file.create()?;
+    write(&mut w).and_then(|()| w.flush()).map_err(FileError::io(file.dest()))?;
+    drop(w);
+    file.commit()
+}
 
 /// A file written under a temporary name beside its destination and renamed into place by
 /// [`AtomicFile::commit`]. Dropped without a commit, it removes the temporary file, so a

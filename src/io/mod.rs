@@ -6,13 +6,16 @@
 //! directory and rename it into place only when complete ([`atomic::AtomicFile`]).
 
 pub mod atomic;
+pub mod barcodes;
 pub mod bed;
 pub mod bedgraph;
 pub mod bigwig;
 pub mod fragments;
 pub mod h5ad;
+pub mod json;
 pub mod mtx;
 pub mod npy;
+pub mod safetensors;
 pub mod sizes;
 pub mod tenx;
 pub mod text;

@@ -105,3 +105,9 @@ pub fn parse_u64(field: &[u8], name: &str) -> Result<u64, String> {
 pub fn is_header(line: &[u8]) -> bool {
     line.is_empty() || line.starts_with(b"#") || line.starts_with(b"track") || line.starts_with(b"browser")
 }
+
+/// Writes text lines to `path`, each ended by a newline, whole or not at all.
+pub fn write_lines<S: AsRef<str>>(path: &Path, lines: impl IntoIterator<Item = S>) -> Result<(), FileError> {
+    use std::io::Write;
+    super::atomic::write_atomically(path, |w| lines.into_iter().try_for_each(|l| writeln!(w, "{}", l.as_ref())))
+}

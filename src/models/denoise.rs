@@ -8,7 +8,7 @@
 //! AtacWorks' published configuration (the default) has 219,706 parameters.
 
 use crate::backend::{Backend, BackendResult};
-use crate::nn::{add, relu, relu_backward, BlockCache, Conv1d, InitRng, Param, ResBlock};
+use crate::nn::{add, relu, relu_backward, BlockCache, Conv1d, InitRng, Module, Param, ResBlock};
 use serde::{Deserialize, Serialize};
 
 /// The shape of a DenoiseNet.
@@ -270,9 +270,11 @@ impl<B: Backend> DenoiseNet<B> {
         }
         Ok(())
     }
+}
 
+impl<B: Backend> Module<B> for DenoiseNet<B> {
     /// Every parameter, in a fixed order (the checkpoint's order).
-    pub fn params(&self) -> Vec<&Param<B>> {
+    fn params(&self) -> Vec<&Param<B>> {
         let mut v: Vec<&Param<B>> = Vec::new();
         for b in &self.reg {
             v.extend(b.params());
@@ -285,7 +287,7 @@ impl<B: Backend> DenoiseNet<B> {
         v
     }
 
-    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+    fn params_mut(&mut self) -> Vec<&mut Param<B>> {
         let mut v: Vec<&mut Param<B>> = Vec::new();
         for b in &mut self.reg {
             v.extend(b.params_mut());

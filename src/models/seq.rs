@@ -23,7 +23,7 @@ use crate::backend::{
     OneHotParams, SparseHead, SparseHeadParams,
 };
 use crate::error::BackendError;
-use crate::nn::{gelu, gelu_backward, BatchNorm, BatchNormCache, Conv1d, InitRng, Param};
+use crate::nn::{gelu, gelu_backward, BatchNorm, BatchNormCache, Conv1d, InitRng, Module, Param};
 use serde::{Deserialize, Serialize};
 
 /// The shape of a SeqNet. The default is scBasset's published model for `cells` cells.
@@ -47,6 +47,17 @@ pub struct SeqConfig {
 }
 
 impl SeqConfig {
+    /// A configuration from a JSON file of SeqConfig's fields (`--model-config`).
+    pub fn read_json(path: &std::path::Path) -> Result<Self, crate::error::FileError> {
+        let text = std::fs::read_to_string(path).map_err(crate::error::FileError::io(path))?;
+        serde_json::from_str(&text).map_err(|e| {
+            crate::error::FileError::content(
+                path,
+                format!("not a SeqNet configuration ({e}); write every field of chromax::models::SeqConfig"),
+            )
+        })
+    }
+
     /// scBasset's model for `cells` cells.
     pub fn scbasset(cells: usize) -> Self {
         SeqConfig {
@@ -413,9 +424,11 @@ impl<B: Backend> SeqNet<B> {
         }
         Ok(())
     }
+}
 
+impl<B: Backend> Module<B> for SeqNet<B> {
     /// Every trainable parameter, in a fixed order (the checkpoint's).
-    pub fn params(&self) -> Vec<&Param<B>> {
+    fn params(&self) -> Vec<&Param<B>> {
         let mut v: Vec<&Param<B>> = Vec::new();
         for b in &self.blocks {
             v.extend(b.conv.params());
@@ -428,7 +441,7 @@ impl<B: Backend> SeqNet<B> {
         v
     }
 
-    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+    fn params_mut(&mut self) -> Vec<&mut Param<B>> {
         let mut v: Vec<&mut Param<B>> = Vec::new();
         for b in &mut self.blocks {
             v.extend(b.conv.params_mut());
@@ -442,11 +455,11 @@ impl<B: Backend> SeqNet<B> {
     }
 
     /// The batch-norm running statistics (name, buffer), in a fixed order.
-    pub fn stats(&self) -> Vec<(String, &B::Buf)> {
+    fn stats(&self) -> Vec<(String, &B::Buf)> {
         self.blocks.iter().map(|b| &b.bn).chain(std::iter::once(&self.dense_bn)).flat_map(|bn| bn.stats()).collect()
     }
 
-    pub fn stats_mut(&mut self) -> Vec<(String, &mut B::Buf)> {
+    fn stats_mut(&mut self) -> Vec<(String, &mut B::Buf)> {
         self.blocks
             .iter_mut()
             .map(|b| &mut b.bn)

@@ -32,6 +32,21 @@ impl<B: Backend> Param<B> {
     }
 }
 
+/// A network as named tensors: its parameters (with their gradients) and the state saved
+/// with them that gradients do not train (batch-norm running statistics). Checkpoints and
+/// the fit loop see networks through it.
+pub trait Module<B: Backend> {
+    fn params(&self) -> Vec<&Param<B>>;
+    fn params_mut(&mut self) -> Vec<&mut Param<B>>;
+    /// The state as (name, buffer) pairs; none by default.
+    fn stats(&self) -> Vec<(String, &B::Buf)> {
+        Vec::new()
+    }
+    fn stats_mut(&mut self) -> Vec<(String, &mut B::Buf)> {
+        Vec::new()
+    }
+}
+
 /// Seeded initialisation values, drawn from [`crate::rng::SplitMix64`].
 pub struct InitRng(crate::rng::SplitMix64);
 

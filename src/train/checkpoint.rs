@@ -1,230 +1,242 @@
-//! Checkpoints: safetensors files of named f32 tensors, JSON for everything else, all
-//! written to a temporary name and renamed.
+//! A training run's directory: what it holds, how a run is opened fresh or resumed (strictly),
+//! and how each epoch is committed.
 //!
-//! A model directory holds `config.json` (architecture and training settings),
-//! `model.safetensors` (the best model's weights, one tensor per parameter, named as the
-//! layers: `regression.block0.conv1.weight`, …, nothing else), and for resuming
-//! `last.safetensors` (the last epoch's weights plus Adam's `adam.m.*` / `adam.v.*`) with
-//! `state.json` (epoch, step, best metric).
+//! Besides the model files of [`crate::models::checkpoint`] (`config.json`, and
+//! `model.safetensors`: the best epoch's weights), a run writes `last.safetensors` (the last
+//! epoch's weights, Adam's moments as `adam.m.*` / `adam.v.*`, and the [`TrainState`] in the
+//! header: one file, one rename, so weights, moments and counters always belong together),
+//! `state.json` (the same state, for people), `train_log.tsv` and the task's own files
+//! (`cells.tsv`, `peaks.bed` for single-cell runs), each written atomically.
 
+use super::lock::RunLock;
 use crate::backend::Backend;
 use crate::error::FileError;
-use crate::io::atomic::AtomicFile;
-use crate::models::{DenoiseConfig, DenoiseNet};
-use crate::nn::{download_f32, upload_f32, Param};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use crate::io::json::{read_json, write_json};
+use crate::io::safetensors::{read_tensor_metadata, read_tensors, write_tensors, write_tensors_with_metadata, Tensors};
+use crate::io::text::write_lines;
+use crate::models::checkpoint::{weight_tensors, CONFIG_FILE, MODEL_FILE};
+use crate::nn::{download_f32, Module};
+use crate::Error;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::io::Write;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-pub const CONFIG_FILE: &str = "config.json";
-pub const MODEL_FILE: &str = "model.safetensors";
 pub const LAST_FILE: &str = "last.safetensors";
 pub const STATE_FILE: &str = "state.json";
 pub const LOG_FILE: &str = "train_log.tsv";
+/// The key of the training state in `last.safetensors`' header.
+const STATE_KEY: &str = "chromax.train_state";
+/// Names of Adam's moments in `last.safetensors`: `adam.m.<param>`, `adam.v.<param>`.
+pub const MOMENT_PREFIXES: [&str; 2] = ["adam.m.", "adam.v."];
 
-/// Named f32 tensors: name → (shape, values).
-pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-/// `config.json`: what a model directory was trained as.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    pub format: String,
-    pub model: DenoiseConfig,
-    /// Scored bases per interval and context on each side.
-    pub interval: u64,
-    pub pad: u64,
-    /// Names of the extra input tracks, in channel order after the noisy track.
-    pub extra_tracks: Vec<String>,
-    pub training: serde_json::Value,
-    pub created_by: String,
-}
-
-/// `state.json`: where training stopped.
+/// Where training stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
     /// Epochs completed.
     pub epoch: usize,
     /// Optimiser steps taken.
     pub step: u64,
+    /// The monitored value of the best epoch so far.
+    #[serde(alias = "best_train_auroc")]
     pub best_metric: Option<f64>,
     pub best_epoch: Option<usize>,
+    /// Epochs since the last improvement.
+    #[serde(default)]
+    pub wait: usize,
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), FileError> {
-    let file = AtomicFile::new(path)?;
-    let mut w = file.create()?;
-    serde_json::to_writer_pretty(&mut w, value).map_err(|e| FileError::content(path, e.to_string()))?;
-    w.write_all(b"\n").map_err(FileError::io(path))?;
-    w.flush().map_err(FileError::io(path))?;
-    drop(w);
-    file.commit()
-}
-
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T, FileError> {
-    let text = std::fs::read_to_string(path).map_err(FileError::io(path))?;
-    serde_json::from_str(&text).map_err(|e| FileError::content(path, format!("not a valid {what}: {e}")))
-}
-
-/// Writes text lines to `path`, atomically.
-pub fn write_lines<S: AsRef<str>>(path: &Path, lines: impl IntoIterator<Item = S>) -> Result<(), FileError> {
-    let file = AtomicFile::new(path)?;
-    let mut w = file.create()?;
-    for l in lines {
-        writeln!(w, "{}", l.as_ref()).map_err(FileError::io(path))?;
+impl TrainState {
+    fn new() -> Self {
+        TrainState { epoch: 0, step: 0, best_metric: None, best_epoch: None, wait: 0, stopped_early: false }
     }
-    w.flush().map_err(FileError::io(path))?;
-    drop(w);
-    file.commit()
 }
 
-/// Writes named f32 tensors (name → (shape, values)) as a safetensors file, atomically.
-pub fn write_tensors(path: &Path, tensors: &Tensors) -> Result<(), FileError> {
-    write_tensors_with_metadata(path, tensors, None)
-}
-
-/// [`write_tensors`] with string metadata in the file's header (committed with the tensors by
-/// the one rename).
-pub fn write_tensors_with_metadata(
-    path: &Path,
-    tensors: &Tensors,
-    metadata: Option<std::collections::HashMap<String, String>>,
-) -> Result<(), FileError> {
-    let bytes: BTreeMap<&String, (&Vec<usize>, &[u8])> =
-        tensors.iter().map(|(n, (s, v))| (n, (s, bytemuck::cast_slice(v.as_slice())))).collect();
-    let views = bytes
-        .iter()
-        .map(|(n, (s, b))| TensorView::new(Dtype::F32, (*s).clone(), b).map(|v| (n.as_str(), v)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| FileError::content(path, e.to_string()))?;
-    let data = safetensors::tensor::serialize(views, metadata).map_err(|e| FileError::content(path, e.to_string()))?;
-    let file = AtomicFile::new(path)?;
-    let mut w = file.create()?;
-    w.write_all(&data).map_err(FileError::io(path))?;
-    w.flush().map_err(FileError::io(path))?;
-    drop(w);
-    file.commit()
-}
-
-/// The header metadata of a safetensors file (empty when it has none).
-pub fn read_tensor_metadata(path: &Path) -> Result<std::collections::HashMap<String, String>, FileError> {
-    let bytes = std::fs::read(path).map_err(FileError::io(path))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| FileError::content(path, format!("not a safetensors file: {e}")))?;
-    Ok(meta.metadata().clone().unwrap_or_default())
-}
-
-/// Reads every f32 tensor of a safetensors file.
-pub fn read_tensors(path: &Path) -> Result<Tensors, FileError> {
-    let bytes = std::fs::read(path).map_err(FileError::io(path))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| FileError::content(path, format!("not a safetensors file: {e}")))?;
-    let mut out = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(FileError::content(
-                path,
-                format!("tensor {name} is {:?}; chromax checkpoints hold F32", view.dtype()),
-            ));
-        }
-        let values: Vec<f32> =
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        out.insert(name, (view.shape().to_vec(), values));
-    }
-    Ok(out)
-}
-
-fn param_tensors<B: Backend>(
-    backend: &B,
-    params: &[&Param<B>],
-    prefix: &str,
-    which: impl Fn(&Param<B>) -> &B::Buf,
-) -> Result<Tensors, crate::Error> {
-    let mut out = BTreeMap::new();
-    for p in params {
-        out.insert(format!("{prefix}{}", p.name), (p.shape.clone(), download_f32(backend, which(p))?));
-    }
-    Ok(out)
-}
-
-/// The weights of a network as tensors named after its layers.
-pub fn weight_tensors<B: Backend>(backend: &B, net: &DenoiseNet<B>) -> Result<Tensors, crate::Error> {
-    param_tensors(backend, &net.params(), "", |p| &p.value)
-}
-
-/// Loads weights into `net`; every tensor must be present with its shape, and nothing else.
-pub fn load_weights<B: Backend>(
-    backend: &B,
-    net: &mut DenoiseNet<B>,
-    path: &Path,
-    tensors: &Tensors,
-) -> Result<(), crate::Error> {
-    let expected: Vec<String> = net.params().iter().map(|p| p.name.clone()).collect();
-    for p in net.params_mut() {
-        match tensors.get(&p.name) {
-            Some((shape, values)) if *shape == p.shape => p.value = upload_f32(backend, values)?,
-            Some((shape, _)) => {
-                return Err(FileError::content(
-                    path,
-                    format!("checkpoint of another architecture: {} has shape {shape:?}, this model needs {:?} (check config.json)", p.name, p.shape),
-                )
-                .into())
-            }
-            None => return Err(FileError::content(path, format!("checkpoint of another architecture: no tensor {}", p.name)).into()),
-        }
-    }
-    if let Some(extra) = tensors.keys().find(|k| !k.starts_with("adam.") && !expected.contains(k)) {
-        return Err(
-            FileError::content(path, format!("checkpoint of another architecture: unexpected tensor {extra}")).into()
-        );
-    }
-    Ok(())
-}
-
-/// A model directory's files.
+/// What identifies a run, so that `--resume` continues only the same one.
 #[derive(Debug, Clone)]
-pub struct ModelDir {
-    pub dir: PathBuf,
+pub struct RunSpec {
+    /// `config.json`: `format`, the architecture and other model facts at the top level, the
+    /// settings under `training` and the inputs' SHA-256 under `inputs`; `created_by` is not
+    /// compared.
+    pub config: Value,
+    /// Settings a resumed run may change (e.g. `epochs`).
+    pub resumable: &'static [&'static str],
+    /// Settings that name input files: compared by the content under `inputs`, not by name.
+    pub input_paths: &'static [&'static str],
+    /// The task's own files (name, lines), written at the start and equal on resume.
+    pub files: Vec<(&'static str, Vec<String>)>,
 }
 
-impl ModelDir {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        ModelDir { dir: dir.into() }
+/// An open run directory: locked for this process, with the state to continue from.
+pub struct Run {
+    dir: PathBuf,
+    _lock: RunLock,
+    pub state: TrainState,
+    log: Vec<String>,
+    /// The last checkpoint's tensors, when resuming.
+    resumed: Option<Tensors>,
+}
+
+impl Run {
+    /// Opens `dir` for a new run, or with `resume` for continuing the run in it. A new run
+    /// refuses a directory that holds one; a resume refuses a directory without one, other
+    /// settings or architecture, or other input data, naming what differs. Writes
+    /// `config.json` and the task's files once the checks pass.
+    pub fn open(dir: &Path, spec: &RunSpec, resume: bool, log_header: &str) -> Result<Run, Error> {
+        if resume && !dir.join(LAST_FILE).is_file() {
+            return Err(FileError::content(
+                dir,
+                "--resume: no training run to continue here (no last.safetensors: no epoch has finished)",
+            )
+            .into());
+        }
+        std::fs::create_dir_all(dir).map_err(FileError::io(dir))?;
+        let lock = RunLock::acquire(dir)?;
+        let mut run = Run { dir: dir.to_path_buf(), _lock: lock, state: TrainState::new(), log: vec![], resumed: None };
+        if resume {
+            run.check_same_run(spec)?;
+            let last = dir.join(LAST_FILE);
+            let meta = read_tensor_metadata(&last)?;
+            run.state = meta.get(STATE_KEY).and_then(|j| serde_json::from_str(j).ok()).ok_or_else(|| {
+                FileError::content(
+                    &last,
+                    "no training state in the checkpoint's header (written by an older chromax?): it cannot be resumed; start a new run",
+                )
+            })?;
+            run.resumed = Some(read_tensors(&last)?);
+            let text = std::fs::read_to_string(dir.join(LOG_FILE)).unwrap_or_default();
+            run.log = text.lines().take(run.state.epoch + 1).map(String::from).collect();
+        } else if let Some(f) = [LAST_FILE, STATE_FILE, MODEL_FILE].into_iter().find(|f| dir.join(f).exists()) {
+            return Err(FileError::content(
+                dir,
+                format!("already holds a training run ({f}): continue it with --resume, or choose another -o"),
+            )
+            .into());
+        }
+        if run.log.len() != run.state.epoch + 1 {
+            run.log = vec![log_header.to_string()]; // a lost log restarts; the model state is what matters
+        }
+        write_json(&dir.join(CONFIG_FILE), &spec.config)?;
+        for (name, lines) in &spec.files {
+            write_lines(&dir.join(name), lines)?;
+        }
+        Ok(run)
+    }
+
+    /// Refuses to resume a run of another format, architecture, settings, inputs or files.
+    fn check_same_run(&self, spec: &RunSpec) -> Result<(), FileError> {
+        let path = self.dir.join(CONFIG_FILE);
+        let saved: Value = read_json(&path, "chromax model config")?;
+        let refuse = |what: String| Err(FileError::content(&path, format!("--resume: {what}")));
+        let empty = serde_json::Map::new();
+        let object = |v: &Value, key: &str| -> serde_json::Map<String, Value> {
+            v.get(key).and_then(Value::as_object).unwrap_or(&empty).clone()
+        };
+        if let Some(now) = spec.config.as_object() {
+            for (key, value) in now.iter().filter(|(k, _)| !["training", "inputs", "created_by"].contains(&k.as_str()))
+            {
+                if let Some((at, was, is)) = first_difference(key, saved.get(key).unwrap_or(&Value::Null), value) {
+                    return refuse(format!(
+                        "the run in this directory has {at} = {was}, this command asks for {is}: resume with the same model"
+                    ));
+                }
+            }
+        }
+        let (was, is) = (object(&saved, "training"), object(&spec.config, "training"));
+        for (key, value) in &is {
+            let skipped = spec.resumable.contains(&key.as_str()) || spec.input_paths.contains(&key.as_str());
+            if !skipped && was.get(key) != Some(value) {
+                return refuse(format!(
+                    "setting '{key}' was {} in this run and is {value} now; resume with the same settings (only {} may change)",
+                    was.get(key).map_or("absent".to_string(), Value::to_string),
+                    spec.resumable.join(", ")
+                ));
+            }
+        }
+        let (was, is) = (object(&saved, "inputs"), object(&spec.config, "inputs"));
+        for (name, sha) in &is {
+            if was.get(name) != Some(sha) {
+                let short =
+                    |v: Option<&Value>| v.and_then(Value::as_str).map_or("none".into(), |s| format!("{:.12}…", s));
+                return refuse(format!(
+                    "the {name} is not the data this run was trained on (content SHA-256 {}, the run's {}): resume with the same inputs",
+                    short(Some(sha)),
+                    short(was.get(name))
+                ));
+            }
+        }
+        for (name, lines) in &spec.files {
+            let same = std::fs::read_to_string(self.dir.join(name))
+                .map(|t| t.lines().eq(lines.iter().map(String::as_str)))
+                .unwrap_or(false);
+            if !same {
+                return refuse(format!(
+                    "this data's {name} differs from the run's: resume with the same inputs, filters and splits"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The last checkpoint's tensors, once, when resuming.
+    pub(crate) fn take_resumed(&mut self) -> Option<Tensors> {
+        self.resumed.take()
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.join(file)
     }
 
-    /// Checks that `dir` is a trained model directory, with a message for the usual mistakes.
-    pub fn open(dir: &Path) -> Result<(ModelDir, ModelConfig), FileError> {
-        if dir.is_file() {
-            let kind = if crate::io::bigwig::is_bigwig(dir) { "a bigWig file" } else { "a file" };
-            return Err(FileError::content(
-                dir,
-                format!("--model takes the directory written by `chromax denoise train` (config.json + model.safetensors); this is {kind}"),
-            ));
+    /// Commits a finished epoch: `model.safetensors` when it is the best so far, then
+    /// `last.safetensors` with the moments and the state, `state.json` and the log line.
+    pub(crate) fn commit_epoch<B: Backend, M: Module<B>>(
+        &mut self,
+        backend: &B,
+        net: &M,
+        moments: &[(B::Buf, B::Buf)],
+        best: bool,
+        log_line: String,
+    ) -> Result<(), Error> {
+        // One download per epoch: the best model is the last checkpoint without the moments.
+        let mut last = weight_tensors(backend, net)?;
+        if best {
+            write_tensors(&self.path(MODEL_FILE), &last)?;
         }
-        let md = ModelDir::new(dir);
-        let config_path = md.path(CONFIG_FILE);
-        if !config_path.exists() {
-            return Err(FileError::content(
-                dir,
-                "not a chromax model directory: no config.json (train one with `chromax denoise train -o DIR`)",
-            ));
+        for (p, (m, v)) in net.params().iter().zip(moments) {
+            for (prefix, buf) in MOMENT_PREFIXES.iter().zip([m, v]) {
+                last.insert(format!("{prefix}{}", p.name), (p.shape.clone(), download_f32(backend, buf)?));
+            }
         }
-        let config: ModelConfig = read_json(&config_path, "chromax model config")?;
-        if config.format != "chromax-denoise-1" {
-            return Err(FileError::content(
-                &config_path,
-                format!("model format '{}'; this chromax reads chromax-denoise-1", config.format),
-            ));
+        let state = serde_json::to_string(&self.state).map_err(|e| FileError::Argument(e.to_string()))?;
+        write_tensors_with_metadata(&self.path(LAST_FILE), &last, Some([(STATE_KEY.to_string(), state)].into()))?;
+        write_json(&self.path(STATE_FILE), &self.state)?; // for people; resume reads the header
+        self.log.push(log_line);
+        write_lines(&self.path(LOG_FILE), &self.log)?;
+        Ok(())
+    }
+}
+
+/// The first place two JSON values differ, as (dotted path, was, is), or `None`.
+fn first_difference(at: &str, was: &Value, is: &Value) -> Option<(String, String, String)> {
+    match (was, is) {
+        (Value::Object(a), Value::Object(b)) => {
+            b.iter().find_map(|(k, v)| first_difference(&format!("{at}.{k}"), a.get(k).unwrap_or(&Value::Null), v))
         }
-        config.model.validate().map_err(|e| FileError::content(&config_path, e))?;
-        if !md.path(MODEL_FILE).exists() {
-            return Err(FileError::content(dir, "no model.safetensors: training has not finished an epoch yet"));
-        }
-        Ok((md, config))
+        _ if was == is => None,
+        _ => Some((at.to_string(), was.to_string(), is.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_are_found_where_they_are() {
+        let a: Value = serde_json::json!({"reg_filters": 8, "kernel": {"size": 5}});
+        let b: Value = serde_json::json!({"reg_filters": 8, "kernel": {"size": 7}});
+        assert_eq!(first_difference("model", &a, &a), None);
+        assert_eq!(first_difference("model", &a, &b), Some(("model.kernel.size".into(), "5".into(), "7".into())));
     }
 }

@@ -1,6 +1,7 @@
 //! The batch pipeline: a producer thread slices the memory-mapped track shards into reusable
-//! batch buffers ahead of the compute, through a bounded crossbeam channel; buffers come back
-//! through a second channel and are refilled, so steady state allocates nothing.
+//! batch buffers ahead of the compute, through a bounded crossbeam channel; a batch's buffers
+//! go back through a second channel when the batch is dropped and are refilled, so steady
+//! state allocates nothing.
 //!
 //! Batches hold, per interval, `len + 2·pad` bases: the input channels (the noisy track, then
 //! the extra tracks), the clean track and the 0/1 peak mask (for training and evaluation).
@@ -38,10 +39,9 @@ impl BatchShape {
     }
 }
 
-/// One batch of up to `batch` intervals (the last batch may be smaller), in host buffers
-/// sized for a full batch (pinned on CUDA).
-pub struct Batch {
-    pub intervals: Vec<Interval>,
+/// The host buffers of one batch, sized for a full batch (pinned on CUDA).
+struct Buffers {
+    intervals: Vec<Interval>,
     input: HostBuffer,
     clean: HostBuffer,
     mask: HostBuffer,
@@ -51,37 +51,79 @@ pub struct Batch {
     has_mask: bool,
 }
 
+/// One batch of up to `batch` intervals (the last batch may be smaller). Dropping it hands
+/// its buffers back to the producer for refilling: drop it once the device has finished
+/// reading them (after a synchronising read-back, e.g. the loss).
+pub struct Batch {
+    buffers: Buffers,
+    home: Sender<Buffers>,
+}
+
+impl Buffers {
+    /// No memory: what a dropped batch leaves behind when its buffers go home.
+    fn none() -> Self {
+        Buffers {
+            intervals: Vec::new(),
+            input: HostBuffer::Plain(Vec::new()),
+            clean: HostBuffer::Plain(Vec::new()),
+            mask: HostBuffer::Plain(Vec::new()),
+            input_len: 0,
+            track_len: 0,
+            has_clean: false,
+            has_mask: false,
+        }
+    }
+}
+
 impl Batch {
+    fn buffers(&self) -> &Buffers {
+        &self.buffers
+    }
+
+    /// The intervals of the batch, in order.
+    pub fn intervals(&self) -> &[Interval] {
+        &self.buffers().intervals
+    }
+
     pub fn len(&self) -> usize {
-        self.intervals.len()
+        self.intervals().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.intervals.is_empty()
+        self.intervals().is_empty()
     }
 
     /// (n, channels, width)
     pub fn input(&self) -> BackendResult<&[f32]> {
-        Ok(&self.input.as_slice()?[..self.input_len])
+        let b = self.buffers();
+        Ok(&b.input.as_slice()?[..b.input_len])
     }
 
     /// (n, width); empty without a clean track.
     pub fn clean(&self) -> BackendResult<&[f32]> {
-        Ok(if self.has_clean { &self.clean.as_slice()?[..self.track_len] } else { &[] })
+        let b = self.buffers();
+        Ok(if b.has_clean { &b.clean.as_slice()?[..b.track_len] } else { &[] })
     }
 
     /// (n, width); empty without peaks.
     pub fn mask(&self) -> BackendResult<&[f32]> {
-        Ok(if self.has_mask { &self.mask.as_slice()?[..self.track_len] } else { &[] })
+        let b = self.buffers();
+        Ok(if b.has_mask { &b.mask.as_slice()?[..b.track_len] } else { &[] })
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // The producer may be gone (after the last batch); then the buffers are simply freed.
+        let _ = self.home.try_send(std::mem::replace(&mut self.buffers, Buffers::none()));
     }
 }
 
 /// Batches arriving from the producer thread, in interval order. The buffers circulate in a
-/// fixed pool: a batch must be handed back with [`BatchStream::recycle`] once the device has
-/// finished reading it (after a synchronising read-back), and the producer refills it.
+/// fixed pool: each [`Batch`] returns its own when dropped.
 pub struct BatchStream {
-    full: Option<Receiver<BackendResult<Batch>>>,
-    free: Option<Sender<Batch>>,
+    full: Option<Receiver<BackendResult<Buffers>>>,
+    free: Option<Sender<Buffers>>,
     producer: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -97,12 +139,12 @@ impl BatchStream {
     ) -> BackendResult<Self> {
         let depth = depth.max(1);
         let (w, b) = (shape.width(), shape.batch.max(1));
-        let (full_tx, full_rx) = bounded::<BackendResult<Batch>>(depth);
-        let (free_tx, free_rx) = bounded::<Batch>(depth + 1);
+        let (full_tx, full_rx) = bounded::<BackendResult<Buffers>>(depth);
+        let (free_tx, free_rx) = bounded::<Buffers>(depth + 1);
         let with_clean = sets.iter().any(|s| s.clean.is_some());
         let with_mask = sets.iter().any(|s| s.peaks.is_some());
         for _ in 0..depth.min(intervals.len().div_ceil(b)).max(1) {
-            let batch = Batch {
+            let buffers = Buffers {
                 intervals: Vec::with_capacity(b),
                 input: backend.host_buffer(b * shape.channels * w)?,
                 clean: backend.host_buffer(if with_clean { b * w } else { 0 })?,
@@ -112,12 +154,12 @@ impl BatchStream {
                 has_clean: false,
                 has_mask: false,
             };
-            let _ = free_tx.try_send(batch);
+            let _ = free_tx.try_send(buffers);
         }
         let producer = std::thread::spawn(move || {
             for chunk in intervals.chunks(b) {
-                let Ok(mut batch) = free_rx.recv() else { return }; // the consumer went away
-                let filled = fill(&mut batch, &sets, chunk, shape).map(|()| batch);
+                let Ok(mut buffers) = free_rx.recv() else { return }; // the consumer went away
+                let filled = fill(&mut buffers, &sets, chunk, shape).map(|()| buffers);
                 if full_tx.send(filled).is_err() {
                     return;
                 }
@@ -125,17 +167,16 @@ impl BatchStream {
         });
         Ok(BatchStream { full: Some(full_rx), free: Some(free_tx), producer: Some(producer) })
     }
+}
 
-    /// Hands a used batch back for refilling.
-    pub fn recycle(&self, batch: Batch) {
-        if let Some(free) = &self.free {
-            let _ = free.try_send(batch);
-        }
-    }
+impl Iterator for BatchStream {
+    type Item = BackendResult<Batch>;
 
     /// The next batch, or `None` after the last.
-    pub fn next_batch(&self) -> Option<BackendResult<Batch>> {
-        self.full.as_ref()?.recv().ok()
+    fn next(&mut self) -> Option<BackendResult<Batch>> {
+        let filled = self.full.as_ref()?.recv().ok()?;
+        let home = self.free.clone()?;
+        Some(filled.map(|buffers| Batch { buffers, home }))
     }
 }
 
@@ -151,7 +192,7 @@ impl Drop for BatchStream {
 }
 
 /// Fills a batch's buffers from the shards.
-pub fn fill(batch: &mut Batch, sets: &[TrackSet], intervals: &[Interval], shape: BatchShape) -> BackendResult<()> {
+fn fill(batch: &mut Buffers, sets: &[TrackSet], intervals: &[Interval], shape: BatchShape) -> BackendResult<()> {
     let (n, w, c) = (intervals.len(), shape.width(), shape.channels);
     batch.intervals.clear();
     batch.intervals.extend_from_slice(intervals);

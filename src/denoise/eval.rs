@@ -1,12 +1,13 @@
 //! `chromax denoise eval`: denoised against clean, beside the noisy input as the baseline.
 
-use super::metrics::{auroc_auprc, mse, pearson, spearman};
+use super::infer::{denoise_spans, open_inputs, prefixed, resolve_spans, Span};
+use super::model::load_model;
 use crate::backend::Backend;
+use crate::data::{open_coverage, open_peaks};
 use crate::error::FileError;
-use crate::infer::{denoise_spans, open_inputs, prefixed, resolve_spans, Span};
+use crate::eval::metrics::{auroc_auprc, mse, pearson, spearman};
 use crate::io::ChromSizes;
 use crate::store::{ShardSlice, TrackShard};
-use crate::train::denoise::{load_model, open_coverage, open_peaks};
 use crate::Error;
 use serde::Serialize;
 use std::path::PathBuf;

@@ -7,24 +7,21 @@
 //! producer slices the inputs ahead of the compute; two writer threads compress the output
 //! bigWigs while the next batches run.
 
+use super::model::{load_model, ModelConfig};
+use super::peak_calls::{ProbPeakCaller, ProbPeakOptions};
 use crate::backend::cpu::sigmoid;
 use crate::backend::Backend;
 use crate::coverage::Region;
+use crate::data::{open_coverage, tile_range, BatchShape, BatchStream, Interval, TrackSet};
 use crate::error::FileError;
-use crate::eval::peak_calls::{ProbPeakCaller, ProbPeakOptions};
 use crate::io::bed::{read_intervals, write_narrowpeak, NarrowPeak};
 use crate::io::bigwig::BigWigStream;
 use crate::io::ChromSizes;
 use crate::models::DenoiseNet;
 use crate::nn::download_f32;
 use crate::track::runs_from_dense;
-use crate::train::batcher::{BatchShape, BatchStream, TrackSet};
-use crate::train::checkpoint::ModelConfig;
-use crate::train::denoise::{load_model, open_coverage};
-use crate::train::intervals::{tile_range, Interval};
 use crate::Error;
 use std::path::{Path, PathBuf};
-
 use std::time::Instant;
 
 /// Where to denoise: whole chromosomes, or regions.
@@ -165,19 +162,18 @@ pub fn denoise_spans<B: Backend>(
         .iter()
         .flat_map(|s| std::iter::repeat_n(s.end, tile_range(s.chrom, s.start, s.end, config.interval, 0).len()))
         .collect();
-    let stream = BatchStream::start(backend, vec![set], intervals, shape, 3)?;
     let w = shape.width();
     let mut bases = 0u64;
     let mut k = 0;
     let mut probs = Vec::new();
-    while let Some(b) = stream.next_batch() {
+    for b in BatchStream::start(backend, vec![set], intervals, shape, 3)? {
         let b = b?;
         let n = b.len();
         let x = backend.upload_f32(b.input()?)?;
         let out = net.infer(backend, &x, n, w)?;
         let reg = download_f32(backend, &out.reg)?;
         let logits = download_f32(backend, &out.logits)?;
-        for (i, iv) in b.intervals.iter().enumerate() {
+        for (i, iv) in b.intervals().iter().enumerate() {
             let end = ends[k];
             k += 1;
             let first = iv.start + iv.skip;
@@ -189,7 +185,6 @@ pub fn denoise_spans<B: Backend>(
             sink(iv, first, &reg[row + from..row + to], &probs)?;
             bases += last - first;
         }
-        stream.recycle(b);
     }
     Ok(bases)
 }

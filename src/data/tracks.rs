@@ -1,0 +1,53 @@
+//! Tracks as the models read them: memory-mapped shards over a genome's chromosomes,
+//! converted once through the content-keyed cache and checked against the genome.
+
+use crate::error::FileError;
+use crate::io::ChromSizes;
+use crate::store::{cached_shard, Dtype, ShardValues, TrackShard};
+use crate::Error;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens (converting once, through the cache) a coverage track and checks it against the
+/// genome: same chromosomes and lengths, no negative or non-finite values.
+pub fn open_coverage(path: &Path, sizes: &ChromSizes, what: &str) -> Result<Arc<TrackShard>, Error> {
+    let shard = cached_shard(path, Some(Dtype::F32), Some(sizes))?;
+    if shard.sizes() != sizes {
+        return Err(FileError::Mismatch(format!(
+            "{}: its chromosomes differ from the genome sizes ({what})",
+            path.display()
+        ))
+        .into());
+    }
+    for id in 0..sizes.len() {
+        if let ShardValues::F32(v) = shard.chrom_values(id) {
+            if let Some(pos) = v.iter().position(|&x| !(x >= 0.0)) {
+                return Err(FileError::content(
+                    path,
+                    format!(
+                        "{what}: value {} at {}:{} — coverage must be finite and non-negative",
+                        v[pos],
+                        sizes.name(id),
+                        pos + 1
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(Arc::new(shard))
+}
+
+/// Opens a peak file as a 0/1 mask over the genome.
+pub fn open_peaks(path: &Path, sizes: &ChromSizes) -> Result<Arc<TrackShard>, Error> {
+    Ok(Arc::new(cached_shard(path, Some(Dtype::U8), Some(sizes))?))
+}
+
+/// The SHA-256 of the content a shard holds: of the file it was converted from (recorded in
+/// its index), else of the shard file itself.
+pub fn content_sha256(shard: &TrackShard) -> Result<String, FileError> {
+    match shard.index().source.as_ref().and_then(|s| s.sha256.clone()) {
+        Some(sha) => Ok(sha),
+        None => crate::store::build::file_sha256(shard.path()).map(|(sha, _)| sha),
+    }
+}

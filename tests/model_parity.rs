@@ -1,0 +1,223 @@
+//! Whole models on every implementation against the CPU: a DenoiseNet training step, the
+//! denoising pipeline (pinned batch buffers, the prefetch thread, the model, the read-back)
+//! and a SeqNet training step. The kernel emulator runs small shapes (always; g++ needed);
+//! CUDA runs the real ones when a device is usable.
+
+mod common;
+
+use chromax::backend::cpu::CpuBackend;
+use chromax::backend::{AdamParams, AdamStep, Backend, DenoiseLoss, DenoiseLossParams};
+use chromax::models::{DenoiseConfig, DenoiseNet, SeqBatch, SeqConfig, SeqNet};
+use chromax::nn::{download_f32, upload_f32, Module};
+use common::{assert_close, cuda_or_skip, emulator_or_skip, Rng};
+
+/// AtacWorks' shape scaled down for the emulator (the demo's model).
+fn small_denoiser() -> DenoiseConfig {
+    DenoiseConfig {
+        in_channels: 1,
+        reg_blocks: 2,
+        reg_filters: 8,
+        reg_kernel: 21,
+        reg_dilation: 4,
+        cls_blocks: 1,
+        cls_filters: 8,
+        cls_kernel: 21,
+        cls_dilation: 4,
+    }
+}
+
+/// Forward, loss and backward of one interval on `imp` and on the CPU.
+fn denoisenet_step_matches<B: Backend<Elem = f32>>(imp: &B, cfg: DenoiseConfig, width: usize, pad: usize) {
+    let cpu = CpuBackend::new();
+    let batch = 1;
+    let mut rng = Rng::new(404);
+    let x: Vec<f32> =
+        (0..width).map(|i| (5.0 + 4.0 * ((i as f64) * 0.002).sin() + rng.uniform(0.0, 3.0)) as f32).collect();
+    let clean: Vec<f32> = x.iter().map(|v| 2.0 * v).collect();
+    let mask: Vec<f32> = x.iter().map(|&v| if v > 8.0 { 1.0 } else { 0.0 }).collect();
+    let loss = DenoiseLossParams::atacworks(batch, width, pad);
+    let mut cpu_net = DenoiseNet::new(&cpu, cfg, 3).expect("cpu net");
+    let mut imp_net = DenoiseNet::new(imp, cfg, 3).expect("net");
+
+    let (co, cc) = cpu_net.forward(&cpu, x.clone(), batch, width).expect("cpu fwd");
+    let (mut cdr, mut cdc) = (vec![0f32; width], vec![0f32; width]);
+    let bufs = DenoiseLoss {
+        reg: &co.reg,
+        clean: &clean,
+        cls_logits: &co.logits,
+        mask: &mask,
+        d_reg: &mut cdr,
+        d_cls: &mut cdc,
+    };
+    let cpu_loss = cpu.denoise_loss(&loss, bufs).expect("cpu loss");
+    cpu_net.backward(&cpu, &co, &cc, &cdr, &cdc).expect("cpu bwd");
+
+    let (go, gc) = imp_net.forward(imp, upload_f32(imp, &x).expect("x"), batch, width).expect("fwd");
+    let (mut gdr, mut gdc) = (imp.zeros(width).expect("d"), imp.zeros(width).expect("d"));
+    let (gclean, gmask) = (upload_f32(imp, &clean).expect("clean"), upload_f32(imp, &mask).expect("mask"));
+    let bufs = DenoiseLoss {
+        reg: &go.reg,
+        clean: &gclean,
+        cls_logits: &go.logits,
+        mask: &gmask,
+        d_reg: &mut gdr,
+        d_cls: &mut gdc,
+    };
+    let imp_loss = imp.denoise_loss(&loss, bufs).expect("loss");
+    imp_net.backward(imp, &go, &gc, &gdr, &gdc).expect("bwd");
+
+    // Seven blocks of f32 sums in different orders: ~1e-5 relative through the network.
+    assert_close("reg", &download_f32(imp, &go.reg).expect("reg"), &co.reg, 1e-3, 1e-3);
+    assert_close("logits", &download_f32(imp, &go.logits).expect("logits"), &co.logits, 1e-3, 1e-3);
+    assert!(
+        (imp_loss.total - cpu_loss.total).abs() < 1e-4 * cpu_loss.total.abs().max(1.0),
+        "{imp_loss:?} vs {cpu_loss:?}"
+    );
+    for (g, c) in imp_net.params().iter().zip(cpu_net.params()) {
+        let got = download_f32(imp, &g.grad).expect("grad");
+        let scale = c.grad.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        // Gradients sum over every position: compare against the tensor's largest entry.
+        assert_close(&format!("grad {}", c.name), &got, &c.grad, 1e-3 * scale.max(1e-6), 1e-2);
+    }
+}
+
+/// Denoising whole chromosomes of a random track through the pipeline on `imp` and the CPU.
+fn pipeline_matches<B: Backend<Elem = f32>>(imp: &B, cfg: DenoiseConfig, interval: u64, pad: u64, name: &str) {
+    use chromax::denoise::infer::{denoise_spans, open_inputs, resolve_spans};
+    use chromax::denoise::model::{load_model, write_model, ModelConfig};
+    use chromax::io::ChromSizes;
+    let dir = std::env::temp_dir().join(format!("chromax-parity-pipeline-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("model")).expect("dir");
+    std::fs::write(dir.join("g.sizes"), "a\t123457\nb\t60001\n").expect("sizes");
+    let mut rng = Rng::new(8);
+    let mut bg = String::new();
+    for (chrom, len) in [("a", 123_457u64), ("b", 60_001)] {
+        let mut p = 0;
+        while p < len {
+            let e = (p + 1 + (rng.unit() * 300.0) as u64).min(len);
+            bg.push_str(&format!("{chrom}\t{p}\t{e}\t{}\n", (rng.unit() * 20.0).floor()));
+            p = e;
+        }
+    }
+    std::fs::write(dir.join("noisy.bedGraph"), bg).expect("bedGraph");
+    let cpu = CpuBackend::new();
+    let net = DenoiseNet::new(&cpu, cfg, 9).expect("net");
+    let config = ModelConfig::new(cfg, interval, pad, vec![], serde_json::Value::Null);
+    write_model(&cpu, &dir.join("model"), &config, &net).expect("model");
+    let sizes = ChromSizes::read(dir.join("g.sizes")).expect("sizes");
+    let spans = resolve_spans(&[], &sizes).expect("spans");
+    let (mut c_reg, mut c_prob, mut g_reg, mut g_prob) = (vec![], vec![], vec![], vec![]);
+    let (cpu_net, cpu_cfg) = load_model(&cpu, &dir.join("model")).expect("cpu model");
+    let set = open_inputs(&cpu_cfg, &dir.join("noisy.bedGraph"), &[], &sizes).expect("inputs");
+    denoise_spans(&cpu, &cpu_net, &cpu_cfg, set.clone(), &spans, 3, &mut |_, _, reg, prob| {
+        c_reg.extend_from_slice(reg);
+        c_prob.extend_from_slice(prob);
+        Ok(())
+    })
+    .expect("cpu");
+    let (imp_net, imp_cfg) = load_model(imp, &dir.join("model")).expect("model");
+    denoise_spans(imp, &imp_net, &imp_cfg, set, &spans, 3, &mut |_, _, reg, prob| {
+        g_reg.extend_from_slice(reg);
+        g_prob.extend_from_slice(prob);
+        Ok(())
+    })
+    .expect("implementation");
+    assert_eq!(c_reg.len() as u64, sizes.total());
+    assert_close("denoised", &g_reg, &c_reg, 1e-3, 1e-3);
+    assert_close("probability", &g_prob, &c_prob, 1e-4, 1e-3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One SeqNet training step (augmentation, batch norm, dropout, the sparse head, Adam).
+fn seqnet_step_matches<B: Backend<Elem = f32>>(imp: &B) {
+    let cpu = CpuBackend::new();
+    let cfg = SeqConfig {
+        seq_len: 200,
+        stem_filters: 24,
+        stem_kernel: 9,
+        tower_filters: vec![24, 32],
+        final_filters: 16,
+        bottleneck: 8,
+        ..SeqConfig::scbasset(300)
+    };
+    let n = 16;
+    let mut rng = Rng::new(77);
+    let mut codes: Vec<u8> = (0..n * cfg.seq_len).map(|_| (rng.next_u64() % 4) as u8).collect();
+    codes[5] = 4;
+    let reverse: Vec<bool> = (0..n).map(|i| i % 2 == 1).collect();
+    let shift: Vec<i32> = (0..n).map(|i| [0, 3, -2, 1][i % 4]).collect();
+    let (mut indptr, mut indices) = (vec![0u32], Vec::new());
+    for _ in 0..n {
+        indices.extend((0..cfg.cells as u32).filter(|_| rng.unit() < 0.4));
+        indptr.push(indices.len() as u32);
+    }
+    let seqs = SeqBatch { codes: &codes, reverse: &reverse, shift: &shift };
+
+    fn step<B: Backend>(
+        b: &B,
+        cfg: &SeqConfig,
+        seqs: &SeqBatch,
+        indptr: &[u32],
+        indices: &[u32],
+    ) -> (f64, Vec<f32>, Vec<(String, Vec<f32>)>) {
+        let mut net = SeqNet::new(b, cfg.clone(), 4, None).expect("build");
+        let (z, cache) = net.forward_train(b, seqs, 8).expect("forward");
+        let (loss, dz) = net.head_loss(b, &z, indptr, indices).expect("head");
+        net.backward(b, cache, &dz).expect("backward");
+        let adam = AdamParams { beta1: 0.95, beta2: 0.9995, eps: 1e-7, ..AdamParams::new(0.01, 1) };
+        let mut out = Vec::new();
+        for p in net.params_mut() {
+            out.push((format!("{} grad", p.name), download_f32(b, &p.grad).expect("grad")));
+            let (mut m, mut v) = (b.zeros(p.len()).expect("m"), b.zeros(p.len()).expect("v"));
+            b.adam_step(&adam, AdamStep { param: &mut p.value, grad: &p.grad, m: &mut m, v: &mut v }).expect("adam");
+        }
+        for p in net.params() {
+            out.push((p.name.clone(), download_f32(b, &p.value).expect("value")));
+        }
+        for (name, buf) in net.stats() {
+            out.push((name, download_f32(b, buf).expect("stat")));
+        }
+        (loss, download_f32(b, &z).expect("z"), out)
+    }
+
+    let (loss_c, z_c, t_c) = step(&cpu, &cfg, &seqs, &indptr, &indices);
+    let (loss_g, z_g, t_g) = step(imp, &cfg, &seqs, &indptr, &indices);
+    assert!((loss_c - loss_g).abs() <= 1e-5 * loss_c.abs(), "loss {loss_c} vs {loss_g}");
+    assert_close("z", &z_g, &z_c, 1e-4, 1e-3);
+    for ((name, want), (_, got)) in t_c.iter().zip(&t_g) {
+        // Gradients pass through batch norm and max pooling: compare relative to the tensor's scale.
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        assert_close(name, got, want, 1e-3 * scale + 1e-7, 1e-3);
+    }
+}
+
+#[test]
+fn denoisenet_step_matches_the_cpu() {
+    if let Some(emu) = emulator_or_skip("denoisenet_step_matches_the_cpu", 132) {
+        denoisenet_step_matches(&emu, small_denoiser(), 3_000, 300);
+    }
+    if let Some(gpu) = cuda_or_skip("denoisenet_step_matches_the_cpu") {
+        // One real interval of AtacWorks' model.
+        denoisenet_step_matches(&gpu, DenoiseConfig::default(), 60_000, 5_000);
+    }
+}
+
+#[test]
+fn the_denoising_pipeline_matches_the_cpu() {
+    if let Some(emu) = emulator_or_skip("the_denoising_pipeline_matches_the_cpu", 132) {
+        pipeline_matches(&emu, small_denoiser(), 20_000, 500, "emu");
+    }
+    if let Some(gpu) = cuda_or_skip("the_denoising_pipeline_matches_the_cpu") {
+        pipeline_matches(&gpu, DenoiseConfig::default(), 50_000, 5_000, "cuda");
+    }
+}
+
+#[test]
+fn seqnet_step_matches_the_cpu() {
+    if let Some(emu) = emulator_or_skip("seqnet_step_matches_the_cpu", 132) {
+        seqnet_step_matches(&emu);
+    }
+    if let Some(gpu) = cuda_or_skip("seqnet_step_matches_the_cpu") {
+        seqnet_step_matches(&gpu);
+    }
+}
