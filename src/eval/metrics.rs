@@ -23,23 +23,41 @@ fn key(v: f32) -> u32 {
     }
 }
 
+/// Elements per partial sum.
+const CHUNK: usize = 1 << 16;
+
+/// `K` sums of `term(a, b)` over the pairs of `x` and `y`, in f64: partial sums of fixed
+/// chunks in parallel, then added in chunk order, so the result is the same on every run and
+/// for any number of threads.
+fn sums<const K: usize>(x: &[f32], y: &[f32], term: impl Fn(f64, f64) -> [f64; K] + Sync) -> [f64; K] {
+    let partials: Vec<[f64; K]> = x
+        .par_chunks(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .map(|(x, y)| {
+            x.iter().zip(y).fold([0.0; K], |mut acc, (&a, &b)| {
+                acc.iter_mut().zip(term(a as f64, b as f64)).for_each(|(s, t)| *s += t);
+                acc
+            })
+        })
+        .collect();
+    partials.iter().fold([0.0; K], |mut total, p| {
+        total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
+        total
+    })
+}
+
 /// Pearson's r in f64 (0 when either side is constant).
 pub fn pearson(x: &[f32], y: &[f32]) -> f64 {
     let n = x.len() as f64;
     if x.is_empty() {
         return f64::NAN;
     }
-    let (sx, sy) =
-        x.par_iter().zip(y).map(|(&a, &b)| (a as f64, b as f64)).reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let [sx, sy] = sums(x, y, |a, b| [a, b]);
     let (mx, my) = (sx / n, sy / n);
-    let (sxy, sxx, syy) = x
-        .par_iter()
-        .zip(y)
-        .map(|(&a, &b)| {
-            let (da, db) = (a as f64 - mx, b as f64 - my);
-            (da * db, da * da, db * db)
-        })
-        .reduce(|| (0.0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
+    let [sxy, sxx, syy] = sums(x, y, |a, b| {
+        let (da, db) = (a - mx, b - my);
+        [da * db, da * da, db * db]
+    });
     if sxx == 0.0 || syy == 0.0 {
         0.0
     } else {
@@ -52,7 +70,8 @@ pub fn mse(x: &[f32], y: &[f32]) -> f64 {
     if x.is_empty() {
         return f64::NAN;
     }
-    x.par_iter().zip(y).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>() / x.len() as f64
+    let [sq] = sums(x, y, |a, b| [(a - b) * (a - b)]);
+    sq / x.len() as f64
 }
 
 /// Twice the average rank (1-based) of every element, ties sharing their mean rank.
@@ -145,6 +164,19 @@ pub fn auroc_auprc(scores: &[f32], labels: &[f32]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_do_not_depend_on_the_threads() {
+        let x: Vec<f32> = (0..1_000_003u64).map(|i| ((i * 7919 % 10007) as f32).sqrt()).collect();
+        let y: Vec<f32> = (0..1_000_003u64).map(|i| ((i * 104_729 % 10009) as f32).ln_1p()).collect();
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            pool.install(|| (pearson(&x, &y).to_bits(), mse(&x, &y).to_bits()))
+        };
+        let one = on(1);
+        assert_eq!(on(3), one);
+        assert_eq!(on(4), one);
+    }
 
     fn naive_spearman(x: &[f32], y: &[f32]) -> f64 {
         let ranks = |v: &[f32]| -> Vec<f32> {
