@@ -2,15 +2,27 @@
 //!
 //! Deep-learning models of chromatin accessibility (ATAC-seq), on CUDA or on the CPU.
 //!
-//! Entry points:
+//! The house, by task, each room importing only the rooms below it:
 //!
-//! * [`backend`] — the [`Backend`](backend::Backend) trait with its two implementations,
-//!   [`CpuBackend`](backend::cpu::CpuBackend) (the specification) and
-//!   [`CudaBackend`](backend::cuda::CudaBackend) (NVRTC-compiled kernels from `kernels/`);
-//!   [`Device`](backend::Device) names one (`cpu`, `cuda`, `cuda:N`).
-//! * [`backend::cuda::probe`] — what CUDA can be used here, or in one line why not.
-//! * [`kernels`] — the CUDA sources embedded in the library.
-//! * [`error`] — the error types; every message names the value at fault.
+//! * [`denoise`] — coverage denoising and peak calling (AtacWorks' task): train, the model on
+//!   disk, streaming inference to bigWig + narrowPeak, evaluation against clean data.
+//! * [`sc`] — single-cell sequence models (scBasset's task): matrix inputs, data and split,
+//!   train, the model on disk, cell embeddings, synthetic data.
+//! * [`train`] — the one training loop both tasks run: Adam, checkpoints, strict resume, the
+//!   lock on the output directory, early stopping.
+//! * [`data`] — intervals, tracks checked against the genome, the prefetching batcher (shared
+//!   by training and inference).
+//! * [`models`] and [`nn`] — DenoiseNet and SeqNet, their layers with explicit backward
+//!   passes, and how a trained model is kept on disk ([`models::checkpoint`]).
+//! * [`eval`] — pure metrics (exact Pearson, Spearman, MSE, AUROC, AUPRC; histogram ROC).
+//! * [`backend`] — the [`Backend`](backend::Backend) trait, a params struct and named buffers
+//!   per op, with [`CpuBackend`](backend::cpu::CpuBackend) (the specification),
+//!   [`CudaBackend`](backend::cuda::CudaBackend) (NVRTC-compiled kernels from `kernels/`) and
+//!   the host kernel emulator; [`backend::select`] picks one (`cpu`, `cuda`, `cuda:N`).
+//! * [`store`], [`coverage`], [`peaks`], [`io`] — memory-mapped stores and their cache; reads
+//!   to coverage; the Poisson baseline peak caller; file formats at the edges.
+//! * [`rng`] — the one random generator; [`error`] — the error types, every message naming
+//!   the value at fault; [`kernels`] — the CUDA sources embedded in the library.
 //!
 //! ```
 //! use chromax::backend::{cpu::CpuBackend, Backend, Conv1dFwd, Conv1dParams};
@@ -32,6 +44,7 @@ pub mod error;
 pub mod kernels;
 
 pub use error::{Error, Result};
+
 pub mod coverage;
 pub mod data;
 pub mod denoise;

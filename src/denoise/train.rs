@@ -455,12 +455,7 @@ pub fn train<B: Backend>(
         inputs: tracks.inputs.clone(),
         ..ModelConfig::new(model, opts.interval, opts.pad, extra_names, training)
     };
-    let spec = RunSpec {
-        config: serde_json::to_value(&config).map_err(|e| FileError::Argument(e.to_string()))?,
-        resumable: &["epochs"],
-        input_paths: &["pairs", "genome", "extra_tracks"],
-        files: Vec::new(),
-    };
+    let spec = RunSpec::new(&config, &["epochs"], &["pairs", "genome", "extra_tracks"], Vec::new())?;
     let fit = FitOptions {
         epochs: opts.epochs,
         adam: AdamParams { weight_decay: opts.weight_decay, ..AdamParams::new(opts.lr, 1) },

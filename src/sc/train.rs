@@ -406,12 +406,8 @@ pub fn train_seq<B: Backend>(
         inputs: data.sources.clone(),
         created_by: format!("chromax {}", env!("CARGO_PKG_VERSION")),
     };
-    let spec = RunSpec {
-        config: serde_json::to_value(&config).map_err(|e| FileError::Argument(e.to_string()))?,
-        resumable: &RESUMABLE,
-        input_paths: &["peaks", "genome", "matrix"],
-        files: vec![(CELLS_FILE, data.barcodes.clone()), (PEAKS_FILE, peak_split_lines(data, &split))],
-    };
+    let files = vec![(CELLS_FILE, data.barcodes.clone()), (PEAKS_FILE, peak_split_lines(data, &split))];
+    let spec = RunSpec::new(&config, &RESUMABLE, &["peaks", "genome", "matrix"], files)?;
     let fit = FitOptions {
         epochs: opts.epochs,
         adam: AdamParams {

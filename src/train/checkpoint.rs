@@ -11,6 +11,7 @@
 use super::lock::RunLock;
 use crate::backend::Backend;
 use crate::error::FileError;
+use crate::io::atomic::write_atomically;
 use crate::io::json::{read_json, write_json};
 use crate::io::safetensors::{read_tensor_metadata, read_tensors, write_tensors, write_tensors_with_metadata, Tensors};
 use crate::io::text::write_lines;
@@ -19,6 +20,7 @@ use crate::nn::{download_f32, Module};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const LAST_FILE: &str = "last.safetensors";
@@ -56,16 +58,35 @@ impl TrainState {
 /// What identifies a run, so that `--resume` continues only the same one.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    /// `config.json`: `format`, the architecture and other model facts at the top level, the
-    /// settings under `training` and the inputs' SHA-256 under `inputs`; `created_by` is not
-    /// compared.
-    pub config: Value,
+    /// `config.json` as written: `format`, the architecture and other model facts at the top
+    /// level, the settings under `training` and the inputs' SHA-256 under `inputs`;
+    /// `created_by` is not compared.
+    config_text: String,
+    /// The same, parsed back, as a resume compares it with the saved file.
+    config: Value,
     /// Settings a resumed run may change (e.g. `epochs`).
-    pub resumable: &'static [&'static str],
+    resumable: &'static [&'static str],
     /// Settings that name input files: compared by the content under `inputs`, not by name.
-    pub input_paths: &'static [&'static str],
+    input_paths: &'static [&'static str],
     /// The task's own files (name, lines), written at the start and equal on resume.
-    pub files: Vec<(&'static str, Vec<String>)>,
+    files: Vec<(&'static str, Vec<String>)>,
+}
+
+impl RunSpec {
+    /// The spec of a run whose `config.json` is `config`.
+    pub fn new(
+        config: &impl Serialize,
+        resumable: &'static [&'static str],
+        input_paths: &'static [&'static str],
+        files: Vec<(&'static str, Vec<String>)>,
+    ) -> Result<RunSpec, FileError> {
+        let bad = |e: serde_json::Error| FileError::Argument(format!("the run's configuration: {e}"));
+        // Written and compared as text parsed back, so that the file and this spec agree
+        // exactly (an f32 setting reads back as the decimal the file holds).
+        let config_text = serde_json::to_string_pretty(config).map_err(bad)?;
+        let config = serde_json::from_str(&config_text).map_err(bad)?;
+        Ok(RunSpec { config_text, config, resumable, input_paths, files })
+    }
 }
 
 /// An open run directory: locked for this process, with the state to continue from.
@@ -117,7 +138,7 @@ impl Run {
         if run.log.len() != run.state.epoch + 1 {
             run.log = vec![log_header.to_string()]; // a lost log restarts; the model state is what matters
         }
-        write_json(&dir.join(CONFIG_FILE), &spec.config)?;
+        write_atomically(dir.join(CONFIG_FILE), |w| writeln!(w, "{}", spec.config_text))?;
         for (name, lines) in &spec.files {
             write_lines(&dir.join(name), lines)?;
         }
