@@ -21,6 +21,8 @@ fn the_default_configuration_has_atacworks_parameter_count() {
     // Extra input tracks add weights to the first block only (conv1 and its 1×1 skip).
     let two = DenoiseConfig { in_channels: 3, ..cfg };
     assert_eq!(two.param_count(), 219_706 + 2 * (15 * 51 + 15));
+    // The demo's scaled-down model, as its documentation states.
+    assert_eq!(DenoiseConfig::demo().param_count(), 9_801);
     let names: Vec<&str> = net.params().iter().map(|p| p.name.as_str()).collect();
     assert!(names.contains(&"regression.block0.skip.weight") && names.contains(&"classification.head.bias"));
     assert!(

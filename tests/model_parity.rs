@@ -11,21 +11,6 @@ use chromax::models::{DenoiseConfig, DenoiseNet, SeqBatch, SeqConfig, SeqNet};
 use chromax::nn::{download_f32, upload_f32, Module};
 use common::{assert_close, cuda_or_skip, emulator_or_skip, Rng};
 
-/// AtacWorks' shape scaled down for the emulator (the demo's model).
-fn small_denoiser() -> DenoiseConfig {
-    DenoiseConfig {
-        in_channels: 1,
-        reg_blocks: 2,
-        reg_filters: 8,
-        reg_kernel: 21,
-        reg_dilation: 4,
-        cls_blocks: 1,
-        cls_filters: 8,
-        cls_kernel: 21,
-        cls_dilation: 4,
-    }
-}
-
 /// Forward, loss and backward of one interval on `imp` and on the CPU.
 fn denoisenet_step_matches<B: Backend<Elem = f32>>(imp: &B, cfg: DenoiseConfig, width: usize, pad: usize) {
     let cpu = CpuBackend::new();
@@ -194,7 +179,7 @@ fn seqnet_step_matches<B: Backend<Elem = f32>>(imp: &B) {
 #[test]
 fn denoisenet_step_matches_the_cpu() {
     if let Some(emu) = emulator_or_skip("denoisenet_step_matches_the_cpu", 132) {
-        denoisenet_step_matches(&emu, small_denoiser(), 3_000, 300);
+        denoisenet_step_matches(&emu, DenoiseConfig::demo(), 3_000, 300);
     }
     if let Some(gpu) = cuda_or_skip("denoisenet_step_matches_the_cpu") {
         // One real interval of AtacWorks' model.
@@ -205,7 +190,7 @@ fn denoisenet_step_matches_the_cpu() {
 #[test]
 fn the_denoising_pipeline_matches_the_cpu() {
     if let Some(emu) = emulator_or_skip("the_denoising_pipeline_matches_the_cpu", 132) {
-        pipeline_matches(&emu, small_denoiser(), 20_000, 500, "emu");
+        pipeline_matches(&emu, DenoiseConfig::demo(), 20_000, 500, "emu");
     }
     if let Some(gpu) = cuda_or_skip("the_denoising_pipeline_matches_the_cpu") {
         pipeline_matches(&gpu, DenoiseConfig::default(), 50_000, 5_000, "cuda");

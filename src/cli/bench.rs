@@ -68,7 +68,7 @@ pub fn run_bench(cmd: &BenchCommand) -> CliResult {
 fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
     let cfg = match a.model {
         ModelSize::Atacworks => DenoiseConfig::default(),
-        ModelSize::Demo => super::demo::demo_model(),
+        ModelSize::Demo => DenoiseConfig::demo(),
     };
     let width = (a.interval + 2 * a.pad) as usize;
     let n = a.batch;

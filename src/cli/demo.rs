@@ -45,21 +45,6 @@ pub const VALIDATION: &str = "chrXIV";
 /// Not trained on: the rDNA repeat's pile-up.
 pub const EXCLUDED: &str = "chrXII";
 
-/// The demo's model: AtacWorks' shape, scaled down to train in minutes on a laptop CPU.
-pub fn demo_model() -> DenoiseConfig {
-    DenoiseConfig {
-        in_channels: 1,
-        reg_blocks: 2,
-        reg_filters: 8,
-        reg_kernel: 21,
-        reg_dilation: 4,
-        cls_blocks: 1,
-        cls_filters: 8,
-        cls_kernel: 21,
-        cls_dilation: 4,
-    }
-}
-
 pub fn run_demo(a: &DemoArgs) -> CliResult {
     let started = Instant::now();
     let fragments = a.data.join("yeast_500k_SRR1822137.frag.gz");
@@ -113,7 +98,7 @@ pub fn run_demo(a: &DemoArgs) -> CliResult {
         lr: 5e-4,
         seed: a.seed,
         best_metric: BestMetric::Auprc,
-        model: demo_model(),
+        model: DenoiseConfig::demo(),
         ..TrainOptions::default()
     };
     let mut report_fn = train_reporter();

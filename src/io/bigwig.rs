@@ -331,10 +331,7 @@ mod tests {
 
     /// A fresh directory per test: tests run in parallel in one process.
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("chromax-bigwig-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        dir
+        crate::io::scratch_dir(&format!("bigwig-{name}"))
     }
 
     fn run(start: u32, end: u32, value: f32) -> Run {

@@ -675,10 +675,7 @@ mod tests {
 
     /// A fresh directory per test: tests run in parallel in one process.
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("chromax-h5ad-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        dir
+        crate::io::scratch_dir(&format!("h5ad-{name}"))
     }
 
     fn strings(v: &[&str]) -> Vec<String> {

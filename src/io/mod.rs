@@ -21,3 +21,13 @@ pub mod tenx;
 pub mod text;
 
 pub use sizes::ChromSizes;
+
+/// A new, empty directory for one unit test's files: `chromax-<tag>-<pid>` in the temporary
+/// directory.
+#[cfg(test)]
+pub(crate) fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("chromax-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}

@@ -44,6 +44,22 @@ impl Default for DenoiseConfig {
 }
 
 impl DenoiseConfig {
+    /// AtacWorks' shape scaled down to train in minutes on a laptop CPU (`chromax demo`'s
+    /// model: 2 + 1 blocks of 8 filters, kernel 21, dilation 4; 9,801 parameters).
+    pub fn demo() -> Self {
+        DenoiseConfig {
+            in_channels: 1,
+            reg_blocks: 2,
+            reg_filters: 8,
+            reg_kernel: 21,
+            reg_dilation: 4,
+            cls_blocks: 1,
+            cls_filters: 8,
+            cls_kernel: 21,
+            cls_dilation: 4,
+        }
+    }
+
     /// Trainable parameters.
     pub fn param_count(&self) -> usize {
         let block = |c_in: usize, f: usize, k: usize, bias: bool| {
