@@ -114,6 +114,24 @@ fn denoise_resume_is_strict() {
     let records = train(&cpu, &renamed, &run, true, quiet).expect("resume");
     assert_eq!(records.iter().map(|r| r.epoch).collect::<Vec<_>>(), [2]);
 
+    // An input left out is a different input too.
+    let mut two = renamed.clone();
+    two.pairs.push(two.pairs[0].clone());
+    refused(train(&cpu, &two, &run, true, quiet), &["this command gives a clean track 2", "not trained with"]);
+
+    // A resume that fails while loading the checkpoint (an optimiser tensor missing) writes
+    // nothing: config.json still says what the run is.
+    let config = std::fs::read(run.join("config.json")).expect("config");
+    let last = run.join("last.safetensors");
+    let meta = chromax::io::safetensors::read_tensor_metadata(&last).expect("header");
+    let mut tensors = chromax::io::safetensors::read_tensors(&last).expect("tensors");
+    let name = tensors.keys().find(|k| k.starts_with("adam.m.")).expect("a moment").clone();
+    tensors.remove(&name);
+    chromax::io::safetensors::write_tensors_with_metadata(&last, &tensors, Some(meta)).expect("write");
+    let more = TrainOptions { epochs: 7, ..renamed.clone() };
+    refused(train(&cpu, &more, &run, true, quiet), &["no optimiser state", &name]);
+    assert_eq!(std::fs::read(run.join("config.json")).expect("config"), config, "a failed resume wrote config.json");
+
     // A checkpoint without the training state in its header cannot be resumed; a missing one
     // is no run at all; a new run does not overwrite a directory that holds one.
     std::fs::copy(run.join("model.safetensors"), run.join("last.safetensors")).expect("copy");

@@ -124,6 +124,8 @@ impl Drop for Batch {
 pub struct BatchStream {
     full: Option<Receiver<BackendResult<Buffers>>>,
     free: Option<Sender<Buffers>>,
+    /// Dropped to stop the producer, even while batches (holding senders of `free`) live on.
+    stop: Option<Sender<()>>,
     producer: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -156,16 +158,23 @@ impl BatchStream {
             };
             let _ = free_tx.try_send(buffers);
         }
+        let (stop_tx, stop_rx) = bounded::<()>(0);
         let producer = std::thread::spawn(move || {
             for chunk in intervals.chunks(b) {
-                let Ok(mut buffers) = free_rx.recv() else { return }; // the consumer went away
+                let mut buffers = crossbeam_channel::select! {
+                    recv(free_rx) -> buffers => match buffers {
+                        Ok(buffers) => buffers,
+                        Err(_) => return,
+                    },
+                    recv(stop_rx) -> _ => return, // the stream was dropped
+                };
                 let filled = fill(&mut buffers, &sets, chunk, shape).map(|()| buffers);
                 if full_tx.send(filled).is_err() {
-                    return;
+                    return; // the consumer went away
                 }
             }
         });
-        Ok(BatchStream { full: Some(full_rx), free: Some(free_tx), producer: Some(producer) })
+        Ok(BatchStream { full: Some(full_rx), free: Some(free_tx), stop: Some(stop_tx), producer: Some(producer) })
     }
 }
 
@@ -182,7 +191,9 @@ impl Iterator for BatchStream {
 
 impl Drop for BatchStream {
     fn drop(&mut self) {
-        // Closing both channels unblocks the producer wherever it waits; then join it.
+        // Closing these unblocks the producer wherever it waits (batches still held keep the
+        // free channel open, so the stop channel is what ends a wait for buffers); then join.
+        drop(self.stop.take());
         drop(self.full.take());
         drop(self.free.take());
         if let Some(handle) = self.producer.take() {
@@ -250,4 +261,32 @@ pub fn interval_is_empty(set: &TrackSet, iv: &Interval, shape: BatchShape) -> bo
         read_into(t, iv.chrom, from, from + shape.width() as i64, &mut buf);
         buf.iter().all(|&v| v == 0.0)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+
+    #[test]
+    fn a_stream_dropped_while_a_batch_is_held_stops_its_producer() {
+        let sizes = crate::io::ChromSizes::from_pairs(vec![("c".to_string(), 1000)]).expect("sizes");
+        let dir = crate::io::scratch_dir("batcher");
+        let track = crate::track::Track::empty(sizes.clone());
+        let path = dir.join("t.cxtrack");
+        crate::store::shard::write_shard(&path, &track, crate::store::Dtype::F32, None).expect("shard");
+        let shard = Arc::new(TrackShard::open(&path).expect("open"));
+        let set = TrackSet { inputs: vec![shard], clean: None, peaks: None };
+        let intervals: Vec<Interval> =
+            (0..10).map(|k| Interval { source: 0, chrom: 0, start: k * 100, skip: 0 }).collect();
+        let shape = BatchShape { batch: 1, len: 100, pad: 0, channels: 1 };
+        let mut stream = BatchStream::start(&CpuBackend::new(), vec![set], intervals, shape, 1).expect("start");
+        let held = stream.next().expect("a batch").expect("filled");
+        // The producer now waits for free buffers the held batch keeps; dropping the stream
+        // must still end it (this returned only after the batch was dropped, before).
+        drop(stream);
+        assert_eq!(held.len(), 1);
+        drop(held);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

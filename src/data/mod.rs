@@ -9,4 +9,4 @@ pub mod tracks;
 
 pub use batcher::{Batch, BatchShape, BatchStream, TrackSet};
 pub use intervals::{chrom_ids, tile, tile_range, Interval};
-pub use tracks::{content_sha256, open_coverage, open_peaks};
+pub use tracks::{open_coverage, open_peaks};

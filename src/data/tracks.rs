@@ -42,12 +42,3 @@ pub fn open_coverage(path: &Path, sizes: &ChromSizes, what: &str) -> Result<Arc<
 pub fn open_peaks(path: &Path, sizes: &ChromSizes) -> Result<Arc<TrackShard>, Error> {
     Ok(Arc::new(cached_shard(path, Some(Dtype::U8), Some(sizes))?))
 }
-
-/// The SHA-256 of the content a shard holds: of the file it was converted from (recorded in
-/// its index), else of the shard file itself.
-pub fn content_sha256(shard: &TrackShard) -> Result<String, FileError> {
-    match shard.index().source.as_ref().and_then(|s| s.sha256.clone()) {
-        Some(sha) => Ok(sha),
-        None => crate::store::build::file_sha256(shard.path()).map(|(sha, _)| sha),
-    }
-}

@@ -10,9 +10,7 @@
 use super::model::ModelConfig;
 use crate::backend::{AdamParams, Backend, DenoiseLoss, DenoiseLossParams, LossParts};
 use crate::data::batcher::interval_is_empty;
-use crate::data::{
-    chrom_ids, content_sha256, open_coverage, open_peaks, tile, Batch, BatchShape, BatchStream, Interval, TrackSet,
-};
+use crate::data::{chrom_ids, open_coverage, open_peaks, tile, Batch, BatchShape, BatchStream, Interval, TrackSet};
 use crate::error::{BackendError, FileError};
 use crate::eval::metrics::{auroc_auprc, mse, pearson};
 use crate::io::ChromSizes;
@@ -208,7 +206,7 @@ pub fn load_training_tracks(opts: &TrainOptions) -> Result<LoadedTracks, Error> 
     let mut extras = Vec::new();
     for (name, path) in &opts.extra_tracks {
         let shard = open_coverage(path, &sizes, &format!("extra track {name}"))?;
-        inputs.insert(format!("extra track {name}"), content_sha256(&shard)?);
+        inputs.insert(format!("extra track {name}"), shard.source_sha256()?);
         extras.push(shard);
     }
     let mut sets = Vec::new();
@@ -217,7 +215,7 @@ pub fn load_training_tracks(opts: &TrainOptions) -> Result<LoadedTracks, Error> 
         let clean = open_coverage(&pair.clean, &sizes, "clean track")?;
         let peaks = open_peaks(&pair.peaks, &sizes)?;
         for (what, shard) in [("noisy track", &noisy), ("clean track", &clean), ("peaks", &peaks)] {
-            inputs.insert(format!("{what} {}", i + 1), content_sha256(shard)?);
+            inputs.insert(format!("{what} {}", i + 1), shard.source_sha256()?);
         }
         let mut channels = vec![noisy];
         channels.extend(extras.iter().cloned());
@@ -403,8 +401,8 @@ pub fn train<B: Backend>(
     if opts.pairs.is_empty() {
         return Err(FileError::Argument("training needs at least one --noisy/--clean/--peaks set".into()).into());
     }
-    if opts.batch == 0 || opts.interval == 0 || opts.epochs == 0 {
-        return Err(FileError::Argument("--batch, --interval and --epochs must be at least 1".into()).into());
+    if opts.batch == 0 || opts.interval == 0 {
+        return Err(FileError::Argument("--batch and --interval must be at least 1".into()).into());
     }
     let model = DenoiseConfig { in_channels: 1 + opts.extra_tracks.len(), ..opts.model };
     model.validate().map_err(FileError::Argument)?;

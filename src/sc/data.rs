@@ -117,6 +117,24 @@ impl ScData {
         Ok(())
     }
 
+    /// The SHA-256 of the data itself (peaks, barcodes, sequences, rows): the identity of
+    /// data built in memory, which has no files to name. Reads every row.
+    pub fn digest(&self) -> String {
+        let mut h = sha2::Sha256::new();
+        for p in &self.peaks {
+            h.update(format!("{}\t{}\t{}\n", p.chrom, p.start, p.end).as_bytes());
+        }
+        for b in &self.barcodes {
+            h.update(b.as_bytes());
+            h.update(b"\n");
+        }
+        h.update(&self.codes);
+        h.update(bytemuck::cast_slice(self.rows.indptr()));
+        h.update(bytemuck::cast_slice(self.rows.indices()));
+        self.rows.release_pages();
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The codes of one peak's window.
     pub fn window(&self, peak: usize) -> &[u8] {
         &self.codes[peak * self.seq_len..(peak + 1) * self.seq_len]
@@ -132,9 +150,14 @@ pub fn load_sc_data(opts: &ScTrainOptions) -> Result<ScData, Error> {
     // The genome first: peaks on chromosomes it lacks are the more basic mistake.
     let bases = BaseStore::cached(&opts.genome)?;
     let all_codes = bases.peak_windows(&peaks, opts.model.seq_len, &opts.peaks.display().to_string())?;
-    let (peaks_sha, matrix_sha) = (file_sha256(&opts.peaks)?.0, matrix_sha256(&opts.matrix)?);
     let is_store = opts.matrix.extension().is_some_and(|e| e.eq_ignore_ascii_case("cxmatrix"));
-    let (peaks, barcodes, rows, codes) = match is_store.then(|| CellMatrix::open(&opts.matrix)).transpose()? {
+    let given_store = is_store.then(|| CellMatrix::open(&opts.matrix)).transpose()?;
+    let matrix_sha = match &given_store {
+        Some(store) => store.content_sha256(&opts.matrix)?,
+        None => matrix_sha256(&opts.matrix)?,
+    };
+    let peaks_sha = file_sha256(&opts.peaks)?.0;
+    let (peaks, barcodes, rows, codes) = match given_store {
         Some(store) if store_needs_no_filtering(&store, &peaks, opts)? => {
             (peaks, store.barcodes().to_vec(), Rows::Mapped(store), all_codes)
         }
@@ -187,8 +210,8 @@ pub fn load_sc_data(opts: &ScTrainOptions) -> Result<ScData, Error> {
     Ok(ScData { peaks, barcodes, codes, seq_len: opts.model.seq_len, rows, sources })
 }
 
-/// The SHA-256 of a matrix: of its file, or for a Matrix Market directory of its files'
-/// hashes in name order.
+/// The SHA-256 of a matrix that is not a store: of its file, or for a Matrix Market
+/// directory of its files' hashes in name order.
 fn matrix_sha256(path: &Path) -> Result<String, FileError> {
     if !path.is_dir() {
         return Ok(file_sha256(path)?.0);
@@ -208,9 +231,9 @@ fn matrix_sha256(path: &Path) -> Result<String, FileError> {
 }
 
 /// The matrix matched to the peaks, filtered and binarised, as a memory-mapped store: from
-/// the content-keyed cache (key: the SHA-256 of the matrix and peak files, `sources`, and
-/// the filters), or read, checked, filtered and written there on first use. A Matrix Market
-/// directory is read every time.
+/// the content-keyed cache (key: the SHA-256 of the matrix and peak files and the filters),
+/// or read, checked, filtered and written there on first use. A Matrix Market directory is
+/// read every time.
 fn filtered_store(
     opts: &ScTrainOptions,
     peaks: &[Interval],

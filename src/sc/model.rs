@@ -30,6 +30,18 @@ pub struct ScModelConfig {
     pub created_by: String,
 }
 
+impl ScModelConfig {
+    pub fn new(model: SeqConfig, training: serde_json::Value, inputs: BTreeMap<String, String>) -> Self {
+        ScModelConfig {
+            format: SC_FORMAT.into(),
+            model,
+            training,
+            inputs,
+            created_by: format!("chromax {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
 /// A trained single-cell model directory: its config and cells.
 pub fn open_sc_model(dir: &Path) -> Result<(ScModelConfig, Vec<String>), Error> {
     let config: ScModelConfig = open_model_dir(dir, SC_FORMAT)?;

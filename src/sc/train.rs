@@ -15,7 +15,7 @@
 //!   run also writes `cells.tsv` and `peaks.bed`.
 
 use super::data::{gather, split_peaks, ScData, Split};
-use super::model::{ScModelConfig, CELLS_FILE, PEAKS_FILE, SC_FORMAT};
+use super::model::{ScModelConfig, CELLS_FILE, PEAKS_FILE};
 use crate::backend::{AdamParams, Backend, HeadLogits, SparseHeadParams};
 use crate::error::FileError;
 use crate::eval::metrics::auroc_auprc;
@@ -359,8 +359,8 @@ pub fn train_seq<B: Backend>(
     resume: bool,
     events: &mut dyn FnMut(ScTrainEvent),
 ) -> Result<Vec<ScEpochRecord>, Error> {
-    if opts.batch == 0 || opts.epochs == 0 {
-        return Err(FileError::Argument("--batch and --epochs must be at least 1".into()).into());
+    if opts.batch == 0 {
+        return Err(FileError::Argument("--batch must be at least 1".into()).into());
     }
     if opts.max_shift < 0 || opts.max_shift as usize >= opts.model.seq_len {
         return Err(FileError::Argument(format!(
@@ -399,13 +399,14 @@ pub fn train_seq<B: Backend>(
         .into());
     }
 
-    let config = ScModelConfig {
-        format: SC_FORMAT.into(),
-        model: model_cfg.clone(),
-        training: serde_json::to_value(opts).map_err(|e| FileError::Argument(e.to_string()))?,
-        inputs: data.sources.clone(),
-        created_by: format!("chromax {}", env!("CARGO_PKG_VERSION")),
+    // Data read from files is known by the files' content; data built in memory by itself.
+    let inputs = if data.sources.is_empty() {
+        [("data built in memory".to_string(), data.digest())].into()
+    } else {
+        data.sources.clone()
     };
+    let training = serde_json::to_value(opts).map_err(|e| FileError::Argument(e.to_string()))?;
+    let config = ScModelConfig::new(model_cfg.clone(), training, inputs);
     let files = vec![(CELLS_FILE, data.barcodes.clone()), (PEAKS_FILE, peak_split_lines(data, &split))];
     let spec = RunSpec::new(&config, &RESUMABLE, &["peaks", "genome", "matrix"], files)?;
     let fit = FitOptions {

@@ -126,10 +126,7 @@ impl BaseStore {
     /// The SHA-256 of the FASTA the store was built from (recorded at building), else of the
     /// store file itself.
     pub fn source_sha256(&self) -> Result<String, FileError> {
-        match self.shard.index().source.as_ref().and_then(|s| s.sha256.clone()) {
-            Some(sha) => Ok(sha),
-            None => file_sha256(self.shard.path()).map(|(sha, _)| sha),
-        }
+        self.shard.source_sha256()
     }
 
     /// Codes of chromosome `chrom` over `start..start + out.len()` (N outside the chromosome).

@@ -14,7 +14,8 @@ use crate::io::atomic::AtomicFile;
 use crate::io::bed::Interval;
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use sha2::{Digest, Sha256};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 pub const MATRIX_MAGIC: &[u8; 8] = b"CHROMAXM";
@@ -55,6 +56,11 @@ struct MatrixIndex {
     /// `chrom:start-end` (0-based start, as BED).
     peak_names: Vec<String>,
     barcodes: Vec<String>,
+    /// SHA-256 of everything after the index (the arrays and their alignment padding),
+    /// computed while writing: the content's identity without reading it again. Stores
+    /// written before it was recorded lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_sha256: Option<String>,
 }
 
 fn align(x: u64) -> u64 {
@@ -69,6 +75,9 @@ struct StoreWriter {
     w: std::io::BufWriter<std::fs::File>,
     at: u64,
     index: MatrixIndex,
+    /// The index's length in the file, and the hash of what follows it.
+    reserved: usize,
+    content: Option<Sha256>,
 }
 
 impl StoreWriter {
@@ -83,8 +92,10 @@ impl StoreWriter {
             counts_offset: u64::MAX,
             peak_names,
             barcodes: barcodes.to_vec(),
+            content_sha256: Some("0".repeat(64)),
         };
-        // Serialised once with placeholder offsets (the longest they can print) to size it.
+        // Serialised once with placeholder offsets (the longest they can print) and hash to
+        // size it; rewritten with the real hash when the arrays are done.
         let reserved = serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?.len();
         index.indptr_offset = align(24 + reserved as u64);
         index.indices_offset = align(index.indptr_offset + 8 * (index.peaks as u64 + 1));
@@ -93,17 +104,21 @@ impl StoreWriter {
         json.resize(reserved, b' ');
         let file = AtomicFile::new(path)?;
         let w = file.create()?;
-        let mut s = StoreWriter { path: path.to_path_buf(), file, w, at: 0, index };
+        let mut s = StoreWriter { path: path.to_path_buf(), file, w, at: 0, index, reserved, content: None };
         s.put(MATRIX_MAGIC)?;
         s.put(&MATRIX_VERSION.to_le_bytes())?;
         s.put(&0u32.to_le_bytes())?;
         s.put(&(json.len() as u64).to_le_bytes())?;
         s.put(&json)?;
+        s.content = Some(Sha256::new());
         Ok(s)
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(), FileError> {
         self.w.write_all(bytes).map_err(FileError::io(&self.path))?;
+        if let Some(h) = &mut self.content {
+            h.update(bytes);
+        }
         self.at += bytes.len() as u64;
         Ok(())
     }
@@ -129,9 +144,17 @@ impl StoreWriter {
         Ok(())
     }
 
+    /// Writes the index again with the content's hash (no longer than its placeholder), then
+    /// renames the store into place.
     fn finish(mut self) -> Result<(), FileError> {
-        self.w.flush().map_err(FileError::io(&self.path))?;
-        drop(self.w);
+        let io = FileError::io(&self.path);
+        let hash = self.content.take().map(|h| h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>());
+        self.index.content_sha256 = hash;
+        let mut json = serde_json::to_vec(&self.index).map_err(|e| FileError::content(&self.path, e.to_string()))?;
+        json.resize(self.reserved, b' ');
+        let mut f = self.w.into_inner().map_err(|e| FileError::io(&self.path)(e.into_error()))?;
+        f.seek(SeekFrom::Start(24)).and_then(|_| f.write_all(&json)).and_then(|()| f.flush()).map_err(io)?;
+        drop(f);
         self.file.commit()
     }
 }
@@ -249,6 +272,15 @@ impl CellMatrix {
 
     pub fn shape(&self) -> (usize, usize) {
         (self.index.peaks, self.index.cells)
+    }
+
+    /// The SHA-256 of the store's content: recorded when it was written, else (an older store)
+    /// of the file `path` it was opened from.
+    pub fn content_sha256(&self, path: &Path) -> Result<String, FileError> {
+        match &self.index.content_sha256 {
+            Some(sha) => Ok(sha.clone()),
+            None => crate::store::build::file_sha256(path).map(|(sha, _)| sha),
+        }
     }
     pub fn barcodes(&self) -> &[String] {
         &self.index.barcodes

@@ -375,6 +375,15 @@ impl TrackShard {
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// The SHA-256 of the content the shard holds: of the file it was converted from
+    /// (recorded in its index when it was built), else of the shard file itself.
+    pub fn source_sha256(&self) -> Result<String, FileError> {
+        match self.index.source.as_ref().and_then(|s| s.sha256.clone()) {
+            Some(sha) => Ok(sha),
+            None => super::build::file_sha256(self.path()).map(|(sha, _)| sha),
+        }
+    }
+
     pub fn index(&self) -> &ShardIndex {
         &self.index
     }

@@ -39,7 +39,6 @@ pub struct TrainState {
     /// Optimiser steps taken.
     pub step: u64,
     /// The monitored value of the best epoch so far.
-    #[serde(alias = "best_train_auroc")]
     pub best_metric: Option<f64>,
     pub best_epoch: Option<usize>,
     /// Epochs since the last improvement.
@@ -100,22 +99,28 @@ pub struct Run {
 }
 
 impl Run {
-    /// Opens `dir` for a new run, or with `resume` for continuing the run in it. A new run
-    /// refuses a directory that holds one; a resume refuses a directory without one, other
-    /// settings or architecture, or other input data, naming what differs. Writes
-    /// `config.json` and the task's files once the checks pass.
+    /// Opens `dir` for a new run, or with `resume` for continuing the run in it, and locks
+    /// it. A new run refuses a directory that holds one; a resume refuses a directory without
+    /// one, or with other settings, architecture or input data, naming what differs. Writes
+    /// nothing: [`Run::begin`] does, once the caller has loaded what it needs.
     pub fn open(dir: &Path, spec: &RunSpec, resume: bool, log_header: &str) -> Result<Run, Error> {
-        if resume && !dir.join(LAST_FILE).is_file() {
-            return Err(FileError::content(
+        let no_run = || {
+            FileError::content(
                 dir,
                 "--resume: no training run to continue here (no last.safetensors: no epoch has finished)",
             )
-            .into());
+        };
+        if resume && !dir.is_dir() {
+            return Err(no_run().into());
         }
         std::fs::create_dir_all(dir).map_err(FileError::io(dir))?;
+        // The lock first: a run still in its first epoch is named, not taken for no run.
         let lock = RunLock::acquire(dir)?;
         let mut run = Run { dir: dir.to_path_buf(), _lock: lock, state: TrainState::new(), log: vec![], resumed: None };
         if resume {
+            if !dir.join(LAST_FILE).is_file() {
+                return Err(no_run().into());
+            }
             run.check_same_run(spec)?;
             let last = dir.join(LAST_FILE);
             let meta = read_tensor_metadata(&last)?;
@@ -138,54 +143,75 @@ impl Run {
         if run.log.len() != run.state.epoch + 1 {
             run.log = vec![log_header.to_string()]; // a lost log restarts; the model state is what matters
         }
-        write_atomically(dir.join(CONFIG_FILE), |w| writeln!(w, "{}", spec.config_text))?;
-        for (name, lines) in &spec.files {
-            write_lines(&dir.join(name), lines)?;
-        }
         Ok(run)
     }
 
+    /// Writes `config.json` and the task's files: the run begins (or continues) here.
+    pub fn begin(&self, spec: &RunSpec) -> Result<(), Error> {
+        write_atomically(self.path(CONFIG_FILE), |w| writeln!(w, "{}", spec.config_text))?;
+        for (name, lines) in &spec.files {
+            write_lines(&self.path(name), lines)?;
+        }
+        Ok(())
+    }
+
     /// Refuses to resume a run of another format, architecture, settings, inputs or files.
+    /// Keys are compared both ways: one added or removed is a difference too.
     fn check_same_run(&self, spec: &RunSpec) -> Result<(), FileError> {
         let path = self.dir.join(CONFIG_FILE);
         let saved: Value = read_json(&path, "chromax model config")?;
         let refuse = |what: String| Err(FileError::content(&path, format!("--resume: {what}")));
-        let empty = serde_json::Map::new();
-        let object = |v: &Value, key: &str| -> serde_json::Map<String, Value> {
-            v.get(key).and_then(Value::as_object).unwrap_or(&empty).clone()
-        };
-        if let Some(now) = spec.config.as_object() {
-            for (key, value) in now.iter().filter(|(k, _)| !["training", "inputs", "created_by"].contains(&k.as_str()))
-            {
-                if let Some((at, was, is)) = first_difference(key, saved.get(key).unwrap_or(&Value::Null), value) {
-                    return refuse(format!(
-                        "the run in this directory has {at} = {was}, this command asks for {is}: resume with the same model"
-                    ));
+        if saved.get("inputs").is_none() {
+            return refuse(
+                "this run was written by an older chromax that did not record its inputs' content, so \
+                 resuming it cannot be checked; start a new run"
+                    .into(),
+            );
+        }
+        let model = |v: &Value| -> Value {
+            let mut v = v.clone();
+            if let Some(o) = v.as_object_mut() {
+                for key in ["training", "inputs", "created_by"] {
+                    o.remove(key);
                 }
             }
+            v
+        };
+        if let Some((at, was, is)) = first_difference("", &model(&saved), &model(&spec.config)) {
+            return refuse(format!(
+                "the run in this directory has {at} = {was}, this command asks for {is}: resume with the same model"
+            ));
         }
-        let (was, is) = (object(&saved, "training"), object(&spec.config, "training"));
-        for (key, value) in &is {
-            let skipped = spec.resumable.contains(&key.as_str()) || spec.input_paths.contains(&key.as_str());
-            if !skipped && was.get(key) != Some(value) {
+        let section = |v: &Value, key: &str| v.get(key).cloned().unwrap_or(Value::Null);
+        let (was, is) = (section(&saved, "training"), section(&spec.config, "training"));
+        for key in keys(&was, &is) {
+            if spec.resumable.contains(&key.as_str()) || spec.input_paths.contains(&key.as_str()) {
+                continue;
+            }
+            if was.get(&key) != is.get(&key) {
+                let show = |v: Option<&Value>| v.map_or("absent".to_string(), Value::to_string);
                 return refuse(format!(
-                    "setting '{key}' was {} in this run and is {value} now; resume with the same settings (only {} may change)",
-                    was.get(key).map_or("absent".to_string(), Value::to_string),
+                    "setting '{key}' was {} in this run and is {} now; resume with the same settings (only {} may change)",
+                    show(was.get(&key)),
+                    show(is.get(&key)),
                     spec.resumable.join(", ")
                 ));
             }
         }
-        let (was, is) = (object(&saved, "inputs"), object(&spec.config, "inputs"));
-        for (name, sha) in &is {
-            if was.get(name) != Some(sha) {
-                let short =
-                    |v: Option<&Value>| v.and_then(Value::as_str).map_or("none".into(), |s| format!("{:.12}…", s));
-                return refuse(format!(
-                    "the {name} is not the data this run was trained on (content SHA-256 {}, the run's {}): resume with the same inputs",
-                    short(Some(sha)),
-                    short(was.get(name))
-                ));
-            }
+        let (was, is) = (section(&saved, "inputs"), section(&spec.config, "inputs"));
+        for name in keys(&was, &is) {
+            let short = |v: &Value| format!("{:.12}…", v.as_str().unwrap_or(""));
+            let what = match (was.get(&name), is.get(&name)) {
+                (Some(a), Some(b)) if a == b => continue,
+                (Some(a), Some(b)) => format!(
+                    "the {name} is not the data this run was trained on (content SHA-256 {}, the run's {})",
+                    short(b),
+                    short(a)
+                ),
+                (Some(_), None) => format!("the run was trained with a {name}, which this command does not give"),
+                (None, _) => format!("this command gives a {name}, which the run was not trained with"),
+            };
+            return refuse(format!("{what}: resume with the same inputs"));
         }
         for (name, lines) in &spec.files {
             let same = std::fs::read_to_string(self.dir.join(name))
@@ -238,12 +264,22 @@ impl Run {
     }
 }
 
-/// The first place two JSON values differ, as (dotted path, was, is), or `None`.
+/// The keys of two JSON objects (either may lack some), in order, each once.
+fn keys(a: &Value, b: &Value) -> Vec<String> {
+    let mut all: Vec<String> = [a, b].iter().filter_map(|v| v.as_object()).flat_map(|o| o.keys().cloned()).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The first place two JSON values differ, as (dotted path below `at`, was, is), or `None`;
+/// a key on one side only differs from its absence on the other.
 fn first_difference(at: &str, was: &Value, is: &Value) -> Option<(String, String, String)> {
     match (was, is) {
-        (Value::Object(a), Value::Object(b)) => {
-            b.iter().find_map(|(k, v)| first_difference(&format!("{at}.{k}"), a.get(k).unwrap_or(&Value::Null), v))
-        }
+        (Value::Object(_), Value::Object(_)) => keys(was, is).into_iter().find_map(|k| {
+            let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+            first_difference(&path, was.get(&k).unwrap_or(&Value::Null), is.get(&k).unwrap_or(&Value::Null))
+        }),
         _ if was == is => None,
         _ => Some((at.to_string(), was.to_string(), is.to_string())),
     }
@@ -259,5 +295,9 @@ mod tests {
         let b: Value = serde_json::json!({"reg_filters": 8, "kernel": {"size": 7}});
         assert_eq!(first_difference("model", &a, &a), None);
         assert_eq!(first_difference("model", &a, &b), Some(("model.kernel.size".into(), "5".into(), "7".into())));
+        // A key on one side only is a difference, either way round.
+        let c: Value = serde_json::json!({"reg_filters": 8});
+        assert_eq!(first_difference("", &a, &c), Some(("kernel".into(), r#"{"size":5}"#.into(), "null".into())));
+        assert_eq!(first_difference("", &c, &a), Some(("kernel".into(), "null".into(), r#"{"size":5}"#.into())));
     }
 }

@@ -186,6 +186,7 @@ pub fn fit<B: Backend, T: Task<B>, S>(
             }
         }
     }
+    run.begin(spec)?;
     events(Event::Ready { summary, start_epoch: run.state.epoch });
     let mut records = Vec::new();
     if run.state.stopped_early {

@@ -170,8 +170,8 @@ pub(crate) fn conv1d_bwd_weight<D: KernelDevice>(
     let ints = conv_ints(OP, p)?;
     let plan = weight_grad_plan(OP, p, d.multiprocessors())?;
     let n_parts = p.batch * plan.n_chunks;
-    let partial_mem = d.scratch(n_parts * p.weight_len() * 4)?;
-    let partial = d.scratch_ptr(&partial_mem);
+    let mut partial_mem = d.scratch(n_parts * p.weight_len() * 4)?;
+    let partial = d.scratch_ptr(&mut partial_mem);
     let head = [KArg::Ptr(x), KArg::Ptr(dy), KArg::Ptr(partial)];
     let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(plan.chunk_len as i32), KArg::I32(plan.n_ci_tiles as i32)];
     // SAFETY: conv1d_bwd_weight_partial_f32(const float* x, const float* dy, float* partial,

@@ -205,7 +205,7 @@ impl KernelDevice for CudaDevice {
         self.stream.clone_htod(bytes).map_err(driver_err("copying an op's inputs to the device"))
     }
 
-    fn scratch_ptr(&self, scratch: &CudaSlice<u8>) -> u64 {
+    fn scratch_ptr(&self, scratch: &mut CudaSlice<u8>) -> u64 {
         self.address(scratch)
     }
 

@@ -109,10 +109,6 @@ fn build() -> Result<Arc<libloading::Library>, BackendError> {
     Ok(Arc::new(lib))
 }
 
-fn address<T>(v: &[T]) -> u64 {
-    v.as_ptr() as u64
-}
-
 impl KernelDevice for EmulatedDevice {
     type Buf = Vec<f32>;
     /// 8-byte words, so f64 and u64 results are aligned.
@@ -153,7 +149,7 @@ impl KernelDevice for EmulatedDevice {
     }
 
     fn ptr(&self, buf: &Vec<f32>) -> u64 {
-        address(buf)
+        buf.as_ptr() as u64
     }
 
     fn ptr_mut(&self, buf: &mut Vec<f32>) -> u64 {
@@ -170,8 +166,8 @@ impl KernelDevice for EmulatedDevice {
         Ok(words)
     }
 
-    fn scratch_ptr(&self, scratch: &Vec<u64>) -> u64 {
-        address(scratch)
+    fn scratch_ptr(&self, scratch: &mut Vec<u64>) -> u64 {
+        scratch.as_mut_ptr() as u64
     }
 
     fn read_f64(&self, scratch: &Vec<u64>, out: &mut [f64]) -> BackendResult<()> {

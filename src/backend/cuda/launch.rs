@@ -70,8 +70,9 @@ pub trait KernelDevice: Send + Sync {
     fn scratch(&self, bytes: usize) -> BackendResult<Self::Scratch>;
     /// Scratch memory holding a copy of `bytes` (zeros when empty).
     fn scratch_from(&self, bytes: &[u8]) -> BackendResult<Self::Scratch>;
-    /// The device address of a scratch allocation.
-    fn scratch_ptr(&self, scratch: &Self::Scratch) -> u64;
+    /// The device address of a scratch allocation (kernels may write it, so it is borrowed
+    /// mutably).
+    fn scratch_ptr(&self, scratch: &mut Self::Scratch) -> u64;
     /// Copies the first `out.len()` doubles of a scratch allocation to the host, waiting for
     /// the work queued before.
     fn read_f64(&self, scratch: &Self::Scratch, out: &mut [f64]) -> BackendResult<()>;

@@ -23,9 +23,9 @@ pub(crate) fn denoise_loss<D: KernelDevice>(
     as_i32(OP, "batch × len", p.batch * p.len)?;
     let n = p.batch * p.cropped_len();
     let blocks = n.div_ceil(THREADS as usize).clamp(1, MAX_REDUCE_BLOCKS);
-    let partial_mem = d.scratch(blocks * 4 * 8)?; // (blocks, ≤ 4) doubles
-    let stats_mem = d.scratch(7 * 8)?; // 7 doubles
-    let (partial, stats_ptr) = (d.scratch_ptr(&partial_mem), d.scratch_ptr(&stats_mem));
+    let mut partial_mem = d.scratch(blocks * 4 * 8)?; // (blocks, ≤ 4) doubles
+    let mut stats_mem = d.scratch(7 * 8)?; // 7 doubles
+    let (partial, stats_ptr) = (d.scratch_ptr(&mut partial_mem), d.scratch_ptr(&mut stats_mem));
     let rows = KArg::I32(blocks as i32);
     let (shape, reduce_grid, pass_grid) = (
         [KArg::I32(b), KArg::I32(l), KArg::I32(pad)],

@@ -10,14 +10,14 @@ pub(crate) fn one_hot<D: KernelDevice>(d: &D, p: &OneHotParams, b: OneHot<'_, D:
     if p.batch * p.len == 0 {
         return Ok(());
     }
-    let codes = d.scratch_from(b.codes)?;
+    let mut codes = d.scratch_from(b.codes)?;
     let flags: Vec<u8> = b.reverse.iter().map(|&r| u8::from(r)).collect();
-    let flags = d.scratch_from(&flags)?;
-    let shift = d.scratch_from(bytemuck::cast_slice(b.shift))?;
+    let mut flags = d.scratch_from(&flags)?;
+    let mut shift = d.scratch_from(bytemuck::cast_slice(b.shift))?;
     let args = [
-        KArg::Ptr(d.scratch_ptr(&codes)),
-        KArg::Ptr(d.scratch_ptr(&flags)),
-        KArg::Ptr(d.scratch_ptr(&shift)),
+        KArg::Ptr(d.scratch_ptr(&mut codes)),
+        KArg::Ptr(d.scratch_ptr(&mut flags)),
+        KArg::Ptr(d.scratch_ptr(&mut shift)),
         KArg::Ptr(d.ptr_mut(b.out)),
         KArg::I64(p.batch as i64),
         KArg::I32(as_i32("one_hot", "len", p.len)?),

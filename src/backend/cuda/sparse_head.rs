@@ -32,16 +32,17 @@ pub(crate) fn sparse_head<D: KernelDevice>(
     let l = &bufs.logits;
     let (z, w, bias) = (d.ptr(l.z), d.ptr(l.w), d.ptr(l.bias));
     // The batch's rows are small beside the model: copied per call.
-    let (indptr_mem, indices_mem) = upload_rows(d, l.indptr, l.indices)?;
-    let (indptr, indices) = (d.scratch_ptr(&indptr_mem), d.scratch_ptr(&indices_mem));
+    let (mut indptr_mem, mut indices_mem) = upload_rows(d, l.indptr, l.indices)?;
+    let (indptr, indices) = (d.scratch_ptr(&mut indptr_mem), d.scratch_ptr(&mut indices_mem));
     let (dz, dw, dbias) = (d.ptr_mut(bufs.dz), d.ptr_mut(bufs.dw), d.ptr_mut(bufs.dbias));
     const OP: &str = "sparse_head";
     let (b, n, dim) = kernel_shape(OP, p)?;
     let grid = p.cells.div_ceil(HEAD_CELLS).min(BLOCKS_PER_SM * d.multiprocessors()).max(1);
-    let dz_parts = d.scratch(grid * p.batch * p.dim * 4)?;
-    let loss_parts = d.scratch(grid * 8)?;
-    let loss = d.scratch(8)?;
-    let (dz_ptr, loss_ptr, out_ptr) = (d.scratch_ptr(&dz_parts), d.scratch_ptr(&loss_parts), d.scratch_ptr(&loss));
+    let mut dz_parts = d.scratch(grid * p.batch * p.dim * 4)?;
+    let mut loss_parts = d.scratch(grid * 8)?;
+    let mut loss = d.scratch(8)?;
+    let (dz_ptr, loss_ptr, out_ptr) =
+        (d.scratch_ptr(&mut dz_parts), d.scratch_ptr(&mut loss_parts), d.scratch_ptr(&mut loss));
     let inv_n = 1.0 / (p.batch as f64 * p.cells as f64);
     let args = [
         KArg::Ptr(z),
@@ -99,8 +100,8 @@ pub(crate) fn head_roc_histogram<D: KernelDevice>(
 ) -> BackendResult<Vec<u64>> {
     bufs.check(p)?;
     let (z, w, bias) = (d.ptr(bufs.z), d.ptr(bufs.w), d.ptr(bufs.bias));
-    let (indptr_mem, indices_mem) = upload_rows(d, bufs.indptr, bufs.indices)?;
-    let (indptr, indices) = (d.scratch_ptr(&indptr_mem), d.scratch_ptr(&indices_mem));
+    let (mut indptr_mem, mut indices_mem) = upload_rows(d, bufs.indptr, bufs.indices)?;
+    let (indptr, indices) = (d.scratch_ptr(&mut indptr_mem), d.scratch_ptr(&mut indices_mem));
     const OP: &str = "head_roc_histogram";
     let (b, n, dim) = kernel_shape(OP, p)?;
     // Rows on x (up to 2^31 − 1 blocks), cell splits on y (≤ 65,535): enough blocks to fill the
@@ -113,14 +114,14 @@ pub(crate) fn head_roc_histogram<D: KernelDevice>(
         .max(p.cells.div_ceil(ROC_MAX_CELLS_PER_BLOCK))
         .clamp(1, 65_535);
     let counts = if per_row { p.batch * 2 * ROC_BINS } else { 2 * ROC_BINS };
-    let hist = d.scratch(counts * 8)?;
+    let mut hist = d.scratch(counts * 8)?;
     let args = [
         KArg::Ptr(z),
         KArg::Ptr(w),
         KArg::Ptr(bias),
         KArg::Ptr(indptr),
         KArg::Ptr(indices),
-        KArg::Ptr(d.scratch_ptr(&hist)),
+        KArg::Ptr(d.scratch_ptr(&mut hist)),
         KArg::I32(b),
         KArg::I32(n),
         KArg::I32(dim),
