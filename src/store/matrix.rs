@@ -56,9 +56,9 @@ struct MatrixIndex {
     /// `chrom:start-end` (0-based start, as BED).
     peak_names: Vec<String>,
     barcodes: Vec<String>,
-    /// SHA-256 of everything after the index (the arrays and their alignment padding),
-    /// computed while writing: the content's identity without reading it again. Stores
-    /// written before it was recorded lack it.
+    /// SHA-256 of the content: the peak names and barcodes, then every byte after the index
+    /// (the arrays and their alignment padding), computed while writing, so the store's
+    /// identity needs no second reading. Stores written before it was recorded lack it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     content_sha256: Option<String>,
 }
@@ -110,7 +110,12 @@ impl StoreWriter {
         s.put(&0u32.to_le_bytes())?;
         s.put(&(json.len() as u64).to_le_bytes())?;
         s.put(&json)?;
-        s.content = Some(Sha256::new());
+        let mut content = Sha256::new();
+        for list in [&s.index.peak_names, &s.index.barcodes] {
+            list.iter().for_each(|n| content.update(format!("{n}\n").as_bytes()));
+            content.update([0u8]);
+        }
+        s.content = Some(content);
         Ok(s)
     }
 
@@ -397,4 +402,36 @@ pub fn read_matrix(path: &Path) -> Result<CsrCounts, FileError> {
         }
     });
     Ok(CsrCounts { peaks, cells: store.barcodes().to_vec(), indptr, indices, counts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(cells: &[&str]) -> CsrCounts {
+        let peaks =
+            vec![Interval { chrom: "c".into(), start: 0, end: 10 }, Interval { chrom: "c".into(), start: 20, end: 30 }];
+        let cells = cells.iter().map(|c| c.to_string()).collect();
+        CsrCounts { peaks, cells, indptr: vec![0, 1, 3], indices: vec![1, 0, 1], counts: vec![1, 2, 1] }
+    }
+
+    #[test]
+    fn the_recorded_content_hash_names_the_content() {
+        let dir = crate::io::scratch_dir("matrix-hash");
+        let hash = |name: &str, m: &CsrCounts| {
+            let path = dir.join(name);
+            write_matrix(&path, m).expect("write");
+            let store = CellMatrix::open(&path).expect("open");
+            assert_eq!(read_matrix(&path).expect("read back"), *m);
+            store.content_sha256(&path).expect("hash")
+        };
+        let a = hash("a.cxmatrix", &matrix(&["x", "y"]));
+        assert_eq!(a.len(), 64);
+        assert_eq!(hash("again.cxmatrix", &matrix(&["x", "y"])), a, "the same content, the same hash");
+        assert_ne!(hash("cells.cxmatrix", &matrix(&["x", "z"])), a, "another barcode");
+        let mut other = matrix(&["x", "y"]);
+        other.indices = vec![0, 0, 1];
+        assert_ne!(hash("rows.cxmatrix", &other), a, "another row");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
