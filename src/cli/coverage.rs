@@ -9,6 +9,8 @@ use chromax::coverage::{
 use chromax::io::barcodes::read_barcodes;
 use chromax::io::bedgraph::write_bedgraph;
 use chromax::io::bigwig::write_bigwig;
+use chromax::io::guard::Files;
+use chromax::io::prefixed;
 
 use chromax::io::ChromSizes;
 use chromax::store::shard::write_shard;
@@ -87,6 +89,14 @@ fn output_format(path: &Path) -> CliResult<OutputFormat> {
 pub fn run(args: &CoverageArgs) -> CliResult {
     let started = Instant::now();
     let format = output_format(&args.output)?;
+    let index = |ext: &str| prefixed(&args.input, ext);
+    Files::new()
+        .input("INPUT", &args.input)
+        .inputs("the index of INPUT", [index(".bai"), index(".tbi"), index(".csi")])
+        .inputs("--genome", &args.genome)
+        .inputs("--cells", &args.cells)
+        .output("-o", &args.output)
+        .check()?;
     let bam = is_bam(&args.input);
     let sizes = match (&args.genome, bam) {
         (Some(g), _) => ChromSizes::read(g)?,

@@ -17,6 +17,7 @@ use chromax::denoise::peak_calls::ProbPeakOptions;
 use chromax::denoise::train::{train, BestMetric, TrackPair, TrainOptions};
 use chromax::io::bed::write_narrowpeak;
 use chromax::io::bigwig::write_bigwig;
+use chromax::io::guard::Files;
 use chromax::io::ChromSizes;
 use chromax::models::DenoiseConfig;
 use chromax::on_backend;
@@ -56,9 +57,20 @@ pub fn run_demo(a: &DemoArgs) -> CliResult {
         )
         .into());
     }
+    let out = |name: &str| a.output.join(name);
+    let written = [
+        "clean.bw",
+        "noisy.bw",
+        "clean.narrowPeak",
+        "model",
+        "holdout.track.bw",
+        "holdout.prob.bw",
+        "holdout.peaks.narrowPeak",
+        "holdout_eval.json",
+    ];
+    Files::new().input("--data", &fragments).input("--data", &sizes_path).outputs("-o", written.map(out)).check()?;
     std::fs::create_dir_all(&a.output).map_err(|e| format!("{}: {e}", a.output.display()))?;
     let sizes = ChromSizes::read(&sizes_path)?;
-    let out = |name: &str| a.output.join(name);
     let threads = rayon::current_num_threads();
 
     eprintln!("1/5 coverage: clean (all fragments) and noisy (10% of fragments, seed {})", a.seed);

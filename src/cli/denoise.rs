@@ -7,6 +7,8 @@ use chromax::denoise::eval::{evaluate, format_table, EvalOptions, Prediction};
 use chromax::denoise::infer::{run, RunOptions};
 use chromax::denoise::peak_calls::ProbPeakOptions;
 use chromax::denoise::train::{train, BestMetric, DataSummary, EpochRecord, TrackPair, TrainEvent, TrainOptions};
+use chromax::io::guard::Files;
+use chromax::io::prefixed;
 use chromax::models::DenoiseConfig;
 use chromax::on_backend;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -359,6 +361,18 @@ pub fn run_cmd(cmd: &DenoiseCommand) -> CliResult {
                 genome: a.genome.clone(),
                 regions: a.regions.clone(),
             };
+            let predicted = a.prediction.iter().flat_map(|p| [prefixed(p, ".track.bw"), prefixed(p, ".prob.bw")]);
+            Files::new()
+                .inputs("--prediction", predicted)
+                .model_dirs("--model", &a.model)
+                .inputs("--noisy", &a.noisy)
+                .input("--clean", &a.clean)
+                .input("--peaks", &a.peaks)
+                .inputs("--genome", &a.genome)
+                .inputs("--regions", a.regions.iter().map(std::path::Path::new).filter(|p| p.is_file()))
+                .inputs("--extra-track", parse_extra(&a.extra_track)?.into_iter().map(|(_, p)| p))
+                .outputs("--json", &a.json)
+                .check()?;
             let compute = select(a.device.as_deref())?;
             let report = on_backend!(compute, b => evaluate(b, &opts))?;
             print!("{}", format_table(&report));

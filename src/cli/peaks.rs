@@ -3,6 +3,7 @@
 use super::progress::thousands;
 use super::CliResult;
 use chromax::io::bed::write_narrowpeak;
+use chromax::io::guard::Files;
 use chromax::io::ChromSizes;
 use chromax::peaks::{call_peaks, PeakCallOptions};
 use chromax::store::build::read_track;
@@ -33,6 +34,7 @@ pub struct PeaksArgs {
 }
 
 pub fn run(args: &PeaksArgs) -> CliResult {
+    Files::new().input("TRACK", &args.track).inputs("--genome", &args.genome).output("-o", &args.output).check()?;
     let sizes = args.genome.as_ref().map(ChromSizes::read).transpose()?;
     let track = read_track(&args.track, sizes.as_ref())?;
     let opts = PeakCallOptions {

@@ -5,13 +5,14 @@ use super::progress::thousands;
 use super::CliResult;
 use chromax::io::barcodes::read_barcodes;
 use chromax::io::bed::read_intervals;
+use chromax::io::guard::Files;
 use chromax::io::h5ad::write_h5ad;
 use chromax::models::SeqConfig;
 use chromax::on_backend;
 use chromax::sc::data::load_sc_data;
 use chromax::sc::embed::{read_cell_embeddings, write_embeddings, EmbedFormat};
 use chromax::sc::matrix::{count_fragments_in_peaks, CellFilter};
-use chromax::sc::train::{train_seq, ScDataSummary, ScEpochRecord, ScTrainEvent, ScTrainOptions};
+use chromax::sc::train::{check_run_dir, train_seq, ScDataSummary, ScEpochRecord, ScTrainEvent, ScTrainOptions};
 use chromax::store::matrix::write_matrix;
 use std::path::PathBuf;
 
@@ -128,6 +129,12 @@ pub fn run(cmd: &ScCommand) -> CliResult {
 }
 
 fn matrix(a: &MatrixArgs) -> CliResult {
+    Files::new()
+        .input("--fragments", &a.fragments)
+        .input("--peaks", &a.peaks)
+        .inputs("--cells", &a.cells)
+        .output("-o", &a.output)
+        .check()?;
     let ext = a.output.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     if ext != "h5ad" && ext != "cxmatrix" {
         return Err(format!("-o {}: use a .h5ad or .cxmatrix name", a.output.display()).into());
@@ -183,6 +190,7 @@ fn train(a: &ScTrainArgs) -> CliResult {
         model,
         ..ScTrainOptions::default()
     };
+    check_run_dir(&opts, &out)?;
     let data = load_sc_data(&opts)?;
     let compute = select(a.device.as_deref())?;
     let mut report = sc_reporter();
@@ -236,6 +244,7 @@ fn sc_reporter() -> impl FnMut(ScTrainEvent) {
 }
 
 fn embed(a: &EmbedArgs) -> CliResult {
+    Files::new().model_dir("--model", &a.model).output("-o", &a.output).check()?;
     let format = match a.format {
         Some(FormatArg::H5ad) => EmbedFormat::H5ad,
         Some(FormatArg::Npy) => EmbedFormat::Npy,

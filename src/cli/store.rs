@@ -2,6 +2,7 @@
 
 use super::progress::thousands;
 use super::CliResult;
+use chromax::io::guard::Files;
 use chromax::io::ChromSizes;
 use chromax::store::{build_shard, cached_shard, Dtype, TrackShard};
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ pub fn run(cmd: &StoreCommand) -> CliResult {
 
 fn build(args: &BuildArgs) -> CliResult {
     let started = std::time::Instant::now();
+    Files::new().input("INPUT", &args.input).inputs("--genome", &args.genome).outputs("-o", &args.output).check()?;
     let dtype = args.dtype.as_deref().map(Dtype::parse).transpose()?;
     let sizes = args.genome.as_ref().map(ChromSizes::read).transpose()?;
     let (path, stats) = match &args.output {

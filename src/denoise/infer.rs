@@ -16,6 +16,7 @@ use crate::data::{open_coverage, tile_range, BatchShape, BatchStream, Interval, 
 use crate::error::FileError;
 use crate::io::bed::{read_intervals, write_narrowpeak, NarrowPeak};
 use crate::io::bigwig::BigWigStream;
+use crate::io::guard::Files;
 use crate::io::ChromSizes;
 use crate::models::DenoiseNet;
 use crate::nn::download_f32;
@@ -59,12 +60,7 @@ pub struct RunSummary {
     pub outputs: Vec<PathBuf>,
 }
 
-/// `PREFIX` + `suffix` (`out/sample` + `.track.bw`), the output names of a run.
-pub fn prefixed(prefix: &Path, suffix: &str) -> PathBuf {
-    let mut p = prefix.as_os_str().to_owned();
-    p.push(suffix);
-    PathBuf::from(p)
-}
+pub use crate::io::prefixed;
 
 /// The spans to denoise: the regions (sorted, overlaps merged), or every chromosome.
 pub fn resolve_spans(regions: &[String], sizes: &ChromSizes) -> Result<Vec<Span>, FileError> {
@@ -75,10 +71,11 @@ pub fn resolve_spans(regions: &[String], sizes: &ChromSizes) -> Result<Vec<Span>
     for r in regions {
         let as_path = Path::new(r);
         let list: Vec<(String, u64, u64, String)> = if as_path.is_file() {
-            read_intervals(as_path)?
-                .into_iter()
-                .map(|iv| (iv.chrom, iv.start, iv.end, as_path.display().to_string()))
-                .collect()
+            let intervals = read_intervals(as_path)?;
+            if intervals.is_empty() {
+                return Err(FileError::content(as_path, "--regions: the file holds no regions"));
+            }
+            intervals.into_iter().map(|iv| (iv.chrom, iv.start, iv.end, as_path.display().to_string())).collect()
         } else {
             let region = Region::parse(r).map_err(FileError::Argument)?;
             vec![(region.chrom, region.start, region.end, format!("--regions {r}"))]
@@ -197,16 +194,26 @@ pub fn run<B: Backend>(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RunSummary, Error> {
     let started = Instant::now();
-    let (net, config) = load_model(backend, &opts.model)?;
-    let sizes = run_sizes(opts.genome.as_deref(), &opts.noisy)?;
-    let set = open_inputs(&config, &opts.noisy, &opts.extra_tracks, &sizes)?;
-    let spans = resolve_spans(&opts.regions, &sizes)?;
-    let total: u64 = spans.iter().map(|s| s.end - s.start).sum();
     let (track_path, prob_path, peaks_path) = (
         prefixed(&opts.prefix, ".track.bw"),
         prefixed(&opts.prefix, ".prob.bw"),
         prefixed(&opts.prefix, ".peaks.narrowPeak"),
     );
+    Files::new()
+        .model_dir("--model", &opts.model)
+        .input("--noisy", &opts.noisy)
+        .inputs("--extra-track", opts.extra_tracks.iter().map(|(_, p)| p))
+        .inputs("--genome", &opts.genome)
+        .inputs("--regions", opts.regions.iter().map(Path::new).filter(|p| p.is_file()))
+        .output("-o", &track_path)
+        .output("-o", &peaks_path)
+        .outputs("-o", opts.probabilities.then_some(&prob_path))
+        .check()?;
+    let (net, config) = load_model(backend, &opts.model)?;
+    let sizes = run_sizes(opts.genome.as_deref(), &opts.noisy)?;
+    let set = open_inputs(&config, &opts.noisy, &opts.extra_tracks, &sizes)?;
+    let spans = resolve_spans(&opts.regions, &sizes)?;
+    let total: u64 = spans.iter().map(|s| s.end - s.start).sum();
     let threads = rayon::current_num_threads().max(1);
     let track_out = BigWigStream::create(&track_path, &sizes, threads)?;
     let prob_out = if opts.probabilities { Some(BigWigStream::create(&prob_path, &sizes, threads)?) } else { None };

@@ -13,6 +13,7 @@ use crate::data::batcher::interval_is_empty;
 use crate::data::{chrom_ids, open_coverage, open_peaks, tile, Batch, BatchShape, BatchStream, Interval, TrackSet};
 use crate::error::{BackendError, FileError};
 use crate::eval::metrics::{auroc_auprc, mse, pearson};
+use crate::io::guard::Files;
 use crate::io::ChromSizes;
 use crate::models::{DenoiseConfig, DenoiseNet};
 use crate::nn::download_f32;
@@ -398,6 +399,13 @@ pub fn train<B: Backend>(
     resume: bool,
     events: &mut dyn FnMut(TrainEvent),
 ) -> Result<Vec<EpochRecord>, Error> {
+    let reads = Files::new()
+        .inputs("--noisy", opts.pairs.iter().map(|p| &p.noisy))
+        .inputs("--clean", opts.pairs.iter().map(|p| &p.clean))
+        .inputs("--peaks", opts.pairs.iter().map(|p| &p.peaks))
+        .input("--genome", &opts.genome)
+        .inputs("--extra-track", opts.extra_tracks.iter().map(|(_, p)| p));
+    train::check_run_files(out, &[], reads)?;
     if opts.pairs.is_empty() {
         return Err(FileError::Argument("training needs at least one --noisy/--clean/--peaks set".into()).into());
     }

@@ -11,6 +11,7 @@ pub mod bed;
 pub mod bedgraph;
 pub mod bigwig;
 pub mod fragments;
+pub mod guard;
 pub mod h5ad;
 pub mod json;
 pub mod mtx;
@@ -21,6 +22,13 @@ pub mod tenx;
 pub mod text;
 
 pub use sizes::ChromSizes;
+
+/// `PREFIX` + `suffix` (`out/sample` + `.track.bw`, `reads.bam` + `.bai`).
+pub fn prefixed(prefix: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut p = prefix.as_os_str().to_owned();
+    p.push(suffix);
+    std::path::PathBuf::from(p)
+}
 
 /// A new, empty directory for one unit test's files: `chromax-<tag>-<pid>` in the temporary
 /// directory.

@@ -20,6 +20,7 @@ use crate::backend::{AdamParams, Backend, HeadLogits, SparseHeadParams};
 use crate::error::FileError;
 use crate::eval::metrics::auroc_auprc;
 use crate::eval::roc::{mean_auroc, RocHistogram};
+use crate::io::guard::Files;
 use crate::models::{SeqBatch, SeqConfig, SeqNet};
 use crate::nn::download_f32;
 use crate::rng::mix;
@@ -350,6 +351,19 @@ impl<B: Backend> Task<B> for ScTask<'_> {
     }
 }
 
+/// Refuses an output directory `out` where a run would write over a file it reads (the
+/// peaks, the genome, the matrix or a file of a Matrix Market directory): call it before
+/// reading the data; [`train_seq`] calls it too.
+pub fn check_run_dir(opts: &ScTrainOptions, out: &Path) -> Result<(), FileError> {
+    let matrix_files: Vec<PathBuf> = match std::fs::read_dir(&opts.matrix) {
+        Ok(dir) => dir.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => vec![opts.matrix.clone()],
+    };
+    let reads =
+        Files::new().input("--peaks", &opts.peaks).input("--genome", &opts.genome).inputs("--matrix", matrix_files);
+    train::check_run_files(out, &[CELLS_FILE, PEAKS_FILE], reads)
+}
+
 /// Trains (or resumes) a SeqNet on `data`; returns the epoch records.
 pub fn train_seq<B: Backend>(
     backend: &B,
@@ -359,6 +373,7 @@ pub fn train_seq<B: Backend>(
     resume: bool,
     events: &mut dyn FnMut(ScTrainEvent),
 ) -> Result<Vec<ScEpochRecord>, Error> {
+    check_run_dir(opts, out)?;
     if opts.batch == 0 {
         return Err(FileError::Argument("--batch must be at least 1".into()).into());
     }

@@ -12,6 +12,7 @@ use super::lock::RunLock;
 use crate::backend::Backend;
 use crate::error::FileError;
 use crate::io::atomic::write_atomically;
+use crate::io::guard::Files;
 use crate::io::json::{read_json, write_json};
 use crate::io::safetensors::{read_tensor_metadata, read_tensors, write_tensors, write_tensors_with_metadata, Tensors};
 use crate::io::text::write_lines;
@@ -86,6 +87,13 @@ impl RunSpec {
         let config = serde_json::from_str(&config_text).map_err(bad)?;
         Ok(RunSpec { config_text, config, resumable, input_paths, files })
     }
+}
+
+/// Refuses a run directory among whose files (those of every run, and the task's own) is a
+/// file the run reads; call it before reading anything.
+pub fn check_run_files(dir: &Path, task_files: &[&str], reads: Files<'_>) -> Result<(), FileError> {
+    let every_run = [CONFIG_FILE, MODEL_FILE, LAST_FILE, STATE_FILE, LOG_FILE, super::lock::LOCK_FILE];
+    reads.outputs("-o", every_run.iter().chain(task_files).map(|f| dir.join(f))).check()
 }
 
 /// An open run directory: locked for this process, with the state to continue from.

@@ -15,7 +15,7 @@ use crate::error::FileError;
 use crate::models::checkpoint::load_weights;
 use crate::nn::{upload_f32, Module};
 use crate::Error;
-pub use checkpoint::{Run, RunSpec, TrainState, LAST_FILE, LOG_FILE, MOMENT_PREFIXES, STATE_FILE};
+pub use checkpoint::{check_run_files, Run, RunSpec, TrainState, LAST_FILE, LOG_FILE, MOMENT_PREFIXES, STATE_FILE};
 use std::path::Path;
 use std::time::Instant;
 
