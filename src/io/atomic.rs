@@ -77,3 +77,55 @@ impl Drop for AtomicFile {
         }
     }
 }
+
+/// Removes from `dir` the temporary files of writers that no longer run: names of the form
+/// `.NAME.tmp-PID-N` (as [`AtomicFile`] makes them) whose PID is not a live process. A file
+/// of a live process — this one or another — is left alone, so concurrent writers are safe;
+/// failures are ignored (the files only take space).
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temporary_owner) else { continue };
+        // SAFETY: kill with signal 0 sends nothing; it only asks whether the process exists.
+        let gone =
+            unsafe { libc::kill(pid, 0) } == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The writer's PID of an [`AtomicFile`] temporary name, `.NAME.tmp-PID-N`.
+fn temporary_owner(name: &str) -> Option<libc::pid_t> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp-")?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse::<libc::pid_t>().ok().filter(|&p| p > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_temporaries_go_and_live_ones_stay() {
+        let dir = crate::io::scratch_dir("atomic");
+        let mine = AtomicFile::new(dir.join("a.cxtrack")).expect("new");
+        std::fs::write(mine.path(), b"in progress").expect("write");
+        // A PID that cannot run: above Linux's maximum (2^22).
+        let dead = dir.join(".b.cxtrack.tmp-4194305-0");
+        std::fs::write(&dead, b"left by a killed run").expect("write");
+        let unrelated = dir.join(".c.tmp-notapid-0");
+        std::fs::write(&unrelated, b"x").expect("write");
+        remove_stale_temporaries(&dir);
+        assert!(mine.path().exists(), "a live writer's file stays");
+        assert!(!dead.exists(), "a dead writer's file goes");
+        assert!(unrelated.exists(), "other names are not touched");
+        assert_eq!(temporary_owner(".m.safetensors.tmp-123-7"), Some(123));
+        assert_eq!(temporary_owner("m.safetensors"), None);
+        drop(mine);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

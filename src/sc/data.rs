@@ -12,6 +12,7 @@ use crate::io::h5ad::parse_peak_name;
 use crate::rng::mix;
 use crate::rng::shuffled_for;
 use crate::store::bases::BaseStore;
+use crate::store::build::cache_dir;
 use crate::store::build::file_sha256;
 use crate::store::matrix::CellMatrix;
 use crate::store::track_cache_dir;
@@ -240,14 +241,13 @@ fn filtered_store(
     matrix_sha: &str,
     peaks_sha: &str,
 ) -> Result<CellMatrix, Error> {
-    let cache = track_cache_dir().filter(|_| opts.matrix.is_file());
+    let cache = track_cache_dir().filter(|_| opts.matrix.is_file()).map(|_| cache_dir()).transpose()?;
     let path = match &cache {
         Some(dir) => {
             let (m, p) = (matrix_sha, peaks_sha);
             let key = format!("chromax-matrix-1 {m} {p} {} {}", opts.min_cells_per_peak, opts.min_peaks_per_cell);
             let digest = sha2::Sha256::digest(key.as_bytes());
             let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-            std::fs::create_dir_all(dir).map_err(FileError::io(dir))?;
             dir.join(format!("matrix-{hex}.cxmatrix"))
         }
         None => {

@@ -5,7 +5,7 @@
 //! character is an error naming the line. Peak windows (e.g. scBasset's 1,344 bp) are centred
 //! on `(start + end) / 2` and padded with N past the chromosome ends.
 
-use super::build::{file_sha256, track_cache_dir};
+use super::build::{cache_dir, cache_error, file_sha256};
 use super::shard::{
     write_shard_with, Dtype, ShardSource, ShardStats, ShardValues, TrackShard, CONTENT_BASES, SHARD_EXTENSION,
 };
@@ -107,15 +107,16 @@ impl BaseStore {
 
     /// The base store of a FASTA file from the content-keyed cache, converting it on first use.
     pub fn cached(fasta: &Path) -> Result<Self, FileError> {
-        let dir = track_cache_dir()
-            .ok_or_else(|| FileError::Argument("no cache directory: set CHROMAX_TRACK_CACHE or HOME".into()))?;
-        std::fs::create_dir_all(&dir).map_err(FileError::io(&dir))?;
+        let dir = cache_dir()?;
         let (sha, _) = file_sha256(fasta)?;
         let path = dir.join(format!("bases-{}.{SHARD_EXTENSION}", &sha[..32]));
+        // Reused only when its header names this FASTA's content.
         if let Ok(store) = BaseStore::open(&path) {
-            return Ok(store);
+            if store.shard.index().source.as_ref().and_then(|s| s.sha256.as_deref()) == Some(sha.as_str()) {
+                return Ok(store);
+            }
         }
-        build_base_store(fasta, &path)?;
+        build_base_store(fasta, &path).map_err(|e| cache_error(&dir, e))?;
         BaseStore::open(&path)
     }
 

@@ -178,6 +178,25 @@ pub fn build_shard(
     write_shard(out, &track, dtype.unwrap_or(format.default_dtype()), Some(source))
 }
 
+/// The cache directory, created if needed, with the temporary files of killed runs removed;
+/// an error says how to move it.
+pub fn cache_dir() -> Result<PathBuf, FileError> {
+    let dir = track_cache_dir().ok_or_else(|| {
+        FileError::Argument(format!("no cache directory: set {CACHE_DIR_ENV} to a writable directory (or HOME)"))
+    })?;
+    std::fs::create_dir_all(&dir).map_err(|e| cache_error(&dir, FileError::io(&dir)(e)))?;
+    crate::io::atomic::remove_stale_temporaries(&dir);
+    Ok(dir)
+}
+
+/// A cache write that failed, with the way out: another cache directory.
+pub fn cache_error(dir: &Path, e: FileError) -> FileError {
+    FileError::Argument(format!(
+        "{e} — the cache {} cannot be written: set {CACHE_DIR_ENV} to a writable directory with free space",
+        dir.display()
+    ))
+}
+
 /// The track cache: `$CHROMAX_TRACK_CACHE`, else `$XDG_CACHE_HOME/chromax/tracks`, else
 /// `$HOME/.cache/chromax/tracks`.
 pub fn track_cache_dir() -> Option<PathBuf> {
@@ -196,9 +215,7 @@ pub fn cached_shard(input: &Path, dtype: Option<Dtype>, sizes: Option<&ChromSize
         return TrackShard::open(input);
     }
     let dtype = dtype.unwrap_or(format.default_dtype());
-    let dir = track_cache_dir()
-        .ok_or_else(|| FileError::Argument(format!("no cache directory: set {CACHE_DIR_ENV} or HOME")))?;
-    std::fs::create_dir_all(&dir).map_err(FileError::io(&dir))?;
+    let dir = cache_dir()?;
     let (sha, size) = file_sha256(input)?;
     let mut key = Sha256::new();
     key.update(sha.as_bytes());
@@ -212,11 +229,16 @@ pub fn cached_shard(input: &Path, dtype: Option<Dtype>, sizes: Option<&ChromSize
     }
     let key: String = key.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
     let path = dir.join(format!("{key}.{SHARD_EXTENSION}"));
+    // A cache entry is reused only when its own header says it is what its name promises;
+    // anything else (damaged, altered, from another input) is rebuilt in its place.
     if let Ok(shard) = TrackShard::open(&path) {
-        return Ok(shard);
+        let recorded = shard.index().source.as_ref().and_then(|s| s.sha256.as_deref());
+        if recorded == Some(sha.as_str()) && shard.dtype() == dtype && sizes.is_none_or(|s| shard.sizes() == s) {
+            return Ok(shard);
+        }
     }
     let track = read_track(input, sizes)?;
     let source = ShardSource { path: input.display().to_string(), sha256: Some(sha), size: Some(size) };
-    write_shard(&path, &track, dtype, Some(source))?;
+    write_shard(&path, &track, dtype, Some(source)).map_err(|e| cache_error(&dir, e))?;
     TrackShard::open(&path)
 }

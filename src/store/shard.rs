@@ -182,7 +182,8 @@ pub fn write_shard_with(
         .truncate(true)
         .open(file.path())
         .map_err(FileError::io(path))?;
-    f.set_len(total).map_err(FileError::io(path))?;
+    reserve(&f, total)
+        .map_err(|e| FileError::content(path, format!("cannot reserve {total} bytes for the shard: {e}")))?;
     // SAFETY: the file was just created by this process under a private temporary name; no
     // one else maps or truncates it while the mapping lives.
     let mut map = unsafe { MmapMut::map_mut(&f) }.map_err(FileError::io(path))?;
@@ -225,6 +226,19 @@ pub fn write_shard_with(
 
 fn align(x: u64) -> u64 {
     x.div_ceil(ALIGN) * ALIGN
+}
+
+/// Sizes `f` to `len` bytes with the disk space allocated (posix_fallocate), so that writing
+/// through a memory map cannot meet a full disk (which would kill the process with SIGBUS):
+/// the error comes here instead, as an I/O error naming the cause.
+fn reserve(f: &File, len: u64) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(|_| std::io::Error::from(std::io::ErrorKind::FileTooLarge))?;
+    // SAFETY: a plain system call on an open file descriptor this process owns.
+    match unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len) } {
+        0 => Ok(()),
+        errno => Err(std::io::Error::from_raw_os_error(errno)),
+    }
 }
 
 /// Writes chromosome `id`'s runs into its (zero-filled) bytes.
@@ -362,11 +376,26 @@ impl TrackShard {
             .get(FIXED_HEADER..FIXED_HEADER.saturating_add(json_len))
             .ok_or_else(|| bad("the index runs past the end of the file: truncated".into()))?;
         let index: ShardIndex = serde_json::from_slice(json).map_err(|e| bad(format!("unreadable index: {e}")))?;
+        // The index must describe exactly the file's layout (each array aligned right after
+        // the one before, the last ending the file): an altered dtype, length or offset, or a
+        // truncated file, is damage to refuse, never data to read.
+        let mut expected = align((FIXED_HEADER + json_len) as u64);
         for c in &index.chroms {
-            let end = c.offset.checked_add(c.length * index.dtype.size() as u64);
-            if c.offset % ALIGN != 0 || end.is_none_or(|e| e > map.len() as u64) {
-                return Err(bad(format!("chromosome '{}' lies outside the file: truncated or damaged", c.name)));
+            let bytes = c.length.checked_mul(index.dtype.size() as u64);
+            let end = bytes.and_then(|b| c.offset.checked_add(b));
+            if c.offset != expected || end.is_none_or(|e| e > map.len() as u64) {
+                return Err(bad(format!(
+                    "chromosome '{}' of the index does not match the file's layout: damaged or truncated (rebuild it)",
+                    c.name
+                )));
             }
+            expected = align(end.unwrap_or(u64::MAX));
+        }
+        if expected != map.len() as u64 {
+            return Err(bad(format!(
+                "the index describes {expected} bytes but the file holds {}: damaged or truncated (rebuild it)",
+                map.len()
+            )));
         }
         let sizes = ChromSizes::from_pairs(index.chroms.iter().map(|c| (c.name.clone(), c.length))).map_err(bad)?;
         Ok(TrackShard { path: path.to_path_buf(), map, index, sizes })
