@@ -28,7 +28,7 @@ fn threads_flag_is_honoured_and_checked() {
     let out =
         Command::new(env!("CARGO_BIN_EXE_chromax")).args(["--threads", "0", "devices"]).output().expect("run chromax");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads must be at least 1"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads 0: give 1 to"));
 }
 
 #[test]

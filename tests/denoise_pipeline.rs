@@ -171,7 +171,8 @@ fn denoising_in_pieces_equals_whole_chromosomes_and_covers_every_base() {
     assert!(diff.is_none(), "pieces differ from the whole chromosome at chrII:{:?}", diff.map(|p| p + 1));
 
     // The command's bigWig holds the same values.
-    let prefix = dir.join("pred");
+    // Outputs go beside the model, never inside its directory.
+    let prefix = d.dir.join("run-stitch-pred");
     let opts = RunOptions {
         model: dir.clone(),
         noisy: d.dir.join("noisy.bw"),
@@ -186,11 +187,11 @@ fn denoising_in_pieces_equals_whole_chromosomes_and_covers_every_base() {
     };
     let summary = run(&cpu, &opts, &mut |_, _| {}).expect("run");
     assert_eq!(summary.bases, sizes.total());
-    let track = read_bigwig(dir.join("pred.track.bw"), Some(&sizes)).expect("track.bw");
+    let track = read_bigwig(d.dir.join("run-stitch-pred.track.bw"), Some(&sizes)).expect("track.bw");
     let mut back = vec![0f32; sizes.length(chr2) as usize];
     track.fill(chr2, 0, &mut back);
     assert!(back == whole[chr2], "the bigWig holds other values");
-    assert!(dir.join("pred.peaks.narrowPeak").exists() && dir.join("pred.prob.bw").exists());
+    assert!(d.dir.join("run-stitch-pred.peaks.narrowPeak").exists() && d.dir.join("run-stitch-pred.prob.bw").exists());
 
     // Evaluation from the files and from the model agree.
     let eval = |prediction| EvalOptions {

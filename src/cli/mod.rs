@@ -54,8 +54,15 @@ pub enum Command {
 /// Runs the parsed command line; the error is printed by `main`.
 pub fn run(cli: Cli) -> CliResult {
     if let Some(threads) = cli.threads {
-        if threads == 0 {
-            return Err("--threads must be at least 1".into());
+        // More threads than a few per core only cost memory and switching; tens of
+        // thousands exhaust the process.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads == 0 || threads > 4 * cores {
+            return Err(format!(
+                "--threads {threads}: give 1 to {} (this machine runs {cores} threads at once; the default uses them all)",
+                4 * cores
+            )
+            .into());
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

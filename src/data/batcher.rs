@@ -140,7 +140,8 @@ impl BatchStream {
         depth: usize,
     ) -> BackendResult<Self> {
         let depth = depth.max(1);
-        let (w, b) = (shape.width(), shape.batch.max(1));
+        // A batch never holds more intervals than there are: a larger --batch sizes nothing.
+        let (w, b) = (shape.width(), shape.batch.clamp(1, intervals.len().max(1)));
         let (full_tx, full_rx) = bounded::<BackendResult<Buffers>>(depth);
         let (free_tx, free_rx) = bounded::<Buffers>(depth + 1);
         let with_clean = sets.iter().any(|s| s.clean.is_some());

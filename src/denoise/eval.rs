@@ -1,6 +1,6 @@
 //! `chromax denoise eval`: denoised against clean, beside the noisy input as the baseline.
 
-use super::infer::{denoise_spans, open_inputs, prefixed, resolve_spans, Span};
+use super::infer::{check_output, denoise_spans, open_inputs, prefixed, resolve_spans, Span};
 use super::model::load_model;
 use crate::backend::Backend;
 use crate::data::{open_coverage, open_peaks};
@@ -132,7 +132,8 @@ pub fn evaluate<B: Backend>(backend: &B, opts: &EvalOptions) -> Result<EvalRepor
             let (net, config) = load_model(backend, dir)?;
             let set = open_inputs(&config, noisy, extra_tracks, &sizes)?;
             let (mut t, mut p) = (Vec::new(), Vec::new());
-            denoise_spans(backend, &net, &config, set, &spans, *batch, &mut |_, _, reg, prob| {
+            denoise_spans(backend, &net, &config, set, &spans, *batch, &mut |iv, first, reg, prob| {
+                check_output(dir, sizes.name(iv.chrom), first, reg, prob)?;
                 t.extend_from_slice(reg);
                 p.extend_from_slice(prob);
                 Ok(())

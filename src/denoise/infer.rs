@@ -160,6 +160,11 @@ pub fn denoise_spans<B: Backend>(
         .flat_map(|s| std::iter::repeat_n(s.end, tile_range(s.chrom, s.start, s.end, config.interval, 0).len()))
         .collect();
     let w = shape.width();
+    if backend.free_memory().is_none() {
+        let per_interval = config.model.infer_bytes_per_interval(w) as u64;
+        crate::backend::cpu::check_host_memory("batches of inference", batch.min(intervals.len()), per_interval)
+            .map_err(FileError::Argument)?;
+    }
     let mut bases = 0u64;
     let mut k = 0;
     let mut probs = Vec::new();
@@ -186,6 +191,23 @@ pub fn denoise_spans<B: Backend>(
     Ok(bases)
 }
 
+/// Refuses a model's non-finite output: a damaged checkpoint, or an input far beyond what
+/// the model was trained on, overflowing f32. Nothing non-finite reaches a bigWig.
+pub fn check_output(model: &Path, chrom: &str, first: u64, reg: &[f32], prob: &[f32]) -> Result<(), FileError> {
+    match reg.iter().zip(prob).position(|(r, p)| !(r.is_finite() && p.is_finite())) {
+        None => Ok(()),
+        Some(i) => Err(FileError::content(
+            model,
+            format!(
+                "the model produced a non-finite value at {chrom}:{} (denoised {}, probability {}): its weights are damaged or the input is far beyond what it was trained on",
+                first + i as u64 + 1,
+                reg[i],
+                prob[i]
+            ),
+        )),
+    }
+}
+
 /// `chromax denoise run`: writes PREFIX.track.bw, PREFIX.peaks.narrowPeak and, if asked,
 /// PREFIX.prob.bw.
 pub fn run<B: Backend>(
@@ -209,6 +231,9 @@ pub fn run<B: Backend>(
         .output("-o", &peaks_path)
         .outputs("-o", opts.probabilities.then_some(&prob_path))
         .check()?;
+    if opts.batch == 0 {
+        return Err(FileError::Argument("--batch must be at least 1".into()).into());
+    }
     let (net, config) = load_model(backend, &opts.model)?;
     let sizes = run_sizes(opts.genome.as_deref(), &opts.noisy)?;
     let set = open_inputs(&config, &opts.noisy, &opts.extra_tracks, &sizes)?;
@@ -223,6 +248,7 @@ pub fn run<B: Backend>(
     let mut rounded = Vec::new();
     let mut done = 0u64;
     let bases = denoise_spans(backend, &net, &config, set, &spans, opts.batch, &mut |iv, first, reg, prob| {
+        check_output(&opts.model, sizes.name(iv.chrom), first, reg, prob)?;
         if current != Some(iv.chrom) {
             let name = sizes.name(iv.chrom);
             track_out.chrom(name)?;

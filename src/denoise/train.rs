@@ -414,6 +414,15 @@ pub fn train<B: Backend>(
     }
     let model = DenoiseConfig { in_channels: 1 + opts.extra_tracks.len(), ..opts.model };
     model.validate().map_err(FileError::Argument)?;
+    let field = 2 * model.receptive_radius() + 1;
+    if (opts.interval as usize) < field {
+        return Err(FileError::Argument(format!(
+            "--interval {} is shorter than the model's receptive field ({field} bases): use --interval {field} or more \
+             (AtacWorks uses 50,000)",
+            opts.interval
+        ))
+        .into());
+    }
     if (opts.pad as usize) < model.receptive_radius() {
         return Err(FileError::Argument(format!(
             "--pad {} is smaller than the model's receptive radius ({} bases): outputs near interval edges would depend on where intervals start; use --pad {} or more",
@@ -449,6 +458,14 @@ pub fn train<B: Backend>(
         val_intervals.extend(tile(sizes, &val_chroms, opts.interval, source));
     }
     let all_train = tracks.sets.len() * tile(sizes, &train_chroms, opts.interval, 0).len();
+    if backend.free_memory().is_none() {
+        // On the host an allocation too large aborts the process: check first. A batch beyond
+        // the intervals there are holds only those.
+        let batch = opts.batch.min(train_intervals.len().max(val_intervals.len()).max(1));
+        let per_interval = model.train_bytes_per_interval(shape.width()) as u64;
+        crate::backend::cpu::check_host_memory("one training step's activations", batch, per_interval)
+            .map_err(FileError::Argument)?;
+    }
     let summary = DataSummary {
         train_intervals: train_intervals.len(),
         val_intervals: val_intervals.len(),

@@ -46,7 +46,7 @@ pub fn load_weights<B: Backend, M: Module<B>>(
     let other = |what: String| FileError::content(path, format!("checkpoint of another architecture: {what}"));
     let get = |name: &str, shape: &[usize]| -> Result<&Vec<f32>, FileError> {
         match tensors.get(name) {
-            Some((s, values)) if s.as_slice() == shape => Ok(values),
+            Some((s, values)) if s.as_slice() == shape => finite(path, name, values).map(|()| values),
             Some((s, _)) => {
                 Err(other(format!("{name} has shape {s:?}, this model needs {shape:?} (check config.json)")))
             }
@@ -67,6 +67,20 @@ pub fn load_weights<B: Backend, M: Module<B>>(
         return Err(other(format!("unexpected tensor {name}")).into());
     }
     Ok(())
+}
+
+/// Refuses a tensor holding NaN or ±∞: a model with one computes garbage everywhere.
+pub fn finite(path: &Path, name: &str, values: &[f32]) -> Result<(), FileError> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(FileError::content(
+            path,
+            format!(
+                "tensor {name} holds {} at index {i}: the checkpoint is damaged (or training diverged); use another checkpoint",
+                values[i]
+            ),
+        )),
+    }
 }
 
 /// Checks that `dir` is a model directory of `format` (config.json present and of that format,

@@ -115,6 +115,12 @@ impl DenoiseConfig {
         4 * width * (4 * blocks + 8 * self.reg_filters.max(self.cls_filters) + 4 * self.in_channels + 8)
     }
 
+    /// Bytes an inference pass holds per interval of `width` bases, roughly: the input and
+    /// four activations of the widest part alive at once (f32).
+    pub fn infer_bytes_per_interval(&self, width: usize) -> usize {
+        4 * width * (self.in_channels + 4 * self.reg_filters.max(self.cls_filters) + 4)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let fields = [
             ("in_channels", self.in_channels),

@@ -99,6 +99,14 @@ impl SeqConfig {
         v
     }
 
+    /// Bytes a training step keeps per sequence, roughly: the one-hot input and, per block,
+    /// its convolution output, its normalised output and its pooled output (f32).
+    pub fn train_bytes_per_sequence(&self) -> usize {
+        let lens = self.lengths();
+        let blocks: usize = self.blocks().iter().zip(&lens).map(|((_, c_out, _, _), &len)| 3 * c_out * len).sum();
+        4 * (4 * self.seq_len + blocks)
+    }
+
     /// Inputs of the bottleneck's dense layer: final filters × final length.
     pub fn flat_len(&self) -> usize {
         self.final_filters * self.lengths().last().copied().unwrap_or(0)

@@ -9,7 +9,7 @@ use crate::io::h5ad::{write_h5ad, AnnData, Column};
 use crate::io::npy::write_npy_f32;
 use crate::io::safetensors::read_tensors;
 use crate::io::text::write_lines;
-use crate::models::checkpoint::MODEL_FILE;
+use crate::models::checkpoint::{finite, MODEL_FILE};
 use crate::Error;
 use std::path::Path;
 
@@ -31,7 +31,7 @@ pub fn read_cell_embeddings(dir: &Path) -> Result<CellEmbeddings, Error> {
     let dim = config.model.bottleneck;
     let get = |name: &str, len: usize| -> Result<Vec<f32>, FileError> {
         match t.get(name) {
-            Some((_, v)) if v.len() == len => Ok(v.clone()),
+            Some((_, v)) if v.len() == len => finite(&model, name, v).map(|()| v.clone()),
             _ => Err(FileError::content(&model, format!("no tensor {name} of {len} values"))),
         }
     };

@@ -405,6 +405,12 @@ pub fn train_seq<B: Backend>(
     let split = split_peaks(&data.peaks, opts)?;
     let of = |s: Split| -> Vec<usize> { (0..split.len()).filter(|&i| split[i] == s).collect() };
     let (train, val, test) = (of(Split::Train), of(Split::Val), of(Split::Test));
+    if backend.free_memory().is_none() {
+        let batch = opts.batch.min(train.len().max(val.len()).max(1));
+        let per_sequence = model_cfg.train_bytes_per_sequence() as u64;
+        crate::backend::cpu::check_host_memory("one training step's activations", batch, per_sequence)
+            .map_err(FileError::Argument)?;
+    }
     if train.is_empty() || val.is_empty() {
         return Err(FileError::Argument(format!(
             "{} training and {} validation peaks: both need at least one",

@@ -12,7 +12,7 @@ pub mod lock;
 
 use crate::backend::{AdamParams, AdamStep, Backend};
 use crate::error::FileError;
-use crate::models::checkpoint::load_weights;
+use crate::models::checkpoint::{finite, load_weights};
 use crate::nn::{upload_f32, Module};
 use crate::Error;
 pub use checkpoint::{check_run_files, Run, RunSpec, TrainState, LAST_FILE, LOG_FILE, MOMENT_PREFIXES, STATE_FILE};
@@ -176,7 +176,10 @@ pub fn fit<B: Backend, T: Task<B>, S>(
             for (prefix, slot) in MOMENT_PREFIXES.iter().zip([m, v]) {
                 let name = format!("{prefix}{}", p.name);
                 match tensors.get(&name) {
-                    Some((shape, values)) if *shape == p.shape => *slot = upload_f32(backend, values)?,
+                    Some((shape, values)) if *shape == p.shape => {
+                        finite(&last, &name, values)?;
+                        *slot = upload_f32(backend, values)?
+                    }
                     _ => {
                         return Err(
                             FileError::content(&last, format!("no optimiser state {name} of the right shape")).into()

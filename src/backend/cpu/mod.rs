@@ -33,6 +33,34 @@ use super::{
     MaxPoolParams, OneHot, OneHotParams, SparseHead, SparseHeadParams,
 };
 
+/// Bytes of memory the operating system can give this process now (Linux's MemAvailable),
+/// if it says.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses a batch whose working memory on the host, `batch × bytes_per_item`, exceeds nine
+/// tenths of what is available, saying which `--batch` would fit (device backends report
+/// their own out-of-memory errors instead).
+pub fn check_host_memory(what: &str, batch: usize, bytes_per_item: u64) -> Result<(), String> {
+    let Some(available) = available_memory() else { return Ok(()) };
+    let usable = available / 10 * 9;
+    let need = (batch as u64).saturating_mul(bytes_per_item);
+    if need <= usable {
+        return Ok(());
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    Err(format!(
+        "--batch {batch}: {what} need about {:.1} GiB, and {:.1} GiB of memory is available: --batch {} would fit",
+        gib(need),
+        gib(available),
+        (usable / bytes_per_item.max(1)).max(1)
+    ))
+}
+
 /// Host memory the specification reads and writes: slices and vectors of its element type.
 pub trait HostSlice<T>: AsRef<[T]> + AsMut<[T]> + BufLen {}
 
