@@ -39,8 +39,14 @@ impl AtomicFile {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = dest.with_file_name(format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id()));
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(file) = dir.ancestors().find(|a| a.is_file()) {
+                return Err(FileError::content(
+                    &dest,
+                    format!("cannot be written: {} is a file, not a directory", file.display()),
+                ));
+            }
             if !dir.is_dir() {
-                return Err(FileError::content(dir, "the output directory does not exist"));
+                return Err(FileError::content(dir, "the output directory does not exist: create it first"));
             }
         }
         Ok(AtomicFile { dest, tmp, committed: false })
