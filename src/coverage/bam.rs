@@ -4,6 +4,7 @@ use super::{
     check_names_met, keep_in_subsample, CellSelection, CoverageOptions, CoverageReport, Pileup, PileupMode, Region,
 };
 use crate::error::FileError;
+use crate::io::text::check_bgzf_complete;
 use crate::io::ChromSizes;
 use crate::track::Track;
 use noodles::bam;
@@ -18,6 +19,7 @@ const PROGRESS_EVERY: u64 = 1 << 18;
 /// The genome sizes in a BAM header (`@SQ` lines).
 pub fn bam_header_sizes(path: impl AsRef<Path>) -> Result<ChromSizes, FileError> {
     let path = path.as_ref();
+    check_bgzf_complete(path)?;
     let header =
         File::open(path).map(bam::io::Reader::new).and_then(|mut r| r.read_header()).map_err(|e| bam_error(path, e))?;
     header_sizes(path, &header)
@@ -66,6 +68,8 @@ pub fn coverage_from_bam(
             ));
         }
     };
+    // A BAM cut between blocks reads as a complete one with fewer records.
+    check_bgzf_complete(path)?;
     let mut reader = File::open(path).map(bam::io::Reader::new).map_err(|e| bam_error(path, e))?;
     let header = reader.read_header().map_err(|e| bam_error(path, e))?;
     let bam_sizes = header_sizes(path, &header)?;

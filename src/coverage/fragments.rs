@@ -6,6 +6,7 @@ use super::{
 };
 use crate::error::FileError;
 use crate::io::fragments::{parse_fragment, Fragment, FragmentReader};
+use crate::io::text::check_bgzf_complete;
 use crate::io::ChromSizes;
 use crate::track::Track;
 use std::collections::{BTreeSet, HashSet};
@@ -118,6 +119,8 @@ pub fn coverage_from_fragments(
     };
     match (&opts.region, tabix_index(path)) {
         (Some(region), Some(_)) => {
+            // The streaming reader checks this itself (LineReader::open).
+            check_bgzf_complete(path)?;
             let mut reader = noodles::tabix::io::indexed_reader::Builder::default()
                 .build_from_path(path)
                 .map_err(|e| FileError::content(path, format!("cannot open with its tabix index: {e}")))?;
