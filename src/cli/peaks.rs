@@ -19,7 +19,8 @@ pub struct PeaksArgs {
     /// Chromosome sizes; the genome λ averages over them (default: the track's chromosomes).
     #[arg(long, short = 'g', value_name = "SIZES")]
     pub genome: Option<PathBuf>,
-    /// λ of the flat Poisson control (default: the mean coverage over the genome).
+    /// λ of the flat Poisson control, above 0 and at most 1e6 (default: the mean coverage
+    /// over the genome).
     #[arg(long)]
     pub lambda: Option<f64>,
     /// Minimum −log10 p-value.
