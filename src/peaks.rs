@@ -52,6 +52,11 @@ pub struct PeakCallSummary {
 /// which a direct sum converges quickly), so λ bounds its memory: about 50 MB at this λ.
 pub const MAX_LAMBDA: f64 = 1e6;
 
+/// Whether the scores support λ: finite, greater than 0, at most [`MAX_LAMBDA`].
+fn lambda_supported(lambda: f64) -> bool {
+    lambda > 0.0 && lambda <= MAX_LAMBDA
+}
+
 /// Scores below this coverage come from a table (for small λ, this much of it at most).
 const MIN_TABLE_LEN: usize = 1 << 16;
 
@@ -72,7 +77,7 @@ pub struct PoissonScores {
 impl PoissonScores {
     /// Scores against λ, which must be finite, positive and at most [`MAX_LAMBDA`].
     pub fn new(lambda: f64) -> Result<Self, String> {
-        if !(lambda > 0.0 && lambda <= MAX_LAMBDA) {
+        if !lambda_supported(lambda) {
             return Err(format!(
                 "λ {lambda:?} is outside what the Poisson score supports: a number greater than 0 and at most {MAX_LAMBDA:e}"
             ));
@@ -202,7 +207,7 @@ fn check_coverage(track: &Track) -> Result<(), String> {
 /// bounded whatever the values: λ is at most [`MAX_LAMBDA`], and coverage past the score
 /// table is scored directly.
 pub fn call_peaks(track: &Track, opts: &PeakCallOptions) -> Result<(Vec<NarrowPeak>, PeakCallSummary), String> {
-    if let Some(l) = opts.lambda.filter(|l| !(*l > 0.0 && *l <= MAX_LAMBDA)) {
+    if let Some(l) = opts.lambda.filter(|&l| !lambda_supported(l)) {
         return Err(format!("--lambda {l:?} must be a number greater than 0 and at most {MAX_LAMBDA:e}"));
     }
     if !opts.cutoff.is_finite() || opts.cutoff < 0.0 {
@@ -210,7 +215,7 @@ pub fn call_peaks(track: &Track, opts: &PeakCallOptions) -> Result<(Vec<NarrowPe
     }
     check_coverage(track)?;
     let lambda = opts.lambda.unwrap_or_else(|| track.sum() / track.sizes().total() as f64);
-    if !(lambda > 0.0) {
+    if lambda.is_nan() || lambda <= 0.0 {
         return Err("the track is zero everywhere: no mean coverage to test against (give --lambda)".into());
     }
     if lambda > MAX_LAMBDA {

@@ -84,7 +84,7 @@ pub fn coverage_from_bam(
                           pile: &mut Pileup|
      -> Result<(), FileError> {
         report.records += 1;
-        if report.records % PROGRESS_EVERY == 0 {
+        if report.records.is_multiple_of(PROGRESS_EVERY) {
             progress(report.records);
         }
         let flags = record.flags();

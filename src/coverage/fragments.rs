@@ -150,7 +150,7 @@ pub fn coverage_from_fragments(
             let mut reader = FragmentReader::open(path)?;
             while let Some(f) = reader.next()? {
                 state.add(&f);
-                if state.report.records % PROGRESS_EVERY == 0 {
+                if state.report.records.is_multiple_of(PROGRESS_EVERY) {
                     progress(state.report.records);
                 }
             }

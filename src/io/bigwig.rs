@@ -683,7 +683,7 @@ pub(super) mod layout {
             return Err(format!("{} bytes, less than a zlib stream", raw.len()));
         }
         let header = u16::from_be_bytes([raw[0], raw[1]]);
-        if header % 31 != 0 || (header >> 8) & 0xF != 8 || header >> 12 > 7 || (header >> 5) & 1 != 0 {
+        if !header.is_multiple_of(31) || (header >> 8) & 0xF != 8 || header >> 12 > 7 || (header >> 5) & 1 != 0 {
             return Err(format!("no zlib header (bytes {:02x} {:02x})", raw[0], raw[1]));
         }
         out.clear();
