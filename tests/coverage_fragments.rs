@@ -318,3 +318,27 @@ fn counts_weight_fragments_and_unknown_chromosomes_are_counted() {
     assert_eq!(v, [3.0, 0.0], "the cut site at end − 1 carries the count");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn fragments_past_the_chromosome_end_are_counted_off_chromosome() {
+    let dir = tempdir("past-end");
+    let path = dir.join("f.tsv");
+    // chrI is 1,000 bp here: a fragment inside, one sticking out (clipped), two wholly past.
+    std::fs::write(
+        &path,
+        "chrI\t100\t200\tA\t1\nchrI\t950\t1050\tA\t1\nchrI\t1000\t1100\tB\t1\nchrI\t5000\t5100\tB\t1\n",
+    )
+    .expect("write");
+    let sizes = ChromSizes::from_pairs([("chrI".to_string(), 1_000u64)]).expect("sizes");
+    let opts = CoverageOptions { extend: 0, mode: PileupMode::Fragments, ..Default::default() };
+    let (track, report) = coverage_from_fragments(&path, &sizes, &opts, &mut no_progress()).expect("coverage");
+    assert_eq!((report.records, report.used, report.off_chromosome), (4, 2, 2));
+    assert_eq!(report.bases_clipped, 50, "only the fragment sticking out is clipped");
+    assert_eq!(track.sum(), 100.0 + 50.0);
+    // Every fragment past the end: the sizes are of another assembly, an error.
+    std::fs::write(&path, "chrI\t1000\t1100\tB\t1\nchrI\t5000\t5100\tB\t1\n").expect("write");
+    let err = coverage_from_fragments(&path, &sizes, &opts, &mut no_progress()).expect_err("all past the end");
+    let msg = err.to_string();
+    assert!(msg.contains("f.tsv") && msg.contains("past its chromosome's end") && msg.contains("(2 of 2)"), "{msg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

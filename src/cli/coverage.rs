@@ -192,6 +192,12 @@ fn print_report(r: &CoverageReport, bam: bool, sizes: &ChromSizes) {
             sizes.names().iter().take(3).cloned().collect::<Vec<_>>().join(", ")
         );
     }
+    if r.off_chromosome > 0 {
+        eprintln!(
+            "warning: {} {unit} start at or past their chromosome's end in the genome sizes and were not counted: are the sizes of the same assembly?",
+            thousands(r.off_chromosome)
+        );
+    }
     if r.bases_clipped > 0 {
         eprintln!("{} bases of coverage fell off chromosome ends", thousands(r.bases_clipped));
     }

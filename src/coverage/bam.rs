@@ -5,6 +5,21 @@ use super::{
 };
 use crate::error::FileError;
 use crate::io::text::check_bgzf_complete;
+
+/// A BAM must be a complete BGZF file: one that does not start like one is named as not a BAM
+/// (rather than "ends early"), one cut short is named truncated.
+fn check_bam_file(path: &Path) -> Result<(), FileError> {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let n = File::open(path).and_then(|f| f.take(4).read(&mut head)).map_err(|e| bam_error(path, e))?;
+    if n < 4 || head != [0x1f, 0x8b, 0x08, 0x04] {
+        return Err(FileError::content(
+            path,
+            "not a BAM file: a BAM starts with a BGZF block (bytes 1f 8b 08 04); coverage reads a BAM or a fragments file (.tsv, .tsv.gz)",
+        ));
+    }
+    check_bgzf_complete(path)
+}
 use crate::io::ChromSizes;
 use crate::track::Track;
 use noodles::bam;
@@ -19,7 +34,7 @@ const PROGRESS_EVERY: u64 = 1 << 18;
 /// The genome sizes in a BAM header (`@SQ` lines).
 pub fn bam_header_sizes(path: impl AsRef<Path>) -> Result<ChromSizes, FileError> {
     let path = path.as_ref();
-    check_bgzf_complete(path)?;
+    check_bam_file(path)?;
     let header =
         File::open(path).map(bam::io::Reader::new).and_then(|mut r| r.read_header()).map_err(|e| bam_error(path, e))?;
     header_sizes(path, &header)
@@ -69,7 +84,7 @@ pub fn coverage_from_bam(
         }
     };
     // A BAM cut between blocks reads as a complete one with fewer records.
-    check_bgzf_complete(path)?;
+    check_bam_file(path)?;
     let mut reader = File::open(path).map(bam::io::Reader::new).map_err(|e| bam_error(path, e))?;
     let header = reader.read_header().map_err(|e| bam_error(path, e))?;
     let bam_sizes = header_sizes(path, &header)?;
@@ -140,6 +155,10 @@ pub fn coverage_from_bam(
             return Ok(());
         };
         let start0 = usize::from(start) as i64 - 1;
+        if pile.past_end(chrom, start0) {
+            report.off_chromosome += 1;
+            return Ok(());
+        }
         let used = match opts.mode {
             PileupMode::CutSites => {
                 let cut = if flags.is_reverse_complemented() {
@@ -237,10 +256,16 @@ fn noodles_region(region: &Region, reach: u64, sizes: &ChromSizes) -> Result<noo
     text.parse().map_err(|e| FileError::Argument(format!("--region {text}: {e}")))
 }
 
-/// Whether a file is a BAM (BGZF-compressed, starting with `BAM\1`).
+/// Whether a file is a BAM: BGZF-compressed, starting with `BAM\1`, or named `.bam` (so that
+/// a damaged or truncated one is read as a BAM, and its error says so, rather than taken for a
+/// fragments file).
 pub fn is_bam(path: impl AsRef<Path>) -> bool {
     use std::io::Read;
-    let Ok(file) = File::open(path.as_ref()) else {
+    let path = path.as_ref();
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("bam")) {
+        return true;
+    }
+    let Ok(file) = File::open(path) else {
         return false;
     };
     let mut magic = [0u8; 4];

@@ -44,6 +44,10 @@ impl FragmentPileup<'_> {
             return;
         };
         self.pile.moved_to(id);
+        if self.pile.past_end(id, f.start as i64) {
+            self.report.off_chromosome += 1;
+            return;
+        }
         if let Some(keep) = self.cells {
             if !keep.contains(f.barcode) {
                 self.report.skipped_cells += 1;

@@ -134,6 +134,9 @@ pub struct CoverageReport {
     pub unknown_chroms: BTreeMap<String, u64>,
     /// Bases of extended cut sites or fragments that fell off chromosome ends.
     pub bases_clipped: u64,
+    /// Records that start at or past their chromosome's end in the genome sizes (sizes of
+    /// another assembly, or a damaged file): not counted, like records on unknown chromosomes.
+    pub off_chromosome: u64,
     /// Cut sites piled up.
     pub cut_sites: u64,
     /// BAM reads dropped, by reason.
@@ -224,6 +227,11 @@ impl Pileup {
             current: None,
             clipped: 0,
         })
+    }
+
+    /// Whether a record starting at `start` (0-based) lies entirely past `chrom`'s end.
+    pub(crate) fn past_end(&self, chrom: usize, start: i64) -> bool {
+        start >= self.sizes.length(chrom) as i64
     }
 
     /// Adds `weight` over `start..end` (may stick out of the chromosome: the rest is clipped
@@ -370,6 +378,14 @@ pub(crate) fn check_names_met(
             &theirs,
             sizes_label,
             "the input",
+        )));
+    }
+    if report.records > 0 && report.off_chromosome > 0 && unknown + report.off_chromosome == report.records {
+        return Err(FileError::Mismatch(format!(
+            "{}: every record lies past its chromosome's end in {sizes_label} ({} of {}) or on a chromosome they lack: give the sizes of the assembly the input was aligned to",
+            input.display(),
+            report.off_chromosome,
+            report.records
         )));
     }
     Ok(())

@@ -21,7 +21,7 @@ pub fn open_coverage(path: &Path, sizes: &ChromSizes, what: &str) -> Result<Arc<
     }
     for id in 0..sizes.len() {
         if let ShardValues::F32(v) = shard.chrom_values(id) {
-            if let Some(pos) = v.iter().position(|&x| !(x >= 0.0)) {
+            if let Some(pos) = v.iter().position(|&x| !(x.is_finite() && x >= 0.0)) {
                 return Err(FileError::content(
                     path,
                     format!(

@@ -70,7 +70,7 @@ pub fn check_bgzf_complete(path: &Path) -> Result<(), FileError> {
     } else {
         Err(FileError::content(
             path,
-            "the BGZF file has no end-of-file block: it is truncated (re-create it, e.g. with bgzip)",
+            "the BGZF file has no end-of-file block: it is truncated (copy it again, or re-create it: bgzip for text, samtools for a BAM)",
         ))
     }
 }
@@ -196,7 +196,7 @@ mod tests {
         let cut = dir.join("cut.tsv.gz");
         std::fs::write(&cut, &bytes[..bytes.len() - 28]).expect("write");
         let want = format!(
-            "{}: the BGZF file has no end-of-file block: it is truncated (re-create it, e.g. with bgzip)",
+            "{}: the BGZF file has no end-of-file block: it is truncated (copy it again, or re-create it: bgzip for text, samtools for a BAM)",
             cut.display()
         );
         assert_eq!(check_bgzf_complete(&cut).expect_err("cut").to_string(), want);
