@@ -40,6 +40,8 @@ struct Row {
     own_cache: bool,
     /// Commands run first, in the row's directory, without the file-size limit.
     prepare: Vec<Vec<String>>,
+    /// CHROMAX_TRACK_CACHE names a file, so the cache cannot be made (a read-only one, for root).
+    cache_is_a_file: bool,
     /// The error is the only line on stderr (no stray line from a library before it).
     one_line: bool,
 }
@@ -56,6 +58,7 @@ fn row(name: &'static str, files: Vec<(&'static str, Src)>, args: &str, expect: 
         own_cache: false,
         prepare: vec![],
         one_line: false,
+        cache_is_a_file: false,
     }
 }
 
@@ -74,6 +77,11 @@ impl Row {
 
     fn exits(mut self, code: i32) -> Row {
         self.exit = code;
+        self
+    }
+
+    fn cache_is_a_file(mut self) -> Row {
+        self.cache_is_a_file = true;
         self
     }
 
@@ -267,7 +275,11 @@ fn run_row(r: &Row, root: &Path) -> Result<(), String> {
             Src::Link(target) => std::os::unix::fs::symlink(target, &path).expect("symlink"),
         }
     }
-    let cache = if r.own_cache { root.join(format!("{}-cache", r.name)) } else { root.join("cache") };
+    let cache =
+        if r.own_cache || r.cache_is_a_file { root.join(format!("{}-cache", r.name)) } else { root.join("cache") };
+    if r.cache_is_a_file {
+        std::fs::write(&cache, b"not a directory").expect("cache file");
+    }
     for args in &r.prepare {
         let out = Command::new(bin()).args(args).current_dir(&dir).env("CHROMAX_TRACK_CACHE", &cache).output();
         let out = out.map_err(|e| e.to_string())?;
@@ -404,6 +416,7 @@ fn table() -> Vec<Row> {
         row("coverage_bigwig_on_a_full_disk", vec![("frag.tsv", Src::Data("chr22_scatac/fragments.tsv.gz")), text("g.sizes", "chr22\t50818468\n")], "coverage frag.tsv -g g.sizes -o out.bedGraph", vec!["out.bedGraph", "File too large"]).disk_limit(8),
         row("training_checkpoints_on_a_full_disk", vec![f("cov.bw"), f("peaks.bed"), f("g.sizes")], "denoise train --noisy cov.bw --clean cov.bw --peaks peaks.bed -g g.sizes --val-chrom v --interval 10000 --pad 100 --batch 2 --epochs 1 --blocks 1 --filters 4 --kernel 5 --dilation 1 --cls-blocks 1 --cls-filters 4 --cls-kernel 5 --cls-dilation 1 --device cpu -o run", vec!["run/", "File too large"]).disk_limit(4).prepare("store build cov.bw -g g.sizes --dtype f32").prepare("store build peaks.bed -g g.sizes --dtype u8").leaves(vec!["run", "run/config.json"]),
         row("the_cache_on_a_full_disk_names_the_way_out", vec![f("cov.bedGraph"), f("g.sizes")], "store build cov.bedGraph -g g.sizes", vec!["CHROMAX_TRACK_CACHE"]).disk_limit(64).own_cache(),
+        row("a_cache_that_cannot_be_made_names_the_way_out", vec![f("cov.bedGraph"), f("peaks.bed"), f("g.sizes")], "denoise train --noisy cov.bedGraph --clean cov.bedGraph --peaks peaks.bed -g g.sizes --val-chrom v --device cpu -o run", vec!["cannot be written", "set CHROMAX_TRACK_CACHE to a writable directory"]).cache_is_a_file(),
         // --- Damaged internal files -----------------------------------------------------------
         row("shard_with_an_altered_dtype", vec![bytes("cov.cxtrack", patched("cov.cxtrack", |b| { let s = String::from_utf8_lossy(b).replacen("\"dtype\":\"u16\"", "\"dtype\":\"u8\" ", 1).into_bytes(); b.truncate(0); b.extend(s); }))], "store info cov.cxtrack", vec!["cov.cxtrack", "does not match the file's layout"]),
         row("shard_truncated", vec![bytes("cov.cxtrack", patched("cov.cxtrack", |b| b.truncate(b.len() - 100)))], "peaks cov.cxtrack -o p.narrowPeak", vec!["cov.cxtrack", "truncated"]),

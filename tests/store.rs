@@ -169,6 +169,40 @@ fn the_cache_converts_the_same_content_once() {
     // Another dtype is another entry.
     let f16 = cached_shard(&bw, Some(Dtype::F16), None).expect("f16");
     assert_ne!(f16.path(), path);
+
+    // An entry whose header is not what its name promises (here: the f16 shard of the same
+    // input put in the f32 entry's place) is rebuilt, not reused.
+    let values = |shard: &TrackShard| {
+        let (name, len) = (shard.sizes().name(0).to_string(), shard.sizes().length(0) as i64);
+        let slice = shard.slice(&name, 0, len).expect("slice");
+        let mut out = vec![0f32; slice.len()];
+        slice.to_f32(&mut out);
+        out
+    };
+    let (f16_path, want) = (f16.path().to_path_buf(), values(&first));
+    drop((first, second, f16));
+    std::fs::copy(&f16_path, &path).expect("swap");
+    let rebuilt = cached_shard(&bw, None, None).expect("rebuilt");
+    assert_eq!(rebuilt.dtype(), Dtype::F32);
+    assert_eq!(values(&rebuilt), want, "the values of the input, at full precision");
+    // A shard from another input under this entry's name is rebuilt too.
+    let other = dir.join("other.bw");
+    let mut changed = track.clone();
+    let doubled: Vec<_> = changed.runs(0).iter().map(|r| chromax::track::Run { value: r.value * 2.0, ..*r }).collect();
+    changed.set_runs(0, doubled);
+    write_bigwig(&other, &changed, 2).expect("bigwig");
+    let other_shard = cached_shard(&other, None, None).expect("other");
+    std::fs::copy(other_shard.path(), &path).expect("swap");
+    drop((rebuilt, other_shard));
+    assert_eq!(values(&cached_shard(&bw, None, None).expect("rebuilt")), want);
+
+    // Temporary files of writers that died go at the next use of the cache; a live one's stay.
+    let dead = cache.join(".x.cxtrack.tmp-4194305-0");
+    let live = cache.join(format!(".y.cxtrack.tmp-{}-0", std::process::id()));
+    std::fs::write(&dead, b"left by a killed run").expect("write");
+    std::fs::write(&live, b"being written").expect("write");
+    cached_shard(&bw, None, None).expect("cached");
+    assert!(!dead.exists() && live.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
