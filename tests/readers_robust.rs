@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 /// a kind of damage. Must never appear.
 const READER_PANICKED: &str = "the bigWig reader failed on it";
 
-const BGZF_TRUNCATED: &str = "the BGZF file has no end-of-file block: it is truncated";
+const BGZF_TRUNCATED: &str =
+    "the BGZF file has no end-of-file block: it is truncated (copy it again, or re-create it: bgzip for text, samtools for a BAM)";
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)

@@ -6,6 +6,18 @@ use super::{
 use crate::error::FileError;
 use crate::io::text::check_bgzf_complete;
 
+use crate::io::ChromSizes;
+use crate::track::Track;
+use noodles::bam;
+use noodles::sam;
+use noodles::sam::alignment::record::data::field::{Tag, Value};
+use noodles::sam::alignment::Record as _;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+const PROGRESS_EVERY: u64 = 1 << 18;
+
 /// A BAM must be a complete BGZF file: one that does not start like one is named as not a BAM
 /// (rather than "ends early"), one cut short is named truncated.
 fn check_bam_file(path: &Path) -> Result<(), FileError> {
@@ -20,23 +32,108 @@ fn check_bam_file(path: &Path) -> Result<(), FileError> {
     }
     check_bgzf_complete(path)
 }
-use crate::io::ChromSizes;
-use crate::track::Track;
-use noodles::bam;
-use noodles::sam;
-use noodles::sam::alignment::record::data::field::{Tag, Value};
-use noodles::sam::alignment::Record as _;
-use std::fs::File;
-use std::path::Path;
 
-const PROGRESS_EVERY: u64 = 1 << 18;
+/// The longest BAM record chromax reads: 64 MiB, a read of tens of megabases with its
+/// qualities and tags (real records are hundreds of bytes to a few megabytes).
+const MAX_RECORD_BYTES: u32 = 64 << 20;
+/// The longest BAM header (text and reference list) chromax reads.
+const MAX_HEADER_BYTES: usize = 256 << 20;
+
+// noodles sizes a buffer from each length field (record size, header text, reference name)
+// before reading it, so a damaged file claiming 4 GiB allocates 4 GiB. chromax reads the
+// framing itself, growing buffers only as bytes arrive and bounding each length, and gives
+// noodles one whole header or record at a time to decode.
+
+/// Appends `n` bytes from `r` to `out`, growing `out` only as bytes arrive.
+fn read_bytes(r: &mut impl Read, n: usize, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut chunk = [0u8; 8192];
+    let mut left = n;
+    while left > 0 {
+        let want = left.min(chunk.len());
+        match r.read(&mut chunk[..want]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(k) => {
+                out.extend_from_slice(&chunk[..k]);
+                left -= k;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Appends a little-endian u32 from `r` to `out` and returns it.
+fn read_u32(r: &mut impl Read, out: &mut Vec<u8>) -> io::Result<u32> {
+    read_bytes(r, 4, out)?;
+    let mut le = [0u8; 4];
+    le.copy_from_slice(&out[out.len() - 4..]);
+    Ok(u32::from_le_bytes(le))
+}
+
+fn damaged(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// Reads a BAM header (magic, text, reference sequences) with bounded lengths.
+fn read_header_bounded(r: &mut impl Read) -> io::Result<sam::Header> {
+    let mut bytes = Vec::new();
+    read_bytes(r, 4, &mut bytes)?;
+    if bytes != b"BAM\x01" {
+        return Err(damaged("the decompressed data does not start with BAM's magic (BAM\\1)".into()));
+    }
+    let l_text = read_u32(r, &mut bytes)? as usize;
+    if l_text > MAX_HEADER_BYTES {
+        return Err(damaged(format!("the header claims {l_text} bytes of text, more than {MAX_HEADER_BYTES}")));
+    }
+    read_bytes(r, l_text, &mut bytes)?;
+    let n_ref = read_u32(r, &mut bytes)?;
+    for i in 0..n_ref {
+        let l_name = read_u32(r, &mut bytes)? as usize;
+        if bytes.len().saturating_add(l_name) > MAX_HEADER_BYTES {
+            return Err(damaged(format!(
+                "reference sequence {} claims a {l_name}-byte name: the header would pass {MAX_HEADER_BYTES} bytes",
+                i + 1
+            )));
+        }
+        read_bytes(r, l_name + 4, &mut bytes)?;
+    }
+    bam::io::Reader::from(bytes.as_slice()).read_header()
+}
+
+/// Reads the next record (false at the end) after checking its length.
+fn read_record_bounded(r: &mut impl Read, record: &mut bam::Record) -> io::Result<bool> {
+    let mut size = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut size[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let len = u32::from_le_bytes(size);
+    if len > MAX_RECORD_BYTES {
+        return Err(damaged(format!(
+            "a record claims {len} bytes, more than the {} MiB of any read chromax reads",
+            MAX_RECORD_BYTES >> 20
+        )));
+    }
+    // The length is bounded now: noodles reads it again and the record straight from `r`.
+    bam::io::Reader::from((&size[..]).chain(r)).read_record(record)?;
+    Ok(true)
+}
 
 /// The genome sizes in a BAM header (`@SQ` lines).
 pub fn bam_header_sizes(path: impl AsRef<Path>) -> Result<ChromSizes, FileError> {
     let path = path.as_ref();
     check_bam_file(path)?;
-    let header =
-        File::open(path).map(bam::io::Reader::new).and_then(|mut r| r.read_header()).map_err(|e| bam_error(path, e))?;
+    let header = File::open(path)
+        .map(noodles::bgzf::io::Reader::new)
+        .and_then(|mut r| read_header_bounded(&mut r))
+        .map_err(|e| bam_error(path, e))?;
     header_sizes(path, &header)
 }
 
@@ -85,8 +182,8 @@ pub fn coverage_from_bam(
     };
     // A BAM cut between blocks reads as a complete one with fewer records.
     check_bam_file(path)?;
-    let mut reader = File::open(path).map(bam::io::Reader::new).map_err(|e| bam_error(path, e))?;
-    let header = reader.read_header().map_err(|e| bam_error(path, e))?;
+    let mut reader = File::open(path).map(noodles::bgzf::io::Reader::new).map_err(|e| bam_error(path, e))?;
+    let header = read_header_bounded(&mut reader).map_err(|e| bam_error(path, e))?;
     let bam_sizes = header_sizes(path, &header)?;
     let sizes = sizes.unwrap_or(&bam_sizes);
     // BAM reference id → id in `sizes` (None: missing from the sizes).
@@ -191,17 +288,13 @@ pub fn coverage_from_bam(
     match &opts.region {
         None => {
             let mut record = bam::Record::default();
-            loop {
-                let n = reader.read_record(&mut record).map_err(|e| bam_error(path, e))?;
-                if n == 0 {
-                    break;
-                }
+            while read_record_bounded(&mut reader, &mut record).map_err(|e| bam_error(path, e))? {
                 per_record(&record, &mut report, &mut pile)?;
             }
         }
         Some(region) => {
             let mut indexed = indexed_reader(path)?;
-            let header = indexed.read_header().map_err(|e| bam_error(path, e))?;
+            let header = read_header_bounded(indexed.get_mut()).map_err(|e| bam_error(path, e))?;
             // Reads outside the region can still reach into it: a cut site's window by
             // `extend`, a fragment by its length (up to FRAGMENT_REACH, beyond which pairs are
             // not proper in practice). The pile-up clips to the region itself.
@@ -210,12 +303,22 @@ pub fn coverage_from_bam(
                 PileupMode::Fragments => FRAGMENT_REACH,
             };
             let query_region = noodles_region(region, reach, sizes)?;
-            let query = indexed
-                .query(&header, &query_region)
-                .map_err(|e| FileError::content(path, format!("region query failed: {e}")))?;
-            for record in query.records() {
-                let record = record.map_err(|e| bam_error(path, e))?;
-                per_record(&record, &mut report, &mut pile)?;
+            let query_failed =
+                |e: &dyn std::fmt::Display| FileError::content(path, format!("region query failed: {e}"));
+            let Some(ref_id) = header.reference_sequences().get_index_of(query_region.name()) else {
+                return Err(FileError::content(
+                    path,
+                    format!("the BAM header has no reference sequence '{}'", region.chrom),
+                ));
+            };
+            let interval = query_region.interval();
+            let chunks = indexed.index().query(ref_id, interval).map_err(|e| query_failed(&e))?;
+            let mut chunks = noodles::csi::io::Query::new(indexed.get_mut(), chunks);
+            let mut record = bam::Record::default();
+            while read_record_bounded(&mut chunks, &mut record).map_err(|e| bam_error(path, e))? {
+                if overlaps(&record, ref_id, interval).map_err(|e| bam_error(path, e))? {
+                    per_record(&record, &mut report, &mut pile)?;
+                }
             }
         }
     }
@@ -245,6 +348,17 @@ fn indexed_reader(path: &Path) -> Result<bam::io::IndexedReader<noodles::bgzf::i
         .map_err(|e| FileError::content(path, format!("cannot open the BAM with its index: {e}")))
 }
 
+/// Whether a record's alignment lies on `ref_id` and meets `interval`.
+fn overlaps(record: &bam::Record, ref_id: usize, interval: noodles::core::region::Interval) -> io::Result<bool> {
+    if record.reference_sequence_id().transpose()? != Some(ref_id) {
+        return Ok(false);
+    }
+    match (record.alignment_start().transpose()?, record.alignment_end().transpose()?) {
+        (Some(start), Some(end)) => Ok(interval.intersects((start..=end).into())),
+        _ => Ok(false),
+    }
+}
+
 /// How far before a region the leftmost read of a fragment reaching into it may start.
 const FRAGMENT_REACH: u64 = 10_000;
 
@@ -270,4 +384,78 @@ pub fn is_bam(path: impl AsRef<Path>) -> bool {
     };
     let mut magic = [0u8; 4];
     flate2::read::MultiGzDecoder::new(file).read_exact(&mut magic).is_ok() && &magic == b"BAM\x01"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An uncompressed BAM header: no text, one reference "c" of 1,000 bp.
+    fn header_bytes() -> Vec<u8> {
+        let mut b = b"BAM\x01".to_vec();
+        b.extend(0u32.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        b.extend(2u32.to_le_bytes());
+        b.extend(b"c\0");
+        b.extend(1000u32.to_le_bytes());
+        b
+    }
+
+    fn err_text(r: io::Result<impl std::fmt::Debug>) -> String {
+        r.expect_err("an error").to_string()
+    }
+
+    #[test]
+    fn a_header_is_read_and_its_lengths_are_bounded() {
+        let header = read_header_bounded(&mut header_bytes().as_slice()).expect("header");
+        assert_eq!(header.reference_sequences().len(), 1);
+        // A reference name claiming 4 GiB, a text claiming 4 GiB: errors, nothing allocated.
+        let mut b = header_bytes();
+        b[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(err_text(read_header_bounded(&mut b.as_slice())).contains("claims a 4294967295-byte name"));
+        let mut b = header_bytes();
+        b[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(err_text(read_header_bounded(&mut b.as_slice())).contains("claims 4294967295 bytes of text"));
+        // A text or name claiming more than there is: the stream ends early.
+        let mut b = header_bytes();
+        b[4..8].copy_from_slice(&1_000_000u32.to_le_bytes());
+        let e = read_header_bounded(&mut b.as_slice()).expect_err("short");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err_text(read_header_bounded(&mut &b"SAM\x01"[..])).contains("BAM's magic"));
+    }
+
+    #[test]
+    fn records_are_read_and_their_lengths_are_bounded() {
+        // One record: refID 0, pos 99, l_read_name 2 ("r\0"), MAPQ 60, bin 4680, no CIGAR,
+        // flag 0, no sequence, next refID −1, next pos −1, tlen 0.
+        let mut body = Vec::new();
+        body.extend(0i32.to_le_bytes());
+        body.extend(99i32.to_le_bytes());
+        body.extend([2u8, 60]);
+        body.extend(4680u16.to_le_bytes());
+        body.extend(0u16.to_le_bytes());
+        body.extend(0u16.to_le_bytes());
+        body.extend(0u32.to_le_bytes());
+        body.extend((-1i32).to_le_bytes());
+        body.extend((-1i32).to_le_bytes());
+        body.extend(0i32.to_le_bytes());
+        body.extend(b"r\0");
+        let mut stream = (body.len() as u32).to_le_bytes().to_vec();
+        stream.extend(&body);
+        let mut record = bam::Record::default();
+        let mut r = stream.as_slice();
+        assert!(read_record_bounded(&mut r, &mut record).expect("record"));
+        assert_eq!(record.alignment_start().transpose().expect("pos").map(usize::from), Some(100));
+        assert!(!read_record_bounded(&mut r, &mut record).expect("the end"), "the end between records");
+        // A size claiming 4 GiB is refused before anything is allocated.
+        let mut huge = u32::MAX.to_le_bytes().to_vec();
+        huge.extend(&body);
+        assert!(err_text(read_record_bounded(&mut huge.as_slice(), &mut record))
+            .contains("a record claims 4294967295 bytes"));
+        // Cut inside the size or inside the body: the stream ends early.
+        for cut in [2, stream.len() - 3] {
+            let e = read_record_bounded(&mut &stream[..cut], &mut record).expect_err("cut");
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+        }
+    }
 }
