@@ -132,6 +132,7 @@ pub fn write_h5ad(path: &Path, a: &AnnData) -> Result<(), FileError> {
 /// Reads X (CSR or CSC, converted to CSR), obs/var names of an AnnData file.
 pub fn read_h5ad_x(path: &Path) -> Result<(CsrF32, Vec<String>, Vec<String>), FileError> {
     let bad = |what: String| FileError::content(path, what);
+    crate::io::hdf5::check_hdf5_complete(path)?;
     let f = hdf5_pure::File::open_streaming(path).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
     let xg =
         f.group("X").map_err(|_| bad("no X group (a dense X is not supported: store it as a sparse matrix)".into()))?;
@@ -179,6 +180,7 @@ pub fn read_h5ad_x(path: &Path) -> Result<(CsrF32, Vec<String>, Vec<String>), Fi
 /// AnnData file: what `chromax sc embed` writes, read back.
 pub fn read_h5ad_obsm(path: &Path, name: &str) -> Result<(Vec<String>, Vec<f32>, usize), FileError> {
     let bad = |what: String| FileError::content(path, what);
+    crate::io::hdf5::check_hdf5_complete(path)?;
     let f = hdf5_pure::File::open_streaming(path).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
     let obs = f.group("obs").map_err(|_| bad("no obs group".into()))?;
     let index = obs
@@ -433,6 +435,7 @@ pub const PEAK_COLUMNS: [[&str; 3]; 3] =
 /// or `chr1_100_600` ([`parse_peak_name`]).
 pub fn read_h5ad_counts(path: &Path) -> Result<H5adCounts, FileError> {
     let bad = |what: String| FileError::content(path, what);
+    crate::io::hdf5::check_hdf5_complete(path)?;
     let f = File::open_streaming(path).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
     let obs = f.group("obs").map_err(|_| bad("no obs group: not an AnnData file".into()))?;
     let var = f.group("var").map_err(|_| bad("no var group: not an AnnData file".into()))?;

@@ -13,6 +13,7 @@ pub mod bigwig;
 pub mod fragments;
 pub mod guard;
 pub mod h5ad;
+pub mod hdf5;
 pub mod json;
 pub mod mtx;
 pub mod npy;
