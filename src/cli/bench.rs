@@ -70,6 +70,9 @@ fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
         ModelSize::Atacworks => DenoiseConfig::default(),
         ModelSize::Demo => DenoiseConfig::demo(),
     };
+    if a.batch == 0 || a.interval == 0 {
+        return Err("--batch and --interval must be at least 1".into());
+    }
     let width = (a.interval + 2 * a.pad) as usize;
     let n = a.batch;
     let flops_fwd = cfg.flops_per_base() * width as f64; // per interval, padding included

@@ -92,6 +92,9 @@ pub fn signal_metrics(signal: &[f32], score: &[f32], clean: &[f32], mask: &[f32]
 
 /// Evaluates the prediction (and the noisy baseline) over the regions, or the whole genome.
 pub fn evaluate<B: Backend>(backend: &B, opts: &EvalOptions) -> Result<EvalReport, Error> {
+    if matches!(opts.prediction, Prediction::Model { batch: 0, .. }) {
+        return Err(FileError::Argument("--batch must be at least 1".into()).into());
+    }
     let sizes = match &opts.genome {
         Some(g) => ChromSizes::read(g)?,
         None => crate::store::build::read_track(&opts.clean, None)?.sizes().clone(),

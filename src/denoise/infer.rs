@@ -151,8 +151,10 @@ pub fn denoise_spans<B: Backend>(
     batch: usize,
     sink: &mut dyn FnMut(&Interval, u64, &[f32], &[f32]) -> Result<(), Error>,
 ) -> Result<u64, Error> {
-    let shape =
-        BatchShape { batch: batch.max(1), len: config.interval, pad: config.pad, channels: config.model.in_channels };
+    if batch == 0 {
+        return Err(FileError::Argument("--batch must be at least 1".into()).into());
+    }
+    let shape = BatchShape { batch, len: config.interval, pad: config.pad, channels: config.model.in_channels };
     let intervals: Vec<Interval> =
         spans.iter().flat_map(|s| tile_range(s.chrom, s.start, s.end, config.interval, 0)).collect();
     let ends: Vec<u64> = spans
