@@ -151,8 +151,14 @@ fn bgzip(text: &str) -> Vec<u8> {
 fn write_bam(path: &Path) {
     use noodles::sam::alignment::io::Write as _;
     use noodles::sam::alignment::record::cigar::op::{Kind, Op};
+    use noodles::sam::header::record::value::map::header::{sort_order::COORDINATE, tag::SORT_ORDER};
     use noodles::sam::header::record::value::{map::ReferenceSequence, Map};
+    let sorted = Map::<noodles::sam::header::record::value::map::Header>::builder()
+        .insert(SORT_ORDER, COORDINATE)
+        .build()
+        .expect("@HD");
     let header = noodles::sam::Header::builder()
+        .set_header(sorted)
         .add_reference_sequence(
             "c",
             Map::<ReferenceSequence>::new(std::num::NonZero::new(60_000usize).expect("length")),
@@ -174,6 +180,56 @@ fn write_bam(path: &Path) {
     writer.try_finish().expect("finish");
 }
 
+/// The BAI of a BAM, written beside it.
+fn index_bam(path: &Path) {
+    match noodles::bam::fs::index(path).expect("index") {
+        noodles::bam::Index::Bai(index) => {
+            noodles::bam::bai::fs::write(chromax::io::prefixed(path, ".bai"), &index).expect("bai")
+        }
+        noodles::bam::Index::Csi(_) => panic!("a BAI was expected"),
+    }
+}
+
+/// [`fragments`], sorted and bgzipped as `path`, with its tabix index beside it.
+fn bgzip_with_tabix(path: &Path) {
+    use noodles::core::Position;
+    use noodles::csi::binning_index::index::reference_sequence::bin::Chunk;
+    let mut lines: Vec<(String, u64, u64, String)> = fragments()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[1].parse().expect("start"), f[2].parse().expect("end"), f[3].to_string())
+        })
+        .collect();
+    lines.sort();
+    let mut writer = noodles::bgzf::io::Writer::new(std::fs::File::create(path).expect("create"));
+    let mut indexer = noodles::tabix::index::Indexer::default();
+    indexer.set_header(noodles::csi::binning_index::index::header::Builder::bed().build());
+    let mut start = writer.virtual_position();
+    for (chrom, s, e, bc) in &lines {
+        writeln!(writer, "{chrom}\t{s}\t{e}\t{bc}\t1").expect("write");
+        let end = writer.virtual_position();
+        let (from, to) =
+            (Position::try_from(*s as usize + 1).expect("pos"), Position::try_from(*e as usize).expect("pos"));
+        indexer.add_record(chrom, from, to, Chunk::new(start, end)).expect("index");
+        start = end;
+    }
+    writer.finish().expect("finish");
+    noodles::tabix::fs::write(chromax::io::prefixed(path, ".tbi"), &indexer.build()).expect("tbi");
+}
+
+/// A copy of a bgzipped fixture, decompressed, edited and compressed again.
+fn patched_bgzf(fixture: &str, edit: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    use std::io::Read;
+    let file = std::fs::File::open(fixtures().join(fixture)).expect("fixture");
+    let mut plain = Vec::new();
+    flate2::read::MultiGzDecoder::new(file).read_to_end(&mut plain).expect("decompress");
+    edit(&mut plain);
+    let mut w = noodles::bgzf::io::Writer::new(Vec::new());
+    w.write_all(&plain).expect("bgzf");
+    w.finish().expect("bgzf")
+}
+
 /// The shared fixtures: tracks, peaks, a trained denoiser, a single-cell model and matrix.
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -184,6 +240,9 @@ fn fixtures() -> &'static Path {
         std::fs::write(dir.join("g.sizes"), SIZES).expect("sizes");
         std::fs::write(dir.join("frag.tsv"), fragments()).expect("fragments");
         write_bam(&dir.join("reads.bam"));
+        std::fs::copy(dir.join("reads.bam"), dir.join("ix.bam")).expect("copy");
+        index_bam(&dir.join("ix.bam"));
+        bgzip_with_tabix(&dir.join("ix.tsv.gz"));
         std::fs::write(dir.join("peaks.bed"), "c\t1000\t2000\nc\t30000\t31000\nv\t500\t900\n").expect("peaks");
         chromax(&dir, &["coverage", "frag.tsv", "-g", "g.sizes", "-o", "cov.bw"]);
         chromax(&dir, &["coverage", "frag.tsv", "-g", "g.sizes", "-o", "cov.bedGraph"]);
@@ -447,6 +506,11 @@ fn table() -> Vec<Row> {
         row("device_spelled_wrong", vec![f("model"), f("cov.bw")], "denoise run --model model --noisy cov.bw -o out --device tpu", vec!["unknown device 'tpu'", "'cpu', 'cuda' or 'cuda:N'"]),
         // --- Readers: truncated, malformed, mismatched ---------------------------------------
         row("a_bam_region_without_its_index", vec![f("reads.bam")], "coverage reads.bam --region c:1-1000 -o out.bw", vec!["reads.bam", "--region needs the BAM's index", "samtools index"]),
+        row("a_bam_region_through_its_index", vec![f("ix.bam"), f("ix.bam.bai")], "coverage ix.bam --region c:1-5000 -o out.bw", vec!["used"]).succeeds(vec!["out.bw"]),
+        row("a_bai_with_a_bin_past_its_depth", vec![f("ix.bam"), bytes("ix.bam.bai", patched("ix.bam.bai", |b| b[12..16].copy_from_slice(&40_000u32.to_le_bytes())))], "coverage ix.bam --region c:1-5000 -o out.bw", vec!["ix.bam.bai", "damaged index", "bin 40000", "samtools index"]).one_line(),
+        row("a_bai_claiming_two_billion_references", vec![f("ix.bam"), bytes("ix.bam.bai", patched("ix.bam.bai", |b| b[4..8].copy_from_slice(&0x7fff_ffffu32.to_le_bytes())))], "coverage ix.bam --region c:1-5000 -o out.bw", vec!["ix.bam.bai", "2147483647 reference sequences", "more than the index holds"]).one_line(),
+        row("a_tabix_index_region_reads", vec![f("ix.tsv.gz"), f("ix.tsv.gz.tbi"), f("g.sizes")], "coverage ix.tsv.gz -g g.sizes --region c:1-30000 -o out.bw", vec!["used"]).succeeds(vec!["out.bw"]),
+        row("a_tabix_index_with_a_bin_past_its_depth", vec![f("ix.tsv.gz"), bytes("ix.tsv.gz.tbi", patched_bgzf("ix.tsv.gz.tbi", |b| { let names = u32::from_le_bytes(b[32..36].try_into().expect("l_nm")) as usize; let at = 36 + names + 4; b[at..at + 4].copy_from_slice(&50_000u32.to_le_bytes()); })), f("g.sizes")], "coverage ix.tsv.gz -g g.sizes --region c:1-30000 -o out.bw", vec!["ix.tsv.gz.tbi", "damaged index", "bin 50000"]).one_line(),
         row("a_bam_without_a_region_needs_no_index", vec![f("reads.bam")], "coverage reads.bam -o out.bw", vec![]).succeeds(vec!["out.bw"]),
         row("a_bam_of_thirty_bytes", vec![bytes("short.bam", patched("reads.bam", |b| b.truncate(30)))], "coverage short.bam -o out.bw", vec!["short.bam", "truncated", "samtools"]).one_line(),
         row("a_bam_cut_in_half", vec![bytes("half.bam", patched("reads.bam", |b| b.truncate(b.len() / 2)))], "coverage half.bam -o out.bw", vec!["half.bam", "no end-of-file block", "truncated"]).one_line(),

@@ -332,17 +332,19 @@ pub fn coverage_from_bam(
 }
 
 fn indexed_reader(path: &Path) -> Result<bam::io::IndexedReader<noodles::bgzf::io::Reader<File>>, FileError> {
-    let has_index = ["bai", "csi"].iter().any(|ext| {
-        let mut p = path.as_os_str().to_owned();
-        p.push(format!(".{ext}"));
-        Path::new(&p).exists()
-    });
-    if !has_index {
+    use crate::io::index::{check_index, IndexKind};
+    let index = [("bai", IndexKind::Bai), ("csi", IndexKind::Csi)]
+        .into_iter()
+        .map(|(ext, kind)| (crate::io::prefixed(path, &format!(".{ext}")), kind))
+        .find(|(p, _)| p.exists());
+    let Some((index, kind)) = index else {
         return Err(FileError::content(
             path,
             format!("--region needs the BAM's index, but neither {0}.bai nor {0}.csi exists: create it with `samtools index {0}`", path.display()),
         ));
-    }
+    };
+    // noodles reads {path}.bai before {path}.csi, as found here.
+    check_index(&index, kind)?;
     bam::io::indexed_reader::Builder::default()
         .build_from_path(path)
         .map_err(|e| FileError::content(path, format!("cannot open the BAM with its index: {e}")))

@@ -122,9 +122,10 @@ pub fn coverage_from_fragments(
         seen_cells: HashSet::new(),
     };
     match (&opts.region, tabix_index(path)) {
-        (Some(region), Some(_)) => {
+        (Some(region), Some(index)) => {
             // The streaming reader checks this itself (LineReader::open).
             check_bgzf_complete(path)?;
+            crate::io::index::check_index(&index, crate::io::index::IndexKind::Tabix)?;
             let mut reader = noodles::tabix::io::indexed_reader::Builder::default()
                 .build_from_path(path)
                 .map_err(|e| FileError::content(path, format!("cannot open with its tabix index: {e}")))?;

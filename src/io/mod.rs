@@ -14,6 +14,7 @@ pub mod fragments;
 pub mod guard;
 pub mod h5ad;
 pub mod hdf5;
+pub mod index;
 pub mod json;
 pub mod mtx;
 pub mod npy;
