@@ -173,7 +173,8 @@ mod tests {
 
     #[test]
     fn counts_past_the_end_bins_past_the_depth_and_cuts_are_named() {
-        let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|b| b[4..8].copy_from_slice(&0x7fff_ffffu32.to_le_bytes())), "reference sequences at byte 4"),
             (Box::new(|b| b[4..8].copy_from_slice(&u32::MAX.to_le_bytes())), "negative count"),
             (Box::new(|b| b[8..12].copy_from_slice(&1_000_000u32.to_le_bytes())), "1000000 bins"),
