@@ -267,7 +267,7 @@ mod tests {
         let dir = scratch("nodir");
         let missing = dir.join("no-such-dir");
         let msg = write_narrowpeak(missing.join("x.narrowPeak"), &[]).expect_err("no directory").to_string();
-        assert_eq!(msg, format!("{}: the output directory does not exist", missing.display()));
+        assert_eq!(msg, format!("{}: the output directory does not exist: create it first", missing.display()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -986,8 +986,8 @@ mod tests {
         let path = dir.join("text.h5ad");
         std::fs::write(&path, "chr1\t100\t600\n").expect("write");
         let missing = dir.join("absent.h5ad");
-        for p in [&path, &missing] {
-            let prefix = format!("{}: not an HDF5 file: ", p.display());
+        for (p, what) in [(&path, "not an HDF5 file: "), (&missing, "No such file or directory")] {
+            let prefix = format!("{}: {what}", p.display());
             let msgs = [
                 read_h5ad_counts(p).expect_err("counts").to_string(),
                 read_h5ad_x(p).expect_err("X").to_string(),
