@@ -244,7 +244,12 @@ fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
 
     // The model directory must be a single-cell model.
     fails(&dir, &["sc", "embed", "--model", "windows.bed", "-o", "x.h5ad"], &["windows.bed", "sc train"]);
-    fails(&dir, &["sc", "embed", "--model", ".", "-o", "x.txt"], &["x.txt", ".h5ad"]);
+    // An output outside the model directory (inside it is refused before the format).
+    let elsewhere = std::env::temp_dir().join(format!("chromax-embed-{}.txt", std::process::id()));
+    let elsewhere = elsewhere.to_str().expect("utf-8 path");
+    fails(&dir, &["sc", "embed", "--model", ".", "-o", elsewhere], &["chromax-embed-", ".h5ad"]);
+    assert!(!Path::new(elsewhere).exists());
+    fails(&dir, &["sc", "embed", "--model", ".", "-o", "x.h5ad"], &["inside the model directory --model"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
