@@ -231,6 +231,9 @@ fn patched_bgzf(fixture: &str, edit: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
 }
 
 /// The shared fixtures: tracks, peaks, a trained denoiser, a single-cell model and matrix.
+/// The longest a row's command may run (the slowest takes about 2 s on 2 cores).
+const ROW_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -361,12 +364,37 @@ fn run_row(r: &Row, root: &Path) -> Result<(), String> {
         }
         None => Command::new(bin()),
     };
-    let out =
-        cmd.args(&r.args).current_dir(&dir).env("CHROMAX_TRACK_CACHE", &cache).output().map_err(|e| e.to_string())?;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // Run under a time limit, so that a command that hangs fails its row instead of stalling
+    // the suite; its output goes to files beside the row's directory (not among its inputs).
+    let err_path = root.join(format!("{}.stderr", r.name));
+    let mut child = cmd
+        .args(&r.args)
+        .current_dir(&dir)
+        .env("CHROMAX_TRACK_CACHE", &cache)
+        .stdout(std::fs::File::create(root.join(format!("{}.stdout", r.name))).map_err(|e| e.to_string())?)
+        .stderr(std::fs::File::create(&err_path).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break Some(status);
+        }
+        if started.elapsed() > ROW_TIME_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     let mut problems = Vec::new();
-    if out.status.code() != Some(r.exit) {
-        problems.push(format!("exit {:?}, expected {}", out.status.code(), r.exit));
+    match status {
+        None => problems.push(format!("still running after {} s: killed", ROW_TIME_LIMIT.as_secs())),
+        Some(status) if status.code() != Some(r.exit) => {
+            problems.push(format!("exit {:?}, expected {}", status.code(), r.exit))
+        }
+        Some(_) => {}
     }
     if stderr.contains("panicked") {
         problems.push("panicked".into());
@@ -454,6 +482,23 @@ fn shard_with(fixture: &str, chrom: &str, pos: usize, value: f32) -> Vec<u8> {
     })
 }
 
+/// A safetensors file with every F32 value set to `value`.
+fn with_all(fixture: &str, value: f32) -> Vec<u8> {
+    patched(fixture, |b| {
+        let n = u64::from_le_bytes(b[..8].try_into().expect("header length")) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).expect("header");
+        for (_, info) in
+            header.as_object().expect("object").iter().filter(|(k, v)| *k != "__metadata__" && v["dtype"] == "F32")
+        {
+            let (from, to) =
+                (info["data_offsets"][0].as_u64().expect("offset"), info["data_offsets"][1].as_u64().expect("offset"));
+            for at in (8 + n + from as usize..8 + n + to as usize).step_by(4) {
+                b[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            }
+        }
+    })
+}
+
 fn table() -> Vec<Row> {
     let yeast_sizes = ("sizes", Src::Data("yeast/sacCer3.chrom.sizes"));
     vec![
@@ -480,6 +525,8 @@ fn table() -> Vec<Row> {
         row("shard_with_an_altered_dtype", vec![bytes("cov.cxtrack", patched("cov.cxtrack", |b| { let s = String::from_utf8_lossy(b).replacen("\"dtype\":\"u16\"", "\"dtype\":\"u8\" ", 1).into_bytes(); b.truncate(0); b.extend(s); }))], "store info cov.cxtrack", vec!["cov.cxtrack", "does not match the file's layout"]),
         row("shard_truncated", vec![bytes("cov.cxtrack", patched("cov.cxtrack", |b| b.truncate(b.len() - 100)))], "peaks cov.cxtrack -o p.narrowPeak", vec!["cov.cxtrack", "truncated"]),
         row("checkpoint_with_nan_weights", vec![f("model"), bytes("model/model.safetensors", with_nan("model/model.safetensors")), f("cov.bw"), f("g.sizes")], "denoise run --model model --noisy cov.bw -g g.sizes -o out --device cpu", vec!["model.safetensors", "holds NaN"]),
+        row("a_model_whose_output_overflows", vec![f("model"), bytes("model/model.safetensors", with_all("model/model.safetensors", 1e30)), f("cov.bw"), f("g.sizes")], "denoise run --model model --noisy cov.bw -g g.sizes -o out --device cpu", vec!["model", "the model produced a non-finite value at c:"]),
+        row("a_model_whose_output_overflows_in_eval", vec![f("model"), bytes("model/model.safetensors", with_all("model/model.safetensors", 1e30)), f("cov.bw"), f("peaks.bed"), f("g.sizes")], "denoise eval --model model --noisy cov.bw --clean cov.bw --peaks peaks.bed -g g.sizes --device cpu", vec!["the model produced a non-finite value"]),
         row("not_a_checkpoint", vec![f("model"), bytes("model/model.safetensors", b"not a safetensors file".to_vec()), f("cov.bw"), f("g.sizes")], "denoise run --model model --noisy cov.bw -g g.sizes -o out --device cpu", vec!["model.safetensors", "not a safetensors file"]),
         row("config_json_garbage", vec![f("model"), text("model/config.json", "{\"format\": 3"), f("cov.bw")], "denoise run --model model --noisy cov.bw -o out --device cpu", vec!["config.json", "not a valid chromax model config"]),
         row("denoise_model_given_to_sc_embed", vec![f("model")], "sc embed --model model -o e.h5ad", vec!["chromax-denoise-1", "chromax sc"]),

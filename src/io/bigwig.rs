@@ -210,6 +210,9 @@ fn read_chrom(path: &Path, name: &str, len: u64, limit: u64) -> Result<Vec<Run>,
 enum StreamMsg {
     Chrom(String),
     Runs(Vec<Run>),
+    /// The file will not be kept: stop before bigtools builds its index (over no data that
+    /// never returns).
+    Abandon,
 }
 
 /// Feeds bigtools from a channel: chromosomes in the order sent, runs as they arrive.
@@ -256,6 +259,9 @@ impl BBIDataSource for ChannelSource {
                             runtime.block_on(p.do_process(prev, Some(&v)))?;
                         }
                     }
+                }
+                StreamMsg::Abandon => {
+                    return Err(BBIProcessError::SourceError(std::io::Error::other("abandoned")));
                 }
             }
         }
@@ -355,7 +361,12 @@ impl BigWigStream {
 
 impl Drop for BigWigStream {
     fn drop(&mut self) {
-        drop(self.tx.take());
+        // Dropped without `finish` (an error on the way): the writer is told to stop rather
+        // than left to close a file that may hold no value at all, which bigtools 0.5 never
+        // returns from (its R-tree loop over zero sections), so the join below would hang.
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(StreamMsg::Abandon);
+        }
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
@@ -913,6 +924,28 @@ mod tests {
         drop(s);
         assert!(!dropped.exists());
         assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 2);
+
+        // Dropped before any value (an error before the first batch, as when a model's first
+        // output is not finite): this hung for good, bigtools closing a file over no data. The
+        // drop runs on a thread so that a hang fails the test instead of stalling it.
+        for chroms in [&[][..], &["chr1"][..], &["chr1", "chr2"][..]] {
+            let empty = dir.join("empty.bw");
+            let s = BigWigStream::create(&empty, t.sizes(), 1).expect("create");
+            for c in chroms {
+                s.chrom(c).expect("chrom");
+            }
+            let (done, wait) = crossbeam_channel::bounded(1);
+            std::thread::spawn(move || {
+                drop(s);
+                let _ = done.send(());
+            });
+            assert!(
+                wait.recv_timeout(std::time::Duration::from_secs(60)).is_ok(),
+                "dropping a stream after chromosomes {chroms:?} and no value did not return"
+            );
+            assert!(!empty.exists());
+            assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 2, "a temporary was left behind");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
