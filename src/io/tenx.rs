@@ -54,17 +54,36 @@ pub fn read_10x_h5(path: &Path) -> Result<TenxMatrix, FileError> {
         return Err(bad(format!("matrix/barcodes has {} names; matrix/shape says {n_barcodes}", barcodes.len())));
     }
 
+    // The feature columns are the file's real rows: matrix/shape must agree with them before
+    // anything is sized by it (a damaged shape's rows would otherwise be allocated).
+    let no_coordinates = |found: &str| {
+        bad(format!(
+            "no peak coordinates: expected matrix/features/id, name or interval to name each peak as \
+             chr1:100-600 (or chr1-100-600, chr1_100_600){found}"
+        ))
+    };
+    let columns: Vec<(&str, Vec<String>)> = ["id", "name", "interval"]
+        .into_iter()
+        .filter_map(|column| strings(&format!("features/{column}")).ok().map(|names| (column, names)))
+        .collect();
+    if columns.is_empty() {
+        return Err(no_coordinates(" (none of them is present)"));
+    }
+    if let Some((column, names)) = columns.iter().find(|(_, names)| names.len() != features) {
+        return Err(bad(format!("matrix/features/{column} has {} rows; matrix/shape says {features}", names.len())));
+    }
+    let n_features = u32::try_from(features)
+        .map_err(|_| bad(format!("matrix/shape says {features} features, beyond the 2^32 rows supported")))?;
+
     let peak_rows: Vec<u32> = match strings("features/feature_type") {
-        Ok(types) if types.len() == features => {
-            (0..features as u32).filter(|&r| types[r as usize] == "Peaks").collect()
-        }
+        Ok(types) if types.len() == features => (0..n_features).filter(|&r| types[r as usize] == "Peaks").collect(),
         Ok(types) => {
             return Err(bad(format!(
                 "matrix/features/feature_type has {} rows; matrix/shape says {features}",
                 types.len()
             )))
         }
-        Err(_) => (0..features as u32).collect(),
+        Err(_) => (0..n_features).collect(),
     };
     if peak_rows.is_empty() {
         return Err(bad("matrix/features/feature_type has no row of type 'Peaks': not a peak matrix".into()));
@@ -72,39 +91,35 @@ pub fn read_10x_h5(path: &Path) -> Result<TenxMatrix, FileError> {
     // The first of id, name, interval that names every peak row as chr:start-end.
     let mut seen = Vec::new();
     let mut peaks = None;
-    for column in ["id", "name", "interval"] {
-        let Ok(names) = strings(&format!("features/{column}")) else { continue };
-        if names.len() != features {
-            return Err(bad(format!(
-                "matrix/features/{column} has {} rows; matrix/shape says {features}",
-                names.len()
-            )));
-        }
+    for (column, names) in &columns {
         let parsed: Option<Vec<Interval>> = peak_rows.iter().map(|&r| parse_peak_name(&names[r as usize])).collect();
-        match parsed {
-            Some(p) => {
-                peaks = Some(p);
-                break;
-            }
-            None => {
-                let first = peak_rows.iter().find(|&&r| parse_peak_name(&names[r as usize]).is_none());
-                if let Some(&r) = first {
-                    seen.push(format!("features/{column} row {r} is '{}'", names[r as usize]));
-                }
-            }
+        if parsed.is_some() {
+            peaks = parsed;
+            break;
+        }
+        if let Some(&r) = peak_rows.iter().find(|&&r| parse_peak_name(&names[r as usize]).is_none()) {
+            seen.push(format!("features/{column} row {r} is '{}'", names[r as usize]));
         }
     }
-    let peaks = peaks.ok_or_else(|| {
-        bad(format!(
-            "no peak coordinates: expected matrix/features/id, name or interval to name each peak as \
-             chr1:100-600 (or chr1-100-600, chr1_100_600){}",
-            if seen.is_empty() {
-                " (none of them is present)".to_string()
-            } else {
-                format!("; found {}", seen.join(", "))
-            }
-        ))
-    })?;
+    let peaks = peaks.ok_or_else(|| no_coordinates(&format!("; found {}", seen.join(", "))))?;
     let counts = read_sparse_group(path, &m, "matrix", (features, n_barcodes), Compressed::Columns)?;
     Ok(TenxMatrix { counts, barcodes, peak_rows, peaks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (`fuzz/regressions/tenx/`): a 10x file without feature types whose
+    /// matrix/shape was damaged to claim 2^30 features made the reader allocate 4 GiB of rows.
+    #[test]
+    fn a_shape_its_feature_columns_do_not_have_is_an_error_not_an_allocation() {
+        let dir = crate::io::scratch_dir("tenx-shape");
+        let path = dir.join("damaged.h5");
+        std::fs::write(&path, include_bytes!("../../fuzz/regressions/tenx/shape_claims_4g_features.h5"))
+            .expect("write");
+        let msg = read_10x_h5(&path).expect_err("a damaged shape").to_string();
+        assert_eq!(msg, format!("{}: matrix/features/id has 6 rows; matrix/shape says 1073741830", path.display()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
