@@ -50,7 +50,8 @@ fn seed_from_file(target: &str, name: &str, write: impl FnOnce(&Path) -> Result)
 }
 
 fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chromax-make-seeds-{}", std::process::id()));
+    // A fixed name: the base-code store records its FASTA's path, and the seeds should not change.
+    let dir = std::env::temp_dir().join("chromax-make-seeds");
     std::fs::create_dir_all(&dir).expect("scratch directory");
     dir
 }
@@ -507,7 +508,14 @@ fn check_seeds() -> Result {
         ("chrom_sizes", |p| ChromSizes::read(p).map(drop)),
         ("barcodes", |p| io::barcodes::read_barcodes(p).map(drop)),
         ("fasta", |p| chromax::store::bases::read_fasta(p).map(drop)),
-        ("h5ad", |p| io::h5ad::read_h5ad_counts(p).map(drop)),
+        ("h5ad", |p| {
+            io::h5ad::read_h5ad_counts(p)?;
+            // read_h5ad_x takes sparse X only.
+            match p.to_string_lossy().contains("dense") {
+                true => Ok(()),
+                false => io::h5ad::read_h5ad_x(p).map(drop),
+            }
+        }),
         ("tenx", |p| io::tenx::read_10x_h5(p).map(drop)),
         ("bigwig", |p| io::bigwig::read_bigwig(p, None).map(drop)),
         ("safetensors", |p| io::safetensors::read_tensors(p).map(drop)),
