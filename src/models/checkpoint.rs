@@ -33,6 +33,25 @@ pub fn weight_tensors<B: Backend, M: Module<B>>(backend: &B, net: &M) -> Result<
     Ok(out)
 }
 
+/// Checks, before a network of `params` parameters is built from `config.json`, that the
+/// weights file is large enough to hold them (4 bytes each): a config.json from another model
+/// or damaged to name a huge layer is refused by its size alone, instead of allocating the
+/// layer first and finding the tensors missing after.
+pub fn check_weights_fit(dir: &Path, params: usize) -> Result<(), FileError> {
+    let path = dir.join(MODEL_FILE);
+    let len = std::fs::metadata(&path).map_err(FileError::io(&path))?.len();
+    let needed = params as u64 * 4;
+    if needed > len {
+        return Err(FileError::content(
+            &path,
+            format!(
+                "{CONFIG_FILE} describes a model of {params} parameters ({needed} bytes of f32 weights) but this file holds {len} bytes: the two files are not of one model"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Loads weights into `net`: every parameter and state buffer must be present with its
 /// shape; any other tensor is refused, except those whose name starts with one of `extra`
 /// (the optimiser state of a training checkpoint).

@@ -122,21 +122,21 @@ impl DenoiseConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        use super::MAX_DIM;
         let fields = [
-            ("in_channels", self.in_channels),
-            ("reg_blocks", self.reg_blocks),
-            ("reg_filters", self.reg_filters),
-            ("reg_kernel", self.reg_kernel),
-            ("reg_dilation", self.reg_dilation),
-            ("cls_blocks", self.cls_blocks),
-            ("cls_filters", self.cls_filters),
-            ("cls_kernel", self.cls_kernel),
-            ("cls_dilation", self.cls_dilation),
+            ("in_channels", self.in_channels, MAX_DIM),
+            ("reg_blocks", self.reg_blocks, 1024),
+            ("reg_filters", self.reg_filters, MAX_DIM),
+            ("reg_kernel", self.reg_kernel, MAX_DIM),
+            ("reg_dilation", self.reg_dilation, MAX_DIM),
+            ("cls_blocks", self.cls_blocks, 1024),
+            ("cls_filters", self.cls_filters, MAX_DIM),
+            ("cls_kernel", self.cls_kernel, MAX_DIM),
+            ("cls_dilation", self.cls_dilation, MAX_DIM),
         ];
-        match fields.iter().find(|(_, v)| *v == 0) {
-            Some((name, _)) => Err(format!("model setting {name} must be at least 1")),
-            None => Ok(()),
-        }
+        // Within these bounds the exact count cannot overflow: at most 2 × 1024 blocks of
+        // 3 × 2^48 weights.
+        super::check_sizes(&fields, || self.param_count() as f64)
     }
 }
 

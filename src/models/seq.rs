@@ -127,23 +127,28 @@ impl SeqConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        let fields = [
-            ("seq_len", self.seq_len),
-            ("stem_filters", self.stem_filters),
-            ("stem_kernel", self.stem_kernel),
-            ("stem_pool", self.stem_pool),
-            ("tower_kernel", self.tower_kernel),
-            ("tower_pool", self.tower_pool),
-            ("final_filters", self.final_filters),
-            ("bottleneck", self.bottleneck),
-            ("cells", self.cells),
-        ];
-        if let Some((name, _)) = fields.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("model setting {name} must be at least 1"));
-        }
+        use super::MAX_DIM;
         if self.tower_filters.contains(&0) {
             return Err("every tower block needs at least 1 filter".into());
         }
+        if let Some(f) = self.tower_filters.iter().find(|&&f| f > MAX_DIM) {
+            return Err(format!("a tower block of {f} filters: at most {MAX_DIM} is accepted"));
+        }
+        let fields = [
+            ("seq_len", self.seq_len, 1 << 24),
+            ("stem_filters", self.stem_filters, MAX_DIM),
+            ("stem_kernel", self.stem_kernel, MAX_DIM),
+            ("stem_pool", self.stem_pool, MAX_DIM),
+            ("tower_kernel", self.tower_kernel, MAX_DIM),
+            ("tower_pool", self.tower_pool, MAX_DIM),
+            ("tower blocks", self.tower_filters.len().max(1), 1024),
+            ("final_filters", self.final_filters, MAX_DIM),
+            ("bottleneck", self.bottleneck, MAX_DIM),
+            ("cells", self.cells, 1 << 28),
+        ];
+        // Within these bounds the exact count cannot overflow (each term < 2^60).
+        super::check_sizes(&fields, || self.param_count() as f64)?;
+
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("dropout {} must be in [0, 1)", self.dropout));
         }

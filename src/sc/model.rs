@@ -4,7 +4,7 @@
 use crate::backend::Backend;
 use crate::error::FileError;
 use crate::io::safetensors::read_tensors;
-use crate::models::checkpoint::{load_weights, open_model_dir, MODEL_FILE};
+use crate::models::checkpoint::{check_weights_fit, load_weights, open_model_dir, CONFIG_FILE, MODEL_FILE};
 use crate::models::{SeqConfig, SeqNet};
 use crate::Error;
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,7 @@ impl ScModelConfig {
 /// A trained single-cell model directory: its config and cells.
 pub fn open_sc_model(dir: &Path) -> Result<(ScModelConfig, Vec<String>), Error> {
     let config: ScModelConfig = open_model_dir(dir, SC_FORMAT)?;
+    config.model.validate().map_err(|e| FileError::content(dir.join(CONFIG_FILE), e))?;
     let cells_path = dir.join(CELLS_FILE);
     let text = std::fs::read_to_string(&cells_path).map_err(FileError::io(&cells_path))?;
     let cells: Vec<String> = text.lines().map(String::from).collect();
@@ -61,6 +62,7 @@ pub fn open_sc_model(dir: &Path) -> Result<(ScModelConfig, Vec<String>), Error> 
 /// Loads a trained SeqNet onto a backend.
 pub fn load_seq_model<B: Backend>(backend: &B, dir: &Path) -> Result<(SeqNet<B>, ScModelConfig, Vec<String>), Error> {
     let (config, cells) = open_sc_model(dir)?;
+    check_weights_fit(dir, config.model.param_count())?;
     let mut net = SeqNet::new(backend, config.model.clone(), 0, None)?;
     let model = dir.join(MODEL_FILE);
     load_weights(backend, &mut net, &model, &read_tensors(&model)?, &[])?;
