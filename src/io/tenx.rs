@@ -36,6 +36,7 @@ pub fn is_10x_h5(path: &Path) -> bool {
 /// [`count_from_value`](super::h5ad::count_from_value).
 pub fn read_10x_h5(path: &Path) -> Result<TenxMatrix, FileError> {
     let bad = |what: String| FileError::content(path, what);
+    crate::io::hdf5::check_hdf5_complete(path)?;
     let f = File::open_streaming(path).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
     let m = f.group("matrix").map_err(|_| {
         bad("no 'matrix' group: expected a 10x feature-barcode matrix (Cell Ranger ATAC/ARC .h5)".into())
@@ -120,6 +121,19 @@ mod tests {
             .expect("write");
         let msg = read_10x_h5(&path).expect_err("a damaged shape").to_string();
         assert_eq!(msg, format!("{}: matrix/features/id has 6 rows; matrix/shape says 1073741830", path.display()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A 10x file cut short (a copy that stopped) is named truncated, not left to the HDF5
+    /// reader's message about an address past the end.
+    #[test]
+    fn a_truncated_10x_file_is_named_truncated() {
+        let dir = crate::io::scratch_dir("tenx-cut");
+        let whole = include_bytes!("../../fuzz/seeds/tenx/filtered_peak_bc_matrix.h5");
+        let path = dir.join("cut.h5");
+        std::fs::write(&path, &whole[..whole.len() * 2 / 3]).expect("write");
+        let msg = read_10x_h5(&path).expect_err("cut").to_string();
+        assert!(msg.contains("cut.h5") && msg.contains("truncated"), "{msg}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
