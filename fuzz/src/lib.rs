@@ -2,21 +2,22 @@
 //! file in a scratch directory that belongs to this process (`chromax-fuzz-<target>-<pid>` in
 //! the temporary directory), created on the first run and reused by every later one.
 //!
+//! Each target's body is a function of [`targets`], so that `tests/fuzz_regressions.rs` (which
+//! includes this file) replays the kept crashes and the seeds through the very code libFuzzer
+//! runs.
+//!
 //! A target passes when the reader returns, `Ok` or `Err`; a panic, an abort, a hang or an
 //! allocation past libFuzzer's `-rss_limit_mb` is a crash.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
-static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
-
-/// This process's scratch directory (one target per process, so the first name given wins).
-pub fn scratch_dir(target: &str) -> &'static Path {
-    SCRATCH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("chromax-fuzz-{target}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("creating the fuzz scratch directory");
-        dir
-    })
+/// The scratch directory of `target` in this process (`chromax-fuzz-<target>-<pid>`), created
+/// on first use: one per target, so that targets run in one process (the regression test)
+/// do not share files.
+pub fn scratch_dir(target: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chromax-fuzz-{target}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("creating the fuzz scratch directory");
+    dir
 }
 
 /// Writes `data` as `name` in the scratch directory and returns its path.
@@ -123,6 +124,201 @@ pub mod models {
     /// This process's two model directories, written on the first call.
     pub fn model_dirs(target: &str) -> &'static ModelDirs {
         static DIRS: OnceLock<ModelDirs> = OnceLock::new();
-        DIRS.get_or_init(|| write_model_dirs(super::scratch_dir(target)).expect("writing the model directories"))
+        DIRS.get_or_init(|| write_model_dirs(&super::scratch_dir(target)).expect("writing the model directories"))
+    }
+}
+
+/// The targets' bodies, one function per `fuzz/fuzz_targets/<name>.rs`, and [`ALL`](targets::ALL).
+pub mod targets {
+    use super::{mtx, scratch_dir, split_two, write_input};
+    use chromax::io::ChromSizes;
+    use std::io::Write;
+    use std::sync::OnceLock;
+
+    /// Every target by name, in `cargo fuzz list` order.
+    pub const ALL: [(&str, fn(&[u8])); 16] = [
+        ("bam", bam),
+        ("barcodes", barcodes),
+        ("bed", bed),
+        ("bedgraph", bedgraph),
+        ("bigwig", bigwig),
+        ("cell_matrix", cell_matrix),
+        ("chrom_sizes", chrom_sizes),
+        ("fasta", fasta),
+        ("fragments", fragments),
+        ("h5ad", h5ad),
+        ("model_config", model_config),
+        ("mtx", mtx),
+        ("mtx_sidecars", mtx_sidecars),
+        ("safetensors", safetensors),
+        ("shard", shard),
+        ("tenx", tenx),
+    ];
+
+    /// BAM records: an input that is not gzip is BGZF-compressed first (so the fuzzer works on
+    /// the records, not on deflate), then the header is read and both pileups run over the
+    /// target's two-chromosome genome.
+    pub fn bam(data: &[u8]) {
+        use chromax::coverage::{bam_header_sizes, coverage_from_bam, CoverageOptions, PileupMode};
+        static SIZES: OnceLock<ChromSizes> = OnceLock::new();
+        let genome = SIZES.get_or_init(|| {
+            ChromSizes::from_pairs(super::bam::GENOME.map(|(n, l)| (n.to_string(), l))).expect("sizes")
+        });
+        let bytes = if data.starts_with(&[0x1f, 0x8b]) {
+            data.to_vec()
+        } else {
+            let mut w = noodles::bgzf::io::Writer::new(Vec::new());
+            w.write_all(data).expect("compressing into memory");
+            w.finish().expect("compressing into memory")
+        };
+        let path = write_input("bam", "reads.bam", &bytes);
+        let _ = bam_header_sizes(&path);
+        for mode in [PileupMode::CutSites, PileupMode::Fragments] {
+            let opts = CoverageOptions { mode, extend: 10, min_mapq: 0, ..Default::default() };
+            let _ = coverage_from_bam(&path, Some(genome), &opts, &mut |_| {});
+        }
+    }
+
+    /// A barcode list (`--cells`).
+    pub fn barcodes(data: &[u8]) {
+        let path = write_input("barcodes", "barcodes.txt", data);
+        let _ = chromax::io::barcodes::read_barcodes(&path);
+    }
+
+    /// BED / narrowPeak.
+    pub fn bed(data: &[u8]) {
+        let path = write_input("bed", "peaks.narrowPeak", data);
+        let _ = chromax::io::bed::read_intervals(&path);
+    }
+
+    /// bedGraph, read without sizes and over a fixed two-chromosome genome.
+    pub fn bedgraph(data: &[u8]) {
+        use chromax::io::bedgraph::read_bedgraph;
+        static SIZES: OnceLock<ChromSizes> = OnceLock::new();
+        let genome = SIZES.get_or_init(|| {
+            ChromSizes::from_pairs([("chrI".to_string(), 230_218), ("chrII".to_string(), 20_000)]).expect("sizes")
+        });
+        let path = write_input("bedgraph", "track.bedGraph", data);
+        let _ = read_bedgraph(&path, None);
+        let _ = read_bedgraph(&path, Some(genome));
+    }
+
+    /// bigWig, every chromosome read.
+    pub fn bigwig(data: &[u8]) {
+        let path = write_input("bigwig", "track.bw", data);
+        let _ = chromax::io::bigwig::read_bigwig(&path, None);
+    }
+
+    /// A cell-matrix store: opened, every array and name touched, hashed, read whole.
+    pub fn cell_matrix(data: &[u8]) {
+        use chromax::store::matrix::{read_matrix, CellMatrix};
+        let path = write_input("cell_matrix", "matrix.cxmatrix", data);
+        if let Ok(store) = CellMatrix::open(&path) {
+            let _ = (store.shape(), store.indptr().len(), store.indices().len(), store.counts().len());
+            let _ = (store.barcodes().len(), store.peak_names().len(), store.content_sha256(&path));
+        }
+        let _ = read_matrix(&path);
+    }
+
+    /// chrom.sizes.
+    pub fn chrom_sizes(data: &[u8]) {
+        let path = write_input("chrom_sizes", "genome.chrom.sizes", data);
+        let _ = ChromSizes::read(&path);
+    }
+
+    /// FASTA.
+    pub fn fasta(data: &[u8]) {
+        let path = write_input("fasta", "genome.fa", data);
+        let _ = chromax::store::bases::read_fasta(&path);
+    }
+
+    /// A fragments file (plain or gzip), every record.
+    pub fn fragments(data: &[u8]) {
+        let path = write_input("fragments", "fragments.tsv", data);
+        let Ok(mut reader) = chromax::io::fragments::FragmentReader::open(&path) else { return };
+        while let Ok(Some(_)) = reader.next() {}
+    }
+
+    /// h5ad: counts, X and an obsm embedding.
+    pub fn h5ad(data: &[u8]) {
+        use chromax::io::h5ad::{read_h5ad_counts, read_h5ad_obsm, read_h5ad_x};
+        let path = write_input("h5ad", "matrix.h5ad", data);
+        let _ = read_h5ad_counts(&path);
+        let _ = read_h5ad_x(&path);
+        let _ = read_h5ad_obsm(&path, "X_embed");
+    }
+
+    /// config.json of a denoiser's and a single-cell model's directory (each with valid
+    /// weights), loaded; and the same bytes as `--model-config`.
+    pub fn model_config(data: &[u8]) {
+        use chromax::backend::cpu::CpuBackend;
+        use chromax::models::checkpoint::CONFIG_FILE;
+        let dirs = super::models::model_dirs("model_config");
+        for dir in [&dirs.denoise, &dirs.sc] {
+            std::fs::write(dir.join(CONFIG_FILE), data).expect("writing the fuzz input");
+        }
+        let cpu = CpuBackend::new();
+        let _ = chromax::denoise::model::load_model(&cpu, &dirs.denoise);
+        let _ = chromax::sc::model::load_seq_model(&cpu, &dirs.sc);
+        let _ = chromax::models::SeqConfig::read_json(&dirs.denoise.join(CONFIG_FILE));
+    }
+
+    /// A Matrix Market matrix beside fixed barcodes.tsv and peaks.bed.
+    pub fn mtx(data: &[u8]) {
+        write_input("mtx", "barcodes.tsv", mtx::BARCODES.as_bytes());
+        write_input("mtx", "peaks.bed", mtx::PEAKS.as_bytes());
+        write_input("mtx", "matrix.mtx", data);
+        let _ = chromax::io::mtx::read_mtx_dir(&scratch_dir("mtx"));
+    }
+
+    /// barcodes.tsv and peaks.bed (split by [`split_two`]) beside a fixed matrix.mtx.
+    pub fn mtx_sidecars(data: &[u8]) {
+        write_input("mtx_sidecars", "matrix.mtx", mtx::MATRIX.as_bytes());
+        let (barcodes, peaks) = split_two(data);
+        write_input("mtx_sidecars", "barcodes.tsv", barcodes);
+        write_input("mtx_sidecars", "peaks.bed", peaks);
+        let _ = chromax::io::mtx::read_mtx_dir(&scratch_dir("mtx_sidecars"));
+    }
+
+    /// A safetensors checkpoint: its metadata, then every tensor.
+    pub fn safetensors(data: &[u8]) {
+        use chromax::io::safetensors::{read_tensor_metadata, read_tensors};
+        let path = write_input("safetensors", "model.safetensors", data);
+        let _ = read_tensor_metadata(&path);
+        let _ = read_tensors(&path);
+    }
+
+    /// A track shard (every chromosome converted, slices past both ends) or a base store.
+    pub fn shard(data: &[u8]) {
+        use chromax::store::bases::BaseStore;
+        use chromax::store::shard::{ShardSlice, TrackShard};
+        let path = write_input("shard", "track.cxtrack", data);
+        if let Ok(shard) = TrackShard::open(&path) {
+            let sizes = shard.sizes().clone();
+            for (id, (name, len)) in sizes.iter().enumerate() {
+                let whole = ShardSlice { left_zeros: 0, values: shard.chrom_values(id), right_zeros: 0 };
+                let mut out = vec![0f32; whole.len()];
+                whole.to_f32(&mut out);
+                if let Ok(slice) = shard.slice(name, -3, len as i64 + 3) {
+                    let mut out = vec![0f32; slice.len()];
+                    slice.to_f32(&mut out);
+                }
+            }
+            let _ = shard.to_track();
+        }
+        if let Ok(bases) = BaseStore::open(&path) {
+            let mut out = [0u8; 64];
+            for id in 0..bases.sizes().len() {
+                bases.read(id, -10, &mut out);
+            }
+        }
+    }
+
+    /// A 10x feature-barcode matrix (.h5).
+    pub fn tenx(data: &[u8]) {
+        use chromax::io::tenx::{is_10x_h5, read_10x_h5};
+        let path = write_input("tenx", "filtered_peak_bc_matrix.h5", data);
+        let _ = is_10x_h5(&path);
+        let _ = read_10x_h5(&path);
     }
 }
