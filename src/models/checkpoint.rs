@@ -42,6 +42,8 @@ pub fn check_weights_fit(dir: &Path, params: usize) -> Result<(), FileError> {
     let len = std::fs::metadata(&path).map_err(FileError::io(&path))?.len();
     let needed = params as u64 * 4;
     if needed > len {
+        // A file that is not a checkpoint at all is named as such first.
+        crate::io::safetensors::read_tensor_metadata(&path)?;
         return Err(FileError::content(
             &path,
             format!(
