@@ -1,6 +1,9 @@
-//! The check chromax makes on an HDF5 file (`.h5ad`, 10x `.h5`) before a library reads it:
-//! that it is whole. A truncated HDF5 file is otherwise read until some object is missing,
-//! and the message names that object ("no obs group") instead of the damage.
+//! The checks chromax makes on an HDF5 file (`.h5ad`, 10x `.h5`) before a library reads it:
+//! that it is whole, and that no dataset declares more data than the file can hold. A
+//! truncated HDF5 file is otherwise read until some object is missing, and the message names
+//! that object ("no obs group") instead of the damage; a dataset whose dataspace was damaged
+//! to claim 10^15 values makes the reader allocate for them before it reads one, and the
+//! process aborts.
 
 use crate::error::FileError;
 use std::fs::File;
@@ -10,7 +13,8 @@ use std::path::Path;
 const SIGNATURE: [u8; 8] = [0x89, b'H', b'D', b'F', b'\r', b'\n', 0x1a, b'\n'];
 
 /// Fails, naming the file and both sizes, when an HDF5 file is shorter than its superblock's
-/// end-of-file address. A file that is not HDF5 passes (its reader says what it is).
+/// end-of-file address, or naming the dataset when one declares more than the file can hold
+/// ([`check_declared_sizes`]). A file that is not HDF5 passes (its reader says what it is).
 pub fn check_hdf5_complete(path: &Path) -> Result<(), FileError> {
     let mut file = File::open(path).map_err(FileError::io(path))?;
     let len = file.metadata().map_err(FileError::io(path))?.len();
@@ -28,10 +32,57 @@ pub fn check_hdf5_complete(path: &Path) -> Result<(), FileError> {
                         "the HDF5 file is truncated: its superblock says it is {needed} bytes, it has {len} (copy it again, or write it again)"
                     ),
                 )),
-                _ => Ok(()),
+                _ => check_declared_sizes(path, len),
             };
         }
         at = if at == 0 { 512 } else { at * 2 };
+    }
+    // Not HDF5 (its reader says what it is).
+    Ok(())
+}
+
+/// How many bytes of values one byte of an HDF5 file can hold: deflate, the filter h5py and
+/// Cell Ranger use, expands at most 1032:1 (its limit), and a file of plain data holds one.
+const MAX_EXPANSION: u128 = 1100;
+/// Datasets below this size are not checked (a tiny file may declare small empty arrays).
+const ALWAYS_ALLOWED: u128 = 1 << 20;
+/// How deep into groups and how many objects the walk goes (a damaged file can link a group
+/// into itself).
+const MAX_DEPTH: usize = 16;
+const MAX_OBJECTS: usize = 100_000;
+
+/// Fails, naming the dataset, when one declares (elements × element size) more bytes than a
+/// file of `len` bytes can hold at [`MAX_EXPANSION`]. Objects the walk cannot open are left
+/// to the reader, which names what it cannot read.
+fn check_declared_sizes(path: &Path, len: u64) -> Result<(), FileError> {
+    let Ok(file) = hdf5_pure::File::open_streaming(path) else { return Ok(()) };
+    let limit = (len as u128 * MAX_EXPANSION).max(ALWAYS_ALLOWED);
+    let mut stack = vec![(String::new(), file.root(), 0usize)];
+    let mut seen = 0usize;
+    while let Some((name, group, depth)) = stack.pop() {
+        if let Ok(datasets) = group.iter_datasets() {
+            for (member, ds) in datasets {
+                seen += 1;
+                let (Ok(shape), Ok(size)) = (ds.shape(), ds.element_size()) else { continue };
+                let bytes = shape.iter().fold(size as u128, |n, &d| n.saturating_mul(d as u128));
+                if bytes > limit {
+                    return Err(FileError::content(
+                        path,
+                        format!(
+                            "dataset {name}/{member} declares {shape:?} values of {size} bytes, more than a file of {len} bytes can hold: the file is damaged"
+                        ),
+                    ));
+                }
+            }
+        }
+        if depth < MAX_DEPTH && seen < MAX_OBJECTS {
+            if let Ok(groups) = group.iter_groups() {
+                for (member, g) in groups.take(MAX_OBJECTS) {
+                    seen += 1;
+                    stack.push((format!("{name}/{member}"), g, depth + 1));
+                }
+            }
+        }
     }
     Ok(())
 }

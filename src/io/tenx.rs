@@ -136,4 +136,22 @@ mod tests {
         assert!(msg.contains("cut.h5") && msg.contains("truncated"), "{msg}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// Found by fuzzing (`fuzz/regressions/tenx/`): matrix/indptr's dataspace damaged to claim
+    /// 2.8·10^14 and 1.3·10^9 values in a 13 KiB file; the reader allocated for them first
+    /// (one request over ASan's 1 TiB limit, one of 10 GB).
+    #[test]
+    fn a_dataset_declaring_more_than_the_file_holds_is_an_error_not_an_allocation() {
+        let dir = crate::io::scratch_dir("tenx-declared");
+        for (name, bytes) in [
+            ("petabytes.h5", &include_bytes!("../../fuzz/regressions/tenx/indptr_declares_petabytes.h5")[..]),
+            ("10gb.h5", &include_bytes!("../../fuzz/regressions/tenx/indptr_declares_10_gb.h5")[..]),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).expect("write");
+            let msg = read_10x_h5(&path).expect_err("damaged").to_string();
+            assert!(msg.contains("dataset /matrix/indptr declares") && msg.contains("the file is damaged"), "{msg}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
