@@ -12,6 +12,7 @@
 
 use super::atomic::AtomicFile;
 use super::bed::Interval;
+use super::hdf5::SizeLimit;
 use crate::error::FileError;
 use hdf5_pure::{AttrValue, DType, Dataset, File, FileBuilder, Group, GroupBuilder};
 use std::path::Path;
@@ -139,9 +140,11 @@ pub fn read_h5ad_x(path: &Path) -> Result<(CsrF32, Vec<String>, Vec<String>), Fi
     let attrs = xg.attrs().map_err(|e| bad(e.to_string()))?;
     let kind = attrs.get("encoding-type").and_then(|v| v.as_str()).unwrap_or("").to_string();
     let shape = attrs.get("shape").and_then(|v| v.to_i64s()).ok_or_else(|| bad("X has no shape attribute".into()))?;
-    let read_i64 = |name: &str| xg.dataset(name).and_then(|d| d.read_i64()).map_err(|e| bad(format!("X/{name}: {e}")));
+    let lim = SizeLimit::of(path)?;
+    let read_i64 =
+        |name: &str| lim.whole(xg.dataset(name), Dataset::read_i64).map_err(|e| bad(format!("X/{name}: {e}")));
     let (indptr, indices) = (read_i64("indptr")?, read_i64("indices")?);
-    let data = xg.dataset("data").and_then(|d| d.read_f32()).map_err(|e| bad(format!("X/data: {e}")))?;
+    let data = lim.whole(xg.dataset("data"), Dataset::read_f32).map_err(|e| bad(format!("X/data: {e}")))?;
     let names = |group: &str| -> Result<Vec<String>, FileError> {
         let g = f.group(group).map_err(|_| bad(format!("no {group} group")))?;
         let index = g
@@ -149,7 +152,7 @@ pub fn read_h5ad_x(path: &Path) -> Result<(CsrF32, Vec<String>, Vec<String>), Fi
             .ok()
             .and_then(|a| a.get("_index").and_then(|v| v.as_str()).map(String::from))
             .unwrap_or_else(|| "_index".into());
-        g.dataset(&index).and_then(|d| d.read_string()).map_err(|e| bad(format!("{group}/{index}: {e}")))
+        lim.whole(g.dataset(&index), Dataset::read_string).map_err(|e| bad(format!("{group}/{index}: {e}")))
     };
     let (obs, var) = (names("obs")?, names("var")?);
     let (rows, cols) = match shape.as_slice() {
@@ -188,13 +191,14 @@ pub fn read_h5ad_obsm(path: &Path, name: &str) -> Result<(Vec<String>, Vec<f32>,
         .ok()
         .and_then(|a| a.get("_index").and_then(|v| v.as_str()).map(String::from))
         .unwrap_or_else(|| "_index".into());
-    let names = obs.dataset(&index).and_then(|d| d.read_string()).map_err(|e| bad(format!("obs/{index}: {e}")))?;
+    let lim = SizeLimit::of(path)?;
+    let names = lim.whole(obs.dataset(&index), Dataset::read_string).map_err(|e| bad(format!("obs/{index}: {e}")))?;
     let ds = f
         .group("obsm")
         .and_then(|g| g.dataset(name))
         .map_err(|_| bad(format!("no obsm/{name} (a dense array) in this file")))?;
     let shape = ds.shape().map_err(|e| bad(format!("obsm/{name}: {e}")))?;
-    let values = ds.read_f32().map_err(|e| bad(format!("obsm/{name}: {e}")))?;
+    let values = lim.read(&ds, Dataset::read_f32).map_err(|e| bad(format!("obsm/{name}: {e}")))?;
     match shape.as_slice() {
         [rows, cols] if *rows as usize == names.len() && values.len() == names.len() * *cols as usize => {
             Ok((names, values, *cols as usize))
@@ -386,8 +390,12 @@ pub(crate) fn read_sparse_group(
 ) -> Result<SparseCounts, FileError> {
     let bad = |what: String| FileError::content(path, what);
     let open = |ds: &str| g.dataset(ds).map_err(|e| bad(format!("{name}/{ds}: {e}")));
-    let indptr_i64 = open("indptr")?.read_i64().map_err(|e| bad(format!("{name}/indptr: {e}")))?;
+    let lim = SizeLimit::of(path)?;
+    let indptr_i64 = lim.read(&open("indptr")?, Dataset::read_i64).map_err(|e| bad(format!("{name}/indptr: {e}")))?;
     let (ds_indices, ds_data) = (open("indices")?, open("data")?);
+    // Read a window at a time, but the vectors are sized by the whole.
+    lim.check(&ds_indices).map_err(|e| bad(format!("{name}/indices: {e}")))?;
+    lim.check(&ds_data).map_err(|e| bad(format!("{name}/data: {e}")))?;
     let nnz = element_count(&ds_indices).map_err(|e| bad(format!("{name}/indices: {e}")))?;
     let n_data = element_count(&ds_data).map_err(|e| bad(format!("{name}/data: {e}")))?;
     if nnz != n_data {
@@ -439,8 +447,9 @@ pub fn read_h5ad_counts(path: &Path) -> Result<H5adCounts, FileError> {
     let f = File::open_streaming(path).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
     let obs = f.group("obs").map_err(|_| bad("no obs group: not an AnnData file".into()))?;
     let var = f.group("var").map_err(|_| bad("no var group: not an AnnData file".into()))?;
-    let obs_names = dataframe_index(path, &obs, "obs")?;
-    let var_names = dataframe_index(path, &var, "var")?;
+    let lim = SizeLimit::of(path)?;
+    let obs_names = dataframe_index(path, lim, &obs, "obs")?;
+    let var_names = dataframe_index(path, lim, &var, "var")?;
     let shape = (obs_names.len(), var_names.len());
 
     let x = if let Ok(xg) = f.group("X") {
@@ -469,19 +478,18 @@ pub fn read_h5ad_counts(path: &Path) -> Result<H5adCounts, FileError> {
     } else {
         return Err(bad("no X: expected X as a sparse matrix group or a dense array".into()));
     };
-    let peaks = var_peaks(path, &var, &var_names)?;
+    let peaks = var_peaks(path, lim, &var, &var_names)?;
     Ok(H5adCounts { x, obs_names, peaks })
 }
 
 /// The names of a dataframe (the dataset its `_index` attribute names, `_index` by default).
-fn dataframe_index(path: &Path, g: &Group, name: &str) -> Result<Vec<String>, FileError> {
+fn dataframe_index(path: &Path, lim: SizeLimit, g: &Group, name: &str) -> Result<Vec<String>, FileError> {
     let index = g
         .attrs()
         .ok()
         .and_then(|a| a.get("_index").and_then(|v| v.as_str()).map(String::from))
         .unwrap_or_else(|| "_index".into());
-    g.dataset(&index)
-        .and_then(|d| d.read_string())
+    lim.whole(g.dataset(&index), Dataset::read_string)
         .map_err(|e| FileError::content(path, format!("{name}/{index} (the {name} names): {e}")))
 }
 
@@ -520,8 +528,9 @@ enum ColumnValues {
 }
 
 /// Reads a plain dataset as text or integers (floats must hold whole numbers).
-fn read_plain(ds: &Dataset, what: &str) -> Result<ColumnValues, String> {
+fn read_plain(lim: SizeLimit, ds: &Dataset, what: &str) -> Result<ColumnValues, String> {
     let dtype = ds.dtype().map_err(|e| format!("{what}: {e}"))?;
+    lim.check(ds).map_err(|e| format!("{what}: {e}"))?;
     match dtype {
         DType::String | DType::VariableLengthString => {
             ds.read_string().map(ColumnValues::Text).map_err(|e| format!("{what}: {e}"))
@@ -544,7 +553,7 @@ fn read_plain(ds: &Dataset, what: &str) -> Result<ColumnValues, String> {
 /// `codes`; or, as anndata before 0.8 wrote it, codes with a `categories` attribute and the
 /// categories under `__categories/<name>`), or a nullable integer (`values` and `mask`).
 /// `None` when there is no such column.
-fn read_column(df: &Group, df_name: &str, name: &str) -> Result<Option<ColumnValues>, String> {
+fn read_column(lim: SizeLimit, df: &Group, df_name: &str, name: &str) -> Result<Option<ColumnValues>, String> {
     let what = format!("{df_name}/{name}");
     let categorical = |categories: ColumnValues, codes: Vec<i64>| -> Result<ColumnValues, String> {
         let pick = |i: usize, c: i64, len: usize| -> Result<usize, String> {
@@ -577,18 +586,18 @@ fn read_column(df: &Group, df_name: &str, name: &str) -> Result<Option<ColumnVal
         let member = |m: &str| g.dataset(m).map_err(|e| format!("{what}/{m}: {e}"));
         return match kind.as_str() {
             "categorical" => {
-                let categories = read_plain(&member("categories")?, &format!("{what}/categories"))?;
-                let codes = member("codes")?.read_i64().map_err(|e| format!("{what}/codes: {e}"))?;
+                let categories = read_plain(lim, &member("categories")?, &format!("{what}/categories"))?;
+                let codes = lim.read(&member("codes")?, Dataset::read_i64).map_err(|e| format!("{what}/codes: {e}"))?;
                 categorical(categories, codes).map(Some)
             }
             "nullable-integer" => {
                 if let Ok(mask) = g.dataset("mask") {
-                    let mask = mask.read_u8().map_err(|e| format!("{what}/mask: {e}"))?;
+                    let mask = lim.read(&mask, Dataset::read_u8).map_err(|e| format!("{what}/mask: {e}"))?;
                     if let Some(i) = mask.iter().position(|&m| m != 0) {
                         return Err(format!("{what}: row {i} is a missing value"));
                     }
                 }
-                read_plain(&member("values")?, &format!("{what}/values")).map(Some)
+                read_plain(lim, &member("values")?, &format!("{what}/values")).map(Some)
             }
             other => Err(format!("{what} is a group of encoding '{other}'; expected an array or a categorical")),
         };
@@ -600,18 +609,18 @@ fn read_column(df: &Group, df_name: &str, name: &str) -> Result<Option<ColumnVal
             .group("__categories")
             .and_then(|c| c.dataset(name))
             .map_err(|e| format!("{df_name}/__categories/{name} (the categories of {what}): {e}"))?;
-        let categories = read_plain(&cats, &format!("{df_name}/__categories/{name}"))?;
-        let codes = ds.read_i64().map_err(|e| format!("{what}: {e}"))?;
+        let categories = read_plain(lim, &cats, &format!("{df_name}/__categories/{name}"))?;
+        let codes = lim.read(&ds, Dataset::read_i64).map_err(|e| format!("{what}: {e}"))?;
         return categorical(categories, codes).map(Some);
     }
-    read_plain(&ds, &what).map(Some)
+    read_plain(lim, &ds, &what).map(Some)
 }
 
 /// One peak per var row, from coordinate columns or from the var names.
-fn var_peaks(path: &Path, var: &Group, names: &[String]) -> Result<Vec<Interval>, FileError> {
+fn var_peaks(path: &Path, lim: SizeLimit, var: &Group, names: &[String]) -> Result<Vec<Interval>, FileError> {
     let bad = |what: String| FileError::content(path, what);
     for [c, s, e] in PEAK_COLUMNS {
-        let column = |n: &str| read_column(var, "var", n).map_err(&bad);
+        let column = |n: &str| read_column(lim, var, "var", n).map_err(&bad);
         let (Some(chrom), Some(start), Some(end)) = (column(c)?, column(s)?, column(e)?) else { continue };
         let text = |v: ColumnValues| match v {
             ColumnValues::Text(t) => t,
@@ -1132,5 +1141,21 @@ mod tests {
         for bad in [-0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             assert_eq!(count_from_value(bad), Err(format!("value {bad} is not a count: expected a finite value ≥ 0")));
         }
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/h5ad/`): X/indices declares 4,194,304,005 values in
+    /// a 40 KiB file whose root group cannot be listed; read_h5ad_x reserved 33.5 GB for them.
+    #[test]
+    fn a_dataset_declaring_more_than_the_file_holds_is_an_error_not_an_allocation() {
+        let dir = crate::io::scratch_dir("h5ad-declared");
+        let path = dir.join("damaged.h5ad");
+        std::fs::write(&path, include_bytes!("../../fuzz/regressions/h5ad/x_indices_declares_4g_values.h5ad"))
+            .expect("write");
+        let msg = read_h5ad_x(&path).expect_err("damaged").to_string();
+        assert!(msg.contains("X/indices: declares [4194304005] values of 4 bytes"), "{msg}");
+        for msg in [read_h5ad_counts(&path).err(), read_h5ad_obsm(&path, "X_embed").err()] {
+            assert!(msg.is_some(), "read a damaged file");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,5 +1,6 @@
 //! The checks chromax makes on an HDF5 file (`.h5ad`, 10x `.h5`) before a library reads it:
-//! that it is whole, and that no dataset declares more data than the file can hold. A
+//! that it is whole, and ([`SizeLimit`], before each dataset is read) that no dataset declares
+//! more data than the file can hold. A
 //! truncated HDF5 file is otherwise read until some object is missing, and the message names
 //! that object ("no obs group") instead of the damage; a dataset whose dataspace was damaged
 //! to claim 10^15 values makes the reader allocate for them before it reads one, and the
@@ -13,8 +14,7 @@ use std::path::Path;
 const SIGNATURE: [u8; 8] = [0x89, b'H', b'D', b'F', b'\r', b'\n', 0x1a, b'\n'];
 
 /// Fails, naming the file and both sizes, when an HDF5 file is shorter than its superblock's
-/// end-of-file address, or naming the dataset when one declares more than the file can hold
-/// ([`check_declared_sizes`]). A file that is not HDF5 passes (its reader says what it is).
+/// end-of-file address. A file that is not HDF5 passes (its reader says what it is).
 pub fn check_hdf5_complete(path: &Path) -> Result<(), FileError> {
     let mut file = File::open(path).map_err(FileError::io(path))?;
     let len = file.metadata().map_err(FileError::io(path))?.len();
@@ -32,7 +32,7 @@ pub fn check_hdf5_complete(path: &Path) -> Result<(), FileError> {
                         "the HDF5 file is truncated: its superblock says it is {needed} bytes, it has {len} (copy it again, or write it again)"
                     ),
                 )),
-                _ => check_declared_sizes(path, len),
+                _ => Ok(()),
             };
         }
         at = if at == 0 { 512 } else { at * 2 };
@@ -46,45 +46,57 @@ pub fn check_hdf5_complete(path: &Path) -> Result<(), FileError> {
 const MAX_EXPANSION: u128 = 1100;
 /// Datasets below this size are not checked (a tiny file may declare small empty arrays).
 const ALWAYS_ALLOWED: u128 = 1 << 20;
-/// How deep into groups and how many objects the walk goes (a damaged file can link a group
-/// into itself).
-const MAX_DEPTH: usize = 16;
-const MAX_OBJECTS: usize = 100_000;
 
-/// Fails, naming the dataset, when one declares (elements × element size) more bytes than a
-/// file of `len` bytes can hold at [`MAX_EXPANSION`]. Objects the walk cannot open are left
-/// to the reader, which names what it cannot read.
-fn check_declared_sizes(path: &Path, len: u64) -> Result<(), FileError> {
-    let Ok(file) = hdf5_pure::File::open_streaming(path) else { return Ok(()) };
-    let limit = (len as u128 * MAX_EXPANSION).max(ALWAYS_ALLOWED);
-    let mut stack = vec![(String::new(), file.root(), 0usize)];
-    let mut seen = 0usize;
-    while let Some((name, group, depth)) = stack.pop() {
-        if let Ok(datasets) = group.iter_datasets() {
-            for (member, ds) in datasets {
-                seen += 1;
-                let (Ok(shape), Ok(size)) = (ds.shape(), ds.element_size()) else { continue };
-                let bytes = shape.iter().fold(size as u128, |n, &d| n.saturating_mul(d as u128));
-                if bytes > limit {
-                    return Err(FileError::content(
-                        path,
-                        format!(
-                            "dataset {name}/{member} declares {shape:?} values of {size} bytes, more than a file of {len} bytes can hold: the file is damaged"
-                        ),
-                    ));
-                }
-            }
-        }
-        if depth < MAX_DEPTH && seen < MAX_OBJECTS {
-            if let Ok(groups) = group.iter_groups() {
-                for (member, g) in groups.take(MAX_OBJECTS) {
-                    seen += 1;
-                    stack.push((format!("{name}/{member}"), g, depth + 1));
-                }
-            }
-        }
+/// The most a dataset of one file may declare, checked before a dataset is read whole: the
+/// reader reserves room for every value a dataset's dataspace (or a chunk's) declares before
+/// it reads one, and a damaged dataspace can declare 10^15 values in a 13 KiB file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SizeLimit {
+    file_len: u64,
+}
+
+impl SizeLimit {
+    pub(crate) fn of(path: &Path) -> Result<Self, FileError> {
+        Ok(SizeLimit { file_len: std::fs::metadata(path).map_err(FileError::io(path))?.len() })
     }
-    Ok(())
+
+    /// Fails when `ds` declares (values × value size, or its chunk's) more bytes than the file
+    /// can hold at [`MAX_EXPANSION`]. What cannot be read from its header is left to the
+    /// read, which says so.
+    pub(crate) fn check(self, ds: &hdf5_pure::Dataset) -> Result<(), String> {
+        let limit = (self.file_len as u128 * MAX_EXPANSION).max(ALWAYS_ALLOWED);
+        let Ok(size) = ds.element_size() else { return Ok(()) };
+        let bytes = |dims: &[u64]| dims.iter().fold(size as u128, |n, &d| n.saturating_mul(d as u128));
+        let declared = [ds.shape().ok(), ds.chunk_shape().ok().flatten()];
+        for dims in declared.iter().flatten() {
+            if bytes(dims) > limit {
+                return Err(format!(
+                    "declares {dims:?} values of {size} bytes, more than a file of {} bytes can hold: the file is damaged",
+                    self.file_len
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `ds` whole with `read` once [`check`](Self::check) passes.
+    pub(crate) fn read<T>(
+        self,
+        ds: &hdf5_pure::Dataset,
+        read: impl FnOnce(&hdf5_pure::Dataset) -> Result<T, hdf5_pure::Error>,
+    ) -> Result<T, String> {
+        self.check(ds)?;
+        read(ds).map_err(|e| e.to_string())
+    }
+
+    /// [`read`](Self::read) of a dataset being opened.
+    pub(crate) fn whole<T>(
+        self,
+        ds: Result<hdf5_pure::Dataset, hdf5_pure::Error>,
+        read: impl FnOnce(&hdf5_pure::Dataset) -> Result<T, hdf5_pure::Error>,
+    ) -> Result<T, String> {
+        self.read(&ds.map_err(|e| e.to_string())?, read)
+    }
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {

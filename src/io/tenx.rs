@@ -12,7 +12,7 @@
 use super::bed::Interval;
 use super::h5ad::{parse_peak_name, read_sparse_group, Compressed, SparseCounts};
 use crate::error::FileError;
-use hdf5_pure::File;
+use hdf5_pure::{Dataset, File};
 use std::path::Path;
 
 /// A 10x matrix as read: features × barcodes counts (CSC), and which feature rows are peaks.
@@ -41,8 +41,10 @@ pub fn read_10x_h5(path: &Path) -> Result<TenxMatrix, FileError> {
     let m = f.group("matrix").map_err(|_| {
         bad("no 'matrix' group: expected a 10x feature-barcode matrix (Cell Ranger ATAC/ARC .h5)".into())
     })?;
-    let strings = |name: &str| m.dataset(name).and_then(|d| d.read_string()).map_err(|e| format!("matrix/{name}: {e}"));
-    let shape = m.dataset("shape").and_then(|d| d.read_i64()).map_err(|e| bad(format!("matrix/shape: {e}")))?;
+    let lim = crate::io::hdf5::SizeLimit::of(path)?;
+    let strings =
+        |name: &str| lim.whole(m.dataset(name), Dataset::read_string).map_err(|e| format!("matrix/{name}: {e}"));
+    let shape = lim.whole(m.dataset("shape"), Dataset::read_i64).map_err(|e| bad(format!("matrix/shape: {e}")))?;
     let &[features, n_barcodes] = shape.as_slice() else {
         return Err(bad(format!("matrix/shape is {shape:?}; expected [features, barcodes]")));
     };
@@ -150,7 +152,7 @@ mod tests {
             let path = dir.join(name);
             std::fs::write(&path, bytes).expect("write");
             let msg = read_10x_h5(&path).expect_err("damaged").to_string();
-            assert!(msg.contains("dataset /matrix/indptr declares") && msg.contains("the file is damaged"), "{msg}");
+            assert!(msg.contains("matrix/indptr: declares") && msg.contains("the file is damaged"), "{msg}");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
