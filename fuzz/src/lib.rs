@@ -265,15 +265,22 @@ pub mod targets {
 
     /// A Matrix Market matrix beside fixed barcodes.tsv and peaks.bed.
     pub fn mtx(data: &[u8]) {
-        write_input("mtx", "barcodes.tsv", mtx::BARCODES.as_bytes());
-        write_input("mtx", "peaks.bed", mtx::PEAKS.as_bytes());
+        // The fixed files once per process (each target has its own directory).
+        static SIDECARS: std::sync::Once = std::sync::Once::new();
+        SIDECARS.call_once(|| {
+            write_input("mtx", "barcodes.tsv", mtx::BARCODES.as_bytes());
+            write_input("mtx", "peaks.bed", mtx::PEAKS.as_bytes());
+        });
         write_input("mtx", "matrix.mtx", data);
         let _ = chromax::io::mtx::read_mtx_dir(&scratch_dir("mtx"));
     }
 
     /// barcodes.tsv and peaks.bed (split by [`split_two`]) beside a fixed matrix.mtx.
     pub fn mtx_sidecars(data: &[u8]) {
-        write_input("mtx_sidecars", "matrix.mtx", mtx::MATRIX.as_bytes());
+        static MATRIX: std::sync::Once = std::sync::Once::new();
+        MATRIX.call_once(|| {
+            write_input("mtx_sidecars", "matrix.mtx", mtx::MATRIX.as_bytes());
+        });
         let (barcodes, peaks) = split_two(data);
         write_input("mtx_sidecars", "barcodes.tsv", barcodes);
         write_input("mtx_sidecars", "peaks.bed", peaks);

@@ -383,6 +383,7 @@ fn check_index(
 /// two long arrays are read a window at a time so no f64 copy of the data is ever whole.
 pub(crate) fn read_sparse_group(
     path: &Path,
+    lim: SizeLimit,
     g: &Group,
     name: &str,
     (rows, cols): (usize, usize),
@@ -390,7 +391,6 @@ pub(crate) fn read_sparse_group(
 ) -> Result<SparseCounts, FileError> {
     let bad = |what: String| FileError::content(path, what);
     let open = |ds: &str| g.dataset(ds).map_err(|e| bad(format!("{name}/{ds}: {e}")));
-    let lim = SizeLimit::of(path)?;
     let indptr_i64 = lim.read(&open("indptr")?, Dataset::read_i64).map_err(|e| bad(format!("{name}/indptr: {e}")))?;
     let (ds_indices, ds_data) = (open("indices")?, open("data")?);
     // Read a window at a time, but the vectors are sized by the whole.
@@ -472,7 +472,7 @@ pub fn read_h5ad_counts(path: &Path) -> Result<H5adCounts, FileError> {
                 )));
             }
         }
-        read_sparse_group(path, &xg, "X", shape, compressed)?
+        read_sparse_group(path, lim, &xg, "X", shape, compressed)?
     } else if let Ok(ds) = f.dataset("X") {
         read_dense_x(path, &ds, shape)?
     } else {

@@ -105,7 +105,7 @@ pub fn read_10x_h5(path: &Path) -> Result<TenxMatrix, FileError> {
         }
     }
     let peaks = peaks.ok_or_else(|| no_coordinates(&format!("; found {}", seen.join(", "))))?;
-    let counts = read_sparse_group(path, &m, "matrix", (features, n_barcodes), Compressed::Columns)?;
+    let counts = read_sparse_group(path, lim, &m, "matrix", (features, n_barcodes), Compressed::Columns)?;
     Ok(TenxMatrix { counts, barcodes, peak_rows, peaks })
 }
 
