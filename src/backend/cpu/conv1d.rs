@@ -7,12 +7,16 @@
 //! multiplied by the weight matrix `(c_out, c_in·K)`. The GEMM is ndarray's (matrixmultiply
 //! underneath); rayon runs over (batch item, chunk of positions).
 //!
+//! On f32, shapes with few output channels on long rows take the direct path of `direct.rs`
+//! instead (the same sums in another order; DenoiseNet's every layer); [`spec`] keeps the
+//! im2col path callable on any shape, for the tests that compare the two.
+//!
 //! The backward-input pass is the forward pass of the transposed, flipped weights
 //! `wᵀ[ci, co, k] = w[co, ci, K−1−k]` with `pad_right` zeros on the left. The weight gradient
 //! is a reduction over batch × length, accumulated in f64 in a fixed order, so results do not
 //! depend on the number of threads.
 
-use super::{HostSlice, Real};
+use super::{direct, HostSlice, Real};
 use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
@@ -55,9 +59,37 @@ fn im2col<T: Real>(
 }
 
 /// The general "same-length" convolution with an explicit left padding; used by the forward
-/// pass (`pad_left`) and by the backward-input pass (`pad_right`, transposed weights).
+/// pass (`pad_left`) and by the backward-input pass (`pad_right`, transposed weights). Takes
+/// the direct path where it suits (f32, few output channels, long rows) unless `spec_only`.
 #[allow(clippy::too_many_arguments)]
 fn conv1d_general<T: Real>(
+    spec_only: bool,
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    len: usize,
+    kernel: usize,
+    dilation: usize,
+    pad_left: usize,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    y: &mut [T],
+) {
+    if !spec_only && direct::suits(c_out, len) {
+        let bias32 = bias.map(T::f32s);
+        if let (Some(x), Some(w), Some(y), None | Some(Some(_))) = (T::f32s(x), T::f32s(w), T::f32s_mut(y), bias32) {
+            let bias = bias32.flatten();
+            direct::conv1d_f32(batch, c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
+            return;
+        }
+    }
+    conv1d_im2col(batch, c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
+}
+
+/// The specification: im2col columns times the weight matrix.
+#[allow(clippy::too_many_arguments)]
+fn conv1d_im2col<T: Real>(
     batch: usize,
     c_in: usize,
     c_out: usize,
@@ -109,10 +141,14 @@ fn conv1d_general<T: Real>(
 
 /// Forward: `y = conv1d(x, w) + bias` with "same" zero padding.
 pub fn conv1d_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
+    fwd(false, p, b)
+}
+
+fn fwd<T: Real, S: HostSlice<T> + ?Sized>(spec_only: bool, p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
     b.check(p)?;
     let Conv1dFwd { x, w, bias, y } = b;
     let (x, w, bias, y) = (x.as_ref(), w.as_ref(), bias.map(AsRef::as_ref), y.as_mut());
-    conv1d_general(p.batch, p.c_in, p.c_out, p.len, p.kernel, p.dilation, p.pad_left(), x, w, bias, y);
+    conv1d_general(spec_only, p.batch, p.c_in, p.c_out, p.len, p.kernel, p.dilation, p.pad_left(), x, w, bias, y);
     Ok(())
 }
 
@@ -135,10 +171,18 @@ pub fn conv1d_bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
     p: &Conv1dParams,
     b: Conv1dBwdInput<'_, S>,
 ) -> BackendResult<()> {
+    bwd_input(false, p, b)
+}
+
+fn bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
+    spec_only: bool,
+    p: &Conv1dParams,
+    b: Conv1dBwdInput<'_, S>,
+) -> BackendResult<()> {
     b.check(p)?;
     let (dy, w, dx) = (b.dy.as_ref(), b.w.as_ref(), b.dx.as_mut());
     let wt = transpose_flip_weights(p, w);
-    conv1d_general(p.batch, p.c_out, p.c_in, p.len, p.kernel, p.dilation, p.pad_right(), dy, &wt, None, dx);
+    conv1d_general(spec_only, p.batch, p.c_out, p.c_in, p.len, p.kernel, p.dilation, p.pad_right(), dy, &wt, None, dx);
     Ok(())
 }
 
@@ -148,10 +192,28 @@ pub fn conv1d_bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
     p: &Conv1dParams,
     b: Conv1dBwdWeight<'_, S>,
 ) -> BackendResult<()> {
+    bwd_weight(false, p, b)
+}
+
+fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
+    spec_only: bool,
+    p: &Conv1dParams,
+    b: Conv1dBwdWeight<'_, S>,
+) -> BackendResult<()> {
     b.check(p)?;
     let Conv1dBwdWeight { x, dy, dw, dbias } = b;
-    let (x, dy, dw, dbias) = (x.as_ref(), dy.as_ref(), dw.as_mut(), dbias.map(AsMut::as_mut));
+    let (x, dy, dw, mut dbias) = (x.as_ref(), dy.as_ref(), dw.as_mut(), dbias.map(AsMut::as_mut));
     let (c_in, c_out, len, kernel) = (p.c_in, p.c_out, p.len, p.kernel);
+    if !spec_only && direct::suits(c_out, len) {
+        let db32 = match dbias.as_deref_mut() {
+            None => Some(None),
+            Some(d) => T::f32s_mut(d).map(Some),
+        };
+        if let (Some(x), Some(dy), Some(dw), Some(db)) = (T::f32s(x), T::f32s(dy), T::f32s_mut(dw), db32) {
+            direct::conv1d_bwd_weight_f32(p.batch, c_in, c_out, len, kernel, p.dilation, p.pad_left(), x, dy, dw, db);
+            return Ok(());
+        }
+    }
     let cink = c_in * kernel;
     let n_chunks = len.div_ceil(CHUNK);
     let tasks: Vec<(usize, usize)> = (0..p.batch).flat_map(|b| (0..n_chunks).map(move |j| (b, j * CHUNK))).collect();
@@ -197,4 +259,27 @@ pub fn conv1d_bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
         db.iter_mut().zip(&total_b).for_each(|(d, &t)| *d = T::of(t));
     }
     Ok(())
+}
+
+/// The im2col path on every shape and type: what the direct path is tested against.
+pub mod spec {
+    use super::*;
+
+    pub fn conv1d_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
+        fwd(true, p, b)
+    }
+
+    pub fn conv1d_bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
+        p: &Conv1dParams,
+        b: Conv1dBwdInput<'_, S>,
+    ) -> BackendResult<()> {
+        bwd_input(true, p, b)
+    }
+
+    pub fn conv1d_bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
+        p: &Conv1dParams,
+        b: Conv1dBwdWeight<'_, S>,
+    ) -> BackendResult<()> {
+        bwd_weight(true, p, b)
+    }
 }

@@ -5,6 +5,7 @@
 //! is rayon's global pool (`--threads` sizes it).
 
 mod conv1d;
+pub mod direct;
 mod dropout;
 mod elementwise;
 pub(crate) mod loss;
@@ -15,7 +16,7 @@ mod pool;
 mod real;
 mod sparse_head;
 
-pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
+pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd, spec};
 pub use dropout::{dropout_bwd, dropout_fwd};
 pub use elementwise::{elementwise, sigmoid};
 pub use loss::denoise_loss;
@@ -69,19 +70,27 @@ impl<T, S: AsRef<[T]> + AsMut<[T]> + BufLen + ?Sized> HostSlice<T> for S {}
 /// The CPU backend: f32 in production, f64 for finite-difference checks of whole models.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuBackend<T = f32> {
+    /// Run the reference loops only, never a fast path (see [`CpuBackend::spec`]).
+    spec_only: bool,
     _elem: std::marker::PhantomData<T>,
 }
 
 impl CpuBackend<f32> {
     pub fn new() -> Self {
-        CpuBackend { _elem: std::marker::PhantomData }
+        CpuBackend { spec_only: false, _elem: std::marker::PhantomData }
+    }
+
+    /// The specification itself: every op by its reference loops, never a fast path; what
+    /// the tests compare whole models on [`CpuBackend::new`] with.
+    pub fn spec() -> Self {
+        CpuBackend { spec_only: true, _elem: std::marker::PhantomData }
     }
 }
 
 impl CpuBackend<f64> {
     /// The specification in f64, for gradient checks.
     pub fn new_f64() -> Self {
-        CpuBackend { _elem: std::marker::PhantomData }
+        CpuBackend { spec_only: true, _elem: std::marker::PhantomData }
     }
 }
 
@@ -125,15 +134,27 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     }
 
     fn conv1d_fwd(&self, p: &Conv1dParams, b: Conv1dFwd<'_, Vec<T>>) -> BackendResult<()> {
-        conv1d_fwd(p, b)
+        if self.spec_only {
+            spec::conv1d_fwd(p, b)
+        } else {
+            conv1d_fwd(p, b)
+        }
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Vec<T>>) -> BackendResult<()> {
-        conv1d_bwd_input(p, b)
+        if self.spec_only {
+            spec::conv1d_bwd_input(p, b)
+        } else {
+            conv1d_bwd_input(p, b)
+        }
     }
 
     fn conv1d_bwd_weight(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Vec<T>>) -> BackendResult<()> {
-        conv1d_bwd_weight(p, b)
+        if self.spec_only {
+            spec::conv1d_bwd_weight(p, b)
+        } else {
+            conv1d_bwd_weight(p, b)
+        }
     }
 
     fn elementwise(&self, op: ElementwiseOp, b: Elementwise<'_, Vec<T>>) -> BackendResult<()> {

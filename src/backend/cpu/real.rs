@@ -8,6 +8,9 @@ pub trait Real:
     fn of(v: f64) -> Self;
     /// This value widened (or kept) to f64.
     fn as_f64(self) -> f64;
+    /// The slice as f32, when this type is f32 (the fast paths are written for f32 only).
+    fn f32s(s: &[Self]) -> Option<&[f32]>;
+    fn f32s_mut(s: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Real for f32 {
@@ -17,6 +20,12 @@ impl Real for f32 {
     fn as_f64(self) -> f64 {
         self as f64
     }
+    fn f32s(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
+    fn f32s_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+        Some(s)
+    }
 }
 
 impl Real for f64 {
@@ -25,5 +34,11 @@ impl Real for f64 {
     }
     fn as_f64(self) -> f64 {
         self
+    }
+    fn f32s(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    fn f32s_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
     }
 }

@@ -1,0 +1,245 @@
+//! The CPU backend's fast paths against its reference loops (`cpu::spec`, the im2col
+//! convolution): op by op on every instruction set this machine has, including tails and the
+//! shapes of both models, and whole models on `CpuBackend::new()` against `CpuBackend::spec()`.
+
+mod common;
+
+use chromax::backend::cpu::{self, direct, spec, CpuBackend};
+use chromax::backend::{Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLossParams};
+use chromax::denoise::train::forward_backward;
+use chromax::models::{DenoiseConfig, DenoiseNet};
+use chromax::nn::Module;
+use common::Rng;
+
+/// (batch, c_in, c_out, len, kernel, dilation): DenoiseNet's layers (both configurations),
+/// lengths that end mid-tile and mid-chunk, one output channel, and every tile height.
+const SHAPES: [(usize, usize, usize, usize, usize, usize); 12] = [
+    (2, 15, 15, 3000, 51, 8),
+    (1, 1, 15, 2049, 51, 8),
+    (2, 15, 1, 1500, 1, 1),
+    (1, 15, 15, 700, 1, 1),
+    (2, 8, 8, 1025, 21, 4),
+    (1, 1, 8, 300, 21, 4),
+    (3, 7, 9, 1000, 5, 3),
+    (1, 3, 13, 259, 7, 2),
+    (1, 4, 32, 1111, 3, 1),
+    (2, 5, 6, 256, 51, 8), // shorter than the receptive field (401)
+    (1, 2, 11, 4100, 4, 5),
+    (1, 6, 1, 333, 2, 1),
+];
+
+fn data(p: &Conv1dParams, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut rng = Rng::new(seed);
+    (
+        rng.vec_f32(p.input_len(), -1.0, 1.0),
+        rng.vec_f32(p.weight_len(), -0.2, 0.2),
+        rng.vec_f32(p.c_out, -1.0, 1.0),
+        rng.vec_f32(p.output_len(), -1.0, 1.0),
+    )
+}
+
+#[test]
+fn forward_equals_the_reference_on_every_instruction_set() {
+    for (seed, &(batch, c_in, c_out, len, kernel, dilation)) in SHAPES.iter().enumerate() {
+        let p = Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
+        let (x, w, bias, _) = data(&p, seed as u64);
+        let mut want = vec![f32::NAN; p.output_len()];
+        spec::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut want }).expect("valid shapes");
+        for isa in direct::available() {
+            let mut got = vec![f32::NAN; p.output_len()];
+            direct::conv1d_f32_on(
+                isa,
+                batch,
+                c_in,
+                c_out,
+                len,
+                kernel,
+                dilation,
+                p.pad_left(),
+                &x,
+                &w,
+                Some(&bias),
+                &mut got,
+            );
+            // Both sum ≤ 765 f32 products of magnitude ≤ 0.2 in different orders.
+            common::assert_close(&format!("{isa:?} {p:?}"), &got, &want, 2e-5, 1e-5);
+            let mut no_bias = vec![f32::NAN; p.output_len()];
+            direct::conv1d_f32_on(
+                isa,
+                batch,
+                c_in,
+                c_out,
+                len,
+                kernel,
+                dilation,
+                p.pad_left(),
+                &x,
+                &w,
+                None,
+                &mut no_bias,
+            );
+            let shifted: Vec<f32> = no_bias.iter().enumerate().map(|(i, v)| v + bias[(i / len) % c_out]).collect();
+            common::assert_close(&format!("{isa:?} {p:?} without bias"), &shifted, &want, 2e-5, 1e-5);
+        }
+        // And through the op itself, which picks the path.
+        let mut got = vec![f32::NAN; p.output_len()];
+        cpu::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut got }).expect("valid shapes");
+        common::assert_close(&format!("op {p:?}"), &got, &want, 2e-5, 1e-5);
+    }
+}
+
+#[test]
+fn backward_passes_equal_the_reference_on_every_instruction_set() {
+    for (seed, &(batch, c_in, c_out, len, kernel, dilation)) in SHAPES.iter().enumerate() {
+        let p = Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
+        let (x, w, _, dy) = data(&p, 100 + seed as u64);
+
+        let (mut want_dx, mut got_dx) = (vec![f32::NAN; p.input_len()], vec![f32::NAN; p.input_len()]);
+        spec::conv1d_bwd_input(&p, Conv1dBwdInput { dy: &dy, w: &w, dx: &mut want_dx }).expect("valid shapes");
+        cpu::conv1d_bwd_input(&p, Conv1dBwdInput { dy: &dy, w: &w, dx: &mut got_dx }).expect("valid shapes");
+        common::assert_close(&format!("dx {p:?}"), &got_dx, &want_dx, 2e-5, 1e-5);
+
+        let (mut want_dw, mut want_db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; c_out]);
+        spec::conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut want_dw, dbias: Some(&mut want_db) })
+            .expect("valid shapes");
+        // dw sums batch·len products of magnitude ≤ 1: f32 partial sums over 1,024 positions.
+        let atol = 2e-6 * (batch * len) as f64;
+        for isa in direct::available() {
+            let (mut dw, mut db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; c_out]);
+            direct::conv1d_bwd_weight_f32_on(
+                isa,
+                batch,
+                c_in,
+                c_out,
+                len,
+                kernel,
+                dilation,
+                p.pad_left(),
+                &x,
+                &dy,
+                &mut dw,
+                Some(&mut db),
+            );
+            common::assert_close(&format!("{isa:?} dw {p:?}"), &dw, &want_dw, atol, 1e-5);
+            common::assert_close(&format!("{isa:?} dbias {p:?}"), &db, &want_db, 1e-6, 1e-6);
+            let mut dw_only = vec![f32::NAN; p.weight_len()];
+            direct::conv1d_bwd_weight_f32_on(
+                isa,
+                batch,
+                c_in,
+                c_out,
+                len,
+                kernel,
+                dilation,
+                p.pad_left(),
+                &x,
+                &dy,
+                &mut dw_only,
+                None,
+            );
+            assert!(
+                dw_only.iter().zip(&dw).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{isa:?} {p:?}: dw depends on dbias"
+            );
+        }
+        let (mut dw, mut db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; c_out]);
+        cpu::conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut dw, dbias: Some(&mut db) })
+            .expect("valid shapes");
+        common::assert_close(&format!("op dw {p:?}"), &dw, &want_dw, atol, 1e-5);
+    }
+}
+
+#[test]
+fn fast_path_bits_do_not_depend_on_threads_or_the_window() {
+    let p = Conv1dParams { batch: 1, c_in: 15, c_out: 15, len: 6000, kernel: 51, dilation: 8 };
+    let (x, w, bias, _) = data(&p, 7);
+    let run = |threads: usize, x: &[f32], len: usize| {
+        let q = Conv1dParams { len, ..p };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+        pool.install(|| {
+            let mut y = vec![0.0f32; q.output_len()];
+            cpu::conv1d_fwd(&q, Conv1dFwd { x, w: &w, bias: Some(&bias), y: &mut y }).expect("valid shapes");
+            y
+        })
+    };
+    let (one, three) = (run(1, &x, p.len), run(3, &x, p.len));
+    assert!(one.iter().zip(&three).all(|(a, b)| a.to_bits() == b.to_bits()), "1 and 3 threads differ");
+    // A window [1000, 4337) of the rows: the values whose taps stay inside it are the same bits.
+    let (from, to) = (1000, 4337);
+    let window: Vec<f32> = (0..15).flat_map(|c| x[c * 6000 + from..c * 6000 + to].to_vec()).collect();
+    let part = run(2, &window, to - from);
+    let reach = p.pad_left();
+    for c in 0..15 {
+        for l in from + reach..to - reach {
+            let (a, b) = (one[c * 6000 + l], part[c * (to - from) + l - from]);
+            assert_eq!(a.to_bits(), b.to_bits(), "channel {c} position {l}: {a} in the whole row, {b} in the window");
+        }
+    }
+}
+
+/// DenoiseNet on the fast paths against the reference loops: inference, the loss, and every
+/// parameter's gradient of a training step, on a coverage-like input.
+#[test]
+fn denoisenet_on_fast_paths_equals_the_reference() {
+    for cfg in [DenoiseConfig::default(), DenoiseConfig::demo()] {
+        let (n, width, pad) = (2, 12_000, 1_000);
+        let mut rng = Rng::new(3);
+        let x: Vec<f32> =
+            (0..n * width).map(|i| if (i / 300) % 3 == 0 { 0.0 } else { (8.0 * rng.unit()).floor() as f32 }).collect();
+        let clean: Vec<f32> = x.iter().map(|v| 1.3 * v + 0.5).collect();
+        let mask: Vec<f32> = x.iter().map(|&v| f32::from(v > 5.0)).collect();
+        let loss =
+            DenoiseLossParams { batch: n, len: width, pad, mse_weight: 0.0005, pearson_weight: 1.0, bce_weight: 1.0 };
+        let fast = CpuBackend::new();
+        let reference = CpuBackend::spec();
+        let mut net_fast = DenoiseNet::new(&fast, cfg, 5).expect("build");
+        let mut net_ref = DenoiseNet::new(&reference, cfg, 5).expect("build");
+
+        let a = net_fast.infer(&fast, &x, n, width).expect("infer");
+        let b = net_ref.infer(&reference, &x, n, width).expect("infer");
+        let scale = b.reg.iter().fold(1.0f32, |m, v| m.max(v.abs())) as f64;
+        common::assert_close(&format!("{cfg:?} regression output"), &a.reg, &b.reg, 1e-5 * scale, 1e-4);
+        common::assert_close(&format!("{cfg:?} peak logits"), &a.logits, &b.logits, 1e-4, 1e-4);
+
+        let la = forward_backward(&fast, &mut net_fast, x.clone(), &clean, &mask, &loss).expect("step");
+        let lb = forward_backward(&reference, &mut net_ref, x.clone(), &clean, &mask, &loss).expect("step");
+        assert!(
+            (la.total - lb.total).abs() <= 1e-5 * lb.total.abs().max(1.0),
+            "{cfg:?} loss {} vs {}",
+            la.total,
+            lb.total
+        );
+        for (pa, pb) in net_fast.params().iter().zip(net_ref.params()) {
+            let g_scale = pb.grad.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+            common::assert_close(
+                &format!("{cfg:?} gradient of {}", pb.name),
+                &pa.grad,
+                &pb.grad,
+                1e-4 * g_scale + 1e-9,
+                1e-3,
+            );
+        }
+    }
+}
+
+#[test]
+fn the_reference_backend_takes_no_fast_path() {
+    // The same f32 op through both backends: the spec backend must match `spec::` bit for bit.
+    let p = Conv1dParams { batch: 1, c_in: 15, c_out: 15, len: 2000, kernel: 51, dilation: 8 };
+    let (x, w, bias, _) = data(&p, 9);
+    let mut want = vec![0.0f32; p.output_len()];
+    spec::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut want }).expect("valid shapes");
+    let reference = CpuBackend::spec();
+    let mut got = reference.zeros(p.output_len()).expect("zeros");
+    let (xb, wb, bb) = (x.clone(), w.clone(), bias.clone());
+    reference.conv1d_fwd(&p, Conv1dFwd { x: &xb, w: &wb, bias: Some(&bb), y: &mut got }).expect("valid shapes");
+    assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+    let mut fast = vec![0.0f32; p.output_len()];
+    CpuBackend::new()
+        .conv1d_fwd(&p, Conv1dFwd { x: &xb, w: &wb, bias: Some(&bb), y: &mut fast })
+        .expect("valid shapes");
+    assert!(
+        fast.iter().zip(&want).any(|(a, b)| a.to_bits() != b.to_bits()),
+        "the fast path should sum in another order"
+    );
+}
