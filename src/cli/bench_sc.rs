@@ -10,9 +10,11 @@ use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::backend::Backend;
-use chromax::models::SeqConfig;
+use chromax::models::{SeqBatch, SeqConfig};
+use chromax::nn::download_f32;
 use chromax::on_backend;
 use chromax::sc::data::{load_sc_data, ScData};
+use chromax::sc::model::load_seq_model;
 use chromax::sc::synth::{write_synthetic, SynthSpec, SYNTH_GENOME, SYNTH_MATRIX, SYNTH_PEAKS};
 use chromax::sc::train::{train_seq, ScEpochRecord, ScTrainEvent, ScTrainOptions};
 use chromax::train::Event;
@@ -38,6 +40,13 @@ pub struct ScBenchArgs {
     pub dir: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also time inference after training: eval-mode forward of the trunk and the head
+    /// (probabilities for every cell) over this many batches of peaks.
+    #[arg(long, value_name = "BATCHES")]
+    pub infer: Option<usize>,
+    /// Print the figures as one JSON object on the last line of the output too.
+    #[arg(long)]
+    pub json: bool,
     #[arg(long)]
     pub device: Option<String>,
 }
@@ -95,11 +104,11 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     let data = load_sc_data(&opts)?;
     let load_s = t.elapsed().as_secs_f64();
     let compute = select(a.device.as_deref())?;
-    let result = on_backend!(compute, b => bench_train(b, &data, &opts, &dir.join("model")));
+    let result = on_backend!(compute, b => bench_train(b, &data, &opts, &dir.join("model"), a.infer));
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let (records, min_free, start_free) = result?;
+    let (records, min_free, start_free, infer) = result?;
     let flop_per_peak = 3.0 * opts.model.flops_per_sequence() + 3.0 * 2.0 * 32.0 * a.cells as f64;
     println!(
         "SeqNet (scBasset, {} parameters), batch {}, {} peaks × {} cells at {:.2}% density; data loaded in {load_s:.1} s",
@@ -127,19 +136,64 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     } else {
         println!("peak device memory: - (CPU)");
     }
+    let infer_rate = infer.map(|(n, s)| n as f64 / s);
+    if let (Some(rate), Some((n, _))) = (infer_rate, infer) {
+        println!(
+            "inference (eval-mode trunk + head, probabilities for {} cells): {rate:.1} peaks/s, {:.1} GFLOP/s over {n} peaks",
+            thousands(a.cells as u64),
+            rate * (opts.model.flops_per_sequence() + 2.0 * 32.0 * a.cells as f64) / 1e9
+        );
+    }
     if let Some(rss) = peak_rss() {
         println!("peak host RSS: {:.2} GB", rss as f64 / 1e9);
+    }
+    if a.json {
+        let train = records.last().map(|r| r.peaks_per_second);
+        println!(
+            "{}",
+            serde_json::json!({"cells": a.cells, "batch": a.batch, "train_seqs_per_s": train, "infer_seqs_per_s": infer_rate})
+        );
     }
     Ok(())
 }
 
-type BenchOutcome = (Vec<ScEpochRecord>, Option<usize>, Option<usize>);
+type BenchOutcome = (Vec<ScEpochRecord>, Option<usize>, Option<usize>, Option<(usize, f64)>);
+
+/// Times `batches` batches of inference on the trained model: (peaks, seconds), after one
+/// untimed batch.
+fn bench_infer<B: Backend>(
+    backend: &B,
+    data: &ScData,
+    model_dir: &Path,
+    batch: usize,
+    batches: usize,
+) -> Result<(usize, f64), chromax::Error> {
+    let (net, _, _) = load_seq_model(backend, model_dir)?;
+    let n_peaks = data.n_peaks();
+    let run = |first: usize| -> Result<usize, chromax::Error> {
+        let peaks: Vec<usize> = (first..first + batch).map(|p| p % n_peaks).collect();
+        let codes: Vec<u8> = peaks.iter().flat_map(|&p| data.window(p).iter().copied()).collect();
+        let (reverse, shift) = (vec![false; peaks.len()], vec![0i32; peaks.len()]);
+        let probs = net.predict(backend, &SeqBatch { codes: &codes, reverse: &reverse, shift: &shift })?;
+        let host = download_f32(backend, &probs)?;
+        debug_assert_eq!(host.len(), peaks.len() * net.config.cells);
+        Ok(peaks.len())
+    };
+    run(0)?;
+    let t = Instant::now();
+    let mut done = 0;
+    for i in 0..batches {
+        done += run((i + 1) * batch)?;
+    }
+    Ok((done, t.elapsed().as_secs_f64()))
+}
 
 fn bench_train<B: Backend>(
     backend: &B,
     data: &ScData,
     opts: &ScTrainOptions,
     out: &Path,
+    infer: Option<usize>,
 ) -> Result<BenchOutcome, chromax::Error> {
     let _ = std::fs::remove_dir_all(out);
     let start_free = backend.free_memory();
@@ -158,5 +212,9 @@ fn bench_train<B: Backend>(
         }
     };
     let records = train_seq(backend, data, opts, out, false, &mut report)?;
-    Ok((records, min_free, start_free))
+    let infer = match infer {
+        Some(batches) if batches > 0 => Some(bench_infer(backend, data, out, opts.batch, batches)?),
+        _ => None,
+    };
+    Ok((records, min_free, start_free, infer))
 }

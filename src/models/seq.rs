@@ -19,8 +19,8 @@
 //! γ = 1, β = 0.
 
 use crate::backend::{
-    Backend, BackendResult, BufLen, DropoutBwd, DropoutFwd, DropoutParams, HeadLogits, MaxPoolBwd, MaxPoolFwd, OneHot,
-    OneHotParams, SparseHead, SparseHeadParams,
+    Backend, BackendResult, BufLen, Conv1dFwd, Conv1dParams, DropoutBwd, DropoutFwd, DropoutParams, Elementwise,
+    ElementwiseOp, HeadLogits, MaxPoolBwd, MaxPoolFwd, OneHot, OneHotParams, SparseHead, SparseHeadParams,
 };
 use crate::error::BackendError;
 use crate::nn::{gelu, gelu_backward, BatchNorm, BatchNormCache, Conv1d, InitRng, Module, Param};
@@ -388,6 +388,21 @@ impl<B: Backend> SeqNet<B> {
         let d = self.dense.forward(backend, &gelu(backend, &h)?, batch, 1)?;
         drop(h);
         gelu(backend, &self.dense_bn.forward_infer(backend, &d, batch, 1)?)
+    }
+
+    /// Accessibility probabilities, batch × cells (row-major): [`SeqNet::embed_peaks`] then the
+    /// head, `σ(z · wᵀ + b)` (eval mode: running statistics, no dropout).
+    pub fn predict(&self, backend: &B, seqs: &SeqBatch) -> BackendResult<B::Buf> {
+        let z = self.embed_peaks(backend, seqs)?;
+        let (batch, dim, cells) = (seqs.len(), self.config.bottleneck, self.config.cells);
+        // The dense head is a width-1 convolution of length 1: w (cells, dim, 1), z (batch, dim, 1).
+        let p = Conv1dParams { batch, c_in: dim, c_out: cells, len: 1, kernel: 1, dilation: 1 };
+        let mut logits = backend.zeros(batch * cells)?;
+        let bufs = Conv1dFwd { x: &z, w: &self.head_w.value, bias: Some(&self.head_b.value), y: &mut logits };
+        backend.conv1d_fwd(&p, bufs)?;
+        let mut probs = backend.zeros(batch * cells)?;
+        backend.elementwise(ElementwiseOp::SigmoidFwd, Elementwise { a: &logits, b: None, out: &mut probs })?;
+        Ok(probs)
     }
 
     /// The head's loss and gradients for a batch's binary CSR rows; writes the head's
