@@ -203,8 +203,9 @@ fn denoising_in_pieces_equals_whole_chromosomes_and_covers_every_base() {
         regions: vec!["chrVI".into()],
     };
     let from_files = evaluate(&cpu, &eval(Prediction::Files { prefix })).expect("eval files");
-    let from_model = evaluate(&cpu, &eval(Prediction::Model { dir: dir.clone(), extra_tracks: Vec::new(), batch: 8 }))
-        .expect("eval model");
+    let from_model =
+        evaluate(&cpu, &eval(Prediction::Model { dir: dir.clone(), extra_tracks: Vec::new(), batch: 8, dense: false }))
+            .expect("eval model");
     assert_eq!(from_files.bases, 270_161);
     assert!((from_files.denoised.pearson - from_model.denoised.pearson).abs() < 1e-6);
     assert!((from_files.denoised.auprc - from_model.denoised.auprc).abs() < 1e-6);

@@ -23,6 +23,8 @@ pub enum BenchCommand {
     Denoise(DenoiseBenchArgs),
     /// SeqNet training on a synthetic peak-by-cell matrix of a given shape and density.
     Sc(super::bench_sc::ScBenchArgs),
+    /// `denoise run` with and without exact skipping of empty coverage, on real low-depth inputs.
+    Skip(super::bench_skip::SkipBenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,6 +53,12 @@ pub struct DenoiseBenchArgs {
     pub e2e_chroms: String,
     #[arg(long, default_value = "tests/data/yeast")]
     pub data: PathBuf,
+    /// Model-only figures: no end-to-end run.
+    #[arg(long)]
+    pub no_e2e: bool,
+    /// Print the figures as one JSON object on the last line of the output too.
+    #[arg(long)]
+    pub json: bool,
     #[arg(long)]
     pub device: Option<String>,
 }
@@ -62,6 +70,7 @@ pub fn run_bench(cmd: &BenchCommand) -> CliResult {
             on_backend!(compute, b => bench_denoise(b, a))
         }
         BenchCommand::Sc(a) => super::bench_sc::run(a),
+        BenchCommand::Skip(a) => super::bench_skip::run_bench(a),
     }
 }
 
@@ -128,29 +137,7 @@ fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
     let infer_s = t.elapsed().as_secs_f64() / a.steps as f64;
 
     // End to end: the bundled yeast noisy track through `denoise run`.
-    let dir = std::env::temp_dir().join(format!("chromax-bench-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("model")).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let sizes_path = a.data.join("sacCer3.chrom.sizes");
-    let sizes = ChromSizes::read(&sizes_path)?;
-    let opts = CoverageOptions { subsample: Some(0.1), seed: 1, ..Default::default() };
-    let (noisy, _) = coverage_from_fragments(a.data.join("yeast_500k_SRR1822137.frag.gz"), &sizes, &opts, &mut |_| {})?;
-    write_bigwig(dir.join("noisy.bw"), &noisy, rayon::current_num_threads())?;
-    let config = ModelConfig::new(cfg, a.interval, a.pad, Vec::new(), serde_json::Value::Null);
-    write_model(backend, &dir.join("model"), &config, &net)?;
-    let run_opts = RunOptions {
-        model: dir.join("model"),
-        noisy: dir.join("noisy.bw"),
-        extra_tracks: Vec::new(),
-        genome: Some(sizes_path),
-        regions: a.e2e_chroms.split(',').map(String::from).collect(),
-        prefix: dir.join("out"),
-        round: None,
-        peaks: ProbPeakOptions::default(),
-        probabilities: true,
-        batch: a.batch,
-    };
-    let summary = run(backend, &run_opts, &mut |_, _| {})?;
-    let _ = std::fs::remove_dir_all(&dir);
+    let summary = if a.no_e2e { None } else { Some(end_to_end(backend, a, cfg, &net)?) };
 
     let bases = (n as f64) * a.interval as f64;
     let fwd_flops = flops_fwd * n as f64;
@@ -177,16 +164,63 @@ fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
         bases / infer_s,
         fwd_flops / infer_s / 1e9
     );
-    let e2e = summary.bases as f64 / summary.seconds;
-    println!(
-        "{:<34} {:>12} {:>14.0} {:>12.1}   ({:.0}% of model-only; {} bases)",
-        "inference end to end (bigWig→bigWig+peaks)",
-        "-",
-        e2e,
-        e2e * cfg.flops_per_base() * (width as f64 / a.interval as f64) / 1e9,
-        100.0 * e2e / (bases / infer_s),
-        summary.bases
-    );
-    println!("whole human genome (3.1 Gb) at the end-to-end rate: {:.1} h", 3.1e9 / e2e / 3600.0);
+    let e2e = summary.as_ref().map(|s| s.bases as f64 / s.seconds);
+    if let (Some(e2e), Some(summary)) = (e2e, &summary) {
+        println!(
+            "{:<34} {:>12} {:>14.0} {:>12.1}   ({:.0}% of model-only; {} bases)",
+            "inference end to end (bigWig→bigWig+peaks)",
+            "-",
+            e2e,
+            e2e * cfg.flops_per_base() * (width as f64 / a.interval as f64) / 1e9,
+            100.0 * e2e / (bases / infer_s),
+            summary.bases
+        );
+        println!("whole human genome (3.1 Gb) at the end-to-end rate: {:.1} h", 3.1e9 / e2e / 3600.0);
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": format!("{:?}", a.model), "batch": n, "interval": a.interval, "pad": a.pad,
+                "train_bases_per_s": bases / train_s, "infer_bases_per_s": bases / infer_s,
+                "e2e_bases_per_s": e2e,
+            })
+        );
+    }
     Ok(())
+}
+
+/// `denoise run` on the bundled yeast reads (a 10% subsample), with this net as the model.
+fn end_to_end<B: Backend>(
+    backend: &B,
+    a: &DenoiseBenchArgs,
+    cfg: DenoiseConfig,
+    net: &DenoiseNet<B>,
+) -> Result<chromax::denoise::infer::RunSummary, chromax::Error> {
+    let dir = std::env::temp_dir().join(format!("chromax-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("model"))
+        .map_err(|source| chromax::error::FileError::Io { path: dir.clone(), source })?;
+    let sizes_path = a.data.join("sacCer3.chrom.sizes");
+    let sizes = ChromSizes::read(&sizes_path)?;
+    let opts = CoverageOptions { subsample: Some(0.1), seed: 1, ..Default::default() };
+    let (noisy, _) = coverage_from_fragments(a.data.join("yeast_500k_SRR1822137.frag.gz"), &sizes, &opts, &mut |_| {})?;
+    write_bigwig(dir.join("noisy.bw"), &noisy, rayon::current_num_threads())?;
+    let config = ModelConfig::new(cfg, a.interval, a.pad, Vec::new(), serde_json::Value::Null);
+    write_model(backend, &dir.join("model"), &config, net)?;
+    let run_opts = RunOptions {
+        model: dir.join("model"),
+        noisy: dir.join("noisy.bw"),
+        extra_tracks: Vec::new(),
+        genome: Some(sizes_path),
+        regions: a.e2e_chroms.split(',').map(String::from).collect(),
+        prefix: dir.join("out"),
+        round: None,
+        peaks: ProbPeakOptions::default(),
+        probabilities: true,
+        batch: a.batch,
+        dense: false,
+    };
+    let summary = run(backend, &run_opts, &mut |_, _| {});
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(summary?)
 }

@@ -128,6 +128,7 @@ pub fn run_demo(a: &DemoArgs) -> CliResult {
         peaks: ProbPeakOptions::default(),
         probabilities: true,
         batch: 16,
+        dense: false,
     };
     let summary = on_backend!(compute, b => run(b, &run_opts, &mut |_, _| {}))?;
     eprintln!(

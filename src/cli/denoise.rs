@@ -249,6 +249,10 @@ pub struct RunArgs {
     /// Also write PREFIX.prob.bw.
     #[arg(long)]
     pub probabilities: bool,
+    /// Run the network on every base: no skipping of stretches whose receptive field holds
+    /// no coverage (the output is the same bits; for comparison and timing).
+    #[arg(long)]
+    pub dense: bool,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
     #[arg(long)]
@@ -279,6 +283,10 @@ pub struct EvalArgs {
     /// Also write the metrics as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Run the network on every base: no skipping of stretches whose receptive field holds
+    /// no coverage (the output is the same bits; for comparison and timing).
+    #[arg(long)]
+    pub dense: bool,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
     #[arg(long)]
@@ -320,6 +328,7 @@ pub fn run_cmd(cmd: &DenoiseCommand) -> CliResult {
                 peaks: ProbPeakOptions { threshold: a.threshold, max_gap: a.max_gap, min_length: a.min_length },
                 probabilities: a.probabilities,
                 batch: a.batch,
+                dense: a.dense,
             };
             let compute = select(a.device.as_deref())?;
             let bar = ProgressBar::new(1);
@@ -343,14 +352,25 @@ pub fn run_cmd(cmd: &DenoiseCommand) -> CliResult {
                 thousands(summary.peaks as u64),
                 summary.outputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
             );
+            let w = summary.work;
+            let pct = |v: u64| 100.0 * v as f64 / w.bases.max(1) as f64;
+            eprintln!(
+                "{:.1}% of bases have coverage in their receptive field; the network ran on {:.1}% ({})",
+                pct(w.signal_bases),
+                pct(w.network_bases),
+                if summary.skipping { "empty coverage skipped" } else { "dense" }
+            );
             Ok(())
         }
         DenoiseCommand::Eval(a) => {
             let prediction = match (&a.prediction, &a.model) {
                 (Some(prefix), _) => Prediction::Files { prefix: prefix.clone() },
-                (None, Some(dir)) => {
-                    Prediction::Model { dir: dir.clone(), extra_tracks: parse_extra(&a.extra_track)?, batch: a.batch }
-                }
+                (None, Some(dir)) => Prediction::Model {
+                    dir: dir.clone(),
+                    extra_tracks: parse_extra(&a.extra_track)?,
+                    batch: a.batch,
+                    dense: a.dense,
+                },
                 (None, None) => return Err("give --prediction PREFIX or --model DIR".into()),
             };
             let opts = EvalOptions {

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_sc;
+mod bench_skip;
 pub mod coverage;
 pub mod demo;
 pub mod denoise;

@@ -21,7 +21,17 @@ pub fn open_coverage(path: &Path, sizes: &ChromSizes, what: &str) -> Result<Arc<
     }
     for id in 0..sizes.len() {
         if let ShardValues::F32(v) = shard.chrom_values(id) {
-            if let Some(pos) = v.iter().position(|&x| !(x.is_finite() && x >= 0.0)) {
+            // Block by block without branches (vectorised), then the first bad value's place.
+            // A value is accepted when its bits are +0 … +max finite, or −0.
+            let bad_block = v.chunks(4096).position(|b| {
+                b.iter().fold(0u32, |bad, x| {
+                    let bits = x.to_bits();
+                    bad | u32::from(bits & 0x7FFF_FFFF >= 0x7F80_0000) | u32::from(bits > 0x8000_0000)
+                }) != 0
+            });
+            if let Some(pos) = bad_block
+                .and_then(|k| v[k * 4096..].iter().position(|&x| !(x.is_finite() && x >= 0.0)).map(|i| k * 4096 + i))
+            {
                 return Err(FileError::content(
                     path,
                     format!(

@@ -1,7 +1,8 @@
 //! `chromax denoise eval`: denoised against clean, beside the noisy input as the baseline.
 
-use super::infer::{check_output, denoise_spans, open_inputs, prefixed, resolve_spans, Span};
+use super::infer::{check_output, denoise_pieces, open_inputs, prefixed, resolve_spans, Span};
 use super::model::load_model;
+use super::skip::Piece;
 use crate::backend::Backend;
 use crate::data::{open_coverage, open_peaks};
 use crate::error::FileError;
@@ -18,7 +19,8 @@ pub enum Prediction {
     /// `PREFIX.track.bw` and `PREFIX.prob.bw` from `chromax denoise run --probabilities`.
     Files { prefix: PathBuf },
     /// Run the model now, in memory.
-    Model { dir: PathBuf, extra_tracks: Vec<(String, PathBuf)>, batch: usize },
+    /// `dense`: no skipping of empty coverage (the same values; see [`super::skip`]).
+    Model { dir: PathBuf, extra_tracks: Vec<(String, PathBuf)>, batch: usize, dense: bool },
 }
 
 /// Settings of an evaluation.
@@ -127,7 +129,7 @@ pub fn evaluate<B: Backend>(backend: &B, opts: &EvalOptions) -> Result<EvalRepor
             }
             (t, p)
         }
-        Prediction::Model { dir, extra_tracks, batch } => {
+        Prediction::Model { dir, extra_tracks, batch, dense } => {
             let noisy = opts
                 .noisy
                 .as_ref()
@@ -135,10 +137,18 @@ pub fn evaluate<B: Backend>(backend: &B, opts: &EvalOptions) -> Result<EvalRepor
             let (net, config) = load_model(backend, dir)?;
             let set = open_inputs(&config, noisy, extra_tracks, &sizes)?;
             let (mut t, mut p) = (Vec::new(), Vec::new());
-            denoise_spans(backend, &net, &config, set, &spans, *batch, &mut |iv, first, reg, prob| {
-                check_output(dir, sizes.name(iv.chrom), first, reg, prob)?;
-                t.extend_from_slice(reg);
-                p.extend_from_slice(prob);
+            denoise_pieces(backend, &net, &config, set, &spans, *batch, *dense, &mut |piece| {
+                match piece {
+                    Piece::Constant { len, prob, .. } => {
+                        t.resize(t.len() + len as usize, 0.0);
+                        p.resize(p.len() + len as usize, prob);
+                    }
+                    Piece::Values { chrom, start, reg, prob } => {
+                        check_output(dir, sizes.name(chrom), start, reg, prob)?;
+                        t.extend_from_slice(reg);
+                        p.extend_from_slice(prob);
+                    }
+                }
                 Ok(())
             })?;
             (t, p)

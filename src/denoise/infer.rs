@@ -9,6 +9,7 @@
 
 use super::model::{load_model, ModelConfig};
 use super::peak_calls::{ProbPeakCaller, ProbPeakOptions};
+use super::skip::{denoise_spans_skipping, Piece, SkipPlan, SkipStats};
 use crate::backend::cpu::sigmoid;
 use crate::backend::Backend;
 use crate::coverage::Region;
@@ -20,7 +21,7 @@ use crate::io::guard::Files;
 use crate::io::ChromSizes;
 use crate::models::DenoiseNet;
 use crate::nn::download_f32;
-use crate::track::runs_from_dense;
+use crate::track::{runs_from_dense, Run};
 use crate::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -49,12 +50,20 @@ pub struct RunOptions {
     pub peaks: ProbPeakOptions,
     pub probabilities: bool,
     pub batch: usize,
+    /// Run the network on every base, without skipping empty coverage (for comparison:
+    /// the output is the same bits either way).
+    pub dense: bool,
 }
 
 /// What a run produced.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     pub bases: u64,
+    /// Bases whose receptive field holds signal, and bases the network ran on (margins and
+    /// padding included); with `--dense` or where skipping cannot be exact, every row's.
+    pub work: SkipStats,
+    /// Whether empty coverage was skipped.
+    pub skipping: bool,
     pub peaks: usize,
     pub seconds: f64,
     pub outputs: Vec<PathBuf>,
@@ -140,8 +149,46 @@ pub fn run_sizes(genome: Option<&Path>, noisy: &Path) -> Result<ChromSizes, Erro
     })
 }
 
-/// Denoised values of one batch's intervals, handed to `sink` in order as
-/// `(interval, first new base, denoised, probability)`.
+/// The model's output over `spans`, handed to `sink` in position order as [`Piece`]s. Unless
+/// `dense`, stretches whose receptive field holds no signal are not computed
+/// ([`super::skip`]; the values are the same bits). Returns the work done, and whether
+/// skipping was on (it is off where it could not be exact: see [`SkipPlan::new`]).
+#[allow(clippy::too_many_arguments)]
+pub fn denoise_pieces<B: Backend>(
+    backend: &B,
+    net: &DenoiseNet<B>,
+    config: &ModelConfig,
+    set: TrackSet,
+    spans: &[Span],
+    batch: usize,
+    dense: bool,
+    sink: &mut dyn FnMut(Piece) -> Result<(), Error>,
+) -> Result<(SkipStats, bool), Error> {
+    if batch == 0 {
+        return Err(FileError::Argument("--batch must be at least 1".into()).into());
+    }
+    let plan = if dense { None } else { SkipPlan::new(backend, net, config.pad as usize)? };
+    match plan {
+        Some(plan) => {
+            let (interval, pad) = (config.interval as usize, config.pad as usize);
+            let stats = denoise_spans_skipping(backend, net, &plan, &set, spans, interval, pad, batch, sink)?;
+            Ok((stats, true))
+        }
+        None => {
+            let w = (config.interval + 2 * config.pad) as u64;
+            let mut stats = SkipStats::default();
+            stats.bases = denoise_spans(backend, net, config, set, spans, batch, &mut |iv, first, reg, prob| {
+                stats.network_bases += w;
+                sink(Piece::Values { chrom: iv.chrom, start: first, reg, prob })
+            })?;
+            stats.signal_bases = stats.bases;
+            Ok((stats, false))
+        }
+    }
+}
+
+/// Denoised values of one batch's intervals, computed densely, handed to `sink` in order as
+/// `(interval, first new base, denoised, probability)`. Returns the bases handed out.
 pub fn denoise_spans<B: Backend>(
     backend: &B,
     net: &DenoiseNet<B>,
@@ -249,30 +296,46 @@ pub fn run<B: Backend>(
     let scale = opts.round.map(|d| 10f32.powi(d as i32));
     let mut rounded = Vec::new();
     let mut done = 0u64;
-    let bases = denoise_spans(backend, &net, &config, set, &spans, opts.batch, &mut |iv, first, reg, prob| {
-        check_output(&opts.model, sizes.name(iv.chrom), first, reg, prob)?;
-        if current != Some(iv.chrom) {
-            let name = sizes.name(iv.chrom);
+    let (work, skipping) = denoise_pieces(backend, &net, &config, set, &spans, opts.batch, opts.dense, &mut |piece| {
+        let chrom = match piece {
+            Piece::Constant { chrom, .. } | Piece::Values { chrom, .. } => chrom,
+        };
+        let name = sizes.name(chrom);
+        if current != Some(chrom) {
             track_out.chrom(name)?;
             if let Some(p) = &prob_out {
                 p.chrom(name)?;
             }
-            current = Some(iv.chrom);
+            current = Some(chrom);
         }
-        let values: &[f32] = match scale {
-            Some(s) => {
-                rounded.clear();
-                rounded.extend(reg.iter().map(|&v| (v * s).round() / s));
-                &rounded
+        let bases = match piece {
+            Piece::Constant { start, len, prob, .. } => {
+                // The regression output is 0 here: no run; one probability run.
+                if let (Some(p), true) = (&prob_out, prob != 0.0) {
+                    p.runs(vec![Run { start: start as u32, end: (start + len) as u32, value: prob }])?;
+                }
+                caller.push_constant(name, start, len, prob, 0.0);
+                len
             }
-            None => reg,
+            Piece::Values { start, reg, prob, .. } => {
+                check_output(&opts.model, name, start, reg, prob)?;
+                let values: &[f32] = match scale {
+                    Some(s) => {
+                        rounded.clear();
+                        rounded.extend(reg.iter().map(|&v| (v * s).round() / s));
+                        &rounded
+                    }
+                    None => reg,
+                };
+                track_out.runs(runs_from_dense(values, start as u32))?;
+                if let Some(p) = &prob_out {
+                    p.runs(runs_from_dense(prob, start as u32))?;
+                }
+                caller.push(name, start, prob, reg);
+                reg.len() as u64
+            }
         };
-        track_out.runs(runs_from_dense(values, first as u32))?;
-        if let Some(p) = &prob_out {
-            p.runs(runs_from_dense(prob, first as u32))?;
-        }
-        caller.push(sizes.name(iv.chrom), first, prob, reg);
-        done += reg.len() as u64;
+        done += bases;
         progress(done, total);
         Ok(())
     })?;
@@ -284,5 +347,12 @@ pub fn run<B: Backend>(
         p.finish()?;
         outputs.push(prob_path);
     }
-    Ok(RunSummary { bases, peaks: peaks.len(), seconds: started.elapsed().as_secs_f64(), outputs })
+    Ok(RunSummary {
+        bases: work.bases,
+        work,
+        skipping,
+        peaks: peaks.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        outputs,
+    })
 }

@@ -5,6 +5,7 @@
 //!   training loop ([`crate::train`]).
 //! * [`model`] — a trained denoiser on disk, loaded onto a backend.
 //! * [`infer`] — streaming denoising of whole genomes or regions to bigWig and narrowPeak.
+//! * [`skip`] — exact skipping of empty coverage at inference (bit for bit the dense output).
 //! * [`peak_calls`] — peaks from per-base probabilities.
 //! * [`eval`] — denoised (and noisy) against clean: exact genome-wide metrics.
 
@@ -12,4 +13,5 @@ pub mod eval;
 pub mod infer;
 pub mod model;
 pub mod peak_calls;
+pub mod skip;
 pub mod train;

@@ -81,6 +81,26 @@ impl ProbPeakCaller {
         }
     }
 
+    /// `len` bases of one probability and signal from `start` on: the same peaks as
+    /// [`ProbPeakCaller::push`] of that many equal values, in constant time (the signal sum
+    /// bit for bit when the signal is 0, as where skipping writes a constant).
+    pub fn push_constant(&mut self, chrom: &str, start: u64, len: u64, prob: f32, signal: f32) {
+        if self.chrom.as_deref() != Some(chrom) {
+            self.finish_chrom();
+            self.chrom = Some(chrom.to_string());
+        }
+        if len == 0 || prob < self.opts.threshold {
+            return;
+        }
+        // The first base opens or extends a region exactly as `push` would; the rest extend it.
+        self.push(chrom, start, &[prob], &[signal]);
+        if let Some(o) = &mut self.open {
+            o.end = start + len;
+            o.signal_sum += (len - 1) as f64 * signal as f64;
+            o.bases += len - 1;
+        }
+    }
+
     fn close(&mut self) {
         let (Some(o), Some(chrom)) = (self.open.take(), self.chrom.as_ref()) else { return };
         if o.end - o.start >= self.opts.min_length {

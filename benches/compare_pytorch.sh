@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# chromax and PyTorch side by side on the CPU: the same models (benches/compare_pytorch.py
+# writes PyTorch's from ../shared/ARCHITECTURE.md), the same shapes, the same number of
+# threads, on this machine, one after the other. Prints each figure and the ratio.
+#
+#   benches/compare_pytorch.sh            # 2 threads
+#   THREADS=4 benches/compare_pytorch.sh
+#
+# Needs PyTorch (`python3 -m pip install torch`; the CPU build is enough). Never part of CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+THREADS="${THREADS:-2}"
+
+if ! python3 -c "import torch" 2>/dev/null; then
+    echo "PyTorch is not installed: python3 -m pip install torch (the CPU build is enough), then run this again" >&2
+    exit 2
+fi
+cargo build --release --quiet
+BIN=target/release/chromax
+export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="$THREADS"
+
+echo "PyTorch ($THREADS threads)…" >&2
+torch_json=$(python3 benches/compare_pytorch.py --threads "$THREADS" 2>/dev/null | tail -1)
+echo "chromax DenoiseNet…" >&2
+denoise_json=$("$BIN" --threads "$THREADS" --device cpu bench denoise --no-e2e --json 2>/dev/null | tail -1)
+echo "chromax SeqNet…" >&2
+sc_json=$("$BIN" --threads "$THREADS" --device cpu bench sc --infer 10 --json 2>/dev/null | tail -1)
+
+python3 - "$torch_json" "$denoise_json" "$sc_json" "$THREADS" <<'EOF'
+import json, platform, subprocess, sys, datetime
+torch, denoise, sc = (json.loads(a) for a in sys.argv[1:4])
+threads = sys.argv[4]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+print(f"{datetime.date.today()}, commit {commit}, {cpu}, {threads} threads, PyTorch {torch['torch']}")
+d, s = torch["denoise"], torch["sc"]
+rows = [
+    ("DenoiseNet inference", "bases/s", d["infer_bases_per_s"], denoise["infer_bases_per_s"], 1.5),
+    ("DenoiseNet training step", "bases/s", d["train_bases_per_s"], denoise["train_bases_per_s"], 3.0),
+    ("SeqNet training", "sequences/s", s["train_seqs_per_s"], sc["train_seqs_per_s"], 1.5),
+    ("SeqNet inference", "sequences/s", s["infer_seqs_per_s"], sc["infer_seqs_per_s"], 1.5),
+]
+print(f"| work | unit | PyTorch | chromax | ratio | target |")
+print(f"|---|---|---:|---:|---:|---:|")
+for name, unit, t, c, target in rows:
+    print(f"| {name} | {unit} | {t:.4g} | {c:.4g} | {c / t:.2f}× | ≥ {target}× |")
+print(f"shapes: DenoiseNet batch {d['batch']} × ({d['interval']} + 2×{d['pad']}) bases; "
+      f"SeqNet batch {s['batch']}, {s['cells']} cells")
+EOF

@@ -1,0 +1,339 @@
+//! Exact skipping of empty coverage at inference.
+//!
+//! DenoiseNet's regression part has no biases, so where the input is zero over a base's whole
+//! receptive field (±R, [`DenoiseConfig::receptive_radius`]) its regression output is exactly
+//! 0 and its peak logit is a constant of the model, Z (the classification part's biases acting
+//! on a zero input). `denoise run` and `denoise eval --model` therefore compute only T, the
+//! bases whose receptive field holds signal: T's runs widened by a margin m (windows) are laid
+//! end to end and tiled like a chromosome; everywhere else the output is (0, σ(Z)), handed on
+//! as one constant piece.
+//!
+//! Why the result is bit for bit the dense one, given `pad ≥ R` (checked; otherwise the dense
+//! output itself depends on the tiling and [`SkipPlan::new`] declines):
+//! * Every convolution of the CPU backend sums a value's products in an order fixed by the
+//!   shape alone, so a value is the same bits wherever it is computed when every operand is.
+//! * A base's output depends on the input within ±R and, near a row's edge, on the zero
+//!   padding there. A window begins and ends with m + R bases of zero input (T = signal ⊕ R),
+//!   so windows laid end to end hold, within R of every base of T, what the genome holds.
+//! * At the outer edges of the windows laid end to end (zero padding, where the genome goes
+//!   on), the regression part's activations are 0 in the genome too: they reach at most
+//!   R_reg < R − m from signal. The classification part's are not (its biases); its first
+//!   convolution reads the regression output (0 there), so the padding error enters at its
+//!   second convolution and reaches `m = R_cls − r` bases inward (r: one convolution's
+//!   reach), never into T.
+//! * Z is computed once, on a zero row, at a position more than R from its edges: the same
+//!   operations on the same operands as any dense position outside T.
+
+use super::infer::Span;
+use crate::backend::Backend;
+use crate::data::TrackSet;
+use crate::error::BackendError;
+use crate::models::{DenoiseConfig, DenoiseNet};
+use crate::nn::download_f32;
+use crate::store::{ShardSlice, ShardValues};
+use crate::Error;
+
+/// Window rows are rounded up to a multiple of this many bases (the fast convolution's tile).
+const ROUND: usize = 64;
+/// Shortest window row (the CPU's direct convolution path needs rows of at least 256 bases:
+/// every row of a run must take the same path).
+const MIN_ROW: usize = 256;
+
+/// What skipping needs to know about a model: its reach and its output on a zero input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SkipPlan {
+    /// R: a base's output depends on the input within ±R.
+    pub radius: usize,
+    /// m: the margin around T that absorbs the classification part's edge error.
+    pub margin: usize,
+    /// Z: the peak logit where the input is zero over the whole receptive field.
+    pub zero_logit: f32,
+}
+
+/// Counts of one run: bases output, bases whose receptive field holds signal (|T|), and
+/// bases the network ran on (window rows, margins and rounding included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SkipStats {
+    pub bases: u64,
+    pub signal_bases: u64,
+    pub network_bases: u64,
+}
+
+impl SkipStats {
+    pub fn add(&mut self, o: &SkipStats) {
+        self.bases += o.bases;
+        self.signal_bases += o.signal_bases;
+        self.network_bases += o.network_bases;
+    }
+}
+
+/// The margin m of a configuration: the classification part's reach minus its first
+/// convolution's.
+pub fn margin(cfg: &DenoiseConfig) -> usize {
+    let r = ((cfg.cls_kernel.saturating_sub(1)) * cfg.cls_dilation).div_ceil(2);
+    (cfg.cls_blocks * 3 * r).saturating_sub(r)
+}
+
+impl SkipPlan {
+    /// The plan of a model run with `pad` bases of context; None where skipping could not be
+    /// exact (padding shorter than the receptive field) or the model's regression output on
+    /// zero input is not 0.
+    pub fn new<B: Backend>(backend: &B, net: &DenoiseNet<B>, pad: usize) -> Result<Option<SkipPlan>, BackendError> {
+        let cfg = net.config;
+        let radius = cfg.receptive_radius();
+        if pad < radius {
+            return Ok(None);
+        }
+        let len = (2 * radius + ROUND).next_multiple_of(ROUND).max(MIN_ROW);
+        let zeros = backend.zeros(cfg.in_channels * len)?;
+        let out = net.infer(backend, &zeros, 1, len)?;
+        let (reg, logits) = (download_f32(backend, &out.reg)?, download_f32(backend, &out.logits)?);
+        let centre = len / 2;
+        if reg[centre].to_bits() != 0 || !logits[centre].is_finite() {
+            return Ok(None);
+        }
+        Ok(Some(SkipPlan { radius, margin: margin(&cfg), zero_logit: logits[centre] }))
+    }
+}
+
+/// `runs` widened by `by` on both sides, clipped to `lo..hi`, merged where they overlap or touch.
+fn dilate<T>(runs: &[(T, T)], by: T, lo: T, hi: T) -> Vec<(T, T)>
+where
+    T: Copy + Ord + std::ops::Add<Output = T> + std::ops::Sub<Output = T>,
+{
+    let mut out: Vec<(T, T)> = Vec::new();
+    for &(s, e) in runs {
+        // s − by, saturating at lo without underflow for unsigned types.
+        let s = if s >= lo + by { s - by } else { lo };
+        let e = if e + by < hi { e + by } else { hi };
+        if s >= e {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// A piece of a span's output, in position order: `Constant` where no signal reaches (the
+/// regression output 0, the probability σ(Z)), `Values` where the network ran.
+pub enum Piece<'a> {
+    Constant { chrom: usize, start: u64, len: u64, prob: f32 },
+    Values { chrom: usize, start: u64, reg: &'a [f32], prob: &'a [f32] },
+}
+
+/// Signal runs of chromosome `chrom` over `[lo, hi)` (clipped to the chromosome), any channel.
+fn span_signal(set: &TrackSet, chrom: usize, len: u64, lo: i64, hi: i64) -> Result<Vec<(i64, i64)>, Error> {
+    const BLOCK: usize = 64;
+    let (lo, hi) = (lo.clamp(0, len as i64) as usize, hi.clamp(0, len as i64) as usize);
+    let mut values: Vec<&[f32]> = Vec::with_capacity(set.inputs.len());
+    let mut copies: Vec<Vec<f32>> = Vec::new();
+    for input in &set.inputs {
+        match input.chrom_values(chrom) {
+            // Inference shards are f32 (open_coverage): read in place.
+            ShardValues::F32(v) => values.push(bytemuck::cast_slice(v)),
+            other => {
+                let mut c = vec![0.0f32; other.len()];
+                ShardSlice { left_zeros: 0, values: other, right_zeros: 0 }.to_f32(&mut c);
+                copies.push(c);
+            }
+        }
+    }
+    values.extend(copies.iter().map(Vec::as_slice));
+    // Non-zero bits of any channel; a block of zeros is passed over in one step.
+    let on = |l: usize| values.iter().any(|v| v[l].to_bits() << 1 != 0);
+    let block_empty =
+        |b: usize| values.iter().all(|v| v[b..b + BLOCK].iter().fold(0u32, |acc, x| acc | (x.to_bits() << 1)) == 0);
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut l = lo;
+    while l < hi {
+        if open.is_none() && l + BLOCK <= hi && block_empty(l) {
+            l += BLOCK;
+            continue;
+        }
+        match (on(l), open) {
+            (true, None) => open = Some(l),
+            (false, Some(s)) => {
+                runs.push((s as i64, l as i64));
+                open = None;
+            }
+            _ => {}
+        }
+        l += 1;
+    }
+    if let Some(s) = open {
+        runs.push((s as i64, hi as i64));
+    }
+    Ok(runs)
+}
+
+/// Denoises `spans` computing only where signal reaches, handing the output to `sink` in
+/// position order as [`Piece`]s; the values are the same bits as the dense path's.
+///
+/// A span's windows (T ⊕ m) are laid end to end into one shorter sequence, which is then
+/// tiled exactly as the dense path tiles a chromosome: cores of `interval` bases with `pad`
+/// bases of context (pad ≥ R). Laying windows end to end is exact: a window begins and ends
+/// with m + R bases of zero input, so within R of any base of T the sequence holds what the
+/// genome holds.
+#[allow(clippy::too_many_arguments)]
+pub fn denoise_spans_skipping<B: Backend>(
+    backend: &B,
+    net: &DenoiseNet<B>,
+    plan: &SkipPlan,
+    set: &TrackSet,
+    spans: &[Span],
+    interval: usize,
+    pad: usize,
+    batch: usize,
+    sink: &mut dyn FnMut(Piece) -> Result<(), Error>,
+) -> Result<SkipStats, Error> {
+    let (r, m) = (plan.radius as i64, plan.margin as i64);
+    // One row per network call, as many bases as a dense batch: R of context at each end.
+    let core = (batch.max(1) * (interval + 2 * pad)).saturating_sub(2 * plan.radius).max(interval).max(1);
+    let zero_prob = crate::backend::cpu::sigmoid(plan.zero_logit);
+    let mut stats = SkipStats::default();
+    for span in spans {
+        let (start, end) = (span.start as i64, span.end as i64);
+        let len = set.inputs[0].sizes().length(span.chrom);
+        stats.bases += (end - start) as u64;
+        // Signal that reaches the span, T, and the windows around T that hold a target, cut
+        // R outside the span (a cut with R of context is exact, as in the dense tiling).
+        let signal = span_signal(set, span.chrom, len, start - 2 * r - m, end + 2 * r + m)?;
+        let reach = dilate(&signal, r, i64::MIN / 4, i64::MAX / 4);
+        let targets = dilate(&reach, 0, start, end);
+        stats.signal_bases += targets.iter().map(|t| (t.1 - t.0) as u64).sum::<u64>();
+        let mut windows: Vec<(i64, i64)> = reach
+            .iter()
+            .filter(|&&(ws, we)| ws < end && we > start)
+            .map(|&(ws, we)| (ws.max(start - r), we.min(end + r)))
+            .collect();
+        if let (Some(first), Some(last)) = (windows.first().copied(), windows.last().copied()) {
+            let n = windows.len();
+            windows[0].0 = first.0 - m;
+            windows[n - 1].1 = last.1 + m;
+        }
+        // The windows end to end: window i starts at `virt[i]` in the sequence.
+        let mut virt = Vec::with_capacity(windows.len() + 1);
+        let mut total = 0usize;
+        for w in &windows {
+            virt.push(total);
+            total += (w.1 - w.0) as usize;
+        }
+        virt.push(total);
+        let to_virtual = |g: i64| -> usize {
+            let i = windows.partition_point(|w| w.1 <= g);
+            virt[i] + (g - windows[i].0) as usize
+        };
+        let rows = total.div_ceil(core);
+        let mut cursor = start;
+        let mut t = 0;
+        for k in 0..rows {
+            let (v0, v1) = (k * core, ((k + 1) * core).min(total));
+            let row_len = (v1 - v0 + 2 * plan.radius).next_multiple_of(ROUND).max(MIN_ROW);
+            let (reg, logits) = run_row(backend, net, set, span.chrom, &windows, &virt, v0 as i64 - r, row_len)?;
+            stats.network_bases += row_len as u64;
+            while t < targets.len() {
+                let (a, b) = (targets[t].0.max(cursor), targets[t].1);
+                let va = to_virtual(a);
+                if va >= v1 {
+                    break;
+                }
+                if a > cursor {
+                    sink(Piece::Constant {
+                        chrom: span.chrom,
+                        start: cursor as u64,
+                        len: (a - cursor) as u64,
+                        prob: zero_prob,
+                    })?;
+                }
+                let vb = (va + (b - a) as usize).min(v1);
+                let src = va - v0 + plan.radius;
+                let probs: Vec<f32> =
+                    logits[src..src + (vb - va)].iter().map(|&z| crate::backend::cpu::sigmoid(z)).collect();
+                sink(Piece::Values {
+                    chrom: span.chrom,
+                    start: a as u64,
+                    reg: &reg[src..src + (vb - va)],
+                    prob: &probs,
+                })?;
+                cursor = a + (vb - va) as i64;
+                if cursor < b {
+                    break;
+                }
+                t += 1;
+            }
+        }
+        if end > cursor {
+            sink(Piece::Constant {
+                chrom: span.chrom,
+                start: cursor as u64,
+                len: (end - cursor) as u64,
+                prob: zero_prob,
+            })?;
+        }
+    }
+    Ok(stats)
+}
+
+/// The network on one row of a span's windows laid end to end (`virt`: each window's start
+/// in that sequence, then its length): the sequence's `[from, from + len)`, zeros beyond its
+/// ends. Returns the regression output and the logits.
+#[allow(clippy::too_many_arguments)]
+fn run_row<B: Backend>(
+    backend: &B,
+    net: &DenoiseNet<B>,
+    set: &TrackSet,
+    chrom: usize,
+    windows: &[(i64, i64)],
+    virt: &[usize],
+    from: i64,
+    len: usize,
+) -> Result<(Vec<f32>, Vec<f32>), Error> {
+    let channels = set.inputs.len();
+    let name = set.inputs[0].sizes().name(chrom).to_string();
+    let total = *virt.last().unwrap_or(&0) as i64;
+    let mut host = vec![0.0f32; channels * len];
+    let (lo, hi) = (from.max(0), (from + len as i64).min(total));
+    let mut i = virt.partition_point(|&v| (v as i64) <= lo).saturating_sub(1);
+    let mut v = lo;
+    while v < hi && i < windows.len() {
+        let seg_end = (virt[i + 1] as i64).min(hi);
+        if seg_end > v {
+            let g = windows[i].0 + (v - virt[i] as i64);
+            let n = (seg_end - v) as usize;
+            for (c, input) in set.inputs.iter().enumerate() {
+                let at = c * len + (v - from) as usize;
+                input.slice(&name, g, g + n as i64)?.to_f32(&mut host[at..at + n]);
+            }
+            v = seg_end;
+        }
+        i += 1;
+    }
+    let x = backend.upload_f32(&host)?;
+    let out = net.infer(backend, &x, 1, len)?;
+    Ok((download_f32(backend, &out.reg)?, download_f32(backend, &out.logits)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_widen_clip_and_merge() {
+        assert_eq!(dilate(&[(1usize, 3), (7, 8)], 1, 0, 10), vec![(0, 4), (6, 9)]);
+        assert_eq!(dilate(&[(1usize, 3), (7, 8)], 2, 0, 10), vec![(0, 10)]);
+        assert_eq!(dilate(&[(1usize, 3), (7, 8)], 1, 5, 8), vec![(6, 8)]);
+        assert_eq!(dilate(&[(-5i64, 3), (70, 80)], 10, -12, 85), vec![(-12, 13), (60, 85)]);
+    }
+
+    #[test]
+    fn margins_follow_the_configuration() {
+        // AtacWorks: r = 200, two classification blocks: 6·200 − 200.
+        assert_eq!(margin(&DenoiseConfig::default()), 1000);
+        assert_eq!(DenoiseConfig::default().receptive_radius(), 4200);
+        assert_eq!(margin(&DenoiseConfig::demo()), 80);
+    }
+}
