@@ -7,7 +7,7 @@ mod common;
 use chromax::backend::cpu::{self, direct, spec, CpuBackend};
 use chromax::backend::{Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLossParams};
 use chromax::denoise::train::forward_backward;
-use chromax::models::{DenoiseConfig, DenoiseNet};
+use chromax::models::{DenoiseConfig, DenoiseNet, SeqBatch, SeqConfig, SeqNet};
 use chromax::nn::Module;
 use common::Rng;
 
@@ -26,6 +26,21 @@ const SHAPES: [(usize, usize, usize, usize, usize, usize); 12] = [
     (2, 5, 6, 256, 51, 8), // shorter than the receptive field (401)
     (1, 2, 11, 4100, 4, 5),
     (1, 6, 1, 333, 2, 1),
+];
+
+/// Shapes the batch-wide GEMM path takes where the CPU has AVX-512 (more than 32 output
+/// channels, or rows shorter than 256): SeqNet's stem, tower, final and dense layers, its
+/// head, and odd sizes that end mid-tile.
+const GEMM_SHAPES: [(usize, usize, usize, usize, usize, usize); 9] = [
+    (6, 288, 323, 224, 5, 1),
+    (2, 4, 288, 300, 17, 1),
+    (3, 288, 323, 56, 5, 1),
+    (5, 456, 512, 14, 5, 1),
+    (4, 512, 256, 7, 1, 1),
+    (33, 1792, 32, 1, 1, 1),
+    (7, 32, 1000, 1, 1, 1),
+    (2, 37, 50, 13, 3, 2),
+    (1, 15, 15, 100, 51, 8),
 ];
 
 fn data(p: &Conv1dParams, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -146,6 +161,83 @@ fn backward_passes_equal_the_reference_on_every_instruction_set() {
         cpu::conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut dw, dbias: Some(&mut db) })
             .expect("valid shapes");
         common::assert_close(&format!("op dw {p:?}"), &dw, &want_dw, atol, 1e-5);
+    }
+}
+
+#[test]
+fn wide_layers_equal_the_reference() {
+    if !direct::available().contains(&direct::Isa::Avx512) {
+        common::say("wide_layers_equal_the_reference: no AVX-512 on this CPU, the GEMM path is not exercised (the op runs the reference)");
+    }
+    for (seed, &(batch, c_in, c_out, len, kernel, dilation)) in GEMM_SHAPES.iter().enumerate() {
+        let p = Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
+        let (x, w, bias, dy) = data(&p, 200 + seed as u64);
+        let (mut want, mut got) = (vec![f32::NAN; p.output_len()], vec![f32::NAN; p.output_len()]);
+        spec::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut want }).expect("valid shapes");
+        cpu::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut got }).expect("valid shapes");
+        // Up to c_in·K = 2,280 products of magnitude ≤ 0.2 summed in another order.
+        common::assert_close(&format!("y {p:?}"), &got, &want, 5e-5, 1e-5);
+
+        let (mut want_dx, mut got_dx) = (vec![f32::NAN; p.input_len()], vec![f32::NAN; p.input_len()]);
+        spec::conv1d_bwd_input(&p, Conv1dBwdInput { dy: &dy, w: &w, dx: &mut want_dx }).expect("valid shapes");
+        cpu::conv1d_bwd_input(&p, Conv1dBwdInput { dy: &dy, w: &w, dx: &mut got_dx }).expect("valid shapes");
+        common::assert_close(&format!("dx {p:?}"), &got_dx, &want_dx, 5e-5, 1e-5);
+
+        let (mut want_dw, mut want_db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; c_out]);
+        let (mut dw, mut db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; c_out]);
+        spec::conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut want_dw, dbias: Some(&mut want_db) })
+            .expect("valid shapes");
+        cpu::conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut dw, dbias: Some(&mut db) })
+            .expect("valid shapes");
+        let atol = 2e-6 * (batch * len) as f64 + 1e-6;
+        common::assert_close(&format!("dw {p:?}"), &dw, &want_dw, atol, 1e-5);
+        common::assert_close(&format!("dbias {p:?}"), &db, &want_db, 1e-6, 1e-6);
+        let mut dw_no_bias = vec![f32::NAN; p.weight_len()];
+        cpu::conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut dw_no_bias, dbias: None })
+            .expect("valid shapes");
+        assert!(dw_no_bias.iter().zip(&dw).all(|(a, b)| a.to_bits() == b.to_bits()), "{p:?}: dw depends on dbias");
+    }
+}
+
+/// SeqNet (scBasset's shape, a small head) on the fast paths against the reference loops: the
+/// embedding, the loss and every parameter's gradient of a training step.
+#[test]
+fn seqnet_on_fast_paths_equals_the_reference() {
+    let (batch, cells) = (6, 50);
+    let cfg = SeqConfig::scbasset(cells);
+    let mut rng = Rng::new(8);
+    let codes: Vec<u8> = (0..batch * cfg.seq_len).map(|_| (rng.next_u64() % 5) as u8).collect();
+    let reverse: Vec<bool> = (0..batch).map(|i| i % 2 == 1).collect();
+    let shift: Vec<i32> = (0..batch as i32).map(|i| i % 3 - 1).collect();
+    let seqs = SeqBatch { codes: &codes, reverse: &reverse, shift: &shift };
+    let mut indptr = vec![0u32];
+    let mut indices = Vec::new();
+    for _ in 0..batch {
+        indices.extend((0..cells as u32).filter(|_| rng.unit() < 0.2));
+        indptr.push(indices.len() as u32);
+    }
+    let step = |backend: &CpuBackend| {
+        let mut net = SeqNet::new(backend, cfg.clone(), 4, None).expect("build");
+        let (z, cache) = net.forward_train(backend, &seqs, 9).expect("forward");
+        let (loss, dz) = net.head_loss(backend, &z, &indptr, &indices).expect("head");
+        net.backward(backend, cache, &dz).expect("backward");
+        let grads: Vec<(String, Vec<f32>)> = net.params().iter().map(|p| (p.name.clone(), p.grad.clone())).collect();
+        let probs = net.predict(backend, &seqs).expect("predict");
+        (z, loss, grads, probs)
+    };
+    let (za, la, ga, pa) = step(&CpuBackend::new());
+    let (zb, lb, gb, pb) = step(&CpuBackend::spec());
+    common::assert_close("bottleneck z", &za, &zb, 1e-4, 1e-3);
+    assert!((la - lb).abs() <= 1e-5 * lb.abs(), "loss {la} vs {lb}");
+    common::assert_close("probabilities", &pa, &pb, 1e-5, 1e-4);
+    // Per parameter, relative to the gradient's norm: a forward value that differs in its last
+    // bits can move a max-pool's choice between two near-equal inputs, which moves a few
+    // gradient elements whole; the gradient as a vector stays put.
+    for ((name, a), (_, b)) in ga.iter().zip(&gb) {
+        let diff = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt();
+        let norm = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
+        common::say(&format!("{name}: relative difference {:.2e}", diff / norm.max(1e-30)));
+        assert!(diff <= 1e-2 * norm + 1e-12, "gradient of {name}: relative difference {:.3e}", diff / norm);
     }
 }
 

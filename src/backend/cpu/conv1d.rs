@@ -8,15 +8,16 @@
 //! underneath); rayon runs over (batch item, chunk of positions).
 //!
 //! On f32, shapes with few output channels on long rows take the direct path of `direct.rs`
-//! instead (the same sums in another order; DenoiseNet's every layer); [`spec`] keeps the
-//! im2col path callable on any shape, for the tests that compare the two.
+//! instead (the same sums in another order; DenoiseNet's every layer), and, where the CPU has
+//! AVX-512, the others take the batch-wide GEMM of `gemm.rs` (SeqNet's layers); [`spec`]
+//! keeps the im2col path callable on any shape, for the tests that compare them.
 //!
 //! The backward-input pass is the forward pass of the transposed, flipped weights
 //! `wᵀ[ci, co, k] = w[co, ci, K−1−k]` with `pad_right` zeros on the left. The weight gradient
 //! is a reduction over batch × length, accumulated in f64 in a fixed order, so results do not
 //! depend on the number of threads.
 
-use super::{direct, HostSlice, Real};
+use super::{direct, gemm, HostSlice, Real};
 use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
@@ -76,11 +77,15 @@ fn conv1d_general<T: Real>(
     bias: Option<&[T]>,
     y: &mut [T],
 ) {
-    if !spec_only && direct::suits(c_out, len) {
+    if !spec_only && (direct::suits(c_out, len) || gemm::available()) {
         let bias32 = bias.map(T::f32s);
         if let (Some(x), Some(w), Some(y), None | Some(Some(_))) = (T::f32s(x), T::f32s(w), T::f32s_mut(y), bias32) {
             let bias = bias32.flatten();
-            direct::conv1d_f32(batch, c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
+            if direct::suits(c_out, len) {
+                direct::conv1d_f32(batch, c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
+            } else {
+                gemm::conv1d_f32(batch, c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
+            }
             return;
         }
     }
@@ -204,13 +209,18 @@ fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
     let Conv1dBwdWeight { x, dy, dw, dbias } = b;
     let (x, dy, dw, mut dbias) = (x.as_ref(), dy.as_ref(), dw.as_mut(), dbias.map(AsMut::as_mut));
     let (c_in, c_out, len, kernel) = (p.c_in, p.c_out, p.len, p.kernel);
-    if !spec_only && direct::suits(c_out, len) {
+    if !spec_only && (direct::suits(c_out, len) || gemm::available()) {
         let db32 = match dbias.as_deref_mut() {
             None => Some(None),
             Some(d) => T::f32s_mut(d).map(Some),
         };
         if let (Some(x), Some(dy), Some(dw), Some(db)) = (T::f32s(x), T::f32s(dy), T::f32s_mut(dw), db32) {
-            direct::conv1d_bwd_weight_f32(p.batch, c_in, c_out, len, kernel, p.dilation, p.pad_left(), x, dy, dw, db);
+            let (batch, d, pad) = (p.batch, p.dilation, p.pad_left());
+            if direct::suits(c_out, len) {
+                direct::conv1d_bwd_weight_f32(batch, c_in, c_out, len, kernel, d, pad, x, dy, dw, db);
+            } else {
+                gemm::conv1d_bwd_weight_f32(batch, c_in, c_out, len, kernel, d, pad, x, dy, dw, db);
+            }
             return Ok(());
         }
     }

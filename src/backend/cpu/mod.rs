@@ -8,6 +8,7 @@ mod conv1d;
 pub mod direct;
 mod dropout;
 mod elementwise;
+mod gemm;
 pub(crate) mod loss;
 mod norm;
 mod onehot;

@@ -8,6 +8,9 @@ use super::{HostSlice, Real};
 use crate::backend::{BackendResult, MaxPoolBwd, MaxPoolFwd, MaxPoolParams};
 use rayon::prelude::*;
 
+/// Input elements per rayon task, at least.
+const ROW_WORK: usize = 1 << 14;
+
 /// The input range of output `j` and the position of its first maximum.
 fn window_argmax<T: Real>(row: &[T], p: &MaxPoolParams, j: usize) -> usize {
     let start = (j * p.pool).saturating_sub(p.pad_left());
@@ -24,9 +27,19 @@ fn window_argmax<T: Real>(row: &[T], p: &MaxPoolParams, j: usize) -> usize {
 pub fn maxpool_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxPoolFwd<'_, S>) -> BackendResult<()> {
     b.check(p)?;
     let (x, y) = (b.x.as_ref(), b.y.as_mut());
-    y.par_chunks_mut(p.out_len()).zip(x.par_chunks(p.len)).for_each(|(y_row, x_row)| {
-        for (j, out) in y_row.iter_mut().enumerate() {
-            *out = x_row[window_argmax(x_row, p, j)];
+    // Rows are short (SeqNet's end at 7 positions): rayon takes them in runs, not one by one.
+    let rows_per_task = (ROW_WORK / p.len.max(1)).max(1);
+    let pad = p.pad_left();
+    y.par_chunks_mut(p.out_len()).zip(x.par_chunks(p.len)).with_min_len(rows_per_task).for_each(|(y_row, x_row)| {
+        if pad == 0 {
+            // Whole windows from the row's start: the first maximum of each chunk.
+            for (out, w) in y_row.iter_mut().zip(x_row.chunks(p.pool)) {
+                *out = w[1..].iter().fold(w[0], |m, &v| if v > m { v } else { m });
+            }
+        } else {
+            for (j, out) in y_row.iter_mut().enumerate() {
+                *out = x_row[window_argmax(x_row, p, j)];
+            }
         }
     });
     Ok(())
@@ -35,13 +48,15 @@ pub fn maxpool_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxP
 pub fn maxpool_bwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxPoolBwd<'_, S>) -> BackendResult<()> {
     b.check(p)?;
     let (x, dy, dx) = (b.x.as_ref(), b.dy.as_ref(), b.dx.as_mut());
-    dx.par_chunks_mut(p.len).zip(x.par_chunks(p.len).zip(dy.par_chunks(p.out_len()))).for_each(
-        |(dx_row, (x_row, dy_row))| {
+    let rows_per_task = (ROW_WORK / p.len.max(1)).max(1);
+    dx.par_chunks_mut(p.len)
+        .zip(x.par_chunks(p.len).zip(dy.par_chunks(p.out_len())))
+        .with_min_len(rows_per_task)
+        .for_each(|(dx_row, (x_row, dy_row))| {
             dx_row.fill(T::zero());
             for (j, &g) in dy_row.iter().enumerate() {
                 dx_row[window_argmax(x_row, p, j)] = g;
             }
-        },
-    );
+        });
     Ok(())
 }
