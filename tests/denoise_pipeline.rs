@@ -184,6 +184,8 @@ fn denoising_in_pieces_equals_whole_chromosomes_and_covers_every_base() {
         peaks: ProbPeakOptions::default(),
         probabilities: true,
         batch: 8,
+        // Skipping empty coverage (the default): the same values as the dense pieces above.
+        dense: false,
     };
     let summary = run(&cpu, &opts, &mut |_, _| {}).expect("run");
     assert_eq!(summary.bases, sizes.total());
