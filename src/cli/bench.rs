@@ -149,20 +149,31 @@ fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
         a.interval,
         a.pad
     );
+    let peak = (backend.describe().starts_with("cpu")).then(|| chromax::backend::cpu::direct::measured_fma_peak(0.5));
+    if let Some(peak) = peak {
+        println!(
+            "CPU FMA roof, measured ({:?} FMA chains on {} threads): {peak:.0} GFLOP/s",
+            chromax::backend::cpu::direct::isa(),
+            rayon::current_num_threads()
+        );
+    }
+    let share = |gflops: f64| peak.map_or(String::new(), |p| format!("{:>7.1}% of roof", 100.0 * gflops / p));
     println!("{:<34} {:>12} {:>14} {:>12}", "", "s/batch", "bases/s", "GFLOP/s");
     println!(
-        "{:<34} {:>12.3} {:>14.0} {:>12.1}",
+        "{:<34} {:>12.3} {:>14.0} {:>12.1} {}",
         "training step (fwd+bwd+Adam)",
         train_s,
         bases / train_s,
-        3.0 * fwd_flops / train_s / 1e9
+        3.0 * fwd_flops / train_s / 1e9,
+        share(3.0 * fwd_flops / train_s / 1e9)
     );
     println!(
-        "{:<34} {:>12.3} {:>14.0} {:>12.1}",
+        "{:<34} {:>12.3} {:>14.0} {:>12.1} {}",
         "inference (model only)",
         infer_s,
         bases / infer_s,
-        fwd_flops / infer_s / 1e9
+        fwd_flops / infer_s / 1e9,
+        share(fwd_flops / infer_s / 1e9)
     );
     let e2e = summary.as_ref().map(|s| s.bases as f64 / s.seconds);
     if let (Some(e2e), Some(summary)) = (e2e, &summary) {

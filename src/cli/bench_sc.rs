@@ -104,6 +104,7 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     let data = load_sc_data(&opts)?;
     let load_s = t.elapsed().as_secs_f64();
     let compute = select(a.device.as_deref())?;
+    let compute_kind = if matches!(compute, chromax::backend::Compute::Cpu(_)) { "cpu" } else { "cuda" };
     let result = on_backend!(compute, b => bench_train(b, &data, &opts, &dir.join("model"), a.infer));
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
@@ -118,17 +119,23 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
         thousands(a.cells as u64),
         100.0 * nnz as f64 / (a.peaks as f64 * a.cells as f64),
     );
+    let peak = matches!(compute_kind, "cpu").then(|| chromax::backend::cpu::direct::measured_fma_peak(0.5));
+    if let Some(peak) = peak {
+        println!("CPU FMA roof, measured on {} threads: {peak:.0} GFLOP/s", rayon::current_num_threads());
+    }
+    let share = |gflops: f64| peak.map_or(String::new(), |p| format!("{:>7.1}% of roof", 100.0 * gflops / p));
     println!("{:>6} {:>12} {:>14} {:>22} {:>12}", "epoch", "train s", "s incl. val", "peaks (sequences)/s", "GFLOP/s");
     for r in &records {
         let train_peaks = r.peaks_per_second;
         let train_s = (a.peaks as f64 * 0.9) / train_peaks.max(1e-9);
         println!(
-            "{:>6} {:>12.2} {:>14.2} {:>22.1} {:>12.1}",
+            "{:>6} {:>12.2} {:>14.2} {:>22.1} {:>12.1} {}",
             r.epoch,
             train_s,
             r.seconds,
             train_peaks,
-            train_peaks * flop_per_peak / 1e9
+            train_peaks * flop_per_peak / 1e9,
+            share(train_peaks * flop_per_peak / 1e9)
         );
     }
     if let (Some(min), Some(start)) = (min_free, start_free) {
@@ -138,10 +145,11 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     }
     let infer_rate = infer.map(|(n, s)| n as f64 / s);
     if let (Some(rate), Some((n, _))) = (infer_rate, infer) {
+        let gflops = rate * (opts.model.flops_per_sequence() + 2.0 * 32.0 * a.cells as f64) / 1e9;
         println!(
-            "inference (eval-mode trunk + head, probabilities for {} cells): {rate:.1} peaks/s, {:.1} GFLOP/s over {n} peaks",
+            "inference (eval-mode trunk + head, probabilities for {} cells): {rate:.1} peaks/s, {gflops:.1} GFLOP/s{} over {n} peaks",
             thousands(a.cells as u64),
-            rate * (opts.model.flops_per_sequence() + 2.0 * 32.0 * a.cells as f64) / 1e9
+            share(gflops)
         );
     }
     if let Some(rss) = peak_rss() {

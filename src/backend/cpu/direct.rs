@@ -364,6 +364,90 @@ fn fwd_portable<const MR: usize>(g: Geom, xbuf: &[f32], wp: &[f32], p0: usize, o
     }
 }
 
+/// The CPU's FMA roof as measured: every rayon thread runs independent chains of fused
+/// multiply-adds on the widest vectors [`isa`] found for about `seconds`; returns GFLOP/s
+/// (2 per lane per FMA). What the benchmarks state their share of.
+pub fn measured_fma_peak(seconds: f64) -> f64 {
+    let threads = rayon::current_num_threads().max(1);
+    let started = std::time::Instant::now();
+    let flops: f64 = (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let mut total = 0.0;
+            while started.elapsed().as_secs_f64() < seconds {
+                total += fma_burst(isa(), t as f32);
+            }
+            total
+        })
+        .sum();
+    flops / started.elapsed().as_secs_f64() / 1e9
+}
+
+/// One burst of FMA chains: the FLOPs done.
+fn fma_burst(isa: Isa, seed: f32) -> f64 {
+    const ROUNDS: usize = 1 << 20;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: AVX-512F was detected.
+            let sink = unsafe { fma_chains_avx512(ROUNDS, seed) };
+            std::hint::black_box(sink);
+            (ROUNDS * 12 * 16 * 2) as f64
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: AVX2 and FMA were detected.
+            let sink = unsafe { fma_chains_avx2(ROUNDS, seed) };
+            std::hint::black_box(sink);
+            (ROUNDS * 12 * 8 * 2) as f64
+        }
+        _ => {
+            let mut acc = [seed; 12];
+            for _ in 0..ROUNDS {
+                for a in &mut acc {
+                    *a = *a * 0.999_999 + 1e-7;
+                }
+            }
+            std::hint::black_box(acc);
+            (ROUNDS * 12 * 2) as f64
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains_avx512(rounds: usize, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    let mut acc = [_mm512_set1_ps(seed); 12];
+    for _ in 0..rounds {
+        for a in &mut acc {
+            *a = _mm512_fmadd_ps(*a, m, c);
+        }
+    }
+    acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_avx2(rounds: usize, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    let mut acc = [_mm256_set1_ps(seed); 12];
+    for _ in 0..rounds {
+        for a in &mut acc {
+            *a = _mm256_fmadd_ps(*a, m, c);
+        }
+    }
+    let mut out = [0.0f32; 8];
+    let mut total = 0.0;
+    for a in acc {
+        _mm256_storeu_ps(out.as_mut_ptr(), a);
+        total += out.iter().sum::<f32>();
+    }
+    total
+}
+
 /// Tasks of the weight gradient are summed in this many fixed groups (in f64, in task
 /// order), so the result does not depend on the thread count.
 const REDUCE_GROUPS: usize = 64;
