@@ -22,9 +22,9 @@ export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="
 echo "PyTorch ($THREADS threads)…" >&2
 torch_json=$(python3 benches/compare_pytorch.py --threads "$THREADS" 2>/dev/null | tail -1)
 echo "chromax DenoiseNet…" >&2
-denoise_json=$("$BIN" --threads "$THREADS" --device cpu bench denoise --no-e2e --json 2>/dev/null | tail -1)
+denoise_json=$("$BIN" --threads "$THREADS" bench denoise --device cpu --no-e2e --json 2>/dev/null | tail -1)
 echo "chromax SeqNet…" >&2
-sc_json=$("$BIN" --threads "$THREADS" --device cpu bench sc --infer 10 --json 2>/dev/null | tail -1)
+sc_json=$("$BIN" --threads "$THREADS" bench sc --device cpu --infer 10 --json 2>/dev/null | tail -1)
 
 python3 - "$torch_json" "$denoise_json" "$sc_json" "$THREADS" <<'EOF'
 import json, platform, subprocess, sys, datetime
