@@ -4,6 +4,7 @@
 
 mod common;
 
+use chromax::backend::cpu::direct::ConvShape;
 use chromax::backend::cpu::{self, direct, spec, CpuBackend};
 use chromax::backend::{Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLossParams};
 use chromax::denoise::train::forward_backward;
@@ -62,37 +63,11 @@ fn forward_equals_the_reference_on_every_instruction_set() {
         spec::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut want }).expect("valid shapes");
         for isa in direct::available() {
             let mut got = vec![f32::NAN; p.output_len()];
-            direct::conv1d_f32_on(
-                isa,
-                batch,
-                c_in,
-                c_out,
-                len,
-                kernel,
-                dilation,
-                p.pad_left(),
-                &x,
-                &w,
-                Some(&bias),
-                &mut got,
-            );
+            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, Some(&bias), &mut got);
             // Both sum ≤ 765 f32 products of magnitude ≤ 0.2 in different orders.
             common::assert_close(&format!("{isa:?} {p:?}"), &got, &want, 2e-5, 1e-5);
             let mut no_bias = vec![f32::NAN; p.output_len()];
-            direct::conv1d_f32_on(
-                isa,
-                batch,
-                c_in,
-                c_out,
-                len,
-                kernel,
-                dilation,
-                p.pad_left(),
-                &x,
-                &w,
-                None,
-                &mut no_bias,
-            );
+            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, None, &mut no_bias);
             let shifted: Vec<f32> = no_bias.iter().enumerate().map(|(i, v)| v + bias[(i / len) % c_out]).collect();
             common::assert_close(&format!("{isa:?} {p:?} without bias"), &shifted, &want, 2e-5, 1e-5);
         }
@@ -121,37 +96,11 @@ fn backward_passes_equal_the_reference_on_every_instruction_set() {
         let atol = 2e-6 * (batch * len) as f64;
         for isa in direct::available() {
             let (mut dw, mut db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; c_out]);
-            direct::conv1d_bwd_weight_f32_on(
-                isa,
-                batch,
-                c_in,
-                c_out,
-                len,
-                kernel,
-                dilation,
-                p.pad_left(),
-                &x,
-                &dy,
-                &mut dw,
-                Some(&mut db),
-            );
+            direct::conv1d_bwd_weight_f32_on(isa, &ConvShape::forward(&p), &x, &dy, &mut dw, Some(&mut db));
             common::assert_close(&format!("{isa:?} dw {p:?}"), &dw, &want_dw, atol, 1e-5);
             common::assert_close(&format!("{isa:?} dbias {p:?}"), &db, &want_db, 1e-6, 1e-6);
             let mut dw_only = vec![f32::NAN; p.weight_len()];
-            direct::conv1d_bwd_weight_f32_on(
-                isa,
-                batch,
-                c_in,
-                c_out,
-                len,
-                kernel,
-                dilation,
-                p.pad_left(),
-                &x,
-                &dy,
-                &mut dw_only,
-                None,
-            );
+            direct::conv1d_bwd_weight_f32_on(isa, &ConvShape::forward(&p), &x, &dy, &mut dw_only, None);
             assert!(
                 dw_only.iter().zip(&dw).all(|(a, b)| a.to_bits() == b.to_bits()),
                 "{isa:?} {p:?}: dw depends on dbias"

@@ -233,5 +233,5 @@ fn end_to_end<B: Backend>(
     };
     let summary = run(backend, &run_opts, &mut |_, _| {});
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(summary?)
+    summary
 }

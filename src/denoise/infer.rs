@@ -175,7 +175,7 @@ pub fn denoise_pieces<B: Backend>(
             Ok((stats, true))
         }
         None => {
-            let w = (config.interval + 2 * config.pad) as u64;
+            let w = config.interval + 2 * config.pad;
             let mut stats = SkipStats::default();
             stats.bases = denoise_spans(backend, net, config, set, spans, batch, &mut |iv, first, reg, prob| {
                 stats.network_bases += w;

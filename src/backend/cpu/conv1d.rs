@@ -17,6 +17,7 @@
 //! is a reduction over batch × length, accumulated in f64 in a fixed order, so results do not
 //! depend on the number of threads.
 
+use super::direct::ConvShape;
 use super::{direct, gemm, HostSlice, Real};
 use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
 use ndarray::linalg::general_mat_mul;
@@ -81,21 +82,21 @@ fn conv1d_general<T: Real>(
         let bias32 = bias.map(T::f32s);
         if let (Some(x), Some(w), Some(y), None | Some(Some(_))) = (T::f32s(x), T::f32s(w), T::f32s_mut(y), bias32) {
             let bias = bias32.flatten();
+            let s = ConvShape { batch, c_in, c_out, len, kernel, dilation, pad_left };
             if direct::suits(c_out, len) {
-                direct::conv1d_f32(batch, c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
+                direct::conv1d_f32(&s, x, w, bias, y);
             } else {
-                gemm::conv1d_f32(batch, c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
+                gemm::conv1d_f32(&s, x, w, bias, y);
             }
             return;
         }
     }
-    conv1d_im2col(batch, c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
+    conv1d_im2col(c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
 }
 
 /// The specification: im2col columns times the weight matrix.
 #[allow(clippy::too_many_arguments)]
 fn conv1d_im2col<T: Real>(
-    batch: usize,
     c_in: usize,
     c_out: usize,
     len: usize,
@@ -109,21 +110,8 @@ fn conv1d_im2col<T: Real>(
 ) {
     let cink = c_in * kernel;
     let w_mat = ArrayView2::from_shape((c_out, cink), w).expect("weight length checked by the caller");
-    let n_chunks = len.div_ceil(CHUNK);
 
-    // One task per (batch item, chunk): the task owns the chunk's piece of every output row.
-    let mut tasks: Vec<(usize, usize, Vec<&mut [T]>)> = Vec::with_capacity(batch * n_chunks);
-    for (b, y_b) in y.chunks_mut(c_out * len).enumerate() {
-        let first = tasks.len();
-        for j in 0..n_chunks {
-            tasks.push((b, j * CHUNK, Vec::with_capacity(c_out)));
-        }
-        for row in y_b.chunks_mut(len) {
-            for (j, piece) in row.chunks_mut(CHUNK).enumerate() {
-                tasks[first + j].2.push(piece);
-            }
-        }
-    }
+    let tasks = row_tasks(y, c_out, len, CHUNK);
 
     tasks.into_par_iter().for_each_init(
         || (vec![T::zero(); cink * CHUNK], Array2::<T>::zeros((c_out, CHUNK))),
@@ -215,11 +203,11 @@ fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
             Some(d) => T::f32s_mut(d).map(Some),
         };
         if let (Some(x), Some(dy), Some(dw), Some(db)) = (T::f32s(x), T::f32s(dy), T::f32s_mut(dw), db32) {
-            let (batch, d, pad) = (p.batch, p.dilation, p.pad_left());
+            let s = ConvShape::forward(p);
             if direct::suits(c_out, len) {
-                direct::conv1d_bwd_weight_f32(batch, c_in, c_out, len, kernel, d, pad, x, dy, dw, db);
+                direct::conv1d_bwd_weight_f32(&s, x, dy, dw, db);
             } else {
-                gemm::conv1d_bwd_weight_f32(batch, c_in, c_out, len, kernel, d, pad, x, dy, dw, db);
+                gemm::conv1d_bwd_weight_f32(&s, x, dy, dw, db);
             }
             return Ok(());
         }
@@ -258,9 +246,36 @@ fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
         })
         .collect();
 
-    let mut total_w = vec![0.0f64; c_out * cink];
-    let mut total_b = vec![0.0f64; c_out];
-    for (gw, gb) in &groups {
+    sum_groups(&groups, dw, dbias);
+    Ok(())
+}
+
+/// One task per (batch item, chunk of `chunk` positions) of an output (batch, c_out, len): the
+/// task owns the chunk's piece of every output row of its item.
+#[allow(clippy::type_complexity)]
+pub(super) fn row_tasks<T>(y: &mut [T], c_out: usize, len: usize, chunk: usize) -> Vec<(usize, usize, Vec<&mut [T]>)> {
+    let n_chunks = len.div_ceil(chunk);
+    let mut tasks: Vec<(usize, usize, Vec<&mut [T]>)> = Vec::new();
+    for (b, y_b) in y.chunks_mut(c_out * len).enumerate() {
+        let first = tasks.len();
+        for j in 0..n_chunks {
+            tasks.push((b, j * chunk, Vec::with_capacity(c_out)));
+        }
+        for row in y_b.chunks_mut(len) {
+            for (j, piece) in row.chunks_mut(chunk).enumerate() {
+                tasks[first + j].2.push(piece);
+            }
+        }
+    }
+    tasks
+}
+
+/// A weight gradient's fixed groups of partial sums (f64), added in group order into `dw` and
+/// `dbias`: the same result whatever the thread count.
+pub(super) fn sum_groups<T: Real>(groups: &[(Vec<f64>, Vec<f64>)], dw: &mut [T], dbias: Option<&mut [T]>) {
+    let mut total_w = vec![0.0f64; dw.len()];
+    let mut total_b = vec![0.0f64; groups.first().map_or(0, |g| g.1.len())];
+    for (gw, gb) in groups {
         total_w.iter_mut().zip(gw).for_each(|(t, g)| *t += g);
         total_b.iter_mut().zip(gb).for_each(|(t, g)| *t += g);
     }
@@ -268,7 +283,6 @@ fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
     if let Some(db) = dbias {
         db.iter_mut().zip(&total_b).for_each(|(d, &t)| *d = T::of(t));
     }
-    Ok(())
 }
 
 /// The im2col path on every shape and type: what the direct path is tested against.

@@ -149,60 +149,43 @@ struct Geom {
     span: usize,
 }
 
-/// `y = conv1d(x, w) + bias`, "same" length with `pad_left` zeros on the left, on f32,
-/// with the instruction set [`isa`] chose.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv1d_f32(
-    batch: usize,
-    c_in: usize,
-    c_out: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-) {
-    conv1d_f32_on(isa(), batch, c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y)
+/// One "same"-length convolution: its sizes and the zeros on its left. (The backward-input
+/// pass is a forward one with the channels swapped, flipped weights and the right padding.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    pub batch: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub len: usize,
+    pub kernel: usize,
+    pub dilation: usize,
+    pub pad_left: usize,
 }
 
-/// [`conv1d_f32`] with a given instruction set (one the CPU has: the caller checks), for the
-/// tests of every path on one machine. Shapes as `conv1d_fwd` checks them.
-#[allow(clippy::too_many_arguments)]
-pub fn conv1d_f32_on(
-    isa: Isa,
-    batch: usize,
-    c_in: usize,
-    c_out: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-) {
+impl ConvShape {
+    /// The forward pass (and the weight gradient) of `p`.
+    pub fn forward(p: &crate::backend::Conv1dParams) -> Self {
+        let Conv1dParams { batch, c_in, c_out, len, kernel, dilation } = *p;
+        ConvShape { batch, c_in, c_out, len, kernel, dilation, pad_left: p.pad_left() }
+    }
+}
+
+use crate::backend::Conv1dParams;
+
+/// `y = conv1d(x, w) + bias` of shape `s` on f32, with the instruction set [`isa`] chose.
+pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    conv1d_f32_on(isa(), s, x, w, bias, y)
+}
+
+/// [`conv1d_f32`] with a given instruction set (one the CPU has: see [`available`]), for the
+/// tests of every path on one machine. Buffer lengths as `conv1d_fwd` checks them.
+pub fn conv1d_f32_on(isa: Isa, s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let ConvShape { c_in, c_out, len, kernel, dilation, pad_left, .. } = *s;
     let tile = isa.tile();
     let tiles = co_tiles(c_out);
     let packed = pack_weights(w, c_in, kernel, &tiles);
     let reach = (kernel - 1) * dilation;
-    let n_chunks = len.div_ceil(CHUNK);
-
-    let mut tasks: Vec<(usize, usize, Vec<&mut [f32]>)> = Vec::with_capacity(batch * n_chunks);
-    for (b, y_b) in y.chunks_mut(c_out * len).enumerate() {
-        let first = tasks.len();
-        for j in 0..n_chunks {
-            tasks.push((b, j * CHUNK, Vec::with_capacity(c_out)));
-        }
-        for row in y_b.chunks_mut(len) {
-            for (j, piece) in row.chunks_mut(CHUNK).enumerate() {
-                tasks[first + j].2.push(piece);
-            }
-        }
-    }
+    let tasks = super::conv1d::row_tasks(y, c_out, len, CHUNK);
     let span_max = CHUNK + reach;
     tasks.into_par_iter().for_each_init(
         || (vec![0.0f32; c_in * span_max], vec![0.0f32; MAX_MR * CHUNK]),
@@ -454,39 +437,20 @@ const REDUCE_GROUPS: usize = 64;
 
 /// `dw[co, ci, k] = Σ_{b, l} dy[b, co, l] · x[b, ci, l + k·d − pad_left]` and
 /// `dbias[co] = Σ_{b, l} dy[b, co, l]`, on f32 (f64 between chunks).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv1d_bwd_weight_f32(
-    batch: usize,
-    c_in: usize,
-    c_out: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    dbias: Option<&mut [f32]>,
-) {
-    conv1d_bwd_weight_f32_on(isa(), batch, c_in, c_out, len, kernel, dilation, pad_left, x, dy, dw, dbias)
+pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32], dbias: Option<&mut [f32]>) {
+    conv1d_bwd_weight_f32_on(isa(), s, x, dy, dw, dbias)
 }
 
 /// [`conv1d_bwd_weight_f32`] with a given instruction set, as [`conv1d_f32_on`].
-#[allow(clippy::too_many_arguments)]
 pub fn conv1d_bwd_weight_f32_on(
     isa: Isa,
-    batch: usize,
-    c_in: usize,
-    c_out: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
+    s: &ConvShape,
     x: &[f32],
     dy: &[f32],
     dw: &mut [f32],
     dbias: Option<&mut [f32]>,
 ) {
+    let ConvShape { batch, c_in, c_out, len, kernel, dilation, pad_left } = *s;
     let tile = isa.tile();
     let tiles = co_tiles(c_out);
     let reach = (kernel - 1) * dilation;
@@ -539,16 +503,7 @@ pub fn conv1d_bwd_weight_f32_on(
         })
         .collect();
 
-    let mut total_w = vec![0.0f64; wlen];
-    let mut total_b = vec![0.0f64; c_out];
-    for (gw, gb) in &groups {
-        total_w.iter_mut().zip(gw).for_each(|(t, g)| *t += g);
-        total_b.iter_mut().zip(gb).for_each(|(t, g)| *t += g);
-    }
-    dw.iter_mut().zip(&total_w).for_each(|(d, &t)| *d = t as f32);
-    if let Some(db) = dbias {
-        db.iter_mut().zip(&total_b).for_each(|(d, &t)| *d = t as f32);
-    }
+    super::conv1d::sum_groups(&groups, dw, dbias);
 }
 
 /// `part[m · MAX_KT + t] = Σ_{s < n} dyt[m, s] · xr[s + (k0 + t)·d]` for m < mr, t < kt.
@@ -610,6 +565,7 @@ fn wgrad_avx512<const MR: usize, const KT: usize>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)]
 unsafe fn wgrad_avx512_inner<const MR: usize, const KT: usize>(
     g: Geom,
     xr: &[f32],

@@ -10,7 +10,7 @@
 //! Only used where [`direct::isa`] found AVX-512F; elsewhere the im2col + matrixmultiply
 //! specification runs.
 
-use super::direct::{isa, Isa};
+use super::direct::{isa, ConvShape, Isa};
 use rayon::prelude::*;
 
 const MR: usize = 12;
@@ -192,21 +192,9 @@ fn gemm(packed_a: &[f32], m: usize, k: usize, b: &[f32], ld: usize, out: &mut [f
     }
 }
 
-/// `y = conv1d(x, w) + bias` ("same" length, `pad_left` zeros on the left) on f32.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv1d_f32(
-    batch: usize,
-    c_in: usize,
-    c_out: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-) {
+/// `y = conv1d(x, w) + bias` of shape `s` on f32.
+pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let ConvShape { batch, c_in, c_out, len, kernel, dilation, pad_left } = *s;
     let cv = Conv { batch, c_in, len, kernel, dilation, pad_left };
     let cink = c_in * kernel;
     let packed = pack_rows(w, c_out, cink);
@@ -245,20 +233,8 @@ pub(crate) fn conv1d_f32(
 
 /// `dw[co, ci, k] = Σ_{b, l} dy[b, co, l] · x[b, ci, l + k·d − pad_left]`,
 /// `dbias[co] = Σ_{b, l} dy[b, co, l]`, on f32 (f64 between tasks).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv1d_bwd_weight_f32(
-    batch: usize,
-    c_in: usize,
-    c_out: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    dbias: Option<&mut [f32]>,
-) {
+pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32], dbias: Option<&mut [f32]>) {
+    let ConvShape { batch, c_in, c_out, len, kernel, dilation, pad_left } = *s;
     let cv = Conv { batch, c_in, len, kernel, dilation, pad_left };
     let cink = c_in * kernel;
     let ld = cink.div_ceil(NR) * NR;
@@ -306,14 +282,5 @@ pub(crate) fn conv1d_bwd_weight_f32(
             (acc_w, acc_b)
         })
         .collect();
-    let mut total_w = vec![0.0f64; c_out * cink];
-    let mut total_b = vec![0.0f64; c_out];
-    for (gw, gb) in &groups {
-        total_w.iter_mut().zip(gw).for_each(|(t, g)| *t += g);
-        total_b.iter_mut().zip(gb).for_each(|(t, g)| *t += g);
-    }
-    dw.iter_mut().zip(&total_w).for_each(|(d, &t)| *d = t as f32);
-    if let Some(db) = dbias {
-        db.iter_mut().zip(&total_b).for_each(|(d, &t)| *d = t as f32);
-    }
+    super::conv1d::sum_groups(&groups, dw, dbias);
 }
