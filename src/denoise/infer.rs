@@ -171,6 +171,12 @@ pub fn denoise_pieces<B: Backend>(
     match plan {
         Some(plan) => {
             let (interval, pad) = (config.interval as usize, config.pad as usize);
+            // Rows as long as a dense batch: the same memory, checked the same way.
+            if backend.free_memory().is_none() {
+                let per_interval = config.model.infer_bytes_per_interval(interval + 2 * pad) as u64;
+                crate::backend::cpu::check_host_memory("batches of inference", batch, per_interval)
+                    .map_err(FileError::Argument)?;
+            }
             let stats = denoise_spans_skipping(backend, net, &plan, &set, spans, interval, pad, batch, sink)?;
             Ok((stats, true))
         }
