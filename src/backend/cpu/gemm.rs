@@ -1,7 +1,7 @@
 //! The fast path of conv1d on f32 for wide layers (SeqNet's): im2col over positions of the
-//! whole batch, times the weights, with an AVX-512 micro-kernel of 12 output channels × 32
-//! positions (24 accumulators in registers; per reduction step 2 vector loads and 12
-//! broadcasts feed 24 FMAs).
+//! whole batch, times the weights, with an AVX-512 micro-kernel of 14 output channels × 32
+//! positions (28 accumulators in registers; per reduction step 2 vector loads and 14
+//! broadcasts feed 28 FMAs).
 //!
 //! Positions of all batch items are one axis (q = b·len + l), so SeqNet's short rows (448
 //! down to 7 positions) still make full tiles. The weight gradient is the same micro-kernel
@@ -13,7 +13,7 @@
 use super::direct::{isa, ConvShape, Isa};
 use rayon::prelude::*;
 
-const MR: usize = 12;
+const MR: usize = 14;
 const NR: usize = 32;
 /// Positions per task of the forward pass.
 const NC: usize = 128;
@@ -99,15 +99,15 @@ fn im2col(cv: &Conv, x: &[f32], q0: usize, n: usize, ld: usize, col: &mut [f32])
     }
 }
 
-/// `c[r, j] (+)= Σ_kk a[kk, r] · b[kk, j]` for r < 12, j < 32: `a` a packed panel (12 per
+/// `c[r, j] (+)= Σ_kk a[kk, r] · b[kk, j]` for r < 14, j < 32: `a` a packed panel (14 per
 /// step), `b` rows of stride `ldb`, `c` rows of stride `ldc`; adds to `c` when `accumulate`.
 ///
 /// # Safety
-/// AVX-512F must be present; `a` holds 12·k values, `b` k rows of 32 at stride `ldb`, `c` 12
+/// AVX-512F must be present; `a` holds 14·k values, `b` k rows of 32 at stride `ldb`, `c` 14
 /// rows of 32 at stride `ldc`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_12x32(k: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
+unsafe fn kernel_14x32(k: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     if accumulate {
@@ -133,7 +133,7 @@ unsafe fn kernel_12x32(k: usize, a: *const f32, b: *const f32, ldb: usize, c: *m
 }
 
 /// Reduction steps per block: a packed block of b (KC × 32) and a panel's slice of a
-/// (12 × KC) stay in L1 while every panel of a passes over it.
+/// (14 × KC) stay in L1 while every panel of a passes over it.
 const KC: usize = 256;
 
 /// `out (m_pad × ld) = packed_a (m_pad × k) · b (k × ld)`, ld a multiple of 32. Wide b (the
@@ -151,7 +151,7 @@ fn gemm(packed_a: &[f32], m: usize, k: usize, b: &[f32], ld: usize, out: &mut [f
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as below.
                 unsafe {
-                    kernel_12x32(
+                    kernel_14x32(
                         k,
                         packed_a.as_ptr().add(p * MR * k),
                         b.as_ptr().add(j),
@@ -177,7 +177,7 @@ fn gemm(packed_a: &[f32], m: usize, k: usize, b: &[f32], ld: usize, out: &mut [f
                 // SAFETY: AVX-512F is present (`available`); the slices hold what the kernel
                 // reads and writes, as the assertions above state.
                 unsafe {
-                    kernel_12x32(
+                    kernel_14x32(
                         kc,
                         packed_a.as_ptr().add(p * MR * k + k0 * MR),
                         bpack.as_ptr(),
