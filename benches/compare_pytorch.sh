@@ -34,16 +34,20 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 print(f"{datetime.date.today()}, commit {commit}, {cpu}, {threads} threads, PyTorch {torch['torch']}")
 d, s = torch["denoise"], torch["sc"]
+roof = denoise.get("roof_gflops") or sc.get("roof_gflops")
+fb = denoise["infer_flop_per_base"]  # forward FLOP per output base, padding included
 rows = [
-    ("DenoiseNet inference", "bases/s", d["infer_bases_per_s"], denoise["infer_bases_per_s"], 1.5),
-    ("DenoiseNet training step", "bases/s", d["train_bases_per_s"], denoise["train_bases_per_s"], 3.0),
-    ("SeqNet training", "sequences/s", s["train_seqs_per_s"], sc["train_seqs_per_s"], 1.5),
-    ("SeqNet inference", "sequences/s", s["infer_seqs_per_s"], sc["infer_seqs_per_s"], 1.5),
+    ("DenoiseNet inference", "bases/s", d["infer_bases_per_s"], denoise["infer_bases_per_s"], 1.5, fb),
+    ("DenoiseNet training step", "bases/s", d["train_bases_per_s"], denoise["train_bases_per_s"], 3.0, 3 * fb),
+    ("SeqNet training", "sequences/s", s["train_seqs_per_s"], sc["train_seqs_per_s"], 1.5, sc["train_flop_per_seq"]),
+    ("SeqNet inference", "sequences/s", s["infer_seqs_per_s"], sc["infer_seqs_per_s"], 1.5, sc["infer_flop_per_seq"]),
 ]
-print(f"| work | unit | PyTorch | chromax | ratio | target |")
-print(f"|---|---|---:|---:|---:|---:|")
-for name, unit, t, c, target in rows:
-    print(f"| {name} | {unit} | {t:.4g} | {c:.4g} | {c / t:.2f}× | ≥ {target}× |")
+print(f"CPU FMA roof, measured by chromax on {threads} threads: {roof:.0f} GFLOP/s")
+print("| work | unit | PyTorch | chromax | ratio | target | PyTorch GFLOP/s (of roof) | chromax GFLOP/s (of roof) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for name, unit, t, c, target, flop in rows:
+    gt, gc = t * flop / 1e9, c * flop / 1e9
+    print(f"| {name} | {unit} | {t:.4g} | {c:.4g} | {c / t:.2f}× | ≥ {target}× | {gt:.0f} ({100 * gt / roof:.0f}%) | {gc:.0f} ({100 * gc / roof:.0f}%) |")
 print(f"shapes: DenoiseNet batch {d['batch']} × ({d['interval']} + 2×{d['pad']}) bases; "
       f"SeqNet batch {s['batch']}, {s['cells']} cells")
 EOF

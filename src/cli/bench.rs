@@ -195,6 +195,7 @@ fn bench_denoise<B: Backend>(backend: &B, a: &DenoiseBenchArgs) -> CliResult {
                 "model": format!("{:?}", a.model), "batch": n, "interval": a.interval, "pad": a.pad,
                 "train_bases_per_s": bases / train_s, "infer_bases_per_s": bases / infer_s,
                 "e2e_bases_per_s": e2e,
+                "infer_flop_per_base": fwd_flops / bases, "roof_gflops": peak,
             })
         );
     }

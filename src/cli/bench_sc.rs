@@ -159,7 +159,12 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
         let train = records.last().map(|r| r.peaks_per_second);
         println!(
             "{}",
-            serde_json::json!({"cells": a.cells, "batch": a.batch, "train_seqs_per_s": train, "infer_seqs_per_s": infer_rate})
+            serde_json::json!({
+                "cells": a.cells, "batch": a.batch, "train_seqs_per_s": train, "infer_seqs_per_s": infer_rate,
+                "train_flop_per_seq": flop_per_peak,
+                "infer_flop_per_seq": opts.model.flops_per_sequence() + 2.0 * 32.0 * a.cells as f64,
+                "roof_gflops": peak,
+            })
         );
     }
     Ok(())
