@@ -4,20 +4,20 @@
 //! receptive field (±R, [`DenoiseConfig::receptive_radius`]) its regression output is exactly
 //! 0 and its peak logit is a constant of the model, Z (the classification part's biases acting
 //! on a zero input). `denoise run` and `denoise eval --model` therefore compute only T, the
-//! bases whose receptive field holds signal: T's runs widened by a margin m (windows) are laid
-//! end to end and tiled like a chromosome; everywhere else the output is (0, σ(Z)), handed on
-//! as one constant piece.
+//! bases whose receptive field holds signal: T's runs are laid end to end (with a margin m at
+//! the two outer ends) and cut into rows like a chromosome; everywhere else the output is
+//! (0, σ(Z)), handed on as one constant piece.
 //!
 //! Why the result is bit for bit the dense one, given `pad ≥ R` (checked; otherwise the dense
 //! output itself depends on the tiling and [`SkipPlan::new`] declines):
 //! * Every convolution of the CPU backend sums a value's products in an order fixed by the
 //!   shape alone, so a value is the same bits wherever it is computed when every operand is.
 //! * A base's output depends on the input within ±R and, near a row's edge, on the zero
-//!   padding there. A window begins and ends with m + R bases of zero input (T = signal ⊕ R),
-//!   so windows laid end to end hold, within R of every base of T, what the genome holds.
-//! * At the outer edges of the windows laid end to end (zero padding, where the genome goes
+//!   padding there. A run of T begins and ends with R bases of zero input (T = signal ⊕ R),
+//!   so runs laid end to end hold, within R of every base of T, what the genome holds.
+//! * At the two outer edges of the runs laid end to end (zero padding, where the genome goes
 //!   on), the regression part's activations are 0 in the genome too: they reach at most
-//!   R_reg < R − m from signal. The classification part's are not (its biases); its first
+//!   R_reg < R + m from signal. The classification part's are not (its biases); its first
 //!   convolution reads the regression output (0 there), so the padding error enters at its
 //!   second convolution and reaches `m = R_cls − r` bases inward (r: one convolution's
 //!   reach), never into T.
@@ -59,14 +59,6 @@ pub struct SkipStats {
     pub network_bases: u64,
 }
 
-impl SkipStats {
-    pub fn add(&mut self, o: &SkipStats) {
-        self.bases += o.bases;
-        self.signal_bases += o.signal_bases;
-        self.network_bases += o.network_bases;
-    }
-}
-
 /// The margin m of a configuration: the classification part's reach minus its first
 /// convolution's.
 pub fn margin(cfg: &DenoiseConfig) -> usize {
@@ -97,15 +89,10 @@ impl SkipPlan {
 }
 
 /// `runs` widened by `by` on both sides, clipped to `lo..hi`, merged where they overlap or touch.
-fn dilate<T>(runs: &[(T, T)], by: T, lo: T, hi: T) -> Vec<(T, T)>
-where
-    T: Copy + Ord + std::ops::Add<Output = T> + std::ops::Sub<Output = T>,
-{
-    let mut out: Vec<(T, T)> = Vec::new();
+fn dilate(runs: &[(i64, i64)], by: i64, lo: i64, hi: i64) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
     for &(s, e) in runs {
-        // s − by, saturating at lo without underflow for unsigned types.
-        let s = if s >= lo + by { s - by } else { lo };
-        let e = if e + by < hi { e + by } else { hi };
+        let (s, e) = ((s - by).max(lo), (e + by).min(hi));
         if s >= e {
             continue;
         }
@@ -173,11 +160,11 @@ fn span_signal(set: &TrackSet, chrom: usize, len: u64, lo: i64, hi: i64) -> Resu
 /// Denoises `spans` computing only where signal reaches, handing the output to `sink` in
 /// position order as [`Piece`]s; the values are the same bits as the dense path's.
 ///
-/// A span's windows (T ⊕ m) are laid end to end into one shorter sequence, which is then
-/// tiled exactly as the dense path tiles a chromosome: cores of `interval` bases with `pad`
-/// bases of context (pad ≥ R). Laying windows end to end is exact: a window begins and ends
-/// with m + R bases of zero input, so within R of any base of T the sequence holds what the
-/// genome holds.
+/// A span's runs of T are laid end to end into one shorter sequence (with m more bases at its
+/// two outer ends), which is then cut into rows as long as a dense batch of `batch` intervals
+/// of `interval` + 2·`pad` bases, with R bases of context at each cut. Laying runs end to end
+/// is exact: each begins and ends with R bases of zero input, so within R of any base of T
+/// the sequence holds what the genome holds.
 #[allow(clippy::too_many_arguments)]
 pub fn denoise_spans_skipping<B: Backend>(
     backend: &B,
@@ -323,10 +310,10 @@ mod tests {
 
     #[test]
     fn runs_widen_clip_and_merge() {
-        assert_eq!(dilate(&[(1usize, 3), (7, 8)], 1, 0, 10), vec![(0, 4), (6, 9)]);
-        assert_eq!(dilate(&[(1usize, 3), (7, 8)], 2, 0, 10), vec![(0, 10)]);
-        assert_eq!(dilate(&[(1usize, 3), (7, 8)], 1, 5, 8), vec![(6, 8)]);
-        assert_eq!(dilate(&[(-5i64, 3), (70, 80)], 10, -12, 85), vec![(-12, 13), (60, 85)]);
+        assert_eq!(dilate(&[(1, 3), (7, 8)], 1, 0, 10), vec![(0, 4), (6, 9)]);
+        assert_eq!(dilate(&[(1, 3), (7, 8)], 2, 0, 10), vec![(0, 10)]);
+        assert_eq!(dilate(&[(1, 3), (7, 8)], 1, 5, 8), vec![(6, 8)]);
+        assert_eq!(dilate(&[(-5, 3), (70, 80)], 10, -12, 85), vec![(-12, 13), (60, 85)]);
     }
 
     #[test]

@@ -29,85 +29,73 @@ const CHUNK: usize = 256;
 /// Number of fixed groups the weight-gradient reduction is split into.
 const REDUCE_GROUPS: usize = 64;
 
+/// `dst[j] = row[start + j]`, zero where `start + j` falls outside the row: a stretch of a
+/// zero-padded row (im2col's columns, the direct path's gathered rows, the GEMM path's).
+pub(super) fn copy_padded<T: Real>(row: &[T], start: isize, dst: &mut [T]) {
+    let n = dst.len() as isize;
+    let lo = (-start).clamp(0, n) as usize;
+    let hi = (row.len() as isize - start).clamp(0, n) as usize;
+    dst[..lo].fill(T::zero());
+    if hi > lo {
+        let s = (start + lo as isize) as usize;
+        dst[lo..hi].copy_from_slice(&row[s..s + (hi - lo)]);
+    }
+    dst[hi.max(lo)..].fill(T::zero());
+}
+
 /// Fills `col` (c_in·K, n) with `x_b[ci, l0 + j + k·d − pad_left]`, zero outside the sequence.
-fn im2col<T: Real>(
-    x_b: &[T],
-    c_in: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
-    l0: usize,
-    n: usize,
-    col: &mut [T],
-) {
+fn im2col<T: Real>(s: &ConvShape, x_b: &[T], l0: usize, n: usize, col: &mut [T]) {
+    let ConvShape { c_in, len, kernel, dilation, pad_left, .. } = *s;
     for ci in 0..c_in {
         let x_row = &x_b[ci * len..(ci + 1) * len];
         for k in 0..kernel {
-            let dst = &mut col[(ci * kernel + k) * n..(ci * kernel + k + 1) * n];
-            // Source position of column j is l0 + j + shift; it is inside 0..len for j in lo..hi.
-            let shift = (k * dilation) as isize - pad_left as isize;
-            let start = l0 as isize + shift;
-            let lo = (-start).clamp(0, n as isize) as usize;
-            let hi = (len as isize - start).clamp(0, n as isize) as usize;
-            dst[..lo].fill(T::zero());
-            if hi > lo {
-                let s = (start + lo as isize) as usize;
-                dst[lo..hi].copy_from_slice(&x_row[s..s + (hi - lo)]);
-            }
-            dst[hi.max(lo)..].fill(T::zero());
+            let start = (l0 + k * dilation) as isize - pad_left as isize;
+            copy_padded(x_row, start, &mut col[(ci * kernel + k) * n..(ci * kernel + k + 1) * n]);
         }
+    }
+}
+
+/// Which implementation a convolution of `c_out` channels on rows of `len` takes on f32.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FastPath {
+    Direct,
+    Gemm,
+}
+
+fn fast_path(spec_only: bool, c_out: usize, len: usize) -> Option<FastPath> {
+    if spec_only {
+        None
+    } else if direct::suits(c_out, len) {
+        Some(FastPath::Direct)
+    } else if gemm::available() {
+        Some(FastPath::Gemm)
+    } else {
+        None
     }
 }
 
 /// The general "same-length" convolution with an explicit left padding; used by the forward
 /// pass (`pad_left`) and by the backward-input pass (`pad_right`, transposed weights). Takes
-/// the direct path where it suits (f32, few output channels, long rows) unless `spec_only`.
-#[allow(clippy::too_many_arguments)]
-fn conv1d_general<T: Real>(
-    spec_only: bool,
-    batch: usize,
-    c_in: usize,
-    c_out: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
-    x: &[T],
-    w: &[T],
-    bias: Option<&[T]>,
-    y: &mut [T],
-) {
-    if !spec_only && (direct::suits(c_out, len) || gemm::available()) {
+/// a fast path on f32 where one suits ([`fast_path`]) unless `spec_only`.
+fn conv1d_general<T: Real>(spec_only: bool, s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
+    if let Some(path) = fast_path(spec_only, s.c_out, s.len) {
         let bias32 = bias.map(T::f32s);
         if let (Some(x), Some(w), Some(y), None | Some(Some(_))) = (T::f32s(x), T::f32s(w), T::f32s_mut(y), bias32) {
             let bias = bias32.flatten();
-            let s = ConvShape { batch, c_in, c_out, len, kernel, dilation, pad_left };
-            if direct::suits(c_out, len) {
-                direct::conv1d_f32(&s, x, w, bias, y);
-            } else {
-                gemm::conv1d_f32(&s, x, w, bias, y);
+            match path {
+                FastPath::Direct => direct::conv1d_f32(s, x, w, bias, y),
+                FastPath::Gemm => gemm::conv1d_f32(s, x, w, bias, y),
             }
             return;
         }
     }
-    conv1d_im2col(c_in, c_out, len, kernel, dilation, pad_left, x, w, bias, y);
+    conv1d_im2col(s, x, w, bias, y);
 }
 
-/// The specification: im2col columns times the weight matrix.
-#[allow(clippy::too_many_arguments)]
-fn conv1d_im2col<T: Real>(
-    c_in: usize,
-    c_out: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
-    x: &[T],            // (batch, c_in, len)
-    w: &[T],            // (c_out, c_in, kernel)
-    bias: Option<&[T]>, // (c_out)
-    y: &mut [T],        // (batch, c_out, len)
-) {
+/// The specification: im2col columns times the weight matrix. x (batch, c_in, len), w
+/// (c_out, c_in, kernel), bias (c_out), y (batch, c_out, len).
+fn conv1d_im2col<T: Real>(s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
+    let ConvShape { c_in, c_out, len, kernel, .. } = *s;
     let cink = c_in * kernel;
     let w_mat = ArrayView2::from_shape((c_out, cink), w).expect("weight length checked by the caller");
 
@@ -118,7 +106,7 @@ fn conv1d_im2col<T: Real>(
         |(col, out), (b, l0, mut rows)| {
             let n = rows[0].len();
             let x_b = &x[b * c_in * len..(b + 1) * c_in * len];
-            im2col(x_b, c_in, len, kernel, dilation, pad_left, l0, n, &mut col[..cink * n]);
+            im2col(s, x_b, l0, n, &mut col[..cink * n]);
             let col_mat = ArrayView2::from_shape((cink, n), &col[..cink * n]).expect("column buffer sized above");
             let mut out_n = out.slice_mut(ndarray::s![.., ..n]);
             general_mat_mul(T::one(), &w_mat, &col_mat, T::zero(), &mut out_n);
@@ -141,7 +129,7 @@ fn fwd<T: Real, S: HostSlice<T> + ?Sized>(spec_only: bool, p: &Conv1dParams, b: 
     b.check(p)?;
     let Conv1dFwd { x, w, bias, y } = b;
     let (x, w, bias, y) = (x.as_ref(), w.as_ref(), bias.map(AsRef::as_ref), y.as_mut());
-    conv1d_general(spec_only, p.batch, p.c_in, p.c_out, p.len, p.kernel, p.dilation, p.pad_left(), x, w, bias, y);
+    conv1d_general(spec_only, &ConvShape::forward(p), x, w, bias, y);
     Ok(())
 }
 
@@ -175,7 +163,8 @@ fn bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
     b.check(p)?;
     let (dy, w, dx) = (b.dy.as_ref(), b.w.as_ref(), b.dx.as_mut());
     let wt = transpose_flip_weights(p, w);
-    conv1d_general(spec_only, p.batch, p.c_out, p.c_in, p.len, p.kernel, p.dilation, p.pad_right(), dy, &wt, None, dx);
+    let s = ConvShape { c_in: p.c_out, c_out: p.c_in, pad_left: p.pad_right(), ..ConvShape::forward(p) };
+    conv1d_general(spec_only, &s, dy, &wt, None, dx);
     Ok(())
 }
 
@@ -197,17 +186,16 @@ fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
     let Conv1dBwdWeight { x, dy, dw, dbias } = b;
     let (x, dy, dw, mut dbias) = (x.as_ref(), dy.as_ref(), dw.as_mut(), dbias.map(AsMut::as_mut));
     let (c_in, c_out, len, kernel) = (p.c_in, p.c_out, p.len, p.kernel);
-    if !spec_only && (direct::suits(c_out, len) || gemm::available()) {
+    let s = ConvShape::forward(p);
+    if let Some(path) = fast_path(spec_only, c_out, len) {
         let db32 = match dbias.as_deref_mut() {
             None => Some(None),
             Some(d) => T::f32s_mut(d).map(Some),
         };
         if let (Some(x), Some(dy), Some(dw), Some(db)) = (T::f32s(x), T::f32s(dy), T::f32s_mut(dw), db32) {
-            let s = ConvShape::forward(p);
-            if direct::suits(c_out, len) {
-                direct::conv1d_bwd_weight_f32(&s, x, dy, dw, db);
-            } else {
-                gemm::conv1d_bwd_weight_f32(&s, x, dy, dw, db);
+            match path {
+                FastPath::Direct => direct::conv1d_bwd_weight_f32(&s, x, dy, dw, db),
+                FastPath::Gemm => gemm::conv1d_bwd_weight_f32(&s, x, dy, dw, db),
             }
             return Ok(());
         }
@@ -228,7 +216,7 @@ fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
             for &(b, l0) in group {
                 let n = CHUNK.min(len - l0);
                 let x_b = &x[b * c_in * len..(b + 1) * c_in * len];
-                im2col(x_b, c_in, len, kernel, p.dilation, p.pad_left(), l0, n, &mut col[..cink * n]);
+                im2col(&s, x_b, l0, n, &mut col[..cink * n]);
                 let col_mat = ArrayView2::from_shape((cink, n), &col[..cink * n]).expect("column buffer sized above");
                 let dy_b = &dy[b * c_out * len..(b + 1) * c_out * len];
                 // dy chunk as a (c_out, n) view with row stride len, straight over the batch item.

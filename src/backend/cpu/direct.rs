@@ -19,6 +19,8 @@
 //! Instruction sets are chosen at run time ([`isa`]): AVX-512F, AVX2 + FMA, or portable Rust
 //! (which the compiler vectorises as it can, without fused multiply-adds).
 
+use super::conv1d::copy_padded;
+use crate::backend::Conv1dParams;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -126,16 +128,7 @@ fn pack_weights(w: &[f32], c_in: usize, kernel: usize, tiles: &[(usize, usize)])
 /// Copies rows `x_b[ci, from .. from + span]` (zero outside `0..len`) into `buf` (c_in × span).
 fn gather_rows(x_b: &[f32], c_in: usize, len: usize, from: isize, span: usize, buf: &mut [f32]) {
     for ci in 0..c_in {
-        let row = &x_b[ci * len..(ci + 1) * len];
-        let dst = &mut buf[ci * span..(ci + 1) * span];
-        let lo = (-from).clamp(0, span as isize) as usize;
-        let hi = (len as isize - from).clamp(0, span as isize) as usize;
-        dst[..lo].fill(0.0);
-        if hi > lo {
-            let s = (from + lo as isize) as usize;
-            dst[lo..hi].copy_from_slice(&row[s..s + (hi - lo)]);
-        }
-        dst[hi.max(lo)..].fill(0.0);
+        copy_padded(&x_b[ci * len..(ci + 1) * len], from, &mut buf[ci * span..(ci + 1) * span]);
     }
 }
 
@@ -164,13 +157,11 @@ pub struct ConvShape {
 
 impl ConvShape {
     /// The forward pass (and the weight gradient) of `p`.
-    pub fn forward(p: &crate::backend::Conv1dParams) -> Self {
+    pub fn forward(p: &Conv1dParams) -> Self {
         let Conv1dParams { batch, c_in, c_out, len, kernel, dilation } = *p;
         ConvShape { batch, c_in, c_out, len, kernel, dilation, pad_left: p.pad_left() }
     }
 }
-
-use crate::backend::Conv1dParams;
 
 /// `y = conv1d(x, w) + bias` of shape `s` on f32, with the instruction set [`isa`] chose.
 pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {

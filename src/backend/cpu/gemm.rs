@@ -10,6 +10,7 @@
 //! Only used where [`direct::isa`] found AVX-512F; elsewhere the im2col + matrixmultiply
 //! specification runs.
 
+use super::conv1d::copy_padded;
 use super::direct::{isa, ConvShape, Isa};
 use rayon::prelude::*;
 
@@ -46,55 +47,35 @@ fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
     p
 }
 
-/// The shape of one convolution.
-#[derive(Clone, Copy)]
-struct Conv {
-    batch: usize,
-    c_in: usize,
-    len: usize,
-    kernel: usize,
-    dilation: usize,
-    pad_left: usize,
-}
-
-impl Conv {
-    /// `x[b, ci, l + k·d − pad_left]`, 0 outside the row.
-    #[inline]
-    fn tap(&self, x: &[f32], b: usize, ci: usize, l: usize, k: usize) -> f32 {
-        let src = (l + k * self.dilation) as isize - self.pad_left as isize;
-        if src >= 0 && (src as usize) < self.len {
-            x[(b * self.c_in + ci) * self.len + src as usize]
-        } else {
-            0.0
-        }
+/// `x[b, ci, l + k·d − pad_left]`, 0 outside the row.
+#[inline]
+fn tap(s: &ConvShape, x: &[f32], b: usize, ci: usize, l: usize, k: usize) -> f32 {
+    let src = (l + k * s.dilation) as isize - s.pad_left as isize;
+    if src >= 0 && (src as usize) < s.len {
+        x[(b * s.c_in + ci) * s.len + src as usize]
+    } else {
+        0.0
     }
 }
 
 /// Columns of global positions `q0 .. q0 + n` into `col` (c_in·K × ld, row-major), zero
 /// beyond the batch.
-fn im2col(cv: &Conv, x: &[f32], q0: usize, n: usize, ld: usize, col: &mut [f32]) {
-    let total = cv.batch * cv.len;
-    for ci in 0..cv.c_in {
-        for k in 0..cv.kernel {
-            let row = &mut col[(ci * cv.kernel + k) * ld..(ci * cv.kernel + k + 1) * ld];
+fn im2col(s: &ConvShape, x: &[f32], q0: usize, n: usize, ld: usize, col: &mut [f32]) {
+    let total = s.batch * s.len;
+    for ci in 0..s.c_in {
+        for k in 0..s.kernel {
+            let row = &mut col[(ci * s.kernel + k) * ld..(ci * s.kernel + k + 1) * ld];
+            let shift = (k * s.dilation) as isize - s.pad_left as isize;
             let mut j = 0;
-            while j < ld {
-                let q = q0 + j;
-                if j >= n || q >= total {
-                    row[j..].fill(0.0);
-                    break;
-                }
-                // The rest of this batch item in one stretch.
-                let (b, l) = (q / cv.len, q % cv.len);
-                let run = (cv.len - l).min(n - j);
-                let shift = (k * cv.dilation) as isize - cv.pad_left as isize;
-                let x_row = &x[(b * cv.c_in + ci) * cv.len..(b * cv.c_in + ci + 1) * cv.len];
-                for t in 0..run {
-                    let src = (l + t) as isize + shift;
-                    row[j + t] = if src >= 0 && (src as usize) < cv.len { x_row[src as usize] } else { 0.0 };
-                }
+            // Batch item by batch item: each stretch is a zero-padded piece of one input row.
+            while j < n && q0 + j < total {
+                let (b, l) = ((q0 + j) / s.len, (q0 + j) % s.len);
+                let run = (s.len - l).min(n - j);
+                let x_row = &x[(b * s.c_in + ci) * s.len..(b * s.c_in + ci + 1) * s.len];
+                copy_padded(x_row, l as isize + shift, &mut row[j..j + run]);
                 j += run;
             }
+            row[j..].fill(0.0);
         }
     }
 }
@@ -194,8 +175,7 @@ fn gemm(packed_a: &[f32], m: usize, k: usize, b: &[f32], ld: usize, out: &mut [f
 
 /// `y = conv1d(x, w) + bias` of shape `s` on f32.
 pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    let ConvShape { batch, c_in, c_out, len, kernel, dilation, pad_left } = *s;
-    let cv = Conv { batch, c_in, len, kernel, dilation, pad_left };
+    let ConvShape { batch, c_in, c_out, len, kernel, .. } = *s;
     let cink = c_in * kernel;
     let packed = pack_rows(w, c_out, cink);
     let m_pad = c_out.div_ceil(MR) * MR;
@@ -207,7 +187,7 @@ pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32
         || (vec![0.0f32; cink * NC], vec![0.0f32; m_pad * NC]),
         |(col, out), q0| {
             let n = NC.min(total - q0);
-            im2col(&cv, x, q0, n, NC, col);
+            im2col(s, x, q0, n, NC, col);
             gemm(&packed, c_out, cink, col, NC, out);
             let dst = out_ptr;
             // Stretch by stretch of one batch item: contiguous in each output row.
@@ -234,8 +214,7 @@ pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32
 /// `dw[co, ci, k] = Σ_{b, l} dy[b, co, l] · x[b, ci, l + k·d − pad_left]`,
 /// `dbias[co] = Σ_{b, l} dy[b, co, l]`, on f32 (f64 between tasks).
 pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32], dbias: Option<&mut [f32]>) {
-    let ConvShape { batch, c_in, c_out, len, kernel, dilation, pad_left } = *s;
-    let cv = Conv { batch, c_in, len, kernel, dilation, pad_left };
+    let ConvShape { batch, c_in, c_out, len, kernel, .. } = *s;
     let cink = c_in * kernel;
     let ld = cink.div_ceil(NR) * NR;
     let m_pad = c_out.div_ceil(MR) * MR;
@@ -255,7 +234,7 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
             let mut part = vec![0.0f32; m_pad * ld];
             for &q0 in group {
                 let n = per_task.min(total - q0);
-                // colᵀ: one row of c_in·K taps per position; dy packed in panels of 12 channels.
+                // colᵀ: one row of c_in·K taps per position; dy packed in panels of MR channels.
                 col_t.fill(0.0);
                 a.fill(0.0);
                 for j in 0..n {
@@ -263,7 +242,7 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
                     let row = &mut col_t[j * ld..j * ld + cink];
                     for ci in 0..c_in {
                         for k in 0..kernel {
-                            row[ci * kernel + k] = cv.tap(x, b, ci, l, k);
+                            row[ci * kernel + k] = tap(s, x, b, ci, l, k);
                         }
                     }
                     for co in 0..c_out {
