@@ -33,6 +33,16 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
+impl SharedOut {
+    /// The pointer `i` elements on (a method, so closures capture the whole Sync struct).
+    ///
+    /// # Safety
+    /// As `pointer::add`: `i` within the allocation.
+    unsafe fn add(self, i: usize) -> *mut f32 {
+        self.0.add(i)
+    }
+}
+
 /// `m × k` row-major packed in panels of MR rows, k-major inside a panel, rows beyond m zero.
 fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
     let panels = m.div_ceil(MR);
@@ -47,57 +57,95 @@ fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
     p
 }
 
-/// `x[b, ci, l + k·d − pad_left]`, 0 outside the row.
-#[inline]
-fn tap(s: &ConvShape, x: &[f32], b: usize, ci: usize, l: usize, k: usize) -> f32 {
-    let src = (l + k * s.dilation) as isize - s.pad_left as isize;
-    if src >= 0 && (src as usize) < s.len {
-        x[(b * s.c_in + ci) * s.len + src as usize]
-    } else {
-        0.0
-    }
-}
-
-/// Columns of global positions `q0 .. q0 + n` into `col` (c_in·K × ld, row-major), zero
-/// beyond the batch.
-fn im2col(s: &ConvShape, x: &[f32], q0: usize, n: usize, ld: usize, col: &mut [f32]) {
+/// Columns of global positions `q0 .. q0 + n` in tiles of NR positions: `col[(t·c_in·K +
+/// ci·K + k)·NR + j] = x[b, ci, l + k·d − pad_left]` for position `q0 + t·NR + j` = (b, l),
+/// zero outside the row and beyond the batch. Each tile's c_in·K × NR block is contiguous, so
+/// the micro-kernel reads any range of reduction steps as one packed block.
+fn im2col_tiles(s: &ConvShape, x: &[f32], q0: usize, n: usize, col: &mut [f32]) {
     let total = s.batch * s.len;
+    let cink = s.c_in * s.kernel;
+    let tiles = n.div_ceil(NR);
     for ci in 0..s.c_in {
         for k in 0..s.kernel {
-            let row = &mut col[(ci * s.kernel + k) * ld..(ci * s.kernel + k + 1) * ld];
+            let kk = ci * s.kernel + k;
             let shift = (k * s.dilation) as isize - s.pad_left as isize;
-            let mut j = 0;
-            // Batch item by batch item: each stretch is a zero-padded piece of one input row.
-            while j < n && q0 + j < total {
-                let (b, l) = ((q0 + j) / s.len, (q0 + j) % s.len);
-                let run = (s.len - l).min(n - j);
-                let x_row = &x[(b * s.c_in + ci) * s.len..(b * s.c_in + ci + 1) * s.len];
-                copy_padded(x_row, l as isize + shift, &mut row[j..j + run]);
-                j += run;
+            for t in 0..tiles {
+                let tile = &mut col[(t * cink + kk) * NR..(t * cink + kk + 1) * NR];
+                let q = q0 + t * NR;
+                let (b, l) = (q / s.len, q % s.len);
+                let src = l as isize + shift;
+                if t * NR + NR <= n && l + NR <= s.len && src >= 0 && src as usize + NR <= s.len {
+                    // A whole tile inside one row: one fixed-size copy (no call, no padding).
+                    let start = (b * s.c_in + ci) * s.len + src as usize;
+                    let from: &[f32; NR] = x[start..start + NR].try_into().expect("NR values");
+                    let to: &mut [f32; NR] = tile.try_into().expect("NR values");
+                    *to = *from;
+                    continue;
+                }
+                let mut j = 0;
+                // Stretch by stretch of one batch item: a zero-padded piece of one input row.
+                while j < NR && t * NR + j < n && q0 + t * NR + j < total {
+                    let q = q0 + t * NR + j;
+                    let (b, l) = (q / s.len, q % s.len);
+                    let run = (s.len - l).min(NR - j).min(n - t * NR - j);
+                    let x_row = &x[(b * s.c_in + ci) * s.len..(b * s.c_in + ci + 1) * s.len];
+                    copy_padded(x_row, l as isize + shift, &mut tile[j..j + run]);
+                    j += run;
+                }
+                tile[j..].fill(0.0);
             }
-            row[j..].fill(0.0);
         }
     }
 }
 
-/// `c[r, j] (+)= Σ_kk a[kk, r] · b[kk, j]` for r < 14, j < 32: `a` a packed panel (14 per
-/// step), `b` rows of stride `ldb`, `c` rows of stride `ldc`; adds to `c` when `accumulate`.
+/// What the accumulators of [`kernel_14x32`] start from.
+#[derive(Clone, Copy)]
+enum Init {
+    Zero,
+    /// The values already in `c` (a later block of reduction steps).
+    Load,
+    /// `bias[r]` in every column of row r.
+    Bias(*const f32),
+}
+
+/// `c[r, j] = init + Σ_kk a[kk, r] · b[kk, j]` for r < `rows` ≤ 14, j < 32: `a` a packed
+/// panel (14 per step), `b` rows of stride `ldb`, `c` rows of stride `ldc`. Rows from `rows`
+/// to 14 are computed (the panel's padding) but neither read nor written.
 ///
 /// # Safety
-/// AVX-512F must be present; `a` holds 14·k values, `b` k rows of 32 at stride `ldb`, `c` 14
-/// rows of 32 at stride `ldc`.
+/// AVX-512F must be present; `a` holds 14·k values, `b` k rows of 32 at stride `ldb`, `c`
+/// `rows` rows of 32 at stride `ldc`, a bias `rows` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_14x32(k: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_14x32(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    init: Init,
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    if accumulate {
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            acc_r[0] = _mm512_loadu_ps(c.add(r * ldc));
-            acc_r[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
+    match init {
+        Init::Zero => {}
+        Init::Load => {
+            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+                acc_r[0] = _mm512_loadu_ps(c.add(r * ldc));
+                acc_r[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
+            }
+        }
+        Init::Bias(bias) => {
+            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+                let v = _mm512_set1_ps(*bias.add(r));
+                *acc_r = [v, v];
+            }
         }
     }
-    for kk in 0..k {
+    let step = |acc: &mut [[__m512; 2]; MR], kk: usize| {
         let b0 = _mm512_loadu_ps(b.add(kk * ldb));
         let b1 = _mm512_loadu_ps(b.add(kk * ldb + 16));
         let ak = a.add(kk * MR);
@@ -106,109 +154,121 @@ unsafe fn kernel_14x32(k: usize, a: *const f32, b: *const f32, ldb: usize, c: *m
             acc_r[0] = _mm512_fmadd_ps(av, b0, acc_r[0]);
             acc_r[1] = _mm512_fmadd_ps(av, b1, acc_r[1]);
         }
+    };
+    // Two steps per turn of the loop: half the loop's own instructions per FMA.
+    let mut kk = 0;
+    while kk + 2 <= k {
+        step(&mut acc, kk);
+        step(&mut acc, kk + 1);
+        kk += 2;
     }
-    for (r, acc_r) in acc.iter().enumerate() {
+    if kk < k {
+        step(&mut acc, kk);
+    }
+    for (r, acc_r) in acc.iter().enumerate().take(rows) {
         _mm512_storeu_ps(c.add(r * ldc), acc_r[0]);
         _mm512_storeu_ps(c.add(r * ldc + 16), acc_r[1]);
     }
 }
 
-/// Reduction steps per block: a packed block of b (KC × 32) and a panel's slice of a
-/// (14 × KC) stay in L1 while every panel of a passes over it.
+/// Positions per block of the weight gradient: one tile's KC × NR block of colᵀ stays in L1
+/// while every panel of dy passes over it.
 const KC: usize = 256;
 
-/// `out (m_pad × ld) = packed_a (m_pad × k) · b (k × ld)`, ld a multiple of 32. Wide b (the
-/// weight gradient's c_in·K columns) is taken in blocks of KC reduction steps, packed. The
-/// sum over k runs in order either way, so each value's order depends on the shape alone.
-fn gemm(packed_a: &[f32], m: usize, k: usize, b: &[f32], ld: usize, out: &mut [f32]) {
-    let panels = m.div_ceil(MR);
-    assert!(packed_a.len() >= panels * MR * k && b.len() >= k * ld && out.len() >= panels * MR * ld);
-    assert!(ld.is_multiple_of(NR) && available());
-    if ld <= NC {
-        // Narrow b (the forward pass: 128 positions): each panel of a stays in L2 while it
-        // passes over the few panels of b, whole k at once.
-        for p in 0..panels {
-            for j in (0..ld).step_by(NR) {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as below.
-                unsafe {
-                    kernel_14x32(
-                        k,
-                        packed_a.as_ptr().add(p * MR * k),
-                        b.as_ptr().add(j),
-                        ld,
-                        out.as_mut_ptr().add(p * MR * ld + j),
-                        ld,
-                        false,
-                    );
-                }
-            }
-        }
-        return;
-    }
-    let mut bpack = [0.0f32; KC * NR];
-    for k0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - k0);
-        for j in (0..ld).step_by(NR) {
-            for kk in 0..kc {
-                bpack[kk * NR..(kk + 1) * NR].copy_from_slice(&b[(k0 + kk) * ld + j..(k0 + kk) * ld + j + NR]);
-            }
-            for p in 0..panels {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512F is present (`available`); the slices hold what the kernel
-                // reads and writes, as the assertions above state.
-                unsafe {
-                    kernel_14x32(
-                        kc,
-                        packed_a.as_ptr().add(p * MR * k + k0 * MR),
-                        bpack.as_ptr(),
-                        NR,
-                        out.as_mut_ptr().add(p * MR * ld + j),
-                        ld,
-                        k0 > 0,
-                    );
-                }
-            }
-        }
-    }
-}
+/// Reduction steps per block of the forward pass: one tile's KC_FWD × NR block of columns
+/// stays in L1 while every panel of the weights passes over it, and the weights' KC_FWD-wide
+/// slice of all panels stays in L2.
+const KC_FWD: usize = 128;
 
 /// `y = conv1d(x, w) + bias` of shape `s` on f32.
+///
+/// Tasks of NC positions of the whole batch: their columns in tiles of NR positions
+/// ([`im2col_tiles`]), times the packed weights, KC_FWD reduction steps at a time. A tile
+/// whose positions lie in one row is written straight into y (the bias as the accumulators'
+/// start); the others (crossing rows, or past the batch's end) go through a scratch block.
+/// Each value's sum runs over k in order, so its order depends on the shape alone.
 pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let ConvShape { batch, c_in, c_out, len, kernel, .. } = *s;
     let cink = c_in * kernel;
     let packed = pack_rows(w, c_out, cink);
-    let m_pad = c_out.div_ceil(MR) * MR;
+    let panels = c_out.div_ceil(MR);
     let total = batch * len;
-    assert_eq!(y.len(), batch * c_out * len);
-    let out_ptr = SharedOut(y.as_mut_ptr());
+    assert!(y.len() == batch * c_out * len && bias.is_none_or(|b| b.len() == c_out) && available());
+    let y_ptr = SharedOut(y.as_mut_ptr());
     let tasks: Vec<usize> = (0..total).step_by(NC).collect();
-    tasks.into_par_iter().for_each_init(
-        || (vec![0.0f32; cink * NC], vec![0.0f32; m_pad * NC]),
-        |(col, out), q0| {
+    // A few groups of tasks per thread, each with its own scratch allocated once (rayon's
+    // for_each_init would allocate, and the allocator zero, per split).
+    let per_group = tasks.len().div_ceil(4 * rayon::current_num_threads()).max(1);
+    tasks.par_chunks(per_group).for_each(|group| {
+        let mut col = vec![0.0f32; cink * NC];
+        let mut scratch = vec![0.0f32; panels * MR * NC];
+        for &q0 in group {
             let n = NC.min(total - q0);
-            im2col(s, x, q0, n, NC, col);
-            gemm(&packed, c_out, cink, col, NC, out);
-            let dst = out_ptr;
-            // Stretch by stretch of one batch item: contiguous in each output row.
-            let mut j = 0;
-            while j < n {
-                let (b, l) = ((q0 + j) / len, (q0 + j) % len);
-                let run = (len - l).min(n - j);
-                for co in 0..c_out {
-                    let bias_co = bias.map_or(0.0, |b| b[co]);
-                    let src = &out[co * NC + j..co * NC + j + run];
-                    // SAFETY: (b, co, l .. l + run) lies inside y (asserted length) and
-                    // positions q0 + j .. q0 + j + run belong to this task alone.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(dst.0.add((b * c_out + co) * len + l), run) };
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = v + bias_co;
+            let tiles = n.div_ceil(NR);
+            im2col_tiles(s, x, q0, n, &mut col);
+            // Where each tile starts in y, when all its NR positions lie in one row.
+            let in_row = |t: usize| {
+                let (b, l) = ((q0 + t * NR) / len, (q0 + t * NR) % len);
+                (l + NR <= len && t * NR + NR <= n).then_some(b * c_out * len + l)
+            };
+            for k0 in (0..cink).step_by(KC_FWD) {
+                let kc = KC_FWD.min(cink - k0);
+                for t in 0..tiles {
+                    let direct = in_row(t);
+                    for p in 0..panels {
+                        let rows = MR.min(c_out - p * MR);
+                        let (c, ldc, rows) = match direct {
+                            // SAFETY (offset): rows p·MR .. p·MR + rows of batch item b, positions l .. l + NR, inside y.
+                            Some(at) => (unsafe { y_ptr.add(at + p * MR * len) }, len, rows),
+                            None => (scratch[p * MR * NC + t * NR..].as_mut_ptr(), NC, MR),
+                        };
+                        let init = match (k0, direct, bias) {
+                            (0, Some(_), Some(b)) => Init::Bias(b[p * MR..].as_ptr()),
+                            (0, _, _) => Init::Zero,
+                            _ => Init::Load,
+                        };
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: AVX-512F is present (asserted); panel p of the packed weights
+                        // holds cink·MR values, tile t of col cink·NR; c holds `rows` rows of NR
+                        // at stride ldc, written by this task alone (its positions), and a
+                        // bias `rows` values.
+                        unsafe {
+                            kernel_14x32(
+                                kc,
+                                packed.as_ptr().add(p * MR * cink + k0 * MR),
+                                col.as_ptr().add((t * cink + k0) * NR),
+                                NR,
+                                c,
+                                ldc,
+                                rows,
+                                init,
+                            );
+                        }
                     }
                 }
-                j += run;
             }
-        },
-    );
+            // The tiles that went through the scratch block: stretch by stretch of one batch
+            // item, contiguous in each output row.
+            for t in (0..tiles).filter(|&t| in_row(t).is_none()) {
+                let mut j = t * NR;
+                while j < n.min(t * NR + NR) {
+                    let (b, l) = ((q0 + j) / len, (q0 + j) % len);
+                    let run = (len - l).min(n.min(t * NR + NR) - j);
+                    for co in 0..c_out {
+                        let bias_co = bias.map_or(0.0, |b| b[co]);
+                        let src = &scratch[co * NC + j..co * NC + j + run];
+                        // SAFETY: (b, co, l .. l + run) lies inside y (asserted length) and
+                        // positions q0 + j .. q0 + j + run belong to this task alone.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(y_ptr.add((b * c_out + co) * len + l), run) };
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d = v + bias_co;
+                        }
+                    }
+                    j += run;
+                }
+            }
+        }
+    });
 }
 
 /// `dw[co, ci, k] = Σ_{b, l} dy[b, co, l] · x[b, ci, l + k·d − pad_left]`,
@@ -216,9 +276,11 @@ pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32
 pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32], dbias: Option<&mut [f32]>) {
     let ConvShape { batch, c_in, c_out, len, kernel, .. } = *s;
     let cink = c_in * kernel;
-    let ld = cink.div_ceil(NR) * NR;
-    let m_pad = c_out.div_ceil(MR) * MR;
+    let tiles = cink.div_ceil(NR);
+    let ld = tiles * NR;
+    let panels = c_out.div_ceil(MR);
     let total = batch * len;
+    assert!(x.len() == batch * c_in * len && dy.len() == batch * c_out * len && available());
     // Positions per task from the shape alone (not the thread count): at most 16 tasks' worth
     // of f64 partial sums, at least 256 positions each.
     let per_task = (total / 16).clamp(256, 4096).next_multiple_of(64);
@@ -229,29 +291,46 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
         .map(|group| {
             let mut acc_w = vec![0.0f64; c_out * cink];
             let mut acc_b = vec![0.0f64; c_out];
-            let mut col_t = vec![0.0f32; per_task * ld];
-            let mut a = vec![0.0f32; m_pad * per_task];
-            let mut part = vec![0.0f32; m_pad * ld];
+            // KC positions at a time: colᵀ in tiles of NR taps ([tile][position][NR]) and dy
+            // in panels of MR channels ([panel][position][MR]); both stay in L2, and each
+            // tile's block in L1 while every panel passes over it.
+            let mut col_t = vec![0.0f32; tiles * KC * NR];
+            let mut a = vec![0.0f32; panels * KC * MR];
+            let mut part = vec![0.0f32; panels * MR * ld];
             for &q0 in group {
                 let n = per_task.min(total - q0);
-                // colᵀ: one row of c_in·K taps per position; dy packed in panels of MR channels.
-                col_t.fill(0.0);
-                a.fill(0.0);
-                for j in 0..n {
-                    let (b, l) = ((q0 + j) / len, (q0 + j) % len);
-                    let row = &mut col_t[j * ld..j * ld + cink];
-                    for ci in 0..c_in {
-                        for k in 0..kernel {
-                            row[ci * kernel + k] = tap(s, x, b, ci, l, k);
+                for (block, p0) in (0..n).step_by(KC).enumerate() {
+                    let m = KC.min(n - p0);
+                    for j in 0..m {
+                        let (b, l) = ((q0 + p0 + j) / len, (q0 + p0 + j) % len);
+                        gather_taps(s, x, b, l, |kk, v| col_t[((kk / NR) * KC + j) * NR + kk % NR] = v);
+                        for co in 0..c_out {
+                            let v = dy[(b * c_out + co) * len + l];
+                            a[((co / MR) * KC + j) * MR + co % MR] = v;
+                            acc_b[co] += v as f64;
                         }
                     }
-                    for co in 0..c_out {
-                        let v = dy[(b * c_out + co) * len + l];
-                        a[(co / MR) * MR * per_task + j * MR + co % MR] = v;
-                        acc_b[co] += v as f64;
+                    let init = if block == 0 { Init::Zero } else { Init::Load };
+                    for t in 0..tiles {
+                        for p in 0..panels {
+                            #[cfg(target_arch = "x86_64")]
+                            // SAFETY: AVX-512F is present (asserted); panel p of a holds m·MR
+                            // values, tile t of col_t m·NR, and part MR rows of ld ≥ (t+1)·NR.
+                            unsafe {
+                                kernel_14x32(
+                                    m,
+                                    a.as_ptr().add(p * KC * MR),
+                                    col_t.as_ptr().add(t * KC * NR),
+                                    NR,
+                                    part.as_mut_ptr().add(p * MR * ld + t * NR),
+                                    ld,
+                                    MR,
+                                    init,
+                                );
+                            }
+                        }
                     }
                 }
-                gemm(&a, c_out, per_task, &col_t, ld, &mut part);
                 for co in 0..c_out {
                     for (acc, &v) in acc_w[co * cink..(co + 1) * cink].iter_mut().zip(&part[co * ld..co * ld + cink]) {
                         *acc += v as f64;
@@ -262,4 +341,27 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
         })
         .collect();
     super::conv1d::sum_groups(&groups, dw, dbias);
+}
+
+/// `put(ci·K + k, x[b, ci, l + k·d − pad_left])` for every tap of position (b, l), in order,
+/// 0 outside the row; rows whole in reach take the loop without bounds tests.
+#[inline]
+fn gather_taps(s: &ConvShape, x: &[f32], b: usize, l: usize, mut put: impl FnMut(usize, f32)) {
+    let ConvShape { c_in, len, kernel, dilation, pad_left, .. } = *s;
+    let first = l as isize - pad_left as isize;
+    let inside = first >= 0 && first as usize + (kernel - 1) * dilation < len;
+    for ci in 0..c_in {
+        let row = &x[(b * c_in + ci) * len..(b * c_in + ci + 1) * len];
+        if inside {
+            let taps = &row[first as usize..first as usize + (kernel - 1) * dilation + 1];
+            for (k, &v) in taps.iter().step_by(dilation).enumerate() {
+                put(ci * kernel + k, v);
+            }
+        } else {
+            for k in 0..kernel {
+                let src = first + (k * dilation) as isize;
+                put(ci * kernel + k, if src >= 0 && (src as usize) < len { row[src as usize] } else { 0.0 });
+            }
+        }
+    }
 }

@@ -17,7 +17,14 @@ mod pool;
 mod real;
 mod sparse_head;
 
-pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd, spec};
+pub use conv1d::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
+
+/// The reference loops of the ops that have fast paths: what the fast paths are tested
+/// against, and all that [`CpuBackend::spec`] runs.
+pub mod spec {
+    pub use super::conv1d::spec::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
+    pub use super::elementwise::elementwise_spec as elementwise;
+}
 pub use dropout::{dropout_bwd, dropout_fwd};
 pub use elementwise::{elementwise, sigmoid};
 pub use loss::denoise_loss;
@@ -159,7 +166,11 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     }
 
     fn elementwise(&self, op: ElementwiseOp, b: Elementwise<'_, Vec<T>>) -> BackendResult<()> {
-        elementwise(op, b)
+        if self.spec_only {
+            spec::elementwise(op, b)
+        } else {
+            elementwise(op, b)
+        }
     }
 
     fn one_hot(&self, p: &OneHotParams, b: OneHot<'_, Vec<T>>) -> BackendResult<()> {
