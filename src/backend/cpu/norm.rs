@@ -9,10 +9,10 @@ use super::{HostSlice, Real};
 use crate::backend::{BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams};
 use rayon::prelude::*;
 
-/// The values of channel c: `len` consecutive values in each batch item.
-fn channel<'a, T: Real>(x: &'a [T], p: &BatchNormParams, c: usize) -> impl Iterator<Item = (usize, f64)> + 'a {
-    let (cl, l, batch) = (p.channels * p.len, p.len, p.batch);
-    (0..batch).flat_map(move |b| (0..l).map(move |i| (b * cl + c * l + i, x[b * cl + c * l + i].as_f64())))
+/// The rows of channel c: `len` consecutive values in each batch item, in order.
+fn rows<'a, T: Real>(x: &'a [T], p: &BatchNormParams, c: usize) -> impl Iterator<Item = &'a [T]> + 'a {
+    let (cl, l) = (p.channels * p.len, p.len);
+    x.chunks_exact(cl).map(move |item| &item[c * l..(c + 1) * l])
 }
 
 /// (mean, biased variance) of every channel.
@@ -21,9 +21,17 @@ fn moments<T: Real>(x: &[T], p: &BatchNormParams) -> Vec<(f64, f64)> {
     (0..p.channels)
         .into_par_iter()
         .map(|c| {
-            let mean = channel(x, p, c).map(|(_, v)| v).sum::<f64>() / m;
-            let var = channel(x, p, c).map(|(_, v)| (v - mean) * (v - mean)).sum::<f64>() / m;
-            (mean, var)
+            // One running sum through the rows in order (the order the sums were specified in).
+            let mut sum = 0.0f64;
+            for row in rows(x, p, c) {
+                sum = row.iter().fold(sum, |a, v| a + v.as_f64());
+            }
+            let mean = sum / m;
+            let mut sq = 0.0f64;
+            for row in rows(x, p, c) {
+                sq = row.iter().fold(sq, |a, v| a + (v.as_f64() - mean) * (v.as_f64() - mean));
+            }
+            (mean, sq / m)
         })
         .collect()
 }
@@ -34,8 +42,8 @@ fn normalise<T: Real>(p: &BatchNormParams, x: &[T], gamma: &[T], beta: &[T], sta
         for c in 0..p.channels {
             let (mean, invstd) = stats[c];
             let (g, bt) = (gamma[c].as_f64(), beta[c].as_f64());
-            for i in 0..l {
-                yb[c * l + i] = T::of(g * (xb[c * l + i].as_f64() - mean) * invstd + bt);
+            for (y, x) in yb[c * l..(c + 1) * l].iter_mut().zip(&xb[c * l..(c + 1) * l]) {
+                *y = T::of(g * (x.as_f64() - mean) * invstd + bt);
             }
         }
     });
@@ -94,9 +102,14 @@ pub fn batchnorm_bwd<T: Real, S: HostSlice<T> + ?Sized>(
         .into_par_iter()
         .map(|c| {
             let (mu, is) = (mean[c].as_f64(), invstd[c].as_f64());
-            channel(dy, p, c)
-                .zip(channel(x, p, c))
-                .fold((0.0, 0.0), |(sb, sg), ((_, g), (_, v))| (sb + g, sg + g * (v - mu) * is))
+            let mut acc = (0.0f64, 0.0f64);
+            for (dy_row, x_row) in rows(dy, p, c).zip(rows(x, p, c)) {
+                acc = dy_row.iter().zip(x_row).fold(acc, |(sb, sg), (g, v)| {
+                    let (g, v) = (g.as_f64(), v.as_f64());
+                    (sb + g, sg + g * (v - mu) * is)
+                });
+            }
+            acc
         })
         .collect();
     for (c, &(sb, sg)) in sums.iter().enumerate() {
@@ -108,9 +121,10 @@ pub fn batchnorm_bwd<T: Real, S: HostSlice<T> + ?Sized>(
         for c in 0..p.channels {
             let (mu, is, g) = (mean[c].as_f64(), invstd[c].as_f64(), gamma[c].as_f64());
             let (sb, sg) = sums[c];
-            for i in 0..l {
-                let xhat = (xb[c * l + i].as_f64() - mu) * is;
-                dxb[c * l + i] = T::of(g * is * (dyb[c * l + i].as_f64() - sb / m - xhat * sg / m));
+            let range = c * l..(c + 1) * l;
+            for (dx, (x, dy)) in dxb[range.clone()].iter_mut().zip(xb[range.clone()].iter().zip(&dyb[range])) {
+                let xhat = (x.as_f64() - mu) * is;
+                *dx = T::of(g * is * (dy.as_f64() - sb / m - xhat * sg / m));
             }
         }
     });

@@ -32,9 +32,16 @@ pub fn maxpool_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxP
     let pad = p.pad_left();
     y.par_chunks_mut(p.out_len()).zip(x.par_chunks(p.len)).with_min_len(rows_per_task).for_each(|(y_row, x_row)| {
         if pad == 0 {
-            // Whole windows from the row's start: the first maximum of each chunk.
-            for (out, w) in y_row.iter_mut().zip(x_row.chunks(p.pool)) {
-                *out = w[1..].iter().fold(w[0], |m, &v| if v > m { v } else { m });
+            // Whole windows from the row's start: the first maximum of each chunk (SeqNet's
+            // pools of 2 and 3 as fixed-size windows, which the compiler unrolls).
+            match p.pool {
+                2 => pool_fixed::<T, 2>(x_row, y_row),
+                3 => pool_fixed::<T, 3>(x_row, y_row),
+                _ => {
+                    for (out, w) in y_row.iter_mut().zip(x_row.chunks(p.pool)) {
+                        *out = w[1..].iter().fold(w[0], |m, &v| if v > m { v } else { m });
+                    }
+                }
             }
         } else {
             for (j, out) in y_row.iter_mut().enumerate() {
@@ -43,6 +50,20 @@ pub fn maxpool_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxP
         }
     });
     Ok(())
+}
+
+/// `y[j]` = the first maximum of `x[j·N .. j·N + N]` (the last window may be short).
+fn pool_fixed<T: Real, const N: usize>(x_row: &[T], y_row: &mut [T]) {
+    let first_max = |w: &[T]| w[1..].iter().fold(w[0], |m, &v| if v > m { v } else { m });
+    let (windows, tail) = x_row.as_chunks::<N>();
+    for (out, w) in y_row.iter_mut().zip(windows) {
+        *out = first_max(w);
+    }
+    if !tail.is_empty() {
+        if let Some(out) = y_row.get_mut(windows.len()) {
+            *out = first_max(tail);
+        }
+    }
 }
 
 pub fn maxpool_bwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxPoolBwd<'_, S>) -> BackendResult<()> {
@@ -54,8 +75,16 @@ pub fn maxpool_bwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxP
         .with_min_len(rows_per_task)
         .for_each(|(dx_row, (x_row, dy_row))| {
             dx_row.fill(T::zero());
-            for (j, &g) in dy_row.iter().enumerate() {
-                dx_row[window_argmax(x_row, p, j)] = g;
+            if p.pad_left() == 0 {
+                // Whole windows from the row's start: dy to the first maximum of each chunk.
+                for ((dx, w), &g) in dx_row.chunks_mut(p.pool).zip(x_row.chunks(p.pool)).zip(dy_row) {
+                    let best = (1..w.len()).fold(0, |b, i| if w[i] > w[b] { i } else { b });
+                    dx[best] = g;
+                }
+            } else {
+                for (j, &g) in dy_row.iter().enumerate() {
+                    dx_row[window_argmax(x_row, p, j)] = g;
+                }
             }
         });
     Ok(())
