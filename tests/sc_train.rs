@@ -13,16 +13,18 @@
 //!   shuffled labels.
 
 mod common;
+#[path = "common/planted.rs"]
+mod planted;
 
 use chromax::backend::cpu::CpuBackend;
 use chromax::io::bed::{read_intervals, Interval};
-use chromax::models::SeqConfig;
 use chromax::sc::data::{split_peaks, Rows, ScData, Split};
 use chromax::sc::embed::read_cell_embeddings;
 use chromax::sc::model::load_seq_model;
 use chromax::sc::train::{evaluate, train_seq, ScTrainOptions};
 use chromax::store::bases::BaseStore;
 use common::{say, Rng};
+use planted::{neighbour_agreement, sim_options, simulate, small_model, Control};
 use std::path::{Path, PathBuf};
 
 fn data_dir() -> PathBuf {
@@ -34,187 +36,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
-}
-
-/// Position frequency matrices (rows of A C G T probabilities) of the named JASPAR motifs.
-fn jaspar(ids: &[&str]) -> Vec<Vec<[f64; 4]>> {
-    let text = std::fs::read_to_string(data_dir().join("motifs/JASPAR2022_vertebrates.pfm")).expect("JASPAR file");
-    ids.iter()
-        .map(|id| {
-            let mut lines = text.lines().skip_while(|l| !(l.starts_with('>') && l[1..].starts_with(id))).skip(1);
-            let mut rows = Vec::new();
-            for l in lines.by_ref() {
-                if l.starts_with('>') || l.trim().is_empty() {
-                    break;
-                }
-                let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().expect("count")).collect();
-                let s: f64 = v.iter().sum();
-                rows.push([v[0] / s, v[1] / s, v[2] / s, v[3] / s]);
-            }
-            assert!(rows.len() >= 6, "motif {id} found");
-            rows
-        })
-        .collect()
-}
-
-fn sample_site(rng: &mut Rng, pfm: &[[f64; 4]]) -> Vec<u8> {
-    pfm.iter()
-        .map(|row| {
-            let u = rng.unit();
-            let mut acc = 0.0;
-            for (b, p) in row.iter().enumerate() {
-                acc += p;
-                if u < acc {
-                    return b as u8;
-                }
-            }
-            3
-        })
-        .collect()
-}
-
-struct Simulation {
-    data: ScData,
-    cell_type: Vec<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Control {
-    None,
-    /// Each peak's accessible cells replaced by as many cells drawn at random.
-    ShuffleCells,
-    /// Rows permuted across peaks.
-    ShufflePeaks,
-}
-
-fn simulate(seed: u64, control: Control) -> Simulation {
-    let motifs = jaspar(&["MA0035.4", "MA0080.6", "MA0466.3"]); // GATA1, Spi1, CEBPB
-    let (n_peaks, seq_len, per_type) = (900usize, 160usize, 24usize);
-    let mut rng = Rng::new(seed);
-    let mut codes = Vec::with_capacity(n_peaks * seq_len);
-    let mut has = Vec::with_capacity(n_peaks);
-    for _ in 0..n_peaks {
-        let mut s: Vec<u8> = (0..seq_len).map(|_| (rng.next_u64() % 4) as u8).collect();
-        let mut present = [false; 3];
-        for (k, pfm) in motifs.iter().enumerate() {
-            if rng.unit() < 0.35 {
-                let site = sample_site(&mut rng, pfm);
-                let at = 20 + (rng.next_u64() as usize) % (seq_len - 40 - site.len());
-                s[at..at + site.len()].copy_from_slice(&site);
-                present[k] = true;
-            }
-        }
-        codes.extend(s);
-        has.push(present);
-    }
-    let cell_type: Vec<usize> = (0..3 * per_type).map(|c| c / per_type).collect();
-    let depth: Vec<f64> = cell_type.iter().map(|_| rng.uniform(0.6, 1.4)).collect();
-    let mut row_sets: Vec<Vec<u32>> = has
-        .iter()
-        .map(|present| {
-            (0..cell_type.len() as u32)
-                .filter(|&c| {
-                    let p = if present[cell_type[c as usize]] { 0.6 } else { 0.04 };
-                    rng.unit() < p * depth[c as usize]
-                })
-                .collect()
-        })
-        .collect();
-    match control {
-        Control::None => {}
-        Control::ShufflePeaks => {
-            for i in (1..row_sets.len()).rev() {
-                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-                row_sets.swap(i, j);
-            }
-        }
-        Control::ShuffleCells => {
-            let n = cell_type.len() as u64;
-            for row in &mut row_sets {
-                let mut drawn = std::collections::BTreeSet::new();
-                while drawn.len() < row.len() {
-                    drawn.insert((rng.next_u64() % n) as u32);
-                }
-                *row = drawn.into_iter().collect();
-            }
-        }
-    }
-    let mut indptr = vec![0u64];
-    let mut indices = Vec::new();
-    for r in &row_sets {
-        indices.extend_from_slice(r);
-        indptr.push(indices.len() as u64);
-    }
-    let peaks =
-        (0..n_peaks as u64).map(|i| Interval { chrom: "sim".into(), start: i * 1000, end: i * 1000 + 500 }).collect();
-    let barcodes = cell_type.iter().enumerate().map(|(c, t)| format!("type{t}_cell{c}")).collect();
-    Simulation {
-        data: ScData {
-            peaks,
-            barcodes,
-            codes,
-            seq_len,
-            rows: Rows::Owned { indptr, indices },
-            sources: Default::default(),
-        },
-        cell_type,
-    }
-}
-
-fn small_model(seq_len: usize) -> SeqConfig {
-    SeqConfig {
-        seq_len,
-        stem_filters: 32,
-        stem_kernel: 13,
-        stem_pool: 2,
-        tower_filters: vec![32, 32],
-        tower_kernel: 5,
-        tower_pool: 2,
-        final_filters: 16,
-        bottleneck: 8,
-        dropout: 0.1,
-        ..SeqConfig::scbasset(1)
-    }
-}
-
-/// The fraction of cells whose nearest other cell (cosine similarity of embeddings) has the
-/// same label.
-fn neighbour_agreement(emb: &[f32], dim: usize, labels: &[usize]) -> f64 {
-    let n = labels.len();
-    let unit: Vec<Vec<f64>> = (0..n)
-        .map(|c| {
-            let v: Vec<f64> = emb[c * dim..(c + 1) * dim].iter().map(|&x| x as f64).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-            v.iter().map(|x| x / norm).collect()
-        })
-        .collect();
-    let mut same = 0;
-    for a in 0..n {
-        let nearest = (0..n)
-            .filter(|&b| b != a)
-            .max_by(|&x, &y| {
-                let sx: f64 = unit[a].iter().zip(&unit[x]).map(|(p, q)| p * q).sum();
-                let sy: f64 = unit[a].iter().zip(&unit[y]).map(|(p, q)| p * q).sum();
-                sx.total_cmp(&sy)
-            })
-            .expect("another cell");
-        same += usize::from(labels[nearest] == labels[a]);
-    }
-    same as f64 / n as f64
-}
-
-fn sim_options(seq_len: usize) -> ScTrainOptions {
-    ScTrainOptions {
-        batch: 32,
-        epochs: 12,
-        lr: 0.005,
-        val_fraction: 0.1,
-        test_fraction: 0.1,
-        patience: 100,
-        seed: 3,
-        model: small_model(seq_len),
-        ..ScTrainOptions::default()
-    }
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod devices;
 pub mod peaks;
 pub mod progress;
 pub mod sc;
+pub mod sc_analyses;
 pub mod store;
 
 use clap::{Parser, Subcommand};

@@ -24,6 +24,12 @@ pub enum ScCommand {
     Train(Box<ScTrainArgs>),
     /// Write the cell embeddings and intercepts of a trained model (h5ad, npy or csv).
     Embed(EmbedArgs),
+    /// TF activity per cell: motif instances inserted into shuffled backgrounds (JASPAR or MEME motifs).
+    TfActivity(Box<super::sc_analyses::TfActivityArgs>),
+    /// In-silico saturation mutagenesis of regions: logit changes per group for every substitution.
+    Ism(Box<super::sc_analyses::IsmArgs>),
+    /// Effects of SNVs (VCF) per group: logit and denoised-probability differences.
+    Variants(Box<super::sc_analyses::VariantsArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +131,9 @@ pub fn run(cmd: &ScCommand) -> CliResult {
         ScCommand::Matrix(a) => matrix(a),
         ScCommand::Train(a) => train(a),
         ScCommand::Embed(a) => embed(a),
+        ScCommand::TfActivity(a) => super::sc_analyses::tf_activity_cmd(a),
+        ScCommand::Ism(a) => super::sc_analyses::ism_cmd(a),
+        ScCommand::Variants(a) => super::sc_analyses::variants_cmd(a),
     }
 }
 

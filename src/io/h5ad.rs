@@ -40,6 +40,8 @@ pub struct CsrF32 {
 pub struct AnnData {
     /// cells × features, or none (an AnnData without X, e.g. embeddings only).
     pub x: Option<CsrF32>,
+    /// A dense X instead (obs × var, row-major): results such as TF activity per cell.
+    pub x_dense: Option<Vec<f32>>,
     pub obs_names: Vec<String>,
     pub obs: Vec<(String, Column)>,
     pub var_names: Vec<String>,
@@ -107,6 +109,12 @@ pub fn write_h5ad(path: &Path, a: &AnnData) -> Result<(), FileError> {
         g.create_dataset("indices").with_i64_data(&x.indices);
         g.create_dataset("indptr").with_i64_data(&x.indptr);
         b.add_group(g.finish());
+    } else if let Some(x) = &a.x_dense {
+        b.create_dataset("X")
+            .with_f32_data(x)
+            .with_shape(&[a.obs_names.len() as u64, a.var_names.len() as u64])
+            .set_attr("encoding-type", text("array"))
+            .set_attr("encoding-version", text("0.2.0"));
     }
     dataframe(&mut b, "obs", &a.obs_names, &a.obs);
     dataframe(&mut b, "var", &a.var_names, &a.var);
@@ -521,6 +529,32 @@ fn read_dense_x(path: &Path, ds: &Dataset, (rows, cols): (usize, usize)) -> Resu
     Ok(SparseCounts { rows, cols, compressed: Compressed::Rows, indptr, indices, counts })
 }
 
+/// The obs names and one obs column of an AnnData file as text (integers written out):
+/// what cell groups are read from (`obs:KEY`). An absent column is an error listing the
+/// columns there are.
+pub fn read_h5ad_obs_column(path: &Path, key: &str) -> Result<(Vec<String>, Vec<String>), FileError> {
+    let bad = |what: String| FileError::content(path, what);
+    crate::io::hdf5::check_hdf5_complete(path)?;
+    let f = File::open_streaming(path).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
+    let obs = f.group("obs").map_err(|_| bad("no obs group: not an AnnData file".into()))?;
+    let lim = SizeLimit::of(path)?;
+    let names = dataframe_index(path, lim, &obs, "obs")?;
+    let values = match read_column(lim, &obs, "obs", key).map_err(bad)? {
+        Some(ColumnValues::Text(v)) => v,
+        Some(ColumnValues::Int(v)) => v.into_iter().map(|x| x.to_string()).collect(),
+        None => {
+            let mut there: Vec<String> = obs.datasets().unwrap_or_default();
+            there.extend(obs.groups().unwrap_or_default());
+            there.retain(|n| !n.starts_with('_'));
+            return Err(bad(format!("obs has no column '{key}'; its columns: {}", there.join(", "))));
+        }
+    };
+    if values.len() != names.len() {
+        return Err(bad(format!("obs/{key} has {} values for {} cells", values.len(), names.len())));
+    }
+    Ok((names, values))
+}
+
 /// A dataframe column as read: text or integers.
 enum ColumnValues {
     Text(Vec<String>),
@@ -743,6 +777,7 @@ mod tests {
                 ("end".into(), Column::I64(p.iter().map(|p| p.end as i64).collect())),
             ],
             obsm: vec![("X_embed".into(), vec![0.5, -1.0, 2.0, 0.0, -3.25, 8.0], 2)],
+            x_dense: None,
         }
     }
 

@@ -139,6 +139,38 @@ fn required_length(sb: &[u8]) -> Option<u64> {
     base.checked_add(eof)
 }
 
+/// An f32 array: name, values (row-major), shape.
+pub type F32Array<'a> = (&'a str, &'a [f32], &'a [u64]);
+/// A u8 array: name, values (row-major), shape.
+pub type U8Array<'a> = (&'a str, &'a [u8], &'a [u64]);
+
+/// Writes plain arrays and string lists into a new HDF5 file (atomically), with `layout` as
+/// the root's `layout` attribute: what the arrays' axes mean.
+pub fn write_arrays(
+    path: &Path,
+    layout: &str,
+    f32s: &[F32Array<'_>],
+    u8s: &[U8Array<'_>],
+    strings: &[(&str, &[String])],
+) -> Result<(), FileError> {
+    use hdf5_pure::{AttrValue, FileBuilder};
+    let mut b = FileBuilder::new();
+    b.set_attr("layout", AttrValue::VarLenString(layout.to_string()));
+    for &(name, values, shape) in f32s {
+        b.create_dataset(name).with_f32_data(values).with_shape(shape);
+    }
+    for &(name, values, shape) in u8s {
+        b.create_dataset(name).with_u8_data(values).with_shape(shape);
+    }
+    for &(name, values) in strings {
+        let v: Vec<&str> = values.iter().map(String::as_str).collect();
+        b.create_dataset(name).with_vlen_strings(&v);
+    }
+    let file = super::atomic::AtomicFile::new(path)?;
+    b.write(file.path()).map_err(|e| FileError::content(path, format!("writing the HDF5 file failed: {e}")))?;
+    file.commit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

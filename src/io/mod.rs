@@ -22,6 +22,7 @@ pub mod safetensors;
 pub mod sizes;
 pub mod tenx;
 pub mod text;
+pub mod vcf;
 
 pub use sizes::ChromSizes;
 

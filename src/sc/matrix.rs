@@ -133,6 +133,7 @@ impl CsrCounts {
                 ("end".into(), Column::I64(self.peaks.iter().map(|p| p.end as i64).collect())),
             ],
             obsm: Vec::new(),
+            x_dense: None,
         }
     }
 }

@@ -9,10 +9,17 @@
 //! * [`model`] — a trained model on disk, loaded onto a backend.
 //! * [`embed`] — the cells' embeddings and intercepts, written for scanpy.
 //! * [`synth`] — synthetic data of any shape, for benchmarks and tests.
+//! * [`analyses`] — TF activity, in-silico mutagenesis and variant effects on a trained model,
+//!   with [`motifs`] (JASPAR / MEME), [`shuffle`] (the dinucleotide shuffle of backgrounds)
+//!   and [`groups`] (cells grouped by a table or an obs column).
 
+pub mod analyses;
 pub mod data;
 pub mod embed;
+pub mod groups;
 pub mod matrix;
 pub mod model;
+pub mod motifs;
+pub mod shuffle;
 pub mod synth;
 pub mod train;

@@ -1,0 +1,175 @@
+//! The analyses of a trained SeqNet on the planted-motif simulation (three cell types, each
+//! opened by its own JASPAR motif), on the CPU:
+//! * TF activity ranks each planted TF first in its own type, and its z-scores separate the
+//!   types;
+//! * ISM's largest |Δ| for a type falls inside that type's planted motif in ≥ 90% of held-out
+//!   regions that hold it;
+//! * a variant breaking a planted motif lowers its type's prediction more than ten random
+//!   variants outside motifs.
+
+mod common;
+#[path = "common/planted.rs"]
+mod planted;
+
+use chromax::backend::cpu::CpuBackend;
+use chromax::rng::SplitMix64;
+use chromax::sc::analyses::{background_means, ism_window, tf_activity, variant_effects, Head, TfActivityOptions};
+use chromax::sc::data::{split_peaks, Split};
+use chromax::sc::groups::Groups;
+use chromax::sc::model::load_seq_model;
+use chromax::sc::shuffle::dinucleotide_shuffle;
+use chromax::sc::train::{train_seq, ScTrainOptions};
+use common::say;
+use planted::{jaspar, sim_options, simulate, Control, PLANTED};
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("chromax-scan-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+#[test]
+fn planted_motifs_are_found_by_tf_activity_ism_and_variants() {
+    let backend = CpuBackend::new();
+    let sim = simulate(41, Control::None);
+    // Trained longer than the training tests' 12 epochs: the analyses need the motifs learnt.
+    let opts = ScTrainOptions { epochs: 40, ..sim_options(sim.data.seq_len) };
+    let dir = temp_dir("planted");
+    train_seq(&backend, &sim.data, &opts, &dir, false, &mut |_| {}).expect("train");
+    let (net, _, _) = load_seq_model(&backend, &dir).expect("load");
+    let head = Head::of(&backend, &net).expect("head");
+    let len = sim.data.seq_len;
+    let types = Groups {
+        names: vec!["type0".into(), "type1".into(), "type2".into()],
+        members: (0..3).map(|t| (0..72u32).filter(|&c| sim.cell_type[c as usize] == t).collect()).collect(),
+    };
+
+    // TF activity: the three planted motifs among five others, backgrounds shuffled peaks.
+    let mut ids: Vec<&str> = PLANTED.to_vec();
+    ids.extend(["MA0035.4", "MA0004.1", "MA0006.1", "MA0019.1", "MA0030.1"]);
+    let motifs = jaspar(&ids);
+    let n_bg = 300;
+    let mut background = Vec::with_capacity(n_bg * len);
+    for i in 0..n_bg {
+        let p = (i * 7) % 900;
+        background
+            .extend(dinucleotide_shuffle(&sim.data.codes[p * len..(p + 1) * len], &mut SplitMix64::new(i as u64)));
+    }
+    let tf_opts = TfActivityOptions { instances: 300, background: n_bg, seed: 5, batch: 64 };
+    let means = background_means(&backend, &net, &background, 64).expect("background");
+    let act = tf_activity(&backend, &net, &background, &means, &motifs, &tf_opts, &mut |_| {}).expect("tf activity");
+    let m = motifs.len();
+    let mean_over = |values: &[f32], t: usize, k: usize| -> f64 {
+        let cells = &types.members[t];
+        cells.iter().map(|&c| values[c as usize * m + k] as f64).sum::<f64>() / cells.len() as f64
+    };
+    let type_mean = |t: usize, k: usize| mean_over(&act.scores, t, k);
+    // A motif's specificity for a type: its mean activity in the type's cells minus that in
+    // the other cells (in the activity's own units: the z-scores of a motif that does little
+    // still spread to ±1 across cells, and a motif that opens any type lifts every cell a
+    // little through the embeddings' shared direction).
+    let specificity = |t: usize, k: usize| {
+        let others: Vec<usize> = (0..3).filter(|&o| o != t).collect();
+        mean_over(&act.raw, t, k) - others.iter().map(|&o| mean_over(&act.raw, o, k)).sum::<f64>() / 2.0
+    };
+    for (t, planted) in PLANTED.iter().enumerate() {
+        let row: Vec<f64> = (0..m).map(|k| specificity(t, k)).collect();
+        let first = (0..m).max_by(|&a, &b| row[a].total_cmp(&row[b])).expect("motifs");
+        say(&format!(
+            "TF activity, type {t}: specificity per motif {:?}; mean z {:?}",
+            row.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>(),
+            (0..m).map(|k| format!("{:.2}", type_mean(t, k))).collect::<Vec<_>>()
+        ));
+        assert_eq!(first, t, "type {t}: the planted motif {planted} is not ranked first");
+        for other in (0..3).filter(|&o| o != t) {
+            assert!(
+                type_mean(t, t) > type_mean(other, t) + 1.0,
+                "motif {} z-scores do not separate type {t} ({:.2}) from type {other} ({:.2})",
+                planted,
+                type_mean(t, t),
+                type_mean(other, t)
+            );
+        }
+    }
+
+    // ISM on held-out peaks holding a planted motif: where is each type's largest |Δ|?
+    let group_w = types.mean_rows(&head.w, head.dim);
+    let split = split_peaks(&sim.data.peaks, &opts).expect("split");
+    let test: Vec<usize> = (0..900).filter(|&p| split[p] == Split::Test && !sim.sites[p].is_empty()).collect();
+    let (mut hits, mut cases) = (0, 0);
+    let mut by_type = [(0usize, 0usize); 3];
+    let (mut alone_hits, mut alone_cases) = (0, 0);
+    for &p in &test {
+        let window = &sim.data.codes[p * len..(p + 1) * len];
+        let delta = ism_window(&backend, &net, window, &group_w, 128).expect("ism");
+        for &(t, _, _) in &sim.sites[p] {
+            // A position's |Δ|: the largest over its three substitutions.
+            let importance = |pos: usize| (0..4).map(|b| delta[(pos * 4 + b) * 3 + t].abs()).fold(0.0f32, f32::max);
+            let peak_pos = (0..len).max_by(|&a, &b| importance(a).total_cmp(&importance(b))).expect("positions");
+            let inside = sim.sites[p].iter().any(|&(tt, a, ww)| tt == t && (a..a + ww).contains(&peak_pos));
+            let alone = sim.sites[p].iter().all(|&(tt, _, _)| tt == t);
+            alone_hits += usize::from(inside && alone);
+            alone_cases += usize::from(alone);
+            hits += usize::from(inside);
+            cases += 1;
+            by_type[t].0 += usize::from(inside);
+            by_type[t].1 += 1;
+        }
+    }
+    let frac = hits as f64 / cases as f64;
+    say(&format!("ISM: the largest |Δ| of a type lies in its planted motif in {hits} of {cases} cases ({frac:.3}); by type {by_type:?}; alone {alone_hits} of {alone_cases}"));
+    assert!(cases >= 20 && frac >= 0.9, "ISM finds the planted motifs in {hits} of {cases} cases");
+
+    // Variants: break a planted site at its most informative position, against ten random
+    // substitutions outside every site of the same peak.
+    let mut wins = 0;
+    let mut tried = 0;
+    let mut rng = SplitMix64::new(77);
+    for &p in test.iter().take(20) {
+        let (t, at, _) = sim.sites[p][0];
+        let motif = &motifs[t];
+        let j = (0..motif.width())
+            .max_by(|&a, &b| {
+                motif.probs[a]
+                    .iter()
+                    .cloned()
+                    .fold(0.0, f64::max)
+                    .total_cmp(&motif.probs[b].iter().cloned().fold(0.0, f64::max))
+            })
+            .expect("positions");
+        let window = &sim.data.codes[p * len..(p + 1) * len];
+        let weakest =
+            (0..4u8).min_by(|&a, &b| motif.probs[j][a as usize].total_cmp(&motif.probs[j][b as usize])).expect("bases");
+        let mut windows = Vec::new();
+        let mut push = |pos: usize, base: u8| {
+            windows.extend_from_slice(window);
+            let at = windows.len();
+            windows.extend_from_slice(window);
+            windows[at + pos] = base;
+        };
+        if window[at + j] == weakest {
+            continue;
+        }
+        push(at + j, weakest);
+        let mut outside = 0;
+        while outside < 10 {
+            let pos = (rng.next_u64() % len as u64) as usize;
+            if sim.sites[p].iter().any(|&(_, a, w)| (a..a + w).contains(&pos)) {
+                continue;
+            }
+            push(pos, (window[pos] + 1 + (rng.next_u64() % 3) as u8) % 4);
+            outside += 1;
+        }
+        let fx = variant_effects(&backend, &net, &windows, &head, &types, 64).expect("effects");
+        let broken = fx.logit[t];
+        let lowest_random = (1..11).map(|v| fx.logit[v * 3 + t]).fold(f32::INFINITY, f32::min);
+        wins += usize::from(broken < lowest_random);
+        tried += 1;
+    }
+    say(&format!(
+        "variants: breaking the motif lowers its type more than all ten random variants in {wins} of {tried} peaks"
+    ));
+    assert!(tried >= 10 && wins as f64 >= 0.9 * tried as f64, "{wins} of {tried}");
+    std::fs::remove_dir_all(&dir).ok();
+}
