@@ -105,7 +105,10 @@ fn setup(dir: &Path) -> (Vec<String>, Vec<usize>) {
         &AnnData {
             x: Some(x),
             obs_names: cells.clone(),
-            obs: vec![("cell_type".into(), Column::Str(types.clone()))],
+            obs: vec![
+                ("cell_type".into(), Column::Str(types.clone())),
+                ("batch".into(), Column::Str((0..cells.len()).map(|c| format!("run{}", 1 + c % 2)).collect())),
+            ],
             var_names: sim.data.peaks.iter().map(|p| format!("sim:{}-{}", p.start, p.end)).collect(),
             ..AnnData::default()
         },
@@ -321,9 +324,9 @@ fn analyses_write_files_python_reads_and_refuse_bad_input() {
     fails(&dir, &a, &["wrong.vcf", "line 3", "disagrees with the genome"]);
 
     let mut a = ism;
-    a[9] = "obs:batch";
+    a[9] = "obs:tissue";
     a[11] = "ism2.h5";
-    fails(&dir, &a, &["m.h5ad", "no column 'batch'", "cell_type"]);
+    fails(&dir, &a, &["m.h5ad", "no column 'tissue'", "cell_type"]);
 
     std::fs::write(dir.join("strangers.tsv"), format!("{}\ttype0\nAAAC-stranger\ttype1\n", cells[0])).expect("tsv");
     let mut a = var;
@@ -340,5 +343,83 @@ fn analyses_write_files_python_reads_and_refuse_bad_input() {
     let mut a = var;
     a[11] = "v.vcf";
     fails(&dir, &a, &["v.vcf"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `sc train --batch-key` (an obs column) and `--l2`: the batches saved with the model, `sc
+/// embed` writing the corrected cell embeddings and, apart, the batch embeddings; the analyses
+/// run on the corrected model; a key absent from obs is refused, naming the columns.
+#[test]
+fn batch_corrected_training_through_the_binary() {
+    let dir = temp_dir("bc");
+    let (cells, _) = setup(&dir);
+    let train = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "sc",
+            "train",
+            "--peaks",
+            "peaks.bed",
+            "--genome",
+            "genome.fa",
+            "--matrix",
+            "m.h5ad",
+            "--model-config",
+            "small.json",
+            "--batch",
+            "64",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let args = train(&["--batch-key", "batch", "--l2", "1e-4", "-o", "bc"]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), &dir);
+    let saved = std::fs::read_to_string(dir.join("bc/batches.tsv")).expect("batches.tsv");
+    assert_eq!(saved.lines().next(), Some(format!("{}\trun1", cells[0]).as_str()));
+    let config = std::fs::read_to_string(dir.join("bc/config.json")).expect("config");
+    assert!(config.contains("\"batches\": 2") && config.contains("\"l2\": 0.0001"), "{config}");
+    ok(&["sc", "embed", "--model", "bc", "-o", "cells.csv", "--batch-embeddings", "batches.csv"], &dir);
+    let b = std::fs::read_to_string(dir.join("batches.csv")).expect("csv");
+    let rows: Vec<&str> = b.lines().collect();
+    assert_eq!(rows.len(), 3);
+    assert!(rows[1].starts_with("run1,0,") && rows[2].starts_with("run2,0,"), "{b}");
+    assert_eq!(std::fs::read_to_string(dir.join("cells.csv")).expect("csv").lines().count(), 73);
+    let var = [
+        "sc",
+        "variants",
+        "--model",
+        "bc",
+        "--genome",
+        "genome.fa",
+        "--vcf",
+        "none.vcf",
+        "-o",
+        "v.tsv",
+        "--device",
+        "cpu",
+    ];
+    std::fs::write(dir.join("none.vcf"), "##fileformat=VCFv4.3\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        .expect("vcf");
+    fails(&dir, &var, &["none.vcf", "no variants"]);
+
+    let args = train(&["--batch-key", "donor", "-o", "bc2"]);
+    fails(
+        &dir,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["m.h5ad", "no column 'donor'", "batch", "cell_type"],
+    );
+    let no_bc = train(&["-o", "plain"]);
+    ok(&no_bc.iter().map(String::as_str).collect::<Vec<_>>(), &dir);
+    fails(
+        &dir,
+        &["sc", "embed", "--model", "plain", "-o", "p.csv", "--batch-embeddings", "pb.csv"],
+        &["without batch correction"],
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -123,7 +123,15 @@ fn yeast_data(seq_len: usize, shuffle: bool) -> ScData {
         indptr.push(indices.len() as u64);
     }
     let rows = Rows::Owned { indptr, indices };
-    ScData { peaks: intervals, barcodes: vec!["bulk".into()], codes, seq_len, rows, sources: Default::default() }
+    ScData {
+        peaks: intervals,
+        barcodes: vec!["bulk".into()],
+        codes,
+        seq_len,
+        rows,
+        sources: Default::default(),
+        batches: None,
+    }
 }
 
 #[test]

@@ -51,6 +51,7 @@ fn tiny(cells: usize) -> SeqConfig {
         bn_momentum: 0.9,
         bn_eps: 1e-3,
         cells,
+        batches: 0,
     }
 }
 
@@ -76,19 +77,35 @@ fn rows(rng: &mut Rng, n: usize, cells: usize) -> (Vec<u32>, Vec<u32>) {
     (indptr, indices)
 }
 
+/// Every parameter's gradient, with and without the batch-correction path (two batches: the
+/// batch embeddings' gradient and the cell embeddings' through the effective weights).
 #[test]
 fn whole_network_gradients_match_finite_differences() {
+    for batches in [0, 2] {
+        check_gradients(batches);
+    }
+}
+
+fn check_gradients(batches: usize) {
     let backend = CpuBackend::new_f64();
-    let cfg = tiny(5);
+    let cfg = SeqConfig { batches, ..tiny(5) };
     let n = 4;
     let mut rng = Rng::new(23);
     let (codes, reverse, shift) = batch(&mut rng, n, cfg.seq_len);
     let (indptr, indices) = rows(&mut rng, n, cfg.cells);
     let seqs = SeqBatch { codes: &codes, reverse: &reverse, shift: &shift };
     let mut net = SeqNet::new(&backend, cfg.clone(), 3, None).expect("build");
-    // Non-trivial γ, β and intercepts, so their gradients are checked away from the start.
+    if batches > 0 {
+        net.set_cell_batches(&backend, &[0, 1, 1, 0, 1]).expect("batches");
+    }
+    // Non-trivial γ, β, intercepts and batch embeddings, so their gradients are checked away
+    // from the start.
     for p in net.params_mut() {
-        if p.name.ends_with("gamma") || p.name.ends_with("beta") || p.name == "head.bias" {
+        if p.name.ends_with("gamma")
+            || p.name.ends_with("beta")
+            || p.name == "head.bias"
+            || p.name == "head.batch_weight"
+        {
             p.value.iter_mut().for_each(|v| *v = 0.5 + rng.unit());
         }
     }
@@ -119,7 +136,7 @@ fn whole_network_gradients_match_finite_differences() {
             net.params_mut()[pi].value[i] = orig;
             numeric.push((up - down) / (2.0 * h));
         }
-        common::assert_close(name, grad, &numeric, 1e-8, 1e-5);
+        common::assert_close(&format!("{name} ({batches} batches)"), grad, &numeric, 1e-8, 1e-5);
         checked += grad.len();
     }
     assert_eq!(checked, cfg.param_count());

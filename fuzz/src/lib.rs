@@ -93,6 +93,7 @@ pub mod models {
             bn_momentum: 0.9,
             bn_eps: 1e-3,
             cells: CELLS.len(),
+            batches: 0,
         };
         ScModelConfig::new(model, serde_json::json!({ "epochs": 1 }), Default::default())
     }

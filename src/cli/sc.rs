@@ -10,7 +10,7 @@ use chromax::io::h5ad::write_h5ad;
 use chromax::models::SeqConfig;
 use chromax::on_backend;
 use chromax::sc::data::load_sc_data;
-use chromax::sc::embed::{read_cell_embeddings, write_embeddings, EmbedFormat};
+use chromax::sc::embed::{read_batch_embeddings, read_cell_embeddings, write_embeddings, EmbedFormat};
 use chromax::sc::matrix::{count_fragments_in_peaks, CellFilter};
 use chromax::sc::train::{check_run_dir, train_seq, ScDataSummary, ScEpochRecord, ScTrainEvent, ScTrainOptions};
 use chromax::store::matrix::write_matrix;
@@ -83,6 +83,17 @@ pub struct ScTrainArgs {
     /// A JSON file overriding the architecture (fields of SeqConfig; default scBasset's).
     #[arg(long, value_name = "JSON")]
     pub model_config: Option<PathBuf>,
+    /// Batch correction by this obs column of the .h5ad matrix (scBasset-BC: each cell's
+    /// logit is z·(w_cell + w_batch) + b_cell; `sc embed` writes the corrected w_cell).
+    #[arg(long, value_name = "KEY", conflicts_with = "batches")]
+    pub batch_key: Option<String>,
+    /// Batch correction by a barcode<TAB>batch file.
+    #[arg(long, value_name = "FILE")]
+    pub batches: Option<PathBuf>,
+    /// L2 penalty λ·Σw² on the cell embeddings (Keras' l2; scBasset advises 1e-9 to 1e-8
+    /// when batches do not mix).
+    #[arg(long, default_value_t = 0.0)]
+    pub l2: f64,
     /// cpu, cuda or cuda:N (default: CUDA when usable).
     #[arg(long)]
     pub device: Option<String>,
@@ -105,6 +116,10 @@ pub struct EmbedArgs {
     pub output: PathBuf,
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
+    /// Also write a batch-corrected model's batch embeddings (batches × dim) to this file
+    /// (.h5ad, .npy or .csv).
+    #[arg(long, value_name = "FILE")]
+    pub batch_embeddings: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -197,6 +212,9 @@ fn train(a: &ScTrainArgs) -> CliResult {
         augment: !a.no_augment,
         auroc_cells: a.auroc_cells,
         model,
+        batch_key: a.batch_key.clone(),
+        batches_file: a.batches.clone(),
+        l2: a.l2,
         ..ScTrainOptions::default()
     };
     check_run_dir(&opts, &out)?;
@@ -253,7 +271,11 @@ fn sc_reporter() -> impl FnMut(ScTrainEvent) {
 }
 
 fn embed(a: &EmbedArgs) -> CliResult {
-    Files::new().model_dir("--model", &a.model).output("-o", &a.output).check()?;
+    Files::new()
+        .model_dir("--model", &a.model)
+        .output("-o", &a.output)
+        .outputs("--batch-embeddings", &a.batch_embeddings)
+        .check()?;
     let format = match a.format {
         Some(FormatArg::H5ad) => EmbedFormat::H5ad,
         Some(FormatArg::Npy) => EmbedFormat::Npy,
@@ -261,8 +283,23 @@ fn embed(a: &EmbedArgs) -> CliResult {
         None => EmbedFormat::of(&a.output)
             .ok_or_else(|| format!("-o {}: use a .h5ad, .npy or .csv name, or give --format", a.output.display()))?,
     };
+    let batch_format = match &a.batch_embeddings {
+        Some(path) => Some(
+            EmbedFormat::of(path)
+                .ok_or_else(|| format!("--batch-embeddings {}: use a .h5ad, .npy or .csv name", path.display()))?,
+        ),
+        None => None,
+    };
+    let batches = match &a.batch_embeddings {
+        Some(_) => Some(read_batch_embeddings(&a.model)?),
+        None => None,
+    };
     let e = read_cell_embeddings(&a.model)?;
     write_embeddings(&a.output, &e, format)?;
     eprintln!("{} cells × {} dimensions written to {}", thousands(e.barcodes.len() as u64), e.dim, a.output.display());
+    if let (Some(path), Some(format), Some(b)) = (&a.batch_embeddings, batch_format, batches) {
+        write_embeddings(path, &b, format)?;
+        eprintln!("{} batches × {} dimensions written to {}", b.barcodes.len(), b.dim, path.display());
+    }
     Ok(())
 }

@@ -19,8 +19,8 @@
 //! γ = 1, β = 0.
 
 use crate::backend::{
-    Backend, BackendResult, BufLen, Conv1dFwd, Conv1dParams, DropoutBwd, DropoutFwd, DropoutParams, Elementwise,
-    ElementwiseOp, HeadLogits, MaxPoolBwd, MaxPoolFwd, OneHot, OneHotParams, SparseHead, SparseHeadParams,
+    Backend, BackendResult, BufLen, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DropoutBwd, DropoutFwd, DropoutParams,
+    Elementwise, ElementwiseOp, HeadLogits, MaxPoolBwd, MaxPoolFwd, OneHot, OneHotParams, SparseHead, SparseHeadParams,
 };
 use crate::error::BackendError;
 use crate::nn::{gelu, gelu_backward, BatchNorm, BatchNormCache, Conv1d, InitRng, Module, Param};
@@ -44,6 +44,10 @@ pub struct SeqConfig {
     /// Cells of the head (set from the data when training).
     #[serde(default)]
     pub cells: usize,
+    /// Batches of the batch-correction path (scBasset-BC, the scvi-tools form: a cell's logit
+    /// is z·(w_cell + w_batch(cell)) + b_cell); 0 = no batch correction. Set from the data.
+    #[serde(default)]
+    pub batches: usize,
 }
 
 impl SeqConfig {
@@ -74,6 +78,7 @@ impl SeqConfig {
             bn_momentum: 0.9,
             bn_eps: 1e-3,
             cells,
+            batches: 0,
         }
     }
 
@@ -115,7 +120,11 @@ impl SeqConfig {
     /// Trainable parameters (batch-norm running statistics are state, not counted).
     pub fn param_count(&self) -> usize {
         let convs: usize = self.blocks().iter().map(|&(ci, co, k, _)| ci * co * k + 2 * co).sum();
-        convs + self.flat_len() * self.bottleneck + 2 * self.bottleneck + (self.bottleneck + 1) * self.cells
+        convs
+            + self.flat_len() * self.bottleneck
+            + 2 * self.bottleneck
+            + (self.bottleneck + 1) * self.cells
+            + self.bottleneck * self.batches
     }
 
     /// Multiply-adds × 2 of one sequence's forward pass up to the bottleneck.
@@ -145,6 +154,7 @@ impl SeqConfig {
             ("final_filters", self.final_filters, MAX_DIM),
             ("bottleneck", self.bottleneck, MAX_DIM),
             ("cells", self.cells, 1 << 28),
+            ("batches", self.batches.max(1), 1 << 20),
         ];
         // Within these bounds the exact count cannot overflow (each term < 2^60).
         super::check_sizes(&fields, || self.param_count() as f64)?;
@@ -284,6 +294,15 @@ pub struct SeqNet<B: Backend> {
     pub head_w: Param<B>,
     /// Per-cell intercepts.
     pub head_b: Param<B>,
+    /// Batch correction: the batch embeddings (bottleneck × batches, a width-1 convolution's
+    /// weights over the cells' one-hot batch rows) and those rows (cells × batches).
+    pub batch_w: Option<Param<B>>,
+    pub batch_onehot: Option<B::Buf>,
+}
+
+/// The batch path's shape as a width-1 convolution: cells × batches in, bottleneck out.
+fn batch_conv(c: &SeqConfig) -> Conv1dParams {
+    Conv1dParams { batch: c.cells, c_in: c.batches, c_out: c.bottleneck, len: 1, kernel: 1, dilation: 1 }
 }
 
 fn he_uniform(rng: &mut InitRng, fan_in: usize, n: usize) -> Vec<f32> {
@@ -331,7 +350,54 @@ impl<B: Backend> SeqNet<B> {
         };
         let head_w = Param::new(backend, "head.weight".into(), vec![cells, dim], &hw)?;
         let head_b = Param::new(backend, "head.bias".into(), vec![cells], &hb)?;
-        Ok(SeqNet { config, blocks, dense, dense_bn, head_w, head_b })
+        // The batch path starts at 0: the model starts as one without it.
+        let batch_w = match config.batches {
+            0 => None,
+            n => Some(Param::new(backend, "head.batch_weight".into(), vec![dim, n], &vec![0.0; dim * n])?),
+        };
+        Ok(SeqNet { config, blocks, dense, dense_bn, head_w, head_b, batch_w, batch_onehot: None })
+    }
+
+    /// Each cell's batch (0..batches), for a batch-corrected model; required before the head
+    /// is used.
+    pub fn set_cell_batches(&mut self, backend: &B, of_cell: &[u32]) -> BackendResult<()> {
+        let (cells, n) = (self.config.cells, self.config.batches);
+        if n == 0 || of_cell.len() != cells || of_cell.iter().any(|&b| b as usize >= n) {
+            return Err(BackendError::Shape {
+                op: "SeqNet batches",
+                what: format!(
+                    "{} batch indices for {cells} cells of a model with {n} batches (each in 0..{n})",
+                    of_cell.len()
+                ),
+            });
+        }
+        let mut onehot = vec![0.0f32; cells * n];
+        for (c, &b) in of_cell.iter().enumerate() {
+            onehot[c * n + b as usize] = 1.0;
+        }
+        self.batch_onehot = Some(crate::nn::upload_f32(backend, &onehot)?);
+        Ok(())
+    }
+
+    /// The weights the head applies to z in a batch-corrected model: each cell's embedding
+    /// plus its batch's (cells × bottleneck); `None` without batch correction, where they are
+    /// the cell embeddings themselves ([`SeqNet::head_w`]).
+    pub fn batch_head_weights(&self, backend: &B) -> BackendResult<Option<B::Buf>> {
+        let (Some(w_b), true) = (&self.batch_w, self.config.batches > 0) else {
+            return Ok(None);
+        };
+        let Some(onehot) = &self.batch_onehot else {
+            return Err(BackendError::Shape {
+                op: "SeqNet head",
+                what: "a batch-corrected model without its cells' batches".into(),
+            });
+        };
+        let mut shift = backend.zeros(self.config.cells * self.config.bottleneck)?;
+        backend
+            .conv1d_fwd(&batch_conv(&self.config), Conv1dFwd { x: onehot, w: &w_b.value, bias: None, y: &mut shift })?;
+        let mut w = backend.zeros(shift.buf_len())?;
+        backend.elementwise(ElementwiseOp::Add, Elementwise { a: &self.head_w.value, b: Some(&shift), out: &mut w })?;
+        Ok(Some(w))
     }
 
     fn encode(&self, backend: &B, seqs: &SeqBatch) -> BackendResult<B::Buf> {
@@ -417,9 +483,17 @@ impl<B: Backend> SeqNet<B> {
         let batch = indptr.len().saturating_sub(1);
         let p = SparseHeadParams { batch, cells: self.config.cells, dim: self.config.bottleneck };
         let mut dz = backend.zeros(batch * self.config.bottleneck)?;
-        let logits = HeadLogits { z, w: &self.head_w.value, bias: &self.head_b.value, indptr, indices };
+        let effective = self.batch_head_weights(backend)?;
+        let w = effective.as_ref().unwrap_or(&self.head_w.value);
+        let logits = HeadLogits { z, w, bias: &self.head_b.value, indptr, indices };
+        // The gradient with respect to the effective weights is the cell embeddings' own.
         let bufs = SparseHead { logits, dz: &mut dz, dw: &mut self.head_w.grad, dbias: &mut self.head_b.grad };
         let loss = backend.sparse_head(&p, bufs)?;
+        if let (Some(w_b), Some(onehot)) = (&mut self.batch_w, &self.batch_onehot) {
+            let conv = batch_conv(&self.config);
+            let bufs = Conv1dBwdWeight { x: onehot, dy: &self.head_w.grad, dw: &mut w_b.grad, dbias: None };
+            backend.conv1d_bwd_weight(&conv, bufs)?;
+        }
         Ok((loss, dz))
     }
 
@@ -466,6 +540,7 @@ impl<B: Backend> Module<B> for SeqNet<B> {
         v.extend(self.dense_bn.params());
         v.push(&self.head_w);
         v.push(&self.head_b);
+        v.extend(self.batch_w.as_ref());
         v
     }
 
@@ -479,6 +554,7 @@ impl<B: Backend> Module<B> for SeqNet<B> {
         v.extend(self.dense_bn.params_mut());
         v.push(&mut self.head_w);
         v.push(&mut self.head_b);
+        v.extend(self.batch_w.as_mut());
         v
     }
 

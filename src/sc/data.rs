@@ -18,7 +18,7 @@ use crate::store::matrix::CellMatrix;
 use crate::store::track_cache_dir;
 use crate::Error;
 use sha2::Digest;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The binarised peak × cell rows: the memory-mapped store, or rows in memory (built by a
@@ -68,6 +68,85 @@ pub struct ScData {
     /// Where the data came from, by content: input name → SHA-256 (empty for data built in
     /// memory). A resumed run must have the same.
     pub sources: BTreeMap<String, String>,
+    /// Each cell's batch, for batch correction.
+    pub batches: Option<CellBatches>,
+}
+
+/// Batches of cells: their names (sorted) and each cell's index into them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellBatches {
+    pub names: Vec<String>,
+    pub of_cell: Vec<u32>,
+}
+
+impl CellBatches {
+    /// From one label per cell.
+    pub fn from_labels(labels: &[String]) -> CellBatches {
+        let mut names: Vec<String> = labels.to_vec();
+        names.sort();
+        names.dedup();
+        let of_cell = labels.iter().map(|l| names.binary_search(l).unwrap_or(0) as u32).collect();
+        CellBatches { names, of_cell }
+    }
+
+    /// The batch of each of `barcodes`: from `batch_key` (an obs column of the .h5ad matrix)
+    /// or `file` (barcode<TAB>batch lines; a `barcode` header line is skipped). Every barcode
+    /// must have one; lines for other barcodes (cells the filters dropped) are ignored.
+    pub fn read(
+        barcodes: &[String],
+        matrix: &Path,
+        batch_key: Option<&str>,
+        file: Option<&Path>,
+    ) -> Result<Option<CellBatches>, FileError> {
+        let table: HashMap<String, String> = match (batch_key, file) {
+            (Some(_), Some(_)) => return Err(FileError::Argument("give --batch-key or --batches, not both".into())),
+            (None, None) => return Ok(None),
+            (Some(key), None) => {
+                if !matrix.extension().is_some_and(|e| e.eq_ignore_ascii_case("h5ad")) {
+                    return Err(FileError::Argument(format!(
+                        "--batch-key {key}: the matrix {} is not an .h5ad with obs columns; give --batches FILE (barcode<TAB>batch)",
+                        matrix.display()
+                    )));
+                }
+                let (names, values) = crate::io::h5ad::read_h5ad_obs_column(matrix, key)?;
+                names.into_iter().zip(values).collect()
+            }
+            (None, Some(path)) => {
+                let mut lines = crate::io::text::LineReader::open(path)?;
+                let mut t = HashMap::new();
+                let mut n = 0u64;
+                while let Some(line) = lines.next_line()? {
+                    n += 1;
+                    let text = String::from_utf8_lossy(line).trim_end().to_string();
+                    if text.is_empty() || text.starts_with('#') || (n == 1 && text.starts_with("barcode\t")) {
+                        continue;
+                    }
+                    let Some((barcode, batch)) = text.split_once('\t') else {
+                        return Err(FileError::line(path, n, "expected `barcode<TAB>batch`"));
+                    };
+                    t.insert(barcode.to_string(), batch.trim().to_string());
+                }
+                t
+            }
+        };
+        let origin = batch_key.map_or_else(
+            || file.map(|f| f.display().to_string()).unwrap_or_default(),
+            |k| format!("obs/{k} of {}", matrix.display()),
+        );
+        let mut labels = Vec::with_capacity(barcodes.len());
+        for b in barcodes {
+            match table.get(b) {
+                Some(l) => labels.push(l.clone()),
+                None => {
+                    return Err(FileError::Argument(format!(
+                        "{origin} gives no batch for cell {b} ({} cells lack one)",
+                        barcodes.iter().filter(|b| !table.contains_key(*b)).count()
+                    )))
+                }
+            }
+        }
+        Ok(Some(CellBatches::from_labels(&labels)))
+    }
 }
 
 impl ScData {
@@ -132,6 +211,11 @@ impl ScData {
         h.update(&self.codes);
         h.update(bytemuck::cast_slice(self.rows.indptr()));
         h.update(bytemuck::cast_slice(self.rows.indices()));
+        if let Some(b) = &self.batches {
+            for (c, &k) in b.of_cell.iter().enumerate() {
+                h.update(format!("batch {c} {}\n", b.names[k as usize]).as_bytes());
+            }
+        }
         self.rows.release_pages();
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -203,12 +287,16 @@ pub fn load_sc_data(opts: &ScTrainOptions) -> Result<ScData, Error> {
             .into());
         }
     }
-    let sources = BTreeMap::from([
+    let mut sources = BTreeMap::from([
         ("genome".to_string(), bases.source_sha256()?),
         ("matrix".to_string(), matrix_sha),
         ("peaks".to_string(), peaks_sha),
     ]);
-    Ok(ScData { peaks, barcodes, codes, seq_len: opts.model.seq_len, rows, sources })
+    let batches = CellBatches::read(&barcodes, &opts.matrix, opts.batch_key.as_deref(), opts.batches_file.as_deref())?;
+    if let Some(f) = &opts.batches_file {
+        sources.insert("batches".to_string(), file_sha256(f)?.0);
+    }
+    Ok(ScData { peaks, barcodes, codes, seq_len: opts.model.seq_len, rows, sources, batches })
 }
 
 /// The SHA-256 of a matrix that is not a store: of its file, or for a Matrix Market

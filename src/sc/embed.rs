@@ -43,6 +43,35 @@ pub fn read_cell_embeddings(dir: &Path) -> Result<CellEmbeddings, Error> {
     })
 }
 
+/// A batch-corrected model's batch embeddings (batches × dim, named by batch, intercepts 0),
+/// read from its checkpoint; an error for a model without batch correction.
+pub fn read_batch_embeddings(dir: &Path) -> Result<CellEmbeddings, Error> {
+    let (config, cells) = open_sc_model(dir)?;
+    let (dim, n) = (config.model.bottleneck, config.model.batches);
+    if n == 0 {
+        return Err(FileError::Argument(format!(
+            "--batch-embeddings: {} was trained without batch correction (sc train --batch-key or --batches)",
+            dir.display()
+        ))
+        .into());
+    }
+    let batches = super::model::read_model_batches(dir, &cells)?;
+    let model = dir.join(MODEL_FILE);
+    let t = read_tensors(&model)?;
+    let w = match t.get("head.batch_weight") {
+        Some((_, v)) if v.len() == dim * n => {
+            finite(&model, "head.batch_weight", v)?;
+            v
+        }
+        _ => {
+            return Err(FileError::content(&model, format!("no tensor head.batch_weight of {} values", dim * n)).into())
+        }
+    };
+    // Stored bottleneck × batches (a width-1 convolution's weights): transposed to rows.
+    let embeddings = (0..n).flat_map(|k| (0..dim).map(move |d| w[d * n + k])).collect();
+    Ok(CellEmbeddings { barcodes: batches.names, embeddings, intercepts: vec![0.0; n], dim })
+}
+
 /// The file formats embeddings are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbedFormat {

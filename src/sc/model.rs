@@ -1,6 +1,7 @@
 //! A trained single-cell model on disk: `config.json` ([`ScModelConfig`]),
 //! `model.safetensors`, and `cells.tsv` (the barcodes, in the order of the head's rows).
 
+use super::data::CellBatches;
 use crate::backend::Backend;
 use crate::error::FileError;
 use crate::io::safetensors::read_tensors;
@@ -17,6 +18,8 @@ pub const SC_FORMAT: &str = "chromax-seq-1";
 pub const CELLS_FILE: &str = "cells.tsv";
 /// Each peak with its split (train, val, test).
 pub const PEAKS_FILE: &str = "peaks.bed";
+/// A batch-corrected model's cells with their batches (barcode<TAB>batch), in head order.
+pub const BATCHES_FILE: &str = "batches.tsv";
 
 /// `config.json` of a single-cell model directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,5 +69,39 @@ pub fn load_seq_model<B: Backend>(backend: &B, dir: &Path) -> Result<(SeqNet<B>,
     let mut net = SeqNet::new(backend, config.model.clone(), 0, None)?;
     let model = dir.join(MODEL_FILE);
     load_weights(backend, &mut net, &model, &read_tensors(&model)?, &[])?;
+    if config.model.batches > 0 {
+        let batches = read_model_batches(dir, &cells)?;
+        if batches.names.len() != config.model.batches {
+            return Err(FileError::content(
+                dir.join(BATCHES_FILE),
+                format!("{} batches for a model of {}", batches.names.len(), config.model.batches),
+            )
+            .into());
+        }
+        net.set_cell_batches(backend, &batches.of_cell)?;
+    }
     Ok((net, config, cells))
+}
+
+/// The batches of a batch-corrected model directory (`batches.tsv`, in the head's order).
+pub fn read_model_batches(dir: &Path, cells: &[String]) -> Result<CellBatches, FileError> {
+    let path = dir.join(BATCHES_FILE);
+    let text = std::fs::read_to_string(&path).map_err(FileError::io(&path))?;
+    let mut labels = Vec::with_capacity(cells.len());
+    for (i, (line, cell)) in text.lines().zip(cells).enumerate() {
+        match line.split_once('\t') {
+            Some((b, label)) if b == cell => labels.push(label.to_string()),
+            _ => {
+                return Err(FileError::line(
+                    &path,
+                    i as u64 + 1,
+                    format!("expected `{cell}<TAB>batch` (the cells in cells.tsv order)"),
+                ))
+            }
+        }
+    }
+    if labels.len() != cells.len() {
+        return Err(FileError::content(&path, format!("{} cells for a model of {}", labels.len(), cells.len())));
+    }
+    Ok(CellBatches::from_labels(&labels))
 }

@@ -15,7 +15,7 @@
 //!   run also writes `cells.tsv` and `peaks.bed`.
 
 use super::data::{gather, split_peaks, ScData, Split};
-use super::model::{ScModelConfig, CELLS_FILE, PEAKS_FILE};
+use super::model::{ScModelConfig, BATCHES_FILE, CELLS_FILE, PEAKS_FILE};
 use crate::backend::{AdamParams, Backend, HeadLogits, SparseHeadParams};
 use crate::error::FileError;
 use crate::eval::metrics::auroc_auprc;
@@ -67,8 +67,17 @@ pub struct ScTrainOptions {
     pub max_shift: i32,
     /// Cells sampled for the per-cell validation AUROC.
     pub auroc_cells: usize,
-    /// The architecture; `cells` is set from the data.
+    /// The architecture; `cells` (and `batches`) are set from the data.
     pub model: SeqConfig,
+    /// Batch correction: the obs column of the .h5ad matrix that names each cell's batch.
+    #[serde(default)]
+    pub batch_key: Option<String>,
+    /// Batch correction: a barcode<TAB>batch file instead.
+    #[serde(default)]
+    pub batches_file: Option<PathBuf>,
+    /// L2 penalty on the cell embeddings, λ·Σw² (Keras' `l2`, as scBasset's); 0 = none.
+    #[serde(default)]
+    pub l2: f64,
 }
 
 impl Default for ScTrainOptions {
@@ -97,6 +106,9 @@ impl Default for ScTrainOptions {
             max_shift: 3,
             auroc_cells: 1000,
             model: SeqConfig::scbasset(1),
+            batch_key: None,
+            batches_file: None,
+            l2: 0.0,
         }
     }
 }
@@ -211,7 +223,8 @@ pub fn evaluate<B: Backend>(
         let (loss, _) = net.head_loss(backend, &z, &hb.indptr, &hb.indices)?;
         loss_sum += loss * chunk.len() as f64;
         let p = SparseHeadParams { batch: chunk.len(), cells: n_cells, dim };
-        let (w, bias) = (&net.head_w.value, &net.head_b.value);
+        let effective = net.batch_head_weights(backend)?;
+        let (w, bias) = (effective.as_ref().unwrap_or(&net.head_w.value), &net.head_b.value);
         let counts = backend.head_roc_histogram(
             &p,
             HeadLogits { z: &z, w, bias, indptr: &hb.indptr, indices: &hb.indices },
@@ -224,7 +237,10 @@ pub fn evaluate<B: Backend>(
         }
         z_all.extend(download_f32(backend, &z)?);
     }
-    let w = download_f32(backend, &net.head_w.value)?;
+    let w = match net.batch_head_weights(backend)? {
+        Some(effective) => download_f32(backend, &effective)?,
+        None => download_f32(backend, &net.head_w.value)?,
+    };
     let b = download_f32(backend, &net.head_b.value)?;
     let per_cell: Vec<f64> = cells
         .par_iter()
@@ -310,9 +326,10 @@ impl<B: Backend> Task<B> for ScTask<'_> {
         let (z, cache) = net.forward_train(backend, &seqs, step_seed)?;
         let (loss, dz) = net.head_loss(backend, &z, &hb.indptr, &hb.indices)?;
         let p = SparseHeadParams { batch: peaks.len(), cells: net.config.cells, dim: net.config.bottleneck };
+        let effective = net.batch_head_weights(backend)?;
         let logits = HeadLogits {
             z: &z,
-            w: &net.head_w.value,
+            w: effective.as_ref().unwrap_or(&net.head_w.value),
             bias: &net.head_b.value,
             indptr: &hb.indptr,
             indices: &hb.indices,
@@ -349,6 +366,14 @@ impl<B: Backend> Task<B> for ScTask<'_> {
         };
         Ok((record, train_auroc))
     }
+
+    fn weight_decay(&self, param: &str) -> f32 {
+        if param == "head.weight" {
+            (2.0 * self.opts.l2) as f32
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Refuses an output directory `out` where a run would write over a file it reads (the
@@ -361,7 +386,8 @@ pub fn check_run_dir(opts: &ScTrainOptions, out: &Path) -> Result<(), FileError>
     };
     let reads =
         Files::new().input("--peaks", &opts.peaks).input("--genome", &opts.genome).inputs("--matrix", matrix_files);
-    train::check_run_files(out, &[CELLS_FILE, PEAKS_FILE], reads)
+    let reads = reads.inputs("--batches", &opts.batches_file);
+    train::check_run_files(out, &[CELLS_FILE, PEAKS_FILE, BATCHES_FILE], reads)
 }
 
 /// Trains (or resumes) a SeqNet on `data`; returns the epoch records.
@@ -393,7 +419,11 @@ pub fn train_seq<B: Backend>(
         ))
         .into());
     }
-    let model_cfg = SeqConfig { cells: data.n_cells(), ..opts.model.clone() };
+    if !(opts.l2.is_finite() && opts.l2 >= 0.0) {
+        return Err(FileError::Argument(format!("--l2 {} must be a number ≥ 0", opts.l2)).into());
+    }
+    let batches = data.batches.as_ref().map_or(0, |b| b.names.len());
+    let model_cfg = SeqConfig { cells: data.n_cells(), batches, ..opts.model.clone() };
     model_cfg.validate().map_err(FileError::Argument)?;
     if data.seq_len != model_cfg.seq_len {
         return Err(FileError::Argument(format!(
@@ -428,7 +458,12 @@ pub fn train_seq<B: Backend>(
     };
     let training = serde_json::to_value(opts).map_err(|e| FileError::Argument(e.to_string()))?;
     let config = ScModelConfig::new(model_cfg.clone(), training, inputs);
-    let files = vec![(CELLS_FILE, data.barcodes.clone()), (PEAKS_FILE, peak_split_lines(data, &split))];
+    let mut files = vec![(CELLS_FILE, data.barcodes.clone()), (PEAKS_FILE, peak_split_lines(data, &split))];
+    if let Some(b) = &data.batches {
+        let lines =
+            data.barcodes.iter().zip(&b.of_cell).map(|(c, &k)| format!("{c}\t{}", b.names[k as usize])).collect();
+        files.push((BATCHES_FILE, lines));
+    }
     let spec = RunSpec::new(&config, &RESUMABLE, &["peaks", "genome", "matrix"], files)?;
     let fit = FitOptions {
         epochs: opts.epochs,
@@ -452,6 +487,9 @@ pub fn train_seq<B: Backend>(
         params: model_cfg.param_count(),
     };
     let mut net = SeqNet::new(backend, model_cfg, opts.seed, Some(&depth_intercepts(data, &train)))?;
+    if let Some(b) = &data.batches {
+        net.set_cell_batches(backend, &b.of_cell)?;
+    }
     let auroc_cells = sample_cells(data.n_cells(), opts.auroc_cells, opts.seed);
     let task = ScTask { data, opts, train, val, auroc_cells };
     train::fit(backend, &task, &mut net, out, &spec, resume, &fit, summary, events)

@@ -85,6 +85,12 @@ pub trait Task<B: Backend> {
         metrics: Self::Metrics,
         summary: &EpochSummary,
     ) -> Result<(Self::Record, f64), Error>;
+
+    /// The gradient term `wd·θ` Adam adds for the parameter of this name (an L2 penalty
+    /// λ·Σθ² on it is wd = 2λ); none by default.
+    fn weight_decay(&self, _param: &str) -> f32 {
+        0.0
+    }
 }
 
 /// How the best epoch is picked and when training stops early.
@@ -204,8 +210,9 @@ pub fn fit<B: Backend, T: Task<B>, S>(
             let step = run.state.step + 1;
             let outcome = task.step(backend, net, batch?, step, &mut metrics)?;
             run.state.step = step;
-            let adam = AdamParams { step, ..opts.adam };
             for (p, (m, v)) in net.params_mut().into_iter().zip(moments.iter_mut()) {
+                let adam =
+                    AdamParams { step, weight_decay: opts.adam.weight_decay + task.weight_decay(&p.name), ..opts.adam };
                 backend.adam_step(&adam, AdamStep { param: &mut p.value, grad: &p.grad, m, v })?;
             }
             if !outcome.loss.is_finite() {

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct Simulation {
     pub data: ScData,
     pub cell_type: Vec<usize>,
+    /// Each cell's batch (all 0 without batches).
+    pub batch: Vec<usize>,
     /// Per peak, its planted sites: (motif = cell type, start in the sequence, width).
     pub sites: Vec<Vec<(usize, usize, usize)>>,
 }
@@ -45,7 +47,18 @@ pub fn jaspar_path() -> PathBuf {
 /// probability 0.35 (at a random place, the same site never overlapping another); a peak is
 /// open in a cell with probability 0.6·depth when it holds the cell type's motif, else 0.04.
 pub fn simulate(seed: u64, control: Control) -> Simulation {
+    simulate_with(seed, control, false)
+}
+
+/// Motifs of the two batches' peak sets: REST and NFIB.
+pub const BATCH_MOTIFS: [&str; 2] = ["MA0138.2", "MA1643.1"];
+
+/// [`simulate`] with two batches (cells 0–11 of each type in batch 0, 12–23 in batch 1) when
+/// `batched`: each peak also holds each batch's motif with probability 0.3, and a cell opens
+/// the peaks holding its batch's motif with probability 0.5·depth on top of its type's.
+pub fn simulate_with(seed: u64, control: Control, batched: bool) -> Simulation {
     let motifs = jaspar(&PLANTED);
+    let batch_motifs = jaspar(&BATCH_MOTIFS);
     let (n_peaks, seq_len, per_type) = (900usize, 160usize, 24usize);
     let mut rng = Rng::new(seed);
     let mut codes = Vec::with_capacity(n_peaks * seq_len);
@@ -67,18 +80,33 @@ pub fn simulate(seed: u64, control: Control) -> Simulation {
                 present[k] = true;
             }
         }
+        let mut in_set = [false; 2];
+        if batched {
+            for (k, motif) in batch_motifs.iter().enumerate() {
+                if rng.unit() < 0.3 {
+                    let site = motif.sample(&mut SplitMix64::new(rng.next_u64()));
+                    let at = 20 + (rng.next_u64() as usize) % (seq_len - 40 - site.len());
+                    s[at..at + site.len()].copy_from_slice(&site);
+                    placed.retain(|&(_, a, w)| a + w <= at || at + site.len() <= a);
+                    in_set[k] = true;
+                }
+            }
+        }
         codes.extend(s);
-        has.push(present);
+        has.push((present, in_set));
         sites.push(placed);
     }
     let cell_type: Vec<usize> = (0..3 * per_type).map(|c| c / per_type).collect();
     let depth: Vec<f64> = cell_type.iter().map(|_| rng.uniform(0.6, 1.4)).collect();
+    let batch: Vec<usize> =
+        (0..cell_type.len()).map(|c| usize::from(batched && c % per_type >= per_type / 2)).collect();
     let mut row_sets: Vec<Vec<u32>> = has
         .iter()
-        .map(|present| {
+        .map(|(present, in_set)| {
             (0..cell_type.len() as u32)
                 .filter(|&c| {
                     let p = if present[cell_type[c as usize]] { 0.6 } else { 0.04 };
+                    let p = if batched && in_set[batch[c as usize]] { 1.0 - (1.0 - p) * 0.5 } else { p };
                     rng.unit() < p * depth[c as usize]
                 })
                 .collect()
@@ -120,8 +148,10 @@ pub fn simulate(seed: u64, control: Control) -> Simulation {
             seq_len,
             rows: Rows::Owned { indptr, indices },
             sources: Default::default(),
+            batches: None,
         },
         cell_type,
+        batch,
         sites,
     }
 }
