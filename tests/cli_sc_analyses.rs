@@ -307,6 +307,55 @@ fn analyses_write_files_python_reads_and_refuse_bad_input() {
         say("sc variants: anndata reads v.h5ad (variants × groups, X = the TSV's logit differences)");
     }
 
+    // Denoised accessibility, streamed a peak per chunk, and as a per-type pseudobulk.
+    let imp = [
+        "sc",
+        "impute",
+        "--model",
+        "model",
+        "--genome",
+        "genome.fa",
+        "-o",
+        "imp.h5ad",
+        "--memory",
+        "1000",
+        "--device",
+        "cpu",
+    ];
+    // The model's peaks: those the training kept (accessible in at least one cell).
+    let model_peaks = std::fs::read_to_string(dir.join("model/peaks.bed")).expect("peaks.bed");
+    let n_peaks = model_peaks.lines().count();
+    let second: Vec<&str> = model_peaks.lines().nth(1).expect("two peaks").split('\t').collect();
+    let stderr = ok(&imp, &dir);
+    assert!(
+        stderr.contains(&format!("72 cells × {n_peaks} peaks")) && stderr.contains("1 peaks per chunk"),
+        "{stderr}"
+    );
+    let mut grouped = imp;
+    grouped[7] = "imp_groups.h5ad";
+    grouped[9] = "100000000";
+    let mut grouped: Vec<&str> = grouped.to_vec();
+    grouped.extend(["--groups", "obs:cell_type"]);
+    let stderr = ok(&grouped, &dir);
+    assert!(stderr.contains(&format!("3 groups × {n_peaks} peaks")), "{stderr}");
+    if let Some(got) = python(
+        &dir,
+        "sc impute",
+        "import anndata, numpy as np\na = anndata.read_h5ad('imp.h5ad')\ng = anndata.read_h5ad('imp_groups.h5ad')\n\
+         x = a.X.toarray()\nt = np.array([int(n.split('_')[0][4:]) for n in a.obs_names])\n\
+         m = np.stack([x[t == k].mean(axis=0) for k in range(3)])\n\
+         print(a.shape, g.shape, list(g.obs_names), a.var_names[1], bool(((x > 0) & (x < 1)).all()), float(np.abs(m - g.X).max()) < 1e-5)",
+    ) {
+        let want = format!("(72, {n_peaks}) (3, {n_peaks}) ['type0', 'type1', 'type2'] sim:{}-{} True True", second[1], second[2]);
+        assert_eq!(got, want);
+        say(&format!("sc impute: anndata reads imp.h5ad (72 × {n_peaks}, every value in (0, 1)) and its per-type means equal imp_groups.h5ad"));
+    }
+    let mut small = imp;
+    small[7] = "big.h5ad";
+    let mut small: Vec<&str> = small.to_vec();
+    small.extend(["--max-bytes", "100000"]);
+    fails(&dir, &small, &["big.h5ad", "over --max-bytes", "--groups", "--cells"]);
+
     // Bad input.
     std::fs::write(dir.join("peaks_as_motifs.txt"), "sim\t0\t500\n").expect("txt");
     let mut a = tf;

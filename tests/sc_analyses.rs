@@ -246,3 +246,70 @@ fn batch_correction_mixes_batches_and_keeps_types() {
     assert!(mix_on >= 0.35, "with batch correction the batches mix: {mix_on}");
     assert!(agree_on >= 0.9, "with batch correction the types stay apart: {agree_on}");
 }
+
+/// Streamed imputation equals the dense computation σ(z·w_c) (+ b_c with the depth kept),
+/// whatever the chunk, and a chunk's buffers stay within the stated bound.
+#[test]
+fn streamed_imputation_equals_the_dense_matrix_within_its_memory_bound() {
+    use chromax::models::{SeqConfig, SeqNet};
+    use chromax::sc::analyses::embed_sequences;
+    use chromax::sc::impute::{chunk_bytes, impute_groups, impute_streamed};
+    let backend = CpuBackend::new();
+    let cfg = SeqConfig { cells: 40, ..planted::small_model(160) };
+    let net = SeqNet::new(&backend, cfg.clone(), 7, Some(&(0..40).map(|c| -1.0 + 0.05 * c as f32).collect::<Vec<_>>()))
+        .expect("net");
+    let head = Head::of(&backend, &net).expect("head");
+    let mut rng = SplitMix64::new(1);
+    let n_peaks = 23;
+    let codes: Vec<u8> = (0..n_peaks * 160).map(|_| (rng.next_u64() % 4) as u8).collect();
+    let cells: Vec<u32> = vec![3, 0, 17, 39, 8];
+    let z = embed_sequences(&backend, &net, &codes, 64).expect("z");
+    for keep_depth in [false, true] {
+        let dense: Vec<f64> = (0..n_peaks)
+            .flat_map(|p| {
+                let (z, head) = (&z[p * 8..(p + 1) * 8], &head);
+                cells.iter().map(move |&c| {
+                    let x: f64 = z
+                        .iter()
+                        .zip(&head.w[c as usize * 8..(c as usize + 1) * 8])
+                        .map(|(a, b)| *a as f64 * *b as f64)
+                        .sum::<f64>()
+                        + if keep_depth { head.b[c as usize] as f64 } else { 0.0 };
+                    1.0 / (1.0 + (-x).exp())
+                })
+            })
+            .collect();
+        let mut first: Option<Vec<f32>> = None;
+        for chunk in [1, 7, 23] {
+            let mut got = Vec::new();
+            let stats = impute_streamed(&backend, &net, &head, &codes, &cells, keep_depth, chunk, 4, &mut |p| {
+                got.extend_from_slice(p);
+                Ok(())
+            })
+            .expect("impute");
+            common::assert_close(&format!("chunk {chunk}, depth kept {keep_depth}"), &got, &dense, 1e-6, 1e-5);
+            assert!(stats.peak_chunk_bytes <= chunk_bytes(chunk, 160, 8, cells.len()), "{stats:?}");
+            match &first {
+                Some(f) => {
+                    assert!(f.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "chunk {chunk} changes bits")
+                }
+                None => first = Some(got),
+            }
+        }
+    }
+    // A chunk of one peak holds one peak's worth, whatever the number of peaks.
+    assert_eq!(chunk_bytes(1, 160, 8, 5), 160 + 32 + 60);
+    let groups = Groups { names: vec!["a".into(), "b".into()], members: vec![vec![3, 0], vec![17, 39, 8]] };
+    let (pseudo, _) = impute_groups(&backend, &net, &head, &codes, &groups, false, 5, 4).expect("groups");
+    let mut per_cell = Vec::new();
+    impute_streamed(&backend, &net, &head, &codes, &[0, 3, 8, 17, 39], false, 5, 4, &mut |p| {
+        per_cell.extend_from_slice(p);
+        Ok(())
+    })
+    .expect("impute");
+    for p in 0..n_peaks {
+        let v = |i: usize| per_cell[p * 5 + i] as f64;
+        let (a, b) = ((v(0) + v(1)) / 2.0, (v(2) + v(3) + v(4)) / 3.0);
+        assert!((pseudo[p] as f64 - a).abs() < 1e-6 && (pseudo[n_peaks + p] as f64 - b).abs() < 1e-6, "peak {p}");
+    }
+}

@@ -25,6 +25,8 @@ pub enum BenchCommand {
     Sc(super::bench_sc::ScBenchArgs),
     /// `denoise run` with and without exact skipping of empty coverage, on real low-depth inputs.
     Skip(super::bench_skip::SkipBenchArgs),
+    /// The single-cell analyses: TF activity, ISM and imputation throughput on scBasset's model.
+    Analyses(super::bench_analyses::AnalysesBenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,6 +73,7 @@ pub fn run_bench(cmd: &BenchCommand) -> CliResult {
         }
         BenchCommand::Sc(a) => super::bench_sc::run(a),
         BenchCommand::Skip(a) => super::bench_skip::run_bench(a),
+        BenchCommand::Analyses(a) => super::bench_analyses::bench_analyses(a),
     }
 }
 

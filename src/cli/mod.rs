@@ -2,6 +2,7 @@
 //! all output and exit codes.
 
 pub mod bench;
+mod bench_analyses;
 pub mod bench_sc;
 mod bench_skip;
 pub mod coverage;

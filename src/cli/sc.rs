@@ -24,6 +24,8 @@ pub enum ScCommand {
     Train(Box<ScTrainArgs>),
     /// Write the cell embeddings and intercepts of a trained model (h5ad, npy or csv).
     Embed(EmbedArgs),
+    /// Denoised accessibility of every peak in every cell (or per group), streamed to .h5ad.
+    Impute(Box<super::sc_analyses::ImputeArgs>),
     /// TF activity per cell: motif instances inserted into shuffled backgrounds (JASPAR or MEME motifs).
     TfActivity(Box<super::sc_analyses::TfActivityArgs>),
     /// In-silico saturation mutagenesis of regions: logit changes per group for every substitution.
@@ -146,6 +148,7 @@ pub fn run(cmd: &ScCommand) -> CliResult {
         ScCommand::Matrix(a) => matrix(a),
         ScCommand::Train(a) => train(a),
         ScCommand::Embed(a) => embed(a),
+        ScCommand::Impute(a) => super::sc_analyses::impute_cmd(a),
         ScCommand::TfActivity(a) => super::sc_analyses::tf_activity_cmd(a),
         ScCommand::Ism(a) => super::sc_analyses::ism_cmd(a),
         ScCommand::Variants(a) => super::sc_analyses::variants_cmd(a),

@@ -6,7 +6,7 @@ use super::CliResult;
 use chromax::io::barcodes::read_barcodes;
 use chromax::io::bed::{read_intervals, Interval};
 use chromax::io::guard::Files;
-use chromax::io::h5ad::{write_h5ad, AnnData, Column};
+use chromax::io::h5ad::{write_h5ad, AnnData, Column, CscStream};
 use chromax::io::text::write_lines;
 use chromax::io::vcf::{read_snvs, BASES};
 use chromax::on_backend;
@@ -63,6 +63,42 @@ pub struct GroupArgs {
     /// One result per listed cell (one barcode per line) instead of per group.
     #[arg(long)]
     pub cells: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImputeArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, short = 'g')]
+    pub genome: PathBuf,
+    /// Peaks to impute (default: the model's peaks.bed); any regions work, the model reads
+    /// their sequence.
+    #[arg(long)]
+    pub peaks: Option<PathBuf>,
+    /// Output .h5ad: cells × peaks (X as CSC, written peak by peak), or groups × peaks with
+    /// --groups.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Only these cells (one barcode per line), in this order.
+    #[arg(long, conflicts_with = "groups")]
+    pub cells: Option<PathBuf>,
+    /// A groups × peaks pseudobulk (mean over each group's cells) instead: a TSV of
+    /// barcode<TAB>group or obs:KEY of the training .h5ad.
+    #[arg(long)]
+    pub groups: Option<String>,
+    /// Keep each cell's intercept (its depth) in the probabilities.
+    #[arg(long)]
+    pub keep_depth: bool,
+    /// Refuse an output larger than this many bytes.
+    #[arg(long, default_value_t = 16_000_000_000)]
+    pub max_bytes: u64,
+    /// Bytes of a chunk's buffers (peaks per chunk follow from it and the cell count).
+    #[arg(long, default_value_t = 256 << 20)]
+    pub memory: u64,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -208,6 +244,112 @@ pub fn tf_activity_cmd(a: &TfActivityArgs) -> CliResult {
         thousands(cells.len() as u64),
         a.output.display(),
         tsv.display()
+    );
+    Ok(())
+}
+
+/// `1234567` as `1.2 MB`.
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GB", n as f64 / 1e9),
+        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / 1e6),
+        n => format!("{:.1} kB", n as f64 / 1e3),
+    }
+}
+
+pub fn impute_cmd(a: &ImputeArgs) -> CliResult {
+    let peaks_path = a.peaks.clone().unwrap_or_else(|| a.model.join(PEAKS_FILE));
+    Files::new()
+        .model_dir("--model", &a.model)
+        .input("--genome", &a.genome)
+        .input("--peaks", &peaks_path)
+        .inputs("--cells", &a.cells)
+        .inputs("--groups", a.groups.iter().filter(|g| !g.starts_with("obs:")))
+        .output("-o", &a.output)
+        .check()?;
+    if !a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("h5ad")) {
+        return Err(format!("-o {}: use a .h5ad name", a.output.display()).into());
+    }
+    let peaks = read_intervals(&peaks_path)?;
+    let (config, cells) = open_sc_model(&a.model)?;
+    let groups = match &a.groups {
+        Some(g) => Some(Groups::read(&GroupSource::parse(g), &cells, training_matrix(&config).as_deref())?),
+        None => None,
+    };
+    let chosen: Vec<u32> = match &a.cells {
+        Some(list) => Groups::per_cell(&read_barcodes(list)?, &cells, list)?.members.into_iter().flatten().collect(),
+        None => (0..cells.len() as u32).collect(),
+    };
+    let (n_peaks, dim, len) = (peaks.len() as u64, config.model.bottleneck, config.model.seq_len);
+    let dense = chosen.len() as u64 * n_peaks * 8 + (n_peaks + 1) * 8;
+    let size = match &groups {
+        Some(g) => g.names.len() as u64 * n_peaks * 4,
+        None => dense,
+    };
+    let what = match &groups {
+        Some(g) => format!("{} groups × {} peaks", g.names.len(), thousands(n_peaks)),
+        None => format!(
+            "{} cells × {} peaks (CSC: a value and a cell index per entry)",
+            thousands(chosen.len() as u64),
+            thousands(n_peaks)
+        ),
+    };
+    if size > a.max_bytes {
+        return Err(format!(
+            "-o {}: {what} would take {}, over --max-bytes {}: write a pseudobulk with --groups FILE|obs:KEY, \
+             impute a subset with --cells FILE or --peaks FILE, or raise --max-bytes",
+            a.output.display(),
+            bytes(size),
+            bytes(a.max_bytes)
+        )
+        .into());
+    }
+    let cells_in_chunk = groups.as_ref().map_or(chosen.len(), |g| g.members.iter().map(Vec::len).sum());
+    let chunk = chromax::sc::impute::chunk_for(a.memory, len, dim, cells_in_chunk);
+    eprintln!(
+        "output: {what}, {}; {} peaks per chunk, {} of buffers at most",
+        bytes(size),
+        thousands(chunk as u64),
+        bytes(chromax::sc::impute::chunk_bytes(chunk.min(peaks.len().max(1)), len, dim, cells_in_chunk))
+    );
+    let genome = BaseStore::cached(&a.genome)?;
+    let windows = genome.peak_windows(&peaks, len, &peaks_path.display().to_string())?;
+    let names: Vec<String> = peaks.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect();
+    let var = vec![
+        ("chr".to_string(), Column::Str(peaks.iter().map(|p| p.chrom.clone()).collect())),
+        ("start".to_string(), Column::I64(peaks.iter().map(|p| p.start as i64).collect())),
+        ("end".to_string(), Column::I64(peaks.iter().map(|p| p.end as i64).collect())),
+    ];
+    let started = Instant::now();
+    let compute = select(a.device.as_deref())?;
+    on_backend!(compute, b => {
+        let (net, _, _) = load_seq_model(b, &a.model)?;
+        let head = Head::of(b, &net)?;
+        match &groups {
+            Some(g) => {
+                let (x, _) = chromax::sc::impute::impute_groups(b, &net, &head, &windows, g, a.keep_depth, chunk, a.batch)?;
+                write_h5ad(&a.output, &AnnData { x_dense: Some(x), obs_names: g.names.clone(), var_names: names.clone(), var: var.clone(), ..AnnData::default() })?;
+            }
+            None => {
+                let obs_names: Vec<String> = chosen.iter().map(|&c| cells[c as usize].clone()).collect();
+                let mut w = CscStream::create(&a.output, &obs_names, &[], &names, &var)?;
+                let bar = indicatif::ProgressBar::new(peaks.len() as u64);
+                chromax::sc::impute::impute_streamed(b, &net, &head, &windows, &chosen, a.keep_depth, chunk, a.batch, &mut |probs| {
+                    w.push_columns(probs)?;
+                    bar.inc((probs.len() / chosen.len()) as u64);
+                    Ok(())
+                })?;
+                bar.finish_and_clear();
+                w.finish()?;
+            }
+        }
+        Ok::<(), chromax::Error>(())
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "denoised accessibility of {what} written to {} in {secs:.1} s ({:.3e} peak × cell values/s)",
+        a.output.display(),
+        (n_peaks * cells_in_chunk as u64) as f64 / secs.max(1e-9)
     );
     Ok(())
 }

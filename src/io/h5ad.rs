@@ -529,6 +529,141 @@ fn read_dense_x(path: &Path, ds: &Dataset, (rows, cols): (usize, usize)) -> Resu
     Ok(SparseCounts { rows, cols, compressed: Compressed::Rows, indptr, indices, counts })
 }
 
+/// Elements buffered per dataset before an append (each append is one durable write).
+const STREAM_BUFFER: usize = 1 << 20;
+/// Chunk length of the streamed datasets (HDF5 2.0 rejects hdf5-pure's encoding of chunks
+/// over 65,535 elements).
+const STREAM_CHUNK: u64 = 65_535;
+
+/// An AnnData file whose X (obs × var, f32) is written a column at a time, as a CSC matrix of
+/// every entry: what `sc impute` streams peak by peak into, holding at most a buffer of
+/// [`STREAM_BUFFER`] values per dataset. Written under a temporary name, renamed by
+/// [`CscStream::finish`]; dropped unfinished, the temporary file is removed.
+pub struct CscStream {
+    file: Option<hdf5_pure::File>,
+    atomic: Option<AtomicFile>,
+    dest: std::path::PathBuf,
+    rows: usize,
+    cols: usize,
+    written: usize,
+    data: Vec<f32>,
+    indices: Vec<i32>,
+}
+
+impl CscStream {
+    /// A file with obs (names, columns) and var (names, columns) written, X empty.
+    pub fn create(
+        path: &Path,
+        obs_names: &[String],
+        obs: &[(String, Column)],
+        var_names: &[String],
+        var: &[(String, Column)],
+    ) -> Result<CscStream, FileError> {
+        use hdf5_pure::MaxExtent;
+        let bad = |e: hdf5_pure::Error| FileError::content(path, format!("writing the AnnData file failed: {e}"));
+        if obs_names.len() > i32::MAX as usize {
+            return Err(FileError::Argument(format!(
+                "{} cells: at most {} fit a CSC index",
+                obs_names.len(),
+                i32::MAX
+            )));
+        }
+        let mut b = FileBuilder::new();
+        b.set_attr("encoding-type", text("anndata"));
+        b.set_attr("encoding-version", text("0.1.0"));
+        let mut g = b.create_group("X");
+        encoding(&mut g, "csc_matrix", "0.1.0");
+        g.set_attr("shape", AttrValue::I64Array(vec![obs_names.len() as i64, var_names.len() as i64]));
+        g.create_dataset("data")
+            .with_f32_data(&[])
+            .with_shape(&[0])
+            .with_maxshape(&[MaxExtent::Unlimited])
+            .with_chunks(&[STREAM_CHUNK]);
+        g.create_dataset("indices")
+            .with_i32_data(&[])
+            .with_shape(&[0])
+            .with_maxshape(&[MaxExtent::Unlimited])
+            .with_chunks(&[STREAM_CHUNK]);
+        // indptr is known in advance: every column holds every row.
+        let indptr: Vec<i64> = (0..=var_names.len() as i64).map(|j| j * obs_names.len() as i64).collect();
+        g.create_dataset("indptr").with_i64_data(&indptr);
+        b.add_group(g.finish());
+        dataframe(&mut b, "obs", obs_names, obs);
+        dataframe(&mut b, "var", var_names, var);
+        for name in ["obsm", "uns", "layers", "obsp", "varp", "varm"] {
+            let mut g = b.create_group(name);
+            encoding(&mut g, "dict", "0.1.0");
+            b.add_group(g.finish());
+        }
+        let atomic = AtomicFile::new(path)?;
+        b.write(atomic.path()).map_err(bad)?;
+        let file = hdf5_pure::File::open_rw(atomic.path()).map_err(bad)?;
+        Ok(CscStream {
+            file: Some(file),
+            atomic: Some(atomic),
+            dest: path.to_path_buf(),
+            rows: obs_names.len(),
+            cols: var_names.len(),
+            written: 0,
+            data: Vec::with_capacity(STREAM_BUFFER),
+            indices: Vec::with_capacity(STREAM_BUFFER),
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), FileError> {
+        let dest = self.dest.clone();
+        let bad = |e: hdf5_pure::Error| FileError::content(&dest, format!("writing the AnnData file failed: {e}"));
+        let Some(file) = &self.file else { return Ok(()) };
+        if !self.data.is_empty() {
+            file.dataset("X/data").map_err(bad)?.append(&self.data).map_err(bad)?;
+            file.dataset("X/indices").map_err(bad)?.append(&self.indices).map_err(bad)?;
+            self.data.clear();
+            self.indices.clear();
+        }
+        Ok(())
+    }
+
+    /// The next columns, column-major (each `rows` values).
+    pub fn push_columns(&mut self, values: &[f32]) -> Result<(), FileError> {
+        if self.rows == 0
+            || !values.len().is_multiple_of(self.rows)
+            || self.written + values.len() / self.rows > self.cols
+        {
+            return Err(FileError::Argument(format!(
+                "{} values are not whole columns of {} rows, or more than the {} columns declared",
+                values.len(),
+                self.rows,
+                self.cols
+            )));
+        }
+        for column in values.chunks(self.rows) {
+            self.data.extend_from_slice(column);
+            self.indices.extend(0..self.rows as i32);
+            if self.data.len() >= STREAM_BUFFER {
+                self.flush()?;
+            }
+        }
+        self.written += values.len() / self.rows;
+        Ok(())
+    }
+
+    /// Writes what is buffered and renames the file into place; every column must be written.
+    pub fn finish(mut self) -> Result<(), FileError> {
+        if self.written != self.cols {
+            return Err(FileError::Argument(format!("{} of {} columns written", self.written, self.cols)));
+        }
+        self.flush()?;
+        let dest = self.dest.clone();
+        if let Some(file) = self.file.take() {
+            file.close().map_err(|e| FileError::content(&dest, format!("closing the AnnData file failed: {e}")))?;
+        }
+        match self.atomic.take() {
+            Some(a) => a.commit(),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The obs names and one obs column of an AnnData file as text (integers written out):
 /// what cell groups are read from (`obs:KEY`). An absent column is an error listing the
 /// columns there are.
@@ -711,6 +846,34 @@ fn var_peaks(path: &Path, lim: SizeLimit, var: &Group, names: &[String]) -> Resu
             "var has no peak coordinates (first var name: '{}'); {accepted}",
             names.first().map_or("", String::as_str)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_csc_reads_back_as_the_dense_matrix() {
+        let path = std::env::temp_dir().join(format!("chromax-csc-{}.h5ad", std::process::id()));
+        let (rows, cols) = (7usize, 300usize);
+        let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+        let mut w = CscStream::create(&path, &names("c", rows), &[], &names("p", cols), &[]).expect("create");
+        let value = |r: usize, c: usize| (r * 1000 + c) as f32 * 0.5;
+        for c0 in (0..cols).step_by(64) {
+            let block: Vec<f32> = (c0..(c0 + 64).min(cols)).flat_map(|c| (0..rows).map(move |r| value(r, c))).collect();
+            w.push_columns(&block).expect("push");
+        }
+        w.finish().expect("finish");
+        let (x, obs, var) = read_h5ad_x(&path).expect("read back");
+        assert_eq!((obs.len(), var.len(), x.rows, x.cols), (rows, cols, rows, cols));
+        for r in 0..rows {
+            for k in x.indptr[r] as usize..x.indptr[r + 1] as usize {
+                assert_eq!(x.data[k], value(r, x.indices[k] as usize));
+            }
+            assert_eq!(x.indptr[r + 1] - x.indptr[r], cols as i64);
+        }
+        let _ = std::fs::remove_file(&path);
     }
 }
 

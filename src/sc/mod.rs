@@ -12,11 +12,13 @@
 //! * [`analyses`] — TF activity, in-silico mutagenesis and variant effects on a trained model,
 //!   with [`motifs`] (JASPAR / MEME), [`shuffle`] (the dinucleotide shuffle of backgrounds)
 //!   and [`groups`] (cells grouped by a table or an obs column).
+//! * [`impute`] — denoised accessibility of every peak in every cell, streamed.
 
 pub mod analyses;
 pub mod data;
 pub mod embed;
 pub mod groups;
+pub mod impute;
 pub mod matrix;
 pub mod model;
 pub mod motifs;
