@@ -206,3 +206,90 @@ fn seqnet_step_matches_the_cpu() {
         seqnet_step_matches(&gpu);
     }
 }
+
+/// The single-cell analyses and the batch-corrected head on `imp` against the CPU: the
+/// effective head weights, the head's loss and gradients with the batch path, streamed
+/// imputation, ISM and the per-cell sums of TF activity.
+fn seqnet_analyses_match<B: Backend<Elem = f32>>(imp: &B, seq_len: usize) {
+    use chromax::sc::analyses::{embed_sequences, ism_window, sum_denoised, Head};
+    use chromax::sc::impute::impute_streamed;
+    let cpu = CpuBackend::new();
+    let cfg = SeqConfig {
+        seq_len,
+        stem_filters: 8,
+        stem_kernel: 9,
+        tower_filters: vec![8, 12],
+        final_filters: 4,
+        bottleneck: 8,
+        batches: 2,
+        ..SeqConfig::scbasset(30)
+    };
+    let mut rng = Rng::new(91);
+    let of_cell: Vec<u32> = (0..30).map(|c| (c % 2) as u32).collect();
+    let batch_w: Vec<f32> = rng.vec_f32(16, -0.5, 0.5);
+    let mut cpu_net = SeqNet::new(&cpu, cfg.clone(), 5, None).expect("cpu net");
+    cpu_net.set_cell_batches(&cpu, &of_cell).expect("batches");
+    cpu_net.batch_w.as_mut().expect("batch path").value = batch_w.clone();
+    let mut imp_net = SeqNet::new(imp, cfg.clone(), 5, None).expect("net");
+    imp_net.set_cell_batches(imp, &of_cell).expect("batches");
+    imp_net.batch_w.as_mut().expect("batch path").value = upload_f32(imp, &batch_w).expect("upload");
+    let cpu_eff = cpu_net.batch_head_weights(&cpu).expect("cpu").expect("batch-corrected");
+    let imp_eff =
+        download_f32(imp, &imp_net.batch_head_weights(imp).expect("imp").expect("batch-corrected")).expect("down");
+    assert_close("effective head weights", &imp_eff, &cpu_eff, 1e-6, 1e-6);
+
+    let n = 6;
+    let codes: Vec<u8> = (0..n * seq_len).map(|_| (rng.next_u64() % 4) as u8).collect();
+    let (indptr, indices): (Vec<u32>, Vec<u32>) =
+        (vec![0, 3, 3, 5, 9, 10, 12], vec![1, 4, 20, 0, 29, 2, 3, 4, 5, 7, 11, 28]);
+    let z_cpu = embed_sequences(&cpu, &cpu_net, &codes, 4).expect("cpu z");
+    let z_imp = embed_sequences(imp, &imp_net, &codes, 4).expect("z");
+    assert_close("z", &z_imp, &z_cpu, 1e-4, 1e-3);
+    let zc = upload_f32(&cpu, &z_cpu).expect("z");
+    let zi = upload_f32(imp, &z_cpu).expect("z");
+    let (lc, dzc) = cpu_net.head_loss(&cpu, &zc, &indptr, &indices).expect("cpu head");
+    let (li, dzi) = imp_net.head_loss(imp, &zi, &indptr, &indices).expect("head");
+    assert!((lc - li).abs() < 1e-5 * lc.abs().max(1.0), "loss {li} vs {lc}");
+    assert_close("dz", &download_f32(imp, &dzi).expect("down"), &download_f32(&cpu, &dzc).expect("down"), 1e-6, 1e-4);
+    assert_close(
+        "head.weight grad",
+        &download_f32(imp, &imp_net.head_w.grad).expect("d"),
+        &cpu_net.head_w.grad,
+        1e-6,
+        1e-4,
+    );
+    let (ib, cb) = (imp_net.batch_w.as_ref().expect("b"), cpu_net.batch_w.as_ref().expect("b"));
+    assert_close("head.batch_weight grad", &download_f32(imp, &ib.grad).expect("d"), &cb.grad, 1e-6, 1e-4);
+
+    let (hc, hi) = (Head::of(&cpu, &cpu_net).expect("head"), Head::of(imp, &imp_net).expect("head"));
+    let sums_c = sum_denoised(&cpu, &cpu_net, &z_cpu, 4).expect("sums");
+    let sums_i = sum_denoised(imp, &imp_net, &z_cpu, 4).expect("sums");
+    assert_close("TF activity sums", &sums_i, &sums_c, 1e-5, 1e-5);
+    let cells = [0u32, 7, 29, 12];
+    let mut out = [Vec::new(), Vec::new()];
+    impute_streamed(&cpu, &cpu_net, &hc, &codes, &cells, true, 4, 4, &mut |p| {
+        out[0].extend_from_slice(p);
+        Ok(())
+    })
+    .expect("cpu");
+    impute_streamed(imp, &imp_net, &hi, &codes, &cells, true, 4, 4, &mut |p| {
+        out[1].extend_from_slice(p);
+        Ok(())
+    })
+    .expect("imp");
+    assert_close("imputed", &out[1], &out[0], 1e-4, 1e-3);
+    let group_w = hc.w[..2 * 8].to_vec();
+    let ism_c = ism_window(&cpu, &cpu_net, &codes[..seq_len], &group_w, 64).expect("cpu ism");
+    let ism_i = ism_window(imp, &imp_net, &codes[..seq_len], &group_w, 64).expect("ism");
+    assert_close("ISM", &ism_i, &ism_c, 1e-4, 1e-2);
+}
+
+#[test]
+fn seqnet_analyses_match_the_cpu() {
+    if let Some(emu) = emulator_or_skip("seqnet_analyses_match_the_cpu", 132) {
+        seqnet_analyses_match(&emu, 32);
+    }
+    if let Some(gpu) = cuda_or_skip("seqnet_analyses_match_the_cpu") {
+        seqnet_analyses_match(&gpu, 1344);
+    }
+}
