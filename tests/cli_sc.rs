@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::say;
+use common::{fails_cleanly, say};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -21,7 +21,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn chromax(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chromax")).args(args).current_dir(cwd).output().expect("run chromax")
+    common::run_chromax(args, cwd)
 }
 
 fn ok(out: &Output) -> String {
@@ -110,12 +110,12 @@ fn sc_train_resumes_exactly_and_embed_writes_anndata_npy_and_csv() {
     ok(&chromax(&train_args(fasta, &["--epochs", "1", "-o", "part"]), &dir));
     // A resume with other settings, or of nothing, is refused before anything is written.
     let before = std::fs::read(dir.join("part/last.safetensors")).expect("checkpoint");
-    fails(
+    fails_cleanly(
         &dir,
         &train_args(fasta, &["--epochs", "3", "--seed", "11", "--resume", "part"]),
         &["setting 'seed'", "resume"],
     );
-    fails(&dir, &train_args(fasta, &["--epochs", "3", "--resume", "windows.bed"]), &["no training run"]);
+    fails_cleanly(&dir, &train_args(fasta, &["--epochs", "3", "--resume", "windows.bed"]), &["no training run"]);
     assert!(std::fs::read(dir.join("part/last.safetensors")).expect("checkpoint") == before);
     let resumed = ok(&chromax(&train_args(fasta, &["--epochs", "3", "--resume", "part"]), &dir));
     assert!(resumed.contains("resuming after epoch 1"), "{resumed}");
@@ -176,27 +176,6 @@ fn sc_train_resumes_exactly_and_embed_writes_anndata_npy_and_csv() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs a failing command: exit 1, every piece in stderr, no new file in `dir`.
-fn fails(dir: &Path, args: &[&str], expect: &[&str]) {
-    let listing = || {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into())
-            .collect();
-        v.sort();
-        v
-    };
-    let before = listing();
-    let out = chromax(args, dir);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for piece in expect {
-        assert!(stderr.contains(piece), "stderr lacks '{piece}':\n{stderr}");
-    }
-    assert_eq!(listing(), before, "files left behind by {args:?}");
-}
-
 #[test]
 fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
     let dir = temp_dir("bad");
@@ -208,13 +187,13 @@ fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
     std::fs::write(dir.join("human.bed"), "chr22\t100\t600\nchr21\t100\t600\n").expect("bed");
     let mut a = train_args(fasta, &["-o", "out"]);
     a[3] = "human.bed";
-    fails(&dir, &a, &["human.bed", "chr22", "chrIV"]);
+    fails_cleanly(&dir, &a, &["human.bed", "chr22", "chrIV"]);
 
     // A peak shorter than 1 bp.
     std::fs::write(dir.join("empty_peak.bed"), "chrIV\t500\t500\n").expect("bed");
     let mut a = train_args(fasta, &["-o", "out"]);
     a[3] = "empty_peak.bed";
-    fails(&dir, &a, &["empty_peak.bed", "line 1", "not before end"]);
+    fails_cleanly(&dir, &a, &["empty_peak.bed", "line 1", "not before end"]);
 
     // A matrix whose peak count differs from the peak file.
     let windows = std::fs::read_to_string(dir.join("windows.bed")).expect("bed");
@@ -222,7 +201,7 @@ fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
     std::fs::write(dir.join("fewer.bed"), fewer.join("\n") + "\n").expect("bed");
     let mut a = train_args(fasta, &["-o", "out"]);
     a[3] = "fewer.bed";
-    fails(&dir, &a, &["m.h5ad", "fewer.bed", "peaks"]);
+    fails_cleanly(&dir, &a, &["m.h5ad", "fewer.bed", "peaks"]);
 
     // An h5ad whose var has no coordinates (names that are not chr:start-end either).
     let m = chromax::sc::matrix::read_cell_matrix(&dir.join("m.h5ad")).expect("read");
@@ -232,7 +211,7 @@ fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
     chromax::io::h5ad::write_h5ad(&dir.join("nocoords.h5ad"), &ad).expect("write");
     let mut a = train_args(fasta, &["-o", "out"]);
     a[7] = "nocoords.h5ad";
-    fails(&dir, &a, &["nocoords.h5ad", "chr"]);
+    fails_cleanly(&dir, &a, &["nocoords.h5ad", "chr"]);
 
     // An empty cell kept on purpose: the trainer refuses it and says how to drop it.
     let mut m2 = m.clone();
@@ -240,16 +219,16 @@ fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
     chromax::io::h5ad::write_h5ad(&dir.join("emptycell.h5ad"), &m2.to_anndata()).expect("write");
     let mut a = train_args(fasta, &["-o", "out", "--min-peaks-per-cell", "0"]);
     a[7] = "emptycell.h5ad";
-    fails(&dir, &a, &["EMPTY_CELL", "--min-peaks-per-cell"]);
+    fails_cleanly(&dir, &a, &["EMPTY_CELL", "--min-peaks-per-cell"]);
 
     // The model directory must be a single-cell model.
-    fails(&dir, &["sc", "embed", "--model", "windows.bed", "-o", "x.h5ad"], &["windows.bed", "sc train"]);
+    fails_cleanly(&dir, &["sc", "embed", "--model", "windows.bed", "-o", "x.h5ad"], &["windows.bed", "sc train"]);
     // An output outside the model directory (inside it is refused before the format).
     let elsewhere = std::env::temp_dir().join(format!("chromax-embed-{}.txt", std::process::id()));
     let elsewhere = elsewhere.to_str().expect("utf-8 path");
-    fails(&dir, &["sc", "embed", "--model", ".", "-o", elsewhere], &["chromax-embed-", ".h5ad"]);
+    fails_cleanly(&dir, &["sc", "embed", "--model", ".", "-o", elsewhere], &["chromax-embed-", ".h5ad"]);
     assert!(!Path::new(elsewhere).exists());
-    fails(&dir, &["sc", "embed", "--model", ".", "-o", "x.h5ad"], &["inside the model directory --model"]);
+    fails_cleanly(&dir, &["sc", "embed", "--model", ".", "-o", "x.h5ad"], &["inside the model directory --model"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

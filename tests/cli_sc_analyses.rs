@@ -10,10 +10,10 @@ mod planted;
 
 use chromax::io::h5ad::{write_h5ad, AnnData, Column, CsrF32};
 use chromax::sc::data::Rows;
-use common::say;
+use common::{fails_cleanly, run_chromax, say};
 use planted::{jaspar_path, simulate, Control};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const SMALL: &str = r#"{"seq_len": 160, "stem_filters": 16, "stem_kernel": 13, "stem_pool": 2,
  "tower_filters": [16, 16], "tower_kernel": 5, "tower_pool": 2, "final_filters": 8,
@@ -26,36 +26,11 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-fn chromax(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chromax")).args(args).current_dir(cwd).output().expect("run chromax")
-}
-
 fn ok(args: &[&str], cwd: &Path) -> String {
-    let out = chromax(args, cwd);
+    let out = run_chromax(args, cwd);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "chromax {args:?} failed: {stderr}");
     stderr
-}
-
-/// Runs a failing command: exit 1, every piece in stderr, no new file in `dir`.
-fn fails(dir: &Path, args: &[&str], expect: &[&str]) {
-    let listing = || {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into())
-            .collect();
-        v.sort();
-        v
-    };
-    let before = listing();
-    let out = chromax(args, dir);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for piece in expect {
-        assert!(stderr.contains(piece), "stderr lacks '{piece}':\n{stderr}");
-    }
-    assert_eq!(listing(), before, "files left behind by {args:?}");
 }
 
 /// The simulation as files: genome.fa (one chromosome `sim`, each peak's 160 bp at its centre),
@@ -117,7 +92,14 @@ fn setup(dir: &Path) -> (Vec<String>, Vec<usize>) {
     let groups: Vec<String> = cells.iter().zip(&types).map(|(c, t)| format!("{c}\t{t}")).collect();
     std::fs::write(dir.join("groups.tsv"), "barcode\tgroup\n".to_string() + &groups.join("\n") + "\n").expect("groups");
     std::fs::write(dir.join("small.json"), SMALL).expect("config");
-    let args = [
+    let args = train_args(&["--epochs", "3", "-o", "model"]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), dir);
+    (cells, sim.cell_type)
+}
+
+/// `sc train` on the files of [`setup`], the small architecture, then `extra`.
+fn train_args(extra: &[&str]) -> Vec<String> {
+    let base = [
         "sc",
         "train",
         "--peaks",
@@ -130,15 +112,10 @@ fn setup(dir: &Path) -> (Vec<String>, Vec<usize>) {
         "small.json",
         "--batch",
         "64",
-        "--epochs",
-        "3",
         "--device",
         "cpu",
-        "-o",
-        "model",
     ];
-    ok(&args, dir);
-    (cells, sim.cell_type)
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
 }
 
 fn python(dir: &Path, what: &str, script: &str) -> Option<String> {
@@ -354,14 +331,14 @@ fn analyses_write_files_python_reads_and_refuse_bad_input() {
     small[7] = "big.h5ad";
     let mut small: Vec<&str> = small.to_vec();
     small.extend(["--max-bytes", "100000"]);
-    fails(&dir, &small, &["big.h5ad", "over --max-bytes", "--groups", "--cells"]);
+    fails_cleanly(&dir, &small, &["big.h5ad", "over --max-bytes", "--groups", "--cells"]);
 
     // Bad input.
     std::fs::write(dir.join("peaks_as_motifs.txt"), "sim\t0\t500\n").expect("txt");
     let mut a = tf;
     a[5] = "peaks_as_motifs.txt";
     a[9] = "tf2.h5ad";
-    fails(&dir, &a, &["peaks_as_motifs.txt", "line 1", "JASPAR", "MEME"]);
+    fails_cleanly(&dir, &a, &["peaks_as_motifs.txt", "line 1", "JASPAR", "MEME"]);
 
     // A REF that is neither the genome's base nor the ALT.
     let other = ['G', 'T', 'C'].into_iter().find(|&b| b != base_at(p1) && b != alt_of(base_at(p1))).expect("a base");
@@ -370,28 +347,28 @@ fn analyses_write_files_python_reads_and_refuse_bad_input() {
     let mut a = var;
     a[7] = "wrong.vcf";
     a[11] = "w.tsv";
-    fails(&dir, &a, &["wrong.vcf", "line 3", "disagrees with the genome"]);
+    fails_cleanly(&dir, &a, &["wrong.vcf", "line 3", "disagrees with the genome"]);
 
     let mut a = ism;
     a[9] = "obs:tissue";
     a[11] = "ism2.h5";
-    fails(&dir, &a, &["m.h5ad", "no column 'tissue'", "cell_type"]);
+    fails_cleanly(&dir, &a, &["m.h5ad", "no column 'tissue'", "cell_type"]);
 
     std::fs::write(dir.join("strangers.tsv"), format!("{}\ttype0\nAAAC-stranger\ttype1\n", cells[0])).expect("tsv");
     let mut a = var;
     a[9] = "strangers.tsv";
     a[11] = "s.tsv";
-    fails(&dir, &a, &["strangers.tsv", "line 2", "AAAC-stranger", "not a cell of the model"]);
+    fails_cleanly(&dir, &a, &["strangers.tsv", "line 2", "AAAC-stranger", "not a cell of the model"]);
 
     std::fs::write(dir.join("empty.bed"), "sim\t100\t100\n").expect("bed");
     let mut a = ism;
     a[7] = "empty.bed";
     a[11] = "ism3.h5";
-    fails(&dir, &a, &["empty.bed", "line 1", "not before end"]);
+    fails_cleanly(&dir, &a, &["empty.bed", "line 1", "not before end"]);
 
     let mut a = var;
     a[11] = "v.vcf";
-    fails(&dir, &a, &["v.vcf"]);
+    fails_cleanly(&dir, &a, &["v.vcf"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -402,31 +379,7 @@ fn analyses_write_files_python_reads_and_refuse_bad_input() {
 fn batch_corrected_training_through_the_binary() {
     let dir = temp_dir("bc");
     let (cells, _) = setup(&dir);
-    let train = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "sc",
-            "train",
-            "--peaks",
-            "peaks.bed",
-            "--genome",
-            "genome.fa",
-            "--matrix",
-            "m.h5ad",
-            "--model-config",
-            "small.json",
-            "--batch",
-            "64",
-            "--epochs",
-            "2",
-            "--device",
-            "cpu",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
-    };
+    let train = |extra: &[&str]| train_args(&[&["--epochs", "2"], extra].concat());
     let args = train(&["--batch-key", "batch", "--l2", "1e-4", "-o", "bc"]);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), &dir);
     let saved = std::fs::read_to_string(dir.join("bc/batches.tsv")).expect("batches.tsv");
@@ -455,17 +408,17 @@ fn batch_corrected_training_through_the_binary() {
     ];
     std::fs::write(dir.join("none.vcf"), "##fileformat=VCFv4.3\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
         .expect("vcf");
-    fails(&dir, &var, &["none.vcf", "no variants"]);
+    fails_cleanly(&dir, &var, &["none.vcf", "no variants"]);
 
     let args = train(&["--batch-key", "donor", "-o", "bc2"]);
-    fails(
+    fails_cleanly(
         &dir,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &["m.h5ad", "no column 'donor'", "batch", "cell_type"],
     );
     let no_bc = train(&["-o", "plain"]);
     ok(&no_bc.iter().map(String::as_str).collect::<Vec<_>>(), &dir);
-    fails(
+    fails_cleanly(
         &dir,
         &["sc", "embed", "--model", "plain", "-o", "p.csv", "--batch-embeddings", "pb.csv"],
         &["without batch correction"],

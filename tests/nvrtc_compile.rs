@@ -59,3 +59,77 @@ fn kernel_signatures_are_read_from_the_sources() {
         ]
     );
 }
+
+/// Every kernel entry through ptxas for sm_90 (inside NVRTC, no GPU): none spills registers
+/// to local memory; each entry's registers, shared memory, stack and resident blocks per SM
+/// at its launch size are printed (the occupancy napkin math of BENCHMARKS.md).
+#[test]
+fn every_kernel_goes_through_ptxas_for_sm_90_without_spills() {
+    use chromax::backend::cuda::compile::{ptxas_reports, sm90_blocks_per_sm};
+    use chromax::backend::cuda::launch::launch_threads;
+    if !nvrtc_available() {
+        if std::env::var("CHROMAX_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
+            panic!("CHROMAX_REQUIRE_NVRTC=1 but {}", nvrtc_missing_message());
+        }
+        common::say(&format!(
+            "every_kernel_goes_through_ptxas_for_sm_90_without_spills: skipped: {}",
+            nvrtc_missing_message()
+        ));
+        return;
+    }
+    let mut spills = Vec::new();
+    common::say(
+        "ptxas sm_90: entry, registers, shared bytes, stack bytes, threads per block, resident blocks per SM (limit)",
+    );
+    for kernel in KERNEL_FILES {
+        let reports = ptxas_reports(kernel, "sm_90").unwrap_or_else(|e| panic!("{e}"));
+        let entries: Vec<String> = kernel_signatures(kernel.text).into_iter().map(|s| s.name).collect();
+        for name in &entries {
+            assert!(
+                reports.iter().any(|r| &r.entry == name),
+                "kernels/{}: ptxas reported nothing for {name}",
+                kernel.file
+            );
+        }
+        for r in &reports {
+            let threads = launch_threads(&r.entry);
+            let (blocks, limit) = sm90_blocks_per_sm(r, threads);
+            assert!(r.registers > 0, "kernels/{}: {} reported no registers", kernel.file, r.entry);
+            common::say(&format!(
+                "  {:<34} {:>3} regs {:>6} B smem {:>4} B stack {:>4} threads {:>2} blocks/SM ({limit})",
+                r.entry, r.registers, r.shared_bytes, r.stack_bytes, threads, blocks
+            ));
+            if r.spill_stores > 0 || r.spill_loads > 0 {
+                spills.push(format!("{} ({} B stores, {} B loads)", r.entry, r.spill_stores, r.spill_loads));
+            }
+        }
+    }
+    assert!(spills.is_empty(), "ptxas spilled registers in: {}", spills.join(", "));
+}
+
+#[test]
+fn the_ptxas_log_is_read_per_entry() {
+    use chromax::backend::cuda::compile::{parse_ptxas_log, sm90_blocks_per_sm, PtxasReport};
+    let log = "ptxas info    : 0 bytes gmem\n\
+               ptxas info    : Compiling entry function 'k' for 'sm_90'\n\
+               ptxas info    : Function properties for k\n\
+               ptxas         .     16 bytes stack frame, 8 bytes spill stores, 4 bytes spill loads\n\
+               ptxas info    : Used 40 registers, used 1 barriers, 1024 bytes smem, 380 bytes cmem[0]\n\
+               ptxas info    : Compiling entry function 'j' for 'sm_90'\n\
+               ptxas info    : Function properties for j\n\
+               ptxas         .     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n\
+               ptxas info    : Used 8 registers, 380 bytes cmem[0]\n";
+    let r = parse_ptxas_log(log);
+    let want_k = PtxasReport {
+        entry: "k".into(),
+        registers: 40,
+        shared_bytes: 1024,
+        stack_bytes: 16,
+        spill_stores: 8,
+        spill_loads: 4,
+    };
+    assert_eq!(r, vec![want_k.clone(), PtxasReport { entry: "j".into(), registers: 8, ..PtxasReport::default() }]);
+    // 40 registers × 256 threads: 1,280 registers per warp, 10,240 per block: 6 blocks.
+    assert_eq!(sm90_blocks_per_sm(&want_k, 256), (6, "registers"));
+    assert_eq!(sm90_blocks_per_sm(&r[1], 256), (8, "threads"));
+}

@@ -178,13 +178,7 @@ fn planted_motifs_are_found_by_tf_activity_ism_and_variants() {
 /// fraction from the other batch, and the mean fraction of the same type.
 fn neighbour_mixing(emb: &[f32], dim: usize, batch: &[usize], types: &[usize], k: usize) -> (f64, f64) {
     let n = batch.len();
-    let unit: Vec<Vec<f64>> = (0..n)
-        .map(|c| {
-            let v: Vec<f64> = emb[c * dim..(c + 1) * dim].iter().map(|&x| x as f64).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-            v.iter().map(|x| x / norm).collect()
-        })
-        .collect();
+    let unit = planted::unit_rows(emb, dim, n);
     let (mut mixing, mut agreement) = (0.0, 0.0);
     for a in 0..n {
         let mut others: Vec<(f64, usize)> = (0..n)

@@ -101,6 +101,13 @@ pub struct ImputeArgs {
     pub device: Option<String>,
 }
 
+impl GroupArgs {
+    /// The files these options read, for the output checks.
+    fn inputs<'a>(&'a self, files: Files<'a>) -> Files<'a> {
+        files.inputs("--groups", self.groups.iter().filter(|g| !g.starts_with("obs:"))).inputs("--cells", &self.cells)
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct IsmArgs {
     #[arg(long)]
@@ -355,14 +362,8 @@ pub fn impute_cmd(a: &ImputeArgs) -> CliResult {
 }
 
 pub fn ism_cmd(a: &IsmArgs) -> CliResult {
-    Files::new()
-        .model_dir("--model", &a.model)
-        .input("--genome", &a.genome)
-        .input("--regions", &a.regions)
-        .inputs("--groups", a.groups.groups.iter().filter(|g| !g.starts_with("obs:")))
-        .inputs("--cells", &a.groups.cells)
-        .output("-o", &a.output)
-        .check()?;
+    let files = Files::new().model_dir("--model", &a.model).input("--genome", &a.genome).input("--regions", &a.regions);
+    a.groups.inputs(files).output("-o", &a.output).check()?;
     if !a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("h5")) {
         return Err(format!("-o {}: use a .h5 name", a.output.display()).into());
     }
@@ -435,14 +436,8 @@ fn write_ism_h5(
 }
 
 pub fn variants_cmd(a: &VariantsArgs) -> CliResult {
-    Files::new()
-        .model_dir("--model", &a.model)
-        .input("--genome", &a.genome)
-        .input("--vcf", &a.vcf)
-        .inputs("--groups", a.groups.groups.iter().filter(|g| !g.starts_with("obs:")))
-        .inputs("--cells", &a.groups.cells)
-        .output("-o", &a.output)
-        .check()?;
+    let files = Files::new().model_dir("--model", &a.model).input("--genome", &a.genome).input("--vcf", &a.vcf);
+    a.groups.inputs(files).output("-o", &a.output).check()?;
     let ext = a.output.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     if ext != "tsv" && ext != "h5ad" {
         return Err(format!("-o {}: use a .tsv or .h5ad name", a.output.display()).into());

@@ -121,3 +121,30 @@ pub fn assert_close<A: Copy + Into<f64>, B: Copy + Into<f64>>(what: &str, got: &
 pub fn max_rel_err(a: &[f64], b: &[f64], floor: f64) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs() / (y.abs() + floor)).fold(0.0, f64::max)
 }
+
+/// Runs the chromax binary in `cwd`.
+pub fn run_chromax(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_chromax")).args(args).current_dir(cwd).output().expect("run chromax")
+}
+
+/// Runs a command that must fail: exit 1, no panic, every piece in stderr, and no new file in
+/// `dir` (nothing half-written).
+pub fn fails_cleanly(dir: &std::path::Path, args: &[&str], expect: &[&str]) {
+    let listing = || {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing();
+    let out = run_chromax(args, dir);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for piece in expect {
+        assert!(stderr.contains(piece), "stderr lacks '{piece}':\n{stderr}");
+    }
+    assert_eq!(listing(), before, "files left behind by {args:?}");
+}

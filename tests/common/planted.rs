@@ -176,13 +176,7 @@ pub fn small_model(seq_len: usize) -> SeqConfig {
 /// same label.
 pub fn neighbour_agreement(emb: &[f32], dim: usize, labels: &[usize]) -> f64 {
     let n = labels.len();
-    let unit: Vec<Vec<f64>> = (0..n)
-        .map(|c| {
-            let v: Vec<f64> = emb[c * dim..(c + 1) * dim].iter().map(|&x| x as f64).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-            v.iter().map(|x| x / norm).collect()
-        })
-        .collect();
+    let unit = unit_rows(emb, dim, n);
     let mut same = 0;
     for a in 0..n {
         let nearest = (0..n)
@@ -210,4 +204,15 @@ pub fn sim_options(seq_len: usize) -> ScTrainOptions {
         model: small_model(seq_len),
         ..ScTrainOptions::default()
     }
+}
+
+/// The first `n` rows of `emb` (rows of `dim`) scaled to unit length, for cosine similarity.
+pub fn unit_rows(emb: &[f32], dim: usize, n: usize) -> Vec<Vec<f64>> {
+    (0..n)
+        .map(|c| {
+            let v: Vec<f64> = emb[c * dim..(c + 1) * dim].iter().map(|&x| x as f64).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+            v.iter().map(|x| x / norm).collect()
+        })
+        .collect()
 }

@@ -80,6 +80,89 @@ fn compile_program(
     Ok(ptx.to_src())
 }
 
+/// What ptxas reports for one kernel entry compiled to machine code.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PtxasReport {
+    pub entry: String,
+    pub registers: u32,
+    /// Static shared memory per block.
+    pub shared_bytes: u64,
+    pub stack_bytes: u64,
+    pub spill_stores: u64,
+    pub spill_loads: u64,
+}
+
+/// Compiles a kernel file to machine code for `arch` (an `sm_XX`) with ptxas's verbose report
+/// (NVRTC's `--ptxas-options=-v`: ptxas runs inside NVRTC, no GPU needed) and returns one
+/// report per entry, in the order ptxas compiled them.
+pub fn ptxas_reports(kernel: &KernelSource, arch: &str) -> Result<Vec<PtxasReport>, BackendError> {
+    use cudarc::nvrtc::result;
+    if !nvrtc_available() {
+        return Err(BackendError::CudaUnavailable(nvrtc_missing_message()));
+    }
+    let failed =
+        |log: String| BackendError::KernelCompile { file: kernel.file.to_string(), arch: arch.to_string(), log };
+    let mut options = compile_options(arch);
+    options.push("--ptxas-options=-v".to_string());
+    let src = std::ffi::CString::new(kernel_program(kernel)).map_err(|e| failed(e.to_string()))?;
+    let name = std::ffi::CString::new(kernel.file).map_err(|e| failed(e.to_string()))?;
+    let prog = result::create_program(&src, Some(&name)).map_err(|e| failed(e.to_string()))?;
+    // SAFETY: `prog` was created above and is destroyed once, after its log is read.
+    let (compiled, log) = unsafe {
+        let compiled = result::compile_program(prog, &options);
+        let log = result::get_program_log(prog);
+        let _ = result::destroy_program(prog);
+        (compiled, log)
+    };
+    let log: String =
+        log.map(|chars| chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect()).unwrap_or_default();
+    compiled.map_err(|e| failed(format!("{e}: {}", log.trim())))?;
+    Ok(parse_ptxas_log(&log))
+}
+
+/// The entries of ptxas's verbose log: `Compiling entry function 'NAME'` starts one; the
+/// `bytes stack frame, … spill stores, … spill loads` and `Used N registers, … bytes smem`
+/// lines that follow fill it in.
+pub fn parse_ptxas_log(log: &str) -> Vec<PtxasReport> {
+    let number_before = |line: &str, what: &str| -> Option<u64> {
+        let at = line.find(what)?;
+        line[..at].split(|c: char| !c.is_ascii_digit()).rfind(|w| !w.is_empty())?.parse().ok()
+    };
+    let mut out: Vec<PtxasReport> = Vec::new();
+    for line in log.lines() {
+        if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+            let entry = rest.split('\'').next().unwrap_or_default().to_string();
+            out.push(PtxasReport { entry, ..PtxasReport::default() });
+            continue;
+        }
+        let Some(last) = out.last_mut() else { continue };
+        if line.contains("bytes stack frame") {
+            last.stack_bytes = number_before(line, "bytes stack frame").unwrap_or(0);
+            last.spill_stores = number_before(line, "bytes spill stores").unwrap_or(0);
+            last.spill_loads = number_before(line, "bytes spill loads").unwrap_or(0);
+        } else if line.contains("Used ") && line.contains("registers") {
+            last.registers = number_before(line, "registers").unwrap_or(0) as u32;
+            last.shared_bytes = number_before(line, "bytes smem").unwrap_or(0);
+        }
+    }
+    out
+}
+
+/// Blocks of `threads` threads that fit one SM of compute capability 9.0 (H100/H200) at once,
+/// and what limits them: 2,048 threads, 32 blocks, 65,536 registers (allocated per warp in
+/// units of 256), 228 KiB of shared memory (1 KiB of it reserved per block).
+pub fn sm90_blocks_per_sm(r: &PtxasReport, threads: u32) -> (u32, &'static str) {
+    let warps = threads.div_ceil(32).max(1);
+    let regs_per_warp = (r.registers.max(1) * 32).div_ceil(256) * 256;
+    let limits = [
+        (2048 / threads.max(1), "threads"),
+        (32, "blocks"),
+        (65_536 / (regs_per_warp * warps), "registers"),
+        ((233_472 / (r.shared_bytes + 1024)) as u32, "shared memory"),
+    ];
+    limits.into_iter().min_by_key(|&(n, _)| n).unwrap_or((0, "threads"))
+}
+
 /// The one-line reason NVRTC is missing, with what to install.
 pub fn nvrtc_missing_message() -> String {
     "NVRTC (libnvrtc.so.13) could not be loaded: install the CUDA 13.0 toolkit or \

@@ -11,11 +11,11 @@ use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, 
 use crate::error::BackendError;
 
 // These mirror the #defines of kernels/conv1d.cu (a unit test below compares them).
-const CONV_THREADS: u32 = 128;
+pub(crate) const CONV_THREADS: u32 = 128;
 const POS_PER_THREAD: usize = 4;
 const TILE_L: usize = CONV_THREADS as usize * POS_PER_THREAD;
 const CO_TILE: usize = 8;
-const WG_THREADS: u32 = 256;
+pub(crate) const WG_THREADS: u32 = 256;
 const WT: usize = 128;
 const WCO: usize = 8;
 const WCI: usize = 8;

@@ -116,6 +116,18 @@ pub(crate) fn with_kernel_params<R>(args: &[KArg], f: impl FnOnce(&mut [*mut c_v
     f(&mut params)
 }
 
+/// Threads per block each kernel entry is launched with (for occupancy reports): the tiled
+/// kernels' own block sizes, [`THREADS`] for the rest.
+pub fn launch_threads(entry: &str) -> u32 {
+    match entry {
+        "conv1d_fwd_f32" | "conv1d_bwd_input_f32" => super::conv1d::CONV_THREADS,
+        "conv1d_bwd_weight_partial_f32" => super::conv1d::WG_THREADS,
+        "sparse_head_f32" => super::sparse_head::HEAD_CELLS as u32,
+        "head_roc_histogram_f32" => super::sparse_head::ROC_CELLS as u32,
+        _ => THREADS,
+    }
+}
+
 /// Threads per block of the 1-D kernels (`CHROMAX_THREADS` in kernels/common.cuh).
 pub(crate) const THREADS: u32 = 256;
 

@@ -7,11 +7,11 @@ use crate::backend::{BackendResult, HeadLogits, SparseHead, SparseHeadParams, RO
 use crate::error::BackendError;
 
 // These mirror the #defines of kernels/sparse_head.cu.
-const HEAD_CELLS: usize = 128;
+pub(crate) const HEAD_CELLS: usize = 128;
 pub(crate) const HEAD_MAX_DIM: usize = 64;
 /// Persistent blocks per multiprocessor.
 const BLOCKS_PER_SM: usize = 4;
-const ROC_CELLS: usize = 256;
+pub(crate) const ROC_CELLS: usize = 256;
 const ROC_ROWS: usize = 8;
 /// Cells one histogram block may take, so that its 32-bit shared counts (ROC_ROWS logits per
 /// cell) cannot overflow.
