@@ -18,6 +18,10 @@
 #define HEAD_CELLS 128
 #define HEAD_ROWS 16
 #define HEAD_MAX_DIM 64
+// Row stride of the cell-embedding tile in shared memory: one float of padding, so the 32
+// lanes of a warp reading ws[t][k] (32 consecutive cells, one k) hit 32 different banks; at
+// a stride of 64 they all hit one bank (a 32-way conflict on every load of the logit loop).
+#define HEAD_WS_STRIDE (HEAD_MAX_DIM + 1)
 
 // First position in indices[a, e) whose value is >= key.
 __device__ __forceinline__ unsigned lower_bound_u32(const unsigned* __restrict__ indices, unsigned a, unsigned e, unsigned key) {
@@ -34,7 +38,7 @@ sparse_head_f32(const float* __restrict__ z, const float* __restrict__ w, const 
                 float* __restrict__ dz_partial, float* __restrict__ dw, float* __restrict__ dbias,
                 double* __restrict__ loss_partial, int B, int N, int D, float inv_n) {
     __shared__ float zs[HEAD_ROWS][HEAD_MAX_DIM];     // the tile's z rows
-    __shared__ float ws[HEAD_CELLS][HEAD_MAX_DIM];    // the block's cell embeddings
+    __shared__ float ws[HEAD_CELLS][HEAD_WS_STRIDE];  // the block's cell embeddings
     __shared__ float gs[HEAD_ROWS][HEAD_CELLS];       // g for (row, cell)
     __shared__ unsigned char ys[HEAD_ROWS][HEAD_CELLS];
     __shared__ unsigned lo_s[HEAD_ROWS], hi_s[HEAD_ROWS];
@@ -78,8 +82,8 @@ sparse_head_f32(const float* __restrict__ z, const float* __restrict__ w, const 
                     for (int k = 0; k < HEAD_MAX_DIM; ++k)
                         if (k < D) logit = fmaf(zs[r][k], ws[t][k], logit);
                     const float y = (float)ys[r][t];
-                    const double l = (double)logit;
-                    loss += fmax(l, 0.0) + log1p(exp(-fabs(l))) - (double)y * l;
+                    // softplus(l) − y·l in f32 (each term within a few ulp), summed in f64.
+                    loss += (double)(fmaxf(logit, 0.0f) + log1pf(expf(-fabsf(logit))) - y * logit);
                     g = (sigmoid_f32(logit) - y) * inv_n;
                     db_acc += g;
 #pragma unroll

@@ -133,3 +133,30 @@ fn the_ptxas_log_is_read_per_entry() {
     assert_eq!(sm90_blocks_per_sm(&want_k, 256), (6, "registers"));
     assert_eq!(sm90_blocks_per_sm(&r[1], 256), (8, "threads"));
 }
+
+/// The per-cell head reads its cell-embedding tile as ws[t][k] (lane t of a warp, one k at a
+/// time): with the tile's row stride from the kernel source, the 32 lanes of a warp fall in
+/// 32 different shared-memory banks for every k (4-byte banks, 32 of them).
+#[test]
+fn the_head_reads_its_embedding_tile_without_bank_conflicts() {
+    let src = chromax::kernels::kernel_file("sparse_head").expect("sparse_head.cu is embedded").text;
+    let define = |name: &str| -> String {
+        let line = src
+            .lines()
+            .find(|l| l.starts_with(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("#define {name}"));
+        line[format!("#define {name} ").len()..].trim().to_string()
+    };
+    let max_dim: usize = define("HEAD_MAX_DIM").parse().expect("a number");
+    let stride = match define("HEAD_WS_STRIDE").as_str() {
+        "(HEAD_MAX_DIM + 1)" => max_dim + 1,
+        other => other.parse().expect("a number or (HEAD_MAX_DIM + 1)"),
+    };
+    assert!(src.contains("ws[HEAD_CELLS][HEAD_WS_STRIDE]"), "the tile is declared with the padded stride");
+    for k in 0..max_dim {
+        let mut banks: Vec<usize> = (0..32).map(|t| (t * stride + k) % 32).collect();
+        banks.sort_unstable();
+        banks.dedup();
+        assert_eq!(banks.len(), 32, "k = {k}: a warp's 32 lanes hit {} banks at stride {stride}", banks.len());
+    }
+}
