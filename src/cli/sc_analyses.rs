@@ -104,8 +104,17 @@ pub struct ImputeArgs {
 impl GroupArgs {
     /// The files these options read, for the output checks.
     fn inputs<'a>(&'a self, files: Files<'a>) -> Files<'a> {
-        files.inputs("--groups", self.groups.iter().filter(|g| !g.starts_with("obs:"))).inputs("--cells", &self.cells)
+        group_inputs(files, self.groups.as_deref(), self.cells.as_deref())
     }
+
+    fn read(&self, config: &ScModelConfig, cells: &[String]) -> Result<Groups, chromax::Error> {
+        read_groups(self.groups.as_deref(), self.cells.as_deref(), config, cells)
+    }
+}
+
+/// The files `--groups` (unless `obs:KEY`) and `--cells` read, for the output checks.
+fn group_inputs<'a>(files: Files<'a>, groups: Option<&'a str>, cells: Option<&'a Path>) -> Files<'a> {
+    files.inputs("--groups", groups.filter(|g| !g.starts_with("obs:"))).inputs("--cells", cells)
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,14 +177,15 @@ fn training_matrix(config: &ScModelConfig) -> Option<PathBuf> {
     config.training.get("matrix").and_then(|m| m.as_str()).map(PathBuf::from)
 }
 
+/// The groups of `--groups` (a table or `obs:KEY`), else one per cell of `--cells`, else all
+/// the model's cells as one.
 fn read_groups(
-    a: &GroupArgs,
-    model: &Path,
+    groups: Option<&str>,
+    list: Option<&Path>,
     config: &ScModelConfig,
     cells: &[String],
 ) -> Result<Groups, chromax::Error> {
-    let _ = model;
-    Ok(match (&a.groups, &a.cells) {
+    Ok(match (groups, list) {
         (Some(g), _) => Groups::read(&GroupSource::parse(g), cells, training_matrix(config).as_deref())?,
         (None, Some(list)) => Groups::per_cell(&read_barcodes(list)?, cells, list)?,
         (None, None) => Groups::all(cells.len()),
@@ -266,26 +276,18 @@ fn bytes(n: u64) -> String {
 
 pub fn impute_cmd(a: &ImputeArgs) -> CliResult {
     let peaks_path = a.peaks.clone().unwrap_or_else(|| a.model.join(PEAKS_FILE));
-    Files::new()
-        .model_dir("--model", &a.model)
-        .input("--genome", &a.genome)
-        .input("--peaks", &peaks_path)
-        .inputs("--cells", &a.cells)
-        .inputs("--groups", a.groups.iter().filter(|g| !g.starts_with("obs:")))
-        .output("-o", &a.output)
-        .check()?;
+    let files = Files::new().model_dir("--model", &a.model).input("--genome", &a.genome).input("--peaks", &peaks_path);
+    group_inputs(files, a.groups.as_deref(), a.cells.as_deref()).output("-o", &a.output).check()?;
     if !a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("h5ad")) {
         return Err(format!("-o {}: use a .h5ad name", a.output.display()).into());
     }
     let peaks = read_intervals(&peaks_path)?;
     let (config, cells) = open_sc_model(&a.model)?;
-    let groups = match &a.groups {
-        Some(g) => Some(Groups::read(&GroupSource::parse(g), &cells, training_matrix(&config).as_deref())?),
-        None => None,
-    };
-    let chosen: Vec<u32> = match &a.cells {
-        Some(list) => Groups::per_cell(&read_barcodes(list)?, &cells, list)?.members.into_iter().flatten().collect(),
-        None => (0..cells.len() as u32).collect(),
+    // With --groups a pseudobulk of the groups; else the cells of --cells (or all), each its own column.
+    let selected = read_groups(a.groups.as_deref(), a.cells.as_deref(), &config, &cells)?;
+    let (groups, chosen): (Option<Groups>, Vec<u32>) = match a.groups {
+        Some(_) => (Some(selected), Vec::new()),
+        None => (None, selected.members.into_iter().flatten().collect()),
     };
     let (n_peaks, dim, len) = (peaks.len() as u64, config.model.bottleneck, config.model.seq_len);
     let dense = chosen.len() as u64 * n_peaks * 8 + (n_peaks + 1) * 8;
@@ -370,7 +372,7 @@ pub fn ism_cmd(a: &IsmArgs) -> CliResult {
     let regions = read_intervals(&a.regions)?;
     let genome = BaseStore::cached(&a.genome)?;
     let (config, cells) = open_sc_model(&a.model)?;
-    let groups = read_groups(&a.groups, &a.model, &config, &cells)?;
+    let groups = a.groups.read(&config, &cells)?;
     let len = config.model.seq_len;
     let windows = genome.peak_windows(&regions, len, &a.regions.display().to_string())?;
     let compute = select(a.device.as_deref())?;
@@ -448,7 +450,7 @@ pub fn variants_cmd(a: &VariantsArgs) -> CliResult {
     }
     let genome = BaseStore::cached(&a.genome)?;
     let (config, cells) = open_sc_model(&a.model)?;
-    let groups = read_groups(&a.groups, &a.model, &config, &cells)?;
+    let groups = a.groups.read(&config, &cells)?;
     let windows = variant_windows(&genome, &snvs, config.model.seq_len, &a.vcf)?;
     let compute = select(a.device.as_deref())?;
     let fx = on_backend!(compute, b => {

@@ -31,6 +31,35 @@ pub fn read_barcodes(path: &Path) -> Result<Vec<String>, FileError> {
     Ok(list)
 }
 
+/// One line of a barcode → label table: its line number, the barcode and the label.
+pub type LabelRow = (u64, String, String);
+
+/// The rows of a `barcode<TAB>label` table (cell groups, batches), in order; blank and `#`
+/// lines skipped, the label trimmed. A line without a tab is an error naming it and
+/// `barcode<TAB>{what}`. A first line that is a header ([`is_label_header`]) comes back as a
+/// row: the caller knows whether its barcode could be a cell.
+pub fn read_barcode_labels(path: &Path, what: &str) -> Result<Vec<LabelRow>, FileError> {
+    let mut lines = LineReader::open(path)?;
+    let mut rows = Vec::new();
+    while lines.advance()? {
+        let text = String::from_utf8_lossy(lines.line()).trim_end().to_string();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let Some((barcode, label)) = text.split_once('\t') else {
+            return Err(lines.error(format!("expected `barcode<TAB>{what}`")));
+        };
+        rows.push((lines.line_no(), barcode.to_string(), label.trim().to_string()));
+    }
+    Ok(rows)
+}
+
+/// Whether a table's row is its header: line 1 with `barcode`, `cell`, `barcodes` or `cells`
+/// as its barcode.
+pub fn is_label_header(line: u64, barcode: &str) -> bool {
+    line == 1 && matches!(barcode, "barcode" | "cell" | "barcodes" | "cells")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

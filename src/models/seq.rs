@@ -480,11 +480,25 @@ impl<B: Backend> SeqNet<B> {
         indptr: &[u32],
         indices: &[u32],
     ) -> BackendResult<(f64, B::Buf)> {
+        let effective = self.batch_head_weights(backend)?;
+        self.head_loss_with(backend, z, effective.as_ref(), indptr, indices)
+    }
+
+    /// [`SeqNet::head_loss`] with the batch-corrected head weights already computed
+    /// ([`SeqNet::batch_head_weights`]; `None` without batch correction), for a caller that
+    /// also needs them (the step's AUROC histogram).
+    pub fn head_loss_with(
+        &mut self,
+        backend: &B,
+        z: &B::Buf,
+        effective: Option<&B::Buf>,
+        indptr: &[u32],
+        indices: &[u32],
+    ) -> BackendResult<(f64, B::Buf)> {
         let batch = indptr.len().saturating_sub(1);
         let p = SparseHeadParams { batch, cells: self.config.cells, dim: self.config.bottleneck };
         let mut dz = backend.zeros(batch * self.config.bottleneck)?;
-        let effective = self.batch_head_weights(backend)?;
-        let w = effective.as_ref().unwrap_or(&self.head_w.value);
+        let w = effective.unwrap_or(&self.head_w.value);
         let logits = HeadLogits { z, w, bias: &self.head_b.value, indptr, indices };
         // The gradient with respect to the effective weights is the cell embeddings' own.
         let bufs = SparseHead { logits, dz: &mut dz, dw: &mut self.head_w.grad, dbias: &mut self.head_b.grad };

@@ -21,6 +21,7 @@
 use super::groups::Groups;
 use super::motifs::Motif;
 use super::shuffle::dinucleotide_shuffle;
+use crate::backend::cpu::sigmoid;
 use crate::backend::{Backend, Conv1dFwd, Conv1dParams, Elementwise, ElementwiseOp};
 use crate::error::FileError;
 use crate::io::bed::Interval;
@@ -60,10 +61,6 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// The bottleneck codes z (n × dim) of n sequences (n × seq_len base codes, as they are: no
 /// reverse complement, no shift), `batch` at a time, in inference mode.
 pub fn embed_sequences<B: Backend>(
@@ -90,20 +87,35 @@ pub fn embed_sequences<B: Backend>(
     Ok(z)
 }
 
-/// Per cell, Σ over the sequences of σ(z·w_c) (denoised: no intercept); the head applied on
-/// the backend as one GEMM per `batch` sequences.
+/// σ(z·wᵀ + bias) of the rows of `z` (n × dim, on the host) against `w` (cells × dim, on the
+/// backend): the head as one GEMM (a width-1 convolution) and a sigmoid on the backend, read
+/// back as n × cells, row-major.
+pub fn head_probabilities<B: Backend>(
+    backend: &B,
+    w: &B::Buf,
+    bias: Option<&B::Buf>,
+    z: &[f32],
+    dim: usize,
+    cells: usize,
+) -> Result<Vec<f32>, Error> {
+    let n = z.len() / dim.max(1);
+    let x = upload_f32(backend, z)?;
+    let p = Conv1dParams { batch: n, c_in: dim, c_out: cells, len: 1, kernel: 1, dilation: 1 };
+    let mut logits = backend.zeros(n * cells)?;
+    backend.conv1d_fwd(&p, Conv1dFwd { x: &x, w, bias, y: &mut logits })?;
+    let mut probs = backend.zeros(n * cells)?;
+    backend.elementwise(ElementwiseOp::SigmoidFwd, Elementwise { a: &logits, b: None, out: &mut probs })?;
+    drop(logits);
+    Ok(download_f32(backend, &probs)?)
+}
+
+/// Per cell, Σ over the sequences of σ(z·w_c) (denoised: no intercept), `batch` sequences'
+/// worth of the head at a time ([`head_probabilities`]).
 pub fn sum_denoised<B: Backend>(backend: &B, net: &SeqNet<B>, z: &[f32], batch: usize) -> Result<Vec<f64>, Error> {
     let (dim, cells) = (net.config.bottleneck, net.config.cells);
     let mut sums = vec![0.0f64; cells];
     for chunk in z.chunks(batch.max(1) * dim) {
-        let n = chunk.len() / dim;
-        let x = upload_f32(backend, chunk)?;
-        let p = Conv1dParams { batch: n, c_in: dim, c_out: cells, len: 1, kernel: 1, dilation: 1 };
-        let mut logits = backend.zeros(n * cells)?;
-        backend.conv1d_fwd(&p, Conv1dFwd { x: &x, w: &net.head_w.value, bias: None, y: &mut logits })?;
-        let mut probs = backend.zeros(n * cells)?;
-        backend.elementwise(ElementwiseOp::SigmoidFwd, Elementwise { a: &logits, b: None, out: &mut probs })?;
-        let host = download_f32(backend, &probs)?;
+        let host = head_probabilities(backend, &net.head_w.value, None, chunk, dim, cells)?;
         for row in host.chunks(cells) {
             for (s, &v) in sums.iter_mut().zip(row) {
                 *s += v as f64;

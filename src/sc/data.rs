@@ -7,6 +7,7 @@
 use super::matrix::{filter_matrix, match_peaks, read_cell_matrix, write_binary_matrix};
 use super::train::ScTrainOptions;
 use crate::error::FileError;
+use crate::io::barcodes::{is_label_header, read_barcode_labels};
 use crate::io::bed::{read_intervals, Interval};
 use crate::io::h5ad::parse_peak_name;
 use crate::rng::mix;
@@ -111,23 +112,11 @@ impl CellBatches {
                 let (names, values) = crate::io::h5ad::read_h5ad_obs_column(matrix, key)?;
                 names.into_iter().zip(values).collect()
             }
-            (None, Some(path)) => {
-                let mut lines = crate::io::text::LineReader::open(path)?;
-                let mut t = HashMap::new();
-                let mut n = 0u64;
-                while let Some(line) = lines.next_line()? {
-                    n += 1;
-                    let text = String::from_utf8_lossy(line).trim_end().to_string();
-                    if text.is_empty() || text.starts_with('#') || (n == 1 && text.starts_with("barcode\t")) {
-                        continue;
-                    }
-                    let Some((barcode, batch)) = text.split_once('\t') else {
-                        return Err(FileError::line(path, n, "expected `barcode<TAB>batch`"));
-                    };
-                    t.insert(barcode.to_string(), batch.trim().to_string());
-                }
-                t
-            }
+            (None, Some(path)) => read_barcode_labels(path, "batch")?
+                .into_iter()
+                .filter(|(n, barcode, _)| !is_label_header(*n, barcode))
+                .map(|(_, barcode, batch)| (barcode, batch))
+                .collect(),
         };
         let origin = batch_key.map_or_else(
             || file.map(|f| f.display().to_string()).unwrap_or_default(),

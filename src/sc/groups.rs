@@ -3,8 +3,8 @@
 //! per listed cell (`--cells FILE`), or all cells as one group.
 
 use crate::error::FileError;
+use crate::io::barcodes::{is_label_header, read_barcode_labels};
 use crate::io::h5ad::read_h5ad_obs_column;
-use crate::io::text::LineReader;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -69,24 +69,11 @@ impl Groups {
         let mut by_label: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         match source {
             GroupSource::File(path) => {
-                let mut lines = LineReader::open(path)?;
-                let mut n = 0u64;
-                while let Some(line) = lines.next_line()? {
-                    n += 1;
-                    let text = String::from_utf8_lossy(line).trim_end().to_string();
-                    if text.is_empty() || text.starts_with('#') {
+                for (n, barcode, label) in read_barcode_labels(path, "group")? {
+                    if is_label_header(n, &barcode) && !index.contains_key(barcode.as_str()) {
                         continue;
                     }
-                    let Some((barcode, label)) = text.split_once('\t') else {
-                        return Err(FileError::line(path, n, "expected `barcode<TAB>group`"));
-                    };
-                    if n == 1
-                        && matches!(barcode, "barcode" | "cell" | "barcodes" | "cells")
-                        && !index.contains_key(barcode)
-                    {
-                        continue;
-                    }
-                    let Some(&c) = index.get(barcode) else {
+                    let Some(&c) = index.get(barcode.as_str()) else {
                         return Err(FileError::line(
                             path,
                             n,
@@ -97,7 +84,7 @@ impl Groups {
                             ),
                         ));
                     };
-                    by_label.entry(label.trim().to_string()).or_default().push(c);
+                    by_label.entry(label).or_default().push(c);
                 }
             }
             GroupSource::Obs(key) => {

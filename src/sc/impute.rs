@@ -9,12 +9,12 @@
 //! the model and the writer's buffers. The chunk is chosen from a budget ([`chunk_for`]).
 //! For a batch-corrected model only the cell path is used (the batch effect removed too).
 
-use super::analyses::{embed_sequences, Head};
+use super::analyses::{embed_sequences, head_probabilities, Head};
 use super::groups::Groups;
-use crate::backend::{Backend, Conv1dFwd, Conv1dParams, Elementwise, ElementwiseOp};
+use crate::backend::Backend;
 use crate::error::FileError;
 use crate::models::SeqNet;
-use crate::nn::{download_f32, upload_f32};
+use crate::nn::upload_f32;
 use crate::Error;
 
 /// Bytes one chunk of `peaks` holds for `cells` cells (see the module's notes).
@@ -72,14 +72,7 @@ pub fn impute_streamed<B: Backend>(
     for peaks in codes.chunks(chunk * len) {
         let m = peaks.len() / len;
         let z = embed_sequences(backend, net, peaks, batch)?;
-        let x = upload_f32(backend, &z)?;
-        let p = Conv1dParams { batch: m, c_in: dim, c_out: n, len: 1, kernel: 1, dilation: 1 };
-        let mut logits = backend.zeros(m * n)?;
-        backend.conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: bias.as_ref(), y: &mut logits })?;
-        let mut probs = backend.zeros(m * n)?;
-        backend.elementwise(ElementwiseOp::SigmoidFwd, Elementwise { a: &logits, b: None, out: &mut probs })?;
-        drop(logits);
-        let host = download_f32(backend, &probs)?;
+        let host = head_probabilities(backend, &w, bias.as_ref(), &z, dim, n)?;
         stats.peak_chunk_bytes = stats.peak_chunk_bytes.max(chunk_bytes(m, len, dim, n));
         sink(&host)?;
     }

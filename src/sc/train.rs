@@ -216,14 +216,15 @@ pub fn evaluate<B: Backend>(
     let (mut loss_sum, mut overall) = (0.0f64, RocHistogram::default());
     let mut per_peak = Vec::with_capacity(peaks.len());
     let mut z_all = Vec::with_capacity(peaks.len() * dim);
+    // The weights do not change during evaluation: the batch-corrected ones once.
+    let effective = net.batch_head_weights(backend)?;
     for chunk in peaks.chunks(batch) {
         let hb = gather(data, chunk, None)?;
         let seqs = SeqBatch { codes: &hb.codes, reverse: &hb.reverse, shift: &hb.shift };
         let z = net.embed_peaks(backend, &seqs)?;
-        let (loss, _) = net.head_loss(backend, &z, &hb.indptr, &hb.indices)?;
+        let (loss, _) = net.head_loss_with(backend, &z, effective.as_ref(), &hb.indptr, &hb.indices)?;
         loss_sum += loss * chunk.len() as f64;
         let p = SparseHeadParams { batch: chunk.len(), cells: n_cells, dim };
-        let effective = net.batch_head_weights(backend)?;
         let (w, bias) = (effective.as_ref().unwrap_or(&net.head_w.value), &net.head_b.value);
         let counts = backend.head_roc_histogram(
             &p,
@@ -237,10 +238,7 @@ pub fn evaluate<B: Backend>(
         }
         z_all.extend(download_f32(backend, &z)?);
     }
-    let w = match net.batch_head_weights(backend)? {
-        Some(effective) => download_f32(backend, &effective)?,
-        None => download_f32(backend, &net.head_w.value)?,
-    };
+    let w = download_f32(backend, effective.as_ref().unwrap_or(&net.head_w.value))?;
     let b = download_f32(backend, &net.head_b.value)?;
     let per_cell: Vec<f64> = cells
         .par_iter()
@@ -324,9 +322,9 @@ impl<B: Backend> Task<B> for ScTask<'_> {
         let hb = gather(self.data, &peaks, self.opts.augment.then_some((step_seed, self.opts.max_shift)))?;
         let seqs = SeqBatch { codes: &hb.codes, reverse: &hb.reverse, shift: &hb.shift };
         let (z, cache) = net.forward_train(backend, &seqs, step_seed)?;
-        let (loss, dz) = net.head_loss(backend, &z, &hb.indptr, &hb.indices)?;
-        let p = SparseHeadParams { batch: peaks.len(), cells: net.config.cells, dim: net.config.bottleneck };
         let effective = net.batch_head_weights(backend)?;
+        let (loss, dz) = net.head_loss_with(backend, &z, effective.as_ref(), &hb.indptr, &hb.indices)?;
+        let p = SparseHeadParams { batch: peaks.len(), cells: net.config.cells, dim: net.config.bottleneck };
         let logits = HeadLogits {
             z: &z,
             w: effective.as_ref().unwrap_or(&net.head_w.value),

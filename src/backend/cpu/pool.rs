@@ -39,7 +39,7 @@ pub fn maxpool_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxP
                 3 => pool_fixed::<T, 3>(x_row, y_row),
                 _ => {
                     for (out, w) in y_row.iter_mut().zip(x_row.chunks(p.pool)) {
-                        *out = w[1..].iter().fold(w[0], |m, &v| if v > m { v } else { m });
+                        *out = first_max(w);
                     }
                 }
             }
@@ -52,9 +52,13 @@ pub fn maxpool_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &MaxPoolParams, b: MaxP
     Ok(())
 }
 
+/// The first maximum of a window (a NaN wins only in first place, as in the kernel).
+fn first_max<T: Real>(w: &[T]) -> T {
+    w[1..].iter().fold(w[0], |m, &v| if v > m { v } else { m })
+}
+
 /// `y[j]` = the first maximum of `x[j·N .. j·N + N]` (the last window may be short).
 fn pool_fixed<T: Real, const N: usize>(x_row: &[T], y_row: &mut [T]) {
-    let first_max = |w: &[T]| w[1..].iter().fold(w[0], |m, &v| if v > m { v } else { m });
     let (windows, tail) = x_row.as_chunks::<N>();
     for (out, w) in y_row.iter_mut().zip(windows) {
         *out = first_max(w);
