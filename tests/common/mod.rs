@@ -122,9 +122,22 @@ pub fn max_rel_err(a: &[f64], b: &[f64], floor: f64) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs() / (y.abs() + floor)).fold(0.0, f64::max)
 }
 
+/// The chromax binary: `$CHROMAX_BIN` where set (the GPU kit carries test binaries to a machine
+/// without this build tree), else the one cargo built for these tests.
+pub fn chromax_exe() -> std::path::PathBuf {
+    std::env::var_os("CHROMAX_BIN").map_or_else(|| env!("CARGO_BIN_EXE_chromax").into(), Into::into)
+}
+
+/// The bundled test data: `$CHROMAX_TEST_DATA` where set (the GPU kit), else `tests/data` of
+/// this source tree.
+pub fn test_data() -> std::path::PathBuf {
+    std::env::var_os("CHROMAX_TEST_DATA")
+        .map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"), Into::into)
+}
+
 /// Runs the chromax binary in `cwd`.
 pub fn run_chromax(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_chromax")).args(args).current_dir(cwd).output().expect("run chromax")
+    std::process::Command::new(chromax_exe()).args(args).current_dir(cwd).output().expect("run chromax")
 }
 
 /// Runs a command that must fail: exit 1, no panic, every piece in stderr, and no new file in

@@ -10,7 +10,7 @@ use chromax::rng::SplitMix64;
 use chromax::sc::data::{Rows, ScData};
 use chromax::sc::motifs::{read_motifs, Motif};
 use chromax::sc::train::ScTrainOptions;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub struct Simulation {
     pub data: ScData,
@@ -40,7 +40,7 @@ pub fn jaspar(ids: &[&str]) -> Vec<Motif> {
 }
 
 pub fn jaspar_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/motifs/JASPAR2022_vertebrates.pfm")
+    crate::common::test_data().join("motifs/JASPAR2022_vertebrates.pfm")
 }
 
 /// Three cell types of 24 cells; 900 random 160 bp peaks, each holding each type's motif with
