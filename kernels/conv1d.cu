@@ -6,11 +6,15 @@
 // pad_left = ((K-1)*d)/2, pad_right = (K-1)*d - pad_left.
 //
 // conv1d_fwd_f32, conv1d_bwd_input_f32 — direct convolution from shared-memory tiles.
-//   grid (ceil(L / TILE_L), ceil(C_out' / CO_TILE), B), block CONV_THREADS threads; each thread
-//   computes POS_PER_THREAD positions (strided by CONV_THREADS, so a warp reads consecutive
-//   words) for CO_TILE output channels. Dynamic shared memory, in floats:
-//   ci_tile * (TILE_L + (K-1)*d) input values + CO_TILE * ci_tile * K weights; the host picks
-//   ci_tile so that this fits.
+//   grid (ceil(L / tile), ceil(C_out' / CO_TILE), B) with tile = CONV_THREADS * pos, block
+//   CONV_THREADS threads; each thread computes `pos` positions (strided by CONV_THREADS, so a
+//   warp reads consecutive words) for CO_TILE output channels. The host picks pos (1, 2 or 4)
+//   per shape: the smallest tile that holds the row, so short rows (SeqNet's late layers) do
+//   not launch mostly idle threads. Dynamic shared memory, in floats:
+//   ci_tile * K * CO_TILE weights, laid out (c, k, j) so a thread reads the CO_TILE weights of
+//   one tap as CO_TILE/4 16-byte loads, then ci_tile * (tile + (K-1)*d) input values; the host
+//   picks ci_tile so that this fits. Per tap: pos + CO_TILE/4 shared loads feed
+//   CO_TILE * pos FMAs (8 FMAs per load at pos 4).
 //   The backward-input pass is the forward convolution of dy with w'[ci,co,k] = w[co,ci,K-1-k]
 //   and pad_right zeros on the left; the flip is index arithmetic (FLIP), no transposed copy.
 //
@@ -18,38 +22,38 @@
 //   dw[co,ci,k] = sum_{b,l} dy[b,co,l] * x[b,ci,l + k*d - pad_left]
 //   Pass 1: grid (n_chunks, n_co_tiles * n_ci_tiles, B), block WG_THREADS; each block sums one
 //   chunk of chunk_len positions of one batch item for a WCO x WCI tile of channel pairs, in
-//   shared-memory accumulators, and writes its partial to partial[(b * n_chunks + chunk), co, ci, k].
+//   4 x 4 register tiles per thread, and writes its partial to partial[(b * n_chunks + chunk), co, ci, k].
 //   Pass 2: dw = the partials summed in f64, in chunk order (deterministic; no atomics).
 //
 // conv1d_bwd_bias_f32 — dbias[co] = sum_{b,l} dy[b,co,l]; one block per channel, f64 tree sum.
 
 #define CONV_THREADS 128
-#define POS_PER_THREAD 4
-#define TILE_L (CONV_THREADS * POS_PER_THREAD)
-#define CO_TILE 8
+#define MAX_POS 4
+#define CO_TILE 16
 
-template <bool FLIP>
+template <bool FLIP, int POS>
 __device__ __forceinline__ void conv1d_tile(
     const float* __restrict__ x,     // (B, cin, L): the input of this convolution (dy when FLIP)
     const float* __restrict__ w,     // (cout, cin, K) when !FLIP; (cin, cout, K) when FLIP
     const float* __restrict__ bias,  // (cout) or nullptr
     float* __restrict__ y,           // (B, cout, L)
     int cin, int cout, int L, int K, int d, int pad_left, int ci_tile) {
-    extern __shared__ float smem[];
-    const int span = TILE_L + (K - 1) * d;
-    float* xs = smem;                   // (ci_tile, span): x[l0 - pad_left + s]
-    float* ws = smem + ci_tile * span;  // (CO_TILE, ci_tile, K)
+    extern __shared__ __align__(16) float smem[];
+    const int tile = CONV_THREADS * POS;
+    const int span = tile + (K - 1) * d;
+    float* ws = smem;                        // (ci_tile, K, CO_TILE), 16-byte aligned rows
+    float* xs = smem + ci_tile * K * CO_TILE;  // (ci_tile, span): x[l0 - pad_left + s]
 
-    const int l0 = blockIdx.x * TILE_L;
+    const int l0 = blockIdx.x * tile;
     const int co0 = blockIdx.y * CO_TILE;
     const int b = blockIdx.z;
     const float* xb = x + (size_t)b * cin * L;
 
-    float acc[CO_TILE][POS_PER_THREAD];
+    float acc[CO_TILE][POS];
 #pragma unroll
     for (int j = 0; j < CO_TILE; ++j)
 #pragma unroll
-        for (int p = 0; p < POS_PER_THREAD; ++p) acc[j][p] = 0.0f;
+        for (int p = 0; p < POS; ++p) acc[j][p] = 0.0f;
 
     for (int c0 = 0; c0 < cin; c0 += ci_tile) {
         const int nc = min(ci_tile, cin - c0);
@@ -60,6 +64,7 @@ __device__ __forceinline__ void conv1d_tile(
             const int pos = l0 - pad_left + s;
             xs[c * span + s] = (pos >= 0 && pos < L) ? xb[(size_t)(c0 + c) * L + pos] : 0.0f;
         }
+        // Consecutive threads read consecutive taps of w (coalesced) and scatter them to (c, k, j).
         for (int idx = threadIdx.x; idx < CO_TILE * nc * K; idx += blockDim.x) {
             const int j = idx / (nc * K);
             const int rem = idx - j * nc * K;
@@ -71,22 +76,27 @@ __device__ __forceinline__ void conv1d_tile(
                 v = FLIP ? w[((size_t)(c0 + c) * cout + co) * K + (K - 1 - k)]
                          : w[((size_t)co * cin + (c0 + c)) * K + k];
             }
-            ws[(j * ci_tile + c) * K + k] = v;
+            ws[(c * K + k) * CO_TILE + j] = v;
         }
         __syncthreads();
 
         for (int c = 0; c < nc; ++c) {
             const float* xrow = xs + c * span + threadIdx.x;
-            const float* wrow = ws + c * K;
+            const float4* wrow = reinterpret_cast<const float4*>(ws + c * K * CO_TILE);
             for (int k = 0; k < K; ++k) {
-                float xv[POS_PER_THREAD];
+                float xv[POS];
 #pragma unroll
-                for (int p = 0; p < POS_PER_THREAD; ++p) xv[p] = xrow[p * CONV_THREADS + k * d];
+                for (int p = 0; p < POS; ++p) xv[p] = xrow[p * CONV_THREADS + k * d];
 #pragma unroll
-                for (int j = 0; j < CO_TILE; ++j) {
-                    const float wv = wrow[j * ci_tile * K + k];
+                for (int q = 0; q < CO_TILE / 4; ++q) {
+                    const float4 wv = wrow[k * (CO_TILE / 4) + q];
 #pragma unroll
-                    for (int p = 0; p < POS_PER_THREAD; ++p) acc[j][p] = fmaf(wv, xv[p], acc[j][p]);
+                    for (int p = 0; p < POS; ++p) {
+                        acc[4 * q + 0][p] = fmaf(wv.x, xv[p], acc[4 * q + 0][p]);
+                        acc[4 * q + 1][p] = fmaf(wv.y, xv[p], acc[4 * q + 1][p]);
+                        acc[4 * q + 2][p] = fmaf(wv.z, xv[p], acc[4 * q + 2][p]);
+                        acc[4 * q + 3][p] = fmaf(wv.w, xv[p], acc[4 * q + 3][p]);
+                    }
                 }
             }
         }
@@ -99,7 +109,7 @@ __device__ __forceinline__ void conv1d_tile(
             const float bv = bias != nullptr ? bias[co] : 0.0f;
             float* yrow = y + ((size_t)b * cout + co) * L;
 #pragma unroll
-            for (int p = 0; p < POS_PER_THREAD; ++p) {
+            for (int p = 0; p < POS; ++p) {
                 const int l = l0 + threadIdx.x + p * CONV_THREADS;
                 if (l < L) yrow[l] = acc[j][p] + bv;
             }
@@ -107,36 +117,55 @@ __device__ __forceinline__ void conv1d_tile(
     }
 }
 
+template <bool FLIP>
+__device__ __forceinline__ void conv1d_any(const float* x, const float* w, const float* bias, float* y, int cin,
+                                           int cout, int L, int K, int d, int pad_left, int ci_tile, int pos) {
+    if (pos == 1) {
+        conv1d_tile<FLIP, 1>(x, w, bias, y, cin, cout, L, K, d, pad_left, ci_tile);
+    } else if (pos == 2) {
+        conv1d_tile<FLIP, 2>(x, w, bias, y, cin, cout, L, K, d, pad_left, ci_tile);
+    } else {
+        conv1d_tile<FLIP, MAX_POS>(x, w, bias, y, cin, cout, L, K, d, pad_left, ci_tile);
+    }
+}
+
 // y (B, C_out, L) = conv(x (B, C_in, L), w (C_out, C_in, K)) + bias (C_out, may be null)
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 conv1d_fwd_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
-               float* __restrict__ y, int c_in, int c_out, int L, int K, int d, int pad_left, int ci_tile) {
-    conv1d_tile<false>(x, w, bias, y, c_in, c_out, L, K, d, pad_left, ci_tile);
+               float* __restrict__ y, int c_in, int c_out, int L, int K, int d, int pad_left, int ci_tile, int pos) {
+    conv1d_any<false>(x, w, bias, y, c_in, c_out, L, K, d, pad_left, ci_tile, pos);
 }
 
 // dx (B, C_in, L) from dy (B, C_out, L) and w (C_out, C_in, K); the grid's y dimension tiles C_in.
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 conv1d_bwd_input_f32(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                     int c_in, int c_out, int L, int K, int d, int pad_right, int ci_tile) {
-    conv1d_tile<true>(dy, w, nullptr, dx, c_out, c_in, L, K, d, pad_right, ci_tile);
+                     int c_in, int c_out, int L, int K, int d, int pad_right, int ci_tile, int pos) {
+    conv1d_any<true>(dy, w, nullptr, dx, c_out, c_in, L, K, d, pad_right, ci_tile, pos);
 }
 
 #define WG_THREADS 256
-#define WT 128  // positions per shared-memory tile
-#define WCO 8   // output channels per block
-#define WCI 8   // input channels per block
+#define WT 128             // positions per shared-memory tile
+#define WCO 8              // output channels per block
+#define WCI 8              // input channels per block
+#define DY_STRIDE (WT + 4)  // dy rows padded: 16-byte aligned, and rows 4 apart fall in other banks
 
 // partial ((B * n_chunks), C_out, C_in, K): per-chunk sums of dy[b,co,l] * x[b,ci,l + k*d - pad_left]
+//   A block's WCO x (WCI*K) outputs are a small GEMM (rows j, columns n = c*K + k, summed over
+//   positions t). A task is a 4 x 4 register tile of it (4K tasks); when there are fewer tasks
+//   than threads, `splits` threads share a task, each taking every splits-th group of 4
+//   positions, and their sums are added in shared memory in a fixed order. Per group of 4
+//   positions a thread reads 4 rows of dy as 16-byte loads and 4 x 4 x values for 64 FMAs.
+//   More tasks than threads (K > 64) run in rounds, each reading the chunk again.
 extern "C" __global__ void __launch_bounds__(WG_THREADS)
 conv1d_bwd_weight_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
                               float* __restrict__ partial, int c_in, int c_out, int L, int K, int d,
                               int pad_left, int chunk_len, int n_ci_tiles) {
-    extern __shared__ float smem[];
+    extern __shared__ __align__(16) float smem[];
     const int span = WT + (K - 1) * d;
-    const int xstride = span | 1;        // odd row stride: rows of different ci fall in different banks
-    float* dys = smem;                   // (WCO, WT)
-    float* xs = dys + WCO * WT;          // (WCI, xstride): x[t0 - pad_left + s]
-    float* acc = xs + WCI * xstride;     // (K, WCO, WCI): each entry owned by one thread
+    const int xstride = span | 1;       // odd row stride: rows of different ci fall in different banks
+    float* dys = smem;                  // (WCO, DY_STRIDE)
+    float* xs = dys + WCO * DY_STRIDE;  // (WCI, xstride): x[t0 - pad_left + s]
+    float* red = smem;                  // after a round: (splits, per_round, 16) sums
 
     const int b = blockIdx.z;
     const int co0 = (blockIdx.y / n_ci_tiles) * WCO;
@@ -145,46 +174,92 @@ conv1d_bwd_weight_partial_f32(const float* __restrict__ x, const float* __restri
     const int nci = min(WCI, c_in - ci0);
     const int lc0 = blockIdx.x * chunk_len;
     const int lc1 = min(L, lc0 + chunk_len);
-    const int n_out = WCO * WCI * K;
     const float* xb = x + (size_t)b * c_in * L;
     const float* dyb = dy + (size_t)b * c_out * L;
+    float* out = partial + ((size_t)b * gridDim.x + blockIdx.x) * c_out * c_in * K;
 
-    for (int o = threadIdx.x; o < n_out; o += blockDim.x) acc[o] = 0.0f;
-
-    for (int t0 = lc0; t0 < lc1; t0 += WT) {
-        const int nt = min(WT, lc1 - t0);
-        __syncthreads();  // the previous tile has been read by every thread
-        for (int idx = threadIdx.x; idx < WCO * WT; idx += blockDim.x) {
-            const int j = idx / WT;
-            const int t = idx - j * WT;
-            dys[idx] = (j < nco && t < nt) ? dyb[(size_t)(co0 + j) * L + t0 + t] : 0.0f;
+    const int tasks = 4 * K;  // (WCO / 4 row groups) x (WCI * K / 4 column groups)
+    const int splits = max(1, min(WG_THREADS / tasks, WT / 4));
+    const int per_round = WG_THREADS / splits;
+    const int s = threadIdx.x / per_round;
+    for (int task0 = 0; task0 < tasks; task0 += per_round) {
+        const int task = task0 + threadIdx.x % per_round;
+        const bool active = s < splits && task < tasks;
+        const int jg = task & 1;
+        int xoff[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int n = 4 * (task >> 1) + e;
+            const int c = n / K;
+            xoff[e] = c * xstride + (n - c * K) * d;
         }
-        for (int idx = threadIdx.x; idx < WCI * span; idx += blockDim.x) {
-            const int c = idx / span;
-            const int s = idx - c * span;
-            const int pos = t0 - pad_left + s;
-            xs[c * xstride + s] = (c < nci && pos >= 0 && pos < L) ? xb[(size_t)(ci0 + c) * L + pos] : 0.0f;
+        float acc[4][4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[r][e] = 0.0f;
+
+        for (int t0 = lc0; t0 < lc1; t0 += WT) {
+            const int nt = min(WT, lc1 - t0);
+            __syncthreads();  // the previous tile (or round's sums) has been read by every thread
+            for (int idx = threadIdx.x; idx < WCO * WT; idx += blockDim.x) {
+                const int j = idx / WT;
+                const int t = idx - j * WT;
+                dys[j * DY_STRIDE + t] = (j < nco && t < nt) ? dyb[(size_t)(co0 + j) * L + t0 + t] : 0.0f;
+            }
+            for (int idx = threadIdx.x; idx < WCI * span; idx += blockDim.x) {
+                const int c = idx / span;
+                const int sp = idx - c * span;
+                const int pos = t0 - pad_left + sp;
+                xs[c * xstride + sp] = (c < nci && pos >= 0 && pos < L) ? xb[(size_t)(ci0 + c) * L + pos] : 0.0f;
+            }
+            __syncthreads();
+            if (active) {
+                for (int q = s; q < WT / 4; q += splits) {
+                    const int t = 4 * q;
+                    float4 dv[4];
+#pragma unroll
+                    for (int r = 0; r < 4; ++r)
+                        dv[r] = *reinterpret_cast<const float4*>(dys + (4 * jg + r) * DY_STRIDE + t);
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const float* xp = xs + xoff[e] + t;
+                        const float x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+#pragma unroll
+                        for (int r = 0; r < 4; ++r) {
+                            float a = acc[r][e];
+                            a = fmaf(dv[r].x, x0, a);
+                            a = fmaf(dv[r].y, x1, a);
+                            a = fmaf(dv[r].z, x2, a);
+                            a = fmaf(dv[r].w, x3, a);
+                            acc[r][e] = a;
+                        }
+                    }
+                }
+            }
+        }
+        // The splits' sums added in split order (deterministic), then written out.
+        __syncthreads();
+        if (active) {
+#pragma unroll
+            for (int r = 0; r < 4; ++r)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) red[(s * per_round + (task - task0)) * 16 + r * 4 + e] = acc[r][e];
         }
         __syncthreads();
-        for (int o = threadIdx.x; o < n_out; o += blockDim.x) {
-            const int c = o % WCI;
-            const int j = (o / WCI) % WCO;
-            const int k = o / (WCI * WCO);
-            const float* dyr = dys + j * WT;
-            const float* xr = xs + c * xstride + k * d;
-            float s = 0.0f;
-            for (int t = 0; t < nt; ++t) s = fmaf(dyr[t], xr[t], s);
-            acc[o] += s;
+        for (int o = threadIdx.x; o < per_round * 16; o += blockDim.x) {
+            const int tl = o / 16;
+            const int re = o - tl * 16;
+            const int tk = task0 + tl;
+            if (tk >= tasks) continue;
+            float v = 0.0f;
+            for (int s2 = 0; s2 < splits; ++s2) v += red[(s2 * per_round + tl) * 16 + re];
+            const int j = 4 * (tk & 1) + re / 4;
+            const int n = 4 * (tk >> 1) + (re & 3);
+            const int c = n / K;
+            const int k = n - c * K;
+            if (j < nco && c < nci) out[((size_t)(co0 + j) * c_in + ci0 + c) * K + k] = v;
         }
-    }
-    __syncthreads();
-
-    float* out = partial + ((size_t)b * gridDim.x + blockIdx.x) * c_out * c_in * K;
-    for (int o = threadIdx.x; o < n_out; o += blockDim.x) {
-        const int c = o % WCI;
-        const int j = (o / WCI) % WCO;
-        const int k = o / (WCI * WCO);
-        if (j < nco && c < nci) out[((size_t)(co0 + j) * c_in + ci0 + c) * K + k] = acc[o];
     }
 }
 

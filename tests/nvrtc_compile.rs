@@ -43,10 +43,10 @@ fn kernel_signatures_are_read_from_the_sources() {
     let conv = chromax::kernels::kernel_file("conv1d").expect("conv1d.cu is embedded");
     let sigs = kernel_signatures(conv.text);
     let fwd = sigs.iter().find(|s| s.name == "conv1d_fwd_f32").expect("conv1d_fwd_f32");
-    assert_eq!(fwd.param_types.len(), 11);
+    assert_eq!(fwd.param_types.len(), 12);
     assert_eq!(fwd.param_types[0], "const float*");
     assert_eq!(fwd.param_types[3], "float*");
-    assert_eq!(fwd.param_types[10], "int");
+    assert_eq!(fwd.param_types[11], "int");
     let names: Vec<&str> = sigs.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
@@ -81,8 +81,16 @@ fn every_kernel_goes_through_ptxas_for_sm_90_without_spills() {
     common::say(
         "ptxas sm_90: entry, registers, shared bytes, stack bytes, threads per block, resident blocks per SM (limit)",
     );
+    // benches/sass_mix.sh sets CHROMAX_SASS_DIR to read the machine code's instruction mix.
+    let sass_dir = std::env::var_os("CHROMAX_SASS_DIR").map(std::path::PathBuf::from);
     for kernel in KERNEL_FILES {
         let reports = ptxas_reports(kernel, "sm_90").unwrap_or_else(|e| panic!("{e}"));
+        if let Some(dir) = &sass_dir {
+            let (cubin, _) =
+                chromax::backend::cuda::compile::compile_cubin(kernel, "sm_90", &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(cubin.starts_with(b"\x7fELF"), "kernels/{}: the CUBIN is not an ELF file", kernel.file);
+            std::fs::write(dir.join(format!("{}.cubin", kernel.stem)), cubin).expect("write CUBIN");
+        }
         let entries: Vec<String> = kernel_signatures(kernel.text).into_iter().map(|s| s.name).collect();
         for name in &entries {
             assert!(

@@ -96,28 +96,49 @@ pub struct PtxasReport {
 /// (NVRTC's `--ptxas-options=-v`: ptxas runs inside NVRTC, no GPU needed) and returns one
 /// report per entry, in the order ptxas compiled them.
 pub fn ptxas_reports(kernel: &KernelSource, arch: &str) -> Result<Vec<PtxasReport>, BackendError> {
-    use cudarc::nvrtc::result;
+    let (_, log) = compile_cubin(kernel, arch, &["--ptxas-options=-v"])?;
+    Ok(parse_ptxas_log(&log))
+}
+
+/// A kernel file's machine code (CUBIN) for a real architecture `arch` (`sm_XX`), compiled by
+/// NVRTC with chromax's options and `extra`, and NVRTC's log. No GPU is needed.
+pub fn compile_cubin(kernel: &KernelSource, arch: &str, extra: &[&str]) -> Result<(Vec<u8>, String), BackendError> {
+    use cudarc::nvrtc::{result, sys};
     if !nvrtc_available() {
         return Err(BackendError::CudaUnavailable(nvrtc_missing_message()));
     }
     let failed =
         |log: String| BackendError::KernelCompile { file: kernel.file.to_string(), arch: arch.to_string(), log };
     let mut options = compile_options(arch);
-    options.push("--ptxas-options=-v".to_string());
+    options.extend(extra.iter().map(|o| o.to_string()));
     let src = std::ffi::CString::new(kernel_program(kernel)).map_err(|e| failed(e.to_string()))?;
     let name = std::ffi::CString::new(kernel.file).map_err(|e| failed(e.to_string()))?;
     let prog = result::create_program(&src, Some(&name)).map_err(|e| failed(e.to_string()))?;
-    // SAFETY: `prog` was created above and is destroyed once, after its log is read.
-    let (compiled, log) = unsafe {
+    // SAFETY: `prog` was created above and is destroyed once, after its log and CUBIN are
+    // read; the CUBIN buffer is sized by nvrtcGetCUBINSize before nvrtcGetCUBIN fills it.
+    let (compiled, log, cubin) = unsafe {
         let compiled = result::compile_program(prog, &options);
         let log = result::get_program_log(prog);
+        let mut cubin = Vec::new();
+        if compiled.is_ok() {
+            let mut size = 0usize;
+            if sys::nvrtcGetCUBINSize(prog, &mut size) == sys::nvrtcResult::NVRTC_SUCCESS && size > 0 {
+                cubin = vec![0u8; size];
+                if sys::nvrtcGetCUBIN(prog, cubin.as_mut_ptr().cast()) != sys::nvrtcResult::NVRTC_SUCCESS {
+                    cubin.clear();
+                }
+            }
+        }
         let _ = result::destroy_program(prog);
-        (compiled, log)
+        (compiled, log, cubin)
     };
     let log: String =
         log.map(|chars| chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect()).unwrap_or_default();
     compiled.map_err(|e| failed(format!("{e}: {}", log.trim())))?;
-    Ok(parse_ptxas_log(&log))
+    if cubin.is_empty() {
+        return Err(failed(format!("NVRTC compiled but gave no machine code for {arch}: {}", log.trim())));
+    }
+    Ok((cubin, log))
 }
 
 /// The entries of ptxas's verbose log: `Compiling entry function 'NAME'` starts one; the

@@ -1,7 +1,8 @@
 //! Launches of `kernels/conv1d.cu`.
 //!
 //! Strategy: a direct convolution from shared-memory tiles (input span and weights of a
-//! channel tile), each thread holding CO_TILE × POS_PER_THREAD accumulators. The weight
+//! channel tile), each thread holding CO_TILE × pos accumulators, pos (positions per thread)
+//! chosen per shape so that a short row does not launch a mostly idle tile. The weight
 //! gradient is split over (chunk of positions, channel-pair tile, batch item) blocks whose
 //! partials a second kernel sums in f64, in a fixed order, so the result is deterministic.
 
@@ -12,9 +13,8 @@ use crate::error::BackendError;
 
 // These mirror the #defines of kernels/conv1d.cu (a unit test below compares them).
 pub(crate) const CONV_THREADS: u32 = 128;
-const POS_PER_THREAD: usize = 4;
-const TILE_L: usize = CONV_THREADS as usize * POS_PER_THREAD;
-const CO_TILE: usize = 8;
+const MAX_POS: usize = 4;
+const CO_TILE: usize = 16;
 pub(crate) const WG_THREADS: u32 = 256;
 const WT: usize = 128;
 const WCO: usize = 8;
@@ -41,33 +41,54 @@ fn conv_ints(op: &'static str, p: &Conv1dParams) -> BackendResult<[KArg; 5]> {
     ])
 }
 
-/// Geometry and channel tile of the direct convolution from `c_in_pass` to `c_out_pass`
-/// channels (c_in → c_out forward, c_out → c_in for the input gradient).
+/// Positions per thread for rows of `len`: the smallest of 1, 2 and 4 whose tile
+/// (CONV_THREADS · pos positions) holds the row, else 4.
+pub(crate) fn positions_per_thread(len: usize) -> usize {
+    [1, 2].into_iter().find(|&pos| len <= CONV_THREADS as usize * pos).unwrap_or(MAX_POS)
+}
+
+/// How the direct convolution runs: the launch, the input channels per shared-memory pass and
+/// the positions per thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirectPlan {
+    pub geometry: Geometry,
+    pub ci_tile: usize,
+    pub pos: usize,
+}
+
+/// The plan of the direct convolution from `c_in_pass` to `c_out_pass` channels (c_in → c_out
+/// forward, c_out → c_in for the input gradient).
 pub(crate) fn direct_plan(
     op: &'static str,
     p: &Conv1dParams,
     c_in_pass: usize,
     c_out_pass: usize,
-) -> BackendResult<(Geometry, usize)> {
-    let span = TILE_L + (p.kernel - 1) * p.dilation;
+) -> BackendResult<DirectPlan> {
+    let pos = positions_per_thread(p.len);
+    let tile = CONV_THREADS as usize * pos;
+    let span = tile + (p.kernel - 1) * p.dilation;
     let per_channel = span + CO_TILE * p.kernel;
-    let ci_tile = (SMEM_FLOATS / per_channel).min(c_in_pass);
-    if ci_tile == 0 {
+    let fits = SMEM_FLOATS / per_channel;
+    if fits == 0 {
         return Err(BackendError::Unsupported {
             op,
             what: format!(
                 "receptive field (kernel−1)·dilation+1 = {} is wider than the CUDA kernel's shared-memory tile allows (at most {})",
                 (p.kernel - 1) * p.dilation + 1,
-                SMEM_FLOATS.saturating_sub(TILE_L + CO_TILE * p.kernel) + 1
+                SMEM_FLOATS.saturating_sub(tile + CO_TILE * p.kernel) + 1
             ),
         });
     }
+    // As many passes as the shared memory needs, the channels spread evenly over them
+    // (15 channels at 7 per pass: 5 + 5 + 5, not 7 + 7 + 1).
+    let passes = c_in_pass.max(1).div_ceil(fits);
+    let ci_tile = c_in_pass.max(1).div_ceil(passes);
     let geometry = Geometry {
-        grid: (p.len.div_ceil(TILE_L) as u32, c_out_pass.div_ceil(CO_TILE) as u32, p.batch as u32),
+        grid: (p.len.div_ceil(tile) as u32, c_out_pass.div_ceil(CO_TILE) as u32, p.batch as u32),
         block: (CONV_THREADS, 1, 1),
         shared_bytes: (4 * ci_tile * per_channel) as u32,
     };
-    Ok((geometry, ci_tile))
+    Ok(DirectPlan { geometry, ci_tile, pos })
 }
 
 /// Forward. x (B, C_in, L), w (C_out, C_in, K), bias (C_out) or none, y (B, C_out, L).
@@ -75,16 +96,16 @@ pub(crate) fn conv1d_fwd<D: KernelDevice>(d: &D, p: &Conv1dParams, b: Conv1dFwd<
     const OP: &str = "conv1d_fwd";
     b.check(p)?;
     let ints = conv_ints(OP, p)?;
-    let (geometry, ci_tile) = direct_plan(OP, p, p.c_in, p.c_out)?;
+    let plan = direct_plan(OP, p, p.c_in, p.c_out)?;
     let bias = b.bias.map_or(0, |bias| d.ptr(bias));
     let head = [KArg::Ptr(d.ptr(b.x)), KArg::Ptr(d.ptr(b.w)), KArg::Ptr(bias), KArg::Ptr(d.ptr_mut(b.y))];
-    let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(ci_tile as i32)];
+    let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(plan.ci_tile as i32), KArg::I32(plan.pos as i32)];
     // SAFETY: conv1d_fwd_f32(const float* x, const float* w, const float* bias, float* y,
-    // int c_in, int c_out, int L, int K, int d, int pad_left, int ci_tile); the buffers have
-    // the lengths of p (checked above); the grid covers len × c_out × batch and the kernel guards
-    // l < len and co < c_out; the shared memory holds the ci_tile·(span + CO_TILE·K) floats
-    // the kernel indexes.
-    unsafe { d.launch("conv1d", "conv1d_fwd_f32", geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
+    // int c_in, int c_out, int L, int K, int d, int pad_left, int ci_tile, int pos); the buffers
+    // have the lengths of p (checked above); the grid covers len × c_out × batch in tiles of
+    // CONV_THREADS·pos positions and the kernel guards l < len and co < c_out; the shared
+    // memory holds the ci_tile·(span + CO_TILE·K) floats the kernel indexes.
+    unsafe { d.launch("conv1d", "conv1d_fwd_f32", plan.geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
 }
 
 /// Input gradient. dy (B, C_out, L), w (C_out, C_in, K), dx (B, C_in, L).
@@ -97,14 +118,14 @@ pub(crate) fn conv1d_bwd_input<D: KernelDevice>(
     b.check(p)?;
     let ints = conv_ints(OP, p)?;
     // The pass convolves dy (c_out channels) into dx (c_in channels).
-    let (geometry, ci_tile) = direct_plan(OP, p, p.c_out, p.c_in)?;
+    let plan = direct_plan(OP, p, p.c_out, p.c_in)?;
     let head = [KArg::Ptr(d.ptr(b.dy)), KArg::Ptr(d.ptr(b.w)), KArg::Ptr(d.ptr_mut(b.dx))];
-    let tail = [KArg::I32(p.pad_right() as i32), KArg::I32(ci_tile as i32)];
+    let tail = [KArg::I32(p.pad_right() as i32), KArg::I32(plan.ci_tile as i32), KArg::I32(plan.pos as i32)];
     // SAFETY: conv1d_bwd_input_f32(const float* dy, const float* w, float* dx, int c_in,
-    // int c_out, int L, int K, int d, int pad_right, int ci_tile); lengths from p (checked);
-    // the grid covers len × c_in × batch with guards in the kernel; shared memory as for the
-    // forward pass with c_out input channels.
-    unsafe { d.launch("conv1d", "conv1d_bwd_input_f32", geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
+    // int c_out, int L, int K, int d, int pad_right, int ci_tile, int pos); lengths from p
+    // (checked); the grid covers len × c_in × batch with guards in the kernel; shared memory as
+    // for the forward pass with c_out input channels.
+    unsafe { d.launch("conv1d", "conv1d_bwd_input_f32", plan.geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
 }
 
 /// How the weight-gradient pass splits its work.
@@ -122,7 +143,9 @@ pub(crate) fn weight_grad_plan(
     multiprocessors: usize,
 ) -> BackendResult<WeightGradPlan> {
     let span = WT + (p.kernel - 1) * p.dilation;
-    let smem_floats = WCO * WT + WCI * (span | 1) + WCO * WCI * p.kernel;
+    // The tiles of dy (rows padded to WT + 4) and x; afterwards the same memory holds the
+    // threads' 4 × 4 sums (16 floats per thread).
+    let smem_floats = (WCO * (WT + 4) + WCI * (span | 1)).max(WG_THREADS as usize * 16);
     if smem_floats > SMEM_FLOATS {
         return Err(BackendError::Unsupported {
             op,
@@ -216,7 +239,7 @@ mod tests {
             value.parse().unwrap_or_else(|_| panic!("#define {name} is not a plain number: {line}"))
         };
         assert_eq!(define("CONV_THREADS"), CONV_THREADS as usize);
-        assert_eq!(define("POS_PER_THREAD"), POS_PER_THREAD);
+        assert_eq!(define("MAX_POS"), MAX_POS);
         assert_eq!(define("CO_TILE"), CO_TILE);
         assert_eq!(define("WG_THREADS"), WG_THREADS as usize);
         assert_eq!(define("WT"), WT);
@@ -224,6 +247,33 @@ mod tests {
         assert_eq!(define("WCI"), WCI);
         let common = crate::kernels::HEADER_FILES.iter().find(|h| h.stem == "common").expect("common.cuh").text;
         assert!(common.contains(&format!("#define CHROMAX_THREADS {THREADS}")));
+    }
+
+    /// Tiles fit the row: SeqNet's lengths (448 down to 14) run at 2–4 positions per thread
+    /// where the row allows it, a tile is never more than twice the row (unless it is the
+    /// smallest), the channel passes are even and the shared memory fits.
+    #[test]
+    fn direct_tiles_are_chosen_per_shape() {
+        assert_eq!(positions_per_thread(14), 1);
+        assert_eq!(positions_per_thread(128), 1);
+        assert_eq!(positions_per_thread(129), 2);
+        assert_eq!(positions_per_thread(256), 2);
+        assert_eq!(positions_per_thread(448), 4);
+        assert_eq!(positions_per_thread(60_000), 4);
+        for len in [14, 28, 56, 112, 224, 448, 1344, 60_000] {
+            let tile = CONV_THREADS as usize * positions_per_thread(len);
+            assert!(tile <= (2 * len).max(CONV_THREADS as usize), "len {len}: tile {tile}");
+        }
+        let p = Conv1dParams { batch: 8, c_in: 15, c_out: 15, len: 60_000, kernel: 51, dilation: 8 };
+        let plan = direct_plan("test", &p, 15, 15).expect("fits");
+        assert_eq!((plan.pos, plan.ci_tile, plan.geometry.grid), (4, 5, (118, 1, 8)));
+        assert!(plan.geometry.shared_bytes as usize <= SMEM_BYTES);
+        let p = Conv1dParams { batch: 128, c_in: 288, c_out: 323, len: 224, kernel: 5, dilation: 1 };
+        let plan = direct_plan("test", &p, 288, 323).expect("fits");
+        assert_eq!((plan.pos, plan.geometry.grid), (2, (1, 21, 128)));
+        assert!(
+            plan.geometry.shared_bytes as usize <= SMEM_BYTES && plan.ci_tile * 288usize.div_ceil(plan.ci_tile) >= 288
+        );
     }
 
     #[test]

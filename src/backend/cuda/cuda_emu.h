@@ -37,6 +37,13 @@ inline unsigned char* emu_dynamic_smem = nullptr;
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) alignas(n)
+
+// CUDA's vector type for 16-byte loads; the kernels read it through reinterpret_cast of
+// 16-byte aligned shared memory.
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
 
 inline void __syncthreads() { emu_barrier->arrive_and_wait(); }
 
@@ -64,7 +71,8 @@ inline int emu_run(const unsigned* geometry, const std::function<void()>& body) 
     const size_t smem_bytes = geometry[6];
     const unsigned threads = blockDim.x * blockDim.y * blockDim.z;
     if (threads == 0 || threads > 1024 || gridDim.x == 0 || gridDim.y == 0 || gridDim.z == 0) return 1;
-    std::vector<double> smem((smem_bytes + 7) / 8 + 1, std::nan(""));  // poisoned: reads before writes show
+    // Poisoned (reads before writes show) and 16-byte aligned, as a GPU's dynamic shared memory.
+    std::vector<float4> smem((smem_bytes + 15) / 16 + 1, float4{NAN, NAN, NAN, NAN});
     emu_dynamic_smem = reinterpret_cast<unsigned char*>(smem.data());
     std::barrier<> bar(threads);
     emu_barrier = &bar;
