@@ -220,7 +220,7 @@ pub fn random_rows(rng: &mut Rng, batch: usize, cells: usize, p: f64) -> (Vec<u3
 
 #[test]
 fn sparse_head_gradients_match_finite_differences_and_a_dense_reference() {
-    use chromax::backend::SparseHeadParams;
+    use chromax::backend::{HeadRows, SparseHeadParams};
     let mut rng = Rng::new(23);
     let p = SparseHeadParams { batch: 4, cells: 9, dim: 3 };
     let z = rng.vec_f64(p.batch * p.dim, -1.5, 1.5);
@@ -232,7 +232,7 @@ fn sparse_head_gradients_match_finite_differences_and_a_dense_reference() {
         cpu::sparse_head(
             &p,
             SparseHead {
-                logits: HeadLogits { z: z, w: w, bias: b, indptr: &indptr, indices: &indices },
+                logits: HeadLogits { z: z, w: w, bias: b, rows: &HeadRows::host(&indptr, &indices) },
                 dz: &mut dz,
                 dw: &mut dw,
                 dbias: &mut db,
@@ -244,7 +244,7 @@ fn sparse_head_gradients_match_finite_differences_and_a_dense_reference() {
     let value = cpu::sparse_head(
         &p,
         SparseHead {
-            logits: HeadLogits { z: &z, w: &w, bias: &b, indptr: &indptr, indices: &indices },
+            logits: HeadLogits { z: &z, w: &w, bias: &b, rows: &HeadRows::host(&indptr, &indices) },
             dz: &mut dz,
             dw: &mut dw,
             dbias: &mut db,

@@ -15,8 +15,8 @@ use chromax::backend::cpu::CpuBackend;
 use chromax::backend::{
     AdamParams, AdamStep, Backend, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams, Conv1dBwdInput,
     Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams, DropoutBwd, DropoutFwd, DropoutParams,
-    Elementwise, ElementwiseOp, HeadLogits, MaxPoolBwd, MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams, SparseHead,
-    SparseHeadParams, ROC_BINS,
+    Elementwise, ElementwiseOp, HeadLogits, HeadRows, MaxPoolBwd, MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams,
+    SparseHead, SparseHeadParams, ROC_BINS,
 };
 use chromax::nn::download_f32;
 use common::{assert_close, cuda_or_skip, emulator_or_skip, say, Rng};
@@ -316,12 +316,16 @@ impl Case {
                 let b = rng.vec_f32(cells, -3.0, 0.0);
                 let (indptr, indices) = csr_rows(&mut rng, batch, cells, *density);
                 let (mut dz, mut dw, mut db) = (vec![0f32; batch * dim], vec![0f32; cells * dim], vec![0f32; cells]);
-                let logits = HeadLogits { z: &z, w: &w, bias: &b, indptr: &indptr, indices: &indices };
+                let logits = HeadLogits { z: &z, w: &w, bias: &b, rows: &HeadRows::host(&indptr, &indices) };
                 let want =
                     cpu.sparse_head(p, SparseHead { logits, dz: &mut dz, dw: &mut dw, dbias: &mut db }).expect("cpu");
                 let (gz, gw, gb) = (up(imp, &z), up(imp, &w), up(imp, &b));
                 let (mut gdz, mut gdw, mut gdb) = (nan(imp, batch * dim), nan(imp, cells * dim), nan(imp, cells));
-                let logits = HeadLogits { z: &gz, w: &gw, bias: &gb, indptr: &indptr, indices: &indices };
+                // The rows as training passes them: uploaded once (Backend::upload_rows).
+                let on_device = imp.upload_rows(&indptr, &indices).expect("upload rows");
+                assert!(on_device.is_some(), "a device backend keeps the rows on the device");
+                let rows = HeadRows::with_device(&indptr, &indices, &on_device);
+                let logits = HeadLogits { z: &gz, w: &gw, bias: &gb, rows: &rows };
                 let got = imp
                     .sparse_head(p, SparseHead { logits, dz: &mut gdz, dw: &mut gdw, dbias: &mut gdb })
                     .expect("sparse_head");
@@ -341,10 +345,17 @@ impl Case {
                 let b = rng.vec_f32(cells, -4.0, 2.0);
                 let (indptr, indices) = csr_rows(&mut rng, batch, cells, *density);
                 let (gz, gw, gb) = (up(imp, &z), up(imp, &w), up(imp, &b));
+                let on_device = imp.upload_rows(&indptr, &indices).expect("upload rows");
                 for per_row in [false, true] {
-                    let logits = HeadLogits { z: &z, w: &w, bias: &b, indptr: &indptr, indices: &indices };
+                    let logits = HeadLogits { z: &z, w: &w, bias: &b, rows: &HeadRows::host(&indptr, &indices) };
                     let want = cpu.head_roc_histogram(p, logits, per_row).expect("cpu");
-                    let logits = HeadLogits { z: &gz, w: &gw, bias: &gb, indptr: &indptr, indices: &indices };
+                    // Both ways of passing rows: copied by the op, and uploaded beforehand.
+                    let rows = if per_row {
+                        HeadRows::with_device(&indptr, &indices, &on_device)
+                    } else {
+                        HeadRows::host(&indptr, &indices)
+                    };
+                    let logits = HeadLogits { z: &gz, w: &gw, bias: &gb, rows: &rows };
                     let got = imp.head_roc_histogram(p, logits, per_row).expect("histogram");
                     histogram_close(&format!("head_roc_histogram per_row={per_row}"), &got, &want);
                 }
@@ -581,7 +592,8 @@ fn bad_shapes<B: Backend<Elem = f32>>(imp: &B) -> Vec<String> {
     );
     let hp = head(2, 3, 2);
     let (z, wh, b) = (up(imp, &[0.0; 4]), up(imp, &[0.0; 6]), up(imp, &[0.0; 3]));
-    let logits = HeadLogits { z: &z, w: &wh, bias: &b, indptr: &[0, 2, 3], indices: &[2, 0, 1] };
+    let rows = HeadRows::host(&[0, 2, 3], &[2, 0, 1]);
+    let logits = HeadLogits { z: &z, w: &wh, bias: &b, rows: &rows };
     errors.push(imp.head_roc_histogram(&hp, logits, false).expect_err("unsorted row"));
     let op = OneHotParams { batch: 1, len: 4 };
     let mut oh = nan(imp, 16);

@@ -27,8 +27,8 @@ pub(crate) use ops::check_len;
 pub use ops::{
     dropout_keep, roc_bin, AdamParams, AdamStep, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams,
     Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams, DropoutBwd, DropoutFwd,
-    DropoutParams, Elementwise, ElementwiseOp, HeadLogits, LossParts, MaxPoolBwd, MaxPoolFwd, MaxPoolParams, OneHot,
-    OneHotParams, SparseHead, SparseHeadParams, GELU_SLOPE, ROC_BINS,
+    DropoutParams, Elementwise, ElementwiseOp, HeadLogits, HeadRows, LossParts, MaxPoolBwd, MaxPoolFwd, MaxPoolParams,
+    OneHot, OneHotParams, SparseHead, SparseHeadParams, GELU_SLOPE, ROC_BINS,
 };
 pub use select::{select, Compute, Selected};
 
@@ -217,6 +217,13 @@ pub trait Backend: Send + Sync {
         b: HeadLogits<'_, Self::Buf>,
         per_row: bool,
     ) -> BackendResult<Vec<u64>>;
+    /// A batch's CSR rows copied to the device once, for [`HeadRows::with_device`], so that
+    /// [`Backend::sparse_head`] and [`Backend::head_roc_histogram`] of the same batch share one
+    /// upload. `None` where ops read the rows from host memory (the CPU).
+    fn upload_rows(&self, indptr: &[u32], indices: &[u32]) -> BackendResult<Option<(Self::Buf, Self::Buf)>> {
+        let _ = (indptr, indices);
+        Ok(None)
+    }
 }
 
 /// A backend built on another: it may replace the description and the memory methods
@@ -345,5 +352,8 @@ impl<W: BackendWrapper> Backend for W {
         per_row: bool,
     ) -> BackendResult<Vec<u64>> {
         self.inner().head_roc_histogram(p, b, per_row)
+    }
+    fn upload_rows(&self, indptr: &[u32], indices: &[u32]) -> BackendResult<Option<(Self::Buf, Self::Buf)>> {
+        self.inner().upload_rows(indptr, indices)
     }
 }

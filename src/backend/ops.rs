@@ -784,7 +784,11 @@ impl SparseHeadParams {
         check_len(op, "z", b.z.buf_len(), self.batch * self.dim)?;
         check_len(op, "w", b.w.buf_len(), self.cells * self.dim)?;
         check_len(op, "bias", b.bias.buf_len(), self.cells)?;
-        let (indptr, indices) = (b.indptr, b.indices);
+        let (indptr, indices) = (b.rows.indptr, b.rows.indices);
+        if let Some((d_indptr, d_indices)) = b.rows.device {
+            check_len(op, "device indptr", d_indptr.buf_len(), indptr.len())?;
+            check_len(op, "device indices", d_indices.buf_len(), indices.len().max(1))?;
+        }
         check_len(op, "indptr", indptr.len(), self.batch + 1)?;
         if indptr[0] != 0 || indptr[self.batch] as usize != indices.len() || indptr.windows(2).any(|w| w[0] > w[1]) {
             return Err(shape_error(op, format!("indptr must rise from 0 to nnz = {}", indices.len())));
@@ -802,14 +806,38 @@ impl SparseHeadParams {
     }
 }
 
+/// A batch's binary CSR rows (`indptr` batch + 1, `indices` nnz) in host memory and, on a
+/// device backend, their copy in device memory: [`crate::backend::Backend::upload_rows`]
+/// makes it once per batch, and the head and its histogram both read it (no second upload).
+pub struct HeadRows<'a, S: ?Sized> {
+    pub indptr: &'a [u32],
+    pub indices: &'a [u32],
+    /// The same u32 values in device buffers (bit for bit; an empty `indices` is one unused
+    /// zero), or `None` where the backend reads host memory or copies at each op.
+    pub device: Option<(&'a S, &'a S)>,
+}
+
+impl<'a, S: ?Sized> HeadRows<'a, S> {
+    /// Rows in host memory only: a device backend copies them at each op that reads them.
+    pub fn host(indptr: &'a [u32], indices: &'a [u32]) -> Self {
+        HeadRows { indptr, indices, device: None }
+    }
+}
+
+impl<'a, S> HeadRows<'a, S> {
+    /// Rows with the device copy [`crate::backend::Backend::upload_rows`] returned for them.
+    pub fn with_device(indptr: &'a [u32], indices: &'a [u32], device: &'a Option<(S, S)>) -> Self {
+        HeadRows { indptr, indices, device: device.as_ref().map(|(a, b)| (a, b)) }
+    }
+}
+
 /// The head's inputs: z (batch, dim), w (cells, dim), bias (cells) and the batch's binary CSR
-/// rows (`indptr` batch + 1, `indices` nnz; host memory).
+/// rows.
 pub struct HeadLogits<'a, S: ?Sized> {
     pub z: &'a S,
     pub w: &'a S,
     pub bias: &'a S,
-    pub indptr: &'a [u32],
-    pub indices: &'a [u32],
+    pub rows: &'a HeadRows<'a, S>,
 }
 
 impl<S: BufLen + ?Sized> HeadLogits<'_, S> {

@@ -20,7 +20,8 @@
 
 use crate::backend::{
     Backend, BackendResult, BufLen, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DropoutBwd, DropoutFwd, DropoutParams,
-    Elementwise, ElementwiseOp, HeadLogits, MaxPoolBwd, MaxPoolFwd, OneHot, OneHotParams, SparseHead, SparseHeadParams,
+    Elementwise, ElementwiseOp, HeadLogits, HeadRows, MaxPoolBwd, MaxPoolFwd, OneHot, OneHotParams, SparseHead,
+    SparseHeadParams,
 };
 use crate::error::BackendError;
 use crate::nn::{gelu, gelu_backward, BatchNorm, BatchNormCache, Conv1d, InitRng, Module, Param};
@@ -481,25 +482,25 @@ impl<B: Backend> SeqNet<B> {
         indices: &[u32],
     ) -> BackendResult<(f64, B::Buf)> {
         let effective = self.batch_head_weights(backend)?;
-        self.head_loss_with(backend, z, effective.as_ref(), indptr, indices)
+        self.head_loss_with(backend, z, effective.as_ref(), &HeadRows::host(indptr, indices))
     }
 
     /// [`SeqNet::head_loss`] with the batch-corrected head weights already computed
-    /// ([`SeqNet::batch_head_weights`]; `None` without batch correction), for a caller that
-    /// also needs them (the step's AUROC histogram).
+    /// ([`SeqNet::batch_head_weights`]; `None` without batch correction) and the batch's rows
+    /// as the caller holds them (uploaded once with [`Backend::upload_rows`]), for a caller
+    /// that also needs both (the step's AUROC histogram).
     pub fn head_loss_with(
         &mut self,
         backend: &B,
         z: &B::Buf,
         effective: Option<&B::Buf>,
-        indptr: &[u32],
-        indices: &[u32],
+        rows: &HeadRows<'_, B::Buf>,
     ) -> BackendResult<(f64, B::Buf)> {
-        let batch = indptr.len().saturating_sub(1);
+        let batch = rows.indptr.len().saturating_sub(1);
         let p = SparseHeadParams { batch, cells: self.config.cells, dim: self.config.bottleneck };
         let mut dz = backend.zeros(batch * self.config.bottleneck)?;
         let w = effective.unwrap_or(&self.head_w.value);
-        let logits = HeadLogits { z, w, bias: &self.head_b.value, indptr, indices };
+        let logits = HeadLogits { z, w, bias: &self.head_b.value, rows };
         // The gradient with respect to the effective weights is the cell embeddings' own.
         let bufs = SparseHead { logits, dz: &mut dz, dw: &mut self.head_w.grad, dbias: &mut self.head_b.grad };
         let loss = backend.sparse_head(&p, bufs)?;

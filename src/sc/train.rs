@@ -16,7 +16,7 @@
 
 use super::data::{gather, split_peaks, ScData, Split};
 use super::model::{ScModelConfig, BATCHES_FILE, CELLS_FILE, PEAKS_FILE};
-use crate::backend::{AdamParams, Backend, HeadLogits, SparseHeadParams};
+use crate::backend::{AdamParams, Backend, HeadLogits, HeadRows, SparseHeadParams};
 use crate::error::FileError;
 use crate::eval::metrics::auroc_auprc;
 use crate::eval::roc::{mean_auroc, RocHistogram};
@@ -222,15 +222,14 @@ pub fn evaluate<B: Backend>(
         let hb = gather(data, chunk, None)?;
         let seqs = SeqBatch { codes: &hb.codes, reverse: &hb.reverse, shift: &hb.shift };
         let z = net.embed_peaks(backend, &seqs)?;
-        let (loss, _) = net.head_loss_with(backend, &z, effective.as_ref(), &hb.indptr, &hb.indices)?;
+        // One upload of the batch's rows for the head and its histogram.
+        let on_device = backend.upload_rows(&hb.indptr, &hb.indices)?;
+        let rows = HeadRows::with_device(&hb.indptr, &hb.indices, &on_device);
+        let (loss, _) = net.head_loss_with(backend, &z, effective.as_ref(), &rows)?;
         loss_sum += loss * chunk.len() as f64;
         let p = SparseHeadParams { batch: chunk.len(), cells: n_cells, dim };
         let (w, bias) = (effective.as_ref().unwrap_or(&net.head_w.value), &net.head_b.value);
-        let counts = backend.head_roc_histogram(
-            &p,
-            HeadLogits { z: &z, w, bias, indptr: &hb.indptr, indices: &hb.indices },
-            true,
-        )?;
+        let counts = backend.head_roc_histogram(&p, HeadLogits { z: &z, w, bias, rows: &rows }, true)?;
         for block in counts.chunks(2 * crate::backend::ROC_BINS) {
             let h = RocHistogram::from_counts(block);
             overall.add(&h);
@@ -323,14 +322,16 @@ impl<B: Backend> Task<B> for ScTask<'_> {
         let seqs = SeqBatch { codes: &hb.codes, reverse: &hb.reverse, shift: &hb.shift };
         let (z, cache) = net.forward_train(backend, &seqs, step_seed)?;
         let effective = net.batch_head_weights(backend)?;
-        let (loss, dz) = net.head_loss_with(backend, &z, effective.as_ref(), &hb.indptr, &hb.indices)?;
+        // One upload of the batch's rows for the head and its histogram.
+        let on_device = backend.upload_rows(&hb.indptr, &hb.indices)?;
+        let rows = HeadRows::with_device(&hb.indptr, &hb.indices, &on_device);
+        let (loss, dz) = net.head_loss_with(backend, &z, effective.as_ref(), &rows)?;
         let p = SparseHeadParams { batch: peaks.len(), cells: net.config.cells, dim: net.config.bottleneck };
         let logits = HeadLogits {
             z: &z,
             w: effective.as_ref().unwrap_or(&net.head_w.value),
             bias: &net.head_b.value,
-            indptr: &hb.indptr,
-            indices: &hb.indices,
+            rows: &rows,
         };
         sums.hist.add_counts(&backend.head_roc_histogram(&p, logits, false)?);
         net.backward(backend, cache, &dz)?;

@@ -13,6 +13,8 @@
 
 use super::elementwise::sigmoid;
 use super::{HostSlice, Real};
+#[cfg(test)]
+use crate::backend::HeadRows;
 use crate::backend::{roc_bin, BackendResult, HeadLogits, SparseHead, SparseHeadParams, ROC_BINS};
 use rayon::prelude::*;
 
@@ -31,7 +33,8 @@ pub fn sparse_head<T: Real, S: HostSlice<T> + ?Sized>(
     bufs: SparseHead<'_, S>,
 ) -> BackendResult<f64> {
     bufs.check(p)?;
-    let SparseHead { logits: HeadLogits { z, w, bias, indptr, indices }, dz, dw, dbias } = bufs;
+    let SparseHead { logits: HeadLogits { z, w, bias, rows }, dz, dw, dbias } = bufs;
+    let (indptr, indices) = (rows.indptr, rows.indices);
     let (z, w, bias) = (z.as_ref(), w.as_ref(), bias.as_ref());
     let (dz, dw, dbias) = (dz.as_mut(), dw.as_mut(), dbias.as_mut());
     let (b, n, d) = (p.batch, p.cells, p.dim);
@@ -93,7 +96,8 @@ pub fn head_roc_histogram<T: Real, S: HostSlice<T> + ?Sized>(
     per_row: bool,
 ) -> BackendResult<Vec<u64>> {
     bufs.check(p)?;
-    let HeadLogits { z, w, bias, indptr, indices } = bufs;
+    let HeadLogits { z, w, bias, rows } = bufs;
+    let (indptr, indices) = (rows.indptr, rows.indices);
     let (z, w, bias) = (z.as_ref(), w.as_ref(), bias.as_ref());
     let d = p.dim;
     let rows: Vec<Vec<u64>> = (0..p.batch)
@@ -140,7 +144,7 @@ mod tests {
         let (indptr, indices) = ([0u32, 2, 3], [0u32, 2, 1]);
         let rows = head_roc_histogram(
             &p,
-            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &indptr, indices: &indices },
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], rows: &HeadRows::host(&indptr, &indices) },
             true,
         )
         .expect("valid");
@@ -153,7 +157,7 @@ mod tests {
         assert_eq!(nonzero(&rows[2 * ROC_BINS..]), [(272, 1), (neg, 1), (neg + 256, 1)]);
         let total = head_roc_histogram(
             &p,
-            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &indptr, indices: &indices },
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], rows: &HeadRows::host(&indptr, &indices) },
             false,
         )
         .expect("valid");
@@ -161,14 +165,14 @@ mod tests {
 
         let err = head_roc_histogram(
             &p,
-            HeadLogits { z: &z[..], w: &w[..4], bias: &b[..], indptr: &indptr, indices: &indices },
+            HeadLogits { z: &z[..], w: &w[..4], bias: &b[..], rows: &HeadRows::host(&indptr, &indices) },
             false,
         )
         .expect_err("short w");
         assert!(err.to_string().contains("head_roc_histogram") && err.to_string().contains("'w'"), "{err}");
         let err = head_roc_histogram(
             &p,
-            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &[0, 2, 3], indices: &[2, 0, 1] },
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], rows: &HeadRows::host(&[0, 2, 3], &[2, 0, 1]) },
             false,
         )
         .expect_err("unsorted row");
@@ -190,7 +194,7 @@ mod tests {
         }
         let total = head_roc_histogram(
             &p,
-            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &indptr, indices: &indices },
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], rows: &HeadRows::host(&indptr, &indices) },
             false,
         )
         .expect("valid");
@@ -198,7 +202,7 @@ mod tests {
         assert_eq!(total[..ROC_BINS].iter().sum::<u64>(), indices.len() as u64);
         let rows = head_roc_histogram(
             &p,
-            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], indptr: &indptr, indices: &indices },
+            HeadLogits { z: &z[..], w: &w[..], bias: &b[..], rows: &HeadRows::host(&indptr, &indices) },
             true,
         )
         .expect("valid");
@@ -214,7 +218,7 @@ mod tests {
         let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
         let total64 = head_roc_histogram(
             &p,
-            HeadLogits { z: &to64(&z), w: &to64(&w), bias: &to64(&b), indptr: &indptr, indices: &indices },
+            HeadLogits { z: &to64(&z), w: &to64(&w), bias: &to64(&b), rows: &HeadRows::host(&indptr, &indices) },
             false,
         )
         .expect("valid");

@@ -309,4 +309,7 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
     ) -> BackendResult<Vec<u64>> {
         sparse_head::head_roc_histogram(&self.device, p, b, per_row)
     }
+    fn upload_rows(&self, indptr: &[u32], indices: &[u32]) -> BackendResult<Option<(D::Buf, D::Buf)>> {
+        sparse_head::upload_rows(&self.device, indptr, indices).map(Some)
+    }
 }

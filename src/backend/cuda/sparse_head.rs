@@ -3,7 +3,7 @@
 
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, HeadLogits, SparseHead, SparseHeadParams, ROC_BINS};
+use crate::backend::{BackendResult, HeadLogits, HeadRows, SparseHead, SparseHeadParams, ROC_BINS};
 use crate::error::BackendError;
 
 // These mirror the #defines of kernels/sparse_head.cu.
@@ -17,9 +17,25 @@ const ROC_ROWS: usize = 8;
 /// cell) cannot overflow.
 const ROC_MAX_CELLS_PER_BLOCK: usize = 1 << 28;
 
-/// The batch's CSR rows copied to the device (an empty `indices` becomes one unused zero).
-fn upload_rows<D: KernelDevice>(d: &D, indptr: &[u32], indices: &[u32]) -> BackendResult<(D::Scratch, D::Scratch)> {
-    Ok((d.scratch_from(bytemuck::cast_slice(indptr))?, d.scratch_from(bytemuck::cast_slice(indices))?))
+/// The batch's CSR rows copied to the device, u32 bits in the device's buffers (an empty
+/// `indices` becomes one unused zero).
+pub(crate) fn upload_rows<D: KernelDevice>(d: &D, indptr: &[u32], indices: &[u32]) -> BackendResult<(D::Buf, D::Buf)> {
+    let indices: &[u32] = if indices.is_empty() { &[0] } else { indices };
+    Ok((d.upload(bytemuck::cast_slice(indptr))?, d.upload(bytemuck::cast_slice(indices))?))
+}
+
+/// Device addresses of the rows: their upload's when the caller made one
+/// ([`crate::backend::Backend::upload_rows`]), else a copy made now and kept alive in `keep`.
+fn row_ptrs<D: KernelDevice>(
+    d: &D,
+    rows: &HeadRows<'_, D::Buf>,
+    keep: &mut Option<(D::Buf, D::Buf)>,
+) -> BackendResult<(u64, u64)> {
+    if let Some((indptr, indices)) = rows.device {
+        return Ok((d.ptr(indptr), d.ptr(indices)));
+    }
+    let (indptr, indices) = keep.insert(upload_rows(d, rows.indptr, rows.indices)?);
+    Ok((d.ptr(indptr), d.ptr(indices)))
 }
 
 /// The head with its loss and gradients. Returns the mean BCE.
@@ -31,9 +47,9 @@ pub(crate) fn sparse_head<D: KernelDevice>(
     bufs.check(p)?;
     let l = &bufs.logits;
     let (z, w, bias) = (d.ptr(l.z), d.ptr(l.w), d.ptr(l.bias));
-    // The batch's rows are small beside the model: copied per call.
-    let (mut indptr_mem, mut indices_mem) = upload_rows(d, l.indptr, l.indices)?;
-    let (indptr, indices) = (d.scratch_ptr(&mut indptr_mem), d.scratch_ptr(&mut indices_mem));
+    // The batch's rows: the caller's one upload, else copied for this call.
+    let mut keep = None;
+    let (indptr, indices) = row_ptrs(d, l.rows, &mut keep)?;
     let (dz, dw, dbias) = (d.ptr_mut(bufs.dz), d.ptr_mut(bufs.dw), d.ptr_mut(bufs.dbias));
     const OP: &str = "sparse_head";
     let (b, n, dim) = kernel_shape(OP, p)?;
@@ -100,8 +116,8 @@ pub(crate) fn head_roc_histogram<D: KernelDevice>(
 ) -> BackendResult<Vec<u64>> {
     bufs.check(p)?;
     let (z, w, bias) = (d.ptr(bufs.z), d.ptr(bufs.w), d.ptr(bufs.bias));
-    let (mut indptr_mem, mut indices_mem) = upload_rows(d, bufs.indptr, bufs.indices)?;
-    let (indptr, indices) = (d.scratch_ptr(&mut indptr_mem), d.scratch_ptr(&mut indices_mem));
+    let mut keep = None;
+    let (indptr, indices) = row_ptrs(d, bufs.rows, &mut keep)?;
     const OP: &str = "head_roc_histogram";
     let (b, n, dim) = kernel_shape(OP, p)?;
     // Rows on x (up to 2^31 − 1 blocks), cell splits on y (≤ 65,535): enough blocks to fill the
