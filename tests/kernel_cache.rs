@@ -1,10 +1,12 @@
-//! The on-disk PTX cache: one file per (program, options, architecture, NVRTC version), found
-//! again on the next use, in the directory `CHROMAX_KERNEL_CACHE` names.
+//! The on-disk kernel cache: one file per (program, options, architecture, NVRTC version) and
+//! kind (PTX, machine code), found again on the next use, in the directory
+//! `CHROMAX_KERNEL_CACHE` names.
 
 mod common;
 
 use chromax::backend::cuda::compile::{
-    cache_key, cached_ptx, compile_options, nvrtc_available, nvrtc_missing_message, CACHE_DIR_ENV,
+    cache_key, cached_image, cached_ptx, compile_options, nvrtc_available, nvrtc_missing_message, KernelImage,
+    CACHE_DIR_ENV, LOAD_ENV,
 };
 use chromax::kernels::{kernel_file, kernel_program};
 
@@ -44,10 +46,27 @@ fn ptx_is_cached_by_content_and_reused() {
     std::fs::write(dir.join(&files[0]), &marked).expect("writable");
     assert_eq!(cached_ptx(kernel, "sm_90").expect("cached"), marked);
 
+    // Machine code (what the CUDA backend loads): an ELF file cached as <stem>-<key>.cubin and
+    // read back on the next use; CHROMAX_CUDA_LOAD=ptx gives the cached PTX instead.
+    let Ok(KernelImage::Cubin(cubin)) = cached_image(kernel, "sm_90") else {
+        panic!("NVRTC 13 makes sm_90 machine code")
+    };
+    assert!(cubin.starts_with(b"\x7fELF"), "not an ELF file");
+    let cubins: Vec<String> = list().into_iter().filter(|f| f.ends_with(".cubin")).collect();
+    assert!(cubins.len() == 1 && cubins[0].starts_with("optim-"), "{cubins:?}");
+    let mut marked_cubin = cubin.clone();
+    marked_cubin.extend_from_slice(b"marked by the test");
+    std::fs::write(dir.join(&cubins[0]), &marked_cubin).expect("writable");
+    assert!(matches!(cached_image(kernel, "sm_90"), Ok(KernelImage::Cubin(c)) if c == marked_cubin));
+    std::env::set_var(LOAD_ENV, "ptx");
+    assert!(matches!(cached_image(kernel, "sm_90"), Ok(KernelImage::Ptx(p)) if p == marked));
+    std::env::remove_var(LOAD_ENV);
+    assert_eq!(list().len(), 2);
+
     // Another architecture is another entry.
     let other = cached_ptx(kernel, "sm_80").expect("compiles for sm_80");
     assert!(other.contains(".target sm_80"));
-    assert_eq!(list().len(), 2);
+    assert_eq!(list().len(), 3);
 
     // The key covers the program text, the options and the architecture.
     let program = kernel_program(kernel);

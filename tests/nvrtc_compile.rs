@@ -20,7 +20,9 @@ fn every_kernel_file_compiles_to_ptx_for_sm_90() {
     let version = nvrtc_version().expect("NVRTC loaded, so it reports a version");
     assert!(!KERNEL_FILES.is_empty(), "build.rs embedded no kernel files");
     for kernel in KERNEL_FILES {
+        let started = std::time::Instant::now();
         let ptx = compile_kernel(kernel, "sm_90").unwrap_or_else(|e| panic!("{e}"));
+        let ptx_ms = started.elapsed().as_secs_f64() * 1e3;
         assert!(ptx.contains(".target sm_90"), "kernels/{}: PTX is not for sm_90", kernel.file);
         // Every extern "C" __global__ function of the file is an entry of the PTX.
         let entries: Vec<String> = kernel_signatures(kernel.text).into_iter().map(|s| s.name).collect();
@@ -29,7 +31,7 @@ fn every_kernel_file_compiles_to_ptx_for_sm_90() {
             assert!(ptx.contains(&format!(".entry {name}(")), "kernels/{}: no PTX entry for {name}", kernel.file);
         }
         common::say(&format!(
-            "nvrtc {}.{}: kernels/{} -> {} bytes of sm_90 PTX",
+            "nvrtc {}.{}: kernels/{} -> {} bytes of sm_90 PTX in {ptx_ms:.0} ms",
             version.0,
             version.1,
             kernel.file,
@@ -84,7 +86,13 @@ fn every_kernel_goes_through_ptxas_for_sm_90_without_spills() {
     // benches/sass_mix.sh sets CHROMAX_SASS_DIR to read the machine code's instruction mix.
     let sass_dir = std::env::var_os("CHROMAX_SASS_DIR").map(std::path::PathBuf::from);
     for kernel in KERNEL_FILES {
+        let started = std::time::Instant::now();
         let reports = ptxas_reports(kernel, "sm_90").unwrap_or_else(|e| panic!("{e}"));
+        common::say(&format!(
+            "kernels/{}: sm_90 machine code (NVRTC + ptxas) in {:.0} ms",
+            kernel.file,
+            started.elapsed().as_secs_f64() * 1e3
+        ));
         if let Some(dir) = &sass_dir {
             let (cubin, _) =
                 chromax::backend::cuda::compile::compile_cubin(kernel, "sm_90", &[]).unwrap_or_else(|e| panic!("{e}"));

@@ -1,9 +1,12 @@
-//! NVRTC compilation of the embedded kernel files and the on-disk PTX cache.
+//! NVRTC compilation of the embedded kernel files and the on-disk kernel cache.
 //!
-//! A kernel file is compiled for the device's own architecture (`sm_XX`) on first use. The
-//! PTX is cached under [`cache_dir`] with a name keyed by a SHA-256 of the program text, the
-//! options, the architecture and the NVRTC version, so a changed kernel, option or tool
-//! chain never reuses stale PTX. Cache files are written to a temporary name and renamed.
+//! A kernel file is compiled for the device's own architecture (`sm_XX`) on first use, to
+//! machine code (CUBIN: NVRTC runs ptxas, so the driver loads it without a JIT step), or to
+//! PTX where NVRTC cannot make machine code for that architecture or `CHROMAX_CUDA_LOAD=ptx`
+//! asks for it. Either is cached under [`cache_dir`] with a name keyed by a SHA-256 of the
+//! program text, the options, the architecture and the NVRTC version, so a changed kernel,
+//! option or tool chain never reuses a stale image. Cache files are written to a temporary
+//! name and renamed.
 
 use crate::error::BackendError;
 use crate::kernels::{kernel_program, KernelSource};
@@ -13,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the PTX cache directory.
 pub const CACHE_DIR_ENV: &str = "CHROMAX_KERNEL_CACHE";
+/// Environment variable that makes the CUDA backend load PTX (the driver compiles it) instead
+/// of NVRTC's machine code: `CHROMAX_CUDA_LOAD=ptx`.
+pub const LOAD_ENV: &str = "CHROMAX_CUDA_LOAD";
 /// Environment variable with extra include directories for NVRTC (`:`-separated), e.g. the
 /// `include/` of the nvidia-cuda-runtime wheel for `cuda_fp16.h`.
 pub const INCLUDE_ENV: &str = "CHROMAX_CUDA_INCLUDE";
@@ -206,9 +212,50 @@ pub fn cached_ptx(kernel: &KernelSource, arch: &str) -> Result<String, BackendEr
         }
     }
     let ptx = compile_program(kernel, &program, &options, arch)?;
-    let _ = write_atomically(&path, &ptx);
+    let _ = write_atomically(&path, ptx.as_bytes());
     Ok(ptx)
 }
+
+/// What the driver loads for one kernel file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelImage {
+    /// Machine code for the device's architecture: no JIT at load.
+    Cubin(Vec<u8>),
+    /// PTX: the driver compiles it at load (its NVRTC must not be newer than the driver).
+    Ptx(String),
+}
+
+/// The image to load for a kernel file on an `arch` device: machine code from the cache or
+/// compiled (and cached), else PTX ([`cached_ptx`]) when NVRTC gives no machine code for
+/// `arch` or `CHROMAX_CUDA_LOAD=ptx` is set. A kernel that does not compile is an error
+/// either way (the PTX compile reports it).
+pub fn cached_image(kernel: &KernelSource, arch: &str) -> Result<KernelImage, BackendError> {
+    if std::env::var(LOAD_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("ptx")) {
+        return cached_ptx(kernel, arch).map(KernelImage::Ptx);
+    }
+    let program = kernel_program(kernel);
+    let mut options = compile_options(arch);
+    options.push("(cubin)".to_string());
+    let path =
+        cache_dir().map(|dir| dir.join(format!("{}-{}.cubin", kernel.stem, cache_key(&program, &options, arch))));
+    if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        if bytes.starts_with(ELF_MAGIC) {
+            return Ok(KernelImage::Cubin(bytes));
+        }
+    }
+    match compile_cubin(kernel, arch, &[]) {
+        Ok((cubin, _)) => {
+            if let Some(path) = &path {
+                let _ = write_atomically(path, &cubin);
+            }
+            Ok(KernelImage::Cubin(cubin))
+        }
+        Err(_) => cached_ptx(kernel, arch).map(KernelImage::Ptx),
+    }
+}
+
+/// The first bytes of an ELF file, as a CUBIN is.
+const ELF_MAGIC: &[u8] = b"\x7fELF";
 
 /// Hex SHA-256 (first 32 digits) of program, options, architecture and NVRTC version.
 pub fn cache_key(program: &str, options: &[String], arch: &str) -> String {
@@ -224,16 +271,16 @@ pub fn cache_key(program: &str, options: &[String], arch: &str) -> String {
     h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Stores PTX under a temporary name and renames it into place (a failure only means the
-/// next run compiles again).
-fn write_atomically(path: &Path, text: &str) -> Result<(), crate::error::FileError> {
+/// Stores a kernel image under a temporary name and renames it into place (a failure only
+/// means the next run compiles again).
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), crate::error::FileError> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(crate::error::FileError::io(dir))?;
     }
     let file = crate::io::atomic::AtomicFile::new(path)?;
     let mut w = file.create()?;
-    w.write_all(text.as_bytes()).map_err(crate::error::FileError::io(path))?;
+    w.write_all(bytes).map_err(crate::error::FileError::io(path))?;
     w.flush().map_err(crate::error::FileError::io(path))?;
     drop(w);
     file.commit()

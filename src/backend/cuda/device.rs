@@ -76,12 +76,27 @@ impl CudaDevice {
                         arch: self.arch.clone(),
                         log: "no such kernel file is embedded in this build".into(),
                     })?;
-                    let ptx = compile::cached_ptx(kernel, &self.arch)?;
-                    let m = self
-                        .stream
-                        .context()
-                        .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-                        .map_err(driver_err(format!("loading the PTX of kernels/{}", kernel.file)))?;
+                    // Machine code for this device where NVRTC makes it (no driver JIT);
+                    // PTX where it does not, or where the driver refuses the machine code.
+                    let context = self.stream.context();
+                    let load_ptx = |ptx: Option<String>| -> BackendResult<_> {
+                        let ptx = match ptx {
+                            Some(ptx) => ptx,
+                            None => compile::cached_ptx(kernel, &self.arch)?,
+                        };
+                        context
+                            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+                            .map_err(driver_err(format!("loading the PTX of kernels/{}", kernel.file)))
+                    };
+                    let m = match compile::cached_image(kernel, &self.arch)? {
+                        compile::KernelImage::Cubin(cubin) => {
+                            match context.load_module(cudarc::nvrtc::Ptx::from_binary(cubin)) {
+                                Ok(m) => m,
+                                Err(_) => load_ptx(None)?,
+                            }
+                        }
+                        compile::KernelImage::Ptx(ptx) => load_ptx(Some(ptx))?,
+                    };
                     modules.insert(stem, m.clone());
                     m
                 }
