@@ -110,6 +110,16 @@ fn every_kernel_goes_through_ptxas_for_sm_90_without_spills() {
         for r in &reports {
             let threads = launch_threads(&r.entry);
             let (blocks, limit) = sm90_blocks_per_sm(r, threads);
+            if r.entry == "conv1d_fwd_f32" || r.entry == "conv1d_bwd_input_f32" {
+                // The host's tile choice assumes this many resident blocks (registers).
+                assert_eq!(
+                    (blocks, limit),
+                    (chromax::backend::cuda::CONV_BLOCKS_BY_REGISTERS as u32, "registers"),
+                    "{}: {} registers; update CONV_BLOCKS_BY_REGISTERS",
+                    r.entry,
+                    r.registers
+                );
+            }
             assert!(r.registers > 0, "kernels/{}: {} reported no registers", kernel.file, r.entry);
             common::say(&format!(
                 "  {:<34} {:>3} regs {:>6} B smem {:>4} B stack {:>4} threads {:>2} blocks/SM ({limit})",

@@ -41,11 +41,18 @@ fn conv_ints(op: &'static str, p: &Conv1dParams) -> BackendResult<[KArg; 5]> {
     ])
 }
 
-/// Positions per thread for rows of `len`: the smallest of 1, 2 and 4 whose tile
-/// (CONV_THREADS · pos positions) holds the row, else 4.
-pub(crate) fn positions_per_thread(len: usize) -> usize {
-    [1, 2].into_iter().find(|&pos| len <= CONV_THREADS as usize * pos).unwrap_or(MAX_POS)
-}
+/// Share of the FMA units' issue rate the direct convolution's inner loop keeps busy at 1, 2
+/// and 4 positions per thread (FFMA per instruction in its sm_90 machine code, or the
+/// shared-memory limit where lower; `benches/sass_mix.sh`): 64 FFMA in 97, 87 and 80
+/// instructions.
+const LOOP_SHARE: [(usize, f64); 3] = [(1, 0.66), (2, 0.74), (4, 0.80)];
+
+/// Resident blocks per SM the direct convolution's registers allow (95 registers × 128
+/// threads on a 64 Ki-register SM; tests/nvrtc_compile.rs checks it against ptxas).
+pub const CONV_BLOCKS_BY_REGISTERS: usize = 5;
+/// Shared memory of one SM of CC 9.0 (bytes), and what the driver reserves per block.
+const SM_SHARED_BYTES: usize = 228 * 1024;
+const BLOCK_RESERVED_BYTES: usize = 1024;
 
 /// How the direct convolution runs: the launch, the input channels per shared-memory pass and
 /// the positions per thread.
@@ -57,38 +64,57 @@ pub(crate) struct DirectPlan {
 }
 
 /// The plan of the direct convolution from `c_in_pass` to `c_out_pass` channels (c_in → c_out
-/// forward, c_out → c_in for the input gradient).
+/// forward, c_out → c_in for the input gradient) on a device of `multiprocessors` SMs.
+///
+/// The positions per thread (1, 2 or 4: tiles of 128, 256 or 512) are chosen per shape, for
+/// the best expected rate = inner-loop share × used share of the tiles × wave efficiency (the
+/// blocks over whole waves of resident blocks): short rows get small tiles (SeqNet's late
+/// layers), and a long row takes smaller tiles where that fills the last wave (DenoiseNet's
+/// 8 × 60,000 at 16 channels: 944 blocks of 512 fill 1.4 waves of 660, 1,880 of 256 fill 2.8).
 pub(crate) fn direct_plan(
     op: &'static str,
     p: &Conv1dParams,
     c_in_pass: usize,
     c_out_pass: usize,
+    multiprocessors: usize,
 ) -> BackendResult<DirectPlan> {
-    let pos = positions_per_thread(p.len);
-    let tile = CONV_THREADS as usize * pos;
-    let span = tile + (p.kernel - 1) * p.dilation;
-    let per_channel = span + CO_TILE * p.kernel;
-    let fits = SMEM_FLOATS / per_channel;
-    if fits == 0 {
-        return Err(BackendError::Unsupported {
-            op,
-            what: format!(
-                "receptive field (kernel−1)·dilation+1 = {} is wider than the CUDA kernel's shared-memory tile allows (at most {})",
-                (p.kernel - 1) * p.dilation + 1,
-                SMEM_FLOATS.saturating_sub(tile + CO_TILE * p.kernel) + 1
-            ),
-        });
+    let mut best: Option<(f64, DirectPlan)> = None;
+    for (pos, loop_share) in LOOP_SHARE {
+        let tile = CONV_THREADS as usize * pos;
+        let span = tile + (p.kernel - 1) * p.dilation;
+        let per_channel = span + CO_TILE * p.kernel;
+        let fits = SMEM_FLOATS / per_channel;
+        if fits == 0 {
+            continue;
+        }
+        // As many passes as the shared memory needs, the channels spread evenly over them
+        // (15 channels at 7 per pass: 5 + 5 + 5, not 7 + 7 + 1).
+        let passes = c_in_pass.max(1).div_ceil(fits);
+        let ci_tile = c_in_pass.max(1).div_ceil(passes);
+        let shared = 4 * ci_tile * per_channel;
+        let tiles = p.len.div_ceil(tile);
+        let blocks = tiles * c_out_pass.div_ceil(CO_TILE) * p.batch;
+        let per_sm = CONV_BLOCKS_BY_REGISTERS.min(SM_SHARED_BYTES / (shared + BLOCK_RESERVED_BYTES)).max(1);
+        let slots = per_sm * multiprocessors.max(1);
+        let waves = blocks.div_ceil(slots).max(1);
+        let rate = loop_share * p.len as f64 / (tiles * tile) as f64 * blocks as f64 / (waves * slots) as f64;
+        let geometry = Geometry {
+            grid: (tiles as u32, c_out_pass.div_ceil(CO_TILE) as u32, p.batch as u32),
+            block: (CONV_THREADS, 1, 1),
+            shared_bytes: shared as u32,
+        };
+        if best.as_ref().is_none_or(|(r, _)| rate >= *r) {
+            best = Some((rate, DirectPlan { geometry, ci_tile, pos }));
+        }
     }
-    // As many passes as the shared memory needs, the channels spread evenly over them
-    // (15 channels at 7 per pass: 5 + 5 + 5, not 7 + 7 + 1).
-    let passes = c_in_pass.max(1).div_ceil(fits);
-    let ci_tile = c_in_pass.max(1).div_ceil(passes);
-    let geometry = Geometry {
-        grid: (p.len.div_ceil(tile) as u32, c_out_pass.div_ceil(CO_TILE) as u32, p.batch as u32),
-        block: (CONV_THREADS, 1, 1),
-        shared_bytes: (4 * ci_tile * per_channel) as u32,
-    };
-    Ok(DirectPlan { geometry, ci_tile, pos })
+    best.map(|(_, plan)| plan).ok_or_else(|| BackendError::Unsupported {
+        op,
+        what: format!(
+            "receptive field (kernel−1)·dilation+1 = {} is wider than the CUDA kernel's shared-memory tile allows (at most {})",
+            (p.kernel - 1) * p.dilation + 1,
+            SMEM_FLOATS.saturating_sub(CONV_THREADS as usize + CO_TILE * p.kernel) + 1
+        ),
+    })
 }
 
 /// Forward. x (B, C_in, L), w (C_out, C_in, K), bias (C_out) or none, y (B, C_out, L).
@@ -96,7 +122,7 @@ pub(crate) fn conv1d_fwd<D: KernelDevice>(d: &D, p: &Conv1dParams, b: Conv1dFwd<
     const OP: &str = "conv1d_fwd";
     b.check(p)?;
     let ints = conv_ints(OP, p)?;
-    let plan = direct_plan(OP, p, p.c_in, p.c_out)?;
+    let plan = direct_plan(OP, p, p.c_in, p.c_out, d.multiprocessors())?;
     let bias = b.bias.map_or(0, |bias| d.ptr(bias));
     let head = [KArg::Ptr(d.ptr(b.x)), KArg::Ptr(d.ptr(b.w)), KArg::Ptr(bias), KArg::Ptr(d.ptr_mut(b.y))];
     let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(plan.ci_tile as i32), KArg::I32(plan.pos as i32)];
@@ -118,7 +144,7 @@ pub(crate) fn conv1d_bwd_input<D: KernelDevice>(
     b.check(p)?;
     let ints = conv_ints(OP, p)?;
     // The pass convolves dy (c_out channels) into dx (c_in channels).
-    let plan = direct_plan(OP, p, p.c_out, p.c_in)?;
+    let plan = direct_plan(OP, p, p.c_out, p.c_in, d.multiprocessors())?;
     let head = [KArg::Ptr(d.ptr(b.dy)), KArg::Ptr(d.ptr(b.w)), KArg::Ptr(d.ptr_mut(b.dx))];
     let tail = [KArg::I32(p.pad_right() as i32), KArg::I32(plan.ci_tile as i32), KArg::I32(plan.pos as i32)];
     // SAFETY: conv1d_bwd_input_f32(const float* dy, const float* w, float* dx, int c_in,
@@ -249,31 +275,35 @@ mod tests {
         assert!(common.contains(&format!("#define CHROMAX_THREADS {THREADS}")));
     }
 
-    /// Tiles fit the row: SeqNet's lengths (448 down to 14) run at 2–4 positions per thread
-    /// where the row allows it, a tile is never more than twice the row (unless it is the
-    /// smallest), the channel passes are even and the shared memory fits.
+    /// Tiles per shape on an H200 (132 SMs): SeqNet's short rows get small tiles, never more
+    /// than twice the row unless it is the smallest; DenoiseNet's long rows take 256-position
+    /// tiles, which fill whole waves; channel passes are even and the shared memory fits.
     #[test]
     fn direct_tiles_are_chosen_per_shape() {
-        assert_eq!(positions_per_thread(14), 1);
-        assert_eq!(positions_per_thread(128), 1);
-        assert_eq!(positions_per_thread(129), 2);
-        assert_eq!(positions_per_thread(256), 2);
-        assert_eq!(positions_per_thread(448), 4);
-        assert_eq!(positions_per_thread(60_000), 4);
-        for len in [14, 28, 56, 112, 224, 448, 1344, 60_000] {
-            let tile = CONV_THREADS as usize * positions_per_thread(len);
-            assert!(tile <= (2 * len).max(CONV_THREADS as usize), "len {len}: tile {tile}");
+        let seq = |c_in, c_out, len| Conv1dParams { batch: 128, c_in, c_out, len, kernel: 5, dilation: 1 };
+        for (p, pos) in [
+            (seq(288, 288, 448), 2),
+            (seq(288, 323, 224), 2),
+            (seq(323, 363, 112), 1),
+            (seq(363, 407, 56), 1),
+            (seq(456, 512, 14), 1),
+        ] {
+            let plan = direct_plan("test", &p, p.c_in, p.c_out, 132).expect("fits");
+            assert_eq!(plan.pos, pos, "{p:?}");
+            let tile = CONV_THREADS as usize * plan.pos;
+            assert!(tile <= (2 * p.len).max(CONV_THREADS as usize), "{p:?}: tile {tile}");
+            assert!(plan.geometry.shared_bytes as usize <= SMEM_BYTES);
+            assert!(plan.ci_tile * p.c_in.div_ceil(plan.ci_tile) >= p.c_in);
         }
         let p = Conv1dParams { batch: 8, c_in: 15, c_out: 15, len: 60_000, kernel: 51, dilation: 8 };
-        let plan = direct_plan("test", &p, 15, 15).expect("fits");
-        assert_eq!((plan.pos, plan.ci_tile, plan.geometry.grid), (4, 5, (118, 1, 8)));
-        assert!(plan.geometry.shared_bytes as usize <= SMEM_BYTES);
-        let p = Conv1dParams { batch: 128, c_in: 288, c_out: 323, len: 224, kernel: 5, dilation: 1 };
-        let plan = direct_plan("test", &p, 288, 323).expect("fits");
-        assert_eq!((plan.pos, plan.geometry.grid), (2, (1, 21, 128)));
-        assert!(
-            plan.geometry.shared_bytes as usize <= SMEM_BYTES && plan.ci_tile * 288usize.div_ceil(plan.ci_tile) >= 288
-        );
+        let plan = direct_plan("test", &p, 15, 15, 132).expect("fits");
+        assert_eq!((plan.pos, plan.ci_tile, plan.geometry.grid), (2, 8, (235, 1, 8)));
+        // One SM: every tile size fills its waves, so the loop's share decides: 4 per thread.
+        assert_eq!(direct_plan("test", &p, 15, 15, 1).expect("fits").pos, 4);
+        // A receptive field wider than any tile's shared memory is refused, naming it.
+        let wide = Conv1dParams { batch: 1, c_in: 1, c_out: 1, len: 100, kernel: 2, dilation: 20_000 };
+        let err = direct_plan("conv1d_fwd", &wide, 1, 1, 132).expect_err("too wide").to_string();
+        assert!(err.contains("receptive field") && err.contains("20001"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod optim;
 mod pool;
 mod sparse_head;
 
+pub use conv1d::CONV_BLOCKS_BY_REGISTERS;
 pub use device::CudaDevice;
 
 use super::{
