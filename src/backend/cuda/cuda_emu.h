@@ -37,7 +37,7 @@ inline unsigned char* emu_dynamic_smem = nullptr;
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
-#define __align__(n) alignas(n)
+#define __align__(n) __attribute__((aligned(n)))
 
 // CUDA's vector type for 16-byte loads; the kernels read it through reinterpret_cast of
 // 16-byte aligned shared memory.
