@@ -25,7 +25,8 @@
 //   4 x 4 register tiles per thread, and writes its partial to partial[(b * n_chunks + chunk), co, ci, k].
 //   Pass 2: dw = the partials summed in f64, in chunk order (deterministic; no atomics).
 //
-// conv1d_bwd_bias_f32 — dbias[co] = sum_{b,l} dy[b,co,l]; one block per channel, f64 tree sum.
+// conv1d_bwd_bias_f32 + conv1d_bwd_bias_reduce_f64 — dbias[co] = sum_{b,l} dy[b,co,l]: blocks
+//   over (channel, slice of positions) sum in f64 trees, the slices then summed in order.
 
 #define CONV_THREADS 128
 #define MAX_POS 4
@@ -273,16 +274,31 @@ extern "C" __global__ void conv1d_bwd_weight_reduce_f32(const float* __restrict_
     }
 }
 
-// dbias[co] = sum_{b,l} dy[b,co,l]. Launch: grid (C_out), block CHROMAX_THREADS.
+// dbias partials: block (co, s) of grid (C_out, S), CHROMAX_THREADS threads, sums dy[b, co, l]
+// over every b and l in [s * chunk, min((s + 1) * chunk, L)) in f64 (a fixed tree) into
+// part[co * S + s]. Splitting the positions fills the device: one block per channel used 15 of
+// an H200's 132 SMs for DenoiseNet.
 extern "C" __global__ void __launch_bounds__(CHROMAX_THREADS)
-conv1d_bwd_bias_f32(const float* __restrict__ dy, float* __restrict__ dbias, int B, int c_out, int L) {
+conv1d_bwd_bias_f32(const float* __restrict__ dy, double* __restrict__ part, int B, int c_out, int L, int chunk) {
     __shared__ double red[CHROMAX_THREADS];
     const int co = blockIdx.x;
+    const int l0 = blockIdx.y * chunk;
+    const int l1 = min(L, l0 + chunk);
     double s[1] = {0.0};
     for (int b = 0; b < B; ++b) {
         const float* row = dy + ((size_t)b * c_out + co) * L;
-        for (int l = threadIdx.x; l < L; l += blockDim.x) s[0] += (double)row[l];
+        for (int l = l0 + threadIdx.x; l < l1; l += blockDim.x) s[0] += (double)row[l];
     }
     block_sum_f64<1>(s, red);
-    if (threadIdx.x == 0) dbias[co] = (float)s[0];
+    if (threadIdx.x == 0) part[(size_t)co * gridDim.y + blockIdx.y] = s[0];
+}
+
+// dbias[co] = sum_s part[co, s] in f64, s in order. Launch: 1-D grid-stride over C_out.
+extern "C" __global__ void conv1d_bwd_bias_reduce_f64(const double* __restrict__ part, float* __restrict__ dbias,
+                                                      int n_splits, int c_out) {
+    GRID_STRIDE_LOOP(co, c_out) {
+        double s = 0.0;
+        for (int p = 0; p < n_splits; ++p) s += part[co * n_splits + p];
+        dbias[co] = (float)s;
+    }
 }

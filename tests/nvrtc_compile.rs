@@ -57,7 +57,8 @@ fn kernel_signatures_are_read_from_the_sources() {
             "conv1d_bwd_input_f32",
             "conv1d_bwd_weight_partial_f32",
             "conv1d_bwd_weight_reduce_f32",
-            "conv1d_bwd_bias_f32"
+            "conv1d_bwd_bias_f32",
+            "conv1d_bwd_bias_reduce_f64"
         ]
     );
 }

@@ -205,6 +205,15 @@ pub(crate) fn weight_grad_plan(
     Ok(WeightGradPlan { geometry, chunk_len, n_chunks, n_ci_tiles })
 }
 
+/// Slices of the positions for the bias gradient: (splits, positions per slice), enough
+/// (channel, slice) blocks to fill the device, slices of at least one block's width.
+pub(crate) fn bias_splits(p: &Conv1dParams, multiprocessors: usize) -> (usize, usize) {
+    let target = WGRAD_BLOCKS_PER_SM * multiprocessors.max(1);
+    let splits = target.div_ceil(p.c_out.max(1)).clamp(1, p.len.div_ceil(THREADS as usize).max(1));
+    let chunk = p.len.div_ceil(splits).max(1);
+    (p.len.div_ceil(chunk).max(1), chunk)
+}
+
 /// Weight (and bias) gradient. x (B, C_in, L), dy (B, C_out, L), dw (C_out, C_in, K),
 /// dbias (C_out) or none.
 pub(crate) fn conv1d_bwd_weight<D: KernelDevice>(
@@ -240,10 +249,21 @@ pub(crate) fn conv1d_bwd_weight<D: KernelDevice>(
     unsafe { d.launch("conv1d", "conv1d_bwd_weight_reduce_f32", reduce, &args)? };
 
     if let Some(db) = dbias {
-        let args = [KArg::Ptr(dy), KArg::Ptr(db), KArg::I32(p.batch as i32), ints[1], ints[2]];
-        // SAFETY: conv1d_bwd_bias_f32(const float* dy, float* dbias, int B, int c_out, int L);
-        // dy has batch·c_out·len floats, dbias c_out; one block of THREADS per channel.
-        unsafe { d.launch("conv1d", "conv1d_bwd_bias_f32", Geometry::linear(p.c_out as u32, THREADS), &args)? };
+        let (splits, chunk) = bias_splits(p, d.multiprocessors());
+        let mut part_mem = d.scratch(p.c_out * splits * 8)?;
+        let part = d.scratch_ptr(&mut part_mem);
+        let args =
+            [KArg::Ptr(dy), KArg::Ptr(part), KArg::I32(p.batch as i32), ints[1], ints[2], KArg::I32(chunk as i32)];
+        let geometry = Geometry { grid: (p.c_out as u32, splits as u32, 1), block: (THREADS, 1, 1), shared_bytes: 0 };
+        // SAFETY: conv1d_bwd_bias_f32(const float* dy, double* part, int B, int c_out, int L,
+        // int chunk); dy has batch·c_out·len floats (checked above); part holds c_out·splits
+        // doubles, block (co, s) writing part[co·splits + s]; splits·chunk ≥ len.
+        unsafe { d.launch("conv1d", "conv1d_bwd_bias_f32", geometry, &args)? };
+        let args = [KArg::Ptr(part), KArg::Ptr(db), KArg::I32(splits as i32), ints[1]];
+        let reduce = Geometry::linear(grid_stride_blocks(d, p.c_out), THREADS);
+        // SAFETY: conv1d_bwd_bias_reduce_f64(const double* part, float* dbias, int n_splits,
+        // int c_out); part holds c_out·splits doubles, dbias c_out floats (checked).
+        unsafe { d.launch("conv1d", "conv1d_bwd_bias_reduce_f64", reduce, &args)? };
     }
     Ok(())
 }
@@ -304,6 +324,18 @@ mod tests {
         let wide = Conv1dParams { batch: 1, c_in: 1, c_out: 1, len: 100, kernel: 2, dilation: 20_000 };
         let err = direct_plan("conv1d_fwd", &wide, 1, 1, 132).expect_err("too wide").to_string();
         assert!(err.contains("receptive field") && err.contains("20001"), "{err}");
+    }
+
+    #[test]
+    fn bias_slices_cover_the_length_exactly_once_and_fill_the_device() {
+        for (len, c_out, sms) in [(60_000, 15, 132), (1, 1, 132), (14, 512, 132), (300, 7, 1), (70_000, 1, 132)] {
+            let p = Conv1dParams { batch: 2, c_in: 3, c_out, len, kernel: 5, dilation: 1 };
+            let (splits, chunk) = bias_splits(&p, sms);
+            assert!(splits * chunk >= len && (splits - 1) * chunk < len, "len {len}: {splits} × {chunk}");
+            assert!(splits * c_out >= (WGRAD_BLOCKS_PER_SM * sms).min(c_out * len.div_ceil(256)), "len {len}");
+        }
+        let p = Conv1dParams { batch: 8, c_in: 15, c_out: 15, len: 60_000, kernel: 51, dilation: 8 };
+        assert_eq!(bias_splits(&p, 132), (36, 1667));
     }
 
     #[test]
