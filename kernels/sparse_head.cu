@@ -193,7 +193,7 @@ extern "C" __global__ void __launch_bounds__(ROC_CELLS)
 head_roc_histogram_f32(const float* __restrict__ z, const float* __restrict__ w, const float* __restrict__ bias,
                        const unsigned* __restrict__ indptr, const unsigned* __restrict__ indices,
                        unsigned long long* __restrict__ hist, int B, int N, int D, int per_row) {
-    __shared__ float zs[ROC_ROWS][HEAD_MAX_DIM];              // the block's z rows
+    __shared__ double zs[ROC_ROWS][HEAD_MAX_DIM];             // the block's z rows, in f64 once
     __shared__ unsigned char ys[ROC_ROWS][ROC_CELLS];         // labels of the current cell tile
     __shared__ unsigned lo_s[ROC_ROWS], hi_s[ROC_ROWS];
     __shared__ unsigned hs[ROC_ROWS][2 * ROC_BINS];           // slot 0 only unless per_row
@@ -201,7 +201,7 @@ head_roc_histogram_f32(const float* __restrict__ z, const float* __restrict__ w,
     const int r0 = blockIdx.x * ROC_ROWS;
     const int nr = min(ROC_ROWS, B - r0);
     for (int k = t; k < ROC_ROWS * 2 * ROC_BINS; k += blockDim.x) hs[k / (2 * ROC_BINS)][k % (2 * ROC_BINS)] = 0;
-    for (int k = t; k < nr * D; k += blockDim.x) zs[k / D][k % D] = z[(size_t)(r0 + k / D) * D + k % D];
+    for (int k = t; k < nr * D; k += blockDim.x) zs[k / D][k % D] = (double)z[(size_t)(r0 + k / D) * D + k % D];
 
     for (long long c0 = (long long)blockIdx.y * ROC_CELLS; c0 < N; c0 += (long long)gridDim.y * ROC_CELLS) {
         const long long c = c0 + t;
@@ -225,7 +225,7 @@ head_roc_histogram_f32(const float* __restrict__ z, const float* __restrict__ w,
                 double s = 0.0;
 #pragma unroll
                 for (int k = 0; k < HEAD_MAX_DIM; ++k)
-                    if (k < D) s += (double)zs[r][k] * (double)wr[k];
+                    if (k < D) s += zs[r][k] * (double)wr[k];
                 const float logit = (float)(b_c + s);
                 atomicAdd(&hs[per_row ? r : 0][(ys[r][t] ? 0 : ROC_BINS) + roc_bin_f32(logit)], 1u);
             }
