@@ -45,7 +45,7 @@ fn conv_ints(op: &'static str, p: &Conv1dParams) -> BackendResult<[KArg; 5]> {
 /// and 4 positions per thread (FFMA per instruction in its sm_90 machine code, or the
 /// shared-memory limit where lower; `benches/sass_mix.sh`): 64 FFMA in 97, 87 and 80
 /// instructions.
-const LOOP_SHARE: [(usize, f64); 3] = [(1, 0.66), (2, 0.74), (4, 0.80)];
+const LOOP_SHARE: [(usize, f64); 3] = [(1, 0.66), (2, 0.74), (MAX_POS, 0.80)];
 
 /// Resident blocks per SM the direct convolution's registers allow (95 registers × 128
 /// threads on a 64 Ki-register SM; tests/nvrtc_compile.rs checks it against ptxas).
