@@ -111,6 +111,16 @@ fn every_kernel_goes_through_ptxas_for_sm_90_without_spills() {
         for r in &reports {
             let threads = launch_threads(&r.entry);
             let (blocks, limit) = sm90_blocks_per_sm(r, threads);
+            if r.entry == "sparse_head_f32" {
+                // The head's persistent grid is sized for this many resident blocks.
+                assert_eq!(
+                    blocks,
+                    chromax::backend::cuda::HEAD_BLOCKS_PER_SM as u32,
+                    "sparse_head_f32: {} registers, {} B shared; update HEAD_BLOCKS_PER_SM",
+                    r.registers,
+                    r.shared_bytes
+                );
+            }
             if r.entry == "conv1d_fwd_f32" || r.entry == "conv1d_bwd_input_f32" {
                 // The host's tile choice assumes this many resident blocks (registers).
                 assert_eq!(

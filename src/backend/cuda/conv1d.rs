@@ -107,6 +107,8 @@ pub(crate) fn direct_plan(
             best = Some((rate, DirectPlan { geometry, ci_tile, pos }));
         }
     }
+    // The kernel runs any pos other than 1 and 2 as MAX_POS: the grid must agree.
+    debug_assert!(best.as_ref().is_none_or(|(_, plan)| matches!(plan.pos, 1 | 2 | MAX_POS)));
     best.map(|(_, plan)| plan).ok_or_else(|| BackendError::Unsupported {
         op,
         what: format!(

@@ -79,23 +79,26 @@ impl CudaDevice {
                     // Machine code for this device where NVRTC makes it (no driver JIT);
                     // PTX where it does not, or where the driver refuses the machine code.
                     let context = self.stream.context();
-                    let load_ptx = |ptx: Option<String>| -> BackendResult<_> {
+                    let load_ptx = |ptx: Option<String>, what: String| -> BackendResult<_> {
                         let ptx = match ptx {
                             Some(ptx) => ptx,
                             None => compile::cached_ptx(kernel, &self.arch)?,
                         };
-                        context
-                            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-                            .map_err(driver_err(format!("loading the PTX of kernels/{}", kernel.file)))
+                        context.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(driver_err(what))
                     };
+                    let what = format!("loading the PTX of kernels/{}", kernel.file);
                     let m = match compile::cached_image(kernel, &self.arch)? {
                         compile::KernelImage::Cubin(cubin) => {
                             match context.load_module(cudarc::nvrtc::Ptx::from_binary(cubin)) {
                                 Ok(m) => m,
-                                Err(_) => load_ptx(None)?,
+                                // Both failing (a context already broken by an earlier fault,
+                                // say) names the first failure too.
+                                Err(first) => {
+                                    load_ptx(None, format!("{what}, after its sm machine code failed ({first})"))?
+                                }
                             }
                         }
-                        compile::KernelImage::Ptx(ptx) => load_ptx(Some(ptx))?,
+                        compile::KernelImage::Ptx(ptx) => load_ptx(Some(ptx), what)?,
                     };
                     modules.insert(stem, m.clone());
                     m

@@ -27,6 +27,7 @@ mod sparse_head;
 
 pub use conv1d::CONV_BLOCKS_BY_REGISTERS;
 pub use device::CudaDevice;
+pub use sparse_head::HEAD_BLOCKS_PER_SM;
 
 use super::{
     check_len, AdamParams, AdamStep, Backend, BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain,

@@ -9,9 +9,13 @@ use crate::error::BackendError;
 // These mirror the #defines of kernels/sparse_head.cu.
 pub(crate) const HEAD_CELLS: usize = 128;
 pub(crate) const HEAD_MAX_DIM: usize = 64;
-/// Persistent blocks per multiprocessor.
-const BLOCKS_PER_SM: usize = 4;
+/// Persistent blocks per multiprocessor: what sparse_head_f32's 168 registers × 128 threads
+/// leave resident (tests/nvrtc_compile.rs checks it against ptxas), so the grid is one wave.
+pub const HEAD_BLOCKS_PER_SM: usize = 3;
 pub(crate) const ROC_CELLS: usize = 256;
+/// Histogram blocks per multiprocessor to launch: 4 waves of its 1 resident block (154
+/// registers × 256 threads), fine enough that uneven rows even out.
+const ROC_BLOCKS_PER_SM: usize = 4;
 const ROC_ROWS: usize = 8;
 /// Cells one histogram block may take, so that its 32-bit shared counts (ROC_ROWS logits per
 /// cell) cannot overflow.
@@ -53,7 +57,7 @@ pub(crate) fn sparse_head<D: KernelDevice>(
     let (dz, dw, dbias) = (d.ptr_mut(bufs.dz), d.ptr_mut(bufs.dw), d.ptr_mut(bufs.dbias));
     const OP: &str = "sparse_head";
     let (b, n, dim) = kernel_shape(OP, p)?;
-    let grid = p.cells.div_ceil(HEAD_CELLS).min(BLOCKS_PER_SM * d.multiprocessors()).max(1);
+    let grid = p.cells.div_ceil(HEAD_CELLS).min(HEAD_BLOCKS_PER_SM * d.multiprocessors()).max(1);
     let mut dz_parts = d.scratch(grid * p.batch * p.dim * 4)?;
     let mut loss_parts = d.scratch(grid * 8)?;
     let mut loss = d.scratch(8)?;
@@ -124,7 +128,7 @@ pub(crate) fn head_roc_histogram<D: KernelDevice>(
     // device, none without a cell tile, none with more cells than its counters hold.
     let row_tiles = p.batch.div_ceil(ROC_ROWS);
     let cell_tiles = p.cells.div_ceil(ROC_CELLS);
-    let splits = (BLOCKS_PER_SM * d.multiprocessors())
+    let splits = (ROC_BLOCKS_PER_SM * d.multiprocessors())
         .div_ceil(row_tiles)
         .min(cell_tiles)
         .max(p.cells.div_ceil(ROC_MAX_CELLS_PER_BLOCK))
