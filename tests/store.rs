@@ -222,3 +222,39 @@ fn an_all_zero_track_writes_and_reads_back() {
     assert_eq!(chromax::io::bigwig::read_bigwig(dir.join("stream.bw"), Some(&sizes)).expect("read"), track);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A streaming bigWig dropped without `finish` (an error on the way) leaves nothing behind
+/// and makes no thread panic: the writer closes its temporary file normally (bigtools tore
+/// its runtime down with a panic when its source failed mid-way) and the file is removed.
+#[test]
+fn an_abandoned_bigwig_stream_leaves_nothing_and_panics_nowhere() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let panics = Arc::new(AtomicUsize::new(0));
+    let previous = std::panic::take_hook();
+    let seen = panics.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        previous(info);
+    }));
+    let sizes = ChromSizes::from_pairs([("a".to_string(), 2_000_000u64), ("b".to_string(), 500)]).expect("sizes");
+    for (case, runs) in [("with values", 150_000u32), ("empty", 0)] {
+        let dir = tempdir(&format!("abandon-{}", runs));
+        {
+            let stream = chromax::io::bigwig::BigWigStream::create(dir.join("out.bw"), &sizes, 2).expect("stream");
+            // Runs sent in pieces, so that bigtools' tasks are mid-way when the stream is dropped.
+            stream.chrom("a").expect("chrom");
+            for piece in 0..runs / 1000 {
+                let runs: Vec<Run> = (piece * 1000..(piece + 1) * 1000)
+                    .map(|i| Run { start: 10 * i, end: 10 * i + 5, value: i as f32 })
+                    .collect();
+                stream.runs(runs).expect("runs");
+            }
+        }
+        let left: Vec<_> =
+            std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok).map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "{case}: left behind {left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert_eq!(panics.load(Ordering::SeqCst), 0, "a thread panicked while the stream was abandoned");
+}

@@ -210,9 +210,6 @@ fn read_chrom(path: &Path, name: &str, len: u64, limit: u64) -> Result<Vec<Run>,
 enum StreamMsg {
     Chrom(String),
     Runs(Vec<Run>),
-    /// The file will not be kept: stop before bigtools builds its index (over no data that
-    /// never returns).
-    Abandon,
 }
 
 /// Feeds bigtools from a channel: chromosomes in the order sent, runs as they arrive.
@@ -259,9 +256,6 @@ impl BBIDataSource for ChannelSource {
                             runtime.block_on(p.do_process(prev, Some(&v)))?;
                         }
                     }
-                }
-                StreamMsg::Abandon => {
-                    return Err(BBIProcessError::SourceError(std::io::Error::other("abandoned")));
                 }
             }
         }
@@ -335,16 +329,22 @@ impl BigWigStream {
         self.send(StreamMsg::Runs(runs))
     }
 
-    /// Waits for the writer and puts the file in place.
-    pub fn finish(mut self) -> Result<(), FileError> {
+    /// bigtools never returns from a file without a single value: where none was sent, one
+    /// explicit zero (on the last chromosome started), which reads back as all zeros.
+    fn ensure_a_value(&self) -> Result<(), FileError> {
         if !self.sent_values.get() {
-            // bigtools never returns from a file without a single value: write one explicit
-            // zero (on the last chromosome started), which reads back as all zeros.
             if !self.started.get() {
                 self.chrom(&self.first_chrom.clone())?;
             }
             self.send(StreamMsg::Runs(vec![Run { start: 0, end: 1, value: 0.0 }]))?;
+            self.sent_values.set(true);
         }
+        Ok(())
+    }
+
+    /// Waits for the writer and puts the file in place.
+    pub fn finish(mut self) -> Result<(), FileError> {
+        self.ensure_a_value()?;
         drop(self.tx.take());
         let result = match self.worker.take().map(|w| w.join()) {
             Some(Ok(r)) => r,
@@ -361,11 +361,14 @@ impl BigWigStream {
 
 impl Drop for BigWigStream {
     fn drop(&mut self) {
-        // Dropped without `finish` (an error on the way): the writer is told to stop rather
-        // than left to close a file that may hold no value at all, which bigtools 0.5 never
-        // returns from (its R-tree loop over zero sections), so the join below would hang.
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(StreamMsg::Abandon);
+        // Dropped without `finish` (an error on the way): the writer closes its temporary
+        // file normally and the file is then removed, never committed. Stopping bigtools with
+        // a source error instead made it tear down its tasks with a panic in a runtime thread
+        // (bigtools 0.5 unwraps a cancelled join), printed to stderr. A file with no value at
+        // all gets its one zero first: bigtools never returns from an empty one.
+        if self.tx.is_some() {
+            let _ = self.ensure_a_value();
+            drop(self.tx.take());
         }
         if let Some(w) = self.worker.take() {
             let _ = w.join();
