@@ -42,6 +42,12 @@ pub struct KernelSignature {
     pub param_types: Vec<String>,
 }
 
+/// The value of `#define NAME VALUE` in a kernel file's text (the rest of the line, trimmed),
+/// for tests that hold the host's mirrored constants to the kernels'.
+pub fn kernel_define<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name)?.strip_prefix(' ').map(str::trim))
+}
+
 /// The `extern "C" __global__` kernels declared in a kernel file's text, in order.
 pub fn kernel_signatures(text: &str) -> Vec<KernelSignature> {
     let mut out = Vec::new();

@@ -68,7 +68,7 @@ fn kernel_signatures_are_read_from_the_sources() {
 /// at its launch size are printed (the occupancy napkin math of BENCHMARKS.md).
 #[test]
 fn every_kernel_goes_through_ptxas_for_sm_90_without_spills() {
-    use chromax::backend::cuda::compile::{ptxas_reports, sm90_blocks_per_sm};
+    use chromax::backend::cuda::compile::{compile_cubin, parse_ptxas_log, sm90_blocks_per_sm};
     use chromax::backend::cuda::launch::launch_threads;
     if !nvrtc_available() {
         if std::env::var("CHROMAX_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
@@ -88,16 +88,15 @@ fn every_kernel_goes_through_ptxas_for_sm_90_without_spills() {
     let sass_dir = std::env::var_os("CHROMAX_SASS_DIR").map(std::path::PathBuf::from);
     for kernel in KERNEL_FILES {
         let started = std::time::Instant::now();
-        let reports = ptxas_reports(kernel, "sm_90").unwrap_or_else(|e| panic!("{e}"));
+        let (cubin, log) = compile_cubin(kernel, "sm_90", &["--ptxas-options=-v"]).unwrap_or_else(|e| panic!("{e}"));
+        let reports = parse_ptxas_log(&log);
         common::say(&format!(
             "kernels/{}: sm_90 machine code (NVRTC + ptxas) in {:.0} ms",
             kernel.file,
             started.elapsed().as_secs_f64() * 1e3
         ));
+        assert!(cubin.starts_with(b"\x7fELF"), "kernels/{}: the CUBIN is not an ELF file", kernel.file);
         if let Some(dir) = &sass_dir {
-            let (cubin, _) =
-                chromax::backend::cuda::compile::compile_cubin(kernel, "sm_90", &[]).unwrap_or_else(|e| panic!("{e}"));
-            assert!(cubin.starts_with(b"\x7fELF"), "kernels/{}: the CUBIN is not an ELF file", kernel.file);
             std::fs::write(dir.join(format!("{}.cubin", kernel.stem)), cubin).expect("write CUBIN");
         }
         let entries: Vec<String> = kernel_signatures(kernel.text).into_iter().map(|s| s.name).collect();
@@ -177,15 +176,9 @@ fn the_ptxas_log_is_read_per_entry() {
 #[test]
 fn the_head_reads_its_embedding_tile_without_bank_conflicts() {
     let src = chromax::kernels::kernel_file("sparse_head").expect("sparse_head.cu is embedded").text;
-    let define = |name: &str| -> String {
-        let line = src
-            .lines()
-            .find(|l| l.starts_with(&format!("#define {name} ")))
-            .unwrap_or_else(|| panic!("#define {name}"));
-        line[format!("#define {name} ").len()..].trim().to_string()
-    };
+    let define = |name: &str| chromax::kernels::kernel_define(src, name).unwrap_or_else(|| panic!("#define {name}"));
     let max_dim: usize = define("HEAD_MAX_DIM").parse().expect("a number");
-    let stride = match define("HEAD_WS_STRIDE").as_str() {
+    let stride = match define("HEAD_WS_STRIDE") {
         "(HEAD_MAX_DIM + 1)" => max_dim + 1,
         other => other.parse().expect("a number or (HEAD_MAX_DIM + 1)"),
     };

@@ -98,16 +98,9 @@ pub struct PtxasReport {
     pub spill_loads: u64,
 }
 
-/// Compiles a kernel file to machine code for `arch` (an `sm_XX`) with ptxas's verbose report
-/// (NVRTC's `--ptxas-options=-v`: ptxas runs inside NVRTC, no GPU needed) and returns one
-/// report per entry, in the order ptxas compiled them.
-pub fn ptxas_reports(kernel: &KernelSource, arch: &str) -> Result<Vec<PtxasReport>, BackendError> {
-    let (_, log) = compile_cubin(kernel, arch, &["--ptxas-options=-v"])?;
-    Ok(parse_ptxas_log(&log))
-}
-
 /// A kernel file's machine code (CUBIN) for a real architecture `arch` (`sm_XX`), compiled by
-/// NVRTC with chromax's options and `extra`, and NVRTC's log. No GPU is needed.
+/// NVRTC with chromax's options and `extra`, and NVRTC's log. No GPU is needed. With
+/// `--ptxas-options=-v` the log holds ptxas's report per entry ([`parse_ptxas_log`]).
 pub fn compile_cubin(kernel: &KernelSource, arch: &str, extra: &[&str]) -> Result<(Vec<u8>, String), BackendError> {
     use cudarc::nvrtc::{result, sys};
     if !nvrtc_available() {

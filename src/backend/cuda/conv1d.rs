@@ -279,12 +279,10 @@ mod tests {
     fn constants_match_kernel_defines() {
         let src = crate::kernels::kernel_file("conv1d").expect("conv1d.cu is embedded").text;
         let define = |name: &str| -> usize {
-            let line = src
-                .lines()
-                .find(|l| l.starts_with(&format!("#define {name} ")))
+            let value = crate::kernels::kernel_define(src, name)
                 .unwrap_or_else(|| panic!("#define {name} missing from conv1d.cu"));
-            let value = line.split_whitespace().nth(2).expect("a value after the name");
-            value.parse().unwrap_or_else(|_| panic!("#define {name} is not a plain number: {line}"))
+            let first = value.split_whitespace().next().unwrap_or(value);
+            first.parse().unwrap_or_else(|_| panic!("#define {name} is not a plain number: {value}"))
         };
         assert_eq!(define("CONV_THREADS"), CONV_THREADS as usize);
         assert_eq!(define("MAX_POS"), MAX_POS);

@@ -6,7 +6,8 @@
 // wrong indexing and out-of-range tiles show up as wrong results. Blocks run one after
 // another, so a function-level `static` (what __shared__ becomes) is the block's shared
 // memory; dynamic shared memory (extern __shared__) is a per-launch buffer. The emulator
-// rewrites `extern __shared__ float smem[];` into a pointer to that buffer.
+// rewrites `extern __shared__ __align__(16) float smem[];` (the one form kernels declare it in) into
+// a pointer to that buffer, which is 16-byte aligned as on a GPU.
 //
 // What it cannot show: timing, warp-level behaviour, memory-model effects across blocks.
 #include <atomic>

@@ -54,12 +54,10 @@ fn library() -> BackendResult<Arc<libloading::Library>> {
 /// `emu_<kernel>(geometry, params)` entry per kernel that unpacks CUDA's `void**` params.
 fn emulation_source(kernel: &KernelSource) -> String {
     // The launch's dynamic shared memory is 16-byte aligned (emu_run), as on a GPU.
-    let program = kernel_program(kernel)
-        .replace("extern __shared__ float smem[];", "float* smem = reinterpret_cast<float*>(emu_dynamic_smem);")
-        .replace(
-            "extern __shared__ __align__(16) float smem[];",
-            "float* smem = reinterpret_cast<float*>(emu_dynamic_smem);",
-        );
+    let program = kernel_program(kernel).replace(
+        "extern __shared__ __align__(16) float smem[];",
+        "float* smem = reinterpret_cast<float*>(emu_dynamic_smem);",
+    );
     let mut src = format!("#include \"cuda_emu.h\"\n{program}\n");
     for sig in kernel_signatures(kernel.text) {
         let (name, types) = (sig.name, sig.param_types);
