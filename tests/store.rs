@@ -208,7 +208,7 @@ fn the_cache_converts_the_same_content_once() {
 
 #[test]
 fn an_all_zero_track_writes_and_reads_back() {
-    // bigtools never returns from a bigWig without a single value; chromax writes one zero.
+    // A bigWig without a single value: its chromosomes listed, no data; it reads back as zeros.
     let sizes = ChromSizes::from_pairs([("a".to_string(), 1000u64), ("b".to_string(), 500)]).expect("sizes");
     let dir = tempdir("zero");
     let track = Track::empty(sizes.clone());
@@ -224,8 +224,8 @@ fn an_all_zero_track_writes_and_reads_back() {
 }
 
 /// A streaming bigWig dropped without `finish` (an error on the way) leaves nothing behind
-/// and makes no thread panic: the writer closes its temporary file normally (bigtools tore
-/// its runtime down with a panic when its source failed mid-way) and the file is removed.
+/// and makes no thread panic: the writer thread stops at the closed channel and the temporary
+/// file (and the zoom levels' scratch file) is removed.
 #[test]
 fn an_abandoned_bigwig_stream_leaves_nothing_and_panics_nowhere() {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -242,7 +242,7 @@ fn an_abandoned_bigwig_stream_leaves_nothing_and_panics_nowhere() {
         let dir = tempdir(&format!("abandon-{}", runs));
         {
             let stream = chromax::io::bigwig::BigWigStream::create(dir.join("out.bw"), &sizes, 2).expect("stream");
-            // Runs sent in pieces, so that bigtools' tasks are mid-way when the stream is dropped.
+            // Runs sent in pieces, so that the writer is mid-way when the stream is dropped.
             stream.chrom("a").expect("chrom");
             for piece in 0..runs / 1000 {
                 let runs: Vec<Run> = (piece * 1000..(piece + 1) * 1000)

@@ -1,16 +1,15 @@
-//! bigWig, through bigtools: writing a [`Track`] (chromosomes in the track's order, several
-//! compressed at once) and reading one back (one reader per chromosome, in parallel).
+//! bigWig: writing a [`Track`] or a stream of runs ([`super::bigwig_writer`]), and reading one
+//! back through bigtools (one reader per chromosome, in parallel).
 
 use super::atomic::AtomicFile;
+use super::bigwig_writer::BigWigWriter;
 use super::sizes::{name_mismatch, ChromSizes};
 use crate::error::FileError;
 use crate::track::{Run, Track};
-use bigtools::{BBIDataProcessor, BBIDataSource, BBIProcessError, BigWigRead, BigWigWrite, ProcessDataError, Value};
+use bigtools::BigWigRead;
 use rayon::prelude::*;
-use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::Path;
-use tokio::runtime::Runtime;
 
 /// The bigWig magic number, little-endian on disk.
 const BIGWIG_MAGIC: u32 = 0x888F_FC26;
@@ -22,80 +21,19 @@ pub fn is_bigwig(path: &Path) -> bool {
         && u32::from_le_bytes(magic) == BIGWIG_MAGIC
 }
 
-/// Feeds a track's chromosomes to bigtools, `max_inflight` at a time, in the track's order;
-/// only the chromosomes in flight are copied into the writer's tasks.
-struct TrackSource<'a> {
-    track: &'a Track,
-    chroms: Vec<usize>,
-    max_inflight: usize,
-}
-
-impl BBIDataSource for TrackSource<'_> {
-    type Value = Value;
-    type Error = std::io::Error;
-
-    fn process_to_bbi<
-        P: BBIDataProcessor<Value = Value> + Send + 'static,
-        StartProcessing: FnMut(String) -> Result<P, ProcessDataError>,
-        Advance: FnMut(P),
-    >(
-        &mut self,
-        runtime: &Runtime,
-        start_processing: &mut StartProcessing,
-        advance: &mut Advance,
-    ) -> Result<(), BBIProcessError<Self::Error>> {
-        let mut queue = VecDeque::new();
-        let mut pending = std::mem::take(&mut self.chroms).into_iter();
-        loop {
-            while queue.len() < self.max_inflight {
-                let Some(id) = pending.next() else { break };
-                let mut processor = start_processing(self.track.sizes().name(id).to_string())?;
-                let runs: Vec<Run> = self.track.runs(id).to_vec();
-                queue.push_back(runtime.spawn(async move {
-                    for (i, r) in runs.iter().enumerate() {
-                        let next = runs.get(i + 1).map(|n| Value { start: n.start, end: n.end, value: n.value });
-                        processor
-                            .do_process(Value { start: r.start, end: r.end, value: r.value }, next.as_ref())
-                            .await?;
-                    }
-                    Ok::<P, ProcessDataError>(processor)
-                }));
-            }
-            let Some(handle) = queue.pop_front() else {
-                break;
-            };
-            let processor = runtime.block_on(handle).map_err(|e| {
-                BBIProcessError::SourceError(std::io::Error::other(format!("a writer task failed: {e}")))
-            })??;
-            advance(processor);
-        }
-        Ok(())
-    }
-}
-
 /// Writes `track` as a bigWig (non-zero runs; chromosomes without data are left out, as
-/// bedGraphToBigWig does), atomically, compressing on `threads` threads.
+/// bedGraphToBigWig does, unless no chromosome has any: then all are listed, without data),
+/// atomically, compressing on rayon's threads where `threads` > 1.
 pub fn write_bigwig(path: impl AsRef<Path>, track: &Track, threads: usize) -> Result<(), FileError> {
     let path = path.as_ref();
     let file = AtomicFile::new(path)?;
-    let sizes: HashMap<String, u32> =
-        track.sizes().iter().map(|(n, l)| (n.to_string(), l.min(u32::MAX as u64) as u32)).collect();
-    let chroms: Vec<usize> = (0..track.sizes().len()).filter(|&id| !track.runs(id).is_empty()).collect();
-    if chroms.is_empty() {
-        // bigtools never returns from a file without a single value: an all-zero track is
-        // written as one explicit zero, which reads back as the same all-zero track.
-        let mut zero = Track::empty(track.sizes().clone());
-        zero.set_runs(0, vec![Run { start: 0, end: 1, value: 0.0 }]);
-        return write_bigwig(path, &zero, threads);
+    let mut writer = BigWigWriter::create(file.path(), path, track.sizes(), threads > 1)?;
+    let empty = (0..track.sizes().len()).all(|id| track.runs(id).is_empty());
+    for id in (0..track.sizes().len()).filter(|&id| empty || !track.runs(id).is_empty()) {
+        writer.chrom(track.sizes().name(id))?;
+        writer.runs(track.runs(id))?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .build()
-        .map_err(FileError::io(path))?;
-    let writer = BigWigWrite::create_file(file.path().to_string_lossy().into_owned(), sizes)
-        .map_err(|e| FileError::content(path, format!("cannot create the bigWig: {e}")))?;
-    let source = TrackSource { track, chroms, max_inflight: threads.max(2) };
-    writer.write(source, runtime).map_err(|e| FileError::content(path, format!("writing the bigWig failed: {e}")))?;
+    writer.finish()?;
     file.commit()
 }
 
@@ -164,7 +102,7 @@ fn read_chrom(path: &Path, name: &str, len: u64, limit: u64) -> Result<Vec<Run>,
         let mut reader = BigWigRead::open(file).map_err(|e| layout::damaged(path, format!("cannot open it: {e}")))?;
         let intervals =
             reader.get_interval(name, 0, len as u32).map_err(|e| layout::damaged(path, format!("{name}: {e}")))?;
-        let mut runs = Vec::new();
+        let mut runs: Vec<Run> = Vec::new();
         let mut prev_end = 0u32;
         for v in intervals {
             let v = v.map_err(|e| layout::damaged(path, format!("{name}: {e}")))?;
@@ -191,7 +129,13 @@ fn read_chrom(path: &Path, name: &str, len: u64, limit: u64) -> Result<Vec<Run>,
             }
             prev_end = v.end;
             if v.value != 0.0 && (v.start as u64) < limit {
-                runs.push(Run { start: v.start, end: (v.end as u64).min(limit) as u32, value: v.value });
+                let end = (v.end as u64).min(limit) as u32;
+                // Adjacent intervals of one value are one run (a fixedStep section holds a
+                // run base by base).
+                match runs.last_mut() {
+                    Some(last) if last.end == v.start && last.value.to_bits() == v.value.to_bits() => last.end = end,
+                    _ => runs.push(Run { start: v.start, end, value: v.value }),
+                }
             }
         }
         Ok(runs)
@@ -210,66 +154,13 @@ fn read_chrom(path: &Path, name: &str, len: u64, limit: u64) -> Result<Vec<Run>,
 enum StreamMsg {
     Chrom(String),
     Runs(Vec<Run>),
-}
-
-/// Feeds bigtools from a channel: chromosomes in the order sent, runs as they arrive.
-struct ChannelSource {
-    rx: crossbeam_channel::Receiver<StreamMsg>,
-}
-
-impl BBIDataSource for ChannelSource {
-    type Value = Value;
-    type Error = std::io::Error;
-
-    fn process_to_bbi<
-        P: BBIDataProcessor<Value = Value> + Send + 'static,
-        StartProcessing: FnMut(String) -> Result<P, ProcessDataError>,
-        Advance: FnMut(P),
-    >(
-        &mut self,
-        runtime: &Runtime,
-        start_processing: &mut StartProcessing,
-        advance: &mut Advance,
-    ) -> Result<(), BBIProcessError<Self::Error>> {
-        let mut current: Option<(P, Option<Value>)> = None;
-        let finish =
-            |state: Option<(P, Option<Value>)>, advance: &mut Advance| -> Result<(), BBIProcessError<std::io::Error>> {
-                if let Some((mut p, pending)) = state {
-                    if let Some(v) = pending {
-                        runtime.block_on(p.do_process(v, None))?;
-                    }
-                    advance(p);
-                }
-                Ok(())
-            };
-        while let Ok(msg) = self.rx.recv() {
-            match msg {
-                StreamMsg::Chrom(name) => {
-                    finish(current.take(), advance)?;
-                    current = Some((start_processing(name)?, None));
-                }
-                StreamMsg::Runs(runs) => {
-                    let Some((p, pending)) = current.as_mut() else { continue };
-                    for r in runs {
-                        let v = Value { start: r.start, end: r.end, value: r.value };
-                        if let Some(prev) = pending.replace(v) {
-                            runtime.block_on(p.do_process(prev, Some(&v)))?;
-                        }
-                    }
-                }
-            }
-        }
-        finish(current.take(), advance)
-    }
+    Finish,
 }
 
 /// A bigWig written while its data is still being computed: chromosomes and runs are sent in
 /// order, a writer thread compresses them, memory stays bounded by the channel. The file
 /// appears (atomically) only after [`BigWigStream::finish`].
 pub struct BigWigStream {
-    first_chrom: String,
-    started: std::cell::Cell<bool>,
-    sent_values: std::cell::Cell<bool>,
     tx: Option<crossbeam_channel::Sender<StreamMsg>>,
     worker: Option<std::thread::JoinHandle<Result<(), FileError>>>,
     file: Option<AtomicFile>,
@@ -277,46 +168,38 @@ pub struct BigWigStream {
 }
 
 impl BigWigStream {
-    pub fn create(path: impl AsRef<Path>, sizes: &ChromSizes, threads: usize) -> Result<Self, FileError> {
+    /// A stream to `path` over the chromosomes of `sizes`. `_threads` is kept for callers:
+    /// one writer thread compresses as the runs arrive.
+    pub fn create(path: impl AsRef<Path>, sizes: &ChromSizes, _threads: usize) -> Result<Self, FileError> {
         let path = path.as_ref().to_path_buf();
         let file = AtomicFile::new(&path)?;
-        let sizes_map: HashMap<String, u32> =
-            sizes.iter().map(|(n, l)| (n.to_string(), l.min(u32::MAX as u64) as u32)).collect();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .build()
-            .map_err(FileError::io(&path))?;
-        let writer = BigWigWrite::create_file(file.path().to_string_lossy().into_owned(), sizes_map)
-            .map_err(|e| FileError::content(&path, format!("cannot create the bigWig: {e}")))?;
-        let (tx, rx) = crossbeam_channel::bounded(64);
-        let worker_path = path.clone();
+        let mut writer = BigWigWriter::create(file.path(), &path, sizes, false)?;
+        let (tx, rx) = crossbeam_channel::bounded::<StreamMsg>(64);
         let worker = std::thread::spawn(move || {
-            writer
-                .write(ChannelSource { rx }, runtime)
-                .map_err(|e| FileError::content(&worker_path, format!("writing the bigWig failed: {e}")))
+            // A closed channel without `Finish` (the stream dropped on an error path): stop,
+            // leaving the temporary file for `AtomicFile` to remove.
+            while let Ok(msg) = rx.recv() {
+                match msg {
+                    StreamMsg::Chrom(name) => writer.chrom(&name)?,
+                    StreamMsg::Runs(runs) => writer.runs(&runs)?,
+                    StreamMsg::Finish => return writer.finish(),
+                }
+            }
+            Ok(())
         });
-        let first_chrom = sizes.names().first().cloned().unwrap_or_default();
-        Ok(BigWigStream {
-            first_chrom,
-            started: std::cell::Cell::new(false),
-            sent_values: std::cell::Cell::new(false),
-            tx: Some(tx),
-            worker: Some(worker),
-            file: Some(file),
-            path,
-        })
+        Ok(BigWigStream { tx: Some(tx), worker: Some(worker), file: Some(file), path })
     }
 
     fn send(&self, msg: StreamMsg) -> Result<(), FileError> {
         match &self.tx {
             Some(tx) if tx.send(msg).is_ok() => Ok(()),
+            // The writer stopped: `finish` (or the drop) reports its error.
             _ => Err(FileError::content(&self.path, "the bigWig writer stopped early")),
         }
     }
 
     /// Starts the next chromosome (each at most once, in the output's order).
     pub fn chrom(&self, name: &str) -> Result<(), FileError> {
-        self.started.set(true);
         self.send(StreamMsg::Chrom(name.to_string()))
     }
 
@@ -325,26 +208,12 @@ impl BigWigStream {
         if runs.is_empty() {
             return Ok(());
         }
-        self.sent_values.set(true);
         self.send(StreamMsg::Runs(runs))
-    }
-
-    /// bigtools never returns from a file without a single value: where none was sent, one
-    /// explicit zero (on the last chromosome started), which reads back as all zeros.
-    fn ensure_a_value(&self) -> Result<(), FileError> {
-        if !self.sent_values.get() {
-            if !self.started.get() {
-                self.chrom(&self.first_chrom.clone())?;
-            }
-            self.send(StreamMsg::Runs(vec![Run { start: 0, end: 1, value: 0.0 }]))?;
-            self.sent_values.set(true);
-        }
-        Ok(())
     }
 
     /// Waits for the writer and puts the file in place.
     pub fn finish(mut self) -> Result<(), FileError> {
-        self.ensure_a_value()?;
+        let sent = self.send(StreamMsg::Finish);
         drop(self.tx.take());
         let result = match self.worker.take().map(|w| w.join()) {
             Some(Ok(r)) => r,
@@ -352,6 +221,7 @@ impl BigWigStream {
             None => Ok(()),
         };
         result?;
+        sent?;
         match self.file.take() {
             Some(f) => f.commit(),
             None => Ok(()),
@@ -361,19 +231,12 @@ impl BigWigStream {
 
 impl Drop for BigWigStream {
     fn drop(&mut self) {
-        // Dropped without `finish` (an error on the way): the writer closes its temporary
-        // file normally and the file is then removed, never committed. Stopping bigtools with
-        // a source error instead made it tear down its tasks with a panic in a runtime thread
-        // (bigtools 0.5 unwraps a cancelled join), printed to stderr. A file with no value at
-        // all gets its one zero first: bigtools never returns from an empty one.
-        if self.tx.is_some() {
-            let _ = self.ensure_a_value();
-            drop(self.tx.take());
-        }
+        // Dropped without `finish` (an error on the way): the writer stops at the closed
+        // channel and the temporary file is removed, never committed.
+        drop(self.tx.take());
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
-        // `file` (if not committed) removes the temporary file when dropped.
     }
 }
 
@@ -536,7 +399,7 @@ pub(super) mod layout {
         Ok(Header { chrom_tree, full_data, full_index, uncompress_buf })
     }
 
-    /// The chromosomes, as (name, length), in the order bigtools lists them (depth first).
+    /// The chromosomes, as (name, length), in the order of their ids (the data's order).
     fn chrom_tree(src: &mut Source, h: &Header) -> Result<Vec<(String, u64)>, FileError> {
         let path = src.path;
         let t = src.read(h.chrom_tree, CHROM_TREE_HEADER_LEN, "the chromosome tree's header")?;
@@ -603,7 +466,7 @@ pub(super) mod layout {
                     if name.is_empty() || length == 0 || !names.insert(name.clone()) || !ids.insert(id) {
                         return Err(damaged(path, format!("chromosome '{name}' (id {id}, {length} bp): an empty name, a zero length, or a name or id listed twice")));
                     }
-                    chroms.push((name, length as u64));
+                    chroms.push((id, name, length as u64));
                 } else {
                     children.push(le64(value, 0));
                 }
@@ -616,7 +479,9 @@ pub(super) mod layout {
                 format!("the chromosome tree claims {item_count} chromosomes but holds {}", chroms.len()),
             ));
         }
-        Ok(chroms)
+        // In id order, the order of the data (the tree is sorted by name).
+        chroms.sort_unstable_by_key(|c| c.0);
+        Ok(chroms.into_iter().map(|(_, name, length)| (name, length)).collect())
     }
 
     /// The data blocks, as (offset, size), from the R-tree index.
@@ -866,9 +731,9 @@ mod tests {
         let t = Track::empty(sizes(&[("chr1", 1000), ("chr2", 500)]));
         write_bigwig(&path, &t, 1).expect("write");
         assert_eq!(read_bigwig(&path, Some(t.sizes())).expect("read"), t);
-        // Without sizes: the chromosome holding the explicit zero, and no runs.
+        // Without sizes: every chromosome, no runs.
         let back = read_bigwig(&path, None).expect("read");
-        assert_eq!(back, Track::empty(sizes(&[("chr1", 1000)])));
+        assert_eq!(back, t);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

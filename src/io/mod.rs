@@ -10,6 +10,7 @@ pub mod barcodes;
 pub mod bed;
 pub mod bedgraph;
 pub mod bigwig;
+pub(crate) mod bigwig_writer;
 pub mod fragments;
 pub mod guard;
 pub mod h5ad;
