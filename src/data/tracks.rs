@@ -3,8 +3,9 @@
 
 use crate::error::FileError;
 use crate::io::ChromSizes;
-use crate::store::{cached_shard, Dtype, ShardValues, TrackShard};
+use crate::store::{cached_shard, Dtype, ShardValues, TrackShard, OCCUPANCY_BLOCK};
 use crate::Error;
+use rayon::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,15 +24,33 @@ pub fn open_coverage(path: &Path, sizes: &ChromSizes, what: &str) -> Result<Arc<
         if let ShardValues::F32(v) = shard.chrom_values(id) {
             // Block by block without branches (vectorised), then the first bad value's place.
             // A value is accepted when its bits are +0 … +max finite, or −0.
-            let bad_block = v.chunks(4096).position(|b| {
-                b.iter().fold(0u32, |bad, x| {
-                    let bits = x.to_bits();
-                    bad | u32::from(bits & 0x7FFF_FFFF >= 0x7F80_0000) | u32::from(bits > 0x8000_0000)
-                }) != 0
-            });
-            if let Some(pos) = bad_block
-                .and_then(|k| v[k * 4096..].iter().position(|&x| !(x.is_finite() && x >= 0.0)).map(|i| k * 4096 + i))
-            {
+            // On every thread (a chromosome is up to 1 GB of values), and in the same pass,
+            // which blocks hold a non-zero value: skipping reads that instead of the values.
+            let flags: Vec<(bool, bool)> = v
+                .par_chunks(OCCUPANCY_BLOCK)
+                .map(|b| {
+                    let (bad, nonzero) = b.iter().fold((0u32, 0u32), |(bad, nonzero), x| {
+                        let bits = x.to_bits();
+                        (
+                            bad | u32::from(bits & 0x7FFF_FFFF >= 0x7F80_0000) | u32::from(bits > 0x8000_0000),
+                            nonzero | (bits << 1),
+                        )
+                    });
+                    (bad != 0, nonzero != 0)
+                })
+                .collect();
+            let bad_block = flags.iter().position(|f| f.0);
+            let mut bits = vec![0u64; flags.len().div_ceil(64)];
+            for (k, _) in flags.iter().enumerate().filter(|f| f.1 .1) {
+                bits[k / 64] |= 1 << (k % 64);
+            }
+            shard.set_occupancy(id, bits);
+            if let Some(pos) = bad_block.and_then(|k| {
+                v[k * OCCUPANCY_BLOCK..]
+                    .iter()
+                    .position(|&x| !(x.is_finite() && x >= 0.0))
+                    .map(|i| k * OCCUPANCY_BLOCK + i)
+            }) {
                 return Err(FileError::content(
                     path,
                     format!(

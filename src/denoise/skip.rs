@@ -30,8 +30,9 @@ use crate::data::TrackSet;
 use crate::error::BackendError;
 use crate::models::{DenoiseConfig, DenoiseNet};
 use crate::nn::download_f32;
-use crate::store::{ShardSlice, ShardValues};
+use crate::store::{ShardSlice, ShardValues, OCCUPANCY_BLOCK};
 use crate::Error;
+use rayon::prelude::*;
 
 /// Window rows are rounded up to a multiple of this many bases (the fast convolution's tile).
 const ROUND: usize = 64;
@@ -129,30 +130,56 @@ fn span_signal(set: &TrackSet, chrom: usize, len: u64, lo: i64, hi: i64) -> Resu
         }
     }
     values.extend(copies.iter().map(Vec::as_slice));
-    // Non-zero bits of any channel; a block of zeros is passed over in one step.
+    // Non-zero bits of any channel; a block of zeros is passed over in one step. Pieces of
+    // the span are scanned on every thread and their runs joined where they touch.
     let on = |l: usize| values.iter().any(|v| v[l].to_bits() << 1 != 0);
     let block_empty =
         |b: usize| values.iter().all(|v| v[b..b + BLOCK].iter().fold(0u32, |acc, x| acc | (x.to_bits() << 1)) == 0);
-    let mut runs: Vec<(i64, i64)> = Vec::new();
-    let mut open: Option<usize> = None;
-    let mut l = lo;
-    while l < hi {
-        if open.is_none() && l + BLOCK <= hi && block_empty(l) {
-            l += BLOCK;
-            continue;
-        }
-        match (on(l), open) {
-            (true, None) => open = Some(l),
-            (false, Some(s)) => {
-                runs.push((s as i64, l as i64));
-                open = None;
+    // Blocks the input check found all zero, in every channel (None: not recorded).
+    let occupancy: Option<Vec<&[u64]>> = set.inputs.iter().map(|i| i.occupancy(chrom)).collect();
+    let big_empty = |l: usize| {
+        occupancy.as_ref().is_some_and(|o| {
+            let k = l / OCCUPANCY_BLOCK;
+            o.iter().all(|bits| bits.get(k / 64).is_some_and(|w| w & (1 << (k % 64)) == 0))
+        })
+    };
+    let scan = |lo: usize, hi: usize| -> Vec<(i64, i64)> {
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        let mut open: Option<usize> = None;
+        let mut l = lo;
+        while l < hi {
+            if open.is_none() && l.is_multiple_of(OCCUPANCY_BLOCK) && l + OCCUPANCY_BLOCK <= hi && big_empty(l) {
+                l += OCCUPANCY_BLOCK;
+                continue;
             }
-            _ => {}
+            if open.is_none() && l + BLOCK <= hi && block_empty(l) {
+                l += BLOCK;
+                continue;
+            }
+            match (on(l), open) {
+                (true, None) => open = Some(l),
+                (false, Some(s)) => {
+                    runs.push((s as i64, l as i64));
+                    open = None;
+                }
+                _ => {}
+            }
+            l += 1;
         }
-        l += 1;
-    }
-    if let Some(s) = open {
-        runs.push((s as i64, hi as i64));
+        if let Some(s) = open {
+            runs.push((s as i64, hi as i64));
+        }
+        runs
+    };
+    const PIECE: usize = 1 << 20;
+    let pieces: Vec<Vec<(i64, i64)>> =
+        (lo..hi).step_by(PIECE).collect::<Vec<_>>().into_par_iter().map(|p| scan(p, (p + PIECE).min(hi))).collect();
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for (s, e) in pieces.into_iter().flatten() {
+        match runs.last_mut() {
+            Some(last) if last.1 == s => last.1 = e,
+            _ => runs.push((s, e)),
+        }
     }
     Ok(runs)
 }
@@ -314,6 +341,72 @@ mod tests {
         assert_eq!(dilate(&[(1, 3), (7, 8)], 2, 0, 10), vec![(0, 10)]);
         assert_eq!(dilate(&[(1, 3), (7, 8)], 1, 5, 8), vec![(6, 8)]);
         assert_eq!(dilate(&[(-5, 3), (70, 80)], 10, -12, 85), vec![(-12, 13), (60, 85)]);
+    }
+
+    /// The signal runs found through the input check's record of empty blocks are those found
+    /// value by value: two channels, runs at block edges, lone values, a chromosome's end,
+    /// spans that start and end inside blocks and cross the 1 Mb pieces scanned in parallel.
+    #[test]
+    fn signal_through_the_occupancy_record_equals_a_scan_of_every_value() {
+        use crate::io::ChromSizes;
+        use crate::store::shard::write_shard;
+        use crate::store::{Dtype, TrackShard};
+        use crate::track::{Run, Track};
+        use std::sync::Arc;
+        let dir = crate::io::scratch_dir("skip-occupancy");
+        let len = 3_000_000u64;
+        let sizes = ChromSizes::from_pairs([("a".to_string(), len), ("b".to_string(), 5000)]).expect("sizes");
+        let run = |start: u32, end: u32| Run { start, end, value: 1.5 };
+        let mut one = Track::empty(sizes.clone());
+        one.set_runs(
+            0,
+            vec![
+                run(4095, 4097),
+                run(8192, 8193),
+                run(1_048_570, 1_048_580),
+                run(2_000_000, 2_100_000),
+                run(2_999_999, 3_000_000),
+            ],
+        );
+        one.set_runs(1, vec![run(0, 1)]);
+        let mut two = Track::empty(sizes.clone());
+        two.set_runs(0, vec![run(12_287, 12_288), run(2_099_000, 2_200_000)]);
+        let mut paths = Vec::new();
+        for (i, t) in [one, two].iter().enumerate() {
+            let p = dir.join(format!("{i}.cxtrack"));
+            write_shard(&p, t, Dtype::F32, None).expect("shard");
+            paths.push(p);
+        }
+        let checked = TrackSet {
+            inputs: paths.iter().map(|p| crate::data::open_coverage(p, &sizes, "test").expect("open")).collect(),
+            clean: None,
+            peaks: None,
+        };
+        let plain = TrackSet {
+            inputs: paths.iter().map(|p| Arc::new(TrackShard::open(p).expect("open"))).collect(),
+            clean: None,
+            peaks: None,
+        };
+        assert!(checked.inputs[0].occupancy(0).is_some() && plain.inputs[0].occupancy(0).is_none());
+        for (lo, hi) in [(0, len as i64), (-500, 5000), (4096, 12_288), (4097, 2_150_001), (1_048_575, 3_100_000)] {
+            let a = span_signal(&checked, 0, len, lo, hi).expect("signal");
+            let b = span_signal(&plain, 0, len, lo, hi).expect("signal");
+            assert_eq!(a, b, "{lo}..{hi}");
+            assert!(!a.is_empty());
+        }
+        let all = span_signal(&checked, 0, len, 0, len as i64).expect("signal");
+        assert_eq!(
+            all,
+            vec![
+                (4095, 4097),
+                (8192, 8193),
+                (12_287, 12_288),
+                (1_048_570, 1_048_580),
+                (2_000_000, 2_200_000),
+                (2_999_999, 3_000_000)
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

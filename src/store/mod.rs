@@ -8,4 +8,4 @@ pub mod matrix;
 pub mod shard;
 
 pub use build::{build_shard, cached_shard, track_cache_dir, SourceFormat, CACHE_DIR_ENV};
-pub use shard::{Dtype, ShardIndex, ShardSlice, ShardStats, ShardValues, TrackShard, SHARD_EXTENSION};
+pub use shard::{Dtype, ShardIndex, ShardSlice, ShardStats, ShardValues, TrackShard, OCCUPANCY_BLOCK, SHARD_EXTENSION};

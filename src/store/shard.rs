@@ -285,7 +285,13 @@ pub struct TrackShard {
     map: Mmap,
     index: ShardIndex,
     sizes: ChromSizes,
+    /// Per chromosome, which blocks of [`OCCUPANCY_BLOCK`] values hold a non-zero value
+    /// (bit per block), where a pass over the values has recorded it.
+    occupancy: Vec<std::sync::OnceLock<Vec<u64>>>,
 }
+
+/// Values per bit of [`TrackShard::occupancy`].
+pub const OCCUPANCY_BLOCK: usize = 4096;
 
 /// The values of a slice, borrowed from the mapping.
 #[derive(Debug, Clone, Copy)]
@@ -398,7 +404,8 @@ impl TrackShard {
             )));
         }
         let sizes = ChromSizes::from_pairs(index.chroms.iter().map(|c| (c.name.clone(), c.length))).map_err(bad)?;
-        Ok(TrackShard { path: path.to_path_buf(), map, index, sizes })
+        let occupancy = (0..sizes.len()).map(|_| std::sync::OnceLock::new()).collect();
+        Ok(TrackShard { path: path.to_path_buf(), map, index, sizes, occupancy })
     }
 
     pub fn path(&self) -> &Path {
@@ -424,6 +431,19 @@ impl TrackShard {
     }
 
     /// The whole of chromosome `id`, zero-copy.
+    /// Records which blocks of chromosome `id` hold a non-zero value (a bit per
+    /// [`OCCUPANCY_BLOCK`] values, from a pass that read them all); the first record stays.
+    pub fn set_occupancy(&self, id: usize, bits: Vec<u64>) {
+        if let Some(slot) = self.occupancy.get(id) {
+            let _ = slot.set(bits);
+        }
+    }
+
+    /// Which blocks of chromosome `id` hold a non-zero value, if recorded.
+    pub fn occupancy(&self, id: usize) -> Option<&[u64]> {
+        self.occupancy.get(id).and_then(|o| o.get()).map(Vec::as_slice)
+    }
+
     pub fn chrom_values(&self, id: usize) -> ShardValues<'_> {
         let c = &self.index.chroms[id];
         let bytes = &self.map[c.offset as usize..(c.offset + c.length * self.dtype().size() as u64) as usize];
