@@ -53,6 +53,7 @@ pub mod io;
 pub mod models;
 pub mod nn;
 pub mod peaks;
+pub mod plot;
 pub mod rng;
 pub mod sc;
 pub mod store;

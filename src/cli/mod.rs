@@ -11,6 +11,7 @@ pub mod denoise;
 pub mod device;
 pub mod devices;
 pub mod peaks;
+pub mod plot;
 pub mod progress;
 pub mod sc;
 pub mod sc_analyses;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Coverage denoising and peak calling (AtacWorks-style): train, run, eval.
     #[command(subcommand)]
     Denoise(denoise::DenoiseCommand),
+    /// Figures, SVG or PNG: coverage tracks of a region.
+    #[command(subcommand)]
+    Plot(plot::PlotCommand),
 }
 
 /// Runs the parsed command line; the error is printed by `main`.
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Demo(args) => demo::run_demo(&args),
         Command::Bench(cmd) => bench::run_bench(&cmd),
         Command::Sc(cmd) => sc::run(&cmd),
+        Command::Plot(cmd) => plot::run(&cmd),
     }
 }
 

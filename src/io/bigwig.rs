@@ -79,7 +79,7 @@ pub fn read_bigwig(path: impl AsRef<Path>, sizes: Option<&ChromSizes>) -> Result
         .map(|(name, len)| {
             let id = track_sizes.id(name).unwrap_or(usize::MAX);
             let limit = (*len).min(track_sizes.length(id));
-            Ok((id, read_chrom(path, name, *len, limit)?))
+            Ok((id, read_runs(path, name, 0, *len, limit)?))
         })
         .collect::<Result<_, FileError>>()?;
     let mut track = Track::empty(track_sizes);
@@ -89,19 +89,46 @@ pub fn read_bigwig(path: impl AsRef<Path>, sizes: Option<&ChromSizes>) -> Result
     Ok(track)
 }
 
+/// The chromosomes of a bigWig, as (name, length) in its own order, its layout checked.
+pub fn bigwig_chroms(path: impl AsRef<Path>) -> Result<Vec<(String, u64)>, FileError> {
+    let path = path.as_ref();
+    std::fs::File::open(path).map_err(FileError::io(path))?;
+    if !is_bigwig(path) {
+        return Err(FileError::content(path, "not a bigWig file (wrong magic number)"));
+    }
+    layout::check(path)
+}
+
+/// The non-zero runs of a bigWig over `chrom:start-end` (0-based, end exclusive), cut to it;
+/// `chroms` from [`bigwig_chroms`]. Reads only the blocks the region touches.
+pub fn read_bigwig_region(
+    path: impl AsRef<Path>,
+    chroms: &[(String, u64)],
+    chrom: &str,
+    start: u64,
+    end: u64,
+) -> Result<Vec<Run>, FileError> {
+    let path = path.as_ref();
+    let Some(&(_, len)) = chroms.iter().find(|(n, _)| n == chrom) else {
+        return Err(FileError::content(path, format!("no chromosome '{chrom}' in the bigWig")));
+    };
+    read_runs(path, chrom, start.min(len), end.min(len), len)
+}
+
 /// What an error says when bigtools panicked on a file that passed [`layout::check`]: the
 /// check missed a kind of damage (tests look for this text).
 const READER_PANICKED: &str = "the bigWig reader failed on it";
 
-/// The non-zero runs of chromosome `name` (`len` bp in the file), cut at `limit`, read by
-/// bigtools behind `catch_unwind`. Opened from a `File`, not a path: bigtools' `open_file`
-/// prints to stderr when it fails.
-fn read_chrom(path: &Path, name: &str, len: u64, limit: u64) -> Result<Vec<Run>, FileError> {
+/// The non-zero runs of chromosome `name` over `from..to` (within its length in the file),
+/// cut to that range and at `limit`, read by bigtools behind `catch_unwind`. Opened from a
+/// `File`, not a path: bigtools' `open_file` prints to stderr when it fails.
+fn read_runs(path: &Path, name: &str, from: u64, to: u64, limit: u64) -> Result<Vec<Run>, FileError> {
     let file = std::fs::File::open(path).map_err(FileError::io(path))?;
     let read = || -> Result<Vec<Run>, FileError> {
         let mut reader = BigWigRead::open(file).map_err(|e| layout::damaged(path, format!("cannot open it: {e}")))?;
-        let intervals =
-            reader.get_interval(name, 0, len as u32).map_err(|e| layout::damaged(path, format!("{name}: {e}")))?;
+        let intervals = reader
+            .get_interval(name, from as u32, to as u32)
+            .map_err(|e| layout::damaged(path, format!("{name}: {e}")))?;
         let mut runs: Vec<Run> = Vec::new();
         let mut prev_end = 0u32;
         for v in intervals {
@@ -128,13 +155,14 @@ fn read_chrom(path: &Path, name: &str, len: u64, limit: u64) -> Result<Vec<Run>,
                 ));
             }
             prev_end = v.end;
-            if v.value != 0.0 && (v.start as u64) < limit {
-                let end = (v.end as u64).min(limit) as u32;
+            let (start, end) = ((v.start as u64).max(from), (v.end as u64).min(to).min(limit));
+            if v.value != 0.0 && start < end {
+                let (start, end) = (start as u32, end as u32);
                 // Adjacent intervals of one value are one run (a fixedStep section holds a
                 // run base by base).
                 match runs.last_mut() {
-                    Some(last) if last.end == v.start && last.value.to_bits() == v.value.to_bits() => last.end = end,
-                    _ => runs.push(Run { start: v.start, end, value: v.value }),
+                    Some(last) if last.end == start && last.value.to_bits() == v.value.to_bits() => last.end = end,
+                    _ => runs.push(Run { start, end, value: v.value }),
                 }
             }
         }

@@ -1,0 +1,153 @@
+//! Figures, drawn by chromax itself: SVG (text stays text, for editing and for the HTML
+//! report) or PNG, by the output's extension.
+//!
+//! plotters draws both from one description ([`Figure`]); text is laid out with the bundled
+//! DejaVu Sans, so a figure looks the same on a laptop without fonts and in CI. Colours come
+//! from the Okabe–Ito palette, which stays distinct for the common colour-vision deficiencies.
+//! Outputs appear whole or not at all (a temporary file renamed into place).
+
+pub mod tracks;
+
+use crate::error::FileError;
+use crate::io::atomic::{write_atomically, AtomicFile};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// The file formats a figure is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Svg,
+    Png,
+}
+
+impl Format {
+    /// The format named by `path`'s extension.
+    pub fn of(path: &Path) -> Result<Format, FileError> {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("svg") => Ok(Format::Svg),
+            Some("png") => Ok(Format::Png),
+            _ => Err(FileError::Argument(format!(
+                "-o {}: a figure is written as .svg or .png (by the extension)",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// Okabe & Ito's palette (black first), distinct under the common colour-vision deficiencies.
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),   // blue
+    RGBColor(213, 94, 0),    // vermillion
+    RGBColor(0, 158, 115),   // bluish green
+    RGBColor(230, 159, 0),   // orange
+    RGBColor(86, 180, 233),  // sky blue
+    RGBColor(204, 121, 167), // reddish purple
+    RGBColor(240, 228, 66),  // yellow
+    RGBColor(0, 0, 0),       // black
+];
+
+/// The `i`-th colour of the palette (it repeats after eight).
+pub fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The font every figure's text is laid out with (DejaVu Sans; licence beside it).
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+/// The family name figures ask for.
+pub const FONT_FAMILY: &str = "sans-serif";
+
+fn register_font() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT)
+                .map_err(|_| "the bundled font could not be read".to_string())?;
+            plotters::style::register_font(FONT_FAMILY, FontStyle::Bold, FONT)
+                .map_err(|_| "the bundled font could not be read".to_string())
+        })
+        .clone()
+}
+
+/// Something that can be drawn on any of plotters' backends.
+pub trait Figure {
+    /// Width and height in pixels (SVG user units).
+    fn size(&self) -> (u32, u32);
+    /// Draws the figure on `area` (already white).
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+/// Writes `figure` to `out` as SVG or PNG (by the extension), atomically.
+pub fn render(figure: &impl Figure, out: &Path) -> Result<(), FileError> {
+    let format = Format::of(out)?;
+    register_font().map_err(|e| FileError::content(out, e))?;
+    let (w, h) = figure.size();
+    let failed = |e: String| FileError::content(out, format!("drawing the figure failed: {e}"));
+    match format {
+        Format::Svg => {
+            let mut text = String::new();
+            {
+                let root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
+                root.fill(&WHITE).map_err(|e| failed(e.to_string()))?;
+                figure.draw(&root).map_err(failed)?;
+                root.present().map_err(|e| failed(e.to_string()))?;
+            }
+            write_atomically(out, |f| std::io::Write::write_all(f, text.as_bytes()))
+        }
+        Format::Png => {
+            let mut pixels = vec![255u8; w as usize * h as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+                figure.draw(&root).map_err(failed)?;
+                root.present().map_err(|e| failed(e.to_string()))?;
+            }
+            let file = AtomicFile::new(out)?;
+            {
+                let mut w8 = file.create()?;
+                let mut encoder = png::Encoder::new(&mut w8, w, h);
+                encoder.set_color(png::ColorType::Rgb);
+                encoder.set_depth(png::BitDepth::Eight);
+                let io = |e: png::EncodingError| FileError::content(out, format!("writing the PNG failed: {e}"));
+                let mut writer = encoder.write_header().map_err(io)?;
+                writer.write_image_data(&pixels).map_err(io)?;
+                writer.finish().map_err(io)?;
+                std::io::Write::flush(&mut w8).map_err(FileError::io(out))?;
+            }
+            file.commit()
+        }
+    }
+}
+
+/// `n` with thousands separators (axis labels and titles).
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_come_from_the_extension() {
+        assert_eq!(Format::of(Path::new("a/fig.SVG")).ok(), Some(Format::Svg));
+        assert_eq!(Format::of(Path::new("fig.png")).ok(), Some(Format::Png));
+        let e = Format::of(Path::new("fig.pdf")).expect_err("pdf");
+        assert!(e.to_string().contains(".svg or .png"), "{e}");
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(50_818_468), "50,818,468");
+    }
+}
