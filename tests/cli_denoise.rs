@@ -316,4 +316,32 @@ fn run_and_eval_from_the_command_line() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).expect("json")).expect("valid json");
     assert_eq!(json["bases"], 230_218 + 813_184 + 316_620);
     assert!(json["denoised"]["pearson"].as_f64().is_some_and(|r| r > 0.0 && r <= 1.0));
+
+    // The training curves of the same model, as SVG: a panel per part of the loss and the
+    // metrics, each curve named in its legend, the best epoch marked.
+    ok(dir, &["plot", "curves", "--model", "model", "-o", "curves.svg"]);
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).expect("svg");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let texts: Vec<String> =
+        doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).map(|t| t.trim().to_string()).collect();
+    for text in [
+        "Loss",
+        "Loss part: MSE (coverage)",
+        "Loss part: BCE (peaks)",
+        "Metrics",
+        "train loss",
+        "val loss",
+        "val auprc",
+        "best epoch (",
+        "epoch",
+    ] {
+        assert!(texts.iter().any(|t| t.starts_with(text)), "curves.svg lacks '{text}': {texts:?}");
+    }
+    // A model directory without a log.
+    std::fs::create_dir_all(dir.join("no_log")).expect("dir");
+    std::fs::copy(dir.join("model/config.json"), dir.join("no_log/config.json")).expect("copy");
+    let out = chromax(dir, &["plot", "curves", "--model", "no_log", "-o", "none.png"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no train_log.tsv"));
+    assert!(!dir.join("none.png").exists());
 }

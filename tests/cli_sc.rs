@@ -129,6 +129,15 @@ fn sc_train_resumes_exactly_and_embed_writes_anndata_npy_and_csv() {
     assert!(
         log.starts_with("epoch\ttrain_loss\ttrain_auroc\tval_loss\tval_auroc\tval_auroc_per_peak\tval_auroc_per_cell")
     );
+    // Its curves, as PNG: a loss panel and a metrics panel (a single-cell log has no MSE/BCE).
+    ok(&chromax(&["plot", "curves", "--model", "full", "-o", "curves.png"], &dir));
+    let png = std::fs::read(dir.join("curves.png")).expect("png");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let (w, h) = (
+        u32::from_be_bytes(png[16..20].try_into().expect("4")),
+        u32::from_be_bytes(png[20..24].try_into().expect("4")),
+    );
+    assert_eq!((w, h), (1000, 40 + 2 * 280));
     let cells = std::fs::read_to_string(dir.join("full/cells.tsv")).expect("cells");
     let barcodes: Vec<&str> = cells.lines().collect();
     assert_eq!(barcodes.len(), 2);

@@ -53,7 +53,7 @@ pub enum Command {
     /// Coverage denoising and peak calling (AtacWorks-style): train, run, eval.
     #[command(subcommand)]
     Denoise(denoise::DenoiseCommand),
-    /// Figures, SVG or PNG: coverage tracks of a region.
+    /// Figures, SVG or PNG: coverage tracks of a region, training curves.
     #[command(subcommand)]
     Plot(plot::PlotCommand),
 }

@@ -9,6 +9,18 @@ use std::path::PathBuf;
 pub enum PlotCommand {
     /// Coverage tracks of one region on shared coordinates, peaks as bars underneath.
     Tracks(TracksArgs),
+    /// A training run's curves (loss, its parts, validation metrics; best epoch marked).
+    Curves(CurvesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CurvesArgs {
+    /// Model directory from `chromax denoise train` or `chromax sc train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output figure: .svg or .png.
+    #[arg(long, short = 'o', value_name = "FIG.svg|png")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -48,7 +60,16 @@ pub struct TracksArgs {
 pub fn run(cmd: &PlotCommand) -> CliResult {
     match cmd {
         PlotCommand::Tracks(a) => tracks(a),
+        PlotCommand::Curves(a) => curves(a),
     }
+}
+
+fn curves(a: &CurvesArgs) -> CliResult {
+    Files::new().model_dir("--model", &a.model).output("-o", &a.output).check()?;
+    let fig = chromax::plot::curves::plot_curves(&a.model, &a.output)?;
+    let best = fig.log.best.map_or(String::new(), |b| format!(", best epoch {b:.0}"));
+    eprintln!("wrote {} ({} epochs{best})", a.output.display(), fig.log.epochs.len());
+    Ok(())
 }
 
 fn tracks(a: &TracksArgs) -> CliResult {

@@ -6,6 +6,7 @@
 //! from the Okabe–Ito palette, which stays distinct for the common colour-vision deficiencies.
 //! Outputs appear whole or not at all (a temporary file renamed into place).
 
+pub mod curves;
 pub mod tracks;
 
 use crate::error::FileError;
@@ -115,6 +116,25 @@ pub fn render(figure: &impl Figure, out: &Path) -> Result<(), FileError> {
             }
             file.commit()
         }
+    }
+}
+
+/// A value as an axis shows it: no trailing zeros, at most 3 significant decimals.
+pub fn short_number(v: f64) -> String {
+    let a = v.abs();
+    let text = if a == 0.0 {
+        "0".to_string()
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
     }
 }
 

@@ -5,7 +5,7 @@
 //! has more bases than the plot has pixels, bases are summarised in equal bins, by their
 //! maximum (default: a one-base peak stays visible) or mean, and the axis says which.
 
-use super::{colour, render, thousands, Figure, FONT_FAMILY};
+use super::{colour, render, short_number, thousands, Figure, FONT_FAMILY};
 use crate::coverage::Region;
 use crate::error::FileError;
 use crate::io::bed::read_intervals;
@@ -242,25 +242,6 @@ pub fn plot_tracks(opts: &TracksOptions, out: &Path) -> Result<TracksFigure, Err
     Ok(figure)
 }
 
-/// A value as an axis shows it: no trailing zeros, at most 3 significant decimals.
-fn short_number(v: f32) -> String {
-    let a = v.abs();
-    let text = if a == 0.0 {
-        "0".to_string()
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    };
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
-
 /// A position as the axis shows it: bp, kb or Mb by the region's size.
 fn position_label(p: f64, span: u64) -> String {
     if span >= 5_000_000 {
@@ -338,7 +319,7 @@ impl Figure for TracksFigure {
                 .disable_x_mesh()
                 .light_line_style(TRANSPARENT)
                 .y_labels(3)
-                .y_label_formatter(&|v| short_number(*v))
+                .y_label_formatter(&|v| short_number(*v as f64))
                 .x_labels(if last { 8 } else { 0 })
                 .x_label_formatter(&|p| position_label(*p, span))
                 .y_desc(self.y_desc(name))
