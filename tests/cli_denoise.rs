@@ -305,11 +305,40 @@ fn run_and_eval_from_the_command_line() {
             "peaks.narrowPeak",
             "--json",
             "eval.json",
+            "--plots",
+            "figs",
             "--device",
             "cpu",
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The evaluation's figures: both formats, the legends carrying the table's AUROC/AUPRC,
+    // the scatters their Pearson r.
+    let svg_texts = |name: &str| -> Vec<String> {
+        let svg = std::fs::read_to_string(dir.join("figs").join(name)).expect("svg");
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+        doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).map(|t| t.trim().to_string()).collect()
+    };
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let auroc_row = table.lines().find(|l| l.starts_with("AUROC (peaks)")).expect("AUROC row").to_string();
+    let roc = svg_texts("roc_pr.svg");
+    for prefix in
+        ["ROC: peaks", "Precision–recall", "denoised (AUROC 0.", "noisy (AUROC 0.", "denoised (AUPRC 0.", "random"]
+    {
+        assert!(roc.iter().any(|t| t.starts_with(prefix)), "roc_pr.svg lacks '{prefix}': {roc:?}");
+    }
+    let denoised_auroc = roc.iter().find(|t| t.starts_with("denoised (AUROC")).expect("legend");
+    let in_legend: f64 = denoised_auroc["denoised (AUROC ".len()..].trim_end_matches(')').parse().expect("number");
+    let in_table: f64 = auroc_row.split_whitespace().last().and_then(|v| v.parse().ok()).expect("denoised column");
+    assert!((in_legend - in_table).abs() <= 0.00051, "{denoised_auroc} vs {auroc_row}");
+    let scatter = svg_texts("scatter.svg");
+    for prefix in ["noisy vs clean (r = ", "denoised vs clean (r = ", "clean: log(1 + coverage)", "bases"] {
+        assert!(scatter.iter().any(|t| t.starts_with(prefix)), "scatter.svg lacks '{prefix}'");
+    }
+    for png in ["roc_pr.png", "scatter.png"] {
+        let bytes = std::fs::read(dir.join("figs").join(png)).expect("png");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
+    }
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("AUPRC (peaks)") && table.contains("noisy") && table.contains("denoised"), "{table}");
     let json: serde_json::Value =

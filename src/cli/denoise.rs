@@ -3,7 +3,7 @@
 use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
-use chromax::denoise::eval::{evaluate, format_table, EvalOptions, Prediction};
+use chromax::denoise::eval::{evaluate_data, format_table, EvalOptions, Prediction};
 use chromax::denoise::infer::{run, RunOptions};
 use chromax::denoise::peak_calls::ProbPeakOptions;
 use chromax::denoise::train::{train, BestMetric, DataSummary, EpochRecord, TrackPair, TrainEvent, TrainOptions};
@@ -283,6 +283,11 @@ pub struct EvalArgs {
     /// Also write the metrics as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also draw the evaluation into this directory: ROC and precision–recall curves of the
+    /// denoised probabilities and of the noisy baseline (roc_pr.svg/.png), and the signals
+    /// against the clean track in hexagonal bins (scatter.svg/.png).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
     /// Run the network on every base: no skipping of stretches whose receptive field holds
     /// no coverage (the output is the same bits; for comparison and timing).
     #[arg(long)]
@@ -393,11 +398,23 @@ pub fn run_cmd(cmd: &DenoiseCommand) -> CliResult {
                 .inputs("--extra-track", parse_extra(&a.extra_track)?.into_iter().map(|(_, p)| p))
                 .outputs("--json", &a.json)
                 .check()?;
+            if let Some(dir) = &a.plots {
+                let figures = ["roc_pr.svg", "roc_pr.png", "scatter.svg", "scatter.png"].map(|f| dir.join(f));
+                Files::new().outputs("--plots", figures.iter()).check()?;
+            }
             let compute = select(a.device.as_deref())?;
-            let report = on_backend!(compute, b => evaluate(b, &opts))?;
+            let data = on_backend!(compute, b => evaluate_data(b, &opts))?;
+            let report = data.report();
             print!("{}", format_table(&report));
             if let Some(path) = &a.json {
                 chromax::io::json::write_json(path, &report)?;
+            }
+            if let Some(dir) = &a.plots {
+                let written = chromax::plot::eval::write_eval_plots(&data, &report, dir)?;
+                eprintln!(
+                    "figures: {}",
+                    written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                );
             }
             Ok(())
         }

@@ -92,8 +92,36 @@ pub fn signal_metrics(signal: &[f32], score: &[f32], clean: &[f32], mask: &[f32]
     }
 }
 
+/// The per-base values an evaluation compares, over the regions laid end to end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalData {
+    pub clean: Vec<f32>,
+    /// 0/1: inside a peak of the peak file.
+    pub mask: Vec<f32>,
+    pub denoised: Vec<f32>,
+    pub prob: Vec<f32>,
+    pub noisy: Option<Vec<f32>>,
+}
+
+impl EvalData {
+    /// The metrics of the denoised track (and of the noisy baseline).
+    pub fn report(&self) -> EvalReport {
+        EvalReport {
+            bases: self.clean.len() as u64,
+            bases_in_peaks: self.mask.iter().filter(|&&m| m != 0.0).count() as u64,
+            denoised: signal_metrics(&self.denoised, &self.prob, &self.clean, &self.mask),
+            noisy: self.noisy.as_ref().map(|v| signal_metrics(v, v, &self.clean, &self.mask)),
+        }
+    }
+}
+
 /// Evaluates the prediction (and the noisy baseline) over the regions, or the whole genome.
 pub fn evaluate<B: Backend>(backend: &B, opts: &EvalOptions) -> Result<EvalReport, Error> {
+    Ok(evaluate_data(backend, opts)?.report())
+}
+
+/// The values [`evaluate`] compares (for figures of the same evaluation).
+pub fn evaluate_data<B: Backend>(backend: &B, opts: &EvalOptions) -> Result<EvalData, Error> {
     if matches!(opts.prediction, Prediction::Model { batch: 0, .. }) {
         return Err(FileError::Argument("--batch must be at least 1".into()).into());
     }
@@ -154,23 +182,17 @@ pub fn evaluate<B: Backend>(backend: &B, opts: &EvalOptions) -> Result<EvalRepor
             (t, p)
         }
     };
-    let denoised = signal_metrics(&pred, &prob, &clean, &mask);
     let noisy = match noisy_track {
         Some(track) => {
             let mut v = Vec::new();
             for s in &spans {
                 read_span(&track, &sizes, s, &mut v)?;
             }
-            Some(signal_metrics(&v, &v, &clean, &mask))
+            Some(v)
         }
         None => None,
     };
-    Ok(EvalReport {
-        bases: clean.len() as u64,
-        bases_in_peaks: mask.iter().filter(|&&m| m != 0.0).count() as u64,
-        denoised,
-        noisy,
-    })
+    Ok(EvalData { clean, mask, denoised: pred, prob, noisy })
 }
 
 /// The report as a table: one row per metric, columns noisy | denoised.

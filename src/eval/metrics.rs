@@ -161,9 +161,81 @@ pub fn auroc_auprc(scores: &[f32], labels: &[f32]) -> (f64, f64) {
     (auc_sum / (positives as f64 * negatives as f64), ap)
 }
 
+/// Points of the ROC curve (false-positive rate, true-positive rate) and of the
+/// precision–recall curve (recall, precision), one per distinct score from the highest down,
+/// thinned to at most `max_points` each (the first and last kept); empty when a class is
+/// missing.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RankCurves {
+    pub roc: Vec<(f64, f64)>,
+    pub pr: Vec<(f64, f64)>,
+    /// Fraction of positives: the precision of a random ranking.
+    pub prevalence: f64,
+}
+
+/// The ROC and precision–recall curves of `scores` against 0/1 `labels` (non-zero =
+/// positive), over the same ranking as [`auroc_auprc`].
+pub fn rank_curves(scores: &[f32], labels: &[f32], max_points: usize) -> RankCurves {
+    let mut keys: Vec<u64> =
+        scores.par_iter().zip(labels).map(|(&s, &l)| ((key(s) as u64) << 1) | u64::from(l != 0.0)).collect();
+    keys.par_sort_unstable_by(|a, b| b.cmp(a));
+    let positives = keys.iter().filter(|&&k| k & 1 == 1).count() as u64;
+    let negatives = keys.len() as u64 - positives;
+    if positives == 0 || negatives == 0 {
+        return RankCurves::default();
+    }
+    let (p, n) = (positives as f64, negatives as f64);
+    let (mut roc, mut pr) = (vec![(0.0, 0.0)], Vec::new());
+    let (mut tp, mut fp) = (0u64, 0u64);
+    let mut a = 0;
+    while a < keys.len() {
+        let s = keys[a] >> 1;
+        let mut b = a;
+        while b < keys.len() && keys[b] >> 1 == s {
+            if keys[b] & 1 == 1 {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            b += 1;
+        }
+        roc.push((fp as f64 / n, tp as f64 / p));
+        pr.push((tp as f64 / p, tp as f64 / (tp + fp) as f64));
+        a = b;
+    }
+    let thin = |v: Vec<(f64, f64)>| -> Vec<(f64, f64)> {
+        if v.len() <= max_points.max(2) {
+            return v;
+        }
+        let step = (v.len() - 1) as f64 / (max_points.max(2) - 1) as f64;
+        (0..max_points.max(2)).map(|i| v[((i as f64 * step).round() as usize).min(v.len() - 1)]).collect()
+    };
+    RankCurves { roc: thin(roc), pr: thin(pr), prevalence: p / (p + n) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rank_curves_run_from_corner_to_corner_and_hold_the_auroc() {
+        let scores: Vec<f32> = (0..10_000u32).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let labels: Vec<f32> =
+            scores.iter().enumerate().map(|(i, &s)| f32::from(s + (i % 7) as f32 * 0.1 > 0.7)).collect();
+        let c = rank_curves(&scores, &labels, 100_000);
+        assert_eq!((c.roc[0], *c.roc.last().expect("end")), ((0.0, 0.0), (1.0, 1.0)));
+        assert_eq!(c.pr.last().expect("end").0, 1.0);
+        // The trapezoids under the unthinned ROC are the tie-aware AUROC.
+        let area: f64 = c.roc.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
+        let (auroc, _) = auroc_auprc(&scores, &labels);
+        assert!((area - auroc).abs() < 1e-12, "{area} vs {auroc}");
+        let positives = labels.iter().filter(|&&l| l != 0.0).count() as f64;
+        assert_eq!(c.prevalence, positives / 10_000.0);
+        let thin = rank_curves(&scores, &labels, 50);
+        assert_eq!(thin.roc.len(), 50);
+        assert_eq!((thin.roc[0], thin.roc[49]), ((0.0, 0.0), (1.0, 1.0)));
+        assert!(rank_curves(&scores, &vec![0.0; 10_000], 10).roc.is_empty());
+    }
 
     #[test]
     fn sums_do_not_depend_on_the_threads() {

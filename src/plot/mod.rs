@@ -7,6 +7,7 @@
 //! Outputs appear whole or not at all (a temporary file renamed into place).
 
 pub mod curves;
+pub mod eval;
 pub mod tracks;
 
 use crate::error::FileError;
