@@ -1,5 +1,7 @@
 //! `chromax denoise` bad input: a clear message, exit code ≠ 0, nothing half-written.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -339,6 +341,66 @@ fn run_and_eval_from_the_command_line() {
         let bytes = std::fs::read(dir.join("figs").join(png)).expect("png");
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
     }
+
+    // The report of the model and this run: one page holding every section, self-contained.
+    let rep = chromax(
+        dir,
+        &[
+            "report",
+            "model",
+            "-o",
+            "report.html",
+            "--prediction",
+            "pred",
+            "--noisy",
+            "noisy.bw",
+            "--clean",
+            "clean.bw",
+            "--peaks",
+            "peaks.narrowPeak",
+        ],
+    );
+    assert!(rep.status.success(), "{}", String::from_utf8_lossy(&rep.stderr));
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
+    for section in ["configuration", "training", "evaluation", "tracks"] {
+        assert!(html.contains(&format!("<section id=\"{section}\">")), "no {section} section");
+    }
+    // Curves, ROC/PR, scatter, then a track view per predicted peak drawn (up to three) and
+    // a random stretch.
+    let tracks = &html[html.find("<section id=\"tracks\">").expect("tracks")..];
+    let views = tracks.matches("<svg").count();
+    let called = std::fs::read_to_string(dir.join("pred.peaks.narrowPeak")).expect("peaks").lines().count();
+    assert_eq!(views, called.min(3) + 1, "track views");
+    assert_eq!(html.matches("<svg").count(), 3 + views, "inline figures");
+    for text in ["AUROC (peaks)", "denoised (AUROC 0.", "clean peaks (", "called (", "peak probability"] {
+        assert!(html.contains(text), "report lacks '{text}'");
+    }
+    // Nothing outside the file: no script, stylesheet, image or frame source, and no URL but
+    // the SVG namespace.
+    for tag in ["<script", "<link", "<img", "<iframe", "src=", "url("] {
+        assert!(!html.contains(tag), "report holds '{tag}'");
+    }
+    assert_eq!(html.matches("http").count(), html.matches("http://www.w3.org/2000/svg").count());
+    // A real browser opens it from disk without a console message and draws it.
+    if let Some(log) = common::headless_chromium(&dir.join("report.html"), &dir.join("report.png"), "report") {
+        assert!(!log.contains("CONSOLE") && !log.contains("Uncaught"), "console output: {log}");
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(dir.join("report.png")).expect("shot")));
+        let mut reader = decoder.read_info().expect("a PNG");
+        let mut buf = vec![0u8; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).expect("frame");
+        let px = &buf[..info.buffer_size()];
+        let channels = info.color_type.samples();
+        let drawn = px.chunks(channels).filter(|p| p[..3].iter().any(|&v| v < 200)).count();
+        assert!(drawn * 100 > px.len() / channels, "the screenshot is blank ({drawn} dark pixels)");
+        common::say("report: chromium opened it, no console messages, screenshot drawn");
+    }
+    // A directory that is not a model.
+    std::fs::create_dir_all(dir.join("empty_dir")).expect("dir");
+    let bad = chromax(dir, &["report", "empty_dir", "-o", "nothing.html"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a model directory"));
+    assert!(!dir.join("nothing.html").exists());
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("AUPRC (peaks)") && table.contains("noisy") && table.contains("denoised"), "{table}");
     let json: serde_json::Value =

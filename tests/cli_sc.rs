@@ -138,6 +138,11 @@ fn sc_train_resumes_exactly_and_embed_writes_anndata_npy_and_csv() {
         u32::from_be_bytes(png[20..24].try_into().expect("4")),
     );
     assert_eq!((w, h), (1000, 40 + 2 * 280));
+    // Its report: the configuration and the curves (no denoising run to evaluate).
+    ok(&chromax(&["report", "full", "-o", "full.html"], &dir));
+    let html = std::fs::read_to_string(dir.join("full.html")).expect("html");
+    assert!(html.contains("<section id=\"configuration\">") && html.contains("<section id=\"training\">"));
+    assert!(!html.contains("<section id=\"evaluation\">") && html.matches("<svg").count() == 1);
     let cells = std::fs::read_to_string(dir.join("full/cells.tsv")).expect("cells");
     let barcodes: Vec<&str> = cells.lines().collect();
     assert_eq!(barcodes.len(), 2);

@@ -11,7 +11,7 @@ use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::coverage::{coverage_from_fragments, CoverageOptions};
-use chromax::denoise::eval::{evaluate, format_table, EvalOptions, Prediction};
+use chromax::denoise::eval::{evaluate_data, format_table, EvalOptions, Prediction};
 use chromax::denoise::infer::{run, RunOptions};
 use chromax::denoise::peak_calls::ProbPeakOptions;
 use chromax::denoise::train::{train, BestMetric, TrackPair, TrainOptions};
@@ -22,6 +22,7 @@ use chromax::io::ChromSizes;
 use chromax::models::DenoiseConfig;
 use chromax::on_backend;
 use chromax::peaks::{call_peaks, PeakCallOptions};
+use chromax::plot::report::{write_report_from, DenoiseRun, ReportInputs};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -67,6 +68,7 @@ pub fn run_demo(a: &DemoArgs) -> CliResult {
         "holdout.prob.bw",
         "holdout.peaks.narrowPeak",
         "holdout_eval.json",
+        "report.html",
     ];
     Files::new().input("--data", &fragments).input("--data", &sizes_path).outputs("-o", written.map(out)).check()?;
     std::fs::create_dir_all(&a.output).map_err(|e| format!("{}: {e}", a.output.display()))?;
@@ -147,9 +149,24 @@ pub fn run_demo(a: &DemoArgs) -> CliResult {
         genome: Some(sizes_path),
         regions: HOLDOUT.iter().map(|s| s.to_string()).collect(),
     };
-    let report = on_backend!(compute, b => evaluate(b, &eval_opts))?;
+    let data = on_backend!(compute, b => evaluate_data(b, &eval_opts))?;
+    let report = data.report();
     chromax::io::json::write_json(&out("holdout_eval.json"), &report)?;
     print!("{}", format_table(&report));
+    let inputs = ReportInputs {
+        model: model_dir.clone(),
+        run: Some(DenoiseRun {
+            prediction: out("holdout"),
+            noisy: out("noisy.bw"),
+            clean: out("clean.bw"),
+            peaks: out("clean.narrowPeak"),
+            regions: eval_opts.regions.clone(),
+        }),
+        views: Vec::new(),
+        seed: a.seed,
+    };
+    write_report_from(&inputs, Some(&data), &out("report.html"))?;
     eprintln!("done in {:.0} s; everything is in {}", started.elapsed().as_secs_f64(), a.output.display());
+    eprintln!("report (open it in a browser): {}", out("report.html").display());
     Ok(())
 }

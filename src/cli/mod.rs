@@ -56,6 +56,8 @@ pub enum Command {
     /// Figures, SVG or PNG: coverage tracks of a region, training curves.
     #[command(subcommand)]
     Plot(plot::PlotCommand),
+    /// One self-contained HTML page for a model: configuration, curves, evaluation, tracks.
+    Report(plot::ReportArgs),
 }
 
 /// Runs the parsed command line; the error is printed by `main`.
@@ -86,6 +88,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Bench(cmd) => bench::run_bench(&cmd),
         Command::Sc(cmd) => sc::run(&cmd),
         Command::Plot(cmd) => plot::run(&cmd),
+        Command::Report(args) => plot::report(&args),
     }
 }
 

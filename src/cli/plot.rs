@@ -106,3 +106,64 @@ fn tracks(a: &TracksArgs) -> CliResult {
     );
     Ok(())
 }
+
+/// `chromax report DIR -o report.html`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Model directory (`denoise train` or `sc train`).
+    pub model: PathBuf,
+    /// Output HTML page (self-contained: inline SVG, no scripts, nothing fetched).
+    #[arg(long, short = 'o', value_name = "report.html")]
+    pub output: PathBuf,
+    /// A denoising run to evaluate and draw: the PREFIX of `denoise run --probabilities`
+    /// (needs --noisy, --clean and --peaks).
+    #[arg(long, value_name = "PREFIX", requires_all = ["noisy", "clean", "peaks"])]
+    pub prediction: Option<PathBuf>,
+    #[arg(long)]
+    pub noisy: Option<PathBuf>,
+    #[arg(long)]
+    pub clean: Option<PathBuf>,
+    /// The clean peaks (BED or narrowPeak).
+    #[arg(long)]
+    pub peaks: Option<PathBuf>,
+    /// Regions or chromosomes the evaluation covers (default: every chromosome).
+    #[arg(long, num_args = 1..)]
+    pub regions: Vec<String>,
+    /// Regions to draw as tracks (default: the three highest predicted peaks and a random
+    /// stretch).
+    #[arg(long = "view", value_name = "chr:start-end")]
+    pub views: Vec<String>,
+    /// Seed of the random stretch.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn report(a: &ReportArgs) -> CliResult {
+    let run = match (&a.prediction, &a.noisy, &a.clean, &a.peaks) {
+        (Some(p), Some(n), Some(c), Some(k)) => Some(chromax::plot::report::DenoiseRun {
+            prediction: p.clone(),
+            noisy: n.clone(),
+            clean: c.clone(),
+            peaks: k.clone(),
+            regions: a.regions.clone(),
+        }),
+        _ => None,
+    };
+    let predicted = a
+        .prediction
+        .iter()
+        .flat_map(|p| [".track.bw", ".prob.bw", ".peaks.narrowPeak"].map(|s| chromax::io::prefixed(p, s)));
+    Files::new()
+        .model_dir("MODEL", &a.model)
+        .inputs("--prediction", predicted)
+        .inputs("--noisy", &a.noisy)
+        .inputs("--clean", &a.clean)
+        .inputs("--peaks", &a.peaks)
+        .output("-o", &a.output)
+        .check()?;
+    let inputs =
+        chromax::plot::report::ReportInputs { model: a.model.clone(), run, views: a.views.clone(), seed: a.seed };
+    let summary = chromax::plot::report::write_report(&inputs, &a.output)?;
+    eprintln!("wrote {} (sections: {})", a.output.display(), summary.sections.join(", "));
+    Ok(())
+}

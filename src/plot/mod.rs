@@ -8,6 +8,7 @@
 
 pub mod curves;
 pub mod eval;
+pub mod report;
 pub mod tracks;
 
 use crate::error::FileError;
@@ -79,6 +80,24 @@ pub trait Figure {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String>;
 }
 
+fn svg_text(figure: &impl Figure) -> Result<String, String> {
+    register_font()?;
+    let (w, h) = figure.size();
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        figure.draw(&root)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(text)
+}
+
+/// `figure` as SVG text (for pages that hold figures inline).
+pub fn svg_string(figure: &impl Figure) -> Result<String, FileError> {
+    svg_text(figure).map_err(|e| FileError::Argument(format!("drawing a figure failed: {e}")))
+}
+
 /// Writes `figure` to `out` as SVG or PNG (by the extension), atomically.
 pub fn render(figure: &impl Figure, out: &Path) -> Result<(), FileError> {
     let format = Format::of(out)?;
@@ -87,13 +106,7 @@ pub fn render(figure: &impl Figure, out: &Path) -> Result<(), FileError> {
     let failed = |e: String| FileError::content(out, format!("drawing the figure failed: {e}"));
     match format {
         Format::Svg => {
-            let mut text = String::new();
-            {
-                let root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
-                root.fill(&WHITE).map_err(|e| failed(e.to_string()))?;
-                figure.draw(&root).map_err(failed)?;
-                root.present().map_err(|e| failed(e.to_string()))?;
-            }
+            let text = svg_text(figure).map_err(failed)?;
             write_atomically(out, |f| std::io::Write::write_all(f, text.as_bytes()))
         }
         Format::Png => {

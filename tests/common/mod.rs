@@ -161,3 +161,34 @@ pub fn fails_cleanly(dir: &std::path::Path, args: &[&str], expect: &[&str]) {
     }
     assert_eq!(listing(), before, "files left behind by {args:?}");
 }
+
+/// Opens `html` from disk in headless Chromium (Debian's `chromium`) and saves a screenshot
+/// to `png`; returns Chromium's log (console messages included), or None, saying so, where
+/// no Chromium is installed.
+#[allow(dead_code)]
+pub fn headless_chromium(html: &std::path::Path, png: &std::path::Path, test: &str) -> Option<String> {
+    let exe = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let Some(exe) = exe else {
+        say(&format!("{test}: browser part skipped: no chromium (Debian: apt-get install chromium)"));
+        return None;
+    };
+    let url = format!("file://{}", html.canonicalize().expect("html path").display());
+    let out = std::process::Command::new(exe)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1300,2400",
+            "--enable-logging=stderr",
+            "--v=0",
+            &format!("--screenshot={}", png.display()),
+            &url,
+        ])
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8_lossy(&out.stderr).into_owned())
+}

@@ -1,0 +1,247 @@
+//! `chromax report`: one self-contained HTML page for a model — its configuration, its
+//! training curves, and (for a denoising run with its files) the evaluation table and
+//! figures and genome-browser views of a few regions. Figures are inline SVG, styles inline;
+//! the page fetches nothing and runs no script, so it opens from disk anywhere, offline.
+
+use super::curves::{CurvesFigure, TrainLog};
+use super::eval::{RocPrFigure, ScatterFigure};
+use super::tracks::{load, BinSummary, Named, TracksOptions};
+use super::{svg_string, thousands};
+use crate::denoise::eval::{format_table, EvalData};
+use crate::error::FileError;
+use crate::io::atomic::write_atomically;
+use crate::Error;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// A denoising run's files, for the evaluation and track sections.
+#[derive(Debug, Clone)]
+pub struct DenoiseRun {
+    /// `PREFIX` of `denoise run` (PREFIX.track.bw, .prob.bw, .peaks.narrowPeak).
+    pub prediction: PathBuf,
+    pub noisy: PathBuf,
+    pub clean: PathBuf,
+    pub peaks: PathBuf,
+    /// What the evaluation covered (regions or chromosomes; empty: everything).
+    pub regions: Vec<String>,
+}
+
+/// What a report holds.
+#[derive(Debug, Clone)]
+pub struct ReportInputs {
+    pub model: PathBuf,
+    pub run: Option<DenoiseRun>,
+    /// Regions to draw (`chrom:start-end`); empty: the highest predicted peaks and a random one.
+    pub views: Vec<String>,
+    pub seed: u64,
+}
+
+/// The sections a report was written with (for the caller's message and tests).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportSummary {
+    pub sections: Vec<String>,
+    pub views: Vec<String>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The rows of a JSON object, flattened as `a.b` keys (arrays joined).
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, x) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, x, out);
+            }
+        }
+        serde_json::Value::Array(a) if a.iter().all(|x| !x.is_object()) => {
+            let items: Vec<String> = a.iter().map(|x| x.to_string().trim_matches('"').to_string()).collect();
+            out.push((prefix.to_string(), items.join(", ")));
+        }
+        other => out.push((prefix.to_string(), other.to_string().trim_matches('"').to_string())),
+    }
+}
+
+/// The views of a run by default: its `n` highest-scoring predicted peaks (±2 kb) and one
+/// random stretch of the same width, from the evaluated chromosomes.
+fn default_views(run: &DenoiseRun, n: usize, seed: u64) -> Result<Vec<String>, Error> {
+    let peaks_path = crate::io::prefixed(&run.prediction, ".peaks.narrowPeak");
+    let text = std::fs::read_to_string(&peaks_path).map_err(FileError::io(&peaks_path))?;
+    // (chrom, start, end, signalValue): column 7 of narrowPeak.
+    let mut peaks: Vec<(String, u64, u64, f64)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if line.trim().is_empty() || line.starts_with('#') || line.starts_with("track") {
+            continue;
+        }
+        let parsed = (f.len() >= 7).then(|| (f[1].parse::<u64>(), f[2].parse::<u64>(), f[6].parse::<f64>()));
+        let Some((Ok(a), Ok(b), Ok(v))) = parsed else {
+            return Err(FileError::line(
+                &peaks_path,
+                n as u64 + 1,
+                "not a narrowPeak line (chrom, start, end, name, score, strand, signalValue, …)",
+            )
+            .into());
+        };
+        peaks.push((f[0].to_string(), a, b, v));
+    }
+    let chroms: Vec<String> = run.regions.iter().map(|r| r.split(':').next().unwrap_or(r).to_string()).collect();
+    peaks.retain(|p| chroms.is_empty() || chroms.contains(&p.0));
+    peaks.sort_by(|a, b| b.3.total_cmp(&a.3));
+    let sizes = crate::io::bigwig::bigwig_chroms(&run.clean)?;
+    let length = |c: &str| sizes.iter().find(|(n, _)| n == c).map_or(0, |s| s.1);
+    let mut views = Vec::new();
+    for (chrom, start, end, _) in peaks.iter().take(n) {
+        let mid = (start + end) / 2;
+        let (a, b) = (mid.saturating_sub(2000), (mid + 2000).min(length(chrom)));
+        views.push(format!("{chrom}:{}-{}", a + 1, b));
+    }
+    // A random 4 kb stretch of an evaluated chromosome (or any), seeded.
+    let pool: Vec<&(String, u64)> =
+        sizes.iter().filter(|(n, l)| *l > 4000 && (chroms.is_empty() || chroms.contains(n))).collect();
+    if !pool.is_empty() {
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let (name, len) = pool[(rng.next_u64() % pool.len() as u64) as usize];
+        let start = rng.next_u64() % (len - 4000);
+        views.push(format!("{name}:{}-{}", start + 1, start + 4000));
+    }
+    Ok(views)
+}
+
+/// Builds the report's HTML.
+pub fn report_html(inputs: &ReportInputs, eval: Option<&EvalData>) -> Result<(String, ReportSummary), Error> {
+    let model = &inputs.model;
+    let config_path = model.join("config.json");
+    if !config_path.is_file() {
+        return Err(FileError::content(
+            model,
+            "not a model directory (no config.json): give the directory `chromax denoise train` or `chromax sc train` wrote",
+        )
+        .into());
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).map_err(FileError::io(&config_path))?)
+            .map_err(|e| FileError::content(&config_path, format!("not JSON: {e}")))?;
+    let name = model.canonicalize().unwrap_or(model.clone());
+    let name = name.file_name().map_or_else(|| model.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut summary = ReportSummary::default();
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>chromax report: {}</title>\n<style>\nbody {{ font-family: 'DejaVu Sans', Verdana, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }}\nh1 {{ font-size: 1.6em; }} h2 {{ font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }}\ntable {{ border-collapse: collapse; font-size: .9em; }} td, th {{ border: 1px solid #ddd; padding: .25em .6em; text-align: left; }}\npre {{ background: #f6f6f6; padding: .8em; font-size: .9em; }}\nfigure {{ margin: 1em 0; }} figcaption {{ font-size: .9em; color: #555; }}\nsvg {{ max-width: 100%; height: auto; }}\n</style>\n</head>\n<body>\n<h1>chromax report: {}</h1>\n<p>Model directory <code>{}</code>.</p>\n",
+        escape(&name),
+        escape(&name),
+        escape(&model.display().to_string())
+    );
+
+    // Configuration.
+    let mut rows = Vec::new();
+    flatten("", &config, &mut rows);
+    h.push_str(
+        "<section id=\"configuration\">\n<h2>Configuration</h2>\n<table>\n<tr><th>setting</th><th>value</th></tr>\n",
+    );
+    for (k, v) in &rows {
+        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(v));
+    }
+    h.push_str("</table>\n</section>\n");
+    summary.sections.push("configuration".into());
+
+    // Training curves.
+    h.push_str("<section id=\"training\">\n<h2>Training</h2>\n");
+    match TrainLog::read(model) {
+        Ok(log) => {
+            let epochs = log.epochs.len();
+            let best = log.best.map_or(String::new(), |b| format!(", best epoch {b:.0}"));
+            let fig = CurvesFigure::new(log, format!("{epochs} epochs{best}"));
+            let _ = write!(
+                h,
+                "<figure>{}<figcaption>Loss, its parts and the metrics per epoch (train_log.tsv); the grey line marks the best epoch, the one model.safetensors holds.</figcaption></figure>\n",
+                svg_string(&fig)?
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(h, "<p>No training curves: {}</p>", escape(&e.to_string()));
+        }
+    }
+    h.push_str("</section>\n");
+    summary.sections.push("training".into());
+
+    if let (Some(run), Some(data)) = (&inputs.run, eval) {
+        let report = data.report();
+        let _ = write!(
+            h,
+            "<section id=\"evaluation\">\n<h2>Evaluation</h2>\n<p>{} bases ({} in peaks){}; the noisy coverage is the baseline.</p>\n<pre>{}</pre>\n",
+            thousands(report.bases),
+            thousands(report.bases_in_peaks),
+            if run.regions.is_empty() { String::new() } else { format!(" over {}", escape(&run.regions.join(", "))) },
+            escape(&format_table(&report))
+        );
+        let _ = write!(
+            h,
+            "<figure>{}<figcaption>ROC and precision–recall of the per-base peak probability (denoised) and of the noisy coverage as a score, against the clean peaks.</figcaption></figure>\n<figure>{}<figcaption>Each signal against the clean track, log(1 + value), in hexagonal bins.</figcaption></figure>\n</section>\n",
+            svg_string(&RocPrFigure::new(data, &report))?,
+            svg_string(&ScatterFigure::new(data, &report))?
+        );
+        summary.sections.push("evaluation".into());
+
+        let views = if inputs.views.is_empty() { default_views(run, 3, inputs.seed)? } else { inputs.views.clone() };
+        h.push_str("<section id=\"tracks\">\n<h2>Tracks</h2>\n");
+        let prob = crate::io::prefixed(&run.prediction, ".prob.bw");
+        let track = crate::io::prefixed(&run.prediction, ".track.bw");
+        let called = crate::io::prefixed(&run.prediction, ".peaks.narrowPeak");
+        for v in &views {
+            let opts = TracksOptions {
+                region: v.clone(),
+                tracks: vec![
+                    Named { name: "noisy".into(), path: run.noisy.clone() },
+                    Named { name: "denoised".into(), path: track.clone() },
+                    Named { name: "clean".into(), path: run.clean.clone() },
+                    Named { name: "peak probability".into(), path: prob.clone() },
+                ],
+                peaks: vec![
+                    Named { name: "called".into(), path: called.clone() },
+                    Named { name: "clean peaks".into(), path: run.peaks.clone() },
+                ],
+                same_scale: false,
+                summary: BinSummary::Max,
+                width: 1200,
+            };
+            let fig = load(&opts)?;
+            let _ = writeln!(h, "<figure>{}<figcaption>{}</figcaption></figure>", svg_string(&fig)?, escape(v));
+        }
+        h.push_str("</section>\n");
+        summary.sections.push("tracks".into());
+        summary.views = views;
+    }
+    h.push_str("<footer><p>Written by chromax; figures are SVG, inline, with their text as text.</p></footer>\n</body>\n</html>\n");
+    Ok((h, summary))
+}
+
+/// Writes the report of `inputs` to `out` (evaluating the run's files first, if given).
+pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Error> {
+    let data = match &inputs.run {
+        Some(run) => {
+            let opts = crate::denoise::eval::EvalOptions {
+                prediction: crate::denoise::eval::Prediction::Files { prefix: run.prediction.clone() },
+                noisy: Some(run.noisy.clone()),
+                clean: run.clean.clone(),
+                peaks: run.peaks.clone(),
+                genome: None,
+                regions: run.regions.clone(),
+            };
+            let cpu = crate::backend::cpu::CpuBackend::new();
+            Some(crate::denoise::eval::evaluate_data(&cpu, &opts)?)
+        }
+        None => None,
+    };
+    write_report_from(inputs, data.as_ref(), out)
+}
+
+/// Writes the report of `inputs` to `out`, with an evaluation already made of its run.
+pub fn write_report_from(inputs: &ReportInputs, eval: Option<&EvalData>, out: &Path) -> Result<ReportSummary, Error> {
+    let (html, summary) = report_html(inputs, eval)?;
+    write_atomically(out, |f| std::io::Write::write_all(f, html.as_bytes()))?;
+    Ok(summary)
+}
