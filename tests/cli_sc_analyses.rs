@@ -137,6 +137,26 @@ fn python(dir: &Path, what: &str, script: &str) -> Option<String> {
 fn analyses_write_files_python_reads_and_refuse_bad_input() {
     let dir = temp_dir("all");
     let (cells, _) = setup(&dir);
+
+    // The embedding, coloured by the obs column and by the groups file: every type in the
+    // key with its count, the axes with their share of variance; the report holds it too.
+    ok(&["plot", "embedding", "--model", "model", "--groups", "obs:cell_type", "-o", "emb.svg"], &dir);
+    ok(&["plot", "embedding", "--model", "model", "--groups", "groups.tsv", "-o", "emb.png"], &dir);
+    let svg = std::fs::read_to_string(dir.join("emb.svg")).expect("svg");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let texts: Vec<String> =
+        doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).map(|t| t.trim().to_string()).collect();
+    let mut types: Vec<&str> = texts.iter().filter(|t| t.starts_with("type")).map(String::as_str).collect();
+    types.sort_unstable();
+    assert_eq!(types.len(), 3, "{texts:?}");
+    let counted: usize =
+        types.iter().map(|t| t[t.find('(').expect("(") + 1..t.len() - 1].parse::<usize>().expect("n")).sum();
+    assert_eq!(counted, cells.len());
+    assert!(texts.iter().any(|t| t.starts_with("PC1 (") && t.ends_with("% of variance)")), "{texts:?}");
+    assert_eq!(&std::fs::read(dir.join("emb.png")).expect("png")[..4], b"\x89PNG");
+    ok(&["report", "model", "-o", "model.html"], &dir);
+    let html = std::fs::read_to_string(dir.join("model.html")).expect("html");
+    assert!(html.contains("<section id=\"embedding\">") && html.matches("<svg").count() == 2);
     let jaspar = jaspar_path();
     let jaspar = jaspar.to_str().expect("path");
 

@@ -11,6 +11,22 @@ pub enum PlotCommand {
     Tracks(TracksArgs),
     /// A training run's curves (loss, its parts, validation metrics; best epoch marked).
     Curves(CurvesArgs),
+    /// A single-cell model's cell embeddings on their first two principal components.
+    Embedding(EmbeddingArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EmbeddingArgs {
+    /// Model directory from `chromax sc train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Colour by group: a `barcode<TAB>group` file, or `obs:KEY` of the training AnnData
+    /// (default: by each cell's intercept, its depth term).
+    #[arg(long, value_name = "FILE|obs:KEY")]
+    pub groups: Option<String>,
+    /// Output figure: .svg or .png.
+    #[arg(long, short = 'o', value_name = "FIG.svg|png")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,7 +77,22 @@ pub fn run(cmd: &PlotCommand) -> CliResult {
     match cmd {
         PlotCommand::Tracks(a) => tracks(a),
         PlotCommand::Curves(a) => curves(a),
+        PlotCommand::Embedding(a) => embedding(a),
     }
+}
+
+fn embedding(a: &EmbeddingArgs) -> CliResult {
+    let group_file = a.groups.as_deref().filter(|g| !g.starts_with("obs:")).map(PathBuf::from);
+    Files::new().model_dir("--model", &a.model).inputs("--groups", &group_file).output("-o", &a.output).check()?;
+    let fig = chromax::plot::embedding::plot_embedding(&a.model, a.groups.as_deref(), &a.output)?;
+    eprintln!(
+        "wrote {} ({} cells; PC1 {:.1}%, PC2 {:.1}% of the variance)",
+        a.output.display(),
+        fig.points.len(),
+        100.0 * fig.explained[0],
+        100.0 * fig.explained[1]
+    );
+    Ok(())
 }
 
 fn curves(a: &CurvesArgs) -> CliResult {

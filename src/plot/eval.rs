@@ -2,7 +2,7 @@
 //! precision–recall curves of the denoised peak probabilities against the noisy coverage as a
 //! baseline score, and hexagonal-bin scatters of each signal against the clean track.
 
-use super::{colour, render, short_number, thousands, Figure, FONT_FAMILY};
+use super::{colour, render, sequential, short_number, thousands, Figure, FONT_FAMILY};
 use crate::denoise::eval::{EvalData, EvalReport};
 use crate::error::FileError;
 use crate::eval::metrics::{rank_curves, RankCurves};
@@ -164,24 +164,6 @@ impl HexPanel {
     }
 }
 
-/// A sequential colour for `t` in 0..1, light to dark (viridis' ends and middle,
-/// interpolated): readable in grey and by colour-blind readers.
-fn sequential(t: f64) -> RGBColor {
-    const STOPS: [(f64, (f64, f64, f64)); 5] = [
-        (0.0, (253.0, 231.0, 37.0)),
-        (0.25, (94.0, 201.0, 98.0)),
-        (0.5, (33.0, 145.0, 140.0)),
-        (0.75, (59.0, 82.0, 139.0)),
-        (1.0, (68.0, 1.0, 84.0)),
-    ];
-    let t = t.clamp(0.0, 1.0);
-    let k = STOPS.iter().position(|s| s.0 >= t).unwrap_or(STOPS.len() - 1).max(1);
-    let (a, b) = (STOPS[k - 1], STOPS[k]);
-    let f = (t - a.0) / (b.0 - a.0);
-    let mix = |x: f64, y: f64| (x + (y - x) * f).round() as u8;
-    RGBColor(mix(a.1 .0, b.1 .0), mix(a.1 .1, b.1 .1), mix(a.1 .2, b.1 .2))
-}
-
 impl ScatterFigure {
     pub fn new(data: &EvalData, report: &EvalReport) -> ScatterFigure {
         let mut panels = Vec::new();
@@ -302,12 +284,5 @@ mod tests {
             let (cx, cy) = (i as f64 * w + shift, j as f64 * 1.5);
             assert!(((x - cx).powi(2) + (y - cy).powi(2)).sqrt() <= r + 1e-9);
         }
-    }
-
-    #[test]
-    fn the_sequential_scale_runs_light_to_dark() {
-        let lum = |c: RGBColor| 0.299 * c.0 as f64 + 0.587 * c.1 as f64 + 0.114 * c.2 as f64;
-        let l: Vec<f64> = (0..=10).map(|k| lum(sequential(k as f64 / 10.0))).collect();
-        assert!(l.windows(2).all(|w| w[1] < w[0]), "{l:?}");
     }
 }

@@ -7,6 +7,7 @@
 //! Outputs appear whole or not at all (a temporary file renamed into place).
 
 pub mod curves;
+pub mod embedding;
 pub mod eval;
 pub mod report;
 pub mod tracks;
@@ -152,6 +153,24 @@ pub fn short_number(v: f64) -> String {
     }
 }
 
+/// A sequential colour for `t` in 0..1, light to dark (viridis' ends and middle,
+/// interpolated): readable in grey and by colour-blind readers.
+pub fn sequential(t: f64) -> RGBColor {
+    const STOPS: [(f64, (f64, f64, f64)); 5] = [
+        (0.0, (253.0, 231.0, 37.0)),
+        (0.25, (94.0, 201.0, 98.0)),
+        (0.5, (33.0, 145.0, 140.0)),
+        (0.75, (59.0, 82.0, 139.0)),
+        (1.0, (68.0, 1.0, 84.0)),
+    ];
+    let t = t.clamp(0.0, 1.0);
+    let k = STOPS.iter().position(|s| s.0 >= t).unwrap_or(STOPS.len() - 1).max(1);
+    let (a, b) = (STOPS[k - 1], STOPS[k]);
+    let f = (t - a.0) / (b.0 - a.0);
+    let mix = |x: f64, y: f64| (x + (y - x) * f).round() as u8;
+    RGBColor(mix(a.1 .0, b.1 .0), mix(a.1 .1, b.1 .1), mix(a.1 .2, b.1 .2))
+}
+
 /// `n` with thousands separators (axis labels and titles).
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -175,6 +194,13 @@ mod tests {
         assert_eq!(Format::of(Path::new("fig.png")).ok(), Some(Format::Png));
         let e = Format::of(Path::new("fig.pdf")).expect_err("pdf");
         assert!(e.to_string().contains(".svg or .png"), "{e}");
+    }
+
+    #[test]
+    fn the_sequential_scale_runs_light_to_dark() {
+        let lum = |c: RGBColor| 0.299 * c.0 as f64 + 0.587 * c.1 as f64 + 0.114 * c.2 as f64;
+        let l: Vec<f64> = (0..=10).map(|k| lum(sequential(k as f64 / 10.0))).collect();
+        assert!(l.windows(2).all(|w| w[1] < w[0]), "{l:?}");
     }
 
     #[test]

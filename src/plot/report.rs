@@ -168,6 +168,24 @@ pub fn report_html(inputs: &ReportInputs, eval: Option<&EvalData>) -> Result<(St
     h.push_str("</section>\n");
     summary.sections.push("training".into());
 
+    // A single-cell model: its cells' embedding.
+    if config.get("format").and_then(|f| f.as_str()).is_some_and(|f| f == crate::sc::model::SC_FORMAT) {
+        h.push_str("<section id=\"embedding\">\n<h2>Cell embeddings</h2>\n");
+        match super::embedding::embedding_figure(model, None) {
+            Ok(fig) => {
+                let _ = write!(
+                    h,
+                    "<figure>{}<figcaption>The cells' embeddings (the head's weights) on their first two principal components, coloured by intercept; `chromax plot embedding --groups` colours by group.</figcaption></figure>\n",
+                    svg_string(&fig)?
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(h, "<p>No embedding figure: {}</p>", escape(&e.to_string()));
+            }
+        }
+        h.push_str("</section>\n");
+        summary.sections.push("embedding".into());
+    }
     if let (Some(run), Some(data)) = (&inputs.run, eval) {
         let report = data.report();
         let _ = write!(
