@@ -191,6 +191,37 @@ fn analyses_write_files_python_reads_and_refuse_bad_input() {
     ];
     let stderr = ok(&tf, &dir);
     assert!(stderr.contains("3 motifs × 50 instances = 150 sequences") && stderr.contains("sequences/s"), "{stderr}");
+    // The heatmap of it: the three types × the three motifs, mean z-scores.
+    ok(
+        &["plot", "tf-activity", "--model", "model", "--scores", "tf.tsv", "--groups", "obs:cell_type", "-o", "tf.svg"],
+        &dir,
+    );
+    let svg = std::fs::read_to_string(dir.join("tf.svg")).expect("svg");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let texts: Vec<String> =
+        doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).map(|t| t.trim().to_string()).collect();
+    for t in ["type0", "type1", "type2", "MA0139.1", "MA0080.6", "MA0466.3", "mean z-score"] {
+        assert!(texts.iter().any(|x| x == t), "tf.svg lacks '{t}': {texts:?}");
+    }
+    assert!(texts.iter().any(|x| x.starts_with("TF activity: 3 most variable of 3 motifs")));
+    ok(
+        &[
+            "plot",
+            "tf-activity",
+            "--model",
+            "model",
+            "--scores",
+            "tf.tsv",
+            "--groups",
+            "groups.tsv",
+            "--top",
+            "2",
+            "-o",
+            "tf.png",
+        ],
+        &dir,
+    );
+    assert_eq!(&std::fs::read(dir.join("tf.png")).expect("png")[..4], b"\x89PNG");
     let tsv = std::fs::read_to_string(dir.join("tf.tsv")).expect("tsv");
     let lines: Vec<&str> = tsv.lines().collect();
     assert_eq!(lines.len(), 73);

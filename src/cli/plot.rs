@@ -13,6 +13,27 @@ pub enum PlotCommand {
     Curves(CurvesArgs),
     /// A single-cell model's cell embeddings on their first two principal components.
     Embedding(EmbeddingArgs),
+    /// TF activity (`sc tf-activity`'s z-scores) as groups × the most variable motifs.
+    TfActivity(TfActivityPlotArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TfActivityPlotArgs {
+    /// Model directory from `chromax sc train` (its cells, and obs:KEY's matrix).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The .tsv `chromax sc tf-activity` writes beside its .h5ad.
+    #[arg(long, value_name = "TF.tsv")]
+    pub scores: PathBuf,
+    /// Cell groups: a `barcode<TAB>group` file, or `obs:KEY` of the training AnnData.
+    #[arg(long, value_name = "FILE|obs:KEY")]
+    pub groups: String,
+    /// How many motifs: those whose group means vary most.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub top: u32,
+    /// Output figure: .svg or .png.
+    #[arg(long, short = 'o', value_name = "FIG.svg|png")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,7 +99,21 @@ pub fn run(cmd: &PlotCommand) -> CliResult {
         PlotCommand::Tracks(a) => tracks(a),
         PlotCommand::Curves(a) => curves(a),
         PlotCommand::Embedding(a) => embedding(a),
+        PlotCommand::TfActivity(a) => tf_activity(a),
     }
+}
+
+fn tf_activity(a: &TfActivityPlotArgs) -> CliResult {
+    let group_file = Some(&a.groups).filter(|g| !g.starts_with("obs:")).map(PathBuf::from);
+    Files::new()
+        .model_dir("--model", &a.model)
+        .input("--scores", &a.scores)
+        .inputs("--groups", &group_file)
+        .output("-o", &a.output)
+        .check()?;
+    let fig = chromax::plot::heatmap::plot_tf_activity(&a.model, &a.scores, &a.groups, a.top as usize, &a.output)?;
+    eprintln!("wrote {} ({} groups × {} motifs)", a.output.display(), fig.groups.len(), fig.motifs.len());
+    Ok(())
 }
 
 fn embedding(a: &EmbeddingArgs) -> CliResult {

@@ -9,6 +9,7 @@
 pub mod curves;
 pub mod embedding;
 pub mod eval;
+pub mod heatmap;
 pub mod report;
 pub mod tracks;
 
@@ -146,8 +147,10 @@ pub fn short_number(v: f64) -> String {
     } else {
         format!("{v:.3}")
     };
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
+    // A value that rounds to zero from below is 0, not "-0".
+    if text == "-0" {
+        "0".to_string()
     } else {
         text
     }
@@ -201,6 +204,14 @@ mod tests {
         let lum = |c: RGBColor| 0.299 * c.0 as f64 + 0.587 * c.1 as f64 + 0.114 * c.2 as f64;
         let l: Vec<f64> = (0..=10).map(|k| lum(sequential(k as f64 / 10.0))).collect();
         assert!(l.windows(2).all(|w| w[1] < w[0]), "{l:?}");
+    }
+
+    #[test]
+    fn axis_numbers_are_short() {
+        assert_eq!(short_number(0.25), "0.25");
+        assert_eq!(short_number(450.0), "450");
+        assert_eq!(short_number(-0.00004), "0");
+        assert_eq!(short_number(1.5), "1.5");
     }
 
     #[test]
