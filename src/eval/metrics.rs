@@ -125,29 +125,12 @@ pub fn spearman(x: &[f32], y: &[f32]) -> f64 {
 /// (AUROC, AUPRC) of `scores` against 0/1 `labels` (non-zero = positive); NaN when a class is
 /// missing.
 pub fn auroc_auprc(scores: &[f32], labels: &[f32]) -> (f64, f64) {
-    let mut keys: Vec<u64> =
-        scores.par_iter().zip(labels).map(|(&s, &l)| ((key(s) as u64) << 1) | u64::from(l != 0.0)).collect();
-    keys.par_sort_unstable_by(|a, b| b.cmp(a)); // highest score first
-    let positives = keys.iter().filter(|&&k| k & 1 == 1).count() as u64;
-    let negatives = keys.len() as u64 - positives;
-    if positives == 0 || negatives == 0 {
+    let Some((keys, positives, negatives)) = ranked(scores, labels) else {
         return (f64::NAN, f64::NAN);
-    }
+    };
     let (mut tp, mut fp) = (0u64, 0u64);
     let (mut auc_sum, mut ap) = (0.0f64, 0.0f64);
-    let mut a = 0;
-    while a < keys.len() {
-        let s = keys[a] >> 1;
-        let mut b = a;
-        let (mut pos, mut neg) = (0u64, 0u64);
-        while b < keys.len() && keys[b] >> 1 == s {
-            if keys[b] & 1 == 1 {
-                pos += 1;
-            } else {
-                neg += 1;
-            }
-            b += 1;
-        }
+    for (pos, neg) in tie_groups(&keys) {
         // Negatives at this score beat the positives above it and tie with those here.
         auc_sum += neg as f64 * (tp as f64 + 0.5 * pos as f64);
         tp += pos;
@@ -155,10 +138,28 @@ pub fn auroc_auprc(scores: &[f32], labels: &[f32]) -> (f64, f64) {
         if pos > 0 {
             ap += (pos as f64 / positives as f64) * (tp as f64 / (tp + fp) as f64);
         }
-        a = b;
     }
     // auc_sum counts, for each negative, the positives scored above it: P(score_neg < score_pos).
     (auc_sum / (positives as f64 * negatives as f64), ap)
+}
+
+/// One u64 key (score, label) per value, sorted highest score first, with the counts of
+/// positives and negatives; None when a class is missing.
+fn ranked(scores: &[f32], labels: &[f32]) -> Option<(Vec<u64>, u64, u64)> {
+    let mut keys: Vec<u64> =
+        scores.par_iter().zip(labels).map(|(&s, &l)| ((key(s) as u64) << 1) | u64::from(l != 0.0)).collect();
+    keys.par_sort_unstable_by(|a, b| b.cmp(a));
+    let positives = keys.iter().filter(|&&k| k & 1 == 1).count() as u64;
+    let negatives = keys.len() as u64 - positives;
+    (positives > 0 && negatives > 0).then_some((keys, positives, negatives))
+}
+
+/// `(positives, negatives)` of each distinct score of `ranked` keys, in their order.
+fn tie_groups(keys: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    keys.chunk_by(|a, b| a >> 1 == b >> 1).map(|g| {
+        let pos = g.iter().filter(|&&k| k & 1 == 1).count() as u64;
+        (pos, g.len() as u64 - pos)
+    })
 }
 
 /// Points of the ROC curve (false-positive rate, true-positive rate) and of the
@@ -176,32 +177,17 @@ pub struct RankCurves {
 /// The ROC and precision–recall curves of `scores` against 0/1 `labels` (non-zero =
 /// positive), over the same ranking as [`auroc_auprc`].
 pub fn rank_curves(scores: &[f32], labels: &[f32], max_points: usize) -> RankCurves {
-    let mut keys: Vec<u64> =
-        scores.par_iter().zip(labels).map(|(&s, &l)| ((key(s) as u64) << 1) | u64::from(l != 0.0)).collect();
-    keys.par_sort_unstable_by(|a, b| b.cmp(a));
-    let positives = keys.iter().filter(|&&k| k & 1 == 1).count() as u64;
-    let negatives = keys.len() as u64 - positives;
-    if positives == 0 || negatives == 0 {
+    let Some((keys, positives, negatives)) = ranked(scores, labels) else {
         return RankCurves::default();
-    }
+    };
     let (p, n) = (positives as f64, negatives as f64);
     let (mut roc, mut pr) = (vec![(0.0, 0.0)], Vec::new());
     let (mut tp, mut fp) = (0u64, 0u64);
-    let mut a = 0;
-    while a < keys.len() {
-        let s = keys[a] >> 1;
-        let mut b = a;
-        while b < keys.len() && keys[b] >> 1 == s {
-            if keys[b] & 1 == 1 {
-                tp += 1;
-            } else {
-                fp += 1;
-            }
-            b += 1;
-        }
+    for (pos, neg) in tie_groups(&keys) {
+        tp += pos;
+        fp += neg;
         roc.push((fp as f64 / n, tp as f64 / p));
         pr.push((tp as f64 / p, tp as f64 / (tp + fp) as f64));
-        a = b;
     }
     let thin = |v: Vec<(f64, f64)>| -> Vec<(f64, f64)> {
         if v.len() <= max_points.max(2) {

@@ -2,7 +2,7 @@
 //! loss, its parts, the validation metrics — with the best epoch marked. Reads the log of
 //! either task by its header, so denoising and single-cell runs draw alike.
 
-use super::{colour, render, short_number, Figure, FONT_FAMILY};
+use super::{colour, plain_axes, render, Figure, FONT_FAMILY};
 use crate::error::FileError;
 use crate::train::checkpoint::LOG_FILE;
 use crate::Error;
@@ -152,15 +152,10 @@ impl Figure for CurvesFigure {
                 .y_label_area_size(70)
                 .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
                 .map_err(e)?;
-            chart
-                .configure_mesh()
-                .light_line_style(TRANSPARENT)
+            plain_axes(&mut chart.configure_mesh())
                 .x_desc("epoch")
                 .y_desc(panel.y_desc)
                 .x_label_formatter(&|x| format!("{x:.0}"))
-                .y_label_formatter(&|y| short_number(*y))
-                .label_style((FONT_FAMILY, 12))
-                .axis_desc_style((FONT_FAMILY, 13))
                 .draw()
                 .map_err(e)?;
             if let Some(best) = self.log.best {

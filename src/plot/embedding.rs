@@ -2,7 +2,7 @@
 //! first two principal components, computed here, with the share of variance each explains —
 //! coloured by group or, without groups, by the cell's intercept (its depth term).
 
-use super::{colour, render, sequential, short_number, thousands, Figure, FONT_FAMILY};
+use super::{colour, plain_axes, render, sequential, short_number, thousands, Figure, FONT_FAMILY};
 use crate::error::FileError;
 use crate::sc::embed::read_cell_embeddings;
 use crate::sc::groups::{GroupSource, Groups};
@@ -147,15 +147,9 @@ impl Figure for EmbeddingFigure {
             .y_label_area_size(60)
             .build_cartesian_2d(range(&|p| p.0), range(&|p| p.1))
             .map_err(e)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
+        plain_axes(&mut chart.configure_mesh())
             .x_desc(format!("PC1 ({:.1}% of variance)", 100.0 * self.explained[0]))
             .y_desc(format!("PC2 ({:.1}% of variance)", 100.0 * self.explained[1]))
-            .x_label_formatter(&|v| short_number(*v))
-            .y_label_formatter(&|v| short_number(*v))
-            .label_style((FONT_FAMILY, 12))
-            .axis_desc_style((FONT_FAMILY, 13))
             .draw()
             .map_err(e)?;
         let radius = if self.points.len() > 20_000 { 1 } else { 3 };

@@ -2,7 +2,7 @@
 //! precision–recall curves of the denoised peak probabilities against the noisy coverage as a
 //! baseline score, and hexagonal-bin scatters of each signal against the clean track.
 
-use super::{colour, render, sequential, short_number, thousands, Figure, FONT_FAMILY};
+use super::{colour, plain_axes, render, sequential, thousands, Figure, FONT_FAMILY};
 use crate::denoise::eval::{EvalData, EvalReport};
 use crate::error::FileError;
 use crate::eval::metrics::{rank_curves, RankCurves};
@@ -74,15 +74,9 @@ impl Figure for RocPrFigure {
                 .y_label_area_size(55)
                 .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
                 .map_err(e)?;
-            chart
-                .configure_mesh()
-                .light_line_style(TRANSPARENT)
+            plain_axes(&mut chart.configure_mesh())
                 .x_desc(if roc { "false-positive rate" } else { "recall" })
                 .y_desc(if roc { "true-positive rate" } else { "precision" })
-                .x_label_formatter(&|v| short_number(*v))
-                .y_label_formatter(&|v| short_number(*v))
-                .label_style((FONT_FAMILY, 12))
-                .axis_desc_style((FONT_FAMILY, 13))
                 .draw()
                 .map_err(e)?;
             // What a random ranking scores: the diagonal, or the prevalence.
@@ -198,19 +192,13 @@ impl Figure for ScatterFigure {
                 .y_label_area_size(55)
                 .build_cartesian_2d(0f64..panel.max * 1.02, 0f64..panel.max * 1.02)
                 .map_err(e)?;
-            chart
-                .configure_mesh()
-                .light_line_style(TRANSPARENT)
+            plain_axes(&mut chart.configure_mesh())
                 .x_desc("clean: log(1 + coverage)")
                 .y_desc(if panel.title.starts_with("noisy") {
                     "noisy: log(1 + coverage)"
                 } else {
                     "denoised: log(1 + value)"
                 })
-                .x_label_formatter(&|v| short_number(*v))
-                .y_label_formatter(&|v| short_number(*v))
-                .label_style((FONT_FAMILY, 12))
-                .axis_desc_style((FONT_FAMILY, 13))
                 .draw()
                 .map_err(e)?;
             let r = panel.radius;

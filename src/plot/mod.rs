@@ -15,6 +15,8 @@ pub mod tracks;
 
 use crate::error::FileError;
 use crate::io::atomic::{write_atomically, AtomicFile};
+use plotters::chart::MeshStyle;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -98,6 +100,21 @@ fn svg_text(figure: &impl Figure) -> Result<String, String> {
 /// `figure` as SVG text (for pages that hold figures inline).
 pub fn svg_string(figure: &impl Figure) -> Result<String, FileError> {
     svg_text(figure).map_err(|e| FileError::Argument(format!("drawing a figure failed: {e}")))
+}
+
+fn axis_number(v: &f64) -> String {
+    short_number(*v)
+}
+
+/// The axes every f64 × f64 chart shares: no light grid, short numbers, the figure font.
+pub(crate) fn plain_axes<'m, 'a, 'b, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, DB>,
+) -> &'m mut MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, DB> {
+    mesh.light_line_style(TRANSPARENT)
+        .x_label_formatter(&axis_number)
+        .y_label_formatter(&axis_number)
+        .label_style((FONT_FAMILY, 12))
+        .axis_desc_style((FONT_FAMILY, 13))
 }
 
 /// Writes `figure` to `out` as SVG or PNG (by the extension), atomically.
