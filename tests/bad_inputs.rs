@@ -499,6 +499,14 @@ fn with_all(fixture: &str, value: f32) -> Vec<u8> {
     })
 }
 
+/// Four bytes into the compressed stream of a bigWig's first data block set to 0xff (the
+/// data count follows the header's full-data offset; the block follows the count).
+fn damage_first_data_block(b: &mut Vec<u8>) {
+    let data = u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")) as usize;
+    let at = data + 8 + 4;
+    b[at..at + 4].copy_from_slice(&[0xff; 4]);
+}
+
 fn table() -> Vec<Row> {
     let yeast_sizes = ("sizes", Src::Data("yeast/sacCer3.chrom.sizes"));
     vec![
@@ -566,8 +574,8 @@ fn table() -> Vec<Row> {
         row("a_text_file_named_bam", vec![text("text.bam", "c\t10\t100\tAAA\t1\n")], "coverage text.bam -o out.bw", vec!["text.bam", "not a BAM file", "1f 8b 08 04"]).one_line(),
         row("bgzip_fragments_cut_between_blocks", vec![bytes("cut.tsv.gz", { let b = bgzip(&fragments()); b[..b.len() - 28].to_vec() }), f("g.sizes")], "coverage cut.tsv.gz -g g.sizes -o out.bw", vec!["cut.tsv.gz", "no end-of-file block", "truncated", "bgzip"]),
         row("a_bigwig_cut_in_half", vec![bytes("half.bw", patched("cov.bw", |b| b.truncate(b.len() / 2)))], "peaks half.bw -o p.narrowPeak", vec!["half.bw", "truncated bigWig"]).one_line(),
-        row("a_bigwig_with_damaged_data", vec![bytes("flip.bw", patched("cov.bw", |b| { let n = b.len() / 2; b[n..n + 4].copy_from_slice(&[0xff; 4]); }))], "peaks flip.bw -o p.narrowPeak", vec!["flip.bw", "damaged bigWig", "data block"]).one_line(),
-        row("a_bigwig_damaged_for_training", vec![bytes("flip.bw", patched("cov.bw", |b| { let n = b.len() / 2; b[n..n + 4].copy_from_slice(&[0xff; 4]); })), f("cov.bw"), f("peaks.bed"), f("g.sizes")], "denoise train --noisy flip.bw --clean cov.bw --peaks peaks.bed -g g.sizes --val-chrom v --device cpu -o run", vec!["flip.bw", "damaged bigWig"]),
+        row("a_bigwig_with_damaged_data", vec![bytes("flip.bw", patched("cov.bw", damage_first_data_block))], "peaks flip.bw -o p.narrowPeak", vec!["flip.bw", "damaged bigWig", "data block"]).one_line(),
+        row("a_bigwig_damaged_for_training", vec![bytes("flip.bw", patched("cov.bw", damage_first_data_block)), f("cov.bw"), f("peaks.bed"), f("g.sizes")], "denoise train --noisy flip.bw --clean cov.bw --peaks peaks.bed -g g.sizes --val-chrom v --device cpu -o run", vec!["flip.bw", "damaged bigWig"]),
         row("peaks_on_coverage_of_3e38", vec![text("huge.bedGraph", "c\t0\t300\t3e38\nc\t300\t400\t1\n")], "peaks huge.bedGraph --lambda 1 -o p.narrowPeak", vec!["1 peaks"]).succeeds(vec!["p.narrowPeak"]),
         row("peaks_whose_mean_is_3e38", vec![text("huge.bedGraph", "c\t0\t300\t3e38\nc\t300\t400\t1\n")], "peaks huge.bedGraph -o p.narrowPeak", vec!["huge.bedGraph", "above 1e6", "--lambda"]),
         row("peaks_lambda_1e300", vec![f("cov.bedGraph")], "peaks cov.bedGraph --lambda 1e300 -o p.narrowPeak", vec!["--lambda 1e300", "at most 1e6"]),
