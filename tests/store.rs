@@ -215,7 +215,7 @@ fn an_all_zero_track_writes_and_reads_back() {
     write_bigwig(dir.join("zero.bw"), &track, 2).expect("write");
     let back = chromax::io::bigwig::read_bigwig(dir.join("zero.bw"), Some(&sizes)).expect("read");
     assert_eq!(back, track);
-    let stream = chromax::io::bigwig::BigWigStream::create(dir.join("stream.bw"), &sizes, 2).expect("stream");
+    let stream = chromax::io::bigwig::BigWigStream::create(dir.join("stream.bw"), &sizes).expect("stream");
     stream.chrom("a").expect("chrom");
     stream.chrom("b").expect("chrom");
     stream.finish().expect("finish");
@@ -241,7 +241,7 @@ fn an_abandoned_bigwig_stream_leaves_nothing_and_panics_nowhere() {
     for (case, runs) in [("with values", 150_000u32), ("empty", 0)] {
         let dir = tempdir(&format!("abandon-{}", runs));
         {
-            let stream = chromax::io::bigwig::BigWigStream::create(dir.join("out.bw"), &sizes, 2).expect("stream");
+            let stream = chromax::io::bigwig::BigWigStream::create(dir.join("out.bw"), &sizes).expect("stream");
             // Runs sent in pieces, so that the writer is mid-way when the stream is dropped.
             stream.chrom("a").expect("chrom");
             for piece in 0..runs / 1000 {

@@ -294,9 +294,8 @@ pub fn run<B: Backend>(
     let set = open_inputs(&config, &opts.noisy, &opts.extra_tracks, &sizes)?;
     let spans = resolve_spans(&opts.regions, &sizes)?;
     let total: u64 = spans.iter().map(|s| s.end - s.start).sum();
-    let threads = rayon::current_num_threads().max(1);
-    let track_out = BigWigStream::create(&track_path, &sizes, threads)?;
-    let prob_out = if opts.probabilities { Some(BigWigStream::create(&prob_path, &sizes, threads)?) } else { None };
+    let track_out = BigWigStream::create(&track_path, &sizes)?;
+    let prob_out = if opts.probabilities { Some(BigWigStream::create(&prob_path, &sizes)?) } else { None };
     let mut caller = ProbPeakCaller::new(opts.peaks);
     let mut current: Option<usize> = None;
     let scale = opts.round.map(|d| 10f32.powi(d as i32));

@@ -17,15 +17,34 @@ pub struct Interval {
 /// Reads the intervals of a BED or narrowPeak file (plain or gzip); header lines
 /// (`track`, `browser`, `#`) are skipped. Empty intervals (start ≥ end) are errors.
 pub fn read_intervals(path: impl AsRef<Path>) -> Result<Vec<Interval>, FileError> {
-    let mut lines = LineReader::open(path.as_ref())?;
+    Ok(read_records(path.as_ref(), |_| Ok(()))?.into_iter().map(|(iv, ())| iv).collect())
+}
+
+/// The intervals of a narrowPeak file with their signalValue (column 7).
+pub fn read_narrowpeak_signal(path: impl AsRef<Path>) -> Result<Vec<(Interval, f64)>, FileError> {
+    read_records(path.as_ref(), |rest| {
+        let seventh = rest.get(3).ok_or("expected the 10 narrowPeak columns (signalValue is the 7th)")?;
+        std::str::from_utf8(seventh)
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .ok_or_else(|| format!("signalValue '{}' is not a number", String::from_utf8_lossy(seventh)).into())
+    })
+}
+
+/// Each line's interval and what `more` reads from its columns after the third.
+fn read_records<T>(
+    path: &Path,
+    more: impl Fn(&[&[u8]]) -> Result<T, std::borrow::Cow<'static, str>>,
+) -> Result<Vec<(Interval, T)>, FileError> {
+    let mut lines = LineReader::open(path)?;
     let mut out = Vec::new();
     while lines.advance()? {
         let line = lines.line();
         if is_header(line) {
             continue;
         }
-        let mut fields = line.split(|&b| b == b'\t');
-        let (Some(chrom), Some(start), Some(end)) = (fields.next(), fields.next(), fields.next()) else {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b'\t').collect();
+        let [chrom, start, end, rest @ ..] = fields.as_slice() else {
             return Err(lines.error("expected at least 3 tab-separated columns: chrom start end"));
         };
         let start = parse_u64(start, "start").map_err(|e| lines.error(e))?;
@@ -33,7 +52,8 @@ pub fn read_intervals(path: impl AsRef<Path>) -> Result<Vec<Interval>, FileError
         if start >= end {
             return Err(lines.error(format!("start {start} is not before end {end}")));
         }
-        out.push(Interval { chrom: String::from_utf8_lossy(chrom).into_owned(), start, end });
+        let extra = more(rest).map_err(|e| lines.error(e.into_owned()))?;
+        out.push((Interval { chrom: String::from_utf8_lossy(chrom).into_owned(), start, end }, extra));
     }
     Ok(out)
 }

@@ -45,11 +45,7 @@ pub fn write_bigwig(path: impl AsRef<Path>, track: &Track, threads: usize) -> Re
 /// only ever sees files it can read; bigtools is then called behind `catch_unwind`.
 pub fn read_bigwig(path: impl AsRef<Path>, sizes: Option<&ChromSizes>) -> Result<Track, FileError> {
     let path = path.as_ref();
-    std::fs::File::open(path).map_err(FileError::io(path))?;
-    if !is_bigwig(path) {
-        return Err(FileError::content(path, "not a bigWig file (wrong magic number)"));
-    }
-    let file_chroms = layout::check(path)?;
+    let file_chroms = bigwig_chroms(path)?;
     let track_sizes = match sizes {
         Some(s) => {
             let missing: Vec<String> =
@@ -100,7 +96,8 @@ pub fn bigwig_chroms(path: impl AsRef<Path>) -> Result<Vec<(String, u64)>, FileE
 }
 
 /// The non-zero runs of a bigWig over `chrom:start-end` (0-based, end exclusive), cut to it;
-/// `chroms` from [`bigwig_chroms`]. Reads only the blocks the region touches.
+/// `chroms` from [`bigwig_chroms`] (whose layout check reads every block once): bigtools then
+/// reads only the blocks the region touches.
 pub fn read_bigwig_region(
     path: impl AsRef<Path>,
     chroms: &[(String, u64)],
@@ -196,9 +193,9 @@ pub struct BigWigStream {
 }
 
 impl BigWigStream {
-    /// A stream to `path` over the chromosomes of `sizes`. `_threads` is kept for callers:
-    /// one writer thread compresses as the runs arrive.
-    pub fn create(path: impl AsRef<Path>, sizes: &ChromSizes, _threads: usize) -> Result<Self, FileError> {
+    /// A stream to `path` over the chromosomes of `sizes`; one writer thread compresses as the
+    /// runs arrive.
+    pub fn create(path: impl AsRef<Path>, sizes: &ChromSizes) -> Result<Self, FileError> {
         let path = path.as_ref().to_path_buf();
         let file = AtomicFile::new(&path)?;
         let mut writer = BigWigWriter::create(file.path(), &path, sizes, false)?;
@@ -793,7 +790,7 @@ mod tests {
         let dir = scratch("stream");
         let path = dir.join("s.bw");
         let t = track();
-        let s = BigWigStream::create(&path, t.sizes(), 2).expect("create");
+        let s = BigWigStream::create(&path, t.sizes()).expect("create");
         s.chrom("chr1").expect("chr1");
         // Runs arrive in pieces; an empty piece is allowed.
         s.runs(t.runs(0)[..1].to_vec()).expect("runs");
@@ -809,12 +806,12 @@ mod tests {
 
         // Nothing sent: an all-zero track.
         let zeros = dir.join("zeros.bw");
-        BigWigStream::create(&zeros, t.sizes(), 1).expect("create").finish().expect("finish");
+        BigWigStream::create(&zeros, t.sizes()).expect("create").finish().expect("finish");
         assert_eq!(read_bigwig(&zeros, Some(t.sizes())).expect("read"), Track::empty(t.sizes().clone()));
 
         // Dropped without finish: no file, and no temporary left behind.
         let dropped = dir.join("dropped.bw");
-        let s = BigWigStream::create(&dropped, t.sizes(), 1).expect("create");
+        let s = BigWigStream::create(&dropped, t.sizes()).expect("create");
         s.chrom("chr1").expect("chr1");
         s.runs(t.runs(0).to_vec()).expect("runs");
         drop(s);
@@ -826,7 +823,7 @@ mod tests {
         // drop runs on a thread so that a hang fails the test instead of stalling it.
         for chroms in [&[][..], &["chr1"][..], &["chr1", "chr2"][..]] {
             let empty = dir.join("empty.bw");
-            let s = BigWigStream::create(&empty, t.sizes(), 1).expect("create");
+            let s = BigWigStream::create(&empty, t.sizes()).expect("create");
             for c in chroms {
                 s.chrom(c).expect("chrom");
             }

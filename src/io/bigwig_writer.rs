@@ -114,12 +114,6 @@ struct Zoom {
     count: u64,
 }
 
-/// The runs not yet written: all on one chromosome, at most `ITEMS_PER_SLOT`.
-struct Pending {
-    chrom: u32,
-    items: Vec<Run>,
-}
-
 /// Writes a bigWig to `out` (a temporary file the caller renames into place).
 pub(crate) struct BigWigWriter {
     /// The destination, for error messages.
@@ -132,7 +126,8 @@ pub(crate) struct BigWigWriter {
     /// The current chromosome's length and where its last run ended.
     length: u64,
     last_end: u64,
-    pending: Pending,
+    /// The current chromosome's runs not yet in a section (at most `ITEMS_PER_SLOT`).
+    pending: Vec<Run>,
     sections: Vec<Section>,
     /// Sections encoded but not yet compressed (parallel writers only).
     batch: Vec<(Section, Vec<u8>)>,
@@ -216,7 +211,7 @@ impl BigWigWriter {
             chroms: Vec::new(),
             length: 0,
             last_end: 0,
-            pending: Pending { chrom: 0, items: Vec::with_capacity(ITEMS_PER_SLOT) },
+            pending: Vec::with_capacity(ITEMS_PER_SLOT),
             sections: Vec::new(),
             batch: Vec::new(),
             parallel,
@@ -229,8 +224,9 @@ impl BigWigWriter {
         })
     }
 
-    fn io(&self) -> impl FnOnce(std::io::Error) -> FileError {
-        FileError::io(self.path.clone())
+    /// The current chromosome's id in the file (its place in the order written).
+    fn chrom_id(&self) -> u32 {
+        self.chroms.len().saturating_sub(1) as u32
     }
 
     /// Starts the next chromosome: each once, runs of the one before all given.
@@ -245,7 +241,6 @@ impl BigWigWriter {
         self.chroms.push(id);
         self.length = self.sizes.length(id).min(u32::MAX as u64);
         self.last_end = 0;
-        self.pending.chrom = (self.chroms.len() - 1) as u32;
         Ok(())
     }
 
@@ -273,17 +268,17 @@ impl BigWigWriter {
         self.summary.add(r.value, end - start);
         self.items += 1;
         self.zoom_add(r);
-        if self.pending.items.len() == ITEMS_PER_SLOT {
+        if self.pending.len() == ITEMS_PER_SLOT {
             self.flush_sections()?;
         }
-        self.pending.items.push(r);
+        self.pending.push(r);
         Ok(())
     }
 
     /// Writes the pending runs as sections: stretches of short contiguous runs (at least
     /// `FIXED_MIN` bases) as fixedStep, one value a base; the rest as bedGraph.
     fn flush_sections(&mut self) -> Result<(), FileError> {
-        let items = std::mem::take(&mut self.pending.items);
+        let mut items = std::mem::take(&mut self.pending);
         let short = |i: usize| items[i].end - items[i].start <= FIXED_RUN_MAX;
         let mut i = 0;
         let mut bed_from = 0;
@@ -303,8 +298,9 @@ impl BigWigWriter {
             }
         }
         self.section(&items[bed_from..], false)?;
-        self.pending.items = items;
-        self.pending.items.clear();
+        // The buffer back, emptied, for the next runs.
+        items.clear();
+        self.pending = items;
         Ok(())
     }
 
@@ -315,7 +311,8 @@ impl BigWigWriter {
         let bases = (last.end - first.start) as usize;
         let count = if fixed { bases } else { items.len() };
         let mut raw = Vec::with_capacity(24 + if fixed { 4 * bases } else { 12 * items.len() });
-        le32(&mut raw, self.pending.chrom);
+        let chrom = self.chrom_id();
+        le32(&mut raw, chrom);
         le32(&mut raw, first.start);
         le32(&mut raw, last.end);
         le32(&mut raw, u32::from(fixed)); // item step
@@ -334,7 +331,7 @@ impl BigWigWriter {
                 raw.extend_from_slice(&it.value.to_le_bytes());
             }
         }
-        let section = Section { chrom: self.pending.chrom, start: first.start, end: last.end, offset: 0, size: 0 };
+        let section = Section { chrom, start: first.start, end: last.end, offset: 0, size: 0 };
         self.largest_section = self.largest_section.max(raw.len());
         if self.parallel {
             self.batch.push((section, raw));
@@ -371,7 +368,7 @@ impl BigWigWriter {
 
     /// Adds a run to the finest zoom level's bins.
     fn zoom_add(&mut self, r: Run) {
-        let chrom = self.pending.chrom;
+        let chrom = self.chrom_id();
         let bin = self.zooms[0].bin;
         let (mut at, end) = (r.start as u64, r.end as u64);
         while at < end {
@@ -469,7 +466,6 @@ impl BigWigWriter {
     pub(crate) fn finish(mut self) -> Result<(), FileError> {
         self.end_chrom()?;
         self.write_batch()?;
-        let io = self.io();
         let data_end = self.at;
         let mut tail = Vec::new();
         rtree(&mut tail, data_end, &self.sections, data_end);
@@ -482,7 +478,7 @@ impl BigWigWriter {
             .map(|(i, &c)| (self.sizes.name(c), i as u32, self.sizes.length(c).min(u32::MAX as u64) as u32))
             .collect();
         bptree(&mut tail, chrom_tree, &names);
-        self.out.write_all(&tail).map_err(io)?;
+        self.out.write_all(&tail).map_err(FileError::io(&self.path))?;
         self.at += tail.len() as u64;
 
         // Zoom levels: each kept only if it at least halves the records of the level before
@@ -736,7 +732,7 @@ mod tests {
         let t = track();
         let (whole, streamed) = (dir.join("whole.bw"), dir.join("streamed.bw"));
         write_bigwig(&whole, &t, 2).expect("write");
-        let s = BigWigStream::create(&streamed, t.sizes(), 1).expect("stream");
+        let s = BigWigStream::create(&streamed, t.sizes()).expect("stream");
         for id in 0..t.sizes().len() {
             if !t.runs(id).is_empty() {
                 s.chrom(t.sizes().name(id)).expect("chrom");
@@ -829,7 +825,7 @@ mod tests {
         ];
         for (i, (chrom, runs)) in cases.into_iter().enumerate() {
             let path = dir.join(format!("{i}.bw"));
-            let s = BigWigStream::create(&path, &sizes, 1).expect("stream");
+            let s = BigWigStream::create(&path, &sizes).expect("stream");
             s.chrom(chrom).expect("chrom");
             let _ = s.runs(runs);
             let e = s.finish().expect_err("bad runs");
@@ -838,10 +834,10 @@ mod tests {
         }
         // A chromosome the genome lacks, and one started twice.
         let path = dir.join("chroms.bw");
-        let s = BigWigStream::create(&path, &sizes, 1).expect("stream");
+        let s = BigWigStream::create(&path, &sizes).expect("stream");
         s.chrom("z").expect("sent");
         assert!(s.finish().expect_err("unknown").to_string().contains("'z' is not in the genome"));
-        let s = BigWigStream::create(&path, &sizes, 1).expect("stream");
+        let s = BigWigStream::create(&path, &sizes).expect("stream");
         s.chrom("a").expect("sent");
         let _ = s.chrom("a");
         assert!(s.finish().expect_err("twice").to_string().contains("written twice"));

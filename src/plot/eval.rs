@@ -224,7 +224,7 @@ impl Figure for ScatterFigure {
         let steps = 5;
         for k in 0..=steps {
             let n = ((top as f64).ln() * k as f64 / steps as f64).exp().round() as u64;
-            let y = 90 + (steps - k) as i32 * 60;
+            let y = 90 + (steps - k) * 60;
             key.draw(&Rectangle::new([(12, y), (34, y + 22)], shade(n.max(1)).filled())).map_err(e)?;
             key.draw(&Text::new(thousands(n.max(1)), (40, y + 4), (FONT_FAMILY, 12))).map_err(e)?;
         }

@@ -5,11 +5,12 @@
 
 use super::curves::{CurvesFigure, TrainLog};
 use super::eval::{RocPrFigure, ScatterFigure};
-use super::tracks::{load, BinSummary, Named, TracksOptions};
+use super::tracks::{BinSummary, Named, OpenTracks};
 use super::{svg_string, thousands};
 use crate::denoise::eval::{format_table, EvalData};
 use crate::error::FileError;
 use crate::io::atomic::write_atomically;
+use crate::io::bed::read_narrowpeak_signal;
 use crate::Error;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -64,43 +65,23 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
     }
 }
 
-/// The views of a run by default: its `n` highest-scoring predicted peaks (±2 kb) and one
-/// random stretch of the same width, from the evaluated chromosomes.
-fn default_views(run: &DenoiseRun, n: usize, seed: u64) -> Result<Vec<String>, Error> {
-    let peaks_path = crate::io::prefixed(&run.prediction, ".peaks.narrowPeak");
-    let text = std::fs::read_to_string(&peaks_path).map_err(FileError::io(&peaks_path))?;
-    // (chrom, start, end, signalValue): column 7 of narrowPeak.
-    let mut peaks: Vec<(String, u64, u64, f64)> = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let f: Vec<&str> = line.split('\t').collect();
-        if line.trim().is_empty() || line.starts_with('#') || line.starts_with("track") {
-            continue;
-        }
-        let parsed = (f.len() >= 7).then(|| (f[1].parse::<u64>(), f[2].parse::<u64>(), f[6].parse::<f64>()));
-        let Some((Ok(a), Ok(b), Ok(v))) = parsed else {
-            return Err(FileError::line(
-                &peaks_path,
-                n as u64 + 1,
-                "not a narrowPeak line (chrom, start, end, name, score, strand, signalValue, …)",
-            )
-            .into());
-        };
-        peaks.push((f[0].to_string(), a, b, v));
-    }
-    let chroms: Vec<String> = run.regions.iter().map(|r| r.split(':').next().unwrap_or(r).to_string()).collect();
-    peaks.retain(|p| chroms.is_empty() || chroms.contains(&p.0));
-    peaks.sort_by(|a, b| b.3.total_cmp(&a.3));
-    let sizes = crate::io::bigwig::bigwig_chroms(&run.clean)?;
-    let length = |c: &str| sizes.iter().find(|(n, _)| n == c).map_or(0, |s| s.1);
+/// The views of a run by default: its `n` highest-signal predicted peaks (±2 kb) and one
+/// random stretch of the same width, from the evaluated chromosomes (lengths from `chroms`).
+fn default_views(run: &DenoiseRun, chroms: &[(String, u64)], n: usize, seed: u64) -> Result<Vec<String>, Error> {
+    let mut peaks = read_narrowpeak_signal(crate::io::prefixed(&run.prediction, ".peaks.narrowPeak"))?;
+    let evaluated: Vec<&str> = run.regions.iter().map(|r| r.split(':').next().unwrap_or(r)).collect();
+    let wanted = |c: &str| evaluated.is_empty() || evaluated.contains(&c);
+    peaks.retain(|(iv, _)| wanted(&iv.chrom));
+    peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let length = |c: &str| chroms.iter().find(|(n, _)| n == c).map_or(0, |s| s.1);
     let mut views = Vec::new();
-    for (chrom, start, end, _) in peaks.iter().take(n) {
-        let mid = (start + end) / 2;
-        let (a, b) = (mid.saturating_sub(2000), (mid + 2000).min(length(chrom)));
-        views.push(format!("{chrom}:{}-{}", a + 1, b));
+    for (iv, _) in peaks.iter().take(n) {
+        let mid = (iv.start + iv.end) / 2;
+        let (a, b) = (mid.saturating_sub(2000), (mid + 2000).min(length(&iv.chrom)));
+        views.push(format!("{}:{}-{}", iv.chrom, a + 1, b));
     }
     // A random 4 kb stretch of an evaluated chromosome (or any), seeded.
-    let pool: Vec<&(String, u64)> =
-        sizes.iter().filter(|(n, l)| *l > 4000 && (chroms.is_empty() || chroms.contains(n))).collect();
+    let pool: Vec<&(String, u64)> = chroms.iter().filter(|(n, l)| *l > 4000 && wanted(n)).collect();
     if !pool.is_empty() {
         let mut rng = crate::rng::SplitMix64::new(seed);
         let (name, len) = pool[(rng.next_u64() % pool.len() as u64) as usize];
@@ -128,9 +109,9 @@ pub fn report_html(inputs: &ReportInputs, eval: Option<&EvalData>) -> Result<(St
     let name = name.file_name().map_or_else(|| model.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut summary = ReportSummary::default();
     let mut h = String::new();
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>chromax report: {}</title>\n<style>\nbody {{ font-family: 'DejaVu Sans', Verdana, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }}\nh1 {{ font-size: 1.6em; }} h2 {{ font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }}\ntable {{ border-collapse: collapse; font-size: .9em; }} td, th {{ border: 1px solid #ddd; padding: .25em .6em; text-align: left; }}\npre {{ background: #f6f6f6; padding: .8em; font-size: .9em; }}\nfigure {{ margin: 1em 0; }} figcaption {{ font-size: .9em; color: #555; }}\nsvg {{ max-width: 100%; height: auto; }}\n</style>\n</head>\n<body>\n<h1>chromax report: {}</h1>\n<p>Model directory <code>{}</code>.</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>chromax report: {}</title>\n<style>\nbody {{ font-family: 'DejaVu Sans', Verdana, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }}\nh1 {{ font-size: 1.6em; }} h2 {{ font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }}\ntable {{ border-collapse: collapse; font-size: .9em; }} td, th {{ border: 1px solid #ddd; padding: .25em .6em; text-align: left; }}\npre {{ background: #f6f6f6; padding: .8em; font-size: .9em; }}\nfigure {{ margin: 1em 0; }} figcaption {{ font-size: .9em; color: #555; }}\nsvg {{ max-width: 100%; height: auto; }}\n</style>\n</head>\n<body>\n<h1>chromax report: {}</h1>\n<p>Model directory <code>{}</code>.</p>",
         escape(&name),
         escape(&name),
         escape(&model.display().to_string())
@@ -155,9 +136,9 @@ pub fn report_html(inputs: &ReportInputs, eval: Option<&EvalData>) -> Result<(St
             let epochs = log.epochs.len();
             let best = log.best.map_or(String::new(), |b| format!(", best epoch {b:.0}"));
             let fig = CurvesFigure::new(log, format!("{epochs} epochs{best}"));
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<figure>{}<figcaption>Loss, its parts and the metrics per epoch (train_log.tsv); the grey line marks the best epoch, the one model.safetensors holds.</figcaption></figure>\n",
+                "<figure>{}<figcaption>Loss, its parts and the metrics per epoch (train_log.tsv); the grey line marks the best epoch, the one model.safetensors holds.</figcaption></figure>",
                 svg_string(&fig)?
             );
         }
@@ -173,9 +154,9 @@ pub fn report_html(inputs: &ReportInputs, eval: Option<&EvalData>) -> Result<(St
         h.push_str("<section id=\"embedding\">\n<h2>Cell embeddings</h2>\n");
         match super::embedding::embedding_figure(model, None) {
             Ok(fig) => {
-                let _ = write!(
+                let _ = writeln!(
                     h,
-                    "<figure>{}<figcaption>The cells' embeddings (the head's weights) on their first two principal components, coloured by intercept; `chromax plot embedding --groups` colours by group.</figcaption></figure>\n",
+                    "<figure>{}<figcaption>The cells' embeddings (the head's weights) on their first two principal components, coloured by intercept; `chromax plot embedding --groups` colours by group.</figcaption></figure>",
                     svg_string(&fig)?
                 );
             }
@@ -188,45 +169,44 @@ pub fn report_html(inputs: &ReportInputs, eval: Option<&EvalData>) -> Result<(St
     }
     if let (Some(run), Some(data)) = (&inputs.run, eval) {
         let report = data.report();
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<section id=\"evaluation\">\n<h2>Evaluation</h2>\n<p>{} bases ({} in peaks){}; the noisy coverage is the baseline.</p>\n<pre>{}</pre>\n",
+            "<section id=\"evaluation\">\n<h2>Evaluation</h2>\n<p>{} bases ({} in peaks){}; the noisy coverage is the baseline.</p>\n<pre>{}</pre>",
             thousands(report.bases),
             thousands(report.bases_in_peaks),
             if run.regions.is_empty() { String::new() } else { format!(" over {}", escape(&run.regions.join(", "))) },
             escape(&format_table(&report))
         );
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<figure>{}<figcaption>ROC and precision–recall of the per-base peak probability (denoised) and of the noisy coverage as a score, against the clean peaks.</figcaption></figure>\n<figure>{}<figcaption>Each signal against the clean track, log(1 + value), in hexagonal bins.</figcaption></figure>\n</section>\n",
+            "<figure>{}<figcaption>ROC and precision–recall of the per-base peak probability (denoised) and of the noisy coverage as a score, against the clean peaks.</figcaption></figure>\n<figure>{}<figcaption>Each signal against the clean track, log(1 + value), in hexagonal bins.</figcaption></figure>\n</section>",
             svg_string(&RocPrFigure::new(data, &report))?,
             svg_string(&ScatterFigure::new(data, &report))?
         );
         summary.sections.push("evaluation".into());
 
-        let views = if inputs.views.is_empty() { default_views(run, 3, inputs.seed)? } else { inputs.views.clone() };
+        // Every file opened and checked once, for all the views.
+        let named = |name: &str, path: PathBuf| Named { name: name.into(), path };
+        let open = OpenTracks::open(
+            &[
+                named("noisy", run.noisy.clone()),
+                named("denoised", crate::io::prefixed(&run.prediction, ".track.bw")),
+                named("clean", run.clean.clone()),
+                named("peak probability", crate::io::prefixed(&run.prediction, ".prob.bw")),
+            ],
+            &[
+                named("called", crate::io::prefixed(&run.prediction, ".peaks.narrowPeak")),
+                named("clean peaks", run.peaks.clone()),
+            ],
+        )?;
+        let views = if inputs.views.is_empty() {
+            default_views(run, &open.chroms(), 3, inputs.seed)?
+        } else {
+            inputs.views.clone()
+        };
         h.push_str("<section id=\"tracks\">\n<h2>Tracks</h2>\n");
-        let prob = crate::io::prefixed(&run.prediction, ".prob.bw");
-        let track = crate::io::prefixed(&run.prediction, ".track.bw");
-        let called = crate::io::prefixed(&run.prediction, ".peaks.narrowPeak");
         for v in &views {
-            let opts = TracksOptions {
-                region: v.clone(),
-                tracks: vec![
-                    Named { name: "noisy".into(), path: run.noisy.clone() },
-                    Named { name: "denoised".into(), path: track.clone() },
-                    Named { name: "clean".into(), path: run.clean.clone() },
-                    Named { name: "peak probability".into(), path: prob.clone() },
-                ],
-                peaks: vec![
-                    Named { name: "called".into(), path: called.clone() },
-                    Named { name: "clean peaks".into(), path: run.peaks.clone() },
-                ],
-                same_scale: false,
-                summary: BinSummary::Max,
-                width: 1200,
-            };
-            let fig = load(&opts)?;
+            let fig = open.figure(v, false, BinSummary::Max, 1200)?;
             let _ = writeln!(h, "<figure>{}<figcaption>{}</figcaption></figure>", svg_string(&fig)?, escape(v));
         }
         h.push_str("</section>\n");

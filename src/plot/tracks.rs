@@ -8,11 +8,11 @@
 use super::{colour, render, short_number, thousands, Figure, FONT_FAMILY};
 use crate::coverage::Region;
 use crate::error::FileError;
-use crate::io::bed::read_intervals;
+use crate::io::bed::{read_intervals, Interval};
 use crate::io::bigwig::{bigwig_chroms, read_bigwig_region};
 use crate::store::build::{read_track, SourceFormat};
 use crate::store::TrackShard;
-use crate::track::Run;
+use crate::track::{Run, Track};
 use crate::Error;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -87,48 +87,80 @@ const AXIS_HEIGHT: u32 = 50;
 const Y_LABELS: u32 = 110;
 const MARGIN: u32 = 20;
 
-/// A track's runs over `start..end` of `chrom` and the chromosome's length in the file.
-fn track_runs(path: &Path, chrom: &str, start: u64, end: u64) -> Result<(Option<u64>, Vec<Run>), Error> {
-    match SourceFormat::detect(path)? {
-        SourceFormat::BigWig => {
-            let chroms = bigwig_chroms(path)?;
-            match chroms.iter().find(|(n, _)| n == chrom) {
-                None => Ok((None, Vec::new())),
-                Some(&(_, len)) => Ok((Some(len), read_bigwig_region(path, &chroms, chrom, start, end)?)),
+/// A track opened for reading regions: a bigWig by its checked chromosome list (bigtools
+/// then reads the blocks a region touches), a shard mapped, a bedGraph read whole.
+enum Source {
+    BigWig(Vec<(String, u64)>),
+    Shard(TrackShard),
+    Track(Track),
+}
+
+impl Source {
+    fn open(path: &Path) -> Result<Source, Error> {
+        Ok(match SourceFormat::detect(path)? {
+            SourceFormat::BigWig => Source::BigWig(bigwig_chroms(path)?),
+            SourceFormat::Shard => Source::Shard(TrackShard::open(path)?),
+            SourceFormat::BedGraph => Source::Track(read_track(path, None)?),
+            SourceFormat::Intervals => {
+                return Err(FileError::content(
+                    path,
+                    "a BED/narrowPeak file is not a coverage track: give it with --peaks NAME=FILE",
+                )
+                .into())
             }
-        }
-        SourceFormat::Shard => {
-            let shard = TrackShard::open(path)?;
-            let Some(id) = shard.sizes().id(chrom) else { return Ok((None, Vec::new())) };
-            let len = shard.sizes().length(id);
-            let mut runs = Vec::new();
-            let mut buf = vec![0.0f32; 1 << 20];
-            let mut at = start;
-            while at < end.min(len) {
-                let n = (end.min(len) - at).min(buf.len() as u64) as usize;
-                shard.slice(chrom, at as i64, (at + n as u64) as i64)?.to_f32(&mut buf[..n]);
-                runs.extend(crate::track::runs_from_dense(&buf[..n], at as u32));
-                at += n as u64;
-            }
-            Ok((Some(len), runs))
-        }
-        SourceFormat::BedGraph => {
-            let track = read_track(path, None)?;
-            let Some(id) = track.sizes().id(chrom) else { return Ok((None, Vec::new())) };
-            let runs = track
-                .runs(id)
-                .iter()
-                .filter(|r| (r.end as u64) > start && (r.start as u64) < end)
-                .map(|r| Run { start: r.start.max(start as u32), end: r.end.min(end as u32), value: r.value })
-                .collect();
-            Ok((Some(track.sizes().length(id)), runs))
-        }
-        SourceFormat::Intervals => Err(FileError::content(
-            path,
-            "a BED/narrowPeak file is not a coverage track: give it with --peaks NAME=FILE",
-        )
-        .into()),
+        })
     }
+
+    /// The chromosomes, as (name, length).
+    fn chroms(&self) -> Vec<(String, u64)> {
+        match self {
+            Source::BigWig(c) => c.clone(),
+            Source::Shard(s) => s.sizes().iter().map(|(n, l)| (n.to_string(), l)).collect(),
+            Source::Track(t) => t.sizes().iter().map(|(n, l)| (n.to_string(), l)).collect(),
+        }
+    }
+
+    /// The runs over `start..end` of `chrom` and the chromosome's length (None: not in the
+    /// file).
+    fn runs(&self, path: &Path, chrom: &str, start: u64, end: u64) -> Result<(Option<u64>, Vec<Run>), Error> {
+        match self {
+            Source::BigWig(chroms) => match chroms.iter().find(|(n, _)| n == chrom) {
+                None => Ok((None, Vec::new())),
+                Some(&(_, len)) => Ok((Some(len), read_bigwig_region(path, chroms, chrom, start, end)?)),
+            },
+            Source::Shard(shard) => {
+                let Some(id) = shard.sizes().id(chrom) else { return Ok((None, Vec::new())) };
+                let len = shard.sizes().length(id);
+                let mut runs = Vec::new();
+                let mut buf = vec![0.0f32; 1 << 20];
+                let mut at = start;
+                while at < end.min(len) {
+                    let n = (end.min(len) - at).min(buf.len() as u64) as usize;
+                    shard.slice(chrom, at as i64, (at + n as u64) as i64)?.to_f32(&mut buf[..n]);
+                    runs.extend(crate::track::runs_from_dense(&buf[..n], at as u32));
+                    at += n as u64;
+                }
+                Ok((Some(len), runs))
+            }
+            Source::Track(track) => {
+                let Some(id) = track.sizes().id(chrom) else { return Ok((None, Vec::new())) };
+                let runs = track
+                    .runs(id)
+                    .iter()
+                    .filter(|r| (r.end as u64) > start && (r.start as u64) < end)
+                    .map(|r| Run { start: r.start.max(start as u32), end: r.end.min(end as u32), value: r.value })
+                    .collect();
+                Ok((Some(track.sizes().length(id)), runs))
+            }
+        }
+    }
+}
+
+/// The tracks and peak files of a figure, each opened (and checked) once, for drawing any
+/// number of regions.
+pub struct OpenTracks {
+    tracks: Vec<(Named, Source)>,
+    peaks: Vec<(String, Vec<Interval>)>,
 }
 
 /// Bins `runs` (inside `start..end`) into `ceil((end − start) / bin)` values.
@@ -160,79 +192,97 @@ fn bin_runs(runs: &[Run], start: u64, end: u64, bin: u64, summary: BinSummary) -
     }
 }
 
+impl OpenTracks {
+    /// Opens the tracks (at least one) and reads the peak files.
+    pub fn open(tracks: &[Named], peaks: &[Named]) -> Result<OpenTracks, Error> {
+        if tracks.is_empty() {
+            return Err(FileError::Argument("give at least one --track NAME=FILE".into()).into());
+        }
+        let tracks = tracks.iter().map(|t| Ok((t.clone(), Source::open(&t.path)?))).collect::<Result<_, Error>>()?;
+        let peaks =
+            peaks.iter().map(|p| Ok((p.name.clone(), read_intervals(&p.path)?))).collect::<Result<_, Error>>()?;
+        Ok(OpenTracks { tracks, peaks })
+    }
+
+    /// The first track's chromosomes, as (name, length).
+    pub fn chroms(&self) -> Vec<(String, u64)> {
+        self.tracks.first().map_or_else(Vec::new, |t| t.1.chroms())
+    }
+
+    /// The figure of `region` (`chrom:start-end`, 1-based inclusive, or a chromosome),
+    /// checking that the tracks agree on the chromosome's length.
+    pub fn figure(
+        &self,
+        region: &str,
+        same_scale: bool,
+        summary: BinSummary,
+        width: u32,
+    ) -> Result<TracksFigure, Error> {
+        let parsed = Region::parse(region).map_err(FileError::Argument)?;
+        let chrom = parsed.chrom.clone();
+        // The chromosome's length, from the first track; every other must agree.
+        let mut length: Option<(u64, &Path)> = None;
+        let mut raw = Vec::new();
+        for (t, source) in &self.tracks {
+            let (len, runs) = source.runs(&t.path, &chrom, parsed.start, parsed.end)?;
+            let Some(len) = len else {
+                return Err(FileError::content(
+                    &t.path,
+                    format!("no chromosome '{chrom}' in this track: is it of another assembly, or is the chromosome spelled differently (chr1 / 1)?"),
+                )
+                .into());
+            };
+            if let Some((first, first_path)) = length {
+                if first != len {
+                    return Err(FileError::Mismatch(format!(
+                        "{chrom} is {} bp in {} but {} bp in {}: the tracks come from different assemblies",
+                        thousands(len),
+                        t.path.display(),
+                        thousands(first),
+                        first_path.display()
+                    ))
+                    .into());
+                }
+            } else {
+                length = Some((len, &t.path));
+            }
+            raw.push((t.name.clone(), runs));
+        }
+        let len = length.map_or(0, |l| l.0);
+        let end = if parsed.end == u64::MAX { len } else { parsed.end };
+        if end > len {
+            return Err(FileError::Argument(format!(
+                "--region {region}: goes past the end of {chrom} ({} bp)",
+                thousands(len)
+            ))
+            .into());
+        }
+        if end <= parsed.start {
+            return Err(FileError::Argument(format!("--region {region}: the region holds no bases")).into());
+        }
+        let start = parsed.start;
+        let plot_px = width.saturating_sub(Y_LABELS + 2 * MARGIN).max(100) as u64;
+        let bin = (end - start).div_ceil(plot_px).max(1);
+        let tracks = raw.into_iter().map(|(name, runs)| (name, bin_runs(&runs, start, end, bin, summary))).collect();
+        let peaks = self
+            .peaks
+            .iter()
+            .map(|(name, list)| {
+                let inside = list
+                    .iter()
+                    .filter(|iv| iv.chrom == chrom && iv.end > start && iv.start < end)
+                    .map(|iv| (iv.start.max(start), iv.end.min(end)))
+                    .collect();
+                (name.clone(), inside)
+            })
+            .collect();
+        Ok(TracksFigure { chrom, start, end, bin, summary, same_scale, width, tracks, peaks })
+    }
+}
+
 /// Reads the tracks and peaks of `opts` over its region, checking that they agree.
 pub fn load(opts: &TracksOptions) -> Result<TracksFigure, Error> {
-    if opts.tracks.is_empty() {
-        return Err(FileError::Argument("give at least one --track NAME=FILE".into()).into());
-    }
-    let region = Region::parse(&opts.region).map_err(FileError::Argument)?;
-    let chrom = region.chrom.clone();
-    // The chromosome's length, from the first track that has it; every other must agree.
-    let mut length: Option<(u64, &Path)> = None;
-    let mut raw = Vec::new();
-    for t in &opts.tracks {
-        let end = if region.end == u64::MAX { u64::MAX } else { region.end };
-        let (len, runs) = track_runs(&t.path, &chrom, region.start, end)?;
-        let Some(len) = len else {
-            return Err(FileError::content(
-                &t.path,
-                format!("no chromosome '{chrom}' in this track: is it of another assembly, or is the chromosome spelled differently (chr1 / 1)?"),
-            )
-            .into());
-        };
-        if let Some((first, first_path)) = length {
-            if first != len {
-                return Err(FileError::Mismatch(format!(
-                    "{chrom} is {} bp in {} but {} bp in {}: the tracks come from different assemblies",
-                    thousands(len),
-                    t.path.display(),
-                    thousands(first),
-                    first_path.display()
-                ))
-                .into());
-            }
-        } else {
-            length = Some((len, &t.path));
-        }
-        raw.push((t.name.clone(), runs));
-    }
-    let len = length.map_or(0, |l| l.0);
-    let end = if region.end == u64::MAX { len } else { region.end };
-    if end > len {
-        return Err(FileError::Argument(format!(
-            "--region {}: goes past the end of {chrom} ({} bp)",
-            opts.region,
-            thousands(len)
-        ))
-        .into());
-    }
-    if end <= region.start {
-        return Err(FileError::Argument(format!("--region {}: the region holds no bases", opts.region)).into());
-    }
-    let start = region.start;
-    let plot_px = opts.width.saturating_sub(Y_LABELS + 2 * MARGIN).max(100) as u64;
-    let bin = (end - start).div_ceil(plot_px).max(1);
-    let tracks = raw.into_iter().map(|(name, runs)| (name, bin_runs(&runs, start, end, bin, opts.summary))).collect();
-    let mut peaks = Vec::new();
-    for p in &opts.peaks {
-        let list: Vec<(u64, u64)> = read_intervals(&p.path)?
-            .into_iter()
-            .filter(|iv| iv.chrom == chrom && iv.end > start && iv.start < end)
-            .map(|iv| (iv.start.max(start), iv.end.min(end)))
-            .collect();
-        peaks.push((p.name.clone(), list));
-    }
-    Ok(TracksFigure {
-        chrom,
-        start,
-        end,
-        bin,
-        summary: opts.summary,
-        same_scale: opts.same_scale,
-        width: opts.width,
-        tracks,
-        peaks,
-    })
+    OpenTracks::open(&opts.tracks, &opts.peaks)?.figure(&opts.region, opts.same_scale, opts.summary, opts.width)
 }
 
 /// Reads, draws and writes the figure of `opts` to `out` (.svg or .png).
