@@ -382,19 +382,7 @@ fn run_and_eval_from_the_command_line() {
     }
     assert_eq!(html.matches("http").count(), html.matches("http://www.w3.org/2000/svg").count());
     // A real browser opens it from disk without a console message and draws it.
-    if let Some(log) = common::headless_chromium(&dir.join("report.html"), &dir.join("report.png"), "report") {
-        assert!(!log.contains("CONSOLE") && !log.contains("Uncaught"), "console output: {log}");
-        let decoder =
-            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(dir.join("report.png")).expect("shot")));
-        let mut reader = decoder.read_info().expect("a PNG");
-        let mut buf = vec![0u8; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).expect("frame");
-        let px = &buf[..info.buffer_size()];
-        let channels = info.color_type.samples();
-        let drawn = px.chunks(channels).filter(|p| p[..3].iter().any(|&v| v < 200)).count();
-        assert!(drawn * 100 > px.len() / channels, "the screenshot is blank ({drawn} dark pixels)");
-        common::say("report: chromium opened it, no console messages, screenshot drawn");
-    }
+    common::browser_opens_and_draws(&dir.join("report.html"), &dir.join("report.png"), "report");
     // A directory that is not a model.
     std::fs::create_dir_all(dir.join("empty_dir")).expect("dir");
     let bad = chromax(dir, &["report", "empty_dir", "-o", "nothing.html"]);

@@ -164,6 +164,8 @@ pub fn run_demo(a: &DemoArgs) -> CliResult {
         }),
         views: Vec::new(),
         seed: a.seed,
+        analyses: Vec::new(),
+        groups: None,
     };
     write_report_from(&inputs, Some(&data), &out("report.html"))?;
     eprintln!("done in {:.0} s; everything is in {}", started.elapsed().as_secs_f64(), a.output.display());

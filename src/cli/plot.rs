@@ -15,6 +15,30 @@ pub enum PlotCommand {
     Embedding(EmbeddingArgs),
     /// TF activity (`sc tf-activity`'s z-scores) as groups × the most variable motifs.
     TfActivity(TfActivityPlotArgs),
+    /// In-silico mutagenesis (`sc ism`'s .h5) as sequence logos, one row per group.
+    Ism(IsmPlotArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IsmPlotArgs {
+    /// The .h5 `chromax sc ism` writes.
+    #[arg(long, value_name = "ISM.h5")]
+    pub ism: PathBuf,
+    /// Which window: its number in the file (1-based; the positions around its strongest
+    /// effect are drawn), or `chrom:start-end` (1-based, inclusive: those positions, of the
+    /// window that holds them).
+    #[arg(long, value_name = "N|chrom:start-end")]
+    pub region: Option<String>,
+    /// Positions drawn around the strongest effect when --region gives no range.
+    #[arg(long, default_value_t = chromax::plot::logo::DEFAULT_SPAN as u32,
+          value_parser = clap::value_parser!(u32).range(1..=chromax::plot::logo::MAX_SPAN as i64))]
+    pub span: u32,
+    /// Only this group (repeat for several; default: every group of the file).
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+    /// Output figure: .svg or .png.
+    #[arg(long, short = 'o', value_name = "FIG.svg|png")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,7 +124,25 @@ pub fn run(cmd: &PlotCommand) -> CliResult {
         PlotCommand::Curves(a) => curves(a),
         PlotCommand::Embedding(a) => embedding(a),
         PlotCommand::TfActivity(a) => tf_activity(a),
+        PlotCommand::Ism(a) => ism(a),
     }
+}
+
+fn ism(a: &IsmPlotArgs) -> CliResult {
+    Files::new().input("--ism", &a.ism).output("-o", &a.output).check()?;
+    let opts =
+        chromax::plot::logo::LogoOptions { region: a.region.clone(), span: a.span as usize, groups: a.groups.clone() };
+    let fig = chromax::plot::logo::plot_ism(&a.ism, &opts, &a.output)?;
+    eprintln!(
+        "wrote {} ({} groups × {} positions, {}:{}-{})",
+        a.output.display(),
+        fig.groups.len(),
+        fig.reference.len(),
+        fig.chrom,
+        fig.first + 1,
+        fig.first + fig.reference.len() as i64
+    );
+    Ok(())
 }
 
 fn tf_activity(a: &TfActivityPlotArgs) -> CliResult {
@@ -202,6 +244,15 @@ pub struct ReportArgs {
     /// Seed of the random stretch.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// A single-cell analysis to draw: the .tsv (or .h5ad) of `sc tf-activity`, the .h5 of
+    /// `sc ism` (repeatable; those made from this model that lie in its directory or beside
+    /// it are found without it).
+    #[arg(long = "analysis", value_name = "FILE")]
+    pub analyses: Vec<PathBuf>,
+    /// Cell groups of a single-cell model: a `barcode<TAB>group` file or `obs:KEY` of the
+    /// training AnnData (colours the embedding; rows of the TF heatmap).
+    #[arg(long, value_name = "FILE|obs:KEY")]
+    pub groups: Option<String>,
 }
 
 pub fn report(a: &ReportArgs) -> CliResult {
@@ -225,10 +276,18 @@ pub fn report(a: &ReportArgs) -> CliResult {
         .inputs("--noisy", &a.noisy)
         .inputs("--clean", &a.clean)
         .inputs("--peaks", &a.peaks)
+        .inputs("--analysis", &a.analyses)
+        .inputs("--groups", a.groups.iter().filter(|g| !g.starts_with("obs:")).map(PathBuf::from))
         .output("-o", &a.output)
         .check()?;
-    let inputs =
-        chromax::plot::report::ReportInputs { model: a.model.clone(), run, views: a.views.clone(), seed: a.seed };
+    let inputs = chromax::plot::report::ReportInputs {
+        model: a.model.clone(),
+        run,
+        views: a.views.clone(),
+        seed: a.seed,
+        analyses: a.analyses.clone(),
+        groups: a.groups.clone(),
+    };
     let summary = chromax::plot::report::write_report(&inputs, &a.output)?;
     eprintln!("wrote {} (sections: {})", a.output.display(), summary.sections.join(", "));
     Ok(())

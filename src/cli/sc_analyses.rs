@@ -397,7 +397,7 @@ pub fn ism_cmd(a: &IsmArgs) -> CliResult {
         bar.finish_and_clear();
         Ok::<_, chromax::Error>(delta)
     })?;
-    write_ism_h5(&a.output, &regions, len, &windows, &groups.names, &delta)?;
+    write_ism_h5(&a.output, &a.model, &regions, len, &windows, &groups.names, &delta)?;
     eprintln!(
         "ISM of {} regions ({} bp windows, {} groups) written to {}",
         thousands(regions.len() as u64),
@@ -408,9 +408,11 @@ pub fn ism_cmd(a: &IsmArgs) -> CliResult {
     Ok(())
 }
 
-/// The ISM array and what it is indexed by; the layout in the file's `layout` attribute.
+/// The ISM array and what it is indexed by; the layout in the file's `layout` attribute, the
+/// model directory (absolute) in `model`, by which `chromax report` finds it.
 fn write_ism_h5(
     path: &Path,
+    model: &Path,
     regions: &[Interval],
     len: usize,
     windows: &[u8],
@@ -425,11 +427,14 @@ fn write_ism_h5(
             format!("{}:{}-{}", r.chrom, c as i64 - (len / 2) as i64, c as i64 - (len / 2) as i64 + len as i64)
         })
         .collect();
-    write_arrays(
-        path,
+    let model = model.canonicalize().unwrap_or_else(|_| model.to_path_buf()).display().to_string();
+    let layout =
         "delta[region, position, base, group]: the mean logit change of the group's cells when position p of the \
          region's window is base b (A C G T), 0 at the reference base; reference[region, position]: the window's base \
-         codes (0..4 = A C G T N); regions: each window as chrom:start-end (0-based, end exclusive); groups: names",
+         codes (0..4 = A C G T N); regions: each window as chrom:start-end (0-based, end exclusive); groups: names";
+    write_arrays(
+        path,
+        &[("model", &model), ("layout", layout)],
         &[("delta", delta, &[regions.len() as u64, len as u64, 4, groups.len() as u64])],
         &[("reference", windows, &[regions.len() as u64, len as u64])],
         &[("regions", &names), ("groups", groups)],

@@ -144,18 +144,20 @@ pub type F32Array<'a> = (&'a str, &'a [f32], &'a [u64]);
 /// A u8 array: name, values (row-major), shape.
 pub type U8Array<'a> = (&'a str, &'a [u8], &'a [u64]);
 
-/// Writes plain arrays and string lists into a new HDF5 file (atomically), with `layout` as
-/// the root's `layout` attribute: what the arrays' axes mean.
+/// Writes plain arrays and string lists into a new HDF5 file (atomically), with `attrs` as
+/// the root's string attributes (`layout`: what the arrays' axes mean).
 pub fn write_arrays(
     path: &Path,
-    layout: &str,
+    attrs: &[(&str, &str)],
     f32s: &[F32Array<'_>],
     u8s: &[U8Array<'_>],
     strings: &[(&str, &[String])],
 ) -> Result<(), FileError> {
     use hdf5_pure::{AttrValue, FileBuilder};
     let mut b = FileBuilder::new();
-    b.set_attr("layout", AttrValue::VarLenString(layout.to_string()));
+    for &(name, value) in attrs {
+        b.set_attr(name, AttrValue::VarLenString(value.to_string()));
+    }
     for &(name, values, shape) in f32s {
         b.create_dataset(name).with_f32_data(values).with_shape(shape);
     }

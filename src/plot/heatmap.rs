@@ -172,15 +172,9 @@ impl Figure for HeatmapFigure {
     }
 }
 
-/// Reads `scores` (the .tsv of `sc tf-activity`) and the model's groups, and draws the `top`
-/// most variable motifs to `out`.
-pub fn plot_tf_activity(
-    model: &Path,
-    scores: &Path,
-    groups: &str,
-    top: usize,
-    out: &Path,
-) -> Result<HeatmapFigure, Error> {
+/// The heatmap of `scores` (the .tsv of `sc tf-activity`) by the model's `groups`
+/// (a file or `obs:KEY`): the `top` motifs whose group means vary most.
+pub fn tf_activity_figure(model: &Path, scores: &Path, groups: &str, top: usize) -> Result<HeatmapFigure, Error> {
     let (config, cells) = open_sc_model(model)?;
     let scores_t = TfScores::read(scores)?;
     let matrix = config.training.get("matrix").and_then(|m| m.as_str()).map(std::path::PathBuf::from);
@@ -209,6 +203,18 @@ pub fn plot_tf_activity(
     let mut fig = group_means(&scores_t, &groups, &index, top);
     fig.title =
         format!("TF activity: {} most variable of {} motifs, by group", fig.motifs.len(), scores_t.motifs.len());
+    Ok(fig)
+}
+
+/// [`tf_activity_figure`], drawn to `out` (.svg or .png).
+pub fn plot_tf_activity(
+    model: &Path,
+    scores: &Path,
+    groups: &str,
+    top: usize,
+    out: &Path,
+) -> Result<HeatmapFigure, Error> {
+    let fig = tf_activity_figure(model, scores, groups, top)?;
     render(&fig, out)?;
     Ok(fig)
 }

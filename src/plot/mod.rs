@@ -10,6 +10,7 @@ pub mod curves;
 pub mod embedding;
 pub mod eval;
 pub mod heatmap;
+pub mod logo;
 pub mod report;
 pub mod tracks;
 

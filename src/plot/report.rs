@@ -35,6 +35,101 @@ pub struct ReportInputs {
     /// Regions to draw (`chrom:start-end`); empty: the highest predicted peaks and a random one.
     pub views: Vec<String>,
     pub seed: u64,
+    /// Analysis outputs of a single-cell model to draw (`sc tf-activity`'s .tsv or .h5ad,
+    /// `sc ism`'s .h5), besides those found in the model directory.
+    pub analyses: Vec<PathBuf>,
+    /// Cell groups (a `barcode<TAB>group` file or `obs:KEY`): the embedding's colours and the
+    /// TF heatmap's rows.
+    pub groups: Option<String>,
+}
+
+/// An analysis output a report draws.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Analysis {
+    /// The cells × motifs z-scores of `sc tf-activity` (its .tsv).
+    TfActivity(PathBuf),
+    /// The deltas of `sc ism` (.h5).
+    Ism(PathBuf),
+}
+
+impl Analysis {
+    /// What `path` holds, by its extension: a .tsv or .h5ad of `sc tf-activity` (the .tsv
+    /// beside an .h5ad is read) or the .h5 of `sc ism`.
+    pub fn of(path: &Path) -> Result<Analysis, FileError> {
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        match ext.as_str() {
+            "tsv" => Ok(Analysis::TfActivity(path.to_path_buf())),
+            "h5ad" => Ok(Analysis::TfActivity(path.with_extension("tsv"))),
+            "h5" => Ok(Analysis::Ism(path.to_path_buf())),
+            _ => Err(FileError::Argument(format!(
+                "--analysis {}: give the .tsv (or .h5ad) `chromax sc tf-activity` writes or the .h5 of `chromax sc ism`",
+                path.display()
+            ))),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Analysis::TfActivity(p) | Analysis::Ism(p) => p,
+        }
+    }
+}
+
+/// The analyses of `given`, and those found in `model`'s directory and beside it (the
+/// directory holding it) that were made from this model: an ISM .h5 whose `model` attribute
+/// names it, a TF-activity .tsv whose rows are exactly its cells in order. Each once, given
+/// ones first.
+pub fn find_analyses(model: &Path, given: &[PathBuf]) -> Result<Vec<Analysis>, Error> {
+    let mut found: Vec<Analysis> = given.iter().map(|p| Analysis::of(p)).collect::<Result<_, _>>()?;
+    let Ok(home) = model.canonicalize() else { return Ok(found) };
+    let cells = crate::sc::model::open_sc_model(model).map(|(_, c)| c).ok();
+    let mut candidates = Vec::new();
+    for dir in [Some(home.as_path()), home.parent()].into_iter().flatten() {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            candidates.extend(entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()));
+        }
+    }
+    candidates.sort();
+    let same_file = |a: &Path, b: &Path| a.canonicalize().ok().is_some_and(|x| b.canonicalize().ok() == Some(x));
+    for p in candidates {
+        let ext = p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let analysis = match ext.as_str() {
+            "tsv" => cells.as_deref().filter(|c| rows_are_cells(&p, c)).map(|_| Analysis::TfActivity(p.clone())),
+            "h5" => super::logo::ism_model(&p)
+                .filter(|m| m.canonicalize().ok().as_deref() == Some(home.as_path()))
+                .map(|_| Analysis::Ism(p.clone())),
+            _ => None,
+        };
+        if let Some(a) = analysis {
+            let known = found
+                .iter()
+                .any(|f| std::mem::discriminant(f) == std::mem::discriminant(&a) && same_file(f.path(), a.path()));
+            if !known {
+                found.push(a);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `path` is a `barcode<TAB>…` table whose rows are `cells`, in order.
+fn rows_are_cells(path: &Path, cells: &[String]) -> bool {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(path) else { return false };
+    let mut lines = std::io::BufReader::new(f).lines();
+    if !lines.next().and_then(Result::ok).is_some_and(|h| h.starts_with("barcode\t")) {
+        return false;
+    }
+    let mut n = 0;
+    for line in lines {
+        let Ok(line) = line else { return false };
+        let barcode = line.split('\t').next().unwrap_or("");
+        if cells.get(n).map(String::as_str) != Some(barcode) {
+            return false;
+        }
+        n += 1;
+    }
+    n == cells.len()
 }
 
 /// The sections a report was written with (for the caller's message and tests).
@@ -60,6 +155,12 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
         serde_json::Value::Array(a) if a.iter().all(|x| !x.is_object()) => {
             let items: Vec<String> = a.iter().map(|x| x.to_string().trim_matches('"').to_string()).collect();
             out.push((prefix.to_string(), items.join(", ")));
+        }
+        // A setting kept as f32 and written as f64 (0.009999999776482582) reads as the f32 it is.
+        serde_json::Value::Number(n)
+            if n.as_f64().is_some_and(|v| !n.is_i64() && !n.is_u64() && v as f32 as f64 == v) =>
+        {
+            out.push((prefix.to_string(), format!("{}", n.as_f64().unwrap_or_default() as f32)))
         }
         other => out.push((prefix.to_string(), other.to_string().trim_matches('"').to_string())),
     }
@@ -152,11 +253,15 @@ pub fn report_html(inputs: &ReportInputs, eval: Option<&EvalData>) -> Result<(St
     // A single-cell model: its cells' embedding.
     if config.get("format").and_then(|f| f.as_str()).is_some_and(|f| f == crate::sc::model::SC_FORMAT) {
         h.push_str("<section id=\"embedding\">\n<h2>Cell embeddings</h2>\n");
-        match super::embedding::embedding_figure(model, None) {
+        match super::embedding::embedding_figure(model, inputs.groups.as_deref()) {
             Ok(fig) => {
+                let colours = match &inputs.groups {
+                    Some(g) => format!("coloured by group ({})", escape(g)),
+                    None => "coloured by intercept (give --groups FILE|obs:KEY to colour by group)".into(),
+                };
                 let _ = writeln!(
                     h,
-                    "<figure>{}<figcaption>The cells' embeddings (the head's weights) on their first two principal components, coloured by intercept; `chromax plot embedding --groups` colours by group.</figcaption></figure>",
+                    "<figure>{}<figcaption>The cells' embeddings (the head's weights) on their first two principal components, {colours}.</figcaption></figure>",
                     svg_string(&fig)?
                 );
             }
@@ -166,6 +271,7 @@ pub fn report_html(inputs: &ReportInputs, eval: Option<&EvalData>) -> Result<(St
         }
         h.push_str("</section>\n");
         summary.sections.push("embedding".into());
+        analyses_section(&mut h, inputs, &mut summary)?;
     }
     if let (Some(run), Some(data)) = (&inputs.run, eval) {
         let report = data.report();
@@ -217,6 +323,62 @@ pub fn report_html(inputs: &ReportInputs, eval: Option<&EvalData>) -> Result<(St
     Ok((h, summary))
 }
 
+/// The single-cell analyses found for `inputs`: a TF-activity heatmap per .tsv (with groups)
+/// and an ISM logo of each ISM file's first region.
+fn analyses_section(h: &mut String, inputs: &ReportInputs, summary: &mut ReportSummary) -> Result<(), Error> {
+    let found = find_analyses(&inputs.model, &inputs.analyses)?;
+    h.push_str("<section id=\"analyses\">\n<h2>Analyses</h2>\n");
+    if found.is_empty() {
+        h.push_str("<p>None found: the outputs of `chromax sc tf-activity` and `chromax sc ism` made from this model are drawn here when they lie beside the model directory or are given with --analysis FILE.</p>\n");
+    }
+    for a in &found {
+        let file = escape(&a.path().display().to_string());
+        match a {
+            Analysis::TfActivity(p) => match &inputs.groups {
+                Some(g) => {
+                    let fig = super::heatmap::tf_activity_figure(&inputs.model, p, g, 20)?;
+                    let _ = writeln!(
+                        h,
+                        "<figure>{}<figcaption>TF activity ({file}): mean z-score of each group's cells for the {} motifs whose group means vary most.</figcaption></figure>",
+                        svg_string(&fig)?,
+                        fig.motifs.len()
+                    );
+                    summary.sections.push("tf-activity".into());
+                }
+                None => {
+                    let _ = writeln!(
+                        h,
+                        "<p>TF activity in {file}: give --groups FILE|obs:KEY to draw it as groups × motifs.</p>"
+                    );
+                }
+            },
+            Analysis::Ism(p) => {
+                let names = super::logo::ism_region_names(p)?;
+                let first = super::logo::read_ism_region(p, 0)?;
+                let shown: Vec<String> = first.groups.iter().take(super::logo::MAX_ROWS).cloned().collect();
+                let (from, to) = first.strongest(super::logo::DEFAULT_SPAN);
+                let mut fig = super::logo::LogoFigure::new(&first, from, to, &shown)?;
+                fig.title = super::logo::title(&fig, &first, 0, names.len());
+                let more = if shown.len() < first.groups.len() {
+                    format!(" The first {} of {} groups.", shown.len(), first.groups.len())
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    h,
+                    "<figure>{}<figcaption>In-silico mutagenesis ({file}): at the {} positions around the strongest effect in the first window, each substitution's letter is as tall as the mean logit change of the group's cells (gains above the line, losses below); the reference base is written under the axis. `chromax plot ism --region N` draws the others.{more}</figcaption></figure>",
+                    svg_string(&fig)?,
+                    to - from
+                );
+                summary.sections.push("ism".into());
+            }
+        }
+    }
+    h.push_str("</section>\n");
+    summary.sections.push("analyses".into());
+    Ok(())
+}
+
 /// Writes the report of `inputs` to `out` (evaluating the run's files first, if given).
 pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Error> {
     let data = match &inputs.run {
@@ -242,4 +404,25 @@ pub fn write_report_from(inputs: &ReportInputs, eval: Option<&EvalData>, out: &P
     let (html, summary) = report_html(inputs, eval)?;
     write_atomically(out, |f| std::io::Write::write_all(f, html.as_bytes()))?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_flatten_with_f32_values_read_as_written() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"training": {"lr": 0.009999999776482582, "epochs": 3, "x": 0.1, "chroms": ["chrI", "chrII"]}, "name": "a"}"#,
+        )
+        .expect("json");
+        let mut rows = Vec::new();
+        flatten("", &v, &mut rows);
+        let get = |k: &str| rows.iter().find(|r| r.0 == k).map(|r| r.1.as_str());
+        assert_eq!(get("training.lr"), Some("0.01"));
+        assert_eq!(get("training.epochs"), Some("3"));
+        assert_eq!(get("training.x"), Some("0.1"), "an f64 stays itself");
+        assert_eq!(get("training.chroms"), Some("chrI, chrII"));
+        assert_eq!(get("name"), Some("a"));
+    }
 }

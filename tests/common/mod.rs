@@ -162,6 +162,23 @@ pub fn fails_cleanly(dir: &std::path::Path, args: &[&str], expect: &[&str]) {
     assert_eq!(listing(), before, "files left behind by {args:?}");
 }
 
+/// Opens `html` in headless Chromium and checks it: no console message, and a screenshot
+/// (saved to `png`) with at least 1% of its pixels drawn. Skips, saying so, without Chromium.
+#[allow(dead_code)]
+pub fn browser_opens_and_draws(html: &std::path::Path, png: &std::path::Path, test: &str) {
+    let Some(log) = headless_chromium(html, png, test) else { return };
+    assert!(!log.contains("CONSOLE") && !log.contains("Uncaught"), "{test}: console output: {log}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).expect("screenshot")));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0u8; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("frame");
+    let px = &buf[..info.buffer_size()];
+    let channels = info.color_type.samples();
+    let drawn = px.chunks(channels).filter(|p| p[..3].iter().any(|&v| v < 200)).count();
+    assert!(drawn * 100 > px.len() / channels, "{test}: the screenshot is blank ({drawn} dark pixels)");
+    say(&format!("{test}: chromium opened it, no console messages, screenshot drawn"));
+}
+
 /// Opens `html` from disk in headless Chromium (Debian's `chromium`) and saves a screenshot
 /// to `png`; returns Chromium's log (console messages included), or None, saying so, where
 /// no Chromium is installed.
