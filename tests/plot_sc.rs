@@ -163,7 +163,11 @@ fn chr22_single_cell_figures_and_report() {
     for t in &want {
         assert!(texts.contains(t), "emb.svg lacks '{t}': {texts:?}");
     }
-    assert!(png_drawn(&dir.join("emb.png")).2 > 0.01, "emb.png is blank");
+    let (w, h, drawn) = png_drawn(&dir.join("emb.png"));
+    assert!((w, h) == (900, 700) && drawn > 0.01, "emb.png: {w} × {h}, {drawn} drawn");
+    ok(&dir, &["plot", "curves", "--model", "model", "-o", "curves.png"]);
+    let (w, h, drawn) = png_drawn(&dir.join("curves.png"));
+    assert!((w, h) == (1000, 40 + 2 * 280) && drawn > 0.01, "curves.png: {w} × {h}, {drawn} drawn (loss, metrics)");
 
     // TF activity of five JASPAR motifs, as a heatmap of the two groups.
     let jaspar = std::fs::read_to_string(data("motifs/JASPAR2022_vertebrates.pfm")).expect("jaspar");
@@ -205,6 +209,13 @@ fn chr22_single_cell_figures_and_report() {
     for t in ["subset50", "rest", "MA0004.1", "mean z-score"] {
         assert!(texts.iter().any(|x| x == t), "tf.svg lacks '{t}': {texts:?}");
     }
+    ok(
+        &dir,
+        &["plot", "tf-activity", "--model", "model", "--scores", "tf.tsv", "--groups", "groups.tsv", "-o", "tf.png"],
+    );
+    let (w, h, drawn) = png_drawn(&dir.join("tf.png"));
+    // 5 motifs × 2 groups of 34-pixel squares, the names and the key around them.
+    assert!((w, h) == (160 + 5 * 34 + 110 + 20, 60 + 2 * 34 + 130) && drawn > 0.05, "tf.png: {w} × {h}, {drawn}");
 
     // ISM of two peaks per group, written beside the model (the report finds it there).
     std::fs::write(dir.join("two.bed"), "chr22\t26645203\t26645672\tpeak_427\nchr22\t50783230\t50783860\tpeak_1455\n")
