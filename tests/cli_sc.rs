@@ -30,10 +30,6 @@ fn ok(out: &Output) -> String {
     stderr
 }
 
-const TINY: &str = r#"{"seq_len": 256, "stem_filters": 8, "stem_kernel": 9, "stem_pool": 2,
- "tower_filters": [8, 8], "tower_kernel": 5, "tower_pool": 2, "final_filters": 4,
- "bottleneck": 4, "dropout": 0.2, "bn_momentum": 0.9, "bn_eps": 0.001}"#;
-
 /// chrIV windows: the 200 hmmratac regions there and 200 windows between them; the matrix
 /// counts the real yeast fragments (two pseudo-barcodes) in them.
 fn inputs(dir: &Path) {
@@ -59,7 +55,7 @@ fn inputs(dir: &Path) {
     lines.sort();
     let bed: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
     std::fs::write(dir.join("windows.bed"), bed.join("\n") + "\n").expect("bed");
-    std::fs::write(dir.join("tiny.json"), TINY).expect("config");
+    std::fs::write(dir.join("tiny.json"), common::TINY_SEQ_MODEL).expect("config");
     ok(&chromax(
         &[
             "sc",

@@ -16,10 +16,6 @@ use std::path::{Path, PathBuf};
 
 const CHR22: u64 = 50_818_468;
 
-const TINY: &str = r#"{"seq_len": 256, "stem_filters": 8, "stem_kernel": 9, "stem_pool": 2,
- "tower_filters": [8, 8], "tower_kernel": 5, "tower_pool": 2, "final_filters": 4,
- "bottleneck": 4, "dropout": 0.2, "bn_momentum": 0.9, "bn_eps": 0.001}"#;
-
 fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("chromax-plotsc-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -118,7 +114,7 @@ fn chr22_single_cell_figures_and_report() {
 
     // The model: the real 100 cells × 1,455 peaks, a small architecture, three epochs.
     stand_in_chr22(&dir.join("chr22.fa"));
-    std::fs::write(dir.join("tiny.json"), TINY).expect("config");
+    std::fs::write(dir.join("tiny.json"), common::TINY_SEQ_MODEL).expect("config");
     ok(&dir, &["sc", "matrix", "--fragments", &frags, "--peaks", &peaks, "-o", "m.h5ad"]);
     ok(
         &dir,

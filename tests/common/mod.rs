@@ -122,6 +122,13 @@ pub fn max_rel_err(a: &[f64], b: &[f64], floor: f64) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs() / (y.abs() + floor)).fold(0.0, f64::max)
 }
 
+/// A small SeqNet architecture (`--model-config`): 256 bp windows, 8 filters, a 4-wide
+/// bottleneck; trains in seconds on the CPU.
+#[allow(dead_code)]
+pub const TINY_SEQ_MODEL: &str = r#"{"seq_len": 256, "stem_filters": 8, "stem_kernel": 9, "stem_pool": 2,
+ "tower_filters": [8, 8], "tower_kernel": 5, "tower_pool": 2, "final_filters": 4,
+ "bottleneck": 4, "dropout": 0.2, "bn_momentum": 0.9, "bn_eps": 0.001}"#;
+
 /// The chromax binary: `$CHROMAX_BIN` where set (the GPU kit carries test binaries to a machine
 /// without this build tree), else the one cargo built for these tests.
 pub fn chromax_exe() -> std::path::PathBuf {
