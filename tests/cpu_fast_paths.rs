@@ -148,6 +148,68 @@ fn wide_layers_equal_the_reference() {
     }
 }
 
+/// Values rounded to bfloat16 (nearest, ties to even; the `half` crate's rounding, not
+/// chromax's), back in f32.
+fn bf16_rounded(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect()
+}
+
+/// The bf16 GEMM against the reference loops run on bf16-rounded inputs: a product of two
+/// bf16 values is exact in f32, so the only difference left is the order of f32 sums (the
+/// tolerances of the f32 path). Against the unrounded reference the difference stays within
+/// the stated bound, 2^-8 · Σ|w·x| per output.
+#[test]
+fn bf16_products_are_the_reference_on_rounded_inputs() {
+    let Ok(backend) = CpuBackend::with_bf16_gemm() else {
+        common::say("bf16_products_are_the_reference_on_rounded_inputs: skipped: no AVX512-BF16 on this CPU");
+        return;
+    };
+    assert!(backend.bf16_gemm());
+    for (seed, &(batch, c_in, c_out, len, kernel, dilation)) in GEMM_SHAPES.iter().enumerate() {
+        let p = Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
+        assert!(!direct::suits(c_out, len), "{p:?} is not a GEMM shape");
+        let (x, w, bias, dy) = data(&p, 300 + seed as u64);
+        let (xr, wr, dyr) = (bf16_rounded(&x), bf16_rounded(&w), bf16_rounded(&dy));
+        let (mut want, mut got) = (vec![f32::NAN; p.output_len()], vec![f32::NAN; p.output_len()]);
+        spec::conv1d_fwd(&p, Conv1dFwd { x: &xr, w: &wr, bias: Some(&bias), y: &mut want }).expect("valid shapes");
+        backend.conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut got }).expect("valid shapes");
+        common::assert_close(&format!("bf16 y {p:?}"), &got, &want, 5e-5, 1e-5);
+        // Against f32 inputs: within 2^-8 of Σ|w|·|x| (the absolute products' sum).
+        let mut exact = vec![f32::NAN; p.output_len()];
+        let (xa, wa): (Vec<f32>, Vec<f32>) = (x.iter().map(|v| v.abs()).collect(), w.iter().map(|v| v.abs()).collect());
+        let mut scale = vec![f32::NAN; p.output_len()];
+        spec::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut exact }).expect("valid shapes");
+        spec::conv1d_fwd(&p, Conv1dFwd { x: &xa, w: &wa, bias: None, y: &mut scale }).expect("valid shapes");
+        for ((g, e), s) in got.iter().zip(&exact).zip(&scale) {
+            assert!((g - e).abs() as f64 <= s.abs() as f64 / 256.0 + 5e-5, "{p:?}: {g} vs {e}, bound {}", s / 256.0);
+        }
+
+        // The backward-input pass is a forward convolution to c_in channels: the GEMM's (bf16)
+        // where that shape takes it, else the direct path's (f32).
+        let (dy_in, w_in) = if direct::suits(c_in, len) { (&dy, &w) } else { (&dyr, &wr) };
+        let (mut want_dx, mut got_dx) = (vec![f32::NAN; p.input_len()], vec![f32::NAN; p.input_len()]);
+        spec::conv1d_bwd_input(&p, Conv1dBwdInput { dy: dy_in, w: w_in, dx: &mut want_dx }).expect("valid shapes");
+        backend.conv1d_bwd_input(&p, Conv1dBwdInput { dy: &dy, w: &w, dx: &mut got_dx }).expect("valid shapes");
+        common::assert_close(&format!("bf16 dx {p:?}"), &got_dx, &want_dx, 5e-5, 1e-5);
+
+        let (mut want_dw, mut want_db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; c_out]);
+        let (mut dw, mut db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; c_out]);
+        spec::conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &xr, dy: &dyr, dw: &mut want_dw, dbias: None })
+            .expect("valid shapes");
+        spec::conv1d_bwd_weight(
+            &p,
+            Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut vec![0.0; p.weight_len()], dbias: Some(&mut want_db) },
+        )
+        .expect("valid shapes");
+        backend
+            .conv1d_bwd_weight(&p, Conv1dBwdWeight { x: &x, dy: &dy, dw: &mut dw, dbias: Some(&mut db) })
+            .expect("valid shapes");
+        let atol = 2e-6 * (batch * len) as f64 + 1e-6;
+        common::assert_close(&format!("bf16 dw {p:?}"), &dw, &want_dw, atol, 1e-5);
+        common::assert_close(&format!("bf16 dbias (f32 dy) {p:?}"), &db, &want_db, 1e-6, 1e-6);
+    }
+}
+
 /// SeqNet (scBasset's shape, a small head) on the fast paths against the reference loops: the
 /// embedding, the loss and every parameter's gradient of a training step.
 #[test]

@@ -170,3 +170,71 @@ fn real_yeast_sequence_predicts_accessibility_better_than_shuffled_labels() {
     assert!(results[0] > 0.7, "real labels: held-out AUROC {}", results[0]);
     assert!(results[0] > results[1] + 0.15, "real {} vs shuffled {}", results[0], results[1]);
 }
+
+/// bf16 products (`CpuBackend::with_bf16_gemm`, AVX512-BF16) at model level, on the planted
+/// simulation: trained with bf16 products the model separates the cell types and predicts
+/// held-out peaks as the f32-trained one does, and the f32-trained model's predictions made
+/// with bf16 products follow its f32 predictions (logits' Pearson r, probabilities' largest
+/// difference), within the bounds stated here.
+#[test]
+fn bf16_products_train_and_predict_as_f32_does() {
+    let Ok(bf16) = CpuBackend::with_bf16_gemm() else {
+        say("bf16_products_train_and_predict_as_f32_does: skipped: no AVX512-BF16 on this CPU");
+        return;
+    };
+    let f32b = CpuBackend::new();
+    let sim = simulate(41, Control::None);
+    let opts = sim_options(sim.data.seq_len);
+    let split = split_peaks(&sim.data.peaks, &opts).expect("split");
+    let test: Vec<usize> = (0..split.len()).filter(|&i| split[i] == Split::Test).collect();
+    let all_cells: Vec<u32> = (0..72).collect();
+    let mut outcome = Vec::new();
+    for (name, backend) in [("f32", &f32b), ("bf16", &bf16)] {
+        let dir = temp_dir(&format!("bf16-{name}"));
+        train_seq(backend, &sim.data, &opts, &dir, false, &mut |_| {}).expect("train");
+        let e = read_cell_embeddings(&dir).expect("embeddings");
+        let agreement = neighbour_agreement(&e.embeddings, e.dim, &sim.cell_type);
+        let (mut net, _, _) = load_seq_model(&f32b, &dir).expect("load");
+        let m = evaluate(&f32b, &mut net, &sim.data, &test, 64, &all_cells).expect("evaluate");
+        say(&format!(
+            "products in {name}: agreement {agreement:.3}, test AUROC per cell {:.4}, overall {:.4}",
+            m.auroc_per_cell, m.auroc
+        ));
+        outcome.push((agreement, m.auroc_per_cell, dir));
+    }
+    let (f, b) = (&outcome[0], &outcome[1]);
+    assert!(b.0 >= 0.9, "trained with bf16 products the embeddings separate the types: {}", b.0);
+    assert!((b.1 - f.1).abs() <= 0.02, "test AUROC per cell: bf16 {} against f32 {}", b.1, f.1);
+
+    // The f32-trained model's predictions of the test peaks, made both ways.
+    let len = sim.data.seq_len;
+    let codes: Vec<u8> = test.iter().flat_map(|&p| sim.data.codes[p * len..(p + 1) * len].iter().copied()).collect();
+    let (reverse, shift) = (vec![false; test.len()], vec![0i32; test.len()]);
+    let seqs = chromax::models::SeqBatch { codes: &codes, reverse: &reverse, shift: &shift };
+    let (net_f, _, _) = load_seq_model(&f32b, &f.2).expect("load");
+    let (net_b, _, _) = load_seq_model(&bf16, &f.2).expect("load");
+    let pf = net_f.predict(&f32b, &seqs).expect("predict");
+    let pb = net_b.predict(&bf16, &seqs).expect("predict");
+    let logit = |p: f32| ((p as f64).clamp(1e-7, 1.0 - 1e-7) / (1.0 - (p as f64).clamp(1e-7, 1.0 - 1e-7))).ln();
+    let (lf, lb): (Vec<f64>, Vec<f64>) =
+        (pf.iter().map(|&p| logit(p)).collect(), pb.iter().map(|&p| logit(p)).collect());
+    let r = pearson(&lf, &lb);
+    let max_diff = pf.iter().zip(&pb).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    say(&format!(
+        "f32-trained model, bf16 products against f32: logit r {r:.6}, largest probability difference {max_diff:.2e}"
+    ));
+    assert!(r >= 0.9999, "logits with bf16 products: Pearson r {r} against f32");
+    assert!(max_diff <= 0.02, "probabilities with bf16 products differ by up to {max_diff}");
+    for (_, _, dir) in &outcome {
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}

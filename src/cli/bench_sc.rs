@@ -6,7 +6,7 @@
 //! (`load_sc_data` + `train_seq`): seconds per epoch, peaks/s, achieved FLOP/s, peak device
 //! memory and peak host RSS.
 
-use super::device::select;
+use super::device::select_with;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::backend::Backend;
@@ -49,6 +49,9 @@ pub struct ScBenchArgs {
     pub json: bool,
     #[arg(long)]
     pub device: Option<String>,
+    /// With --device cpu: the wide convolutions' products in bf16, sums in f32 (AVX512-BF16).
+    #[arg(long)]
+    pub bf16: bool,
 }
 
 /// Peak resident set of this process (VmHWM), in bytes.
@@ -103,7 +106,7 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     let t = Instant::now();
     let data = load_sc_data(&opts)?;
     let load_s = t.elapsed().as_secs_f64();
-    let compute = select(a.device.as_deref())?;
+    let compute = select_with(a.device.as_deref(), a.bf16)?;
     let compute_kind = if matches!(compute, chromax::backend::Compute::Cpu(_)) { "cpu" } else { "cuda" };
     let result = on_backend!(compute, b => bench_train(b, &data, &opts, &dir.join("model"), a.infer));
     if temporary {

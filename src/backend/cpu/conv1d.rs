@@ -62,8 +62,17 @@ enum FastPath {
     Gemm,
 }
 
-fn fast_path(spec_only: bool, c_out: usize, len: usize) -> Option<FastPath> {
-    if spec_only {
+/// Which implementations a convolution may take: the reference loops only, the fast paths in
+/// f32, or the fast paths with the GEMM's products in bf16 (see `gemm.rs`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    Spec,
+    Fast,
+    FastBf16,
+}
+
+fn fast_path(mode: Mode, c_out: usize, len: usize) -> Option<FastPath> {
+    if mode == Mode::Spec {
         None
     } else if direct::suits(c_out, len) {
         Some(FastPath::Direct)
@@ -76,15 +85,15 @@ fn fast_path(spec_only: bool, c_out: usize, len: usize) -> Option<FastPath> {
 
 /// The general "same-length" convolution with an explicit left padding; used by the forward
 /// pass (`pad_left`) and by the backward-input pass (`pad_right`, transposed weights). Takes
-/// a fast path on f32 where one suits ([`fast_path`]) unless `spec_only`.
-fn conv1d_general<T: Real>(spec_only: bool, s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
-    if let Some(path) = fast_path(spec_only, s.c_out, s.len) {
+/// a fast path on f32 where one suits ([`fast_path`]) unless `mode` is `Spec`.
+fn conv1d_general<T: Real>(mode: Mode, s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
+    if let Some(path) = fast_path(mode, s.c_out, s.len) {
         let bias32 = bias.map(T::f32s);
         if let (Some(x), Some(w), Some(y), None | Some(Some(_))) = (T::f32s(x), T::f32s(w), T::f32s_mut(y), bias32) {
             let bias = bias32.flatten();
             match path {
                 FastPath::Direct => direct::conv1d_f32(s, x, w, bias, y),
-                FastPath::Gemm => gemm::conv1d_f32(s, x, w, bias, y),
+                FastPath::Gemm => gemm::conv1d_f32(s, x, w, bias, y, mode == Mode::FastBf16),
             }
             return;
         }
@@ -122,14 +131,18 @@ fn conv1d_im2col<T: Real>(s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T]>, y
 
 /// Forward: `y = conv1d(x, w) + bias` with "same" zero padding.
 pub fn conv1d_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
-    fwd(false, p, b)
+    fwd(Mode::Fast, p, b)
 }
 
-fn fwd<T: Real, S: HostSlice<T> + ?Sized>(spec_only: bool, p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
+pub(crate) fn fwd<T: Real, S: HostSlice<T> + ?Sized>(
+    mode: Mode,
+    p: &Conv1dParams,
+    b: Conv1dFwd<'_, S>,
+) -> BackendResult<()> {
     b.check(p)?;
     let Conv1dFwd { x, w, bias, y } = b;
     let (x, w, bias, y) = (x.as_ref(), w.as_ref(), bias.map(AsRef::as_ref), y.as_mut());
-    conv1d_general(spec_only, &ConvShape::forward(p), x, w, bias, y);
+    conv1d_general(mode, &ConvShape::forward(p), x, w, bias, y);
     Ok(())
 }
 
@@ -152,11 +165,11 @@ pub fn conv1d_bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
     p: &Conv1dParams,
     b: Conv1dBwdInput<'_, S>,
 ) -> BackendResult<()> {
-    bwd_input(false, p, b)
+    bwd_input(Mode::Fast, p, b)
 }
 
-fn bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
-    spec_only: bool,
+pub(crate) fn bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
+    mode: Mode,
     p: &Conv1dParams,
     b: Conv1dBwdInput<'_, S>,
 ) -> BackendResult<()> {
@@ -164,7 +177,7 @@ fn bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
     let (dy, w, dx) = (b.dy.as_ref(), b.w.as_ref(), b.dx.as_mut());
     let wt = transpose_flip_weights(p, w);
     let s = ConvShape { c_in: p.c_out, c_out: p.c_in, pad_left: p.pad_right(), ..ConvShape::forward(p) };
-    conv1d_general(spec_only, &s, dy, &wt, None, dx);
+    conv1d_general(mode, &s, dy, &wt, None, dx);
     Ok(())
 }
 
@@ -174,11 +187,11 @@ pub fn conv1d_bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
     p: &Conv1dParams,
     b: Conv1dBwdWeight<'_, S>,
 ) -> BackendResult<()> {
-    bwd_weight(false, p, b)
+    bwd_weight(Mode::Fast, p, b)
 }
 
-fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
-    spec_only: bool,
+pub(crate) fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
+    mode: Mode,
     p: &Conv1dParams,
     b: Conv1dBwdWeight<'_, S>,
 ) -> BackendResult<()> {
@@ -187,7 +200,7 @@ fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
     let (x, dy, dw, mut dbias) = (x.as_ref(), dy.as_ref(), dw.as_mut(), dbias.map(AsMut::as_mut));
     let (c_in, c_out, len, kernel) = (p.c_in, p.c_out, p.len, p.kernel);
     let s = ConvShape::forward(p);
-    if let Some(path) = fast_path(spec_only, c_out, len) {
+    if let Some(path) = fast_path(mode, c_out, len) {
         let db32 = match dbias.as_deref_mut() {
             None => Some(None),
             Some(d) => T::f32s_mut(d).map(Some),
@@ -195,7 +208,7 @@ fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
         if let (Some(x), Some(dy), Some(dw), Some(db)) = (T::f32s(x), T::f32s(dy), T::f32s_mut(dw), db32) {
             match path {
                 FastPath::Direct => direct::conv1d_bwd_weight_f32(&s, x, dy, dw, db),
-                FastPath::Gemm => gemm::conv1d_bwd_weight_f32(&s, x, dy, dw, db),
+                FastPath::Gemm => gemm::conv1d_bwd_weight_f32(&s, x, dy, dw, db, mode == Mode::FastBf16),
             }
             return Ok(());
         }
@@ -278,20 +291,20 @@ pub mod spec {
     use super::*;
 
     pub fn conv1d_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
-        fwd(true, p, b)
+        fwd(Mode::Spec, p, b)
     }
 
     pub fn conv1d_bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
         p: &Conv1dParams,
         b: Conv1dBwdInput<'_, S>,
     ) -> BackendResult<()> {
-        bwd_input(true, p, b)
+        bwd_input(Mode::Spec, p, b)
     }
 
     pub fn conv1d_bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
         p: &Conv1dParams,
         b: Conv1dBwdWeight<'_, S>,
     ) -> BackendResult<()> {
-        bwd_weight(true, p, b)
+        bwd_weight(Mode::Spec, p, b)
     }
 }

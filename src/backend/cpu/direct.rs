@@ -91,7 +91,7 @@ fn detect() -> Isa {
 /// Whether the direct path is the better one for this shape: few output channels on long
 /// rows (the GEMM path wins where c_out is large, as in SeqNet's tower, or rows are short,
 /// as in a dense layer written as a length-1 convolution).
-pub(crate) fn suits(c_out: usize, len: usize) -> bool {
+pub fn suits(c_out: usize, len: usize) -> bool {
     c_out <= 32 && len >= 256
 }
 

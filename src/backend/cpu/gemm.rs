@@ -187,13 +187,19 @@ const KC_FWD: usize = 128;
 /// whose positions lie in one row is written straight into y (the bias as the accumulators'
 /// start); the others (crossing rows, or past the batch's end) go through a scratch block.
 /// Each value's sum runs over k in order, so its order depends on the shape alone.
-pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+///
+/// With `bf16` (where [`bf16_available`]) the weights and columns are rounded to bf16 pairs and
+/// multiplied by [`kernel_14x32_bf16`]: the same blocks, half the instructions.
+pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32], bf16: bool) {
     let ConvShape { batch, c_in, c_out, len, kernel, .. } = *s;
     let cink = c_in * kernel;
-    let packed = pack_rows(w, c_out, cink);
+    let kp = cink.div_ceil(2);
+    let (packed, packed_bf16) =
+        if bf16 { (Vec::new(), pack_rows_bf16(w, c_out, cink)) } else { (pack_rows(w, c_out, cink), Vec::new()) };
     let panels = c_out.div_ceil(MR);
     let total = batch * len;
     assert!(y.len() == batch * c_out * len && bias.is_none_or(|b| b.len() == c_out) && available());
+    assert!(!bf16 || bf16_available());
     let y_ptr = SharedOut(y.as_mut_ptr());
     let tasks: Vec<usize> = (0..total).step_by(NC).collect();
     // A few groups of tasks per thread, each with its own scratch allocated once (rayon's
@@ -201,11 +207,21 @@ pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32
     let per_group = tasks.len().div_ceil(4 * rayon::current_num_threads()).max(1);
     tasks.par_chunks(per_group).for_each(|group| {
         let mut col = vec![0.0f32; cink * NC];
+        let mut col_bf16 = vec![0u32; if bf16 { kp * NC } else { 0 }];
         let mut scratch = vec![0.0f32; panels * MR * NC];
         for &q0 in group {
             let n = NC.min(total - q0);
             let tiles = n.div_ceil(NR);
             im2col_tiles(s, x, q0, n, &mut col);
+            if bf16 {
+                for t in 0..tiles {
+                    pair_rows(
+                        &col[t * cink * NR..(t + 1) * cink * NR],
+                        cink,
+                        &mut col_bf16[t * kp * NR..(t + 1) * kp * NR],
+                    );
+                }
+            }
             // Where each tile starts in y, when all its NR positions lie in one row.
             let in_row = |t: usize| {
                 let (b, l) = ((q0 + t * NR) / len, (q0 + t * NR) % len);
@@ -228,21 +244,35 @@ pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32
                             _ => Init::Load,
                         };
                         #[cfg(target_arch = "x86_64")]
-                        // SAFETY: AVX-512F is present (asserted); panel p of the packed weights
-                        // holds cink·MR values, tile t of col cink·NR; c holds `rows` rows of NR
-                        // at stride ldc, written by this task alone (its positions), and a
-                        // bias `rows` values.
+                        // SAFETY: AVX-512F (and with bf16 AVX512-BF16) is present (asserted);
+                        // panel p of the packed weights holds cink·MR values (kp·MR pairs),
+                        // tile t of col cink·NR (kp·NR pairs), k0 is even; c holds `rows` rows
+                        // of NR at stride ldc, written by this task alone (its positions), and
+                        // a bias `rows` values.
                         unsafe {
-                            kernel_14x32(
-                                kc,
-                                packed.as_ptr().add(p * MR * cink + k0 * MR),
-                                col.as_ptr().add((t * cink + k0) * NR),
-                                NR,
-                                c,
-                                ldc,
-                                rows,
-                                init,
-                            );
+                            if bf16 {
+                                kernel_14x32_bf16(
+                                    kc.div_ceil(2),
+                                    packed_bf16.as_ptr().add((p * kp + k0 / 2) * MR),
+                                    col_bf16.as_ptr().add((t * kp + k0 / 2) * NR),
+                                    NR,
+                                    c,
+                                    ldc,
+                                    rows,
+                                    init,
+                                );
+                            } else {
+                                kernel_14x32(
+                                    kc,
+                                    packed.as_ptr().add(p * MR * cink + k0 * MR),
+                                    col.as_ptr().add((t * cink + k0) * NR),
+                                    NR,
+                                    c,
+                                    ldc,
+                                    rows,
+                                    init,
+                                );
+                            }
                         }
                     }
                 }
@@ -273,7 +303,17 @@ pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32
 
 /// `dw[co, ci, k] = Σ_{b, l} dy[b, co, l] · x[b, ci, l + k·d − pad_left]`,
 /// `dbias[co] = Σ_{b, l} dy[b, co, l]`, on f32 (f64 between tasks).
-pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32], dbias: Option<&mut [f32]>) {
+///
+/// With `bf16`, dy and the taps are rounded to bf16 pairs of positions for the products
+/// ([`kernel_14x32_bf16`]); the bias gradient stays f32 → f64.
+pub(crate) fn conv1d_bwd_weight_f32(
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    dbias: Option<&mut [f32]>,
+    bf16: bool,
+) {
     let ConvShape { batch, c_in, c_out, len, kernel, .. } = *s;
     let cink = c_in * kernel;
     let tiles = cink.div_ceil(NR);
@@ -281,6 +321,7 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
     let panels = c_out.div_ceil(MR);
     let total = batch * len;
     assert!(x.len() == batch * c_in * len && dy.len() == batch * c_out * len && available());
+    assert!(!bf16 || bf16_available());
     // Positions per task from the shape alone (not the thread count): at most 16 tasks' worth
     // of f64 partial sums, at least 256 positions each.
     let per_task = (total / 16).clamp(256, 4096).next_multiple_of(64);
@@ -297,6 +338,9 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
             let mut col_t = vec![0.0f32; tiles * KC * NR];
             let mut a = vec![0.0f32; panels * KC * MR];
             let mut part = vec![0.0f32; panels * MR * ld];
+            let pairs = if bf16 { KC / 2 } else { 0 };
+            let mut col_bf16 = vec![0u32; tiles * pairs * NR];
+            let mut a_bf16 = vec![0u32; panels * pairs * MR];
             for &q0 in group {
                 let n = per_task.min(total - q0);
                 for (block, p0) in (0..n).step_by(KC).enumerate() {
@@ -311,22 +355,53 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
                         }
                     }
                     let init = if block == 0 { Init::Zero } else { Init::Load };
+                    if bf16 {
+                        // Pairs of positions: the taps' rows as they are (NR wide), dy's
+                        // panels (MR wide) by the same pairing.
+                        for t in 0..tiles {
+                            pair_rows(&col_t[t * KC * NR..], m, &mut col_bf16[t * pairs * NR..(t + 1) * pairs * NR]);
+                        }
+                        for p in 0..panels {
+                            let panel = &a[p * KC * MR..];
+                            for s2 in 0..m.div_ceil(2) {
+                                for r in 0..MR {
+                                    let hi = if 2 * s2 + 1 < m { panel[(2 * s2 + 1) * MR + r] } else { 0.0 };
+                                    a_bf16[(p * pairs + s2) * MR + r] = pair(panel[2 * s2 * MR + r], hi);
+                                }
+                            }
+                        }
+                    }
                     for t in 0..tiles {
                         for p in 0..panels {
                             #[cfg(target_arch = "x86_64")]
-                            // SAFETY: AVX-512F is present (asserted); panel p of a holds m·MR
-                            // values, tile t of col_t m·NR, and part MR rows of ld ≥ (t+1)·NR.
+                            // SAFETY: AVX-512F (with bf16 AVX512-BF16) is present (asserted);
+                            // panel p of a holds m·MR values (⌈m/2⌉·MR pairs), tile t of col_t
+                            // m·NR (⌈m/2⌉·NR pairs), and part MR rows of ld ≥ (t+1)·NR.
                             unsafe {
-                                kernel_14x32(
-                                    m,
-                                    a.as_ptr().add(p * KC * MR),
-                                    col_t.as_ptr().add(t * KC * NR),
-                                    NR,
-                                    part.as_mut_ptr().add(p * MR * ld + t * NR),
-                                    ld,
-                                    MR,
-                                    init,
-                                );
+                                let c = part.as_mut_ptr().add(p * MR * ld + t * NR);
+                                if bf16 {
+                                    kernel_14x32_bf16(
+                                        m.div_ceil(2),
+                                        a_bf16.as_ptr().add(p * pairs * MR),
+                                        col_bf16.as_ptr().add(t * pairs * NR),
+                                        NR,
+                                        c,
+                                        ld,
+                                        MR,
+                                        init,
+                                    );
+                                } else {
+                                    kernel_14x32(
+                                        m,
+                                        a.as_ptr().add(p * KC * MR),
+                                        col_t.as_ptr().add(t * KC * NR),
+                                        NR,
+                                        c,
+                                        ld,
+                                        MR,
+                                        init,
+                                    );
+                                }
                             }
                         }
                     }
@@ -363,5 +438,171 @@ fn gather_taps(s: &ConvShape, x: &[f32], b: usize, l: usize, mut put: impl FnMut
                 put(ci * kernel + k, if src >= 0 && (src as usize) < len { row[src as usize] } else { 0.0 });
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// bf16 products, f32 sums: the same GEMMs with both operands rounded to bfloat16 (8 bits of
+// significand, round to nearest even) and multiplied in pairs by AVX512-BF16's VDPBF16PS, which
+// does two reduction steps per instruction where an FMA does one. Sums stay f32, in the same
+// order of pairs for a given shape. Opt-in ([`crate::backend::cpu::CpuBackend::with_bf16_gemm`]):
+// each product carries a relative error of at most 2^-8 (both roundings), so a sum of n
+// products is within 2^-8 · Σ|a·b| of the f32 one, plus f32 rounding.
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the bf16 kernels run on this CPU (AVX-512F and AVX512-BF16).
+pub(crate) fn bf16_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        available() && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `v` rounded to bfloat16 (nearest, ties to even), as its 16 bits.
+#[inline]
+pub(crate) fn bf16_bits(v: f32) -> u16 {
+    let b = v.to_bits();
+    if v.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// The f32 value of bfloat16 bits.
+#[inline]
+#[cfg(test)]
+pub(crate) fn bf16_value(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// Two values as one bf16 pair: `lo` in the low half (the earlier reduction step).
+#[inline]
+fn pair(lo: f32, hi: f32) -> u32 {
+    bf16_bits(lo) as u32 | (bf16_bits(hi) as u32) << 16
+}
+
+/// [`pack_rows`] in bf16 pairs: panels of MR rows, for each pair of reduction steps the MR
+/// rows' pairs; an odd last step is paired with zero.
+fn pack_rows_bf16(a: &[f32], m: usize, k: usize) -> Vec<u32> {
+    let panels = m.div_ceil(MR);
+    let kp = k.div_ceil(2);
+    let mut p = vec![0u32; panels * MR * kp];
+    for i in 0..m {
+        let (panel, r) = (i / MR, i % MR);
+        let row = &a[i * k..(i + 1) * k];
+        for s in 0..kp {
+            let hi = if 2 * s + 1 < k { row[2 * s + 1] } else { 0.0 };
+            p[(panel * kp + s) * MR + r] = pair(row[2 * s], hi);
+        }
+    }
+    p
+}
+
+/// Rows `2s`, `2s + 1` of a block of f32 rows of NR (stride NR, `steps` rows) as NR pairs each,
+/// for s < ⌈steps/2⌉; a missing odd row reads as zero.
+fn pair_rows(f: &[f32], steps: usize, out: &mut [u32]) {
+    for s in 0..steps.div_ceil(2) {
+        let lo = &f[2 * s * NR..(2 * s + 1) * NR];
+        let dst = &mut out[s * NR..(s + 1) * NR];
+        if 2 * s + 1 < steps {
+            let hi = &f[(2 * s + 1) * NR..(2 * s + 2) * NR];
+            for j in 0..NR {
+                dst[j] = pair(lo[j], hi[j]);
+            }
+        } else {
+            for j in 0..NR {
+                dst[j] = pair(lo[j], 0.0);
+            }
+        }
+    }
+}
+
+/// [`kernel_14x32`] on bf16 pairs: `c[r, j] = init + Σ_s a[s, r] · b[s, j]` where each of
+/// `a[s, r]` and `b[s, j]` is a pair of bf16 values and `·` their two products' sum.
+///
+/// # Safety
+/// AVX-512F and AVX512-BF16 must be present; `a` holds 14·kp pairs, `b` kp rows of 32 pairs
+/// at stride `ldb`, `c` `rows` rows of 32 at stride `ldc`, a bias `rows` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_14x32_bf16(
+    kp: usize,
+    a: *const u32,
+    b: *const u32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    init: Init,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    match init {
+        Init::Zero => {}
+        Init::Load => {
+            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+                acc_r[0] = _mm512_loadu_ps(c.add(r * ldc));
+                acc_r[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
+            }
+        }
+        Init::Bias(bias) => {
+            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+                let v = _mm512_set1_ps(*bias.add(r));
+                *acc_r = [v, v];
+            }
+        }
+    }
+    let step = |acc: &mut [[__m512; 2]; MR], s: usize| {
+        let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(s * ldb) as *const _));
+        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(s * ldb + 16) as *const _));
+        let ak = a.add(s * MR);
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ak.add(r) as i32));
+            acc_r[0] = _mm512_dpbf16_ps(acc_r[0], av, b0);
+            acc_r[1] = _mm512_dpbf16_ps(acc_r[1], av, b1);
+        }
+    };
+    let mut s = 0;
+    while s + 2 <= kp {
+        step(&mut acc, s);
+        step(&mut acc, s + 1);
+        s += 2;
+    }
+    if s < kp {
+        step(&mut acc, s);
+    }
+    for (r, acc_r) in acc.iter().enumerate().take(rows) {
+        _mm512_storeu_ps(c.add(r * ldc), acc_r[0]);
+        _mm512_storeu_ps(c.add(r * ldc + 16), acc_r[1]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_rounding_is_nearest_even_as_the_half_crate_rounds() {
+        let mut state = 7u64;
+        for i in 0..200_000u32 {
+            state = crate::rng::mix(state.wrapping_add(i as u64));
+            let v = f32::from_bits(state as u32);
+            if !v.is_finite() {
+                continue;
+            }
+            let want = half::bf16::from_f32(v);
+            assert_eq!(bf16_bits(v), want.to_bits(), "{v:e}");
+            assert_eq!(bf16_value(bf16_bits(v)), want.to_f32());
+        }
+        // Ties: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 and goes to the even one (1).
+        assert_eq!(bf16_value(bf16_bits(1.0 + 1.0 / 256.0)), 1.0);
+        assert_eq!(bf16_value(bf16_bits(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
+        assert!(bf16_value(bf16_bits(f32::NAN)).is_nan());
+        assert_eq!(pair(1.0, -2.0), 0x3F80 | 0xC000 << 16);
     }
 }

@@ -80,29 +80,60 @@ impl<T, S: AsRef<[T]> + AsMut<[T]> + BufLen + ?Sized> HostSlice<T> for S {}
 pub struct CpuBackend<T = f32> {
     /// Run the reference loops only, never a fast path (see [`CpuBackend::spec`]).
     spec_only: bool,
+    /// The wide convolutions' GEMM multiplies in bf16 (see [`CpuBackend::with_bf16_gemm`]).
+    bf16_gemm: bool,
     _elem: std::marker::PhantomData<T>,
 }
 
 impl CpuBackend<f32> {
     pub fn new() -> Self {
-        CpuBackend { spec_only: false, _elem: std::marker::PhantomData }
+        CpuBackend { spec_only: false, bf16_gemm: false, _elem: std::marker::PhantomData }
     }
 
     /// The specification itself: every op by its reference loops, never a fast path; what
     /// the tests compare whole models on [`CpuBackend::new`] with.
     pub fn spec() -> Self {
-        CpuBackend { spec_only: true, _elem: std::marker::PhantomData }
+        CpuBackend { spec_only: true, bf16_gemm: false, _elem: std::marker::PhantomData }
+    }
+
+    /// The fast paths with the products of the wide convolutions' GEMM (SeqNet's layers, not
+    /// DenoiseNet's) rounded to bfloat16 and summed in f32, two per AVX512-BF16 instruction:
+    /// each product within a relative 2^-8 of f32's. Fails where the CPU lacks AVX512-BF16.
+    pub fn with_bf16_gemm() -> Result<Self, crate::error::BackendError> {
+        if !gemm::bf16_available() {
+            return Err(crate::error::BackendError::Unsupported {
+                op: "bf16 GEMM",
+                what:
+                    "bf16 products need a CPU with AVX-512F and AVX512-BF16 (Intel Cooper Lake or Sapphire Rapids and \
+                 later, AMD Zen 4 and later); this one has not: use f32"
+                        .into(),
+            });
+        }
+        Ok(CpuBackend { spec_only: false, bf16_gemm: true, _elem: std::marker::PhantomData })
+    }
+
+    /// Whether the GEMM's products are bf16 ([`CpuBackend::with_bf16_gemm`]).
+    pub fn bf16_gemm(&self) -> bool {
+        self.bf16_gemm
     }
 }
 
 impl CpuBackend<f64> {
     /// The specification in f64, for gradient checks.
     pub fn new_f64() -> Self {
-        CpuBackend { spec_only: true, _elem: std::marker::PhantomData }
+        CpuBackend { spec_only: true, bf16_gemm: false, _elem: std::marker::PhantomData }
     }
 }
 
 impl<T> CpuBackend<T> {
+    fn conv_mode(&self) -> conv1d::Mode {
+        match (self.spec_only, self.bf16_gemm) {
+            (true, _) => conv1d::Mode::Spec,
+            (false, false) => conv1d::Mode::Fast,
+            (false, true) => conv1d::Mode::FastBf16,
+        }
+    }
+
     /// Threads in rayon's pool, which the ops run on.
     pub fn threads(&self) -> usize {
         rayon::current_num_threads()
@@ -114,7 +145,8 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     type Buf = Vec<T>;
 
     fn describe(&self) -> String {
-        format!("cpu ({} threads)", self.threads())
+        let products = if self.bf16_gemm { ", bf16 products in the wide convolutions" } else { "" };
+        format!("cpu ({} threads{products})", self.threads())
     }
 
     fn zeros(&self, len: usize) -> BackendResult<Vec<T>> {
@@ -142,27 +174,15 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     }
 
     fn conv1d_fwd(&self, p: &Conv1dParams, b: Conv1dFwd<'_, Vec<T>>) -> BackendResult<()> {
-        if self.spec_only {
-            spec::conv1d_fwd(p, b)
-        } else {
-            conv1d_fwd(p, b)
-        }
+        conv1d::fwd(self.conv_mode(), p, b)
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Vec<T>>) -> BackendResult<()> {
-        if self.spec_only {
-            spec::conv1d_bwd_input(p, b)
-        } else {
-            conv1d_bwd_input(p, b)
-        }
+        conv1d::bwd_input(self.conv_mode(), p, b)
     }
 
     fn conv1d_bwd_weight(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Vec<T>>) -> BackendResult<()> {
-        if self.spec_only {
-            spec::conv1d_bwd_weight(p, b)
-        } else {
-            conv1d_bwd_weight(p, b)
-        }
+        conv1d::bwd_weight(self.conv_mode(), p, b)
     }
 
     fn elementwise(&self, op: ElementwiseOp, b: Elementwise<'_, Vec<T>>) -> BackendResult<()> {
