@@ -285,7 +285,9 @@ fn maxpool_follows_keras_same_padding_and_its_backward_matches_finite_difference
     cpu::maxpool_bwd(&p, MaxPoolBwd { x: &x[..], dy: &[1.0, 2.0, 3.0][..], dx: &mut dx[..] }).expect("valid");
     assert_eq!(dx, [1.0, 0.0, 0.0, 2.0, 0.0, 0.0, 3.0]);
 
-    for (batch, channels, len, pool) in [(2, 3, 10, 2), (1, 2, 9, 4), (2, 1, 5, 5), (1, 1, 3, 4)] {
+    for (batch, channels, len, pool) in
+        [(2, 3, 10, 2), (1, 2, 9, 4), (2, 1, 5, 5), (1, 1, 3, 4), (2, 2, 9, 3), (1, 2, 11, 3), (1, 1, 7, 2)]
+    {
         let p = MaxPoolParams { batch, channels, len, pool };
         let mut rng = Rng::new(31 + len as u64);
         // Distinct values, so no window has a tie within h.

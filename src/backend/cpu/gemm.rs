@@ -502,22 +502,51 @@ fn pack_rows_bf16(a: &[f32], m: usize, k: usize) -> Vec<u32> {
     p
 }
 
+/// `out[j] = pair(lo[j], hi[j])` (`hi` absent: zeros), 16 at a time with AVX512-BF16's
+/// conversion (nearest even, as [`bf16_bits`]; it reads subnormal inputs as zero).
+fn pair_slices(lo: &[f32], hi: Option<&[f32]>, out: &mut [u32]) {
+    let n = out.len();
+    assert!(lo.len() >= n && hi.is_none_or(|h| h.len() >= n) && bf16_available());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F and AVX512-BF16 are present (asserted); every access below is at
+    // j .. j + 16 ≤ n, inside lo, hi and out (asserted lengths).
+    let j = unsafe { pair_slices_avx512(lo.as_ptr(), hi.map(<[f32]>::as_ptr), out.as_mut_ptr(), n) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let j = 0;
+    for k in j..n {
+        out[k] = pair(lo[k], hi.map_or(0.0, |h| h[k]));
+    }
+}
+
+/// The whole 16s of [`pair_slices`]; returns how many were done.
+///
+/// # Safety
+/// AVX-512F and AVX512-BF16 must be present; `lo`, `hi` (when given) and `out` hold `n` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pair_slices_avx512(lo: *const f32, hi: Option<*const f32>, out: *mut u32, n: usize) -> usize {
+    use std::arch::x86_64::*;
+    let mut j = 0;
+    while j + 16 <= n {
+        let l: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(lo.add(j))));
+        let mut v = _mm512_cvtepu16_epi32(l);
+        if let Some(hi) = hi {
+            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(hi.add(j))));
+            v = _mm512_or_si512(v, _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)));
+        }
+        _mm512_storeu_si512(out.add(j) as *mut _, v);
+        j += 16;
+    }
+    j
+}
+
 /// Rows `2s`, `2s + 1` of a block of f32 rows of NR (stride NR, `steps` rows) as NR pairs each,
 /// for s < ⌈steps/2⌉; a missing odd row reads as zero.
 fn pair_rows(f: &[f32], steps: usize, out: &mut [u32]) {
     for s in 0..steps.div_ceil(2) {
         let lo = &f[2 * s * NR..(2 * s + 1) * NR];
-        let dst = &mut out[s * NR..(s + 1) * NR];
-        if 2 * s + 1 < steps {
-            let hi = &f[(2 * s + 1) * NR..(2 * s + 2) * NR];
-            for j in 0..NR {
-                dst[j] = pair(lo[j], hi[j]);
-            }
-        } else {
-            for j in 0..NR {
-                dst[j] = pair(lo[j], 0.0);
-            }
-        }
+        let hi = (2 * s + 1 < steps).then(|| &f[(2 * s + 1) * NR..(2 * s + 2) * NR]);
+        pair_slices(lo, hi, &mut out[s * NR..(s + 1) * NR]);
     }
 }
 

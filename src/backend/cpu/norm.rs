@@ -3,7 +3,9 @@
 //! Per channel c over its M = batch·len values: `mean`, biased `var`, `invstd = 1/sqrt(var + ε)`,
 //! `x̂ = (x − mean)·invstd`, `y = γ·x̂ + β`. Backward (training mode):
 //! `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ·invstd·(dy − dβ/M − x̂·dγ/M)`.
-//! Sums in f64, two passes for the variance; channels in parallel.
+//! Sums in f64, two passes for the variance; channels in parallel. Each channel's sums run in
+//! [`LANES`] running lanes (value i of a row goes to lane i mod LANES) added in lane order at
+//! the end: the loops vectorise, and the order depends on the shape alone.
 
 use super::{HostSlice, Real};
 use crate::backend::{BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams};
@@ -15,23 +17,44 @@ fn rows<'a, T: Real>(x: &'a [T], p: &BatchNormParams, c: usize) -> impl Iterator
     x.chunks_exact(cl).map(move |item| &item[c * l..(c + 1) * l])
 }
 
+/// Running sums per channel.
+const LANES: usize = 8;
+
+/// `acc[i mod LANES] += f(row[i])` for every value of a row.
+#[inline]
+fn add_lanes<T: Real>(acc: &mut [f64; LANES], row: &[T], f: impl Fn(f64) -> f64) {
+    let (chunks, tail) = row.as_chunks::<LANES>();
+    for chunk in chunks {
+        for (a, v) in acc.iter_mut().zip(chunk) {
+            *a += f(v.as_f64());
+        }
+    }
+    for (a, v) in acc.iter_mut().zip(tail) {
+        *a += f(v.as_f64());
+    }
+}
+
+/// The lanes' total, in lane order.
+fn lanes_total(acc: &[f64; LANES]) -> f64 {
+    acc.iter().sum()
+}
+
 /// (mean, biased variance) of every channel.
 fn moments<T: Real>(x: &[T], p: &BatchNormParams) -> Vec<(f64, f64)> {
     let m = (p.batch * p.len) as f64;
     (0..p.channels)
         .into_par_iter()
         .map(|c| {
-            // One running sum through the rows in order (the order the sums were specified in).
-            let mut sum = 0.0f64;
+            let mut sum = [0.0f64; LANES];
             for row in rows(x, p, c) {
-                sum = row.iter().fold(sum, |a, v| a + v.as_f64());
+                add_lanes(&mut sum, row, |v| v);
             }
-            let mean = sum / m;
-            let mut sq = 0.0f64;
+            let mean = lanes_total(&sum) / m;
+            let mut sq = [0.0f64; LANES];
             for row in rows(x, p, c) {
-                sq = row.iter().fold(sq, |a, v| a + (v.as_f64() - mean) * (v.as_f64() - mean));
+                add_lanes(&mut sq, row, |v| (v - mean) * (v - mean));
             }
-            (mean, sq / m)
+            (mean, lanes_total(&sq) / m)
         })
         .collect()
 }
@@ -102,14 +125,24 @@ pub fn batchnorm_bwd<T: Real, S: HostSlice<T> + ?Sized>(
         .into_par_iter()
         .map(|c| {
             let (mu, is) = (mean[c].as_f64(), invstd[c].as_f64());
-            let mut acc = (0.0f64, 0.0f64);
+            let (mut sb, mut sg) = ([0.0f64; LANES], [0.0f64; LANES]);
             for (dy_row, x_row) in rows(dy, p, c).zip(rows(x, p, c)) {
-                acc = dy_row.iter().zip(x_row).fold(acc, |(sb, sg), (g, v)| {
+                let (dy_chunks, dy_tail) = dy_row.as_chunks::<LANES>();
+                let (x_chunks, x_tail) = x_row.as_chunks::<LANES>();
+                for (gs, vs) in dy_chunks.iter().zip(x_chunks) {
+                    for k in 0..LANES {
+                        let (g, v) = (gs[k].as_f64(), vs[k].as_f64());
+                        sb[k] += g;
+                        sg[k] += g * (v - mu) * is;
+                    }
+                }
+                for (k, (g, v)) in dy_tail.iter().zip(x_tail).enumerate() {
                     let (g, v) = (g.as_f64(), v.as_f64());
-                    (sb + g, sg + g * (v - mu) * is)
-                });
+                    sb[k] += g;
+                    sg[k] += g * (v - mu) * is;
+                }
             }
-            acc
+            (lanes_total(&sb), lanes_total(&sg))
         })
         .collect();
     for (c, &(sb, sg)) in sums.iter().enumerate() {
