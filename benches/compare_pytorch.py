@@ -130,7 +130,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3, help="timed DenoiseNet steps of each kind")
     ap.add_argument("--sc-batch", type=int, default=128)
     ap.add_argument("--cells", type=int, default=10_000)
-    ap.add_argument("--sc-steps", type=int, default=5, help="timed SeqNet steps of each kind")
+    ap.add_argument("--sc-steps", type=int, default=10, help="timed SeqNet steps of each kind")
     ap.add_argument("--only", choices=["denoise", "sc"], default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -223,7 +223,9 @@ fn bf16_products_train_and_predict_as_f32_does() {
     say(&format!(
         "f32-trained model, bf16 products against f32: logit r {r:.6}, largest probability difference {max_diff:.2e}"
     ));
-    assert!(r >= 0.9999, "logits with bf16 products: Pearson r {r} against f32");
+    // Measured 0.99992–0.99996 on AMD Zen 4 (the model differs with every change to the
+    // f32 sums); the bound leaves room for other CPUs' f32 paths.
+    assert!(r >= 0.9998, "logits with bf16 products: Pearson r {r} against f32");
     assert!(max_diff <= 0.02, "probabilities with bf16 products differ by up to {max_diff}");
     for (_, _, dir) in &outcome {
         std::fs::remove_dir_all(dir).ok();

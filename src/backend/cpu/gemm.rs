@@ -62,40 +62,67 @@ fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
 /// zero outside the row and beyond the batch. Each tile's c_in·K × NR block is contiguous, so
 /// the micro-kernel reads any range of reduction steps as one packed block.
 fn im2col_tiles(s: &ConvShape, x: &[f32], q0: usize, n: usize, col: &mut [f32]) {
-    let total = s.batch * s.len;
     let cink = s.c_in * s.kernel;
-    let tiles = n.div_ceil(NR);
-    for ci in 0..s.c_in {
-        for k in 0..s.kernel {
-            let kk = ci * s.kernel + k;
-            let shift = (k * s.dilation) as isize - s.pad_left as isize;
-            for t in 0..tiles {
-                let tile = &mut col[(t * cink + kk) * NR..(t * cink + kk + 1) * NR];
-                let q = q0 + t * NR;
-                let (b, l) = (q / s.len, q % s.len);
-                let src = l as isize + shift;
-                if t * NR + NR <= n && l + NR <= s.len && src >= 0 && src as usize + NR <= s.len {
-                    // A whole tile inside one row: one fixed-size copy (no call, no padding).
-                    let start = (b * s.c_in + ci) * s.len + src as usize;
-                    let from: &[f32; NR] = x[start..start + NR].try_into().expect("NR values");
-                    let to: &mut [f32; NR] = tile.try_into().expect("NR values");
-                    *to = *from;
-                    continue;
-                }
-                let mut j = 0;
-                // Stretch by stretch of one batch item: a zero-padded piece of one input row.
-                while j < NR && t * NR + j < n && q0 + t * NR + j < total {
-                    let q = q0 + t * NR + j;
-                    let (b, l) = (q / s.len, q % s.len);
-                    let run = (s.len - l).min(NR - j).min(n - t * NR - j);
-                    let x_row = &x[(b * s.c_in + ci) * s.len..(b * s.c_in + ci + 1) * s.len];
-                    copy_padded(x_row, l as isize + shift, &mut tile[j..j + run]);
-                    j += run;
-                }
-                tile[j..].fill(0.0);
-            }
+    let mut buf = [0.0f32; NR];
+    for kk in 0..cink {
+        for t in 0..n.div_ceil(NR) {
+            let row = tap_row(s, x, q0, n, t, kk, &mut buf);
+            col[(t * cink + kk) * NR..(t * cink + kk + 1) * NR].copy_from_slice(row);
         }
     }
+}
+
+/// [`im2col_tiles`] as bf16 pairs of reduction steps (`col[(t·⌈c_in·K/2⌉ + s)·NR + j]` =
+/// steps 2s and 2s + 1 of position j of tile t; a missing last step is zero), converted as
+/// they are gathered: no f32 columns written and read again.
+fn im2col_tiles_bf16(s: &ConvShape, x: &[f32], q0: usize, n: usize, col: &mut [u32]) {
+    let cink = s.c_in * s.kernel;
+    let kp = cink.div_ceil(2);
+    let (mut lo_buf, mut hi_buf) = ([0.0f32; NR], [0.0f32; NR]);
+    for sp in 0..kp {
+        for t in 0..n.div_ceil(NR) {
+            let lo = tap_row(s, x, q0, n, t, 2 * sp, &mut lo_buf);
+            let hi = (2 * sp + 1 < cink).then(|| tap_row(s, x, q0, n, t, 2 * sp + 1, &mut hi_buf));
+            pair_slices(lo, hi, &mut col[(t * kp + sp) * NR..(t * kp + sp + 1) * NR]);
+        }
+    }
+}
+
+/// Reduction step `kk` = ci·K + k of tile t's NR positions (`q0 + t·NR + j`, j < NR): straight
+/// from x where the tile lies inside one row with its taps in range, else gathered into `buf`
+/// (zero outside the row, beyond the task's n positions and beyond the batch).
+#[inline]
+fn tap_row<'a>(
+    s: &ConvShape,
+    x: &'a [f32],
+    q0: usize,
+    n: usize,
+    t: usize,
+    kk: usize,
+    buf: &'a mut [f32; NR],
+) -> &'a [f32] {
+    let total = s.batch * s.len;
+    let (ci, k) = (kk / s.kernel, kk % s.kernel);
+    let shift = (k * s.dilation) as isize - s.pad_left as isize;
+    let q = q0 + t * NR;
+    let (b, l) = (q / s.len, q % s.len);
+    let src = l as isize + shift;
+    if t * NR + NR <= n && l + NR <= s.len && src >= 0 && src as usize + NR <= s.len {
+        let start = (b * s.c_in + ci) * s.len + src as usize;
+        return &x[start..start + NR];
+    }
+    let mut j = 0;
+    // Stretch by stretch of one batch item: a zero-padded piece of one input row.
+    while j < NR && t * NR + j < n && q0 + t * NR + j < total {
+        let q = q0 + t * NR + j;
+        let (b, l) = (q / s.len, q % s.len);
+        let run = (s.len - l).min(NR - j).min(n - t * NR - j);
+        let x_row = &x[(b * s.c_in + ci) * s.len..(b * s.c_in + ci + 1) * s.len];
+        copy_padded(x_row, l as isize + shift, &mut buf[j..j + run]);
+        j += run;
+    }
+    buf[j..].fill(0.0);
+    buf
 }
 
 /// What the accumulators of [`kernel_14x32`] start from.
@@ -206,21 +233,16 @@ pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32
     // for_each_init would allocate, and the allocator zero, per split).
     let per_group = tasks.len().div_ceil(4 * rayon::current_num_threads()).max(1);
     tasks.par_chunks(per_group).for_each(|group| {
-        let mut col = vec![0.0f32; cink * NC];
+        let mut col = vec![0.0f32; if bf16 { 0 } else { cink * NC }];
         let mut col_bf16 = vec![0u32; if bf16 { kp * NC } else { 0 }];
         let mut scratch = vec![0.0f32; panels * MR * NC];
         for &q0 in group {
             let n = NC.min(total - q0);
             let tiles = n.div_ceil(NR);
-            im2col_tiles(s, x, q0, n, &mut col);
             if bf16 {
-                for t in 0..tiles {
-                    pair_rows(
-                        &col[t * cink * NR..(t + 1) * cink * NR],
-                        cink,
-                        &mut col_bf16[t * kp * NR..(t + 1) * kp * NR],
-                    );
-                }
+                im2col_tiles_bf16(s, x, q0, n, &mut col_bf16);
+            } else {
+                im2col_tiles(s, x, q0, n, &mut col);
             }
             // Where each tile starts in y, when all its NR positions lie in one row.
             let in_row = |t: usize| {

@@ -1,7 +1,7 @@
 //! Batch normalisation: the twin of `kernels/norm.cu`.
 //!
 //! Per channel c over its M = batch·len values: `mean`, biased `var`, `invstd = 1/sqrt(var + ε)`,
-//! `x̂ = (x − mean)·invstd`, `y = γ·x̂ + β`. Backward (training mode):
+//! `x̂ = (x − mean)·invstd`, `y = γ·x̂ + β` (computed as `x·scale + shift`, see [`normalise`]). Backward (training mode):
 //! `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ·invstd·(dy − dβ/M − x̂·dγ/M)`.
 //! Sums in f64, two passes for the variance; channels in parallel. Each channel's sums run in
 //! [`LANES`] running lanes (value i of a row goes to lane i mod LANES) added in lane order at
@@ -59,14 +59,22 @@ fn moments<T: Real>(x: &[T], p: &BatchNormParams) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// `y = x·scale + shift` per channel, with `scale = γ·invstd` and `shift = β − mean·scale`
+/// worked out in f64 and the per-value product and sum in T (f32 in production: the loop
+/// vectorises).
 fn normalise<T: Real>(p: &BatchNormParams, x: &[T], gamma: &[T], beta: &[T], stats: &[(f64, f64)], y: &mut [T]) {
     let (cl, l) = (p.channels * p.len, p.len);
-    y.par_chunks_mut(cl).zip(x.par_chunks(cl)).for_each(|(yb, xb)| {
-        for c in 0..p.channels {
+    let coef: Vec<(T, T)> = (0..p.channels)
+        .map(|c| {
             let (mean, invstd) = stats[c];
-            let (g, bt) = (gamma[c].as_f64(), beta[c].as_f64());
-            for (y, x) in yb[c * l..(c + 1) * l].iter_mut().zip(&xb[c * l..(c + 1) * l]) {
-                *y = T::of(g * (x.as_f64() - mean) * invstd + bt);
+            let scale = gamma[c].as_f64() * invstd;
+            (T::of(scale), T::of(beta[c].as_f64() - mean * scale))
+        })
+        .collect();
+    y.par_chunks_mut(cl).zip(x.par_chunks(cl)).for_each(|(yb, xb)| {
+        for (c, &(scale, shift)) in coef.iter().enumerate() {
+            for (y, &x) in yb[c * l..(c + 1) * l].iter_mut().zip(&xb[c * l..(c + 1) * l]) {
+                *y = x * scale + shift;
             }
         }
     });
