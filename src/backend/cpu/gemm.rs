@@ -135,6 +135,48 @@ enum Init {
     Bias(*const f32),
 }
 
+/// Starts a 14 × 32 block of zeroed accumulators as `init` says.
+///
+/// # Safety
+/// AVX-512F must be present; with `Init::Load`, `c` holds `rows` rows of 32 at stride `ldc`;
+/// a bias holds `rows` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn start(acc: &mut [[std::arch::x86_64::__m512; 2]; MR], c: *const f32, ldc: usize, rows: usize, init: Init) {
+    use std::arch::x86_64::*;
+    match init {
+        Init::Zero => {}
+        Init::Load => {
+            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+                acc_r[0] = _mm512_loadu_ps(c.add(r * ldc));
+                acc_r[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
+            }
+        }
+        Init::Bias(bias) => {
+            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+                let v = _mm512_set1_ps(*bias.add(r));
+                *acc_r = [v, v];
+            }
+        }
+    }
+}
+
+/// The first `rows` rows of a block of accumulators into `c` (rows of 32 at stride `ldc`).
+///
+/// # Safety
+/// AVX-512F must be present; `c` holds `rows` rows of 32 at stride `ldc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store(acc: &[[std::arch::x86_64::__m512; 2]; MR], c: *mut f32, ldc: usize, rows: usize) {
+    use std::arch::x86_64::*;
+    for (r, acc_r) in acc.iter().enumerate().take(rows) {
+        _mm512_storeu_ps(c.add(r * ldc), acc_r[0]);
+        _mm512_storeu_ps(c.add(r * ldc + 16), acc_r[1]);
+    }
+}
+
 /// `c[r, j] = init + Σ_kk a[kk, r] · b[kk, j]` for r < `rows` ≤ 14, j < 32: `a` a packed
 /// panel (14 per step), `b` rows of stride `ldb`, `c` rows of stride `ldc`. Rows from `rows`
 /// to 14 are computed (the panel's padding) but neither read nor written.
@@ -157,21 +199,7 @@ unsafe fn kernel_14x32(
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    match init {
-        Init::Zero => {}
-        Init::Load => {
-            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
-                acc_r[0] = _mm512_loadu_ps(c.add(r * ldc));
-                acc_r[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
-            }
-        }
-        Init::Bias(bias) => {
-            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
-                let v = _mm512_set1_ps(*bias.add(r));
-                *acc_r = [v, v];
-            }
-        }
-    }
+    start(&mut acc, c, ldc, rows, init);
     let step = |acc: &mut [[__m512; 2]; MR], kk: usize| {
         let b0 = _mm512_loadu_ps(b.add(kk * ldb));
         let b1 = _mm512_loadu_ps(b.add(kk * ldb + 16));
@@ -192,10 +220,7 @@ unsafe fn kernel_14x32(
     if kk < k {
         step(&mut acc, kk);
     }
-    for (r, acc_r) in acc.iter().enumerate().take(rows) {
-        _mm512_storeu_ps(c.add(r * ldc), acc_r[0]);
-        _mm512_storeu_ps(c.add(r * ldc + 16), acc_r[1]);
-    }
+    store(&acc, c, ldc, rows);
 }
 
 /// Positions per block of the weight gradient: one tile's KC × NR block of colᵀ stays in L1
@@ -593,21 +618,7 @@ unsafe fn kernel_14x32_bf16(
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    match init {
-        Init::Zero => {}
-        Init::Load => {
-            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
-                acc_r[0] = _mm512_loadu_ps(c.add(r * ldc));
-                acc_r[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
-            }
-        }
-        Init::Bias(bias) => {
-            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
-                let v = _mm512_set1_ps(*bias.add(r));
-                *acc_r = [v, v];
-            }
-        }
-    }
+    start(&mut acc, c, ldc, rows, init);
     let step = |acc: &mut [[__m512; 2]; MR], s: usize| {
         let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(s * ldb) as *const _));
         let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(s * ldb + 16) as *const _));
@@ -627,10 +638,7 @@ unsafe fn kernel_14x32_bf16(
     if s < kp {
         step(&mut acc, s);
     }
-    for (r, acc_r) in acc.iter().enumerate().take(rows) {
-        _mm512_storeu_ps(c.add(r * ldc), acc_r[0]);
-        _mm512_storeu_ps(c.add(r * ldc + 16), acc_r[1]);
-    }
+    store(&acc, c, ldc, rows);
 }
 
 #[cfg(test)]
