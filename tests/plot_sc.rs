@@ -318,6 +318,22 @@ fn chr22_single_cell_figures_and_report() {
     assert!(said.contains("sections: configuration, training, embedding, analyses"), "{said}");
     let other = std::fs::read_to_string(dir.join("other.html")).expect("html");
     assert!(!other.contains("ism.h5"), "another model's ISM");
+    // A damaged TF table beside the model (its cells, a value that is not a number) is named
+    // in the page, not drawn, and does not stop the report; given with --analysis it does.
+    let tsv = std::fs::read_to_string(dir.join("tf.tsv")).expect("tsv");
+    let mut lines: Vec<String> = tsv.lines().map(str::to_string).collect();
+    let cut = lines[2].rfind('\t').expect("a value");
+    lines[2] = format!("{}\tx", &lines[2][..cut]);
+    std::fs::write(dir.join("tf_bad.tsv"), lines.join("\n") + "\n").expect("tsv");
+    ok(&dir, &["report", "model", "--groups", "groups.tsv", "-o", "stray.html"]);
+    let stray = std::fs::read_to_string(dir.join("stray.html")).expect("html");
+    assert!(stray.contains("tf_bad.tsv was not drawn") && stray.contains("line 3"), "the damaged table is named");
+    assert_eq!(stray.matches("<svg").count(), 4, "the others still drawn");
+    fails_cleanly(
+        &dir,
+        &["report", "model", "--groups", "groups.tsv", "--analysis", "tf_bad.tsv", "-o", "x.html"],
+        &["tf_bad.tsv", "line 3", "is not a number"],
+    );
     fails_cleanly(
         &dir,
         &["report", "model", "--analysis", "two.bed", "-o", "x.html"],

@@ -331,52 +331,65 @@ fn analyses_section(h: &mut String, inputs: &ReportInputs, summary: &mut ReportS
     if found.is_empty() {
         h.push_str("<p>None found: the outputs of `chromax sc tf-activity` and `chromax sc ism` made from this model are drawn here when they lie beside the model directory or are given with --analysis FILE.</p>\n");
     }
-    for a in &found {
+    let given = inputs.analyses.len();
+    for (i, a) in found.iter().enumerate() {
         let file = escape(&a.path().display().to_string());
-        match a {
-            Analysis::TfActivity(p) => match &inputs.groups {
-                Some(g) => {
-                    let fig = super::heatmap::tf_activity_figure(&inputs.model, p, g, 20)?;
-                    let _ = writeln!(
-                        h,
-                        "<figure>{}<figcaption>TF activity ({file}): mean z-score of each group's cells for the {} motifs whose group means vary most.</figcaption></figure>",
-                        svg_string(&fig)?,
-                        fig.motifs.len()
-                    );
-                    summary.sections.push("tf-activity".into());
-                }
-                None => {
-                    let _ = writeln!(
-                        h,
-                        "<p>TF activity in {file}: give --groups FILE|obs:KEY to draw it as groups × motifs.</p>"
-                    );
-                }
-            },
-            Analysis::Ism(p) => {
-                let names = super::logo::ism_region_names(p)?;
-                let first = super::logo::read_ism_region(p, 0)?;
-                let shown: Vec<String> = first.groups.iter().take(super::logo::MAX_ROWS).cloned().collect();
-                let (from, to) = first.strongest(super::logo::DEFAULT_SPAN);
-                let mut fig = super::logo::LogoFigure::new(&first, from, to, &shown)?;
-                fig.title = super::logo::title(&fig, &first, 0, names.len());
-                let more = if shown.len() < first.groups.len() {
-                    format!(" The first {} of {} groups.", shown.len(), first.groups.len())
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    h,
-                    "<figure>{}<figcaption>In-silico mutagenesis ({file}): at the {} positions around the strongest effect in the first window, each substitution's letter is as tall as the mean logit change of the group's cells (gains above the line, losses below); the reference base is written under the axis. `chromax plot ism --region N` draws the others.{more}</figcaption></figure>",
-                    svg_string(&fig)?,
-                    to - from
-                );
-                summary.sections.push("ism".into());
+        match analysis_figure(a, inputs, &file) {
+            Ok((html, section)) => {
+                h.push_str(&html);
+                summary.sections.extend(section.map(String::from));
+            }
+            // A file given with --analysis must draw; one found beside the model is named.
+            Err(e) if i < given => return Err(e),
+            Err(e) => {
+                let _ = writeln!(h, "<p>{file} was not drawn: {}</p>", escape(&e.to_string()));
             }
         }
     }
     h.push_str("</section>\n");
     summary.sections.push("analyses".into());
     Ok(())
+}
+
+/// One analysis as HTML (a figure, or a paragraph saying what is missing) and the section
+/// it adds to the summary.
+fn analysis_figure(a: &Analysis, inputs: &ReportInputs, file: &str) -> Result<(String, Option<&'static str>), Error> {
+    match a {
+        Analysis::TfActivity(p) => match &inputs.groups {
+            Some(g) => {
+                let fig = super::heatmap::tf_activity_figure(&inputs.model, p, g, 20)?;
+                let html = format!(
+                    "<figure>{}<figcaption>TF activity ({file}): mean z-score of each group's cells for the {} motifs whose group means vary most.</figcaption></figure>\n",
+                    svg_string(&fig)?,
+                    fig.motifs.len()
+                );
+                Ok((html, Some("tf-activity")))
+            }
+            None => Ok((
+                format!("<p>TF activity in {file}: give --groups FILE|obs:KEY to draw it as groups × motifs.</p>\n"),
+                None,
+            )),
+        },
+        Analysis::Ism(p) => {
+            let names = super::logo::ism_region_names(p)?;
+            let first = super::logo::read_ism_region(p, 0)?;
+            let shown: Vec<String> = first.groups.iter().take(super::logo::MAX_ROWS).cloned().collect();
+            let (from, to) = first.strongest(super::logo::DEFAULT_SPAN);
+            let mut fig = super::logo::LogoFigure::new(&first, from, to, &shown)?;
+            fig.title = super::logo::title(&fig, &first, 0, names.len());
+            let more = if shown.len() < first.groups.len() {
+                format!(" The first {} of {} groups.", shown.len(), first.groups.len())
+            } else {
+                String::new()
+            };
+            let html = format!(
+                "<figure>{}<figcaption>In-silico mutagenesis ({file}): at the {} positions around the strongest effect in the first window, each substitution's letter is as tall as the mean logit change of the group's cells (gains above the line, losses below); the reference base is written under the axis. `chromax plot ism --region N` draws the others.{more}</figcaption></figure>\n",
+                svg_string(&fig)?,
+                to - from
+            );
+            Ok((html, Some("ism")))
+        }
+    }
 }
 
 /// Writes the report of `inputs` to `out` (evaluating the run's files first, if given).
