@@ -293,6 +293,12 @@ fn bf16_products_are_a_cpu_option() {
     if std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.split_whitespace().any(|f| f == "avx512_bf16")) {
         assert!(out.status.success() && stderr.contains("bf16 products"), "{stderr}");
         assert!(dir.join("m/model.safetensors").is_file());
+        // The precision is a setting of the run: resuming it in f32 is refused.
+        fails_cleanly(
+            &dir,
+            &train_args(fasta, &["--epochs", "2", "--resume", "m"]),
+            &["setting 'bf16_products' was true in this run and is absent now"],
+        );
     } else {
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("AVX512-BF16") && !dir.join("m").exists(), "{stderr}");

@@ -101,6 +101,7 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
         seed: a.seed,
         patience: usize::MAX,
         model,
+        bf16_products: a.bf16,
         ..ScTrainOptions::default()
     };
     let t = Instant::now();

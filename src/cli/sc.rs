@@ -223,6 +223,7 @@ fn train(a: &ScTrainArgs) -> CliResult {
         batch_key: a.batch_key.clone(),
         batches_file: a.batches.clone(),
         l2: a.l2,
+        bf16_products: a.bf16,
         ..ScTrainOptions::default()
     };
     check_run_dir(&opts, &out)?;

@@ -78,6 +78,10 @@ pub struct ScTrainOptions {
     /// L2 penalty on the cell embeddings, λ·Σw² (Keras' `l2`, as scBasset's); 0 = none.
     #[serde(default)]
     pub l2: f64,
+    /// The convolutions' products were bf16 (`--bf16`; the backend decides, this records it
+    /// so that a resume in the other precision is refused). Absent from f32 runs' settings.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bf16_products: bool,
 }
 
 impl Default for ScTrainOptions {
@@ -109,6 +113,7 @@ impl Default for ScTrainOptions {
             batch_key: None,
             batches_file: None,
             l2: 0.0,
+            bf16_products: false,
         }
     }
 }
