@@ -68,12 +68,6 @@ impl IsmRegion {
     }
 }
 
-/// The windows an ISM file holds, in order.
-pub fn ism_region_names(path: &Path) -> Result<Vec<String>, FileError> {
-    let (f, lim) = open(path)?;
-    read_strings(path, &f, lim, "regions")
-}
-
 /// The model directory an ISM file was made with (its `model` attribute; files of earlier
 /// versions have none).
 pub fn ism_model(path: &Path) -> Option<std::path::PathBuf> {
@@ -95,55 +89,100 @@ fn read_strings(path: &Path, f: &hdf5_pure::File, lim: SizeLimit, name: &str) ->
         .map_err(|e| FileError::content(path, format!("{name}: {e} (not an ISM file of `chromax sc ism`?)")))
 }
 
-/// Reads region `index` (0-based) of an ISM file: only its rows of `delta` and `reference`.
-pub fn read_ism_region(path: &Path, index: usize) -> Result<IsmRegion, FileError> {
-    let (f, lim) = open(path)?;
-    let bad = |what: String| FileError::content(path, what);
-    let regions = read_strings(path, &f, lim, "regions")?;
-    let groups = read_strings(path, &f, lim, "groups")?;
-    let name = regions
-        .get(index)
-        .ok_or_else(|| bad(format!("region {} asked for, the file holds {}", index + 1, regions.len())))?
-        .clone();
-    let delta_ds = f.dataset("delta").map_err(|e| bad(format!("delta: {e} (not an ISM file of `chromax sc ism`?)")))?;
-    let ref_ds = f.dataset("reference").map_err(|e| bad(format!("reference: {e}")))?;
-    let shape = delta_ds.shape().map_err(|e| bad(format!("delta: {e}")))?;
-    let ref_shape = ref_ds.shape().map_err(|e| bad(format!("reference: {e}")))?;
-    let (r, len, g) = match (shape.as_slice(), ref_shape.as_slice()) {
-        ([r, len, 4, g], [r2, len2]) if r == r2 && len == len2 && *g as usize == groups.len() => {
-            (*r as usize, *len as usize, *g as usize)
+/// An ISM file opened once: its windows and groups read, a region's rows read on demand.
+pub struct IsmFile {
+    path: std::path::PathBuf,
+    file: hdf5_pure::File,
+    lim: SizeLimit,
+    /// The windows, in order (`chrom:start-end`, 0-based, end exclusive).
+    pub regions: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl IsmFile {
+    pub fn open(path: &Path) -> Result<IsmFile, FileError> {
+        let (file, lim) = open(path)?;
+        let regions = read_strings(path, &file, lim, "regions")?;
+        let groups = read_strings(path, &file, lim, "groups")?;
+        Ok(IsmFile { path: path.to_path_buf(), file, lim, regions, groups })
+    }
+
+    /// Region `index` (0-based): only its rows of `delta` and `reference`.
+    pub fn region(&self, index: usize) -> Result<IsmRegion, FileError> {
+        let (f, lim, path) = (&self.file, self.lim, self.path.as_path());
+        let (regions, groups) = (&self.regions, &self.groups);
+        let bad = |what: String| FileError::content(path, what);
+        let name = regions
+            .get(index)
+            .ok_or_else(|| bad(format!("region {} asked for, the file holds {}", index + 1, regions.len())))?
+            .clone();
+        let delta_ds =
+            f.dataset("delta").map_err(|e| bad(format!("delta: {e} (not an ISM file of `chromax sc ism`?)")))?;
+        let ref_ds = f.dataset("reference").map_err(|e| bad(format!("reference: {e}")))?;
+        let shape = delta_ds.shape().map_err(|e| bad(format!("delta: {e}")))?;
+        let ref_shape = ref_ds.shape().map_err(|e| bad(format!("reference: {e}")))?;
+        let (r, len, g) = match (shape.as_slice(), ref_shape.as_slice()) {
+            ([r, len, 4, g], [r2, len2]) if r == r2 && len == len2 && *g as usize == groups.len() => {
+                (*r as usize, *len as usize, *g as usize)
+            }
+            _ => {
+                return Err(bad(format!(
+                    "delta has shape {shape:?} and reference {ref_shape:?}; an ISM file has delta[region, position, \
+                     4, group] and reference[region, position] for its {} regions and {} groups",
+                    regions.len(),
+                    groups.len()
+                )))
+            }
+        };
+        if r != regions.len() {
+            return Err(bad(format!("delta holds {r} regions, the region names {}", regions.len())));
         }
-        _ => {
+        lim.check(&delta_ds).map_err(|e| bad(format!("delta: {e}")))?;
+        lim.check(&ref_ds).map_err(|e| bad(format!("reference: {e}")))?;
+        let delta = delta_ds.read_f32_rows(index as u64, 1).map_err(|e| bad(format!("delta: {e}")))?;
+        let reference = ref_ds.read_raw_rows(index as u64, 1).map_err(|e| bad(format!("reference: {e}")))?;
+        if delta.len() != len * 4 * g || reference.len() != len {
             return Err(bad(format!(
-            "delta has shape {shape:?} and reference {ref_shape:?}; an ISM file has delta[region, position, 4, group] \
-                 and reference[region, position] for its {} regions and {} groups",
-            regions.len(),
-            groups.len()
-        )))
+                "region {}: {} deltas and {} bases read, {} and {len} expected",
+                index + 1,
+                delta.len(),
+                reference.len(),
+                len * 4 * g
+            )));
         }
-    };
-    if r != regions.len() {
-        return Err(bad(format!("delta holds {r} regions, the region names {}", regions.len())));
+        if let Some(v) = delta.iter().find(|v| !v.is_finite()) {
+            return Err(bad(format!("region {name}: delta holds {v}: the file is damaged")));
+        }
+        let (chrom, start) =
+            window_start(&name).ok_or_else(|| bad(format!("region name '{name}' is not chrom:start-end")))?;
+        Ok(IsmRegion { name, chrom, start, reference, groups: groups.clone(), delta })
     }
-    lim.check(&delta_ds).map_err(|e| bad(format!("delta: {e}")))?;
-    lim.check(&ref_ds).map_err(|e| bad(format!("reference: {e}")))?;
-    let delta = delta_ds.read_f32_rows(index as u64, 1).map_err(|e| bad(format!("delta: {e}")))?;
-    let reference = ref_ds.read_raw_rows(index as u64, 1).map_err(|e| bad(format!("reference: {e}")))?;
-    if delta.len() != len * 4 * g || reference.len() != len {
-        return Err(bad(format!(
-            "region {}: {} deltas and {} bases read, {} and {len} expected",
-            index + 1,
-            delta.len(),
-            reference.len(),
-            len * 4 * g
-        )));
+
+    /// The logo of region `index`: the positions of `range` (inside its window), else the
+    /// `span` around its strongest effect; the rows of `groups` (all when empty); titled.
+    pub fn figure(
+        &self,
+        index: usize,
+        range: Option<&Region>,
+        span: usize,
+        groups: &[String],
+    ) -> Result<LogoFigure, Error> {
+        let region = self.region(index)?;
+        let (from, to) = match range {
+            Some(r) => ((r.start as i64 - region.start) as usize, (r.end as i64 - region.start) as usize),
+            None => region.strongest(span.max(1)),
+        };
+        if to - from > MAX_SPAN {
+            return Err(FileError::Argument(format!(
+                "--region: {} positions; a logo draws at most {MAX_SPAN} (letters must stay legible)",
+                to - from
+            ))
+            .into());
+        }
+        let mut fig = LogoFigure::new(&region, from, to, groups)?;
+        fig.title = title(&fig, &region, index, self.regions.len());
+        Ok(fig)
     }
-    if let Some(v) = delta.iter().find(|v| !v.is_finite()) {
-        return Err(bad(format!("region {name}: delta holds {v}: the file is damaged")));
-    }
-    let (chrom, start) =
-        window_start(&name).ok_or_else(|| bad(format!("region name '{name}' is not chrom:start-end")))?;
-    Ok(IsmRegion { name, chrom, start, reference, groups, delta })
 }
 
 /// `chrom:start-end` (0-based; `start` may be negative) as chrom and start.
@@ -444,7 +483,7 @@ impl Figure for LogoFigure {
 }
 
 /// `ISM of chr1:1,001-1,040 (window 2 of 5, chr1:901-1,156)`, 1-based.
-pub fn title(fig: &LogoFigure, region: &IsmRegion, index: usize, windows: usize) -> String {
+fn title(fig: &LogoFigure, region: &IsmRegion, index: usize, windows: usize) -> String {
     let at = |p: i64| thousands(p.max(0) as u64);
     format!(
         "ISM of {}:{}-{} (window {} of {windows}, {}:{}-{}): Δ logit of each substitution, by group",
@@ -471,29 +510,15 @@ pub struct LogoOptions {
 
 /// The logo figure of an ISM file, as `opts` chooses.
 pub fn logo_figure(path: &Path, opts: &LogoOptions) -> Result<LogoFigure, Error> {
-    let names = ism_region_names(path)?;
-    if names.is_empty() {
+    let file = IsmFile::open(path)?;
+    if file.regions.is_empty() {
         return Err(FileError::content(path, "the ISM file holds no regions").into());
     }
     let (index, range) = match &opts.region {
-        Some(r) => choose(path, &names, r)?,
+        Some(r) => choose(path, &file.regions, r)?,
         None => (0, None),
     };
-    let region = read_ism_region(path, index)?;
-    let (from, to) = match &range {
-        Some(r) => ((r.start as i64 - region.start) as usize, (r.end as i64 - region.start) as usize),
-        None => region.strongest(opts.span.max(1)),
-    };
-    if to - from > MAX_SPAN {
-        return Err(FileError::Argument(format!(
-            "--region: {} positions; a logo draws at most {MAX_SPAN} (letters must stay legible)",
-            to - from
-        ))
-        .into());
-    }
-    let mut fig = LogoFigure::new(&region, from, to, &opts.groups)?;
-    fig.title = title(&fig, &region, index, names.len());
-    Ok(fig)
+    file.figure(index, range.as_ref(), opts.span, &opts.groups)
 }
 
 /// Draws the logo of an ISM file to `out` (.svg or .png).

@@ -371,21 +371,18 @@ fn analysis_figure(a: &Analysis, inputs: &ReportInputs, file: &str) -> Result<(S
             )),
         },
         Analysis::Ism(p) => {
-            let names = super::logo::ism_region_names(p)?;
-            let first = super::logo::read_ism_region(p, 0)?;
-            let shown: Vec<String> = first.groups.iter().take(super::logo::MAX_ROWS).cloned().collect();
-            let (from, to) = first.strongest(super::logo::DEFAULT_SPAN);
-            let mut fig = super::logo::LogoFigure::new(&first, from, to, &shown)?;
-            fig.title = super::logo::title(&fig, &first, 0, names.len());
-            let more = if shown.len() < first.groups.len() {
-                format!(" The first {} of {} groups.", shown.len(), first.groups.len())
+            let ism = super::logo::IsmFile::open(p)?;
+            let shown: Vec<String> = ism.groups.iter().take(super::logo::MAX_ROWS).cloned().collect();
+            let fig = ism.figure(0, None, super::logo::DEFAULT_SPAN, &shown)?;
+            let more = if shown.len() < ism.groups.len() {
+                format!(" The first {} of {} groups.", shown.len(), ism.groups.len())
             } else {
                 String::new()
             };
             let html = format!(
                 "<figure>{}<figcaption>In-silico mutagenesis ({file}): at the {} positions around the strongest effect in the first window, each substitution's letter is as tall as the mean logit change of the group's cells (gains above the line, losses below); the reference base is written under the axis. `chromax plot ism --region N` draws the others.{more}</figcaption></figure>\n",
                 svg_string(&fig)?,
-                to - from
+                fig.reference.len()
             );
             Ok((html, Some("ism")))
         }
