@@ -75,7 +75,10 @@ fn chr22_matrix_matches_an_independent_count() {
     write_matrix(&dir.join("m.cxmatrix"), &m).expect("write");
     let mapped = CellMatrix::open(&dir.join("m.cxmatrix")).expect("open");
     assert_eq!(mapped.shape(), (1455, 100));
-    assert_eq!((mapped.indptr(), mapped.indices(), mapped.counts()), (&m.indptr[..], &m.indices[..], &m.counts[..]));
+    assert_eq!(
+        (mapped.indptr(), mapped.indices(), mapped.counts()),
+        (&m.indptr[..], &m.indices[..], Some(&m.counts[..]))
+    );
     assert_eq!(mapped.barcodes(), &barcodes[..]);
     assert_eq!(mapped.peak_names()[0], format!("{}:{}-{}", peaks[0].chrom, peaks[0].start, peaks[0].end));
     let _ = std::fs::remove_dir_all(&dir);

@@ -205,13 +205,13 @@ fn sc_train_bad_input_gets_a_clear_message_and_writes_nothing() {
     a[3] = "empty_peak.bed";
     fails_cleanly(&dir, &a, &["empty_peak.bed", "line 1", "not before end"]);
 
-    // A matrix whose peak count differs from the peak file.
+    // A peak file with more peaks than the matrix (a subset of the matrix's peaks trains).
     let windows = std::fs::read_to_string(dir.join("windows.bed")).expect("bed");
-    let fewer: Vec<&str> = windows.lines().take(10).collect();
-    std::fs::write(dir.join("fewer.bed"), fewer.join("\n") + "\n").expect("bed");
+    let more: Vec<&str> = windows.lines().chain(windows.lines().take(1)).collect();
+    std::fs::write(dir.join("more.bed"), more.join("\n") + "\n").expect("bed");
     let mut a = train_args(fasta, &["-o", "out"]);
-    a[3] = "fewer.bed";
-    fails_cleanly(&dir, &a, &["m.h5ad", "fewer.bed", "peaks"]);
+    a[3] = "more.bed";
+    fails_cleanly(&dir, &a, &["m.h5ad", "more.bed", "peaks"]);
 
     // An h5ad whose var has no coordinates (names that are not chr:start-end either).
     let m = chromax::sc::matrix::read_cell_matrix(&dir.join("m.h5ad")).expect("read");

@@ -442,12 +442,25 @@ fn h5ad_without_peak_coordinates_is_refused() {
 }
 
 #[test]
-fn peak_count_differing_from_the_peak_file_is_refused() {
+fn a_peak_file_with_more_peaks_than_the_matrix_is_refused() {
     let m = expected();
-    let e = match_peaks(m.clone(), &m.peaks[..4], Path::new("cells.h5ad"), Path::new("peaks.bed"))
+    let mut more = m.peaks.clone();
+    more.push(more[0].clone());
+    let e = match_peaks(m.clone(), &more, Path::new("cells.h5ad"), Path::new("peaks.bed"))
         .expect_err("counts differ")
         .to_string();
-    assert!(e.contains("matrix cells.h5ad has 5 peaks, peak file peaks.bed has 4"), "{e}");
+    assert!(e.contains("matrix cells.h5ad has 5 peaks, peak file peaks.bed has 6"), "{e}");
+}
+
+#[test]
+fn a_peak_file_naming_a_subset_takes_those_rows_in_its_order() {
+    let m = expected();
+    let subset = vec![m.peaks[3].clone(), m.peaks[0].clone()];
+    let got = match_peaks(m.clone(), &subset, Path::new("cells.h5ad"), Path::new("peaks.bed")).expect("a subset");
+    assert_eq!(got.peaks, subset);
+    assert_eq!(got.row(0).collect::<Vec<_>>(), m.row(3).collect::<Vec<_>>());
+    assert_eq!(got.row(1).collect::<Vec<_>>(), m.row(0).collect::<Vec<_>>());
+    assert_eq!(got.cells, m.cells);
 }
 
 #[test]

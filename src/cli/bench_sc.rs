@@ -15,7 +15,9 @@ use chromax::nn::download_f32;
 use chromax::on_backend;
 use chromax::sc::data::{load_sc_data, ScData};
 use chromax::sc::model::load_seq_model;
-use chromax::sc::synth::{write_synthetic, SynthSpec, SYNTH_GENOME, SYNTH_MATRIX, SYNTH_PEAKS};
+use chromax::sc::synth::{
+    write_synthetic, write_synthetic_input, InputForm, SynthSpec, SYNTH_GENOME, SYNTH_MATRIX, SYNTH_PEAKS,
+};
 use chromax::sc::train::{train_seq, ScEpochRecord, ScTrainEvent, ScTrainOptions};
 use chromax::train::Event;
 use std::path::{Path, PathBuf};
@@ -52,14 +54,143 @@ pub struct ScBenchArgs {
     /// With --device cpu: the wide convolutions' products in bf16, sums in f32 (AVX512-BF16).
     #[arg(long)]
     pub bf16: bool,
+    /// Write the matrix as a user has it (streamed, cell by cell) instead of the store, then
+    /// convert it into the store as `sc store` does (timed, with its peak host memory), then
+    /// train from the store. Needs --dir, which keeps the files.
+    #[arg(long, value_enum, value_name = "FORM", requires = "dir")]
+    pub write_input: Option<InputFormArg>,
+    /// With --write-input: use the input already written in --dir (same shape) instead of
+    /// writing it again, and the store converted from it, if there is one (delete
+    /// matrix.cxmatrix to time the conversion again).
+    #[arg(long, requires = "write_input")]
+    pub reuse_input: bool,
+    /// Host memory for the conversion (--write-input): bytes or K, M, G.
+    #[arg(long, default_value = "1G", value_parser = chromax::sc::convert::parse_memory)]
+    pub memory: u64,
+    /// Train only this many steps (no validation, no checkpoint) and project an epoch from
+    /// their rate; 0 converts only.
+    #[arg(long)]
+    pub steps: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormArg {
+    H5ad,
+    #[value(name = "10x")]
+    Tenx,
+    Mtx,
+}
+
+impl InputFormArg {
+    fn form(self) -> InputForm {
+        match self {
+            InputFormArg::H5ad => InputForm::H5ad,
+            InputFormArg::Tenx => InputForm::Tenx,
+            InputFormArg::Mtx => InputForm::Mtx,
+        }
+    }
+}
+
+/// Bytes a file or a directory's files take.
+fn bytes_on_disk(path: &Path) -> u64 {
+    match std::fs::read_dir(path) {
+        Ok(dir) => dir.flatten().map(|e| bytes_on_disk(&e.path())).sum(),
+        Err(_) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+    }
+}
+
+/// Writes the synthetic input in `form` (unless reused), converts it into the store within
+/// `memory`, and says what each took. Returns the store's path and non-zeros.
+fn write_and_convert(a: &ScBenchArgs, form: InputForm, dir: &Path) -> Result<(PathBuf, u64), chromax::Error> {
+    use chromax::sc::convert::{convert_matrix, show_bytes, Filters};
+    let spec = SynthSpec { cells: a.cells, peaks: a.peaks, density: a.density, seed: a.seed };
+    let input = dir.join(form.file_name());
+    if a.reuse_input && input.exists() {
+        eprintln!("input: reusing {} ({})", input.display(), show_bytes(bytes_on_disk(&input)));
+    } else {
+        let t = Instant::now();
+        let (_, nnz) = write_synthetic_input(&spec, form, dir)?;
+        let s = t.elapsed().as_secs_f64();
+        let bytes = bytes_on_disk(&input);
+        println!(
+            "input written: {} ({} peaks × {} cells, {} non-zeros, {}) in {s:.1} s ({:.0} MB/s)",
+            input.display(),
+            thousands(a.peaks as u64),
+            thousands(a.cells as u64),
+            thousands(nnz),
+            show_bytes(bytes),
+            bytes as f64 / 1e6 / s.max(1e-9)
+        );
+    }
+    let store = dir.join(SYNTH_MATRIX);
+    if a.reuse_input {
+        if let Ok(m) = chromax::store::matrix::CellMatrix::open(&store) {
+            eprintln!("store: reusing {}", store.display());
+            return Ok((store, m.indices().len() as u64));
+        }
+    }
+    let peaks = chromax::io::bed::read_intervals(&dir.join(SYNTH_PEAKS))?;
+    let reset = reset_peak_rss();
+    let before = rss();
+    let t = Instant::now();
+    let filters = Filters { min_cells_per_peak: 1, min_peaks_per_cell: 1 };
+    let c = convert_matrix(&input, &peaks, &dir.join(SYNTH_PEAKS), filters, a.memory, &store)?;
+    let s = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds();
+    println!(
+        "conversion into the store: {s:.1} s ({:.1} M non-zeros/s; {} passes over the {} input, {} writes), store {}; \
+         peak host RSS {} ({} before, budget {}){}{}",
+        c.nnz as f64 / 1e6 / s.max(1e-9),
+        c.passes,
+        c.order,
+        thousands(c.writes),
+        show_bytes(bytes_on_disk(&store)),
+        if reset { peak_rss().map_or("-".into(), show_bytes) } else { "- (could not reset the peak)".into() },
+        before.map_or("-".into(), show_bytes),
+        show_bytes(a.memory),
+        if c.temporary_bytes > 0 {
+            format!(", temporary file {}", show_bytes(c.temporary_bytes))
+        } else {
+            String::new()
+        },
+        cpu.map_or(String::new(), |cpu| format!("; process CPU time so far {cpu:.1} s"))
+    );
+    Ok((store, c.nnz))
+}
+
+/// User + system CPU seconds of this process so far (/proc/self/stat).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks / hz as f64)
+}
+
+/// A `kB` line of /proc/self/status, in bytes.
+fn status_bytes(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Peak resident set of this process (VmHWM), in bytes.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+pub(crate) fn peak_rss() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// Resident set of this process now (VmRSS), in bytes.
+pub(crate) fn rss() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// Starts the peak resident set (VmHWM) again from the current one (Linux ≥ 4.0), so that
+/// the peaks of a run's phases are measured apart. `false` where it cannot.
+pub(crate) fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 pub fn run(a: &ScBenchArgs) -> CliResult {
@@ -68,7 +199,7 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     }
     let (dir, temporary) = match &a.dir {
         Some(d) => {
-            if std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()) {
+            if !a.reuse_input && std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()) {
                 return Err(format!(
                     "--dir {}: give a new or empty directory (the bench writes and deletes files there)",
                     d.display()
@@ -81,21 +212,32 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let model = SeqConfig::scbasset(a.cells);
-    let t = Instant::now();
-    let nnz = write_synthetic(&SynthSpec { cells: a.cells, peaks: a.peaks, density: a.density, seed: a.seed }, &dir)?;
-    let write_s = t.elapsed().as_secs_f64();
-    eprintln!(
-        "synthetic inputs: {} peaks × {} cells, {} non-zeros ({:.2}%), written in {write_s:.1} s to {}",
-        thousands(a.peaks as u64),
-        thousands(a.cells as u64),
-        thousands(nnz),
-        100.0 * nnz as f64 / (a.peaks as f64 * a.cells as f64),
-        dir.display()
-    );
+    let (matrix, nnz) = match a.write_input {
+        Some(form) => write_and_convert(a, form.form(), &dir)?,
+        None => {
+            let t = Instant::now();
+            let spec = SynthSpec { cells: a.cells, peaks: a.peaks, density: a.density, seed: a.seed };
+            let nnz = write_synthetic(&spec, &dir)?;
+            let write_s = t.elapsed().as_secs_f64();
+            eprintln!(
+                "synthetic inputs: {} peaks × {} cells, {} non-zeros ({:.2}%), written in {write_s:.1} s to {}",
+                thousands(a.peaks as u64),
+                thousands(a.cells as u64),
+                thousands(nnz),
+                100.0 * nnz as f64 / (a.peaks as f64 * a.cells as f64),
+                dir.display()
+            );
+            (dir.join(SYNTH_MATRIX), nnz)
+        }
+    };
+    if a.steps == Some(0) {
+        return Ok(());
+    }
     let opts = ScTrainOptions {
         peaks: dir.join(SYNTH_PEAKS),
         genome: dir.join(SYNTH_GENOME),
-        matrix: dir.join(SYNTH_MATRIX),
+        matrix,
+        max_steps: a.steps,
         batch: a.batch,
         epochs: a.epochs,
         seed: a.seed,
@@ -104,6 +246,7 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
         bf16_products: a.bf16,
         ..ScTrainOptions::default()
     };
+    let reset = reset_peak_rss();
     let t = Instant::now();
     let data = load_sc_data(&opts)?;
     let load_s = t.elapsed().as_secs_f64();
@@ -113,7 +256,7 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let (records, min_free, start_free, infer) = result?;
+    let (records, min_free, start_free, infer, steps) = result?;
     let flop_per_peak = 3.0 * opts.model.flops_per_sequence() + 3.0 * 2.0 * 32.0 * a.cells as f64;
     println!(
         "SeqNet (scBasset, {} parameters), batch {}, {} peaks × {} cells at {:.2}% density; data loaded in {load_s:.1} s",
@@ -156,8 +299,23 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
             share(gflops)
         );
     }
+    if let Some((n, rate)) = steps.filter(|_| a.steps.is_some()) {
+        let train_peaks = data.n_peaks() as f64 * 0.9;
+        println!(
+            "{n} training steps: {rate:.2} peaks/s ({:.3} steps/s, {:.1} GFLOP/s{}); an epoch of {} training peaks: {:.1} min projected",
+            rate / a.batch as f64,
+            rate * flop_per_peak / 1e9,
+            share(rate * flop_per_peak / 1e9),
+            thousands(train_peaks as u64),
+            train_peaks / rate.max(1e-9) / 60.0
+        );
+    }
     if let Some(rss) = peak_rss() {
-        println!("peak host RSS: {:.2} GB", rss as f64 / 1e9);
+        println!(
+            "peak host RSS: {:.2} GB{}",
+            rss as f64 / 1e9,
+            if reset { " (loading the data and training)" } else { "" }
+        );
     }
     if a.json {
         let train = records.last().map(|r| r.peaks_per_second);
@@ -174,7 +332,9 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     Ok(())
 }
 
-type BenchOutcome = (Vec<ScEpochRecord>, Option<usize>, Option<usize>, Option<(usize, f64)>);
+/// Records, lowest and starting free device memory, inference (peaks, seconds), and the
+/// steps taken with the last rate (peaks/s).
+type BenchOutcome = (Vec<ScEpochRecord>, Option<usize>, Option<usize>, Option<(usize, f64)>, Option<(usize, f64)>);
 
 /// Times `batches` batches of inference on the trained model: (peaks, seconds), after one
 /// untimed batch.
@@ -215,8 +375,10 @@ fn bench_train<B: Backend>(
     let _ = std::fs::remove_dir_all(out);
     let start_free = backend.free_memory();
     let mut min_free = start_free;
+    let mut steps = None;
     let mut report = |e: ScTrainEvent| {
-        if let Event::Batch { .. } = e {
+        if let Event::Batch { done, per_second, .. } = e {
+            steps = Some((done, per_second));
             if let Some(f) = backend.free_memory() {
                 min_free = Some(min_free.map_or(f, |m| m.min(f)));
             }
@@ -229,9 +391,9 @@ fn bench_train<B: Backend>(
         }
     };
     let records = train_seq(backend, data, opts, out, false, &mut report)?;
-    let infer = match infer {
+    let infer = match infer.filter(|_| opts.max_steps.is_none()) {
         Some(batches) if batches > 0 => Some(bench_infer(backend, data, out, opts.batch, batches)?),
         _ => None,
     };
-    Ok((records, min_free, start_free, infer))
+    Ok((records, min_free, start_free, infer, steps))
 }

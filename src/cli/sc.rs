@@ -20,6 +20,9 @@ use std::path::PathBuf;
 pub enum ScCommand {
     /// Count fragments per peak and cell: a cells × peaks AnnData (.h5ad) or a .cxmatrix store.
     Matrix(MatrixArgs),
+    /// Convert a matrix (.h5ad, 10x .h5, Matrix Market, .cxmatrix) into the binary training
+    /// store, matched to the peaks and filtered, streamed within --memory.
+    Store(StoreArgs),
     /// Train a SeqNet (scBasset) on peak sequences and a peak-by-cell matrix.
     Train(Box<ScTrainArgs>),
     /// Write the cell embeddings and intercepts of a trained model (h5ad, npy or csv).
@@ -76,6 +79,10 @@ pub struct ScTrainArgs {
     /// Drop cells accessible in fewer peaks than this.
     #[arg(long, default_value_t = 1)]
     pub min_peaks_per_cell: u32,
+    /// Host memory for converting the matrix into the training store (when it is not already
+    /// a store that passes the filters): bytes or K, M, G (e.g. 512M, 4G).
+    #[arg(long, default_value = "1G", value_parser = chromax::sc::convert::parse_memory)]
+    pub memory: u64,
     /// No reverse-complement or shift augmentation.
     #[arg(long)]
     pub no_augment: bool,
@@ -151,6 +158,7 @@ pub struct MatrixArgs {
 pub fn run(cmd: &ScCommand) -> CliResult {
     match cmd {
         ScCommand::Matrix(a) => matrix(a),
+        ScCommand::Store(a) => store(a),
         ScCommand::Train(a) => train(a),
         ScCommand::Embed(a) => embed(a),
         ScCommand::Impute(a) => super::sc_analyses::impute_cmd(a),
@@ -193,6 +201,80 @@ fn matrix(a: &MatrixArgs) -> CliResult {
     Ok(())
 }
 
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// Peak-by-cell counts: .h5ad (X cells × peaks: CSR, CSC or dense), 10x .h5, a Matrix
+    /// Market directory or a .cxmatrix store.
+    #[arg(long)]
+    pub matrix: PathBuf,
+    /// Peaks (BED / narrowPeak): the matrix's peaks in any order, or a subset; the store's
+    /// rows follow this file.
+    #[arg(long)]
+    pub peaks: PathBuf,
+    /// Drop peaks accessible in fewer cells than this.
+    #[arg(long, default_value_t = 1)]
+    pub min_cells_per_peak: u32,
+    /// Drop cells accessible in fewer peaks than this.
+    #[arg(long, default_value_t = 1)]
+    pub min_peaks_per_cell: u32,
+    /// Host memory for tables and buffers: bytes or K, M, G (e.g. 512M, 4G). The matrix is
+    /// never held whole; more memory means fewer, larger writes.
+    #[arg(long, default_value = "1G", value_parser = chromax::sc::convert::parse_memory)]
+    pub memory: u64,
+    /// Output store (.cxmatrix), which `sc train --matrix` takes directly.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+}
+
+fn store(a: &StoreArgs) -> CliResult {
+    use chromax::sc::convert::{convert_matrix, show_bytes, Filters};
+    Files::new().input("--matrix", &a.matrix).input("--peaks", &a.peaks).output("-o", &a.output).check()?;
+    if !a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("cxmatrix")) {
+        return Err(format!("-o {}: use a .cxmatrix name", a.output.display()).into());
+    }
+    let peaks = read_intervals(&a.peaks)?;
+    let before = super::bench_sc::rss();
+    let t = std::time::Instant::now();
+    let filters = Filters { min_cells_per_peak: a.min_cells_per_peak, min_peaks_per_cell: a.min_peaks_per_cell };
+    let s = convert_matrix(&a.matrix, &peaks, &a.peaks, filters, a.memory, &a.output)?;
+    let seconds = t.elapsed().as_secs_f64();
+    eprintln!(
+        "input: {} peaks × {} cells, {} stored entries ({}); {} passes",
+        thousands(s.input_peaks as u64),
+        thousands(s.input_cells as u64),
+        thousands(s.input_entries),
+        s.order,
+        s.passes
+    );
+    if s.dropped_empty_cells > 0 {
+        eprintln!(
+            "{} cells lost every peak to the peak filter and were dropped",
+            thousands(s.dropped_empty_cells as u64)
+        );
+    }
+    let peak = super::bench_sc::peak_rss();
+    eprintln!(
+        "{} peaks × {} cells, {} non-zeros ({:.2}% dense) written to {} in {seconds:.1} s; {} writes of up to {} entries; \
+         peak memory {} (resident {} before the conversion, budget {}){}",
+        thousands(s.peaks as u64),
+        thousands(s.cells as u64),
+        thousands(s.nnz),
+        100.0 * s.nnz as f64 / (s.peaks as f64 * s.cells as f64),
+        a.output.display(),
+        thousands(s.writes),
+        if s.row_buffer > 0 { thousands(s.row_buffer as u64) } else { "a row".into() },
+        peak.map_or("-".into(), show_bytes),
+        before.map_or("-".into(), show_bytes),
+        show_bytes(a.memory),
+        if s.temporary_bytes > 0 {
+            format!("; {} of temporary file (removed)", show_bytes(s.temporary_bytes))
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
 fn train(a: &ScTrainArgs) -> CliResult {
     let (out, resume) = match (&a.output, &a.resume) {
         (_, Some(dir)) => (dir.clone(), true),
@@ -224,6 +306,7 @@ fn train(a: &ScTrainArgs) -> CliResult {
         batches_file: a.batches.clone(),
         l2: a.l2,
         bf16_products: a.bf16,
+        matrix_memory: a.memory,
         ..ScTrainOptions::default()
     };
     check_run_dir(&opts, &out)?;

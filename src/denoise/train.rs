@@ -483,6 +483,7 @@ pub fn train<B: Backend>(
         epochs: opts.epochs,
         adam: AdamParams { weight_decay: opts.weight_decay, ..AdamParams::new(opts.lr, 1) },
         monitor: Monitor { higher_is_better: opts.best_metric.higher_is_better(), min_delta: 0.0, patience: None },
+        max_steps: None,
     };
     let task = DenoiseTask { opts, model, tracks, shape, train: train_intervals, val: val_intervals };
     let mut net = DenoiseNet::new(backend, model, opts.seed)?;

@@ -386,48 +386,107 @@ fn check_index(
     Ok(v as u32)
 }
 
-/// Reads the sparse matrix stored as `group/{indptr, indices, data}` with the given shape,
-/// `indices` checked against the minor axis, `data` converted by [`count_from_value`]; the
-/// two long arrays are read a window at a time so no f64 copy of the data is ever whole.
-pub(crate) fn read_sparse_group(
-    path: &Path,
-    lim: SizeLimit,
-    g: &Group,
-    name: &str,
-    (rows, cols): (usize, usize),
-    compressed: Compressed,
-) -> Result<SparseCounts, FileError> {
-    let bad = |what: String| FileError::content(path, what);
-    let open = |ds: &str| g.dataset(ds).map_err(|e| bad(format!("{name}/{ds}: {e}")));
-    let indptr_i64 = lim.read(&open("indptr")?, Dataset::read_i64).map_err(|e| bad(format!("{name}/indptr: {e}")))?;
-    let (ds_indices, ds_data) = (open("indices")?, open("data")?);
-    // Read a window at a time, but the vectors are sized by the whole.
-    lim.check(&ds_indices).map_err(|e| bad(format!("{name}/indices: {e}")))?;
-    lim.check(&ds_data).map_err(|e| bad(format!("{name}/data: {e}")))?;
-    let nnz = element_count(&ds_indices).map_err(|e| bad(format!("{name}/indices: {e}")))?;
-    let n_data = element_count(&ds_data).map_err(|e| bad(format!("{name}/data: {e}")))?;
-    if nnz != n_data {
-        return Err(bad(format!("{name}/indices has {nnz} entries but {name}/data has {n_data}")));
-    }
-    check_indptr(name, &indptr_i64, nnz, (rows, cols), compressed).map_err(bad)?;
-    let indptr: Vec<u64> = indptr_i64.into_iter().map(|v| v as u64).collect();
+/// A compressed sparse matrix stored as `group/{indptr, indices, data}`, opened: `indptr`
+/// read and checked, the two long arrays left on disk to be read a window at a time
+/// ([`read_indices`](Self::read_indices), [`read_counts`](Self::read_counts)), so a matrix
+/// larger than memory can be streamed.
+pub struct SparseGroup {
+    path: std::path::PathBuf,
+    name: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub compressed: Compressed,
+    /// Length: rows + 1 (CSR) or cols + 1 (CSC); non-decreasing from 0 to nnz.
+    pub indptr: Vec<u64>,
+    indices: Dataset,
+    data: Dataset,
+}
 
-    let mut indices = Vec::with_capacity(nnz as usize);
-    let mut counts = Vec::with_capacity(nnz as usize);
-    let mut start = 0u64;
-    while start < nnz {
-        let n = WINDOW.min(nnz - start);
-        let window = ds_indices.read_i64_rows(start, n).map_err(|e| bad(format!("{name}/indices: {e}")))?;
-        for (k, v) in window.into_iter().enumerate() {
-            indices.push(check_index(name, start + k as u64, v, (rows, cols), compressed).map_err(bad)?);
+impl SparseGroup {
+    /// Opens `g` (named `name` in messages) as a matrix of the given shape.
+    pub(crate) fn open(
+        path: &Path,
+        lim: SizeLimit,
+        g: &Group,
+        name: &str,
+        (rows, cols): (usize, usize),
+        compressed: Compressed,
+    ) -> Result<SparseGroup, FileError> {
+        let bad = |what: String| FileError::content(path, what);
+        let open = |ds: &str| g.dataset(ds).map_err(|e| bad(format!("{name}/{ds}: {e}")));
+        let indptr_i64 =
+            lim.read(&open("indptr")?, Dataset::read_i64).map_err(|e| bad(format!("{name}/indptr: {e}")))?;
+        let (indices, data) = (open("indices")?, open("data")?);
+        lim.check(&indices).map_err(|e| bad(format!("{name}/indices: {e}")))?;
+        lim.check(&data).map_err(|e| bad(format!("{name}/data: {e}")))?;
+        let nnz = element_count(&indices).map_err(|e| bad(format!("{name}/indices: {e}")))?;
+        let n_data = element_count(&data).map_err(|e| bad(format!("{name}/data: {e}")))?;
+        if nnz != n_data {
+            return Err(bad(format!("{name}/indices has {nnz} entries but {name}/data has {n_data}")));
         }
-        let window = ds_data.read_f64_rows(start, n).map_err(|e| bad(format!("{name}/data: {e}")))?;
-        for (k, v) in window.into_iter().enumerate() {
-            counts.push(count_from_value(v).map_err(|e| bad(format!("{name}/data[{}]: {e}", start + k as u64)))?);
-        }
-        start += n;
+        check_indptr(name, &indptr_i64, nnz, (rows, cols), compressed).map_err(bad)?;
+        let indptr = indptr_i64.into_iter().map(|v| v as u64).collect();
+        Ok(SparseGroup {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            rows,
+            cols,
+            compressed,
+            indptr,
+            indices,
+            data,
+        })
     }
-    Ok(SparseCounts { rows, cols, compressed, indptr, indices, counts })
+
+    /// The number of stored entries.
+    pub fn nnz(&self) -> u64 {
+        self.indptr.last().copied().unwrap_or(0)
+    }
+
+    /// Entries `start..start + n` of `indices`, checked against the minor axis (columns of
+    /// CSR, rows of CSC), into `out` (cleared first).
+    pub fn read_indices(&self, start: u64, n: u64, out: &mut Vec<u32>) -> Result<(), FileError> {
+        let (name, shape, compressed) = (&self.name, (self.rows, self.cols), self.compressed);
+        let bad = |what: String| FileError::content(&self.path, what);
+        out.clear();
+        let window = self.indices.read_i64_rows(start, n).map_err(|e| bad(format!("{name}/indices: {e}")))?;
+        for (k, v) in window.into_iter().enumerate() {
+            out.push(check_index(name, start + k as u64, v, shape, compressed).map_err(bad)?);
+        }
+        Ok(())
+    }
+
+    /// Entries `start..start + n` of `data` as counts by [`count_from_value`], into `out`
+    /// (cleared first).
+    pub fn read_counts(&self, start: u64, n: u64, out: &mut Vec<u32>) -> Result<(), FileError> {
+        let name = &self.name;
+        let bad = |what: String| FileError::content(&self.path, what);
+        out.clear();
+        let window = self.data.read_f64_rows(start, n).map_err(|e| bad(format!("{name}/data: {e}")))?;
+        for (k, v) in window.into_iter().enumerate() {
+            out.push(count_from_value(v).map_err(|e| bad(format!("{name}/data[{}]: {e}", start + k as u64)))?);
+        }
+        Ok(())
+    }
+
+    /// Reads the whole matrix, a window at a time (no f64 copy of the data is ever whole).
+    pub fn read_all(self) -> Result<SparseCounts, FileError> {
+        let nnz = self.nnz();
+        let mut indices = Vec::with_capacity(nnz as usize);
+        let mut counts = Vec::with_capacity(nnz as usize);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut start = 0u64;
+        while start < nnz {
+            let n = WINDOW.min(nnz - start);
+            self.read_indices(start, n, &mut a)?;
+            self.read_counts(start, n, &mut b)?;
+            indices.extend_from_slice(&a);
+            counts.extend_from_slice(&b);
+            start += n;
+        }
+        let SparseGroup { rows, cols, compressed, indptr, .. } = self;
+        Ok(SparseCounts { rows, cols, compressed, indptr, indices, counts })
+    }
 }
 
 /// What [`read_h5ad_counts`] returns: X (cells × features) as counts, the obs names (cell
@@ -443,6 +502,20 @@ pub struct H5adCounts {
 pub const PEAK_COLUMNS: [[&str; 3]; 3] =
     [["chr", "start", "end"], ["chrom", "chromStart", "chromEnd"], ["seqnames", "start", "end"]];
 
+/// X of an AnnData file as opened by [`open_h5ad_x`]: a sparse group to stream, or a dense
+/// array already read (sparsified a block of rows at a time).
+pub enum H5adX {
+    Sparse(SparseGroup),
+    Dense(SparseCounts),
+}
+
+/// An AnnData file's obs names, its peaks (one per var row) and X opened.
+pub struct H5adHead {
+    pub obs_names: Vec<String>,
+    pub peaks: Vec<Interval>,
+    pub x: H5adX,
+}
+
 /// Reads X of an AnnData file as counts (sparse `csr_matrix` or `csc_matrix`, in the current
 /// encoding or the older `h5sparse_format` one, or a dense array read a block of rows at a
 /// time; any integer or float type, values by [`count_from_value`]), the obs names, and one
@@ -450,6 +523,17 @@ pub const PEAK_COLUMNS: [[&str; 3]; 3] =
 /// as scanpy writes a chromosome column), else from var names `chr1:100-600`, `chr1-100-600`
 /// or `chr1_100_600` ([`parse_peak_name`]).
 pub fn read_h5ad_counts(path: &Path) -> Result<H5adCounts, FileError> {
+    let head = open_h5ad_x(path)?;
+    let x = match head.x {
+        H5adX::Sparse(g) => g.read_all()?,
+        H5adX::Dense(x) => x,
+    };
+    Ok(H5adCounts { x, obs_names: head.obs_names, peaks: head.peaks })
+}
+
+/// [`read_h5ad_counts`] up to X: the names and peaks read, a sparse X opened to be read a
+/// window at a time.
+pub fn open_h5ad_x(path: &Path) -> Result<H5adHead, FileError> {
     let bad = |what: String| FileError::content(path, what);
     crate::io::hdf5::check_hdf5_complete(path)?;
     let f = File::open_streaming(path).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
@@ -480,14 +564,14 @@ pub fn read_h5ad_counts(path: &Path) -> Result<H5adCounts, FileError> {
                 )));
             }
         }
-        read_sparse_group(path, lim, &xg, "X", shape, compressed)?
+        H5adX::Sparse(SparseGroup::open(path, lim, &xg, "X", shape, compressed)?)
     } else if let Ok(ds) = f.dataset("X") {
-        read_dense_x(path, &ds, shape)?
+        H5adX::Dense(read_dense_x(path, &ds, shape)?)
     } else {
         return Err(bad("no X: expected X as a sparse matrix group or a dense array".into()));
     };
     let peaks = var_peaks(path, lim, &var, &var_names)?;
-    Ok(H5adCounts { x, obs_names, peaks })
+    Ok(H5adHead { obs_names, peaks, x })
 }
 
 /// The names of a dataframe (the dataset its `_index` attribute names, `_index` by default).
@@ -656,6 +740,211 @@ impl CscStream {
         let dest = self.dest.clone();
         if let Some(file) = self.file.take() {
             file.close().map_err(|e| FileError::content(&dest, format!("closing the AnnData file failed: {e}")))?;
+        }
+        match self.atomic.take() {
+            Some(a) => a.commit(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Which file a [`SparseStream`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamForm {
+    /// AnnData X (obs × var) as CSR: f32 data, i32 indices.
+    AnnDataCsr,
+    /// A 10x `matrix` group (features × barcodes, CSC): i32 data, i64 indices.
+    Tenx,
+}
+
+/// A sparse matrix of ones written a major-axis line at a time (an AnnData X row per cell, a
+/// 10x column per barcode), with `indptr` given up front, holding at most a buffer of
+/// [`STREAM_BUFFER`] entries: how a synthetic atlas larger than memory is written in the
+/// forms users have. Written under a temporary name, renamed by [`SparseStream::finish`];
+/// dropped unfinished, the temporary file is removed.
+pub struct SparseStream {
+    file: Option<hdf5_pure::File>,
+    atomic: Option<AtomicFile>,
+    dest: std::path::PathBuf,
+    form: StreamForm,
+    indptr: Vec<u64>,
+    lines: usize,
+    minor: usize,
+    buffer: Vec<u32>,
+}
+
+impl SparseStream {
+    /// An AnnData file, X cells × peaks (CSR; `indptr` has one entry per cell + 1), obs the
+    /// barcodes, var the peaks (`chr:start-end` names; chr, start, end columns).
+    pub fn anndata_csr(
+        path: &Path,
+        barcodes: &[String],
+        peaks: &[Interval],
+        indptr: &[u64],
+    ) -> Result<SparseStream, FileError> {
+        use hdf5_pure::MaxExtent;
+        let mut b = FileBuilder::new();
+        b.set_attr("encoding-type", text("anndata"));
+        b.set_attr("encoding-version", text("0.1.0"));
+        let mut g = b.create_group("X");
+        encoding(&mut g, "csr_matrix", "0.1.0");
+        g.set_attr("shape", AttrValue::I64Array(vec![barcodes.len() as i64, peaks.len() as i64]));
+        g.create_dataset("data")
+            .with_f32_data(&[])
+            .with_shape(&[0])
+            .with_maxshape(&[MaxExtent::Unlimited])
+            .with_chunks(&[STREAM_CHUNK]);
+        g.create_dataset("indices")
+            .with_i32_data(&[])
+            .with_shape(&[0])
+            .with_maxshape(&[MaxExtent::Unlimited])
+            .with_chunks(&[STREAM_CHUNK]);
+        let ip: Vec<i64> = indptr.iter().map(|&v| v as i64).collect();
+        g.create_dataset("indptr").with_i64_data(&ip);
+        b.add_group(g.finish());
+        dataframe(&mut b, "obs", barcodes, &[]);
+        let var_names: Vec<String> = peaks.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect();
+        let var = vec![
+            ("chr".into(), Column::Str(peaks.iter().map(|p| p.chrom.clone()).collect())),
+            ("start".into(), Column::I64(peaks.iter().map(|p| p.start as i64).collect())),
+            ("end".into(), Column::I64(peaks.iter().map(|p| p.end as i64).collect())),
+        ];
+        dataframe(&mut b, "var", &var_names, &var);
+        for name in ["obsm", "uns", "layers", "obsp", "varp", "varm"] {
+            let mut g = b.create_group(name);
+            encoding(&mut g, "dict", "0.1.0");
+            b.add_group(g.finish());
+        }
+        SparseStream::start(path, b, StreamForm::AnnDataCsr, indptr, peaks.len())
+    }
+
+    /// A 10x feature-barcode matrix (Cell Ranger ATAC's layout: `matrix/{data, indices,
+    /// indptr, shape, barcodes, features/{id, name, feature_type}}`, fixed-length strings),
+    /// peaks × barcodes, CSC (`indptr` has one entry per barcode + 1).
+    pub fn tenx(
+        path: &Path,
+        barcodes: &[String],
+        peaks: &[Interval],
+        indptr: &[u64],
+    ) -> Result<SparseStream, FileError> {
+        use hdf5_pure::MaxExtent;
+        let bad = |e: String| FileError::content(path, format!("writing the 10x file failed: {e}"));
+        let mut b = FileBuilder::new();
+        let mut g = b.create_group("matrix");
+        let bcs: Vec<&str> = barcodes.iter().map(String::as_str).collect();
+        g.create_dataset("barcodes").with_ascii_strings(&bcs).map_err(|e| bad(e.to_string()))?;
+        g.create_dataset("data")
+            .with_i32_data(&[])
+            .with_shape(&[0])
+            .with_maxshape(&[MaxExtent::Unlimited])
+            .with_chunks(&[STREAM_CHUNK]);
+        g.create_dataset("indices")
+            .with_i64_data(&[])
+            .with_shape(&[0])
+            .with_maxshape(&[MaxExtent::Unlimited])
+            .with_chunks(&[STREAM_CHUNK]);
+        let ip: Vec<i64> = indptr.iter().map(|&v| v as i64).collect();
+        g.create_dataset("indptr").with_i64_data(&ip);
+        g.create_dataset("shape").with_i32_data(&[peaks.len() as i32, barcodes.len() as i32]);
+        let mut f = g.create_group("features");
+        let ids: Vec<String> = peaks.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        f.create_dataset("id").with_ascii_strings(&ids).map_err(|e| bad(e.to_string()))?;
+        f.create_dataset("name").with_ascii_strings(&ids).map_err(|e| bad(e.to_string()))?;
+        f.create_dataset("feature_type")
+            .with_ascii_strings(&vec!["Peaks"; peaks.len()])
+            .map_err(|e| bad(e.to_string()))?;
+        g.add_group(f.finish());
+        b.add_group(g.finish());
+        SparseStream::start(path, b, StreamForm::Tenx, indptr, peaks.len())
+    }
+
+    fn start(
+        path: &Path,
+        b: FileBuilder,
+        form: StreamForm,
+        indptr: &[u64],
+        minor: usize,
+    ) -> Result<SparseStream, FileError> {
+        let bad = |e: hdf5_pure::Error| FileError::content(path, format!("writing the HDF5 file failed: {e}"));
+        if indptr.first() != Some(&0) || indptr.windows(2).any(|w| w[1] < w[0]) {
+            return Err(FileError::Argument(format!("writing {}: indptr must rise from 0", path.display())));
+        }
+        let atomic = AtomicFile::new(path)?;
+        b.write(atomic.path()).map_err(bad)?;
+        let file = hdf5_pure::File::open_rw(atomic.path()).map_err(bad)?;
+        Ok(SparseStream {
+            file: Some(file),
+            atomic: Some(atomic),
+            dest: path.to_path_buf(),
+            form,
+            indptr: indptr.to_vec(),
+            lines: 0,
+            minor,
+            buffer: Vec::with_capacity(STREAM_BUFFER),
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), FileError> {
+        let dest = self.dest.clone();
+        let bad = |e: hdf5_pure::Error| FileError::content(&dest, format!("writing the HDF5 file failed: {e}"));
+        let Some(file) = &self.file else { return Ok(()) };
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        match self.form {
+            StreamForm::AnnDataCsr => {
+                let idx: Vec<i32> = self.buffer.iter().map(|&v| v as i32).collect();
+                file.dataset("X/data").map_err(bad)?.append(&vec![1.0f32; idx.len()]).map_err(bad)?;
+                file.dataset("X/indices").map_err(bad)?.append(&idx).map_err(bad)?;
+            }
+            StreamForm::Tenx => {
+                let idx: Vec<i64> = self.buffer.iter().map(|&v| v as i64).collect();
+                file.dataset("matrix/data").map_err(bad)?.append(&vec![1i32; idx.len()]).map_err(bad)?;
+                file.dataset("matrix/indices").map_err(bad)?.append(&idx).map_err(bad)?;
+            }
+        }
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// The next line's minor indices (ascending, below the minor axis), exactly as many as
+    /// `indptr` declares.
+    pub fn push(&mut self, indices: &[u32]) -> Result<(), FileError> {
+        let l = self.lines;
+        if l + 1 >= self.indptr.len() || (self.indptr[l + 1] - self.indptr[l]) as usize != indices.len() {
+            return Err(FileError::Argument(format!(
+                "writing {}: line {l} has {} entries, not those indptr declares",
+                self.dest.display(),
+                indices.len()
+            )));
+        }
+        if indices.last().is_some_and(|&i| i as usize >= self.minor) {
+            return Err(FileError::Argument(format!(
+                "writing {}: an index beyond {}",
+                self.dest.display(),
+                self.minor
+            )));
+        }
+        for chunk in indices.chunks(STREAM_BUFFER) {
+            self.buffer.extend_from_slice(chunk);
+            if self.buffer.len() >= STREAM_BUFFER {
+                self.flush()?;
+            }
+        }
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Writes what is buffered and renames the file into place; every line must be written.
+    pub fn finish(mut self) -> Result<(), FileError> {
+        if self.lines + 1 != self.indptr.len() {
+            return Err(FileError::Argument(format!("{} of {} lines written", self.lines, self.indptr.len() - 1)));
+        }
+        self.flush()?;
+        let dest = self.dest.clone();
+        if let Some(file) = self.file.take() {
+            file.close().map_err(|e| FileError::content(&dest, format!("closing the HDF5 file failed: {e}")))?;
         }
         match self.atomic.take() {
             Some(a) => a.commit(),

@@ -33,45 +33,76 @@ pub struct MtxDir {
     pub transposed: bool,
 }
 
-/// Reads a coordinate Matrix Market file (plain or gzip): header
-/// `%%MatrixMarket matrix coordinate {integer|real|double|pattern} general`, `%` comment
-/// lines, the size line `rows cols entries`, then one `row col [value]` line per entry.
+/// Reads a coordinate Matrix Market file (plain or gzip) whole: see [`MtxReader`].
 pub fn read_matrix_market(path: &Path) -> Result<MatrixMarket, FileError> {
-    let mut lines = LineReader::open(path)?;
-    if !lines.advance()? {
-        return Err(FileError::content(path, "empty file: expected a Matrix Market header"));
-    }
-    let header = String::from_utf8_lossy(lines.line()).to_ascii_lowercase();
-    let words: Vec<&str> = header.split_whitespace().collect();
-    if words.first() != Some(&"%%matrixmarket") || words.get(1) != Some(&"matrix") {
-        return Err(lines.error(format!(
-            "'{}' is not a Matrix Market header: expected '%%MatrixMarket matrix coordinate integer general'",
-            show(lines.line())
-        )));
-    }
-    let pattern = match (words.get(2), words.get(3), words.get(4)) {
-        (Some(&"coordinate"), Some(&field), Some(&"general")) if ["integer", "real", "double"].contains(&field) => {
-            false
-        }
-        (Some(&"coordinate"), Some(&"pattern"), Some(&"general")) => true,
-        _ => {
-            return Err(lines.error(format!(
-                "unsupported Matrix Market type '{}': expected 'matrix coordinate' with an integer, real or \
-                 pattern field and 'general' symmetry",
-                words[2..].join(" ")
-            )))
-        }
+    let mut r = MtxReader::open(path)?;
+    // Reserve from the declared size, bounded: a wrong header must not allocate wildly.
+    let reserve = r.entries.min(1 << 26);
+    let mut m = MatrixMarket {
+        rows: r.rows,
+        cols: r.cols,
+        row: Vec::with_capacity(reserve),
+        col: Vec::with_capacity(reserve),
+        counts: Vec::with_capacity(reserve),
     };
+    while let Some((row, col, count)) = r.next_entry()? {
+        m.row.push(row);
+        m.col.push(col);
+        m.counts.push(count);
+    }
+    Ok(m)
+}
 
-    let mut size: Option<(usize, usize, usize)> = None;
-    let mut m = MatrixMarket { rows: 0, cols: 0, row: Vec::new(), col: Vec::new(), counts: Vec::new() };
-    while lines.advance()? {
-        let line = lines.line();
-        if line.starts_with(b"%") || line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+/// Reads a coordinate Matrix Market file (plain or gzip) an entry at a time: header
+/// `%%MatrixMarket matrix coordinate {integer|real|double|pattern} general`, `%` comment
+/// lines, the size line `rows cols entries`, then one `row col [value]` line per entry,
+/// handed out 0-based with the value as a count by [`count_from_value`] (1 for `pattern`).
+/// Faults name the file and line.
+pub struct MtxReader {
+    lines: LineReader,
+    path: PathBuf,
+    pattern: bool,
+    pub rows: usize,
+    pub cols: usize,
+    /// Entries the size line declares.
+    pub entries: usize,
+    read: usize,
+}
+
+impl MtxReader {
+    /// Opens the file and reads its header and size line.
+    pub fn open(path: &Path) -> Result<MtxReader, FileError> {
+        let mut lines = LineReader::open(path)?;
+        if !lines.advance()? {
+            return Err(FileError::content(path, "empty file: expected a Matrix Market header"));
         }
-        let mut fields = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
-        let Some((rows, cols, nnz)) = size else {
+        let header = String::from_utf8_lossy(lines.line()).to_ascii_lowercase();
+        let words: Vec<&str> = header.split_whitespace().collect();
+        if words.first() != Some(&"%%matrixmarket") || words.get(1) != Some(&"matrix") {
+            return Err(lines.error(format!(
+                "'{}' is not a Matrix Market header: expected '%%MatrixMarket matrix coordinate integer general'",
+                show(lines.line())
+            )));
+        }
+        let pattern = match (words.get(2), words.get(3), words.get(4)) {
+            (Some(&"coordinate"), Some(&field), Some(&"general")) if ["integer", "real", "double"].contains(&field) => {
+                false
+            }
+            (Some(&"coordinate"), Some(&"pattern"), Some(&"general")) => true,
+            _ => {
+                return Err(lines.error(format!(
+                    "unsupported Matrix Market type '{}': expected 'matrix coordinate' with an integer, real or \
+                     pattern field and 'general' symmetry",
+                    words[2..].join(" ")
+                )))
+            }
+        };
+        while lines.advance()? {
+            let line = lines.line();
+            if line.starts_with(b"%") || line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let mut fields = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
             let mut number = |name: &str| -> Result<u64, FileError> {
                 let f = fields.next().ok_or_else(|| lines.error("expected the size line: rows columns entries"))?;
                 parse_u64(f, name).map_err(|e| lines.error(e))
@@ -80,63 +111,81 @@ pub fn read_matrix_market(path: &Path) -> Result<MatrixMarket, FileError> {
             if rows > u32::MAX as u64 || cols > u32::MAX as u64 {
                 return Err(lines.error(format!("{rows} × {cols} is beyond the 2^32 rows and columns supported")));
             }
-            let (rows, cols, nnz) = (rows as usize, cols as usize, nnz as usize);
-            // Reserve from the declared size, bounded: a wrong header must not allocate wildly.
-            let reserve = nnz.min(1 << 26);
-            m.row.reserve(reserve);
-            m.col.reserve(reserve);
-            m.counts.reserve(reserve);
-            (m.rows, m.cols) = (rows, cols);
-            size = Some((rows, cols, nnz));
-            continue;
-        };
-        let mut index = |name: &str, bound: usize| -> Result<u32, FileError> {
-            let f = fields.next().ok_or_else(|| {
-                lines.error(format!(
-                    "expected 'row column{}', found '{}'",
-                    if pattern { "" } else { " value" },
-                    show(line)
-                ))
-            })?;
-            let v = parse_u64(f, name).map_err(|e| lines.error(e))?;
-            if v == 0 || v > bound as u64 {
-                return Err(lines.error(format!("{name} {v} is outside 1..={bound} (indices are 1-based)")));
-            }
-            Ok((v - 1) as u32)
-        };
-        let (r, c) = (index("row", rows)?, index("column", cols)?);
-        let count = if pattern {
-            1
-        } else {
-            let f = fields
-                .next()
-                .ok_or_else(|| lines.error(format!("expected 'row column value', found '{}'", show(line))))?;
-            let v = match parse_u64(f, "value") {
-                Ok(v) => v as f64,
-                Err(_) => std::str::from_utf8(f)
-                    .ok()
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .ok_or_else(|| lines.error(format!("value '{}' is not a number", show(f))))?,
-            };
-            count_from_value(v).map_err(|e| lines.error(e))?
-        };
-        if fields.next().is_some() {
-            return Err(lines.error(format!("too many fields in '{}': expected 'row column value'", show(line))));
+            return Ok(MtxReader {
+                lines,
+                path: path.to_path_buf(),
+                pattern,
+                rows: rows as usize,
+                cols: cols as usize,
+                entries: nnz as usize,
+                read: 0,
+            });
         }
-        if m.row.len() == nnz {
-            return Err(lines.error(format!("more entries than the {nnz} the size line declares")));
-        }
-        m.row.push(r);
-        m.col.push(c);
-        m.counts.push(count);
+        Err(FileError::content(path, "no size line: expected 'rows columns entries' after the header"))
     }
-    match size {
-        None => Err(FileError::content(path, "no size line: expected 'rows columns entries' after the header")),
-        Some((_, _, nnz)) if m.row.len() != nnz => Err(FileError::content(
-            path,
-            format!("the size line declares {nnz} entries but the file has {}: truncated?", m.row.len()),
-        )),
-        Some(_) => Ok(m),
+
+    /// The next entry `(row, column, count)`, 0-based; `None` after the last, once the file
+    /// has held exactly the entries its size line declares.
+    pub fn next_entry(&mut self) -> Result<Option<(u32, u32, u32)>, FileError> {
+        let lines = &mut self.lines;
+        let (rows, cols, pattern) = (self.rows, self.cols, self.pattern);
+        loop {
+            if !lines.advance()? {
+                if self.read != self.entries {
+                    return Err(FileError::content(
+                        &self.path,
+                        format!(
+                            "the size line declares {} entries but the file has {}: truncated?",
+                            self.entries, self.read
+                        ),
+                    ));
+                }
+                return Ok(None);
+            }
+            let line = lines.line();
+            if line.starts_with(b"%") || line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let mut fields = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+            let mut index = |name: &str, bound: usize| -> Result<u32, FileError> {
+                let f = fields.next().ok_or_else(|| {
+                    lines.error(format!(
+                        "expected 'row column{}', found '{}'",
+                        if pattern { "" } else { " value" },
+                        show(line)
+                    ))
+                })?;
+                let v = parse_u64(f, name).map_err(|e| lines.error(e))?;
+                if v == 0 || v > bound as u64 {
+                    return Err(lines.error(format!("{name} {v} is outside 1..={bound} (indices are 1-based)")));
+                }
+                Ok((v - 1) as u32)
+            };
+            let (r, c) = (index("row", rows)?, index("column", cols)?);
+            let count = if pattern {
+                1
+            } else {
+                let f = fields
+                    .next()
+                    .ok_or_else(|| lines.error(format!("expected 'row column value', found '{}'", show(line))))?;
+                let v = match parse_u64(f, "value") {
+                    Ok(v) => v as f64,
+                    Err(_) => std::str::from_utf8(f)
+                        .ok()
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .ok_or_else(|| lines.error(format!("value '{}' is not a number", show(f))))?,
+                };
+                count_from_value(v).map_err(|e| lines.error(e))?
+            };
+            if fields.next().is_some() {
+                return Err(lines.error(format!("too many fields in '{}': expected 'row column value'", show(line))));
+            }
+            if self.read == self.entries {
+                return Err(lines.error(format!("more entries than the {} the size line declares", self.entries)));
+            }
+            self.read += 1;
+            return Ok(Some((r, c, count)));
+        }
     }
 }
 
@@ -162,8 +211,29 @@ fn find(dir: &Path, stem: &str) -> Option<PathBuf> {
     [dir.join(stem), dir.join(format!("{stem}.gz"))].into_iter().find(|p| p.is_file())
 }
 
-/// Reads a Matrix Market directory and decides its orientation.
-pub fn read_mtx_dir(dir: &Path) -> Result<MtxDir, FileError> {
+/// A Matrix Market directory with its names read and its orientation decided, the entries
+/// not yet read: [`MtxDirHead::entries`] opens them for one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtxDirHead {
+    pub matrix_path: PathBuf,
+    pub barcodes: Vec<String>,
+    pub peaks: Vec<Interval>,
+    /// Whether the file is barcodes × peaks (rows are cells).
+    pub transposed: bool,
+    /// Entries the size line declares.
+    pub entries: usize,
+}
+
+impl MtxDirHead {
+    /// A reader of the matrix file's entries, from the first.
+    pub fn entries(&self) -> Result<MtxReader, FileError> {
+        MtxReader::open(&self.matrix_path)
+    }
+}
+
+/// Reads a Matrix Market directory's barcodes and peaks and the matrix file's header, and
+/// decides its orientation.
+pub fn open_mtx_dir(dir: &Path) -> Result<MtxDirHead, FileError> {
     let need = |stem: &str, what: &str| {
         find(dir, stem).ok_or_else(|| {
             FileError::content(
@@ -182,7 +252,7 @@ pub fn read_mtx_dir(dir: &Path) -> Result<MtxDir, FileError> {
     );
     let barcodes = read_barcodes(&barcodes_path)?;
     let peaks = read_intervals(&peaks_path)?;
-    let matrix = read_matrix_market(&matrix_path)?;
+    let matrix = MtxReader::open(&matrix_path)?;
     let (p, b) = (peaks.len(), barcodes.len());
     let transposed = if (matrix.rows, matrix.cols) == (p, b) {
         false
@@ -199,7 +269,14 @@ pub fn read_mtx_dir(dir: &Path) -> Result<MtxDir, FileError> {
             barcodes_path.display()
         )));
     };
-    Ok(MtxDir { matrix, barcodes, peaks, transposed })
+    Ok(MtxDirHead { entries: matrix.entries, matrix_path, barcodes, peaks, transposed })
+}
+
+/// Reads a Matrix Market directory whole and decides its orientation.
+pub fn read_mtx_dir(dir: &Path) -> Result<MtxDir, FileError> {
+    let head = open_mtx_dir(dir)?;
+    let matrix = read_matrix_market(&head.matrix_path)?;
+    Ok(MtxDir { matrix, barcodes: head.barcodes, peaks: head.peaks, transposed: head.transposed })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! are kept, so an ARC multiome file gives its peaks and leaves out its genes.
 
 use super::bed::Interval;
-use super::h5ad::{parse_peak_name, read_sparse_group, Compressed, SparseCounts};
+use super::h5ad::{parse_peak_name, Compressed, SparseCounts, SparseGroup};
 use crate::error::FileError;
 use hdf5_pure::{Dataset, File};
 use std::path::Path;
@@ -35,6 +35,24 @@ pub fn is_10x_h5(path: &Path) -> bool {
 /// Reads a 10x HDF5 feature-barcode matrix; values by
 /// [`count_from_value`](super::h5ad::count_from_value).
 pub fn read_10x_h5(path: &Path) -> Result<TenxMatrix, FileError> {
+    let head = open_10x_h5(path)?;
+    let TenxHead { counts, barcodes, peak_rows, peaks } = head;
+    Ok(TenxMatrix { counts: counts.read_all()?, barcodes, peak_rows, peaks })
+}
+
+/// A 10x matrix opened: names and peaks read, the counts ([`SparseGroup`], features ×
+/// barcodes, CSC) left to be read a window at a time.
+pub struct TenxHead {
+    pub counts: SparseGroup,
+    pub barcodes: Vec<String>,
+    /// The feature rows that are peaks, ascending.
+    pub peak_rows: Vec<u32>,
+    /// The peak of each row in `peak_rows`.
+    pub peaks: Vec<Interval>,
+}
+
+/// [`read_10x_h5`] up to the counts, which are opened, not read.
+pub fn open_10x_h5(path: &Path) -> Result<TenxHead, FileError> {
     let bad = |what: String| FileError::content(path, what);
     crate::io::hdf5::check_hdf5_complete(path)?;
     let f = File::open_streaming(path).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
@@ -105,8 +123,8 @@ pub fn read_10x_h5(path: &Path) -> Result<TenxMatrix, FileError> {
         }
     }
     let peaks = peaks.ok_or_else(|| no_coordinates(&format!("; found {}", seen.join(", "))))?;
-    let counts = read_sparse_group(path, lim, &m, "matrix", (features, n_barcodes), Compressed::Columns)?;
-    Ok(TenxMatrix { counts, barcodes, peak_rows, peaks })
+    let counts = SparseGroup::open(path, lim, &m, "matrix", (features, n_barcodes), Compressed::Columns)?;
+    Ok(TenxHead { counts, barcodes, peak_rows, peaks })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! written once to the content-keyed cache), never densified; the train/validation/test split
 //! of the peaks; and the batches gathered from them.
 
-use super::matrix::{filter_matrix, match_peaks, read_cell_matrix, write_binary_matrix};
+use super::convert::{convert_matrix, Filters};
 use super::train::ScTrainOptions;
 use crate::error::FileError;
 use crate::io::barcodes::{is_label_header, read_barcode_labels};
@@ -21,6 +21,9 @@ use crate::Error;
 use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+/// Bytes of mapped rows read between releases of their pages in a walk over every row.
+pub const RELEASE_BYTES: usize = 256 << 20;
 
 /// The binarised peak × cell rows: the memory-mapped store, or rows in memory (built by a
 /// caller, e.g. a simulation).
@@ -49,6 +52,23 @@ impl Rows {
         if let Rows::Mapped(m) = self {
             m.release_pages();
         }
+    }
+
+    /// Calls `f` with each row in turn, letting go of the mapped pages every
+    /// [`RELEASE_BYTES`] read, so that a walk over a store larger than memory keeps the
+    /// resident set small.
+    pub fn walk(&self, rows: impl IntoIterator<Item = usize>, mut f: impl FnMut(usize, &[u32])) {
+        let mut read = 0usize;
+        for r in rows {
+            let cells = self.row(r);
+            f(r, cells);
+            read += 4 * cells.len();
+            if read >= RELEASE_BYTES {
+                self.release_pages();
+                read = 0;
+            }
+        }
+        self.release_pages();
     }
 
     /// The cells of peak `row`.
@@ -172,16 +192,21 @@ impl ScData {
         {
             return Err(bad("row offsets must rise from 0 to the number of entries, one per peak + 1".into()));
         }
-        for r in 0..self.n_peaks() {
-            let row = self.rows.row(r);
-            if row.windows(2).any(|w| w[0] >= w[1]) || row.last().is_some_and(|&c| c as usize >= self.n_cells()) {
-                return Err(bad(format!(
-                    "peak {} ({}): cell indices must ascend without repeats and stay below {}",
-                    r + 1,
-                    self.peaks[r].chrom,
-                    self.n_cells()
-                )));
+        let mut first_bad = None;
+        self.rows.walk(0..self.n_peaks(), |r, row| {
+            if first_bad.is_none()
+                && (row.windows(2).any(|w| w[0] >= w[1]) || row.last().is_some_and(|&c| c as usize >= self.n_cells()))
+            {
+                first_bad = Some(r);
             }
+        });
+        if let Some(r) = first_bad {
+            return Err(bad(format!(
+                "peak {} ({}): cell indices must ascend without repeats and stay below {}",
+                r + 1,
+                self.peaks[r].chrom,
+                self.n_cells()
+            )));
         }
         Ok(())
     }
@@ -199,7 +224,7 @@ impl ScData {
         }
         h.update(&self.codes);
         h.update(bytemuck::cast_slice(self.rows.indptr()));
-        h.update(bytemuck::cast_slice(self.rows.indices()));
+        self.rows.walk(0..self.n_peaks(), |_, cells| h.update(bytemuck::cast_slice(cells)));
         if let Some(b) = &self.batches {
             for (c, &k) in b.of_cell.iter().enumerate() {
                 h.update(format!("batch {c} {}\n", b.names[k as usize]).as_bytes());
@@ -258,12 +283,13 @@ pub fn load_sc_data(opts: &ScTrainOptions) -> Result<ScData, Error> {
     // removed empty cells; only a run that keeps them needs the scan.
     if opts.min_peaks_per_cell == 0 {
         let mut per_cell = vec![0u64; barcodes.len()];
-        for &c in rows.indices() {
-            if let Some(n) = per_cell.get_mut(c as usize) {
-                *n += 1;
+        rows.walk(0..rows.indptr().len() - 1, |_, cells| {
+            for &c in cells {
+                if let Some(n) = per_cell.get_mut(c as usize) {
+                    *n += 1;
+                }
             }
-        }
-        rows.release_pages();
+        });
         if let Some(c) = per_cell.iter().position(|&n| n == 0) {
             return Err(FileError::content(
                 &opts.matrix,
@@ -310,8 +336,8 @@ fn matrix_sha256(path: &Path) -> Result<String, FileError> {
 
 /// The matrix matched to the peaks, filtered and binarised, as a memory-mapped store: from
 /// the content-keyed cache (key: the SHA-256 of the matrix and peak files and the filters),
-/// or read, checked, filtered and written there on first use. A Matrix Market directory is
-/// read every time.
+/// or converted there on first use, streamed within `opts.matrix_memory`
+/// ([`convert_matrix`]). A Matrix Market directory is converted every time.
 fn filtered_store(
     opts: &ScTrainOptions,
     peaks: &[Interval],
@@ -338,11 +364,8 @@ fn filtered_store(
             return Ok(store);
         }
     }
-    let m = read_cell_matrix(&opts.matrix)?;
-    let m = match_peaks(m, peaks, &opts.matrix, &opts.peaks)?;
-    let f = filter_matrix(&m, opts.min_cells_per_peak, opts.min_peaks_per_cell)?;
-    drop(m);
-    write_binary_matrix(&path, &f)?;
+    let filters = Filters { min_cells_per_peak: opts.min_cells_per_peak, min_peaks_per_cell: opts.min_peaks_per_cell };
+    convert_matrix(&opts.matrix, peaks, &opts.peaks, filters, opts.matrix_memory, &path)?;
     let store = CellMatrix::open(&path)?;
     if cache.is_none() {
         // Mapped, so the file can go at once (Unix keeps it until the mapping ends).
@@ -369,17 +392,23 @@ fn store_needs_no_filtering(store: &CellMatrix, peaks: &[Interval], opts: &ScTra
     {
         return Err(damaged("row offsets do not rise from 0 to the number of entries").into());
     }
+    if store.filters() == Some([opts.min_cells_per_peak, opts.min_peaks_per_cell]) {
+        // Made with these filters (by `sc store` or a run's conversion): taken as it is.
+        return Ok(true);
+    }
     if indptr.windows(2).any(|w| w[1] - w[0] < opts.min_cells_per_peak as u64) {
         return Ok(false);
     }
     let mut per_cell = vec![0u32; n_cells];
-    for &c in store.indices() {
-        match per_cell.get_mut(c as usize) {
-            Some(n) => *n = n.saturating_add(1),
-            None => return Err(damaged(&format!("cell index {c} of {n_cells} cells")).into()),
+    for piece in store.indices().chunks(RELEASE_BYTES / 4) {
+        for &c in piece {
+            match per_cell.get_mut(c as usize) {
+                Some(n) => *n = n.saturating_add(1),
+                None => return Err(damaged(&format!("cell index {c} of {n_cells} cells")).into()),
+            }
         }
+        store.release_pages();
     }
-    store.release_pages();
     Ok(per_cell.iter().all(|&n| n >= opts.min_peaks_per_cell.max(1)))
 }
 

@@ -10,7 +10,7 @@
 use crate::error::FileError;
 use crate::io::bed::Interval;
 use crate::io::fragments::FragmentReader;
-use crate::store::matrix::{csr_from_entries, read_matrix, write_matrix, CsrCounts};
+use crate::store::matrix::{csr_from_entries, read_matrix, write_binary_csr, CsrCounts};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
@@ -225,32 +225,58 @@ fn show_peak(p: &Interval) -> String {
     format!("{}:{}-{}", p.chrom, p.start, p.end)
 }
 
-/// Checks that a matrix and the peak file given for training describe the same peaks
-/// (chromosome, start and end equal, compared exactly) and returns the matrix with its rows
-/// in the peak file's order (reordered when the matrix holds the same peaks in another
-/// order). Different peak counts, or a peak of the file the matrix lacks, is an error that
-/// names both files, the first row where they differ and both coordinates there.
+/// Checks that a matrix and the peak file given for training describe the same peaks, or
+/// that the file names a subset of the matrix's (chromosome, start and end equal, compared
+/// exactly), and returns the matrix with the file's peaks as its rows, in the file's order.
+/// A peak of the file the matrix lacks is an error naming both files ([`peak_rows`]).
 pub fn match_peaks(
     m: CsrCounts,
     peaks: &[Interval],
     matrix_path: &Path,
     peaks_path: &Path,
 ) -> Result<CsrCounts, FileError> {
-    let (mp, pp) = (matrix_path.display(), peaks_path.display());
-    if m.peaks.len() != peaks.len() {
-        return Err(FileError::Mismatch(format!(
-            "matrix {mp} has {} peaks, peak file {pp} has {}: give --peaks the peaks the matrix was counted on \
-             (for Cell Ranger output, its peaks.bed)",
-            m.peaks.len(),
-            peaks.len()
-        )));
-    }
     if m.peaks == peaks {
         return Ok(m);
     }
+    let order = peak_rows(&m.peaks, peaks, matrix_path, peaks_path)?;
+    let mut indptr = Vec::with_capacity(order.len() + 1);
+    let (mut indices, mut counts) = (Vec::new(), Vec::new());
+    indptr.push(0u64);
+    for &r in &order {
+        let (a, b) = (m.indptr[r] as usize, m.indptr[r + 1] as usize);
+        indices.extend_from_slice(&m.indices[a..b]);
+        counts.extend_from_slice(&m.counts[a..b]);
+        indptr.push(indices.len() as u64);
+    }
+    Ok(CsrCounts { peaks: peaks.to_vec(), cells: m.cells, indptr, indices, counts })
+}
+
+/// For each peak of the peak file, the matrix row that holds it (a peak listed twice is
+/// taken from a different row each time): the index array by which a matrix is matched to
+/// the peaks without copying its rows. The file may name all the matrix's peaks in any order
+/// or a subset of them; more peaks than the matrix has, or a peak it lacks, is an error that
+/// names both files, the first row where they differ and both coordinates there.
+pub fn peak_rows(
+    matrix_peaks: &[Interval],
+    peaks: &[Interval],
+    matrix_path: &Path,
+    peaks_path: &Path,
+) -> Result<Vec<usize>, FileError> {
+    let (mp, pp) = (matrix_path.display(), peaks_path.display());
+    if matrix_peaks.len() < peaks.len() {
+        return Err(FileError::Mismatch(format!(
+            "matrix {mp} has {} peaks, peak file {pp} has {}: give --peaks the peaks the matrix was counted on \
+             (for Cell Ranger output, its peaks.bed), or a subset of them",
+            matrix_peaks.len(),
+            peaks.len()
+        )));
+    }
+    if matrix_peaks[..peaks.len()] == *peaks {
+        return Ok((0..peaks.len()).collect());
+    }
     // Matrix rows by coordinates; a peak listed twice is used once per listing.
     let mut rows_of: HashMap<(&str, u64, u64), Vec<usize>> = HashMap::new();
-    for (r, p) in m.peaks.iter().enumerate().rev() {
+    for (r, p) in matrix_peaks.iter().enumerate().rev() {
         rows_of.entry((p.chrom.as_str(), p.start, p.end)).or_default().push(r);
     }
     let mut order = Vec::with_capacity(peaks.len());
@@ -261,41 +287,30 @@ pub fn match_peaks(
             None => missing.push(i),
         }
     }
-    if let Some(&first_missing) = missing.first() {
-        let d = (0..peaks.len()).find(|&i| m.peaks[i] != peaks[i]).unwrap_or(first_missing);
-        let (a, b) = (&m.peaks[d], &peaks[d]);
-        let hint = if a.chrom == b.chrom && a.end == b.end && a.start.abs_diff(b.start) == 1 {
-            "; the starts differ by 1: one of the two is 1-based (BED and Cell Ranger are 0-based, \
-             Signac/GRanges peak names 1-based)"
-                .to_string()
-        } else if a.chrom.strip_prefix("chr") == Some(b.chrom.as_str())
-            || b.chrom.strip_prefix("chr") == Some(a.chrom.as_str())
-        {
-            "; the chromosome names differ in the 'chr' prefix".to_string()
-        } else {
-            String::new()
-        };
-        return Err(FileError::Mismatch(format!(
-            "matrix {mp} and peak file {pp} describe different peaks: at peak #{} the matrix has {}, the peak file {}; \
-             {} of the peak file's peaks are not in the matrix (first: #{} {}){hint}",
-            d + 1,
-            show_peak(a),
-            show_peak(b),
-            missing.len(),
-            first_missing + 1,
-            show_peak(&peaks[first_missing])
-        )));
-    }
-    let mut indptr = Vec::with_capacity(m.indptr.len());
-    let (mut indices, mut counts) = (Vec::with_capacity(m.nnz()), Vec::with_capacity(m.nnz()));
-    indptr.push(0u64);
-    for &r in &order {
-        let (a, b) = (m.indptr[r] as usize, m.indptr[r + 1] as usize);
-        indices.extend_from_slice(&m.indices[a..b]);
-        counts.extend_from_slice(&m.counts[a..b]);
-        indptr.push(indices.len() as u64);
-    }
-    Ok(CsrCounts { peaks: peaks.to_vec(), cells: m.cells, indptr, indices, counts })
+    let Some(&first_missing) = missing.first() else { return Ok(order) };
+    let d = (0..peaks.len()).find(|&i| matrix_peaks[i] != peaks[i]).unwrap_or(first_missing);
+    let (a, b) = (&matrix_peaks[d], &peaks[d]);
+    let hint = if a.chrom == b.chrom && a.end == b.end && a.start.abs_diff(b.start) == 1 {
+        "; the starts differ by 1: one of the two is 1-based (BED and Cell Ranger are 0-based, \
+         Signac/GRanges peak names 1-based)"
+            .to_string()
+    } else if a.chrom.strip_prefix("chr") == Some(b.chrom.as_str())
+        || b.chrom.strip_prefix("chr") == Some(a.chrom.as_str())
+    {
+        "; the chromosome names differ in the 'chr' prefix".to_string()
+    } else {
+        String::new()
+    };
+    Err(FileError::Mismatch(format!(
+        "matrix {mp} and peak file {pp} describe different peaks: at peak #{} the matrix has {}, the peak file {}; \
+         {} of the peak file's peaks are not in the matrix (first: #{} {}){hint}",
+        d + 1,
+        show_peak(a),
+        show_peak(b),
+        missing.len(),
+        first_missing + 1,
+        show_peak(&peaks[first_missing])
+    )))
 }
 
 /// A binarised peak-by-cell matrix after filtering: what training reads.
@@ -316,6 +331,8 @@ pub struct FilteredMatrix {
     /// Cells that passed the cell filter but had no present peak left after the peak
     /// filter, and were dropped for it (always 0 with `min_peaks_per_cell = 0`).
     pub dropped_empty_cells: usize,
+    /// The filters applied: [min cells per peak, min peaks per cell].
+    pub filters: [u32; 2],
 }
 
 impl FilteredMatrix {
@@ -335,9 +352,10 @@ impl FilteredMatrix {
     }
 }
 
-/// Writes a filtered (binary) matrix as a `.cxmatrix` store, every count 1.
+/// Writes a filtered (binary) matrix as a binary `.cxmatrix` store (no counts section) that
+/// records its filters.
 pub fn write_binary_matrix(path: &Path, f: &FilteredMatrix) -> Result<(), FileError> {
-    write_matrix(path, &f.to_counts())
+    write_binary_csr(path, &f.peaks, &f.barcodes, &f.indptr, &f.indices, Some(f.filters))
 }
 
 /// Binarises a matrix (a peak is present in a cell when its count is > 0) and filters it as
@@ -436,5 +454,6 @@ pub fn filter_matrix(
         indptr,
         indices,
         dropped_empty_cells,
+        filters: [min_cells_per_peak, min_peaks_per_cell],
     })
 }

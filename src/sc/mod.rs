@@ -15,6 +15,7 @@
 //! * [`impute`] — denoised accessibility of every peak in every cell, streamed.
 
 pub mod analyses;
+pub mod convert;
 pub mod data;
 pub mod embed;
 pub mod groups;

@@ -82,6 +82,18 @@ pub struct ScTrainOptions {
     /// so that a resume in the other precision is refused). Absent from f32 runs' settings.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bf16_products: bool,
+    /// Host memory the matrix's conversion into the store may use (`--memory`): how the data
+    /// is read, not what is trained, so not a setting of the run.
+    #[serde(skip, default = "default_matrix_memory")]
+    pub matrix_memory: u64,
+    /// Stop after this many training steps, before any validation or checkpoint (`bench sc
+    /// --steps`); not a setting of the run.
+    #[serde(skip)]
+    pub max_steps: Option<u64>,
+}
+
+fn default_matrix_memory() -> u64 {
+    crate::sc::convert::DEFAULT_MEMORY
 }
 
 impl Default for ScTrainOptions {
@@ -114,6 +126,8 @@ impl Default for ScTrainOptions {
             batches_file: None,
             l2: 0.0,
             bf16_products: false,
+            matrix_memory: default_matrix_memory(),
+            max_steps: None,
         }
     }
 }
@@ -270,12 +284,11 @@ pub fn evaluate<B: Backend>(
 /// Each cell's log-odds of being accessible in a training peak (the head's starting biases).
 fn depth_intercepts(data: &ScData, train: &[usize]) -> Vec<f32> {
     let mut counts = vec![0u64; data.n_cells()];
-    for &p in train {
-        for &c in data.rows.row(p) {
+    data.rows.walk(train.iter().copied(), |_, cells| {
+        for &c in cells {
             counts[c as usize] += 1;
         }
-    }
-    data.rows.release_pages();
+    });
     let n = train.len() as f64;
     counts.iter().map(|&k| ((k as f64 + 0.5) / (n - k as f64 + 0.5)).ln() as f32).collect()
 }
@@ -480,6 +493,7 @@ pub fn train_seq<B: Backend>(
             step: 1,
         },
         monitor: Monitor { higher_is_better: true, min_delta: opts.min_delta, patience: Some(opts.patience) },
+        max_steps: opts.max_steps,
     };
     let summary = ScDataSummary {
         peaks: data.n_peaks(),

@@ -1,10 +1,12 @@
 //! The peak-by-cell matrix store (`.cxmatrix`): CSR (peaks × cells, u32 column indices, u32
-//! counts), written in one pass and read memory-mapped, never densified.
+//! counts where the matrix has values), read memory-mapped, never densified.
 //!
 //! Layout (little-endian): magic "CHROMAXM", u32 version, u32 reserved, u64 JSON length,
-//! the JSON index (shape, nnz, peak coordinates, cell barcodes, section offsets), then three
-//! 4 KiB-aligned arrays: `indptr` (u64, peaks + 1), `indices` (u32, nnz; sorted within a row)
-//! and `counts` (u32, nnz).
+//! the JSON index (shape, nnz, peak coordinates, cell barcodes, section offsets), then 4
+//! KiB-aligned arrays: `indptr` (u64, peaks + 1), `indices` (u32, nnz; sorted within a row)
+//! and, in a store with values (version 1), `counts` (u32, nnz). A binary store (version 2,
+//! what training reads: labels are presence) has no counts section: 4 bytes per non-zero,
+//! the cell index only; its every count reads as 1.
 //!
 //! Where matrices come from (fragments, AnnData, 10x, Matrix Market) and how they are matched
 //! to peaks and filtered for training is the single-cell task's: [`crate::sc::matrix`].
@@ -19,7 +21,10 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 pub const MATRIX_MAGIC: &[u8; 8] = b"CHROMAXM";
+/// A store with a counts section.
 pub const MATRIX_VERSION: u32 = 1;
+/// A binary store: no counts section, every count 1.
+pub const BINARY_MATRIX_VERSION: u32 = 2;
 const ALIGN: u64 = 4096;
 
 /// A CSR matrix in memory (peaks are rows, cells are columns).
@@ -52,7 +57,9 @@ struct MatrixIndex {
     nnz: usize,
     indptr_offset: u64,
     indices_offset: u64,
-    counts_offset: u64,
+    /// Absent in a binary store (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    counts_offset: Option<u64>,
     /// `chrom:start-end` (0-based start, as BED).
     peak_names: Vec<String>,
     barcodes: Vec<String>,
@@ -61,6 +68,10 @@ struct MatrixIndex {
     /// identity needs no second reading. Stores written before it was recorded lack it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     content_sha256: Option<String>,
+    /// The filters a filtered store was made with: [min cells per peak, min peaks per cell]
+    /// (a run with the same filters takes it as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filters: Option<[u32; 2]>,
 }
 
 fn align(x: u64) -> u64 {
@@ -81,25 +92,36 @@ struct StoreWriter {
 }
 
 impl StoreWriter {
-    fn begin(path: &Path, peak_names: Vec<String>, barcodes: &[String], nnz: usize) -> Result<Self, FileError> {
+    /// A store with a counts section when `values`, else a binary one.
+    fn begin(
+        path: &Path,
+        peak_names: Vec<String>,
+        barcodes: &[String],
+        nnz: usize,
+        values: bool,
+        filters: Option<[u32; 2]>,
+    ) -> Result<Self, FileError> {
         let mut index = MatrixIndex {
-            version: MATRIX_VERSION,
+            version: if values { MATRIX_VERSION } else { BINARY_MATRIX_VERSION },
             peaks: peak_names.len(),
             cells: barcodes.len(),
             nnz,
             indptr_offset: u64::MAX,
             indices_offset: u64::MAX,
-            counts_offset: u64::MAX,
+            counts_offset: values.then_some(u64::MAX),
             peak_names,
             barcodes: barcodes.to_vec(),
             content_sha256: Some("0".repeat(64)),
+            filters,
         };
         // Serialised once with placeholder offsets (the longest they can print) and hash to
         // size it; rewritten with the real hash when the arrays are done.
         let reserved = serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?.len();
         index.indptr_offset = align(24 + reserved as u64);
         index.indices_offset = align(index.indptr_offset + 8 * (index.peaks as u64 + 1));
-        index.counts_offset = align(index.indices_offset + 4 * nnz as u64);
+        if values {
+            index.counts_offset = Some(align(index.indices_offset + 4 * nnz as u64));
+        }
         let mut json = serde_json::to_vec(&index).map_err(|e| FileError::content(path, e.to_string()))?;
         json.resize(reserved, b' ');
         let file = AtomicFile::new(path)?;
@@ -110,12 +132,7 @@ impl StoreWriter {
         s.put(&0u32.to_le_bytes())?;
         s.put(&(json.len() as u64).to_le_bytes())?;
         s.put(&json)?;
-        let mut content = Sha256::new();
-        for list in [&s.index.peak_names, &s.index.barcodes] {
-            list.iter().for_each(|n| content.update(format!("{n}\n").as_bytes()));
-            content.update([0u8]);
-        }
-        s.content = Some(content);
+        s.content = Some(names_hash(&s.index));
         Ok(s)
     }
 
@@ -153,7 +170,7 @@ impl StoreWriter {
     /// renames the store into place.
     fn finish(mut self) -> Result<(), FileError> {
         let io = FileError::io(&self.path);
-        let hash = self.content.take().map(|h| h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let hash = self.content.take().map(|h| hex(&h.finalize()));
         self.index.content_sha256 = hash;
         let mut json = serde_json::to_vec(&self.index).map_err(|e| FileError::content(&self.path, e.to_string()))?;
         json.resize(self.reserved, b' ');
@@ -164,21 +181,60 @@ impl StoreWriter {
     }
 }
 
-/// Writes a matrix store atomically.
+/// The content hash's start: the peak names and barcodes (the bytes after the index follow).
+fn names_hash(index: &MatrixIndex) -> Sha256 {
+    let mut content = Sha256::new();
+    for list in [&index.peak_names, &index.barcodes] {
+        list.iter().for_each(|n| content.update(format!("{n}\n").as_bytes()));
+        content.update([0u8]);
+    }
+    content
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `chrom:start-end` names a store keeps for its peaks.
+pub fn peak_names(peaks: &[Interval]) -> Vec<String> {
+    peaks.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect()
+}
+
+/// Writes a matrix store with its counts, atomically.
 pub fn write_matrix(path: &Path, m: &CsrCounts) -> Result<(), FileError> {
-    let names = m.peaks.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect();
-    let mut s = StoreWriter::begin(path, names, &m.cells, m.nnz())?;
-    let (a, b, c) = (s.index.indptr_offset, s.index.indices_offset, s.index.counts_offset);
+    let mut s = StoreWriter::begin(path, peak_names(&m.peaks), &m.cells, m.nnz(), true, None)?;
+    let (a, b) = (s.index.indptr_offset, s.index.indices_offset);
     s.pad_to(a)?;
     s.put_u64s(&m.indptr)?;
     s.pad_to(b)?;
     s.put_u32s(&m.indices)?;
-    s.pad_to(c)?;
-    s.put_u32s(&m.counts)?;
+    if let Some(c) = s.index.counts_offset {
+        s.pad_to(c)?;
+        s.put_u32s(&m.counts)?;
+    }
     s.finish()
 }
 
-/// Writes a binary store (every count 1) whose rows are produced one at a time, so a matrix
+/// Writes a binary store (no counts: every entry is a presence), atomically, recording the
+/// filters it was made with.
+pub fn write_binary_csr(
+    path: &Path,
+    peaks: &[Interval],
+    barcodes: &[String],
+    indptr: &[u64],
+    indices: &[u32],
+    filters: Option<[u32; 2]>,
+) -> Result<(), FileError> {
+    let mut s = StoreWriter::begin(path, peak_names(peaks), barcodes, indices.len(), false, filters)?;
+    let (a, b) = (s.index.indptr_offset, s.index.indices_offset);
+    s.pad_to(a)?;
+    s.put_u64s(indptr)?;
+    s.pad_to(b)?;
+    s.put_u32s(indices)?;
+    s.finish()
+}
+
+/// Writes a binary store (no counts section) whose rows are produced one at a time, so a matrix
 /// larger than memory can be written: `row(r, out)` fills `out` with the cells of peak `r`,
 /// ascending, exactly `indptr[r + 1] − indptr[r]` of them. `peak_names` are `chrom:start-end`.
 pub fn write_binary_rows(
@@ -197,8 +253,8 @@ pub fn write_binary_rows(
         )));
     }
     let nnz = indptr[peak_names.len()] as usize;
-    let mut s = StoreWriter::begin(path, peak_names.to_vec(), barcodes, nnz)?;
-    let (a, b, c) = (s.index.indptr_offset, s.index.indices_offset, s.index.counts_offset);
+    let mut s = StoreWriter::begin(path, peak_names.to_vec(), barcodes, nnz, false, None)?;
+    let (a, b) = (s.index.indptr_offset, s.index.indices_offset);
     s.pad_to(a)?;
     s.put_u64s(indptr)?;
     s.pad_to(b)?;
@@ -214,15 +270,87 @@ pub fn write_binary_rows(
         }
         s.put_u32s(&cells)?;
     }
-    s.pad_to(c)?;
-    let ones = vec![1u32; nnz.min(1 << 16)];
-    let mut left = nnz;
-    while left > 0 {
-        let n = left.min(ones.len());
-        s.put_u32s(&ones[..n])?;
-        left -= n;
-    }
     s.finish()
+}
+
+/// A binary store written out of order: the header, index and row offsets first, then each
+/// row's cells at their place ([`write_at`](Self::write_at), in pieces and in any order),
+/// then the content hash from one sequential reading of what was written. The file is sized
+/// (disk space reserved) at creation, kept under a temporary name and renamed by
+/// [`finish`](Self::finish); dropped unfinished, it is removed. What the streamed conversion
+/// of a matrix larger than memory writes into ([`crate::sc::convert`]); its bytes are those
+/// [`write_binary_csr`] writes for the same matrix.
+pub struct PlacedStoreWriter {
+    file: AtomicFile,
+    f: std::fs::File,
+    index: MatrixIndex,
+    reserved: usize,
+}
+
+impl PlacedStoreWriter {
+    pub fn create(
+        path: &Path,
+        peaks: &[Interval],
+        barcodes: &[String],
+        indptr: &[u64],
+        filters: Option<[u32; 2]>,
+    ) -> Result<Self, FileError> {
+        if indptr.len() != peaks.len() + 1 || indptr[0] != 0 || indptr.windows(2).any(|w| w[1] < w[0]) {
+            return Err(FileError::Argument(format!(
+                "writing {}: indptr must rise from 0 with one entry per peak + 1",
+                path.display()
+            )));
+        }
+        let nnz = indptr[peaks.len()] as usize;
+        let mut s = StoreWriter::begin(path, peak_names(peaks), barcodes, nnz, false, filters)?;
+        let a = s.index.indptr_offset;
+        s.pad_to(a)?;
+        s.put_u64s(indptr)?;
+        let end = s.index.indices_offset + 4 * nnz as u64;
+        let io = FileError::io(path);
+        let f = s.w.into_inner().map_err(|e| io(e.into_error()))?;
+        crate::store::shard::reserve(&f, end).map_err(FileError::io(path))?;
+        Ok(PlacedStoreWriter { file: s.file, f, index: s.index, reserved: s.reserved })
+    }
+
+    /// Writes `cells` as entries `entry..entry + cells.len()` of the indices.
+    pub fn write_at(&self, entry: u64, cells: &[u32]) -> Result<(), FileError> {
+        use std::os::unix::fs::FileExt;
+        if entry + cells.len() as u64 > self.index.nnz as u64 {
+            return Err(FileError::Argument(format!(
+                "writing {}: entries {entry}..{} past the {} declared",
+                self.file.dest().display(),
+                entry + cells.len() as u64,
+                self.index.nnz
+            )));
+        }
+        let at = self.index.indices_offset + 4 * entry;
+        self.f.write_all_at(bytemuck::cast_slice(cells), at).map_err(FileError::io(self.file.dest()))
+    }
+
+    /// Hashes the content, writes the index with it, and renames the store into place.
+    pub fn finish(mut self) -> Result<(), FileError> {
+        use std::io::Read;
+        let dest = self.file.dest().to_path_buf();
+        let mut content = names_hash(&self.index);
+        // The writer's handle is write-only: read back through a second one.
+        let mut r = std::fs::File::open(self.file.path()).map_err(FileError::io(&dest))?;
+        r.seek(SeekFrom::Start(24 + self.reserved as u64)).map_err(FileError::io(&dest))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = r.read(&mut buf).map_err(FileError::io(&dest))?;
+            if n == 0 {
+                break;
+            }
+            content.update(&buf[..n]);
+        }
+        self.index.content_sha256 = Some(hex(&content.finalize()));
+        let mut json = serde_json::to_vec(&self.index).map_err(|e| FileError::content(&dest, e.to_string()))?;
+        json.resize(self.reserved, b' ');
+        self.f.seek(SeekFrom::Start(24)).and_then(|_| self.f.write_all(&json)).map_err(FileError::io(&dest))?;
+        drop(self.f);
+        self.file.commit()
+    }
 }
 
 /// A memory-mapped matrix store.
@@ -254,10 +382,14 @@ impl CellMatrix {
         let fits = |offset: u64, count: usize, width: u64| {
             offset.is_multiple_of(ALIGN) && section_end(offset, count, width).is_some_and(|e| e <= map.len() as u64)
         };
-        if index.version != MATRIX_VERSION
+        let counts_fit = match (index.version, index.counts_offset) {
+            (MATRIX_VERSION, Some(c)) => fits(c, index.nnz, 4),
+            (BINARY_MATRIX_VERSION, None) => true,
+            _ => false,
+        };
+        if !counts_fit
             || !fits(index.indptr_offset, index.peaks.saturating_add(1), 8)
             || !fits(index.indices_offset, index.nnz, 4)
-            || !fits(index.counts_offset, index.nnz, 4)
             || index.peak_names.len() != index.peaks
             || index.barcodes.len() != index.cells
         {
@@ -277,6 +409,11 @@ impl CellMatrix {
 
     pub fn shape(&self) -> (usize, usize) {
         (self.index.peaks, self.index.cells)
+    }
+
+    /// The filters a filtered store was made with: [min cells per peak, min peaks per cell].
+    pub fn filters(&self) -> Option<[u32; 2]> {
+        self.index.filters
     }
 
     /// The SHA-256 of the store's content: recorded when it was written, else (an older store)
@@ -302,9 +439,10 @@ impl CellMatrix {
         let o = self.index.indices_offset as usize;
         bytemuck::cast_slice(&self.map[o..o + 4 * self.index.nnz])
     }
-    pub fn counts(&self) -> &[u32] {
-        let o = self.index.counts_offset as usize;
-        bytemuck::cast_slice(&self.map[o..o + 4 * self.index.nnz])
+    /// The counts, or `None` for a binary store (every count 1).
+    pub fn counts(&self) -> Option<&[u32]> {
+        let o = self.index.counts_offset? as usize;
+        Some(bytemuck::cast_slice(&self.map[o..o + 4 * self.index.nnz]))
     }
 }
 
@@ -397,7 +535,7 @@ pub fn read_matrix(path: &Path) -> Result<CsrCounts, FileError> {
     let (indptr, indices, counts) = csr_from_entries(n_peaks, |f| {
         for r in 0..n_peaks {
             for k in indptr[r] as usize..indptr[r + 1] as usize {
-                f(r as u32, indices[k], counts[k]);
+                f(r as u32, indices[k], counts.map_or(1, |c| c[k]));
             }
         }
     });

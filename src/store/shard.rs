@@ -231,7 +231,7 @@ fn align(x: u64) -> u64 {
 /// Sizes `f` to `len` bytes with the disk space allocated (posix_fallocate), so that writing
 /// through a memory map cannot meet a full disk (which would kill the process with SIGBUS):
 /// the error comes here instead, as an I/O error naming the cause.
-fn reserve(f: &File, len: u64) -> std::io::Result<()> {
+pub(crate) fn reserve(f: &File, len: u64) -> std::io::Result<()> {
     use std::os::unix::io::AsRawFd;
     let len = libc::off_t::try_from(len).map_err(|_| std::io::Error::from(std::io::ErrorKind::FileTooLarge))?;
     // SAFETY: a plain system call on an open file descriptor this process owns.
