@@ -536,5 +536,32 @@ fn a_damaged_store_is_an_error_not_a_panic() {
     std::fs::write(&path, &bad).expect("write");
     let e = CellMatrix::open(&path).err().expect("an inconsistent index is refused");
     assert!(e.to_string().contains("damaged"), "{e}");
+    // A cell index past the cells, read by the whole-store reader and by the streamed
+    // conversion: an error naming the store, not a panic.
+    let mut bad = whole.clone();
+    let text = String::from_utf8_lossy(&whole).into_owned();
+    let indices_at: usize = text
+        .split("\"indices_offset\":")
+        .nth(1)
+        .and_then(|t| t.split([',', '}']).next())
+        .and_then(|n| n.trim().parse().ok())
+        .expect("indices offset");
+    bad[indices_at..indices_at + 4].copy_from_slice(&99u32.to_le_bytes());
+    std::fs::write(&path, &bad).expect("write");
+    let e = read_cell_matrix(&path).expect_err("a cell past the cells").to_string();
+    assert!(e.contains("m.cxmatrix") && e.contains("99"), "{e}");
+    let peaks = expected().peaks;
+    let e = chromax::sc::convert::convert_matrix(
+        &path,
+        &peaks,
+        Path::new("p.bed"),
+        chromax::sc::convert::Filters { min_cells_per_peak: 1, min_peaks_per_cell: 1 },
+        chromax::sc::convert::DEFAULT_MEMORY,
+        &dir.join("out.cxmatrix"),
+    )
+    .expect_err("a cell past the cells")
+    .to_string();
+    assert!(e.contains("m.cxmatrix") && e.contains("cell index 99"), "{e}");
+    assert!(!dir.join("out.cxmatrix").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

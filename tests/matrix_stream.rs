@@ -254,6 +254,30 @@ fn streamed_equals_in_memory_on_the_chr22_cells() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The bundled matrices of the fuzz seeds: AnnData files written by anndata (CSR, and CSC
+/// with gzip-compressed chunks), by hdf5-pure (CSR, CSC, dense, variable-length peak names),
+/// 10x files (Cell Ranger's layout from h5py with gzip chunks, an ARC multiome file) and a
+/// store cut from the chr22 cells.
+#[test]
+fn streamed_equals_in_memory_on_the_bundled_matrices() {
+    let dir = scratch("bundled");
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let mut checked = 0;
+    for sub in ["h5ad", "tenx", "cell_matrix"] {
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(seeds.join(sub)).expect("seeds").flatten().map(|e| e.path()).collect();
+        files.sort();
+        for file in files {
+            let m = read_cell_matrix(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let (compared, _) = same_as_in_memory(&file, &m.peaks, &dir);
+            assert!(compared >= 6, "{}: {compared}", file.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} bundled matrices");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `sc store`'s figures: (peak memory, resident before), bytes, from its closing line.
 fn memory_figures(stderr: &str) -> (f64, f64) {
     let bytes = |s: &str| -> f64 {
@@ -296,19 +320,25 @@ fn peak_memory_stays_within_the_budget_on_a_larger_matrix() {
         before / (1u64 << 20) as f64
     ));
     assert!(peak - before <= budget as f64, "grew by {} bytes over a budget of {budget}", peak - before);
+    assert_store_equals_in_memory(&dir, &input);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `dir/m.cxmatrix`, which `sc store` wrote from `input` with the default filters, is the
+/// store the in-memory path writes from it, byte for byte.
+fn assert_store_equals_in_memory(dir: &Path, input: &Path) {
     let peaks = read_intervals(&dir.join(SYNTH_PEAKS)).expect("peaks");
     in_memory(
-        &input,
+        input,
         &peaks,
         &dir.join(SYNTH_PEAKS),
         Filters { min_cells_per_peak: 1, min_peaks_per_cell: 1 },
         &dir.join("want.cxmatrix"),
     )
     .expect("in memory");
-    assert!(
-        std::fs::read(dir.join("m.cxmatrix")).expect("got") == std::fs::read(dir.join("want.cxmatrix")).expect("want")
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    let got = std::fs::read(dir.join("m.cxmatrix")).expect("got");
+    let want = std::fs::read(dir.join("want.cxmatrix")).expect("want");
+    assert!(got == want, "sc store's {} differs from the in-memory store", dir.join("m.cxmatrix").display());
 }
 
 /// A conversion killed while it writes leaves no store under the final name, only its
@@ -370,19 +400,7 @@ fn a_killed_conversion_leaves_no_store_and_the_next_run_cleans_up() {
         assert!(!t.exists(), "{} was not removed by the next run", t.display());
     }
     assert!(temporaries(&dir).is_empty());
-    let peaks = read_intervals(&dir.join(SYNTH_PEAKS)).expect("peaks");
-    let input = dir.join("filtered_peak_bc_matrix");
-    in_memory(
-        &input,
-        &peaks,
-        &dir.join(SYNTH_PEAKS),
-        Filters { min_cells_per_peak: 1, min_peaks_per_cell: 1 },
-        &dir.join("want.cxmatrix"),
-    )
-    .expect("in memory");
-    assert!(
-        std::fs::read(dir.join("m.cxmatrix")).expect("got") == std::fs::read(dir.join("want.cxmatrix")).expect("want")
-    );
+    assert_store_equals_in_memory(&dir, &dir.join("filtered_peak_bc_matrix"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -138,11 +138,13 @@ fn write_and_convert(a: &ScBenchArgs, form: InputForm, dir: &Path) -> Result<(Pa
     let s = t.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds();
     println!(
-        "conversion into the store: {s:.1} s ({:.1} M non-zeros/s; {} passes over the {} input, {} writes), store {}; \
-         peak host RSS {} ({} before, budget {}){}{}",
+        "conversion into the store: {s:.1} s ({:.1} M non-zeros/s; {} passes over the {} input, {} s each, then \
+         the hash {} s; {} writes), store {}; peak host RSS {} ({} before, budget {}){}{}",
         c.nnz as f64 / 1e6 / s.max(1e-9),
         c.passes,
         c.order,
+        c.pass_seconds[..c.passes].iter().map(|t| format!("{t:.1}")).collect::<Vec<_>>().join(" + "),
+        c.pass_seconds.last().map_or("-".into(), |t| format!("{t:.1}")),
         thousands(c.writes),
         show_bytes(bytes_on_disk(&store)),
         if reset { peak_rss().map_or("-".into(), show_bytes) } else { "- (could not reset the peak)".into() },
@@ -312,9 +314,11 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     }
     if let Some(rss) = peak_rss() {
         println!(
-            "peak host RSS: {:.2} GB{}",
+            "peak host RSS: {:.2} GB{}; at the end {:.2} GB anonymous, {:.2} GB of mapped files",
             rss as f64 / 1e9,
-            if reset { " (loading the data and training)" } else { "" }
+            if reset { " (loading the data and training)" } else { "" },
+            status_bytes("RssAnon:").unwrap_or(0) as f64 / 1e9,
+            status_bytes("RssFile:").unwrap_or(0) as f64 / 1e9
         );
     }
     if a.json {

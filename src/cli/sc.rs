@@ -9,6 +9,7 @@ use chromax::io::guard::Files;
 use chromax::io::h5ad::write_h5ad;
 use chromax::models::SeqConfig;
 use chromax::on_backend;
+use chromax::sc::convert::Filters;
 use chromax::sc::data::load_sc_data;
 use chromax::sc::embed::{read_batch_embeddings, read_cell_embeddings, write_embeddings, EmbedFormat};
 use chromax::sc::matrix::{count_fragments_in_peaks, CellFilter};
@@ -73,12 +74,8 @@ pub struct ScTrainArgs {
     pub min_delta: f64,
     #[arg(long, default_value_t = 10)]
     pub seed: u64,
-    /// Drop peaks accessible in fewer cells than this.
-    #[arg(long, default_value_t = 1)]
-    pub min_cells_per_peak: u32,
-    /// Drop cells accessible in fewer peaks than this.
-    #[arg(long, default_value_t = 1)]
-    pub min_peaks_per_cell: u32,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Host memory for converting the matrix into the training store (when it is not already
     /// a store that passes the filters): bytes or K, M, G (e.g. 512M, 4G).
     #[arg(long, default_value = "1G", value_parser = chromax::sc::convert::parse_memory)]
@@ -201,6 +198,23 @@ fn matrix(a: &MatrixArgs) -> CliResult {
     Ok(())
 }
 
+/// The matrix's filters, as scBasset's preprocessing applies them.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct FilterArgs {
+    /// Drop peaks accessible in fewer cells than this.
+    #[arg(long, default_value_t = 1)]
+    pub min_cells_per_peak: u32,
+    /// Drop cells accessible in fewer peaks than this.
+    #[arg(long, default_value_t = 1)]
+    pub min_peaks_per_cell: u32,
+}
+
+impl From<FilterArgs> for Filters {
+    fn from(f: FilterArgs) -> Filters {
+        Filters { min_cells_per_peak: f.min_cells_per_peak, min_peaks_per_cell: f.min_peaks_per_cell }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
     /// Peak-by-cell counts: .h5ad (X cells × peaks: CSR, CSC or dense), 10x .h5, a Matrix
@@ -211,12 +225,8 @@ pub struct StoreArgs {
     /// rows follow this file.
     #[arg(long)]
     pub peaks: PathBuf,
-    /// Drop peaks accessible in fewer cells than this.
-    #[arg(long, default_value_t = 1)]
-    pub min_cells_per_peak: u32,
-    /// Drop cells accessible in fewer peaks than this.
-    #[arg(long, default_value_t = 1)]
-    pub min_peaks_per_cell: u32,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Host memory for tables and buffers: bytes or K, M, G (e.g. 512M, 4G). The matrix is
     /// never held whole; more memory means fewer, larger writes.
     #[arg(long, default_value = "1G", value_parser = chromax::sc::convert::parse_memory)]
@@ -227,7 +237,7 @@ pub struct StoreArgs {
 }
 
 fn store(a: &StoreArgs) -> CliResult {
-    use chromax::sc::convert::{convert_matrix, show_bytes, Filters};
+    use chromax::sc::convert::{convert_matrix, show_bytes};
     Files::new().input("--matrix", &a.matrix).input("--peaks", &a.peaks).output("-o", &a.output).check()?;
     if !a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("cxmatrix")) {
         return Err(format!("-o {}: use a .cxmatrix name", a.output.display()).into());
@@ -235,16 +245,18 @@ fn store(a: &StoreArgs) -> CliResult {
     let peaks = read_intervals(&a.peaks)?;
     let before = super::bench_sc::rss();
     let t = std::time::Instant::now();
-    let filters = Filters { min_cells_per_peak: a.min_cells_per_peak, min_peaks_per_cell: a.min_peaks_per_cell };
+    let filters = Filters::from(a.filters);
     let s = convert_matrix(&a.matrix, &peaks, &a.peaks, filters, a.memory, &a.output)?;
     let seconds = t.elapsed().as_secs_f64();
     eprintln!(
-        "input: {} peaks × {} cells, {} stored entries ({}); {} passes",
+        "input: {} peaks × {} cells, {} stored entries ({}); {} passes ({} s), the hash {} s",
         thousands(s.input_peaks as u64),
         thousands(s.input_cells as u64),
         thousands(s.input_entries),
         s.order,
-        s.passes
+        s.passes,
+        s.pass_seconds[..s.passes].iter().map(|t| format!("{t:.1}")).collect::<Vec<_>>().join(" + "),
+        s.pass_seconds.last().map_or("-".into(), |t| format!("{t:.1}"))
     );
     if s.dropped_empty_cells > 0 {
         eprintln!(
@@ -297,8 +309,8 @@ fn train(a: &ScTrainArgs) -> CliResult {
         patience: a.patience,
         min_delta: a.min_delta,
         seed: a.seed,
-        min_cells_per_peak: a.min_cells_per_peak,
-        min_peaks_per_cell: a.min_peaks_per_cell,
+        min_cells_per_peak: a.filters.min_cells_per_peak,
+        min_peaks_per_cell: a.filters.min_peaks_per_cell,
         augment: !a.no_augment,
         auroc_cells: a.auroc_cells,
         model,

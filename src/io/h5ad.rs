@@ -96,6 +96,45 @@ fn dataframe(b: &mut FileBuilder, name: &str, index: &[String], columns: &[(Stri
     b.add_group(g.finish());
 }
 
+/// An AnnData layout whose X (`csr_matrix` or `csc_matrix`, f32 data, i32 indices) is empty
+/// and extendable, for a stream to append to in chunks; indptr is known in advance.
+fn streamed_anndata(
+    kind: &str,
+    indptr: &[i64],
+    obs_names: &[String],
+    obs: &[(String, Column)],
+    var_names: &[String],
+    var: &[(String, Column)],
+) -> FileBuilder {
+    use hdf5_pure::MaxExtent;
+    let mut b = FileBuilder::new();
+    b.set_attr("encoding-type", text("anndata"));
+    b.set_attr("encoding-version", text("0.1.0"));
+    let mut g = b.create_group("X");
+    encoding(&mut g, kind, "0.1.0");
+    g.set_attr("shape", AttrValue::I64Array(vec![obs_names.len() as i64, var_names.len() as i64]));
+    g.create_dataset("data")
+        .with_f32_data(&[])
+        .with_shape(&[0])
+        .with_maxshape(&[MaxExtent::Unlimited])
+        .with_chunks(&[STREAM_CHUNK]);
+    g.create_dataset("indices")
+        .with_i32_data(&[])
+        .with_shape(&[0])
+        .with_maxshape(&[MaxExtent::Unlimited])
+        .with_chunks(&[STREAM_CHUNK]);
+    g.create_dataset("indptr").with_i64_data(indptr);
+    b.add_group(g.finish());
+    dataframe(&mut b, "obs", obs_names, obs);
+    dataframe(&mut b, "var", var_names, var);
+    for name in ["obsm", "uns", "layers", "obsp", "varp", "varm"] {
+        let mut g = b.create_group(name);
+        encoding(&mut g, "dict", "0.1.0");
+        b.add_group(g.finish());
+    }
+    b
+}
+
 /// Writes an AnnData file atomically.
 pub fn write_h5ad(path: &Path, a: &AnnData) -> Result<(), FileError> {
     let mut b = FileBuilder::new();
@@ -643,7 +682,6 @@ impl CscStream {
         var_names: &[String],
         var: &[(String, Column)],
     ) -> Result<CscStream, FileError> {
-        use hdf5_pure::MaxExtent;
         let bad = |e: hdf5_pure::Error| FileError::content(path, format!("writing the AnnData file failed: {e}"));
         if obs_names.len() > i32::MAX as usize {
             return Err(FileError::Argument(format!(
@@ -652,33 +690,9 @@ impl CscStream {
                 i32::MAX
             )));
         }
-        let mut b = FileBuilder::new();
-        b.set_attr("encoding-type", text("anndata"));
-        b.set_attr("encoding-version", text("0.1.0"));
-        let mut g = b.create_group("X");
-        encoding(&mut g, "csc_matrix", "0.1.0");
-        g.set_attr("shape", AttrValue::I64Array(vec![obs_names.len() as i64, var_names.len() as i64]));
-        g.create_dataset("data")
-            .with_f32_data(&[])
-            .with_shape(&[0])
-            .with_maxshape(&[MaxExtent::Unlimited])
-            .with_chunks(&[STREAM_CHUNK]);
-        g.create_dataset("indices")
-            .with_i32_data(&[])
-            .with_shape(&[0])
-            .with_maxshape(&[MaxExtent::Unlimited])
-            .with_chunks(&[STREAM_CHUNK]);
         // indptr is known in advance: every column holds every row.
         let indptr: Vec<i64> = (0..=var_names.len() as i64).map(|j| j * obs_names.len() as i64).collect();
-        g.create_dataset("indptr").with_i64_data(&indptr);
-        b.add_group(g.finish());
-        dataframe(&mut b, "obs", obs_names, obs);
-        dataframe(&mut b, "var", var_names, var);
-        for name in ["obsm", "uns", "layers", "obsp", "varp", "varm"] {
-            let mut g = b.create_group(name);
-            encoding(&mut g, "dict", "0.1.0");
-            b.add_group(g.finish());
-        }
+        let b = streamed_anndata("csc_matrix", &indptr, obs_names, obs, var_names, var);
         let atomic = AtomicFile::new(path)?;
         b.write(atomic.path()).map_err(bad)?;
         let file = hdf5_pure::File::open_rw(atomic.path()).map_err(bad)?;
@@ -782,39 +796,14 @@ impl SparseStream {
         peaks: &[Interval],
         indptr: &[u64],
     ) -> Result<SparseStream, FileError> {
-        use hdf5_pure::MaxExtent;
-        let mut b = FileBuilder::new();
-        b.set_attr("encoding-type", text("anndata"));
-        b.set_attr("encoding-version", text("0.1.0"));
-        let mut g = b.create_group("X");
-        encoding(&mut g, "csr_matrix", "0.1.0");
-        g.set_attr("shape", AttrValue::I64Array(vec![barcodes.len() as i64, peaks.len() as i64]));
-        g.create_dataset("data")
-            .with_f32_data(&[])
-            .with_shape(&[0])
-            .with_maxshape(&[MaxExtent::Unlimited])
-            .with_chunks(&[STREAM_CHUNK]);
-        g.create_dataset("indices")
-            .with_i32_data(&[])
-            .with_shape(&[0])
-            .with_maxshape(&[MaxExtent::Unlimited])
-            .with_chunks(&[STREAM_CHUNK]);
         let ip: Vec<i64> = indptr.iter().map(|&v| v as i64).collect();
-        g.create_dataset("indptr").with_i64_data(&ip);
-        b.add_group(g.finish());
-        dataframe(&mut b, "obs", barcodes, &[]);
         let var_names: Vec<String> = peaks.iter().map(|p| format!("{}:{}-{}", p.chrom, p.start, p.end)).collect();
         let var = vec![
             ("chr".into(), Column::Str(peaks.iter().map(|p| p.chrom.clone()).collect())),
             ("start".into(), Column::I64(peaks.iter().map(|p| p.start as i64).collect())),
             ("end".into(), Column::I64(peaks.iter().map(|p| p.end as i64).collect())),
         ];
-        dataframe(&mut b, "var", &var_names, &var);
-        for name in ["obsm", "uns", "layers", "obsp", "varp", "varm"] {
-            let mut g = b.create_group(name);
-            encoding(&mut g, "dict", "0.1.0");
-            b.add_group(g.finish());
-        }
+        let b = streamed_anndata("csr_matrix", &ip, barcodes, &[], &var_names, &var);
         SparseStream::start(path, b, StreamForm::AnnDataCsr, indptr, peaks.len())
     }
 

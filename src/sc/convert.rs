@@ -48,7 +48,7 @@ pub struct Filters {
 }
 
 /// What a conversion did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConvertSummary {
     /// The input's peaks, cells and stored entries (zeros and duplicates included).
     pub input_peaks: usize,
@@ -62,6 +62,9 @@ pub struct ConvertSummary {
     pub dropped_empty_cells: usize,
     /// Passes over the input (each reads every entry once).
     pub passes: usize,
+    /// Seconds of each pass, in order (the last is the write), then of the hash's reading
+    /// of the written store.
+    pub pass_seconds: Vec<f64>,
     /// `cell-major`, `peak-major` or `unsorted` (sorted through a temporary file first).
     pub order: &'static str,
     /// Entries buffered per output row before they are written (cell-major inputs).
@@ -133,7 +136,7 @@ enum Body {
     /// A dense X, sparsified when opened (cells × peaks, CSR).
     Memory(SparseCounts),
     Mtx(MtxDirHead),
-    Store(CellMatrix),
+    Store(CellMatrix, std::path::PathBuf),
     /// An unsorted input sorted into a temporary file (removed when dropped).
     Sorted {
         _file: AtomicFile,
@@ -152,6 +155,7 @@ struct Source {
     order: Order,
     body: Body,
     passes: usize,
+    pass_seconds: Vec<f64>,
 }
 
 /// Cap on the zero positions remembered, as a share of the budget (8 bytes each).
@@ -196,6 +200,7 @@ impl Source {
                         zeros: Zeros::Unknown,
                     },
                     passes: 0,
+                    pass_seconds: Vec::new(),
                 })
             }
             "h5ad" | "h5" | "hdf5" => {
@@ -225,6 +230,7 @@ impl Source {
                     order,
                     body,
                     passes: 0,
+                    pass_seconds: Vec::new(),
                 })
             }
             "cxmatrix" => {
@@ -253,8 +259,9 @@ impl Source {
                     barcodes: store.barcodes().to_vec(),
                     entries: store.indices().len() as u64,
                     order: Order::PeakMajor,
-                    body: Body::Store(store),
+                    body: Body::Store(store, path.to_path_buf()),
                     passes: 0,
+                    pass_seconds: Vec::new(),
                 })
             }
             _ => Err(super::matrix::read_cell_matrix(path)
@@ -273,6 +280,7 @@ impl Source {
             order: Order::Unsorted,
             body: Body::Mtx(head),
             passes: 0,
+            pass_seconds: Vec::new(),
         })
     }
 
@@ -284,7 +292,19 @@ impl Source {
         zero_cap: usize,
         f: &mut dyn FnMut(&[u32], &[u32]) -> Result<(), FileError>,
     ) -> Result<(), FileError> {
+        let started = std::time::Instant::now();
         self.passes += 1;
+        let result = self.pass_body(block, zero_cap, f);
+        self.pass_seconds.push(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn pass_body(
+        &mut self,
+        block: usize,
+        zero_cap: usize,
+        f: &mut dyn FnMut(&[u32], &[u32]) -> Result<(), FileError>,
+    ) -> Result<(), FileError> {
         let (mut ps, mut cs) = (Vec::with_capacity(block), Vec::with_capacity(block));
         match &mut self.body {
             Body::Sparse { g, peak_is_major, peak_of, zeros } => {
@@ -392,10 +412,17 @@ impl Source {
                     Order::Unsorted
                 };
             }
-            Body::Store(store) => {
+            Body::Store(store, path) => {
                 let (indptr, indices, counts) = (store.indptr(), store.indices(), store.counts());
+                let n_cells = store.shape().1;
                 for peak in 0..indptr.len() - 1 {
                     for k in indptr[peak] as usize..indptr[peak + 1] as usize {
+                        if indices[k] as usize >= n_cells {
+                            return Err(FileError::content(
+                                &*path,
+                                format!("damaged matrix store: cell index {} ≥ {n_cells} cells", indices[k]),
+                            ));
+                        }
                         if counts.is_none_or(|c| c[k] > 0) {
                             ps.push(peak as u32);
                             cs.push(indices[k]);
@@ -760,7 +787,9 @@ pub fn convert_matrix(
         finish_row(current, &mut row, &mut writes)?;
     }
     let nnz = indptr[n_rows];
+    let hashing = std::time::Instant::now();
     writer.finish()?;
+    src.pass_seconds.push(hashing.elapsed().as_secs_f64());
     Ok(ConvertSummary {
         input_peaks: n_src_peaks,
         input_cells: n_cells,
@@ -770,6 +799,7 @@ pub fn convert_matrix(
         nnz,
         dropped_empty_cells,
         passes: src.passes,
+        pass_seconds: src.pass_seconds.clone(),
         order: src.order_name(),
         row_buffer,
         writes,
