@@ -190,3 +190,61 @@ fn the_head_reads_its_embedding_tile_without_bank_conflicts() {
         assert_eq!(banks.len(), 32, "k = {k}: a warp's 32 lanes hit {} banks at stride {stride}", banks.len());
     }
 }
+
+/// The machine code of the tensor-core kernels holds the tensor-core instructions: each entry
+/// below, disassembled from its sm_90 CUBIN by nvdisasm, contains the SASS its inline PTX must
+/// become (mma.sync m16n8k16 bf16 → HMMA.16816.F32.BF16, ldmatrix → LDSM, cp.async →
+/// LDGSTS), so a fallback the compiler chose instead shows. Needs nvdisasm: `$CHROMAX_NVDISASM`
+/// (.ci/run installs nvidia-cuda-nvdisasm from PyPI and sets it) or one on PATH.
+#[test]
+fn tensor_core_kernels_hold_tensor_core_instructions_in_their_sass() {
+    use chromax::backend::cuda::compile::compile_cubin;
+    const WANT: &[(&str, &str, &[&str])] = &[
+        ("warp_probe", "warp_probe_mma_bf16", &["HMMA.16816.F32.BF16"]),
+        (
+            "warp_probe",
+            "warp_probe_ldmatrix",
+            &["LDSM.16.M88 ", "LDSM.16.M88.2", "LDSM.16.M88.4", "LDSM.16.MT88 ", "LDSM.16.MT88.2", "LDSM.16.MT88.4"],
+        ),
+        ("warp_probe", "warp_probe_cp_async", &["LDGSTS.E.BYPASS.128", "DEPBAR"]),
+    ];
+    let test = "tensor_core_kernels_hold_tensor_core_instructions_in_their_sass";
+    let required = std::env::var("CHROMAX_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
+    if !nvrtc_available() {
+        assert!(!required, "CHROMAX_REQUIRE_NVRTC=1 but {}", nvrtc_missing_message());
+        common::say(&format!("{test}: skipped: {}", nvrtc_missing_message()));
+        return;
+    }
+    let nvdisasm = std::env::var_os("CHROMAX_NVDISASM").unwrap_or_else(|| "nvdisasm".into());
+    if std::process::Command::new(&nvdisasm).arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
+        assert!(!required, "CHROMAX_REQUIRE_NVRTC=1 but nvdisasm ({}) does not run", nvdisasm.to_string_lossy());
+        common::say(&format!("{test}: skipped: no nvdisasm (set CHROMAX_NVDISASM)"));
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("chromax-sass-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut stems: Vec<&str> = WANT.iter().map(|w| w.0).collect();
+    stems.dedup();
+    for stem in stems {
+        let kernel = chromax::kernels::kernel_file(stem).unwrap_or_else(|| panic!("kernels/{stem}.cu is embedded"));
+        let (cubin, _) = compile_cubin(kernel, "sm_90", &[]).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join(format!("{stem}.cubin"));
+        std::fs::write(&path, cubin).expect("write CUBIN");
+        let out = std::process::Command::new(&nvdisasm).arg("-c").arg(&path).output().expect("nvdisasm runs");
+        assert!(out.status.success(), "nvdisasm {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        let sass = String::from_utf8_lossy(&out.stdout).into_owned();
+        let entries: Vec<String> = kernel_signatures(kernel.text).into_iter().map(|s| s.name).collect();
+        for &(_, entry, instructions) in WANT.iter().filter(|w| w.0 == stem) {
+            assert!(entries.iter().any(|e| e == entry), "kernels/{stem}.cu has no entry {entry}");
+            // The entry's code: from its .text section to the next section.
+            let start = sass.find(&format!(".text.{entry}:")).unwrap_or_else(|| panic!("no SASS for {entry}"));
+            let body = &sass[start..];
+            let body = &body[..body[1..].find(".section").map_or(body.len(), |e| e + 1)];
+            for ins in instructions {
+                assert!(body.contains(ins), "{entry}: its SASS holds no {ins}");
+            }
+            common::say(&format!("{entry}: SASS holds {}", instructions.join(", ")));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

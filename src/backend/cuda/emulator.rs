@@ -2,7 +2,8 @@
 //! (`cuda_emu.h`: every block's threads are OS threads meeting at `__syncthreads()`) and run
 //! through the same [`KernelBackend`] op code, launch geometry and argument lists as on a
 //! GPU. It checks kernel logic (indexing, tiling, barriers, reductions) and the launch code on
-//! machines without one; it says nothing about speed or warp-level behaviour.
+//! machines without one, the warp-level tensor-core operations included (exact lane maps);
+//! it says nothing about speed.
 //!
 //! Building it needs `g++` with C++20 (about half a minute, once per process); without one,
 //! [`EmulatedBackend::new`] says so with [`BackendError::EmulatorUnavailable`].
@@ -191,13 +192,14 @@ impl KernelDevice for EmulatedDevice {
         let geometry = [g.grid.0, g.grid.1, g.grid.2, g.block.0, g.block.1, g.block.2, g.shared_bytes];
         // SAFETY: the caller guarantees the arguments match the kernel and cover the grid.
         let status = with_kernel_params(args, |params| unsafe { entry(geometry.as_ptr(), params.as_mut_ptr()) });
-        if status != 0 {
-            return Err(BackendError::Cuda {
-                context: format!("emulating {name}"),
-                message: format!("bad launch geometry {g:?}"),
-            });
-        }
-        Ok(())
+        let message = match status {
+            0 => return Ok(()),
+            1 => format!("bad launch geometry {g:?}"),
+            2 => format!("a warp operation (mma, ldmatrix) in a warp of fewer than 32 threads, block {:?}", g.block),
+            3 => "an ldmatrix or cp.async address that is not 16-byte aligned".to_string(),
+            other => format!("emulator fault {other}"),
+        };
+        Err(BackendError::Cuda { context: format!("emulating {name}"), message })
     }
 
     fn multiprocessors(&self) -> usize {
