@@ -5,7 +5,7 @@
 //! Napkin math per pass: 2·B·C_out·C_in·K·L = 2·8·15·15·51·60,000 = 11.0 GFLOP, and at least
 //! (x + w + y)·4 bytes = 57.6 MB moved: ~190 FLOP per byte, compute-bound everywhere.
 //! Roofs: this CPU's GEMM as measured here; H200 f32 FMA ≈ 67 TFLOP/s (no tensor cores),
-//! HBM3e ≈ 4.8 TB/s. Criterion reports elements = FLOP, so "Gelem/s" reads as GFLOP/s; a
+//! HBM3e ≈ 4.8 TB/s; bf16 tensor cores (mma.sync, the cuda_conv1d_bf16 rows) ≈ 790 TFLOP/s. Criterion reports elements = FLOP, so "Gelem/s" reads as GFLOP/s; a
 //! summary table with GFLOP/s, GB/s and % of the roof is printed at the end.
 
 use chromax::backend::cpu::CpuBackend;
@@ -24,6 +24,8 @@ const GEMM_N: usize = 2048;
 /// H200 f32 (non-tensor-core) peak and HBM bandwidth, for the CUDA rows of the summary.
 const H200_F32_TFLOPS: f64 = 67.0;
 const H200_TBPS: f64 = 4.8;
+/// H200 bf16 tensor-core peak through mma.sync (dense, f32 accumulate).
+const H200_BF16_TFLOPS: f64 = 790.0;
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
@@ -120,7 +122,7 @@ fn mean_seconds(id: &str) -> Option<f64> {
     Some(json["mean"]["point_estimate"].as_f64()? * 1e-9)
 }
 
-fn print_summary(cuda: Option<&CudaBackend>) {
+fn print_summary(cuda: bool) {
     let gemm_flop = 2.0 * (GEMM_N as f64).powi(3);
     let roof = mean_seconds(&format!("cpu_gemm_roof/{GEMM_N}")).map(|s| gemm_flop / s / 1e9);
     println!("\nsummary (mean times; denoiser shape {DENOISER:?})");
@@ -134,7 +136,7 @@ fn print_summary(cuda: Option<&CudaBackend>) {
             "-"
         );
     }
-    let groups: &[&str] = if cuda.is_some() { &["cpu_conv1d", "cuda_conv1d"] } else { &["cpu_conv1d"] };
+    let groups: &[&str] = if cuda { &["cpu_conv1d", "cuda_conv1d", "cuda_conv1d_bf16"] } else { &["cpu_conv1d"] };
     for group in groups {
         for pass in ["fwd", "bwd_input", "bwd_weight"] {
             let id = format!("{group}/{pass}");
@@ -146,9 +148,11 @@ fn print_summary(cuda: Option<&CudaBackend>) {
             let vs_roof = if group.starts_with("cpu") {
                 roof.map_or("-".to_string(), |r| format!("{:.0}% of CPU GEMM ({r:.1} GFLOP/s)", 100.0 * gflops / r))
             } else {
+                let (name, peak) =
+                    if group.ends_with("bf16") { ("bf16 mma", H200_BF16_TFLOPS) } else { ("f32", H200_F32_TFLOPS) };
                 format!(
-                    "{:.1}% of H200 f32 {H200_F32_TFLOPS} TFLOP/s, {:.2}% of {H200_TBPS} TB/s",
-                    gflops / (10.0 * H200_F32_TFLOPS),
+                    "{:.1}% of H200 {name} {peak} TFLOP/s, {:.2}% of {H200_TBPS} TB/s",
+                    gflops / (10.0 * peak),
                     gbps / (10.0 * H200_TBPS)
                 )
             };
@@ -172,9 +176,12 @@ fn main() {
             None
         }
     };
-    if let Some(gpu) = &cuda {
-        bench_conv(&mut c, "cuda_conv1d", gpu);
+    let on_gpu = cuda.is_some();
+    if let Some(gpu) = cuda {
+        bench_conv(&mut c, "cuda_conv1d", &gpu);
+        // The same shape on the tensor cores (kernels/conv1d_mma.cu).
+        bench_conv(&mut c, "cuda_conv1d_bf16", &gpu.with_bf16_convolutions(true));
     }
     c.final_summary();
-    print_summary(cuda.as_ref());
+    print_summary(on_gpu);
 }

@@ -207,6 +207,12 @@ fn tensor_core_kernels_hold_tensor_core_instructions_in_their_sass() {
             &["LDSM.16.M88 ", "LDSM.16.M88.2", "LDSM.16.M88.4", "LDSM.16.MT88 ", "LDSM.16.MT88.2", "LDSM.16.MT88.4"],
         ),
         ("warp_probe", "warp_probe_cp_async", &["LDGSTS.E.BYPASS.128", "DEPBAR"]),
+        (
+            "conv1d_mma",
+            "conv1d_mma_fwd",
+            &["HMMA.16816.F32.BF16", "LDSM.16.M88.4", "LDSM.16.M88.2", "LDGSTS.E.BYPASS.128"],
+        ),
+        ("conv1d_mma", "conv1d_mma_wgrad_partial", &["HMMA.16816.F32.BF16", "LDSM.16.MT88.4"]),
     ];
     let test = "tensor_core_kernels_hold_tensor_core_instructions_in_their_sass";
     let required = std::env::var("CHROMAX_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
@@ -224,6 +230,7 @@ fn tensor_core_kernels_hold_tensor_core_instructions_in_their_sass() {
     let dir = std::env::temp_dir().join(format!("chromax-sass-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut stems: Vec<&str> = WANT.iter().map(|w| w.0).collect();
+    stems.sort_unstable();
     stems.dedup();
     for stem in stems {
         let kernel = chromax::kernels::kernel_file(stem).unwrap_or_else(|| panic!("kernels/{stem}.cu is embedded"));

@@ -21,7 +21,7 @@ const WCO: usize = 8;
 const WCI: usize = 8;
 
 /// Dynamic shared memory a block may use without opting in to more (bytes).
-const SMEM_BYTES: usize = 48 * 1024;
+pub(crate) const SMEM_BYTES: usize = 48 * 1024;
 const SMEM_FLOATS: usize = SMEM_BYTES / 4;
 /// Blocks per multiprocessor the weight-gradient pass aims to keep in flight.
 const WGRAD_BLOCKS_PER_SM: usize = 4;
@@ -243,31 +243,47 @@ pub(crate) fn conv1d_bwd_weight<D: KernelDevice>(
         d.launch("conv1d", "conv1d_bwd_weight_partial_f32", plan.geometry, &[&head[..], &ints[..], &tail[..]].concat())?
     };
 
-    let n_parts_i = as_i32(OP, "partial sums", n_parts)?;
-    let reduce = Geometry::linear(grid_stride_blocks(d, p.weight_len()), THREADS);
-    let args = [KArg::Ptr(partial), KArg::Ptr(dw), KArg::I32(n_parts_i), KArg::I64(p.weight_len() as i64)];
-    // SAFETY: conv1d_bwd_weight_reduce_f32(const float*, float*, int, long long); partial
-    // holds n_parts·n_weights floats and dw n_weights (checked above).
-    unsafe { d.launch("conv1d", "conv1d_bwd_weight_reduce_f32", reduce, &args)? };
-
+    reduce_weight_partials(d, p, partial, n_parts, dw)?;
     if let Some(db) = dbias {
-        let (splits, chunk) = bias_splits(p, d.multiprocessors());
-        let mut part_mem = d.scratch(p.c_out * splits * 8)?;
-        let part = d.scratch_ptr(&mut part_mem);
-        let args =
-            [KArg::Ptr(dy), KArg::Ptr(part), KArg::I32(p.batch as i32), ints[1], ints[2], KArg::I32(chunk as i32)];
-        let geometry = Geometry { grid: (p.c_out as u32, splits as u32, 1), block: (THREADS, 1, 1), shared_bytes: 0 };
-        // SAFETY: conv1d_bwd_bias_f32(const float* dy, double* part, int B, int c_out, int L,
-        // int chunk); dy has batch·c_out·len floats (checked above); part holds c_out·splits
-        // doubles, block (co, s) writing part[co·splits + s]; splits·chunk ≥ len.
-        unsafe { d.launch("conv1d", "conv1d_bwd_bias_f32", geometry, &args)? };
-        let args = [KArg::Ptr(part), KArg::Ptr(db), KArg::I32(splits as i32), ints[1]];
-        let reduce = Geometry::linear(grid_stride_blocks(d, p.c_out), THREADS);
-        // SAFETY: conv1d_bwd_bias_reduce_f64(const double* part, float* dbias, int n_splits,
-        // int c_out); part holds c_out·splits doubles, dbias c_out floats (checked).
-        unsafe { d.launch("conv1d", "conv1d_bwd_bias_reduce_f64", reduce, &args)? };
+        bias_grad(d, p, dy, db)?;
     }
     Ok(())
+}
+
+/// dw = the `n_parts` partial weight gradients (part, C_out, C_in, K) at `partial`, summed in
+/// f64 in part order (deterministic).
+pub(crate) fn reduce_weight_partials<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    partial: u64,
+    n_parts: usize,
+    dw: u64,
+) -> BackendResult<()> {
+    let n_parts_i = as_i32("conv1d_bwd_weight", "partial sums", n_parts)?;
+    let reduce = Geometry::linear(grid_stride_blocks(d, p.weight_len()), THREADS);
+    let args = [KArg::Ptr(partial), KArg::Ptr(dw), KArg::I32(n_parts_i), KArg::I64(p.weight_len() as i64)];
+    // SAFETY: conv1d_bwd_weight_reduce_f32(const float*, float*, int, long long); the caller's
+    // partial holds n_parts·n_weights floats and dw n_weights.
+    unsafe { d.launch("conv1d", "conv1d_bwd_weight_reduce_f32", reduce, &args) }
+}
+
+/// dbias[co] = Σ_{b,l} dy[b,co,l] into `db` (C_out floats), in f64 trees then in slice order.
+pub(crate) fn bias_grad<D: KernelDevice>(d: &D, p: &Conv1dParams, dy: u64, db: u64) -> BackendResult<()> {
+    let ints = conv_ints("conv1d_bwd_weight", p)?;
+    let (splits, chunk) = bias_splits(p, d.multiprocessors());
+    let mut part_mem = d.scratch(p.c_out * splits * 8)?;
+    let part = d.scratch_ptr(&mut part_mem);
+    let args = [KArg::Ptr(dy), KArg::Ptr(part), KArg::I32(p.batch as i32), ints[1], ints[2], KArg::I32(chunk as i32)];
+    let geometry = Geometry { grid: (p.c_out as u32, splits as u32, 1), block: (THREADS, 1, 1), shared_bytes: 0 };
+    // SAFETY: conv1d_bwd_bias_f32(const float* dy, double* part, int B, int c_out, int L,
+    // int chunk); dy has batch·c_out·len floats (checked by the caller); part holds
+    // c_out·splits doubles, block (co, s) writing part[co·splits + s]; splits·chunk ≥ len.
+    unsafe { d.launch("conv1d", "conv1d_bwd_bias_f32", geometry, &args)? };
+    let args = [KArg::Ptr(part), KArg::Ptr(db), KArg::I32(splits as i32), ints[1]];
+    let reduce = Geometry::linear(grid_stride_blocks(d, p.c_out), THREADS);
+    // SAFETY: conv1d_bwd_bias_reduce_f64(const double* part, float* dbias, int n_splits,
+    // int c_out); part holds c_out·splits doubles, dbias c_out floats (checked by the caller).
+    unsafe { d.launch("conv1d", "conv1d_bwd_bias_reduce_f64", reduce, &args) }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 pub mod compile;
 mod conv1d;
+mod conv1d_mma;
 mod device;
 mod dropout;
 mod elementwise;
@@ -151,6 +152,8 @@ fn probe_driver() -> BackendResult<CudaProbe> {
 /// `kernels/`.
 pub struct KernelBackend<D> {
     device: D,
+    /// Convolutions of at most 16 channels on the tensor cores (bf16 operands, f32 sums).
+    bf16_convolutions: bool,
 }
 
 /// The CUDA backend on one device.
@@ -159,7 +162,20 @@ pub type CudaBackend = KernelBackend<CudaDevice>;
 impl<D: KernelDevice> KernelBackend<D> {
     /// The backend over `device`.
     pub fn on(device: D) -> Self {
-        KernelBackend { device }
+        KernelBackend { device, bf16_convolutions: false }
+    }
+
+    /// The same backend with the few-channel convolutions (DenoiseNet's 15 → 15 layers; see
+    /// `conv1d_mma`) on the tensor cores: bf16 operands, f32 accumulation. The first
+    /// convolution of a coverage input, 1 × 1 and wide convolutions stay f32.
+    pub fn with_bf16_convolutions(mut self, on: bool) -> Self {
+        self.bf16_convolutions = on;
+        self
+    }
+
+    /// Whether few-channel convolutions run in bf16 on the tensor cores.
+    pub fn bf16_convolutions(&self) -> bool {
+        self.bf16_convolutions
     }
 
     pub fn device(&self) -> &D {
@@ -244,14 +260,23 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
     }
 
     fn conv1d_fwd(&self, p: &Conv1dParams, b: Conv1dFwd<'_, D::Buf>) -> BackendResult<()> {
+        if self.bf16_convolutions && conv1d_mma::eligible(p) {
+            return conv1d_mma::conv1d_fwd(&self.device, p, b);
+        }
         conv1d::conv1d_fwd(&self.device, p, b)
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, D::Buf>) -> BackendResult<()> {
+        if self.bf16_convolutions && conv1d_mma::eligible(p) {
+            return conv1d_mma::conv1d_bwd_input(&self.device, p, b);
+        }
         conv1d::conv1d_bwd_input(&self.device, p, b)
     }
 
     fn conv1d_bwd_weight(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, D::Buf>) -> BackendResult<()> {
+        if self.bf16_convolutions && conv1d_mma::eligible(p) {
+            return conv1d_mma::conv1d_bwd_weight(&self.device, p, b);
+        }
         conv1d::conv1d_bwd_weight(&self.device, p, b)
     }
 

@@ -1,0 +1,208 @@
+// conv1d_mma.cu — dilated 1-D convolution of few channels (DenoiseNet's 15 → 15, width 51,
+// dilation 8) on the tensor cores: bf16 operands, f32 accumulation (mma.sync m16n8k16 through
+// warp.cuh). CPU twin: src/backend/cpu/conv1d.rs on bf16-rounded operands; the host op is
+// src/backend/cuda/conv1d_mma.rs. Same contract as conv1d.cu's f32 kernels:
+//   y[b,co,l] = bias[co] + sum_{ci,k} w[co,ci,k] * x[b,ci,l + k*d - pad_left]   (x = 0 outside 0..L)
+// with x, y, dy f32 (B, C, L) in global memory. Channels are padded to 16 and held
+// channels-last in shared memory (a row = one position's 16 channels, 32 bytes), so the
+// reduction is tap-major: per tap one 16 (positions) x 16 (channels) A tile times a
+// 16 (channels) x 16 (outputs) B tile.
+//
+// Shared rows are 32 bytes, two 16-byte halves; half h of row r sits at half h ^ ((r >> 2) & 1),
+// so the 8 rows an ldmatrix phase reads (any 8 consecutive rows) fall in 8 different 16-byte
+// bank groups.
+//
+// conv1d_mma_prep_weights: w (C_out, C_in, K) f32 -> wh (K, 16, 16) bf16 rows [k][n][c] in the
+//   swizzled row layout: n the pass's output channel, c its input channel. flip = 0: n = co,
+//   c = ci (forward); flip = 1: n = ci, c = co, tap K-1-k (the input gradient: the forward
+//   convolution of dy with the flipped, transposed weights and pad_right on the left).
+//
+// conv1d_mma_fwd: one block of MMA_WARPS warps per (MMA_TILE positions, batch item); warp w
+//   owns M-tiles of 16 positions w*MMA_MT .. +MMA_MT, each 16 positions x 16 outputs (two
+//   n-tiles of 8). The weights of all taps come in by cp.async while the threads convert the
+//   input span (MMA_TILE + (K-1)*d positions) to bf16 rows. Where d == 8 (DenoiseNet's
+//   dilation equals half an M-tile), tap k+1's A tile is tap k's shifted by 8 rows: its upper
+//   half is loaded (ldmatrix .x2) and the lower half taken from tap k's registers.
+//   Dynamic shared memory: K * 512 bytes of weights + (MMA_TILE + (K-1)*d) * 32 bytes of input.
+//
+// conv1d_mma_wgrad_partial: dw[co,ci,k] = sum_{b,l} dy[b,co,l] * x[b,ci,l + k*d - pad_left], one
+//   block per (chunk of chunk_len positions, batch item), MMA_WG_WARPS warps; warp w owns the
+//   taps k = w, w + MMA_WG_WARPS, ... (at most MMA_WG_TAPS). The chunk runs in steps of
+//   MMA_WG_STEP positions: dy rows (A = dy^T through ldmatrix .trans) and the x span (B through
+//   .trans). Each block writes its partial[(b * n_chunks + chunk), co, ci, k]; conv1d.cu's
+//   conv1d_bwd_weight_reduce_f32 sums them in a fixed order (deterministic).
+//   Dynamic shared memory: (MMA_WG_STEP + MMA_WG_STEP + (K-1)*d) * 32 bytes.
+
+#define MMA_WARPS 4
+#define MMA_MT 4
+#define MMA_TILE (MMA_WARPS * MMA_MT * 16)
+#define MMA_WG_WARPS 8
+#define MMA_WG_TAPS 7
+#define MMA_WG_STEP 128
+
+// Byte offset of half h (0, 1) of shared row r.
+__device__ __forceinline__ int mma_row_half(int r, int h) { return r * 32 + ((h ^ ((r >> 2) & 1)) << 4); }
+
+// Writes 16 bf16 (channels 0..15 of one position) as shared row r.
+__device__ __forceinline__ void mma_store_row(unsigned char* base, int r, const unsigned (&v)[8]) {
+    uint4* lo = reinterpret_cast<uint4*>(base + mma_row_half(r, 0));
+    uint4* hi = reinterpret_cast<uint4*>(base + mma_row_half(r, 1));
+    *lo = make_uint4(v[0], v[1], v[2], v[3]);
+    *hi = make_uint4(v[4], v[5], v[6], v[7]);
+}
+
+// Converts positions [p0, p0 + rows) of one batch item's x (nc rows of L; channels c < nc,
+// zero elsewhere and outside 0..end) into shared rows 0..rows.
+__device__ __forceinline__ void mma_load_rows(unsigned char* base, const float* __restrict__ xb, int nc, int L,
+                                              int end, int p0, int rows) {
+    for (int r = threadIdx.x; r < rows; r += blockDim.x) {
+        const int pos = p0 + r;
+        const bool in = pos >= 0 && pos < end;
+        unsigned v[8];
+#pragma unroll
+        for (int c = 0; c < 16; c += 2) {
+            const float lo = (in && c < nc) ? xb[(size_t)c * L + pos] : 0.0f;
+            const float hi = (in && c + 1 < nc) ? xb[(size_t)(c + 1) * L + pos] : 0.0f;
+            v[c / 2] = pack_bf16x2(f32_to_bf16(lo), f32_to_bf16(hi));
+        }
+        mma_store_row(base, r, v);
+    }
+}
+
+extern "C" __global__ void conv1d_mma_prep_weights(const float* __restrict__ w, unsigned short* __restrict__ wh,
+                                                   int cin, int cout, int K, int flip) {
+    GRID_STRIDE_LOOP(i, (long long)K * 256) {
+        const int k = (int)(i / 256), n = (int)(i / 16) % 16, c = (int)(i % 16);
+        float v = 0.0f;
+        if (!flip && n < cout && c < cin) v = w[((size_t)n * cin + c) * K + k];
+        if (flip && n < cin && c < cout) v = w[((size_t)c * cin + n) * K + (K - 1 - k)];
+        const int r = k * 16 + n;
+        wh[(mma_row_half(r, c / 8) >> 1) + c % 8] = f32_to_bf16(v);
+    }
+}
+
+// y (B, nout, L) = conv of x (B, nin, L) with the prepared weights wh; pad: zeros on the left.
+extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
+    conv1d_mma_fwd(const float* __restrict__ x, const unsigned short* __restrict__ wh, const float* __restrict__ bias,
+                   float* __restrict__ y, int nin, int nout, int L, int K, int d, int pad) {
+    extern __shared__ __align__(16) float smem[];
+    unsigned char* ws = reinterpret_cast<unsigned char*>(smem);  // K * 16 rows
+    unsigned char* xs = ws + K * 512;                             // MMA_TILE + (K-1)*d rows
+    const int l0 = blockIdx.x * MMA_TILE;
+    const int b = blockIdx.y;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+
+    for (int i = threadIdx.x; i < K * 32; i += blockDim.x) cp_async_16(ws + i * 16, wh + i * 8, true);
+    cp_async_commit();
+    mma_load_rows(xs, x + (size_t)b * nin * L, nin, L, L, l0 - pad, MMA_TILE + (K - 1) * d);
+    cp_async_wait<0>();
+    __syncthreads();
+
+    float acc[MMA_MT][2][4];
+    unsigned a[MMA_MT][4];
+#pragma unroll
+    for (int m = 0; m < MMA_MT; ++m)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[m][0][i] = acc[m][1][i] = 0.0f;
+
+    const int j = lane / 8, r8 = lane % 8;  // the matrix and row this lane addresses
+    const int base = warp * MMA_MT * 16;
+    for (int k = 0; k < K; ++k) {
+        // B: rows n of tap k; matrices (n 0-7, c 0-7), (n 0-7, c 8-15), (n 8-15, c 0-7), (n 8-15, c 8-15).
+        unsigned bw[4];
+        ldmatrix_x4(bw, ws + mma_row_half(k * 16 + (j >> 1) * 8 + r8, j & 1));
+        const unsigned b0[2] = {bw[0], bw[1]}, b1[2] = {bw[2], bw[3]};
+#pragma unroll
+        for (int m = 0; m < MMA_MT; ++m) {
+            const int row0 = base + m * 16 + k * d;
+            if (d == 8 && k > 0) {
+                // Rows 0-7 of this tap are rows 8-15 of the last one.
+                a[m][0] = a[m][1];
+                a[m][2] = a[m][3];
+                unsigned hi[2];
+                ldmatrix_x2(hi, xs + mma_row_half(row0 + 8 + r8, j & 1));
+                a[m][1] = hi[0];
+                a[m][3] = hi[1];
+            } else {
+                // Matrices (rows 0-7, c 0-7), (rows 8-15, c 0-7), (rows 0-7, c 8-15), (rows 8-15, c 8-15).
+                ldmatrix_x4(a[m], xs + mma_row_half(row0 + (j & 1) * 8 + r8, j >> 1));
+            }
+            mma_bf16_16816(acc[m][0], a[m], b0, acc[m][0]);
+            mma_bf16_16816(acc[m][1], a[m], b1, acc[m][1]);
+        }
+    }
+
+    const int g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int m = 0; m < MMA_MT; ++m)
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int n = nt * 8 + 2 * t + (i & 1);
+                const int l = l0 + base + m * 16 + g + 8 * (i / 2);
+                if (n < nout && l < L) {
+                    y[((size_t)b * nout + n) * L + l] = acc[m][nt][i] + (bias != nullptr ? bias[n] : 0.0f);
+                }
+            }
+}
+
+extern "C" __global__ void __launch_bounds__(MMA_WG_WARPS * 32)
+    conv1d_mma_wgrad_partial(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial,
+                             int cin, int cout, int L, int K, int d, int pad_left, int chunk_len) {
+    extern __shared__ __align__(16) float smem[];
+    unsigned char* dys = reinterpret_cast<unsigned char*>(smem);  // MMA_WG_STEP rows
+    unsigned char* xs = dys + MMA_WG_STEP * 32;                    // MMA_WG_STEP + (K-1)*d rows
+    const int chunk = blockIdx.x, b = blockIdx.y;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int j = lane / 8, r8 = lane % 8;
+    const int c0 = chunk * chunk_len, c1 = min(c0 + chunk_len, L);
+
+    float acc[MMA_WG_TAPS][2][4];
+#pragma unroll
+    for (int q = 0; q < MMA_WG_TAPS; ++q)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[q][0][i] = acc[q][1][i] = 0.0f;
+
+    for (int s0 = c0; s0 < c1; s0 += MMA_WG_STEP) {
+        __syncthreads();  // the last step's rows have been read
+        // dy rows past the chunk's end are zero, so x there adds nothing.
+        mma_load_rows(dys, dy + (size_t)b * cout * L, cout, L, c1, s0, MMA_WG_STEP);
+        mma_load_rows(xs, x + (size_t)b * cin * L, cin, L, L, s0 - pad_left, MMA_WG_STEP + (K - 1) * d);
+        __syncthreads();
+        for (int p = 0; p < MMA_WG_STEP; p += 16) {
+            // A = dy^T (outputs x positions): matrices (co 0-7, pos 0-7), (co 8-15, pos 0-7),
+            // (co 0-7, pos 8-15), (co 8-15, pos 8-15), each the transpose of stored rows.
+            unsigned a[4];
+            ldmatrix_x4_trans(a, dys + mma_row_half(p + (j >> 1) * 8 + r8, j & 1));
+#pragma unroll
+            for (int q = 0; q < MMA_WG_TAPS; ++q) {
+                const int k = warp + q * MMA_WG_WARPS;
+                if (k < K) {
+                    // B = x (positions x inputs): (pos 0-7, ci 0-7), (pos 8-15, ci 0-7),
+                    // (pos 0-7, ci 8-15), (pos 8-15, ci 8-15), transposed from stored rows.
+                    unsigned bx[4];
+                    ldmatrix_x4_trans(bx, xs + mma_row_half(p + k * d + (j & 1) * 8 + r8, j >> 1));
+                    const unsigned b0[2] = {bx[0], bx[1]}, b1[2] = {bx[2], bx[3]};
+                    mma_bf16_16816(acc[q][0], a, b0, acc[q][0]);
+                    mma_bf16_16816(acc[q][1], a, b1, acc[q][1]);
+                }
+            }
+        }
+    }
+
+    const int g = lane / 4, t = lane % 4;
+    float* part = partial + ((size_t)b * gridDim.x + chunk) * cout * cin * K;
+#pragma unroll
+    for (int q = 0; q < MMA_WG_TAPS; ++q) {
+        const int k = warp + q * MMA_WG_WARPS;
+        if (k >= K) continue;
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int co = g + 8 * (i / 2), ci = nt * 8 + 2 * t + (i & 1);
+                if (co < cout && ci < cin) part[((size_t)co * cin + ci) * K + k] = acc[q][nt][i];
+            }
+    }
+}

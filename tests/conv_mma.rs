@@ -1,0 +1,146 @@
+//! The tensor-core convolutions (kernels/conv1d_mma.cu: bf16 operands, f32 sums) against the
+//! CPU specification, on the kernel emulator (exact warp-level mma/ldmatrix/cp.async) and on a
+//! GPU where there is one:
+//! * small-integer inputs, exact in bf16 and in any summation order: bit-identical to the CPU
+//!   op, forward, input gradient, weight and bias gradients;
+//! * random inputs: within f32 summation of the same bf16 products (the CPU op on bf16-rounded
+//!   operands: at most n·2⁻²⁴ of Σ|terms| for n terms per output), and within the bf16 rounding
+//!   of the operands of the f32 op (each product off by at most 2⁻⁸ of itself).
+
+mod common;
+
+use chromax::backend::cpu::CpuBackend;
+use chromax::backend::{Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
+use chromax::nn::download_f32;
+use common::{cuda_or_skip, emulator_or_skip, Rng};
+
+/// The shapes: DenoiseNet's layer (dilation 8: the kernel's shared-fragment path) over a
+/// whole tile and a partial one, its 15 → 1 output layer, a general dilation, 16 channels.
+fn shapes() -> Vec<(Conv1dParams, &'static str)> {
+    let p = |batch, c_in, c_out, len, kernel, dilation| Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
+    vec![
+        (p(2, 15, 15, 300, 51, 8), "DenoiseNet's 15 → 15, width 51, dilation 8"),
+        (p(1, 15, 1, 300, 51, 8), "15 → 1"),
+        (p(2, 5, 7, 200, 5, 3), "a general dilation (3), 5 → 7"),
+        (p(1, 16, 16, 130, 3, 1), "16 → 16, width 3"),
+    ]
+}
+
+fn bf16(v: f32) -> f32 {
+    let b = v.to_bits();
+    f32::from_bits(((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16)
+}
+
+struct Out {
+    y: Vec<f32>,
+    dx: Vec<f32>,
+    dw: Vec<f32>,
+    db: Vec<f32>,
+}
+
+/// Forward (with bias), input gradient, weight and bias gradients of one shape.
+fn run<B: Backend<Elem = f32>>(b: &B, p: &Conv1dParams, x: &[f32], w: &[f32], bias: &[f32], dy: &[f32]) -> Out {
+    let up = |v: &[f32]| b.upload(v).expect("upload");
+    // NaN-filled outputs, so an element the op does not write shows.
+    let nan = |n: usize| up(&vec![f32::NAN; n]);
+    let (gx, gw, gb, gdy) = (up(x), up(w), up(bias), up(dy));
+    let (mut y, mut dx, mut dw, mut db) = (nan(p.output_len()), nan(p.input_len()), nan(p.weight_len()), nan(p.c_out));
+    b.conv1d_fwd(p, Conv1dFwd { x: &gx, w: &gw, bias: Some(&gb), y: &mut y }).expect("forward");
+    b.conv1d_bwd_input(p, Conv1dBwdInput { dy: &gdy, w: &gw, dx: &mut dx }).expect("input gradient");
+    b.conv1d_bwd_weight(p, Conv1dBwdWeight { x: &gx, dy: &gdy, dw: &mut dw, dbias: Some(&mut db) })
+        .expect("weight gradient");
+    let down = |v: &B::Buf| download_f32(b, v).expect("download");
+    Out { y: down(&y), dx: down(&dx), dw: down(&dw), db: down(&db) }
+}
+
+fn check<B: Backend<Elem = f32>>(imp: &B, who: &str) {
+    let cpu = CpuBackend::new();
+    let mut rng = Rng::new(1616);
+    for (p, what) in shapes() {
+        // Small integers: every product and sum exact in f32, so any order gives the same bits.
+        let int = |rng: &mut Rng, n: usize, r: f64| -> Vec<f32> {
+            (0..n).map(|_| rng.uniform(-r, r).round() as f32).collect()
+        };
+        let (x, w, bias, dy) = (
+            int(&mut rng, p.input_len(), 4.0),
+            int(&mut rng, p.weight_len(), 3.0),
+            int(&mut rng, p.c_out, 9.0),
+            int(&mut rng, p.output_len(), 4.0),
+        );
+        let got = run(imp, &p, &x, &w, &bias, &dy);
+        let want = run(&cpu, &p, &x, &w, &bias, &dy);
+        for (name, g, e) in
+            [("y", &got.y, &want.y), ("dx", &got.dx, &want.dx), ("dw", &got.dw, &want.dw), ("dbias", &got.db, &want.db)]
+        {
+            let bad = g.iter().zip(e.iter()).position(|(a, b)| a.to_bits() != b.to_bits());
+            assert!(
+                bad.is_none(),
+                "{who}: {what}: integer {name}[{}] = {} vs the CPU's {}",
+                bad.unwrap(),
+                g[bad.unwrap()],
+                e[bad.unwrap()]
+            );
+        }
+
+        // Random values against the CPU on bf16-rounded operands and on the f32 ones.
+        let (x, w, bias, dy) = (
+            rng.vec_f32(p.input_len(), -2.0, 2.0),
+            rng.vec_f32(p.weight_len(), -0.2, 0.2),
+            rng.vec_f32(p.c_out, -1.0, 1.0),
+            rng.vec_f32(p.output_len(), -1.0, 1.0),
+        );
+        let got = run(imp, &p, &x, &w, &bias, &dy);
+        let r = |v: &[f32]| v.iter().map(|&a| bf16(a)).collect::<Vec<f32>>();
+        let rounded = run(&cpu, &p, &r(&x), &r(&w), &bias, &r(&dy));
+        let exact = run(&cpu, &p, &x, &w, &bias, &dy);
+        // Σ|terms| per output: the same convolution of absolute values (bias 0).
+        let a = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
+        let mag = run(&cpu, &p, &a(&x), &a(&w), &vec![0.0; p.c_out], &a(&dy));
+        // Terms per output: c_in·K (forward), c_out·K (input gradient), and per weight the
+        // positions of one chunk (partials then summed in f64): at most batch·len.
+        let terms = [(p.c_in * p.kernel) as f64, (p.c_out * p.kernel) as f64, (p.batch * p.len) as f64];
+        let sets = [
+            ("y", &got.y, &rounded.y, &exact.y, &mag.y, terms[0]),
+            ("dx", &got.dx, &rounded.dx, &exact.dx, &mag.dx, terms[1]),
+            ("dw", &got.dw, &rounded.dw, &exact.dw, &mag.dw, terms[2]),
+        ];
+        let mut worst = [0f64; 2];
+        for (name, g, rd, ex, m, n) in sets {
+            for i in 0..g.len() {
+                let (g, rd, ex, m) = (g[i] as f64, rd[i] as f64, ex[i] as f64, m[i] as f64);
+                let sum_bound = n * f32::EPSILON as f64 / 2.0 * m + 1e-30;
+                assert!(
+                    (g - rd).abs() <= sum_bound,
+                    "{who}: {what}: {name}[{i}] = {g} vs the CPU on bf16 operands {rd} (bound {sum_bound:e})"
+                );
+                // bf16 rounding of both operands: |x̃ỹ − xy| ≤ (2·2⁻⁹ + 2⁻¹⁸)|xy|, plus the sums.
+                let bf16_bound = (2.0f64.powi(-8) + 2.0f64.powi(-18)) * m + 2.0 * sum_bound;
+                assert!(
+                    (g - ex).abs() <= bf16_bound,
+                    "{who}: {what}: {name}[{i}] = {g} vs f32 {ex} (bound {bf16_bound:e})"
+                );
+                worst[0] = worst[0].max((g - rd).abs() / m.max(1e-30));
+                worst[1] = worst[1].max((g - ex).abs() / m.max(1e-30));
+            }
+        }
+        // The tensor cores ran: f32 products would agree with f32 to its rounding (~1e-7).
+        assert!(worst[1] > 1e-5, "{who}: {what}: the result equals f32's to {:.1e}: was bf16 used?", worst[1]);
+        assert_eq!(got.db, exact.db, "{who}: {what}: the bias gradient has no products: the f32 kernels give it");
+        common::say(&format!(
+            "{who}: {what}: integers bit-identical; random: worst |Δ|/Σ|terms| {:.1e} vs CPU on bf16 operands, {:.1e} vs f32",
+            worst[0], worst[1]
+        ));
+    }
+}
+
+#[test]
+fn tensor_core_convolutions_match_the_cpu_in_the_emulator() {
+    let Some(emu) = emulator_or_skip("tensor_core_convolutions_match_the_cpu_in_the_emulator", 132) else { return };
+    check(&emu.with_bf16_convolutions(true), "emulator");
+}
+
+#[test]
+fn tensor_core_convolutions_match_the_cpu_on_the_gpu() {
+    let Some(cuda) = cuda_or_skip("tensor_core_convolutions_match_the_cpu_on_the_gpu") else { return };
+    check(&cuda.with_bf16_convolutions(true), "cuda");
+}
