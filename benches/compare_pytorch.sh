@@ -25,11 +25,11 @@ echo "chromax DenoiseNet…" >&2
 denoise_json=$("$BIN" --threads "$THREADS" bench denoise --device cpu --no-e2e --json 2>/dev/null | tail -1)
 echo "chromax SeqNet…" >&2
 sc_json=$("$BIN" --threads "$THREADS" bench sc --device cpu --infer 10 --json 2>/dev/null | tail -1)
-# Where the CPU has AVX512-BF16: SeqNet again with its convolutions' products in bf16 (--bf16).
+# Where the CPU has AVX512-BF16: SeqNet again with its convolutions' products in bf16 (--precision bf16).
 sc_bf16_json=null
 if grep -qw avx512_bf16 /proc/cpuinfo; then
     echo "chromax SeqNet, bf16 products…" >&2
-    sc_bf16_json=$("$BIN" --threads "$THREADS" bench sc --device cpu --bf16 --infer 10 --json 2>/dev/null | tail -1)
+    sc_bf16_json=$("$BIN" --threads "$THREADS" bench sc --device cpu --precision bf16 --infer 10 --json 2>/dev/null | tail -1)
 fi
 
 python3 - "$torch_json" "$denoise_json" "$sc_json" "$THREADS" "$sc_bf16_json" <<'EOF'
@@ -61,7 +61,7 @@ for name, unit, t, c, target, flop in rows:
     gt, gc = t * flop / 1e9, c * flop / 1e9
     print(f"| {name} | {unit} | {t:.4g} | {c:.4g} | {c / t:.2f}× | ≥ {target}× | {gt:.0f} ({100 * gt / roof:.0f}%) | {gc:.0f} ({100 * gc / roof:.0f}%) |")
 if sc_bf16:
-    print("bf16 rows: chromax with --bf16 (products of SeqNet's convolutions in bfloat16, sums in f32; the roof is f32's); PyTorch in f32")
+    print("bf16 rows: chromax with --precision bf16 (products of SeqNet's convolutions in bfloat16, sums in f32; the roof is f32's); PyTorch in f32")
 print(f"shapes: DenoiseNet batch {d['batch']} × ({d['interval']} + 2×{d['pad']}) bases; "
       f"SeqNet batch {s['batch']}, {s['cells']} cells")
 EOF

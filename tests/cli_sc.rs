@@ -276,19 +276,20 @@ fn bench_sc_trains_from_a_synthetic_store_through_the_real_path() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `--bf16`: a CPU option, refused without `--device cpu`; on a CPU with AVX512-BF16 it trains
-/// and says so, elsewhere it is refused naming the instruction set.
+/// `--precision bf16` on the CPU: with AVX512-BF16 it trains and says so, elsewhere it is
+/// refused naming the instruction set; an unknown precision is refused naming the two.
 #[test]
 fn bf16_products_are_a_cpu_option() {
     let dir = temp_dir("bf16");
     inputs(&dir);
     let fasta = data("yeast/sacCer3.chrIV.fa");
     let fasta = fasta.to_str().expect("path");
-    let mut no_device = train_args(fasta, &["--epochs", "1", "--bf16", "-o", "m"]);
-    let at = no_device.iter().position(|a| *a == "--device").expect("--device");
-    no_device.drain(at..at + 2);
-    fails_cleanly(&dir, &no_device, &["--bf16", "--device cpu"]);
-    let out = chromax(&train_args(fasta, &["--epochs", "1", "--bf16", "-o", "m"]), &dir);
+    // A usage error (clap's exit code 2), naming the value and what is accepted.
+    let out = chromax(&train_args(fasta, &["--epochs", "1", "--precision", "f16", "-o", "m"]), &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("'f16'") && stderr.contains("f32 or bf16") && !dir.join("m").exists(), "{stderr}");
+    let out = chromax(&train_args(fasta, &["--epochs", "1", "--precision", "bf16", "-o", "m"]), &dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.split_whitespace().any(|f| f == "avx512_bf16")) {
         assert!(out.status.success() && stderr.contains("bf16 products"), "{stderr}");

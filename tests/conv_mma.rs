@@ -14,15 +14,23 @@ use chromax::backend::{Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv
 use chromax::nn::download_f32;
 use common::{cuda_or_skip, emulator_or_skip, Rng};
 
-/// The shapes: DenoiseNet's layer (dilation 8: the kernel's shared-fragment path) over a
-/// whole tile and a partial one, its 15 → 1 output layer, a general dilation, 16 channels.
-fn shapes() -> Vec<(Conv1dParams, &'static str)> {
+/// The shapes, and whether the weight gradient is bf16 too. conv1d_mma.cu (≤ 16 channels):
+/// DenoiseNet's layer (dilation 8: the kernel's shared-fragment path) over a whole tile and a
+/// partial one, its 15 → 1 output layer, a general dilation, 16 channels. conv1d_igemm.cu
+/// (wide, dilation 1; its weight gradient is f32): a stem-like 4 → 40 of width 17 (channels
+/// padded to 8, rows of two items in one tile), 20 → 70 over two column blocks, 33 → 24 (an
+/// input gradient of 24 → 33), a 1 × 1.
+fn shapes() -> Vec<(Conv1dParams, &'static str, bool)> {
     let p = |batch, c_in, c_out, len, kernel, dilation| Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
     vec![
-        (p(2, 15, 15, 300, 51, 8), "DenoiseNet's 15 → 15, width 51, dilation 8"),
-        (p(1, 15, 1, 300, 51, 8), "15 → 1"),
-        (p(2, 5, 7, 200, 5, 3), "a general dilation (3), 5 → 7"),
-        (p(1, 16, 16, 130, 3, 1), "16 → 16, width 3"),
+        (p(2, 15, 15, 300, 51, 8), "DenoiseNet's 15 → 15, width 51, dilation 8", true),
+        (p(1, 15, 1, 300, 51, 8), "15 → 1", true),
+        (p(2, 5, 7, 200, 5, 3), "a general dilation (3), 5 → 7", true),
+        (p(1, 16, 16, 130, 3, 1), "16 → 16, width 3", true),
+        (p(2, 4, 40, 37, 17, 1), "implicit GEMM: 4 → 40, width 17", false),
+        (p(3, 20, 70, 21, 5, 1), "implicit GEMM: 20 → 70, width 5", false),
+        (p(1, 33, 24, 9, 3, 1), "implicit GEMM: 33 → 24, width 3", false),
+        (p(2, 64, 48, 50, 1, 1), "implicit GEMM: 64 → 48, 1 × 1", false),
     ]
 }
 
@@ -56,7 +64,7 @@ fn run<B: Backend<Elem = f32>>(b: &B, p: &Conv1dParams, x: &[f32], w: &[f32], bi
 fn check<B: Backend<Elem = f32>>(imp: &B, who: &str) {
     let cpu = CpuBackend::new();
     let mut rng = Rng::new(1616);
-    for (p, what) in shapes() {
+    for (p, what, wgrad_bf16) in shapes() {
         // Small integers: every product and sum exact in f32, so any order gives the same bits.
         let int = |rng: &mut Rng, n: usize, r: f64| -> Vec<f32> {
             (0..n).map(|_| rng.uniform(-r, r).round() as f32).collect()
@@ -91,8 +99,12 @@ fn check<B: Backend<Elem = f32>>(imp: &B, who: &str) {
         );
         let got = run(imp, &p, &x, &w, &bias, &dy);
         let r = |v: &[f32]| v.iter().map(|&a| bf16(a)).collect::<Vec<f32>>();
-        let rounded = run(&cpu, &p, &r(&x), &r(&w), &bias, &r(&dy));
+        let mut rounded = run(&cpu, &p, &r(&x), &r(&w), &bias, &r(&dy));
         let exact = run(&cpu, &p, &x, &w, &bias, &dy);
+        if !wgrad_bf16 {
+            // The wide kernels' weight gradient is f32: its reference is the f32 op.
+            rounded.dw = exact.dw.clone();
+        }
         // Σ|terms| per output: the same convolution of absolute values (bias 0).
         let a = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
         let mag = run(&cpu, &p, &a(&x), &a(&w), &vec![0.0; p.c_out], &a(&dy));

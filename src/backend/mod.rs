@@ -30,7 +30,7 @@ pub use ops::{
     DropoutParams, Elementwise, ElementwiseOp, HeadLogits, HeadRows, LossParts, MaxPoolBwd, MaxPoolFwd, MaxPoolParams,
     OneHot, OneHotParams, SparseHead, SparseHeadParams, GELU_SLOPE, ROC_BINS,
 };
-pub use select::{select, Compute, Selected};
+pub use select::{default_cuda_precision, select, select_precision, Compute, Precision, Selected};
 
 use crate::error::BackendError;
 

@@ -63,12 +63,17 @@ pub struct DenoiseBenchArgs {
     pub json: bool,
     #[arg(long)]
     pub device: Option<String>,
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
+    #[arg(long)]
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 pub fn run_bench(cmd: &BenchCommand) -> CliResult {
     match cmd {
         BenchCommand::Denoise(a) => {
-            let compute = select(a.device.as_deref())?;
+            let compute = select(a.device.as_deref(), a.precision)?;
             on_backend!(compute, b => bench_denoise(b, a))
         }
         BenchCommand::Sc(a) => super::bench_sc::run(a),

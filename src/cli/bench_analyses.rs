@@ -32,6 +32,11 @@ pub struct AnalysesBenchArgs {
     pub batch: usize,
     #[arg(long)]
     pub device: Option<String>,
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
+    #[arg(long)]
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 fn random_codes(n: usize, seed: u64) -> Vec<u8> {
@@ -99,7 +104,7 @@ fn run<B: Backend>(backend: &B, a: &AnalysesBenchArgs) -> Result<(), chromax::Er
 }
 
 pub fn bench_analyses(a: &AnalysesBenchArgs) -> CliResult {
-    let compute = select(a.device.as_deref())?;
+    let compute = select(a.device.as_deref(), a.precision)?;
     on_backend!(compute, b => run(b, a))?;
     Ok(())
 }

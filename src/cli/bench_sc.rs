@@ -6,7 +6,7 @@
 //! (`load_sc_data` + `train_seq`): seconds per epoch, peaks/s, achieved FLOP/s, peak device
 //! memory and peak host RSS.
 
-use super::device::select_with;
+use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::backend::Backend;
@@ -51,9 +51,11 @@ pub struct ScBenchArgs {
     pub json: bool,
     #[arg(long)]
     pub device: Option<String>,
-    /// With --device cpu: the wide convolutions' products in bf16, sums in f32 (AVX512-BF16).
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
     #[arg(long)]
-    pub bf16: bool,
+    pub precision: Option<chromax::backend::Precision>,
     /// Write the matrix as a user has it (streamed, cell by cell) instead of the store, then
     /// convert it into the store as `sc store` does (timed, with its peak host memory), then
     /// train from the store. Needs --dir, which keeps the files.
@@ -235,6 +237,7 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
     if a.steps == Some(0) {
         return Ok(());
     }
+    let compute = select(a.device.as_deref(), a.precision)?;
     let opts = ScTrainOptions {
         peaks: dir.join(SYNTH_PEAKS),
         genome: dir.join(SYNTH_GENOME),
@@ -245,14 +248,13 @@ pub fn run(a: &ScBenchArgs) -> CliResult {
         seed: a.seed,
         patience: usize::MAX,
         model,
-        bf16_products: a.bf16,
+        bf16_products: compute.seqnet_bf16(),
         ..ScTrainOptions::default()
     };
     let reset = reset_peak_rss();
     let t = Instant::now();
     let data = load_sc_data(&opts)?;
     let load_s = t.elapsed().as_secs_f64();
-    let compute = select_with(a.device.as_deref(), a.bf16)?;
     let compute_kind = if matches!(compute, chromax::backend::Compute::Cpu(_)) { "cpu" } else { "cuda" };
     let result = on_backend!(compute, b => bench_train(b, &data, &opts, &dir.join("model"), a.infer));
     if temporary {

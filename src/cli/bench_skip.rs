@@ -41,13 +41,18 @@ pub struct SkipBenchArgs {
     pub keep: Option<PathBuf>,
     #[arg(long)]
     pub device: Option<String>,
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
+    #[arg(long)]
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 /// hg38's chr22, the single-cell fragments' only chromosome.
 const CHR22_LEN: u64 = 50_818_468;
 
 pub fn run_bench(a: &SkipBenchArgs) -> CliResult {
-    let compute = select(a.device.as_deref())?;
+    let compute = select(a.device.as_deref(), a.precision)?;
     on_backend!(compute, b => bench(b, a))
 }
 

@@ -40,6 +40,11 @@ pub struct DemoArgs {
     pub seed: u64,
     #[arg(long)]
     pub device: Option<String>,
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
+    #[arg(long)]
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 pub const HOLDOUT: [&str; 2] = ["chrXV", "chrXVI"];
@@ -97,7 +102,7 @@ pub fn run_demo(a: &DemoArgs) -> CliResult {
         "3/5 training a small DenoiseNet; validation {VALIDATION}, held out {}, {EXCLUDED} (rDNA) left out",
         HOLDOUT.join(", ")
     );
-    let compute = select(a.device.as_deref())?;
+    let compute = select(a.device.as_deref(), a.precision)?;
     let model_dir = out("model");
     let _ = std::fs::remove_dir_all(&model_dir);
     let opts = TrainOptions {

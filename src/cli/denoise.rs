@@ -130,6 +130,11 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N (default: CUDA when usable).
     #[arg(long)]
     pub device: Option<String>,
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
+    #[arg(long)]
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 /// `NAME=FILE` pairs.
@@ -257,6 +262,11 @@ pub struct RunArgs {
     pub batch: usize,
     #[arg(long)]
     pub device: Option<String>,
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
+    #[arg(long)]
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -296,6 +306,11 @@ pub struct EvalArgs {
     pub batch: usize,
     #[arg(long)]
     pub device: Option<String>,
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
+    #[arg(long)]
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 pub fn run_cmd(cmd: &DenoiseCommand) -> CliResult {
@@ -307,7 +322,7 @@ pub fn run_cmd(cmd: &DenoiseCommand) -> CliResult {
                 (Some(dir), None) => (dir.clone(), false),
                 (None, None) => return Err("give -o DIR (or --resume DIR)".into()),
             };
-            let compute = select(a.device.as_deref())?;
+            let compute = select(a.device.as_deref(), a.precision)?;
             let mut report = train_reporter();
             let records = on_backend!(compute, b => train(b, &opts, &out, resume, &mut report))?;
             if let Some(best) = records.iter().rev().find(|r| r.best) {
@@ -335,7 +350,7 @@ pub fn run_cmd(cmd: &DenoiseCommand) -> CliResult {
                 batch: a.batch,
                 dense: a.dense,
             };
-            let compute = select(a.device.as_deref())?;
+            let compute = select(a.device.as_deref(), a.precision)?;
             let bar = ProgressBar::new(1);
             bar.set_style(
                 ProgressStyle::with_template("denoising {bar:30} {percent}% {msg}")
@@ -402,7 +417,7 @@ pub fn run_cmd(cmd: &DenoiseCommand) -> CliResult {
                 let figures = ["roc_pr.svg", "roc_pr.png", "scatter.svg", "scatter.png"].map(|f| dir.join(f));
                 Files::new().outputs("--plots", figures.iter()).check()?;
             }
-            let compute = select(a.device.as_deref())?;
+            let compute = select(a.device.as_deref(), a.precision)?;
             let data = on_backend!(compute, b => evaluate_data(b, &opts))?;
             let report = data.report();
             print!("{}", format_table(&report));

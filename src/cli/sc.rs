@@ -1,6 +1,6 @@
 //! `chromax sc matrix | train | embed`: the scBasset-style single-cell workflow.
 
-use super::device::select_with;
+use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::io::barcodes::read_barcodes;
@@ -103,11 +103,11 @@ pub struct ScTrainArgs {
     /// cpu, cuda or cuda:N (default: CUDA when usable).
     #[arg(long)]
     pub device: Option<String>,
-    /// With --device cpu: SeqNet's convolutions multiply in bf16 and sum in f32 (CPUs with
-    /// AVX512-BF16; about 2× the multiplies per instruction; predictions within logit r
-    /// 0.9999 of f32's, see BENCHMARKS.md).
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
     #[arg(long)]
-    pub bf16: bool,
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -297,6 +297,7 @@ fn train(a: &ScTrainArgs) -> CliResult {
         Some(path) => SeqConfig::read_json(path)?,
         None => SeqConfig::scbasset(1),
     };
+    let compute = select(a.device.as_deref(), a.precision)?;
     let opts = ScTrainOptions {
         peaks: a.peaks.clone(),
         genome: a.genome.clone(),
@@ -317,13 +318,12 @@ fn train(a: &ScTrainArgs) -> CliResult {
         batch_key: a.batch_key.clone(),
         batches_file: a.batches.clone(),
         l2: a.l2,
-        bf16_products: a.bf16,
+        bf16_products: compute.seqnet_bf16(),
         matrix_memory: a.memory,
         ..ScTrainOptions::default()
     };
     check_run_dir(&opts, &out)?;
     let data = load_sc_data(&opts)?;
-    let compute = select_with(a.device.as_deref(), a.bf16)?;
     let mut report = sc_reporter();
     let records = on_backend!(compute, b => train_seq(b, &data, &opts, &out, resume, &mut report))?;
     if let Some(best) = records.iter().rev().find(|r| r.best) {

@@ -1,6 +1,6 @@
 //! `chromax sc tf-activity | ism | variants`: the analyses of a trained single-cell model.
 
-use super::device::select_with;
+use super::device::select;
 use super::progress::thousands;
 use super::CliResult;
 use chromax::io::barcodes::read_barcodes;
@@ -51,11 +51,11 @@ pub struct TfActivityArgs {
     /// cpu, cuda or cuda:N (default: CUDA when usable).
     #[arg(long)]
     pub device: Option<String>,
-    /// With --device cpu: SeqNet's convolutions multiply in bf16 and sum in f32 (CPUs with
-    /// AVX512-BF16; about 2× the multiplies per instruction; predictions within logit r
-    /// 0.9999 of f32's, see BENCHMARKS.md).
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
     #[arg(long)]
-    pub bf16: bool,
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 /// Which cells the per-group results are for.
@@ -104,11 +104,11 @@ pub struct ImputeArgs {
     pub batch: usize,
     #[arg(long)]
     pub device: Option<String>,
-    /// With --device cpu: SeqNet's convolutions multiply in bf16 and sum in f32 (CPUs with
-    /// AVX512-BF16; about 2× the multiplies per instruction; predictions within logit r
-    /// 0.9999 of f32's, see BENCHMARKS.md).
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
     #[arg(long)]
-    pub bf16: bool,
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 impl GroupArgs {
@@ -145,11 +145,11 @@ pub struct IsmArgs {
     pub batch: usize,
     #[arg(long)]
     pub device: Option<String>,
-    /// With --device cpu: SeqNet's convolutions multiply in bf16 and sum in f32 (CPUs with
-    /// AVX512-BF16; about 2× the multiplies per instruction; predictions within logit r
-    /// 0.9999 of f32's, see BENCHMARKS.md).
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
     #[arg(long)]
-    pub bf16: bool,
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -170,11 +170,11 @@ pub struct VariantsArgs {
     pub batch: usize,
     #[arg(long)]
     pub device: Option<String>,
-    /// With --device cpu: SeqNet's convolutions multiply in bf16 and sum in f32 (CPUs with
-    /// AVX512-BF16; about 2× the multiplies per instruction; predictions within logit r
-    /// 0.9999 of f32's, see BENCHMARKS.md).
+    /// f32 or bf16 products in the convolutions (sums f32). Default: bf16 on a GPU of compute
+    /// capability 8.0 or later (DenoiseNet's few-channel convolutions on the tensor cores), f32
+    /// elsewhere; on the CPU bf16 needs AVX512-BF16.
     #[arg(long)]
-    pub bf16: bool,
+    pub precision: Option<chromax::backend::Precision>,
 }
 
 /// `3,725 s` as `1 h 2 min`.
@@ -234,7 +234,7 @@ pub fn tf_activity_cmd(a: &TfActivityArgs) -> CliResult {
     let seq_len = config.model.seq_len;
     let origin = peaks_path.display().to_string();
     let background = background_sequences(&genome, &peaks, a.background, seq_len, a.seed, &origin)?;
-    let compute = select_with(a.device.as_deref(), a.bf16)?;
+    let compute = select(a.device.as_deref(), a.precision)?;
     let result = on_backend!(compute, b => {
         let (net, _, _) = load_seq_model(b, &a.model)?;
         let started = Instant::now();
@@ -350,7 +350,7 @@ pub fn impute_cmd(a: &ImputeArgs) -> CliResult {
         ("end".to_string(), Column::I64(peaks.iter().map(|p| p.end as i64).collect())),
     ];
     let started = Instant::now();
-    let compute = select_with(a.device.as_deref(), a.bf16)?;
+    let compute = select(a.device.as_deref(), a.precision)?;
     on_backend!(compute, b => {
         let (net, _, _) = load_seq_model(b, &a.model)?;
         let head = Head::of(b, &net)?;
@@ -395,7 +395,7 @@ pub fn ism_cmd(a: &IsmArgs) -> CliResult {
     let groups = a.groups.read(&config, &cells)?;
     let len = config.model.seq_len;
     let windows = genome.peak_windows(&regions, len, &a.regions.display().to_string())?;
-    let compute = select_with(a.device.as_deref(), a.bf16)?;
+    let compute = select(a.device.as_deref(), a.precision)?;
     let g = groups.names.len();
     let delta = on_backend!(compute, b => {
         let (net, _, _) = load_seq_model(b, &a.model)?;
@@ -477,7 +477,7 @@ pub fn variants_cmd(a: &VariantsArgs) -> CliResult {
     let (config, cells) = open_sc_model(&a.model)?;
     let groups = a.groups.read(&config, &cells)?;
     let windows = variant_windows(&genome, &snvs, config.model.seq_len, &a.vcf)?;
-    let compute = select_with(a.device.as_deref(), a.bf16)?;
+    let compute = select(a.device.as_deref(), a.precision)?;
     let fx = on_backend!(compute, b => {
         let (net, _, _) = load_seq_model(b, &a.model)?;
         let head = Head::of(b, &net)?;

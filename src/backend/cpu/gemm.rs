@@ -521,7 +521,6 @@ pub(crate) fn bf16_bits(v: f32) -> u16 {
 
 /// The f32 value of bfloat16 bits.
 #[inline]
-#[cfg(test)]
 pub(crate) fn bf16_value(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
 }

@@ -82,18 +82,21 @@ pub struct CpuBackend<T = f32> {
     spec_only: bool,
     /// The wide convolutions' GEMM multiplies in bf16 (see [`CpuBackend::with_bf16_gemm`]).
     bf16_gemm: bool,
+    /// The few-channel convolutions take bf16-rounded operands (see
+    /// [`CpuBackend::with_bf16_convolutions`]).
+    bf16_convolutions: bool,
     _elem: std::marker::PhantomData<T>,
 }
 
 impl CpuBackend<f32> {
     pub fn new() -> Self {
-        CpuBackend { spec_only: false, bf16_gemm: false, _elem: std::marker::PhantomData }
+        CpuBackend { spec_only: false, bf16_gemm: false, bf16_convolutions: false, _elem: std::marker::PhantomData }
     }
 
     /// The specification itself: every op by its reference loops, never a fast path; what
     /// the tests compare whole models on [`CpuBackend::new`] with.
     pub fn spec() -> Self {
-        CpuBackend { spec_only: true, bf16_gemm: false, _elem: std::marker::PhantomData }
+        CpuBackend { spec_only: true, bf16_gemm: false, bf16_convolutions: false, _elem: std::marker::PhantomData }
     }
 
     /// The fast paths with the products of the wide convolutions' GEMM (SeqNet's layers, not
@@ -109,19 +112,67 @@ impl CpuBackend<f32> {
                         .into(),
             });
         }
-        Ok(CpuBackend { spec_only: false, bf16_gemm: true, _elem: std::marker::PhantomData })
+        Ok(CpuBackend { spec_only: false, bf16_gemm: true, bf16_convolutions: false, _elem: std::marker::PhantomData })
     }
 
     /// Whether the GEMM's products are bf16 ([`CpuBackend::with_bf16_gemm`]).
     pub fn bf16_gemm(&self) -> bool {
         self.bf16_gemm
     }
+
+    /// The same backend with the numerics of the CUDA tensor-core convolutions: the operands of
+    /// the shapes `cuda::conv1d_mma` takes (DenoiseNet's 2–16-channel layers: forward and both
+    /// gradients) and `cuda::conv1d_igemm` takes (wide, dilation 1: forward and input
+    /// gradient) rounded to bfloat16 (nearest, ties to even), products and sums in f32; bias
+    /// gradients from f32 dy. The reference the model-level bf16 bounds are measured with; it
+    /// copies the rounded operands, so it is not faster than f32.
+    pub fn with_bf16_convolutions(mut self, on: bool) -> Self {
+        self.bf16_convolutions = on;
+        self
+    }
+
+    /// Whether few-channel convolutions take bf16-rounded operands.
+    pub fn bf16_convolutions(&self) -> bool {
+        self.bf16_convolutions
+    }
+}
+
+impl<T> CpuBackend<T> {
+    /// Whether a convolution's forward pass and input gradient take bf16 operands: the shapes
+    /// CUDA's tensor-core kernels take (few-channel and wide ones).
+    /// With the bf16 GEMM on, the wide shapes' products are bf16 there already: no copy.
+    fn rounds(&self, p: &Conv1dParams) -> bool {
+        use crate::backend::cuda::{conv1d_igemm, conv1d_mma};
+        self.bf16_convolutions && (conv1d_mma::eligible(p) || (conv1d_igemm::eligible(p) && !self.bf16_gemm))
+    }
+
+    /// Whether its weight gradient does: only the few-channel kernels' (the wide ones' weight
+    /// gradient is f32 on CUDA).
+    fn rounds_weight_grad(&self, p: &Conv1dParams) -> bool {
+        self.bf16_convolutions && crate::backend::cuda::conv1d_mma::eligible(p)
+    }
+}
+
+/// `v` with every value rounded to bfloat16.
+fn bf16_rounded<T: Copy + From<f32> + Into<f64>>(v: &[T]) -> Vec<T> {
+    v.iter().map(|&a| T::from(gemm::bf16_value(gemm::bf16_bits(a.into() as f32)))).collect()
+}
+
+/// dbias[co] = Σ_{b,l} dy[b,co,l], summed in f64.
+fn bias_sums<T: Copy + From<f32> + Into<f64>>(p: &Conv1dParams, dy: &[T], db: &mut [T]) {
+    for (co, out) in db.iter_mut().enumerate() {
+        let mut sum = 0f64;
+        for b in 0..p.batch {
+            sum += dy[(b * p.c_out + co) * p.len..][..p.len].iter().map(|&v| v.into()).sum::<f64>();
+        }
+        *out = T::from(sum as f32);
+    }
 }
 
 impl CpuBackend<f64> {
     /// The specification in f64, for gradient checks.
     pub fn new_f64() -> Self {
-        CpuBackend { spec_only: true, bf16_gemm: false, _elem: std::marker::PhantomData }
+        CpuBackend { spec_only: true, bf16_gemm: false, bf16_convolutions: false, _elem: std::marker::PhantomData }
     }
 }
 
@@ -146,7 +197,8 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
 
     fn describe(&self) -> String {
         let products = if self.bf16_gemm { ", bf16 products in the wide convolutions" } else { "" };
-        format!("cpu ({} threads{products})", self.threads())
+        let rounded = if self.bf16_convolutions { ", bf16 operands in the few-channel convolutions" } else { "" };
+        format!("cpu ({} threads{products}{rounded})", self.threads())
     }
 
     fn zeros(&self, len: usize) -> BackendResult<Vec<T>> {
@@ -174,14 +226,35 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     }
 
     fn conv1d_fwd(&self, p: &Conv1dParams, b: Conv1dFwd<'_, Vec<T>>) -> BackendResult<()> {
+        if self.rounds(p) {
+            b.check(p)?;
+            let (x, w) = (bf16_rounded(b.x), bf16_rounded(b.w));
+            return conv1d::fwd(self.conv_mode(), p, Conv1dFwd { x: &x, w: &w, bias: b.bias, y: b.y });
+        }
         conv1d::fwd(self.conv_mode(), p, b)
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Vec<T>>) -> BackendResult<()> {
+        if self.rounds(p) {
+            b.check(p)?;
+            let (dy, w) = (bf16_rounded(b.dy), bf16_rounded(b.w));
+            return conv1d::bwd_input(self.conv_mode(), p, Conv1dBwdInput { dy: &dy, w: &w, dx: b.dx });
+        }
         conv1d::bwd_input(self.conv_mode(), p, b)
     }
 
     fn conv1d_bwd_weight(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Vec<T>>) -> BackendResult<()> {
+        if self.rounds_weight_grad(p) {
+            b.check(p)?;
+            let (x, dy) = (bf16_rounded(b.x), bf16_rounded(b.dy));
+            let rounded = Conv1dBwdWeight { x: &x, dy: &dy, dw: b.dw, dbias: None };
+            conv1d::bwd_weight(self.conv_mode(), p, rounded)?;
+            // The bias gradient has no products: from f32 dy, as on the GPU.
+            if let Some(db) = b.dbias {
+                bias_sums(p, b.dy, db);
+            }
+            return Ok(());
+        }
         conv1d::bwd_weight(self.conv_mode(), p, b)
     }
 

@@ -22,9 +22,10 @@ const MMA_WG_STEP: usize = 128;
 const WGRAD_BLOCKS_PER_SM: usize = 4;
 
 /// Whether the tensor-core kernels take this convolution: 2 to 16 input and at most 16 output
-/// channels, a width above 1, at most MMA_WARPS·… taps per weight-gradient warp, and the
-/// shared memory of both kernels within a block's default 48 KiB.
+/// channels, a width above 1, at most MMA_WG_WARPS·MMA_WG_TAPS = 56 taps, and the shared
+/// memory of both kernels within a block's default 48 KiB.
 pub(crate) fn eligible(p: &Conv1dParams) -> bool {
+    // The CPU's bf16 mode (CpuBackend::with_bf16_convolutions) rounds exactly these shapes.
     (2..=16).contains(&p.c_in)
         && (1..=16).contains(&p.c_out)
         && p.kernel > 1

@@ -13,7 +13,8 @@
 
 pub mod compile;
 mod conv1d;
-mod conv1d_mma;
+pub(crate) mod conv1d_igemm;
+pub(crate) mod conv1d_mma;
 mod device;
 mod dropout;
 mod elementwise;
@@ -165,9 +166,11 @@ impl<D: KernelDevice> KernelBackend<D> {
         KernelBackend { device, bf16_convolutions: false }
     }
 
-    /// The same backend with the few-channel convolutions (DenoiseNet's 15 → 15 layers; see
-    /// `conv1d_mma`) on the tensor cores: bf16 operands, f32 accumulation. The first
-    /// convolution of a coverage input, 1 × 1 and wide convolutions stay f32.
+    /// The same backend with convolutions on the tensor cores, bf16 operands and f32 sums:
+    /// DenoiseNet's few-channel layers (`conv1d_mma`: forward and both gradients) and wide
+    /// convolutions of dilation 1 (`conv1d_igemm`, SeqNet's: forward and input gradient; their
+    /// weight gradient stays f32). The first convolution of a coverage input (1 → 15) and 1 × 1
+    /// convolutions of few channels stay f32.
     pub fn with_bf16_convolutions(mut self, on: bool) -> Self {
         self.bf16_convolutions = on;
         self
@@ -222,7 +225,8 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
     type Buf = D::Buf;
 
     fn describe(&self) -> String {
-        self.device.describe()
+        let precision = if self.bf16_convolutions { ", bf16 tensor-core convolutions" } else { "" };
+        format!("{}{precision}", self.device.describe())
     }
 
     fn zeros(&self, len: usize) -> BackendResult<D::Buf> {
@@ -263,12 +267,18 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
         if self.bf16_convolutions && conv1d_mma::eligible(p) {
             return conv1d_mma::conv1d_fwd(&self.device, p, b);
         }
+        if self.bf16_convolutions && conv1d_igemm::eligible(p) {
+            return conv1d_igemm::conv1d_fwd(&self.device, p, b);
+        }
         conv1d::conv1d_fwd(&self.device, p, b)
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, D::Buf>) -> BackendResult<()> {
         if self.bf16_convolutions && conv1d_mma::eligible(p) {
             return conv1d_mma::conv1d_bwd_input(&self.device, p, b);
+        }
+        if self.bf16_convolutions && conv1d_igemm::eligible(p) {
+            return conv1d_igemm::conv1d_bwd_input(&self.device, p, b);
         }
         conv1d::conv1d_bwd_input(&self.device, p, b)
     }

@@ -1,0 +1,152 @@
+// conv1d_igemm.cu — wide convolutions (SeqNet's 4 → 288 stem and 288–512-channel towers,
+// dilation 1) as an implicit GEMM on the tensor cores: bf16 operands, f32 sums, a 3-stage
+// cp.async pipeline. CPU twin: src/backend/cpu/conv1d.rs on bf16-rounded operands; the host
+// op is src/backend/cuda/conv1d_igemm.rs.
+//
+// The input is first converted to bf16 channels-last, xh (B, L, cp) with cp = C_in rounded up
+// to a multiple of 8 (conv1d_igemm_to_rows). With dilation 1 the im2col row of output
+// position l of item b, kk = k * cp + c for k < K, c < cp, is then the contiguous stretch
+// xh[b, l - pad .. l - pad + K, 0 .. cp): the GEMM
+//   y[m = (b, l), n] = sum_kk A[m, kk] * W[n, kk],   M = B * L, N = C_out, K = K * cp (padded to kp)
+// reads its A tiles straight from xh, 16 bytes (8 channels of one position) per cp.async, a
+// position outside 0..L (or kk beyond K * cp) zero-filled by the src-size 0 form. W is
+// prepared as wh (np, kp) bf16, zero beyond C_out and K * cp (conv1d_igemm_prep_weights; flip
+// for the input gradient, the forward convolution of dy with flipped, transposed weights).
+//
+// Block: IG_BM positions x IG_BN outputs, 4 warps (2 x 2), each 32 x 32 (2 M-tiles x 4
+// n-tiles of m16n8k16); K in slices of IG_BK = 32 through IG_STAGES shared stages. A shared
+// row is 64 bytes (4 chunks of 16); chunk c of row r is stored at chunk c ^ ((r >> 1) & 3), so
+// the 8 rows an ldmatrix phase reads fall in 8 different 16-byte bank groups.
+
+#define IG_BM 64
+#define IG_BN 64
+#define IG_BK 32
+#define IG_STAGES 3
+#define IG_THREADS 128
+
+__device__ __forceinline__ int ig_chunk(int r, int c) { return r * 64 + ((c ^ ((r >> 1) & 3)) << 4); }
+
+// xh (B, L, cp) bf16 <- x (B, C, L) f32, channels c >= C zero.
+extern "C" __global__ void conv1d_igemm_to_rows(const float* __restrict__ x, unsigned short* __restrict__ xh, int B,
+                                                int C, int L, int cp) {
+    GRID_STRIDE_LOOP(i, (long long)B * L * cp) {
+        const int c = (int)(i % cp);
+        const long long bl = i / cp;
+        const int l = (int)(bl % L), b = (int)(bl / L);
+        xh[i] = f32_to_bf16(c < C ? x[((size_t)b * C + c) * L + l] : 0.0f);
+    }
+}
+
+// wh (np, kp): wh[n, k * cp + c] = w[n, c, k] (flip = 0) or w[c, n, K - 1 - k] (flip = 1:
+// n an input channel, c an output channel); zero outside the real channels and taps.
+extern "C" __global__ void conv1d_igemm_prep_weights(const float* __restrict__ w, unsigned short* __restrict__ wh,
+                                                     int cin, int cout, int K, int cp, int kp, int np, int flip) {
+    GRID_STRIDE_LOOP(i, (long long)np * kp) {
+        const int n = (int)(i / kp), kk = (int)(i % kp);
+        const int k = kk / cp, c = kk % cp;
+        float v = 0.0f;
+        if (k < K) {
+            if (!flip && n < cout && c < cin) v = w[((size_t)n * cin + c) * K + k];
+            if (flip && n < cin && c < cout) v = w[((size_t)c * cin + n) * K + (K - 1 - k)];
+        }
+        wh[i] = f32_to_bf16(v);
+    }
+}
+
+// y (B, nout, L) = the implicit GEMM of xh (B, L, cp) with wh (np, kp), pad zeros on the left.
+extern "C" __global__ void __launch_bounds__(IG_THREADS)
+    conv1d_igemm_fwd(const unsigned short* __restrict__ xh, const unsigned short* __restrict__ wh,
+                     const float* __restrict__ bias, float* __restrict__ y, int B, int L, int cp, int kcp, int kp,
+                     int nout, int pad) {
+    __shared__ __align__(16) unsigned char as[IG_STAGES][IG_BM * 64];
+    __shared__ __align__(16) unsigned char bs[IG_STAGES][IG_BN * 64];
+    const int m0 = blockIdx.x * IG_BM, n0 = blockIdx.y * IG_BN;
+    const int M = B * L;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int wm = warp / 2, wn = warp % 2;
+    const int j = lane / 8, r8 = lane % 8;
+    const int slices = kp / IG_BK;
+
+    // Each thread loads 2 of the 256 A chunks and 2 of the 256 B chunks of a slice; its A
+    // rows' positions are fixed for the whole loop.
+    auto load = [&](int s, int stage) {
+        const int kk0 = s * IG_BK;
+        for (int q = threadIdx.x; q < IG_BM * 4; q += IG_THREADS) {
+            const int r = q / 4, c = q % 4;
+            const int m = m0 + r, kk = kk0 + c * 8;
+            const int b = m / L, l = m % L;
+            const int pos = l - pad + kk / cp;
+            const bool valid = m < M && kk < kcp && pos >= 0 && pos < L;
+            const unsigned short* src = valid ? xh + ((size_t)b * L + pos) * cp + kk % cp : xh;
+            cp_async_16(&as[stage][ig_chunk(r, c)], src, valid);
+        }
+        for (int q = threadIdx.x; q < IG_BN * 4; q += IG_THREADS) {
+            const int r = q / 4, c = q % 4;
+            cp_async_16(&bs[stage][ig_chunk(r, c)], wh + (size_t)(n0 + r) * kp + kk0 + c * 8, true);
+        }
+    };
+
+    float acc[2][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) acc[mt][nt][i] = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < IG_STAGES - 1; ++s) {
+        if (s < slices) load(s, s);
+        cp_async_commit();
+    }
+    for (int s = 0; s < slices; ++s) {
+        cp_async_wait<IG_STAGES - 2>();  // slice s has landed (this thread's copies) ...
+        __syncthreads();                 // ... every thread's, and slice s - 1 has been read
+        const int next = s + IG_STAGES - 1;
+        if (next < slices) load(next, next % IG_STAGES);
+        cp_async_commit();
+        const unsigned char* a_st = as[s % IG_STAGES];
+        const unsigned char* b_st = bs[s % IG_STAGES];
+#pragma unroll
+        for (int k16 = 0; k16 < 2; ++k16) {
+            unsigned a[2][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+                // (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15)
+                const int r = wm * 32 + mt * 16 + (j & 1) * 8 + r8;
+                ldmatrix_x4(a[mt], a_st + ig_chunk(r, k16 * 2 + (j >> 1)));
+            }
+#pragma unroll
+            for (int np2 = 0; np2 < 2; ++np2) {
+                // (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15)
+                unsigned q[4];
+                const int r = wn * 32 + np2 * 16 + (j >> 1) * 8 + r8;
+                ldmatrix_x4(q, b_st + ig_chunk(r, k16 * 2 + (j & 1)));
+                b[np2 * 2][0] = q[0];
+                b[np2 * 2][1] = q[1];
+                b[np2 * 2 + 1][0] = q[2];
+                b[np2 * 2 + 1][1] = q[3];
+            }
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < 4; ++nt) mma_bf16_16816(acc[mt][nt], a[mt], b[nt], acc[mt][nt]);
+        }
+    }
+    cp_async_wait<0>();
+
+    const int g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int m = m0 + wm * 32 + mt * 16 + g + 8 * (i / 2);
+                const int n = n0 + wn * 32 + nt * 8 + 2 * t + (i & 1);
+                if (m < M && n < nout) {
+                    const int b = m / L, l = m % L;
+                    y[((size_t)b * nout + n) * L + l] = acc[mt][nt][i] + (bias != nullptr ? bias[n] : 0.0f);
+                }
+            }
+}

@@ -1,0 +1,159 @@
+//! Launches of `kernels/conv1d_igemm.cu`: wide convolutions of dilation 1 (SeqNet's stem and
+//! towers) as implicit GEMMs on the tensor cores, bf16 operands and f32 sums, for the forward
+//! pass and the input gradient; the weight gradient stays with conv1d.cu's f32 kernels. The
+//! input is converted to bf16 channels-last rows first (B·L·cp·2 bytes of scratch), the
+//! weights to bf16 (np·kp·2 bytes).
+
+use super::as_i32;
+use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
+use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dFwd, Conv1dParams};
+
+// These mirror the #defines of kernels/conv1d_igemm.cu (a unit test below compares them).
+const IG_BM: usize = 64;
+const IG_BN: usize = 64;
+const IG_BK: usize = 32;
+pub(crate) const IG_THREADS: u32 = 128;
+
+/// Whether the implicit GEMM takes this convolution: dilation 1 and more than 16 output
+/// channels (16 or fewer are `conv1d_mma`'s), within the grid's limits.
+pub(crate) fn eligible(p: &Conv1dParams) -> bool {
+    p.dilation == 1
+        && p.c_out > 16
+        && p.kernel >= 1
+        && (p.batch * p.len).div_ceil(IG_BM) < i32::MAX as usize
+        && p.c_out.max(p.c_in).div_ceil(IG_BN) <= 65_535
+}
+
+/// One pass: `x` (B, n_in, L) f32 into `y` (B, n_out, L) with w prepared (flipped for the
+/// input gradient), `pad` zeros on the left.
+#[allow(clippy::too_many_arguments)]
+fn pass<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    x: u64,
+    w: u64,
+    bias: u64,
+    y: u64,
+    n_in: usize,
+    n_out: usize,
+    pad: usize,
+    flip: bool,
+) -> BackendResult<()> {
+    const OP: &str = "conv1d_igemm_fwd";
+    let cp = n_in.div_ceil(8) * 8;
+    let kcp = p.kernel * cp;
+    let kp = kcp.div_ceil(IG_BK) * IG_BK;
+    let np = n_out.div_ceil(IG_BN) * IG_BN;
+    let rows = p.batch * p.len;
+    let i = |what: &str, v: usize| as_i32(OP, what, v).map(KArg::I32);
+    as_i32(OP, "positions × channels", rows * cp)?;
+    let mut xh = d.scratch(rows * cp * 2)?;
+    let mut wh = d.scratch(np * kp * 2)?;
+    let (xh_ptr, wh_ptr) = (d.scratch_ptr(&mut xh), d.scratch_ptr(&mut wh));
+    let args =
+        [KArg::Ptr(x), KArg::Ptr(xh_ptr), i("batch", p.batch)?, i("channels", n_in)?, i("len", p.len)?, i("cp", cp)?];
+    // SAFETY: conv1d_igemm_to_rows(const float* x, unsigned short* xh, int B, int C, int L,
+    // int cp); x holds batch·n_in·len floats (checked by the caller), xh batch·len·cp bf16.
+    unsafe {
+        d.launch(
+            "conv1d_igemm",
+            "conv1d_igemm_to_rows",
+            Geometry::linear(grid_stride_blocks(d, rows * cp), THREADS),
+            &args,
+        )?
+    };
+    let (c_in, c_out) = (p.c_in, p.c_out);
+    let args = [
+        KArg::Ptr(w),
+        KArg::Ptr(wh_ptr),
+        i("c_in", c_in)?,
+        i("c_out", c_out)?,
+        i("kernel", p.kernel)?,
+        i("cp", cp)?,
+        i("kp", kp)?,
+        i("np", np)?,
+        KArg::I32(flip as i32),
+    ];
+    // SAFETY: conv1d_igemm_prep_weights(const float* w, unsigned short* wh, int cin, int cout,
+    // int K, int cp, int kp, int np, int flip); w holds c_out·c_in·K floats (checked by the
+    // caller), wh np·kp bf16; with flip the kernel reads w[c, n, ·] for n < c_in, c < c_out.
+    unsafe {
+        d.launch(
+            "conv1d_igemm",
+            "conv1d_igemm_prep_weights",
+            Geometry::linear(grid_stride_blocks(d, np * kp), THREADS),
+            &args,
+        )?
+    };
+    let geometry = Geometry {
+        grid: (rows.div_ceil(IG_BM) as u32, (np / IG_BN) as u32, 1),
+        block: (IG_THREADS, 1, 1),
+        shared_bytes: 0,
+    };
+    let args = [
+        KArg::Ptr(xh_ptr),
+        KArg::Ptr(wh_ptr),
+        KArg::Ptr(bias),
+        KArg::Ptr(y),
+        i("batch", p.batch)?,
+        i("len", p.len)?,
+        i("cp", cp)?,
+        i("kcp", kcp)?,
+        i("kp", kp)?,
+        i("n_out", n_out)?,
+        i("pad", pad)?,
+    ];
+    // SAFETY: conv1d_igemm_fwd(const unsigned short* xh, const unsigned short* wh, const float*
+    // bias, float* y, int B, int L, int cp, int kcp, int kp, int nout, int pad); xh and wh as
+    // written above; y holds batch·n_out·len floats (checked by the caller), bias n_out floats
+    // or null; the grid covers batch·len in IG_BM rows (guarded m < M) and np in IG_BN columns
+    // (wh rows up to np exist; outputs guarded n < nout); static shared memory only.
+    unsafe { d.launch("conv1d_igemm", OP, geometry, &args) }
+}
+
+/// Forward on the tensor cores. Shapes as [`super::conv1d::conv1d_fwd`].
+pub(crate) fn conv1d_fwd<D: KernelDevice>(d: &D, p: &Conv1dParams, b: Conv1dFwd<'_, D::Buf>) -> BackendResult<()> {
+    b.check(p)?;
+    let bias = b.bias.map_or(0, |bias| d.ptr(bias));
+    pass(d, p, d.ptr(b.x), d.ptr(b.w), bias, d.ptr_mut(b.y), p.c_in, p.c_out, p.pad_left(), false)
+}
+
+/// Input gradient on the tensor cores: the forward pass of dy with flipped, transposed weights.
+pub(crate) fn conv1d_bwd_input<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    b: Conv1dBwdInput<'_, D::Buf>,
+) -> BackendResult<()> {
+    b.check(p)?;
+    pass(d, p, d.ptr(b.dy), d.ptr(b.w), 0, d.ptr_mut(b.dx), p.c_out, p.c_in, p.pad_right(), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_match_kernel_defines() {
+        let src = crate::kernels::kernel_file("conv1d_igemm").expect("conv1d_igemm.cu is embedded").text;
+        let define = |name: &str| -> usize {
+            crate::kernels::kernel_define(src, name)
+                .unwrap_or_else(|| panic!("#define {name} missing from conv1d_igemm.cu"))
+                .parse()
+                .unwrap_or_else(|_| panic!("#define {name} is not a plain number"))
+        };
+        assert_eq!(define("IG_BM"), IG_BM);
+        assert_eq!(define("IG_BN"), IG_BN);
+        assert_eq!(define("IG_BK"), IG_BK);
+        assert_eq!(define("IG_THREADS"), IG_THREADS as usize);
+    }
+
+    #[test]
+    fn seqnet_layers_are_eligible_and_denoisenet_layers_are_not() {
+        let p = |c_in, c_out, len, kernel, dilation| Conv1dParams { batch: 128, c_in, c_out, len, kernel, dilation };
+        assert!(eligible(&p(4, 288, 1344, 17, 1)), "the stem");
+        assert!(eligible(&p(288, 323, 224, 5, 1)), "a tower");
+        assert!(eligible(&p(512, 256, 7, 1, 1)), "the 1 × 1");
+        assert!(!eligible(&p(15, 15, 60_000, 51, 8)), "DenoiseNet's: conv1d_mma");
+        assert!(!eligible(&p(64, 64, 100, 3, 2)), "dilation 2");
+    }
+}
