@@ -1,6 +1,7 @@
 // conv1d_igemm.cu — wide convolutions (SeqNet's 4 → 288 stem and 288–512-channel towers,
-// dilation 1) as an implicit GEMM on the tensor cores: bf16 operands, f32 sums, a 3-stage
-// cp.async pipeline. CPU twin: src/backend/cpu/conv1d.rs on bf16-rounded operands; the host
+// dilation 1) as implicit GEMMs on the tensor cores: bf16 operands, f32 sums, a 3-stage
+// cp.async pipeline; forward and input gradient (conv1d_igemm_fwd), weight gradient
+// (conv1d_igemm_wgrad_partial + _reduce, below). CPU twin: src/backend/cpu/conv1d.rs on bf16-rounded operands; the host
 // op is src/backend/cuda/conv1d_igemm.rs.
 //
 // The input is first converted to bf16 channels-last, xh (B, L, cp) with cp = C_in rounded up
@@ -149,4 +150,129 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS)
                     y[((size_t)b * nout + n) * L + l] = acc[mt][nt][i] + (bias != nullptr ? bias[n] : 0.0f);
                 }
             }
+}
+
+// ---- weight gradient ----------------------------------------------------------------------
+//   dW[n, kk] = sum_m dy[m, n] * A[m, kk]   (m = (b, l) over B * L, A the im2col rows of xh)
+// a GEMM of M' = outputs, N' = kk, K' = positions: A' = dy^T from dyh (B, L, cop) bf16 rows and
+// B' = the im2col rows, both through ldmatrix .trans from tiles stored position by position.
+// Block: IG_BN outputs x IG_WN kk, 4 warps (2 x 2) of 32 x 32; positions in slices of IG_WK
+// through IG_STAGES stages; grid.z splits the positions, each split writing its partial
+// part[z, n, kk] (np x kp2); conv1d_igemm_wgrad_reduce sums the splits in order (f64) into
+// dw (C_out, C_in, K). Tiles are 128-byte rows (8 chunks), chunk c of row r stored at c ^ (r & 7).
+#define IG_WN 64
+#define IG_WK 32
+
+__device__ __forceinline__ int ig_chunk128(int r, int c) { return r * 128 + ((c ^ (r & 7)) << 4); }
+
+// One slice of the weight gradient's tiles: dy rows (outputs n0..n0+64) and im2col rows
+// (kk0..kk0+64) of positions p0..p0+IG_WK, 16 bytes per cp.async, zero-filled outside.
+__device__ __forceinline__ void ig_wgrad_load(unsigned char* ds, unsigned char* xs, const unsigned short* __restrict__ xh,
+                                              const unsigned short* __restrict__ dyh, int p0, int M, int L, int cp,
+                                              int kcp, int cop, int pad, int n0, int kk0) {
+    for (int q = threadIdx.x; q < IG_WK * 8; q += IG_THREADS) {
+        const int r = q / 8, c = q % 8;
+        const int m = p0 + r;
+        // dy: outputs n0 + 8c .. + 8 of position m.
+        const int n = n0 + c * 8;
+        const bool dv = m < M && n < cop;
+        cp_async_16(ds + ig_chunk128(r, c), dv ? dyh + (size_t)m * cop + n : dyh, dv);
+        // im2col: kk0 + 8c .. + 8 of position m: 8 channels of one input position.
+        const int kk = kk0 + c * 8;
+        const int b = m / L, l = m % L;
+        const int pos = l - pad + kk / cp;
+        const bool xv = m < M && kk < kcp && pos >= 0 && pos < L;
+        cp_async_16(xs + ig_chunk128(r, c), xv ? xh + ((size_t)b * L + pos) * cp + kk % cp : xh, xv);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 1)
+    conv1d_igemm_wgrad_partial(const unsigned short* __restrict__ xh, const unsigned short* __restrict__ dyh,
+                               float* __restrict__ part, int B, int L, int cp, int kcp, int kp2, int cop, int np,
+                               int pad, int slices_per_split) {
+    __shared__ __align__(16) unsigned char ds[IG_STAGES][IG_WK * 128];
+    __shared__ __align__(16) unsigned char xs[IG_STAGES][IG_WK * 128];
+    const int n0 = blockIdx.x * IG_BN, kk0 = blockIdx.y * IG_WN, split = blockIdx.z;
+    const int M = B * L;
+    const int first = split * slices_per_split * IG_WK;
+    const int slices = max(0, min(slices_per_split, (M - first + IG_WK - 1) / IG_WK));
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int wm = warp / 2, wn = warp % 2;
+    const int j = lane / 8, r8 = lane % 8;
+
+    float acc[2][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) acc[mt][nt][i] = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < IG_STAGES - 1; ++s) {
+        if (s < slices) ig_wgrad_load(ds[s], xs[s], xh, dyh, first + s * IG_WK, M, L, cp, kcp, cop, pad, n0, kk0);
+        cp_async_commit();
+    }
+    for (int s = 0; s < slices; ++s) {
+        cp_async_wait<IG_STAGES - 2>();
+        __syncthreads();
+        const int next = s + IG_STAGES - 1;
+        if (next < slices) {
+            const int st = next % IG_STAGES;
+            ig_wgrad_load(ds[st], xs[st], xh, dyh, first + next * IG_WK, M, L, cp, kcp, cop, pad, n0, kk0);
+        }
+        cp_async_commit();
+        const unsigned char* d_st = ds[s % IG_STAGES];
+        const unsigned char* x_st = xs[s % IG_STAGES];
+#pragma unroll
+        for (int k16 = 0; k16 < IG_WK / 16; ++k16) {
+            unsigned a[2][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+                // A' = dy^T: (n 0-7, pos 0-7), (n 8-15, pos 0-7), (n 0-7, pos 8-15), (n 8-15, pos 8-15)
+                const int r = k16 * 16 + (j >> 1) * 8 + r8;
+                ldmatrix_x4_trans(a[mt], d_st + ig_chunk128(r, (wm * 32 + mt * 16) / 8 + (j & 1)));
+            }
+#pragma unroll
+            for (int np2 = 0; np2 < 2; ++np2) {
+                // B' = im2col: (pos 0-7, kk 0-7), (pos 8-15, kk 0-7), (pos 0-7, kk 8-15), (pos 8-15, kk 8-15)
+                unsigned q[4];
+                const int r = k16 * 16 + (j & 1) * 8 + r8;
+                ldmatrix_x4_trans(q, x_st + ig_chunk128(r, (wn * 32 + np2 * 16) / 8 + (j >> 1)));
+                b[np2 * 2][0] = q[0];
+                b[np2 * 2][1] = q[1];
+                b[np2 * 2 + 1][0] = q[2];
+                b[np2 * 2 + 1][1] = q[3];
+            }
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < 4; ++nt) mma_bf16_16816(acc[mt][nt], a[mt], b[nt], acc[mt][nt]);
+        }
+    }
+    cp_async_wait<0>();
+
+    const int g = lane / 4, t = lane % 4;
+    float* out = part + (size_t)split * np * kp2;
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int n = n0 + wm * 32 + mt * 16 + g + 8 * (i / 2);
+                const int kk = kk0 + wn * 32 + nt * 8 + 2 * t + (i & 1);
+                out[(size_t)n * kp2 + kk] = acc[mt][nt][i];
+            }
+}
+
+// dw[co, ci, k] = sum over the splits (in order, f64) of part[z, co, k * cp + ci].
+extern "C" __global__ void conv1d_igemm_wgrad_reduce(const float* __restrict__ part, float* __restrict__ dw, int splits,
+                                                     int cin, int cout, int K, int cp, int np, int kp2) {
+    GRID_STRIDE_LOOP(i, (long long)cout * cin * K) {
+        const int k = (int)(i % K), ci = (int)((i / K) % cin), co = (int)(i / ((long long)K * cin));
+        double sum = 0.0;
+        for (int z = 0; z < splits; ++z) sum += part[((size_t)z * np + co) * kp2 + (size_t)k * cp + ci];
+        dw[i] = (float)sum;
+    }
 }

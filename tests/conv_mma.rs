@@ -14,10 +14,11 @@ use chromax::backend::{Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv
 use chromax::nn::download_f32;
 use common::{cuda_or_skip, emulator_or_skip, Rng};
 
-/// The shapes, and whether the weight gradient is bf16 too. conv1d_mma.cu (≤ 16 channels):
+/// The shapes, and whether the weight gradient is bf16 too (all are now; the flag stays for
+/// kernels that keep an f32 weight gradient). conv1d_mma.cu (≤ 16 channels):
 /// DenoiseNet's layer (dilation 8: the kernel's shared-fragment path) over a whole tile and a
 /// partial one, its 15 → 1 output layer, a general dilation, 16 channels. conv1d_igemm.cu
-/// (wide, dilation 1; its weight gradient is f32): a stem-like 4 → 40 of width 17 (channels
+/// (wide, dilation 1): a stem-like 4 → 40 of width 17 (channels
 /// padded to 8, rows of two items in one tile), 20 → 70 over two column blocks, 33 → 24 (an
 /// input gradient of 24 → 33), a 1 × 1.
 fn shapes() -> Vec<(Conv1dParams, &'static str, bool)> {
@@ -27,10 +28,10 @@ fn shapes() -> Vec<(Conv1dParams, &'static str, bool)> {
         (p(1, 15, 1, 300, 51, 8), "15 → 1", true),
         (p(2, 5, 7, 200, 5, 3), "a general dilation (3), 5 → 7", true),
         (p(1, 16, 16, 130, 3, 1), "16 → 16, width 3", true),
-        (p(2, 4, 40, 37, 17, 1), "implicit GEMM: 4 → 40, width 17", false),
-        (p(3, 20, 70, 21, 5, 1), "implicit GEMM: 20 → 70, width 5", false),
-        (p(1, 33, 24, 9, 3, 1), "implicit GEMM: 33 → 24, width 3", false),
-        (p(2, 64, 48, 50, 1, 1), "implicit GEMM: 64 → 48, 1 × 1", false),
+        (p(2, 4, 40, 37, 17, 1), "implicit GEMM: 4 → 40, width 17", true),
+        (p(3, 20, 70, 21, 5, 1), "implicit GEMM: 20 → 70, width 5", true),
+        (p(1, 33, 24, 9, 3, 1), "implicit GEMM: 33 → 24, width 3", true),
+        (p(2, 64, 48, 50, 1, 1), "implicit GEMM: 64 → 48, 1 × 1", true),
     ]
 }
 

@@ -121,9 +121,9 @@ impl CpuBackend<f32> {
     }
 
     /// The same backend with the numerics of the CUDA tensor-core convolutions: the operands of
-    /// the shapes `cuda::conv1d_mma` takes (DenoiseNet's 2–16-channel layers: forward and both
-    /// gradients) and `cuda::conv1d_igemm` takes (wide, dilation 1: forward and input
-    /// gradient) rounded to bfloat16 (nearest, ties to even), products and sums in f32; bias
+    /// the shapes `cuda::conv1d_mma` takes (DenoiseNet's 2–16-channel layers) and
+    /// `cuda::conv1d_igemm` takes (wide, dilation 1), forward and both gradients, rounded to
+    /// bfloat16 (nearest, ties to even), products and sums in f32; bias
     /// gradients from f32 dy. The reference the model-level bf16 bounds are measured with; it
     /// copies the rounded operands, so it is not faster than f32.
     pub fn with_bf16_convolutions(mut self, on: bool) -> Self {
@@ -138,18 +138,12 @@ impl CpuBackend<f32> {
 }
 
 impl<T> CpuBackend<T> {
-    /// Whether a convolution's forward pass and input gradient take bf16 operands: the shapes
-    /// CUDA's tensor-core kernels take (few-channel and wide ones).
-    /// With the bf16 GEMM on, the wide shapes' products are bf16 there already: no copy.
+    /// Whether a convolution takes bf16 operands: the shapes CUDA's tensor-core kernels take
+    /// (few-channel and wide ones). With the bf16 GEMM on, the wide shapes' products are
+    /// bf16 there already: no copy.
     fn rounds(&self, p: &Conv1dParams) -> bool {
         use crate::backend::cuda::{conv1d_igemm, conv1d_mma};
         self.bf16_convolutions && (conv1d_mma::eligible(p) || (conv1d_igemm::eligible(p) && !self.bf16_gemm))
-    }
-
-    /// Whether its weight gradient does: only the few-channel kernels' (the wide ones' weight
-    /// gradient is f32 on CUDA).
-    fn rounds_weight_grad(&self, p: &Conv1dParams) -> bool {
-        self.bf16_convolutions && crate::backend::cuda::conv1d_mma::eligible(p)
     }
 }
 
@@ -244,7 +238,7 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     }
 
     fn conv1d_bwd_weight(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Vec<T>>) -> BackendResult<()> {
-        if self.rounds_weight_grad(p) {
+        if self.rounds(p) {
             b.check(p)?;
             let (x, dy) = (bf16_rounded(b.x), bf16_rounded(b.dy));
             let rounded = Conv1dBwdWeight { x: &x, dy: &dy, dw: b.dw, dbias: None };

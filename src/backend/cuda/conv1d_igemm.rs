@@ -1,18 +1,22 @@
 //! Launches of `kernels/conv1d_igemm.cu`: wide convolutions of dilation 1 (SeqNet's stem and
-//! towers) as implicit GEMMs on the tensor cores, bf16 operands and f32 sums, for the forward
-//! pass and the input gradient; the weight gradient stays with conv1d.cu's f32 kernels. The
-//! input is converted to bf16 channels-last rows first (B·L·cp·2 bytes of scratch), the
-//! weights to bf16 (np·kp·2 bytes).
+//! towers) as implicit GEMMs on the tensor cores, bf16 operands and f32 sums: the forward pass,
+//! the input gradient and the weight gradient (split over the positions, the splits summed in
+//! a fixed order). Inputs are converted to bf16 channels-last rows first (B·L·cp·2 bytes of
+//! scratch), the weights to bf16 (np·kp·2 bytes).
 
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dFwd, Conv1dParams};
+use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
 
 // These mirror the #defines of kernels/conv1d_igemm.cu (a unit test below compares them).
 const IG_BM: usize = 64;
 const IG_BN: usize = 64;
 const IG_BK: usize = 32;
+const IG_WN: usize = 64;
+const IG_WK: usize = 32;
 pub(crate) const IG_THREADS: u32 = 128;
+/// Weight-gradient blocks per multiprocessor the position splits aim for.
+const WGRAD_BLOCKS_PER_SM: usize = 4;
 
 /// Whether the implicit GEMM takes this convolution: dilation 1 and more than 16 output
 /// channels (16 or fewer are `conv1d_mma`'s), within the grid's limits.
@@ -22,6 +26,27 @@ pub(crate) fn eligible(p: &Conv1dParams) -> bool {
         && p.kernel >= 1
         && (p.batch * p.len).div_ceil(IG_BM) < i32::MAX as usize
         && p.c_out.max(p.c_in).div_ceil(IG_BN) <= 65_535
+}
+
+/// `x` (B, channels, L) f32 as bf16 channels-last rows (B, L, cp), channels ≥ `channels` zero.
+fn to_rows<D: KernelDevice>(d: &D, p: &Conv1dParams, x: u64, channels: usize, cp: usize) -> BackendResult<D::Scratch> {
+    const OP: &str = "conv1d_igemm_to_rows";
+    let rows = p.batch * p.len;
+    let i = |what: &str, v: usize| as_i32(OP, what, v).map(KArg::I32);
+    as_i32(OP, "positions × channels", rows * cp)?;
+    let mut xh = d.scratch(rows * cp * 2)?;
+    let args = [
+        KArg::Ptr(x),
+        KArg::Ptr(d.scratch_ptr(&mut xh)),
+        i("batch", p.batch)?,
+        i("channels", channels)?,
+        i("len", p.len)?,
+        i("cp", cp)?,
+    ];
+    // SAFETY: conv1d_igemm_to_rows(const float* x, unsigned short* xh, int B, int C, int L,
+    // int cp); x holds batch·channels·len floats (checked by the caller), xh batch·len·cp bf16.
+    unsafe { d.launch("conv1d_igemm", OP, Geometry::linear(grid_stride_blocks(d, rows * cp), THREADS), &args)? };
+    Ok(xh)
 }
 
 /// One pass: `x` (B, n_in, L) f32 into `y` (B, n_out, L) with w prepared (flipped for the
@@ -46,22 +71,9 @@ fn pass<D: KernelDevice>(
     let np = n_out.div_ceil(IG_BN) * IG_BN;
     let rows = p.batch * p.len;
     let i = |what: &str, v: usize| as_i32(OP, what, v).map(KArg::I32);
-    as_i32(OP, "positions × channels", rows * cp)?;
-    let mut xh = d.scratch(rows * cp * 2)?;
+    let mut xh = to_rows(d, p, x, n_in, cp)?;
     let mut wh = d.scratch(np * kp * 2)?;
     let (xh_ptr, wh_ptr) = (d.scratch_ptr(&mut xh), d.scratch_ptr(&mut wh));
-    let args =
-        [KArg::Ptr(x), KArg::Ptr(xh_ptr), i("batch", p.batch)?, i("channels", n_in)?, i("len", p.len)?, i("cp", cp)?];
-    // SAFETY: conv1d_igemm_to_rows(const float* x, unsigned short* xh, int B, int C, int L,
-    // int cp); x holds batch·n_in·len floats (checked by the caller), xh batch·len·cp bf16.
-    unsafe {
-        d.launch(
-            "conv1d_igemm",
-            "conv1d_igemm_to_rows",
-            Geometry::linear(grid_stride_blocks(d, rows * cp), THREADS),
-            &args,
-        )?
-    };
     let (c_in, c_out) = (p.c_in, p.c_out);
     let args = [
         KArg::Ptr(w),
@@ -128,6 +140,82 @@ pub(crate) fn conv1d_bwd_input<D: KernelDevice>(
     pass(d, p, d.ptr(b.dy), d.ptr(b.w), 0, d.ptr_mut(b.dx), p.c_out, p.c_in, p.pad_right(), true)
 }
 
+/// Splits of the positions for the weight gradient: (splits, slices of IG_WK per split), enough
+/// blocks to fill the device.
+pub(crate) fn wgrad_splits(p: &Conv1dParams, tiles: usize, multiprocessors: usize) -> (usize, usize) {
+    let slices = (p.batch * p.len).div_ceil(IG_WK).max(1);
+    let wanted = (WGRAD_BLOCKS_PER_SM * multiprocessors.max(1)).div_ceil(tiles.max(1)).clamp(1, slices);
+    let per_split = slices.div_ceil(wanted);
+    (slices.div_ceil(per_split), per_split)
+}
+
+/// Weight gradient on the tensor cores (the bias gradient, where asked, by conv1d.cu's f32
+/// kernels): split over the positions, the splits' partials summed in a fixed order.
+pub(crate) fn conv1d_bwd_weight<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    b: Conv1dBwdWeight<'_, D::Buf>,
+) -> BackendResult<()> {
+    const OP: &str = "conv1d_igemm_wgrad_partial";
+    b.check(p)?;
+    let (cp, cop) = (p.c_in.div_ceil(8) * 8, p.c_out.div_ceil(8) * 8);
+    let kcp = p.kernel * cp;
+    let kp2 = kcp.div_ceil(IG_WN) * IG_WN;
+    let np = p.c_out.div_ceil(IG_BN) * IG_BN;
+    let mut xh = to_rows(d, p, d.ptr(b.x), p.c_in, cp)?;
+    let mut dyh = to_rows(d, p, d.ptr(b.dy), p.c_out, cop)?;
+    let tiles = (np / IG_BN) * (kp2 / IG_WN);
+    let (splits, per_split) = wgrad_splits(p, tiles, d.multiprocessors());
+    let mut part_mem = d.scratch(splits * np * kp2 * 4)?;
+    let part = d.scratch_ptr(&mut part_mem);
+    let i = |what: &str, v: usize| as_i32(OP, what, v).map(KArg::I32);
+    let geometry = Geometry {
+        grid: ((np / IG_BN) as u32, (kp2 / IG_WN) as u32, as_i32(OP, "splits", splits)? as u32),
+        block: (IG_THREADS, 1, 1),
+        shared_bytes: 0,
+    };
+    let args = [
+        KArg::Ptr(d.scratch_ptr(&mut xh)),
+        KArg::Ptr(d.scratch_ptr(&mut dyh)),
+        KArg::Ptr(part),
+        i("batch", p.batch)?,
+        i("len", p.len)?,
+        i("cp", cp)?,
+        i("kcp", kcp)?,
+        i("kp2", kp2)?,
+        i("cop", cop)?,
+        i("np", np)?,
+        i("pad", p.pad_left())?,
+        i("slices per split", per_split)?,
+    ];
+    // SAFETY: conv1d_igemm_wgrad_partial(const unsigned short* xh, const unsigned short* dyh,
+    // float* part, int B, int L, int cp, int kcp, int kp2, int cop, int np, int pad, int
+    // slices_per_split); xh holds batch·len·cp and dyh batch·len·cop bf16 (written above);
+    // part splits·np·kp2 floats, block (x, y, z) writing the 64 × 64 tile (x, y) of split z
+    // whole; loads guarded by position, channel and kk; static shared memory only.
+    unsafe { d.launch("conv1d_igemm", OP, geometry, &args)? };
+    let args = [
+        KArg::Ptr(part),
+        KArg::Ptr(d.ptr_mut(b.dw)),
+        i("splits", splits)?,
+        i("c_in", p.c_in)?,
+        i("c_out", p.c_out)?,
+        i("kernel", p.kernel)?,
+        i("cp", cp)?,
+        i("np", np)?,
+        i("kp2", kp2)?,
+    ];
+    let reduce = Geometry::linear(grid_stride_blocks(d, p.weight_len()), THREADS);
+    // SAFETY: conv1d_igemm_wgrad_reduce(const float* part, float* dw, int splits, int cin,
+    // int cout, int K, int cp, int np, int kp2); part as written above (co < c_out ≤ np,
+    // k·cp + ci < kcp ≤ kp2), dw c_out·c_in·K floats (checked above).
+    unsafe { d.launch("conv1d_igemm", "conv1d_igemm_wgrad_reduce", reduce, &args)? };
+    if let Some(db) = b.dbias {
+        super::conv1d::bias_grad(d, p, d.ptr(b.dy), d.ptr_mut(db))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +233,19 @@ mod tests {
         assert_eq!(define("IG_BN"), IG_BN);
         assert_eq!(define("IG_BK"), IG_BK);
         assert_eq!(define("IG_THREADS"), IG_THREADS as usize);
+        assert_eq!(define("IG_WN"), IG_WN);
+        assert_eq!(define("IG_WK"), IG_WK);
+    }
+
+    #[test]
+    fn weight_gradient_splits_cover_the_positions_once() {
+        for (batch, len, tiles, sms) in [(128, 448, 5 * 23, 132), (2, 37, 1, 132), (1, 9, 4, 1), (128, 14, 8 * 32, 132)]
+        {
+            let p = Conv1dParams { batch, c_in: 8, c_out: 64, len, kernel: 5, dilation: 1 };
+            let (splits, per) = wgrad_splits(&p, tiles, sms);
+            let slices = (batch * len).div_ceil(IG_WK);
+            assert!(splits * per >= slices && (splits - 1) * per < slices, "{p:?}: {splits} × {per} for {slices}");
+        }
     }
 
     #[test]

@@ -167,9 +167,8 @@ impl<D: KernelDevice> KernelBackend<D> {
     }
 
     /// The same backend with convolutions on the tensor cores, bf16 operands and f32 sums:
-    /// DenoiseNet's few-channel layers (`conv1d_mma`: forward and both gradients) and wide
-    /// convolutions of dilation 1 (`conv1d_igemm`, SeqNet's: forward and input gradient; their
-    /// weight gradient stays f32). The first convolution of a coverage input (1 → 15) and 1 × 1
+    /// DenoiseNet's few-channel layers (`conv1d_mma`) and wide convolutions of dilation 1
+    /// (`conv1d_igemm`, SeqNet's), forward and both gradients. The first convolution of a coverage input (1 → 15) and 1 × 1
     /// convolutions of few channels stay f32.
     pub fn with_bf16_convolutions(mut self, on: bool) -> Self {
         self.bf16_convolutions = on;
@@ -286,6 +285,9 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
     fn conv1d_bwd_weight(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, D::Buf>) -> BackendResult<()> {
         if self.bf16_convolutions && conv1d_mma::eligible(p) {
             return conv1d_mma::conv1d_bwd_weight(&self.device, p, b);
+        }
+        if self.bf16_convolutions && conv1d_igemm::eligible(p) {
+            return conv1d_igemm::conv1d_bwd_weight(&self.device, p, b);
         }
         conv1d::conv1d_bwd_weight(&self.device, p, b)
     }
