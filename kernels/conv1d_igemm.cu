@@ -58,7 +58,7 @@ extern "C" __global__ void conv1d_igemm_prep_weights(const float* __restrict__ w
 extern "C" __global__ void __launch_bounds__(IG_THREADS)
     conv1d_igemm_fwd(const unsigned short* __restrict__ xh, const unsigned short* __restrict__ wh,
                      const float* __restrict__ bias, float* __restrict__ y, int B, int L, int cp, int kcp, int kp,
-                     int nout, int pad) {
+                     int nout, int pad, int slices_per_split, float* __restrict__ part) {
     __shared__ __align__(16) unsigned char as[IG_STAGES][IG_BM * 64];
     __shared__ __align__(16) unsigned char bs[IG_STAGES][IG_BN * 64];
     const int m0 = blockIdx.x * IG_BM, n0 = blockIdx.y * IG_BN;
@@ -66,12 +66,15 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS)
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int wm = warp / 2, wn = warp % 2;
     const int j = lane / 8, r8 = lane % 8;
-    const int slices = kp / IG_BK;
+    // Split-K (grid.z > 1, short layers): this block sums slices [s0, s0 + slices) into
+    // part[z, m, n] (M x nout) instead of y; conv1d_igemm_splitk_reduce adds the splits.
+    const int s0 = blockIdx.z * slices_per_split;
+    const int slices = max(0, min(slices_per_split, kp / IG_BK - s0));
 
     // Each thread loads 2 of the 256 A chunks and 2 of the 256 B chunks of a slice; its A
     // rows' positions are fixed for the whole loop.
     auto load = [&](int s, int stage) {
-        const int kk0 = s * IG_BK;
+        const int kk0 = (s0 + s) * IG_BK;
         for (int q = threadIdx.x; q < IG_BM * 4; q += IG_THREADS) {
             const int r = q / 4, c = q % 4;
             const int m = m0 + r, kk = kk0 + c * 8;
@@ -146,10 +149,28 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS)
                 const int m = m0 + wm * 32 + mt * 16 + g + 8 * (i / 2);
                 const int n = n0 + wn * 32 + nt * 8 + 2 * t + (i & 1);
                 if (m < M && n < nout) {
-                    const int b = m / L, l = m % L;
-                    y[((size_t)b * nout + n) * L + l] = acc[mt][nt][i] + (bias != nullptr ? bias[n] : 0.0f);
+                    if (part != nullptr) {
+                        part[((size_t)blockIdx.z * M + m) * nout + n] = acc[mt][nt][i];
+                    } else {
+                        const int b = m / L, l = m % L;
+                        y[((size_t)b * nout + n) * L + l] = acc[mt][nt][i] + (bias != nullptr ? bias[n] : 0.0f);
+                    }
                 }
             }
+}
+
+// y[b, n, l] = bias[n] + the splits' partials of row m = (b, l), summed in split order.
+extern "C" __global__ void conv1d_igemm_splitk_reduce(const float* __restrict__ part, const float* __restrict__ bias,
+                                                      float* __restrict__ y, int splits, int B, int L, int nout) {
+    const long long M = (long long)B * L;
+    GRID_STRIDE_LOOP(i, M * nout) {
+        // i runs over y's layout (b, n, l), so the writes are coalesced.
+        const int l = (int)(i % L), n = (int)((i / L) % nout), b = (int)(i / ((long long)L * nout));
+        const long long m = (long long)b * L + l;
+        float sum = 0.0f;
+        for (int z = 0; z < splits; ++z) sum += part[((size_t)z * M + m) * nout + n];
+        y[i] = sum + (bias != nullptr ? bias[n] : 0.0f);
+    }
 }
 
 // ---- weight gradient ----------------------------------------------------------------------

@@ -19,8 +19,8 @@ use common::{cuda_or_skip, emulator_or_skip, Rng};
 /// DenoiseNet's layer (dilation 8: the kernel's shared-fragment path) over a whole tile and a
 /// partial one, its 15 → 1 output layer, a general dilation, 16 channels. conv1d_igemm.cu
 /// (wide, dilation 1): a stem-like 4 → 40 of width 17 (channels
-/// padded to 8, rows of two items in one tile), 20 → 70 over two column blocks, 33 → 24 (an
-/// input gradient of 24 → 33), a 1 × 1.
+/// padded to 8, rows of two items in one tile; its input gradient splits its K), 20 → 70 over
+/// two column blocks, 33 → 24 (an input gradient of 24 → 33), a 1 × 1, a split K.
 fn shapes() -> Vec<(Conv1dParams, &'static str, bool)> {
     let p = |batch, c_in, c_out, len, kernel, dilation| Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
     vec![
@@ -32,6 +32,7 @@ fn shapes() -> Vec<(Conv1dParams, &'static str, bool)> {
         (p(3, 20, 70, 21, 5, 1), "implicit GEMM: 20 → 70, width 5", true),
         (p(1, 33, 24, 9, 3, 1), "implicit GEMM: 33 → 24, width 3", true),
         (p(2, 64, 48, 50, 1, 1), "implicit GEMM: 64 → 48, 1 × 1", true),
+        (p(1, 64, 40, 20, 9, 1), "implicit GEMM, split K (18 slices in 2): 64 → 40, width 9", true),
     ]
 }
 

@@ -17,6 +17,10 @@ const IG_WK: usize = 32;
 pub(crate) const IG_THREADS: u32 = 128;
 /// Weight-gradient blocks per multiprocessor the position splits aim for.
 const WGRAD_BLOCKS_PER_SM: usize = 4;
+/// Forward blocks per multiprocessor below which a layer splits its K (6 fit by registers).
+const FWD_BLOCKS_PER_SM: usize = 3;
+/// The shortest K split, in slices of IG_BK.
+const MIN_SPLIT_SLICES: usize = 8;
 
 /// Whether the implicit GEMM takes this convolution: dilation 1 and more than 16 output
 /// channels (16 or fewer are `conv1d_mma`'s), within the grid's limits.
@@ -97,8 +101,12 @@ fn pass<D: KernelDevice>(
             &args,
         )?
     };
+    let tiles = rows.div_ceil(IG_BM) * (np / IG_BN);
+    let (splits, per_split) = fwd_splits(tiles, kp / IG_BK, d.multiprocessors());
+    let mut part_mem = if splits > 1 { Some(d.scratch(splits * rows * n_out * 4)?) } else { None };
+    let part = part_mem.as_mut().map_or(0, |m| d.scratch_ptr(m));
     let geometry = Geometry {
-        grid: (rows.div_ceil(IG_BM) as u32, (np / IG_BN) as u32, 1),
+        grid: (rows.div_ceil(IG_BM) as u32, (np / IG_BN) as u32, as_i32(OP, "splits", splits)? as u32),
         block: (IG_THREADS, 1, 1),
         shared_bytes: 0,
     };
@@ -114,13 +122,47 @@ fn pass<D: KernelDevice>(
         i("kp", kp)?,
         i("n_out", n_out)?,
         i("pad", pad)?,
+        i("slices per split", per_split)?,
+        KArg::Ptr(part),
     ];
     // SAFETY: conv1d_igemm_fwd(const unsigned short* xh, const unsigned short* wh, const float*
-    // bias, float* y, int B, int L, int cp, int kcp, int kp, int nout, int pad); xh and wh as
-    // written above; y holds batch·n_out·len floats (checked by the caller), bias n_out floats
-    // or null; the grid covers batch·len in IG_BM rows (guarded m < M) and np in IG_BN columns
-    // (wh rows up to np exist; outputs guarded n < nout); static shared memory only.
-    unsafe { d.launch("conv1d_igemm", OP, geometry, &args) }
+    // bias, float* y, int B, int L, int cp, int kcp, int kp, int nout, int pad, int
+    // slices_per_split, float* part); xh and wh as written above; y holds batch·n_out·len
+    // floats (checked by the caller), bias n_out floats or null; part null (one split: the
+    // kernel writes y) or splits·rows·n_out floats; the grid covers batch·len in IG_BM rows
+    // (guarded m < M), np in IG_BN columns (wh rows up to np exist; outputs guarded n < nout)
+    // and the splits of kp / IG_BK slices; static shared memory only.
+    unsafe { d.launch("conv1d_igemm", OP, geometry, &args)? };
+    if splits > 1 {
+        let args = [
+            KArg::Ptr(part),
+            KArg::Ptr(bias),
+            KArg::Ptr(y),
+            i("splits", splits)?,
+            i("batch", p.batch)?,
+            i("len", p.len)?,
+            i("n_out", n_out)?,
+        ];
+        let reduce = Geometry::linear(grid_stride_blocks(d, rows * n_out), THREADS);
+        // SAFETY: conv1d_igemm_splitk_reduce(const float* part, const float* bias, float* y,
+        // int splits, int B, int L, int nout); part holds splits·rows·n_out floats, every one
+        // written above (each split's block writes its rows m < M and n < nout); y
+        // batch·n_out·len floats.
+        unsafe { d.launch("conv1d_igemm", "conv1d_igemm_splitk_reduce", reduce, &args)? };
+    }
+    Ok(())
+}
+
+/// Split-K of the forward GEMM: (splits, slices per split). A layer whose tiles do not fill
+/// the device (SeqNet's late towers: 14 positions × 128 items = 28 × 8 tiles) splits its K
+/// slices so that about FWD_BLOCKS_PER_SM blocks per SM run, each split at least
+/// MIN_SPLIT_SLICES slices long; the partials are then summed in split order.
+pub(crate) fn fwd_splits(tiles: usize, slices: usize, multiprocessors: usize) -> (usize, usize) {
+    let target = FWD_BLOCKS_PER_SM * multiprocessors.max(1);
+    let most = (slices / MIN_SPLIT_SLICES).max(1);
+    let wanted = if tiles >= target { 1 } else { target.div_ceil(tiles.max(1)).min(most) };
+    let per_split = slices.max(1).div_ceil(wanted);
+    (slices.max(1).div_ceil(per_split), per_split)
 }
 
 /// Forward on the tensor cores. Shapes as [`super::conv1d::conv1d_fwd`].
@@ -235,6 +277,20 @@ mod tests {
         assert_eq!(define("IG_THREADS"), IG_THREADS as usize);
         assert_eq!(define("IG_WN"), IG_WN);
         assert_eq!(define("IG_WK"), IG_WK);
+    }
+
+    #[test]
+    fn short_layers_split_their_k_and_long_ones_do_not() {
+        // SeqNet batch 128 on 132 SMs: tower 1 (448 positions, 288 → 288, K 5) and tower 6
+        // (14 positions, 456 → 512).
+        let tower1 = ((128 * 448usize).div_ceil(IG_BM) * 5, 1440 / IG_BK);
+        assert_eq!(fwd_splits(tower1.0, tower1.1, 132), (1, 45));
+        let tower6 = ((128 * 14usize).div_ceil(IG_BM) * 8, 2304 / IG_BK);
+        let (splits, per) = fwd_splits(tower6.0, tower6.1, 132);
+        assert!(splits > 1 && tower6.0 * splits >= 396, "tower 6: {splits} splits of {per}");
+        assert!(splits * per >= tower6.1 && (splits - 1) * per < tower6.1 && per >= MIN_SPLIT_SLICES);
+        // Few slices never split below MIN_SPLIT_SLICES.
+        assert_eq!(fwd_splits(1, 5, 132), (1, 5));
     }
 
     #[test]
