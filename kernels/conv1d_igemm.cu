@@ -27,6 +27,19 @@
 
 __device__ __forceinline__ int ig_chunk(int r, int c) { return r * 64 + ((c ^ ((r >> 1) & 3)) << 4); }
 
+// A warp's 32 x 32 step of k16: a[mt] the A fragments of its two M-tiles, q[p] two ldmatrix
+// .x4 results each holding the B fragments of n-tiles 2p and 2p + 1.
+__device__ __forceinline__ void ig_warp_mma(float (&acc)[2][4][4], const unsigned (&a)[2][4],
+                                            const unsigned (&q)[2][4]) {
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+            const unsigned b[2] = {q[nt / 2][(nt % 2) * 2], q[nt / 2][(nt % 2) * 2 + 1]};
+            mma_bf16_16816(acc[mt][nt], a[mt], b, acc[mt][nt]);
+        }
+}
+
 // xh (B, L, cp) bf16 <- x (B, C, L) f32, channels c >= C zero.
 extern "C" __global__ void conv1d_igemm_to_rows(const float* __restrict__ x, unsigned short* __restrict__ xh, int B,
                                                 int C, int L, int cp) {
@@ -113,28 +126,21 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS)
         const unsigned char* b_st = bs[s % IG_STAGES];
 #pragma unroll
         for (int k16 = 0; k16 < 2; ++k16) {
-            unsigned a[2][4], b[4][2];
+            unsigned a[2][4];
 #pragma unroll
             for (int mt = 0; mt < 2; ++mt) {
                 // (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15)
                 const int r = wm * 32 + mt * 16 + (j & 1) * 8 + r8;
                 ldmatrix_x4(a[mt], a_st + ig_chunk(r, k16 * 2 + (j >> 1)));
             }
+            unsigned q[2][4];
 #pragma unroll
             for (int np2 = 0; np2 < 2; ++np2) {
                 // (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15)
-                unsigned q[4];
                 const int r = wn * 32 + np2 * 16 + (j >> 1) * 8 + r8;
-                ldmatrix_x4(q, b_st + ig_chunk(r, k16 * 2 + (j & 1)));
-                b[np2 * 2][0] = q[0];
-                b[np2 * 2][1] = q[1];
-                b[np2 * 2 + 1][0] = q[2];
-                b[np2 * 2 + 1][1] = q[3];
+                ldmatrix_x4(q[np2], b_st + ig_chunk(r, k16 * 2 + (j & 1)));
             }
-#pragma unroll
-            for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < 4; ++nt) mma_bf16_16816(acc[mt][nt], a[mt], b[nt], acc[mt][nt]);
+            ig_warp_mma(acc, a, q);
         }
     }
     cp_async_wait<0>();
@@ -247,28 +253,21 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 1)
         const unsigned char* x_st = xs[s % IG_STAGES];
 #pragma unroll
         for (int k16 = 0; k16 < IG_WK / 16; ++k16) {
-            unsigned a[2][4], b[4][2];
+            unsigned a[2][4];
 #pragma unroll
             for (int mt = 0; mt < 2; ++mt) {
                 // A' = dy^T: (n 0-7, pos 0-7), (n 8-15, pos 0-7), (n 0-7, pos 8-15), (n 8-15, pos 8-15)
                 const int r = k16 * 16 + (j >> 1) * 8 + r8;
                 ldmatrix_x4_trans(a[mt], d_st + ig_chunk128(r, (wm * 32 + mt * 16) / 8 + (j & 1)));
             }
+            unsigned q[2][4];
 #pragma unroll
             for (int np2 = 0; np2 < 2; ++np2) {
                 // B' = im2col: (pos 0-7, kk 0-7), (pos 8-15, kk 0-7), (pos 0-7, kk 8-15), (pos 8-15, kk 8-15)
-                unsigned q[4];
                 const int r = k16 * 16 + (j & 1) * 8 + r8;
-                ldmatrix_x4_trans(q, x_st + ig_chunk128(r, (wn * 32 + np2 * 16) / 8 + (j >> 1)));
-                b[np2 * 2][0] = q[0];
-                b[np2 * 2][1] = q[1];
-                b[np2 * 2 + 1][0] = q[2];
-                b[np2 * 2 + 1][1] = q[3];
+                ldmatrix_x4_trans(q[np2], x_st + ig_chunk128(r, (wn * 32 + np2 * 16) / 8 + (j >> 1)));
             }
-#pragma unroll
-            for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < 4; ++nt) mma_bf16_16816(acc[mt][nt], a[mt], b[nt], acc[mt][nt]);
+            ig_warp_mma(acc, a, q);
         }
     }
     cp_async_wait<0>();

@@ -42,6 +42,15 @@ pub struct KernelSignature {
     pub param_types: Vec<String>,
 }
 
+/// The number of `#define NAME VALUE` in kernels/`stem`.cu, for tests that hold the host's
+/// mirrored constants to the kernels'. Panics (tests only) when it is missing or not a number.
+#[cfg(test)]
+pub(crate) fn kernel_define_number(stem: &str, name: &str) -> usize {
+    let src = kernel_file(stem).unwrap_or_else(|| panic!("kernels/{stem}.cu is embedded")).text;
+    let value = kernel_define(src, name).unwrap_or_else(|| panic!("#define {name} missing from kernels/{stem}.cu"));
+    value.parse().unwrap_or_else(|_| panic!("#define {name} in kernels/{stem}.cu is not a plain number: {value}"))
+}
+
 /// The value of `#define NAME VALUE` in a kernel file's text (the rest of the line, trimmed),
 /// for tests that hold the host's mirrored constants to the kernels'.
 pub fn kernel_define<'a>(text: &'a str, name: &str) -> Option<&'a str> {

@@ -264,13 +264,7 @@ mod tests {
 
     #[test]
     fn constants_match_kernel_defines() {
-        let src = crate::kernels::kernel_file("conv1d_igemm").expect("conv1d_igemm.cu is embedded").text;
-        let define = |name: &str| -> usize {
-            crate::kernels::kernel_define(src, name)
-                .unwrap_or_else(|| panic!("#define {name} missing from conv1d_igemm.cu"))
-                .parse()
-                .unwrap_or_else(|_| panic!("#define {name} is not a plain number"))
-        };
+        let define = |name: &str| crate::kernels::kernel_define_number("conv1d_igemm", name);
         assert_eq!(define("IG_BM"), IG_BM);
         assert_eq!(define("IG_BN"), IG_BN);
         assert_eq!(define("IG_BK"), IG_BK);

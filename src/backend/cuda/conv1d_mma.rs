@@ -204,13 +204,7 @@ mod tests {
 
     #[test]
     fn constants_match_kernel_defines() {
-        let src = crate::kernels::kernel_file("conv1d_mma").expect("conv1d_mma.cu is embedded").text;
-        let define = |name: &str| -> usize {
-            crate::kernels::kernel_define(src, name)
-                .unwrap_or_else(|| panic!("#define {name} missing from conv1d_mma.cu"))
-                .parse()
-                .unwrap_or_else(|_| panic!("#define {name} is not a plain number"))
-        };
+        let define = |name: &str| crate::kernels::kernel_define_number("conv1d_mma", name);
         assert_eq!(define("MMA_WARPS"), MMA_WARPS as usize);
         assert_eq!(define("MMA_MT"), MMA_MT);
         assert_eq!(define("MMA_WG_WARPS"), MMA_WG_WARPS as usize);
