@@ -63,34 +63,41 @@ fn run<B: Backend<Elem = f32>>(b: &B, p: &Conv1dParams, x: &[f32], w: &[f32], bi
     Out { y: down(&y), dx: down(&dx), dw: down(&dw), db: down(&db) }
 }
 
+/// Small-integer inputs: every product and sum exact in f32 (and in bf16), so any summation
+/// order gives the same bits: `imp` must equal the CPU specification exactly in y, dx, dw and
+/// dbias.
+fn check_integers<B: Backend<Elem = f32>>(imp: &B, p: &Conv1dParams, what: &str, rng: &mut Rng) {
+    let cpu = CpuBackend::new();
+    let who = imp.describe();
+    let int =
+        |rng: &mut Rng, n: usize, r: f64| -> Vec<f32> { (0..n).map(|_| rng.uniform(-r, r).round() as f32).collect() };
+    let (x, w, bias, dy) = (
+        int(rng, p.input_len(), 4.0),
+        int(rng, p.weight_len(), 3.0),
+        int(rng, p.c_out, 9.0),
+        int(rng, p.output_len(), 4.0),
+    );
+    let got = run(imp, p, &x, &w, &bias, &dy);
+    let want = run(&cpu, p, &x, &w, &bias, &dy);
+    for (name, g, e) in
+        [("y", &got.y, &want.y), ("dx", &got.dx, &want.dx), ("dw", &got.dw, &want.dw), ("dbias", &got.db, &want.db)]
+    {
+        let bad = g.iter().zip(e.iter()).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert!(
+            bad.is_none(),
+            "{who}: {what}: integer {name}[{}] = {} vs the CPU's {}",
+            bad.unwrap(),
+            g[bad.unwrap()],
+            e[bad.unwrap()]
+        );
+    }
+}
+
 fn check<B: Backend<Elem = f32>>(imp: &B, who: &str) {
     let cpu = CpuBackend::new();
     let mut rng = Rng::new(1616);
     for (p, what, wgrad_bf16) in shapes() {
-        // Small integers: every product and sum exact in f32, so any order gives the same bits.
-        let int = |rng: &mut Rng, n: usize, r: f64| -> Vec<f32> {
-            (0..n).map(|_| rng.uniform(-r, r).round() as f32).collect()
-        };
-        let (x, w, bias, dy) = (
-            int(&mut rng, p.input_len(), 4.0),
-            int(&mut rng, p.weight_len(), 3.0),
-            int(&mut rng, p.c_out, 9.0),
-            int(&mut rng, p.output_len(), 4.0),
-        );
-        let got = run(imp, &p, &x, &w, &bias, &dy);
-        let want = run(&cpu, &p, &x, &w, &bias, &dy);
-        for (name, g, e) in
-            [("y", &got.y, &want.y), ("dx", &got.dx, &want.dx), ("dw", &got.dw, &want.dw), ("dbias", &got.db, &want.db)]
-        {
-            let bad = g.iter().zip(e.iter()).position(|(a, b)| a.to_bits() != b.to_bits());
-            assert!(
-                bad.is_none(),
-                "{who}: {what}: integer {name}[{}] = {} vs the CPU's {}",
-                bad.unwrap(),
-                g[bad.unwrap()],
-                e[bad.unwrap()]
-            );
-        }
+        check_integers(imp, &p, what, &mut rng);
 
         // Random values against the CPU on bf16-rounded operands and on the f32 ones.
         let (x, w, bias, dy) = (
@@ -157,4 +164,33 @@ fn tensor_core_convolutions_match_the_cpu_in_the_emulator() {
 fn tensor_core_convolutions_match_the_cpu_on_the_gpu() {
     let Some(cuda) = cuda_or_skip("tensor_core_convolutions_match_the_cpu_on_the_gpu") else { return };
     check(&cuda.with_bf16_convolutions(true), "cuda");
+}
+
+/// Every convolution shape of the op table (tests/ops.rs) with the tensor-core convolutions
+/// on: small-integer inputs bit-identical to the CPU, whichever kernel takes the shape (the
+/// bf16 ones where eligible, the f32 ones elsewhere). The real-sized rows run on a GPU only.
+fn check_op_table<B: Backend<Elem = f32>>(imp: &B, with_real: bool) {
+    let mut rng = Rng::new(1717);
+    let mut ran = 0;
+    for (p, real, why) in common::op_table_convs() {
+        if real && !with_real {
+            continue;
+        }
+        check_integers(imp, &p, why, &mut rng);
+        ran += 1;
+    }
+    common::say(&format!("{}: {ran} op-table convolution shapes bit-identical to the CPU on integers", imp.describe()));
+}
+
+#[test]
+fn the_op_tables_convolutions_match_the_cpu_with_bf16_on_in_the_emulator() {
+    let test = "the_op_tables_convolutions_match_the_cpu_with_bf16_on_in_the_emulator";
+    let Some(emu) = emulator_or_skip(test, 132) else { return };
+    check_op_table(&emu.with_bf16_convolutions(true), false);
+}
+
+#[test]
+fn the_op_tables_convolutions_match_the_cpu_with_bf16_on_on_the_gpu() {
+    let Some(cuda) = cuda_or_skip("the_op_tables_convolutions_match_the_cpu_with_bf16_on_on_the_gpu") else { return };
+    check_op_table(&cuda.with_bf16_convolutions(true), true);
 }

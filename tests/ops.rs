@@ -70,10 +70,6 @@ fn real(case: Case, why: &'static str) -> Row {
     Row { case, real: true, why }
 }
 
-fn conv(batch: usize, c_in: usize, c_out: usize, len: usize, kernel: usize, dilation: usize) -> Case {
-    Case::Conv(Conv1dParams { batch, c_in, c_out, len, kernel, dilation })
-}
-
 fn head(batch: usize, cells: usize, dim: usize) -> SparseHeadParams {
     SparseHeadParams { batch, cells, dim }
 }
@@ -86,69 +82,56 @@ fn table() -> Vec<Row> {
     let bn = |batch, channels, len| Case::BatchNorm(BatchNormParams { batch, channels, len, eps: 1e-3, momentum: 0.9 });
     let dropout = |n, rate, seed| Case::Dropout(n, DropoutParams { rate, seed });
     let one_hot = |batch, len, s| Case::OneHot(OneHotParams { batch, len }, s);
-    vec![
-        real(conv(2, 15, 15, 60_000, 51, 8), "the denoiser's residual-block conv on one real interval"),
-        row(conv(2, 15, 15, 1500, 51, 8), "the denoiser's conv: several tiles, halo beyond the tile"),
-        row(conv(1, 3, 5, 1, 3, 1), "length 1"),
-        row(conv(2, 4, 3, 37, 51, 8), "length below the receptive field (401)"),
-        row(conv(3, 7, 9, 1000, 5, 3), "channel counts not multiples of the 16-channel tiles"),
-        row(conv(2, 15, 1, 700, 1, 1), "1×1 conv (the regression head)"),
-        row(conv(1, 1, 15, 2000, 51, 8), "one input channel (the first block's input)"),
-        row(conv(1, 5, 6, 777, 4, 2), "even kernel: padding one longer on the right"),
-        row(conv(1, 40, 20, 600, 9, 4), "more input channels than one shared-memory tile"),
-        row(conv(2, 24, 32, 67, 5, 1), "a SeqNet tower conv, short length (one position per thread)"),
-        row(
-            conv(2, 20, 18, 200, 5, 1),
-            "a 256-position tile (two per thread), 18 output channels: a partial second tile",
-        ),
-        row(conv(1, 72, 33, 140, 3, 2), "two positions per thread with three 16-channel tiles, the last holding one"),
-        row(conv(1, 3, 4, 300, 67, 1), "kernel 67: more weight-gradient tasks (4·K) than threads, two rounds"),
-        real(Case::Elementwise(2 * 15 * 60_000), "one real interval's activations"),
-        real(Case::Elementwise(3_000_001), "more elements than one grid-stride round"),
-        row(Case::Elementwise(1), "one element"),
-        row(Case::Elementwise(257), "a block and one"),
-        row(Case::Elementwise(40_000), "several grid-stride rounds on 2 SMs"),
-        real(loss(2, 60_000, 5_000, [0.0005, 1.0, 1.0]), "two real intervals"),
-        real(loss(64, 6_000, 500, [0.0005, 1.0, 1.0]), "a full batch of shorter intervals"),
-        row(loss(2, 6_000, 500, [0.0005, 1.0, 1.0]), "AtacWorks' weights"),
-        row(loss(1, 3, 1, [1.0, 1.0, 1.0]), "one scored base"),
-        row(loss(3, 1001, 0, [0.3, 2.0, 0.5]), "no padding, other weights"),
-        real(Case::Adam(1_000_003), "more parameters than a grid-stride round"),
-        row(Case::Adam(219_706), "DenoiseNet's parameter count"),
-        row(Case::Adam(1), "one parameter"),
-        row(Case::Adam(257), "a block and one"),
-        real(Case::Head(head(128, 300_001, 32), 0.03), "scBasset's batch over 300k cells"),
-        real(Case::Head(head(128, 10_000, 32), 0.03), "scBasset's batch and bottleneck"),
-        row(Case::Head(head(128, 1, 32), 0.5), "one cell"),
-        row(Case::Head(head(5, 300, 32), 0.1), "several cell tiles, a ragged last one"),
-        row(Case::Head(head(33, 129, 7), 0.1), "row tiles with a tail, dim below the maximum"),
-        row(Case::Head(head(20, 260, 64), 0.1), "dim at the kernel's maximum"),
-        real(Case::Histogram(head(128, 300_001, 32), 0.03), "scBasset's batch over 300k cells"),
-        real(Case::Histogram(head(128, 10_000, 32), 0.03), "scBasset's batch and bottleneck"),
-        row(Case::Histogram(head(20, 600, 32), 0.1), "row tiles with a tail (20 = 2·8 + 4), cell splits"),
-        row(Case::Histogram(head(13, 257, 64), 0.2), "ragged cell tiles, dim at the maximum"),
-        row(Case::Histogram(head(1, 1, 1), 0.5), "one row, one cell"),
-        real(pool(128, 288, 1344, 3), "SeqNet's stem pool on a full batch"),
-        real(pool(128, 323, 448, 2), "a tower pool on a full batch"),
-        row(pool(2, 3, 1344, 3), "the stem pool's length"),
-        row(pool(1, 5, 449, 2), "odd length: Keras padding on the right"),
-        row(pool(3, 2, 7, 3), "window larger than the remainder"),
-        row(pool(1, 1, 1, 2), "length 1"),
-        real(one_hot(128, 1344, Shifts::Small), "scBasset's batch with ±3 shifts"),
-        row(one_hot(6, 1344, Shifts::None), "scBasset's length, no shift"),
-        row(one_hot(6, 1344, Shifts::Largest), "the largest shifts both ways"),
-        row(one_hot(6, 7, Shifts::Small), "a short sequence most of which a shift uncovers"),
-        real(dropout(128 * 288 * 448, 0.2, 7), "a tower activation of SeqNet's batch"),
-        row(dropout(1, 0.5, 1), "one element"),
-        row(dropout(257, 0.1, 2), "a block and one"),
-        row(dropout(40_000, 0.3, u64::MAX), "several grid-stride rounds, the largest seed"),
-        row(dropout(70_001, 0.0, 0), "rate 0 keeps everything"),
-        row(dropout(1001, 0.9, 3), "rate 0.9"),
-        real(bn(128, 288, 448), "a tower block's activations"),
-        row(bn(128, 32, 1), "the bottleneck's 32 units"),
-        row(bn(4, 3, 300), "a few channels"),
-        row(bn(1, 2, 7), "one batch item"),
-    ]
+    let convs = common::op_table_convs().into_iter().map(|(p, real, why)| Row { case: Case::Conv(p), real, why });
+    convs
+        .chain([
+            real(Case::Elementwise(2 * 15 * 60_000), "one real interval's activations"),
+            real(Case::Elementwise(3_000_001), "more elements than one grid-stride round"),
+            row(Case::Elementwise(1), "one element"),
+            row(Case::Elementwise(257), "a block and one"),
+            row(Case::Elementwise(40_000), "several grid-stride rounds on 2 SMs"),
+            real(loss(2, 60_000, 5_000, [0.0005, 1.0, 1.0]), "two real intervals"),
+            real(loss(64, 6_000, 500, [0.0005, 1.0, 1.0]), "a full batch of shorter intervals"),
+            row(loss(2, 6_000, 500, [0.0005, 1.0, 1.0]), "AtacWorks' weights"),
+            row(loss(1, 3, 1, [1.0, 1.0, 1.0]), "one scored base"),
+            row(loss(3, 1001, 0, [0.3, 2.0, 0.5]), "no padding, other weights"),
+            real(Case::Adam(1_000_003), "more parameters than a grid-stride round"),
+            row(Case::Adam(219_706), "DenoiseNet's parameter count"),
+            row(Case::Adam(1), "one parameter"),
+            row(Case::Adam(257), "a block and one"),
+            real(Case::Head(head(128, 300_001, 32), 0.03), "scBasset's batch over 300k cells"),
+            real(Case::Head(head(128, 10_000, 32), 0.03), "scBasset's batch and bottleneck"),
+            row(Case::Head(head(128, 1, 32), 0.5), "one cell"),
+            row(Case::Head(head(5, 300, 32), 0.1), "several cell tiles, a ragged last one"),
+            row(Case::Head(head(33, 129, 7), 0.1), "row tiles with a tail, dim below the maximum"),
+            row(Case::Head(head(20, 260, 64), 0.1), "dim at the kernel's maximum"),
+            real(Case::Histogram(head(128, 300_001, 32), 0.03), "scBasset's batch over 300k cells"),
+            real(Case::Histogram(head(128, 10_000, 32), 0.03), "scBasset's batch and bottleneck"),
+            row(Case::Histogram(head(20, 600, 32), 0.1), "row tiles with a tail (20 = 2·8 + 4), cell splits"),
+            row(Case::Histogram(head(13, 257, 64), 0.2), "ragged cell tiles, dim at the maximum"),
+            row(Case::Histogram(head(1, 1, 1), 0.5), "one row, one cell"),
+            real(pool(128, 288, 1344, 3), "SeqNet's stem pool on a full batch"),
+            real(pool(128, 323, 448, 2), "a tower pool on a full batch"),
+            row(pool(2, 3, 1344, 3), "the stem pool's length"),
+            row(pool(1, 5, 449, 2), "odd length: Keras padding on the right"),
+            row(pool(3, 2, 7, 3), "window larger than the remainder"),
+            row(pool(1, 1, 1, 2), "length 1"),
+            real(one_hot(128, 1344, Shifts::Small), "scBasset's batch with ±3 shifts"),
+            row(one_hot(6, 1344, Shifts::None), "scBasset's length, no shift"),
+            row(one_hot(6, 1344, Shifts::Largest), "the largest shifts both ways"),
+            row(one_hot(6, 7, Shifts::Small), "a short sequence most of which a shift uncovers"),
+            real(dropout(128 * 288 * 448, 0.2, 7), "a tower activation of SeqNet's batch"),
+            row(dropout(1, 0.5, 1), "one element"),
+            row(dropout(257, 0.1, 2), "a block and one"),
+            row(dropout(40_000, 0.3, u64::MAX), "several grid-stride rounds, the largest seed"),
+            row(dropout(70_001, 0.0, 0), "rate 0 keeps everything"),
+            row(dropout(1001, 0.9, 3), "rate 0.9"),
+            real(bn(128, 288, 448), "a tower block's activations"),
+            row(bn(128, 32, 1), "the bottleneck's 32 units"),
+            row(bn(4, 3, 300), "a few channels"),
+            row(bn(1, 2, 7), "one batch item"),
+        ])
+        .collect()
 }
 
 fn up<B: Backend<Elem = f32>>(b: &B, v: &[f32]) -> B::Buf {

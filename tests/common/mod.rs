@@ -216,3 +216,40 @@ pub fn headless_chromium(html: &std::path::Path, png: &std::path::Path, test: &s
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     Some(String::from_utf8_lossy(&out.stderr).into_owned())
 }
+
+/// The convolution rows of the op table (tests/ops.rs): shape, whether it is a real-sized layer
+/// (CUDA only: the emulator would take minutes), and why it is there. tests/conv_mma.rs runs
+/// the same shapes with the tensor-core convolutions on.
+pub fn op_table_convs() -> Vec<(chromax::backend::Conv1dParams, bool, &'static str)> {
+    let conv = |batch, c_in, c_out, len, kernel, dilation| chromax::backend::Conv1dParams {
+        batch,
+        c_in,
+        c_out,
+        len,
+        kernel,
+        dilation,
+    };
+    vec![
+        (conv(2, 15, 15, 60_000, 51, 8), true, "the denoiser's residual-block conv on one real interval"),
+        (conv(2, 15, 15, 1500, 51, 8), false, "the denoiser's conv: several tiles, halo beyond the tile"),
+        (conv(1, 3, 5, 1, 3, 1), false, "length 1"),
+        (conv(2, 4, 3, 37, 51, 8), false, "length below the receptive field (401)"),
+        (conv(3, 7, 9, 1000, 5, 3), false, "channel counts not multiples of the 16-channel tiles"),
+        (conv(2, 15, 1, 700, 1, 1), false, "1×1 conv (the regression head)"),
+        (conv(1, 1, 15, 2000, 51, 8), false, "one input channel (the first block's input)"),
+        (conv(1, 5, 6, 777, 4, 2), false, "even kernel: padding one longer on the right"),
+        (conv(1, 40, 20, 600, 9, 4), false, "more input channels than one shared-memory tile"),
+        (conv(2, 24, 32, 67, 5, 1), false, "a SeqNet tower conv, short length (one position per thread)"),
+        (
+            conv(2, 20, 18, 200, 5, 1),
+            false,
+            "a 256-position tile (two per thread), 18 output channels: a partial second tile",
+        ),
+        (
+            conv(1, 72, 33, 140, 3, 2),
+            false,
+            "two positions per thread with three 16-channel tiles, the last holding one",
+        ),
+        (conv(1, 3, 4, 300, 67, 1), false, "kernel 67: more weight-gradient tasks (4·K) than threads, two rounds"),
+    ]
+}
