@@ -11,10 +11,11 @@ fn devices_lists_cpu_and_cuda_or_the_reason() {
     assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status.code());
     assert!(!stderr.contains("panicked"), "{stderr}");
     let first = stdout.lines().next().unwrap_or("");
-    assert!(first.starts_with("cpu") && first.contains("threads"), "{stdout}");
+    assert!(first.starts_with("cpu") && first.contains("threads") && first.contains("precision f32"), "{stdout}");
     let cuda_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("cuda")).collect();
     assert!(!cuda_lines.is_empty(), "no CUDA line: {stdout}");
-    let listed = cuda_lines.iter().any(|l| l.starts_with("cuda:0") && l.contains("compute"));
+    // A device line says its default precision (bf16 from compute capability 8.0).
+    let listed = cuda_lines.iter().any(|l| l.starts_with("cuda:0") && l.contains("compute") && l.contains("precision"));
     let reason = cuda_lines.iter().any(|l| l.starts_with("cuda    not usable: ") && l.len() > 30);
     assert!(listed || reason, "neither a device nor a reason: {stdout}");
 }

@@ -6,7 +6,12 @@ use chromax::backend::cuda::{probe, CudaProbe};
 pub struct DevicesArgs {}
 
 pub fn run(_args: &DevicesArgs) -> super::CliResult {
-    println!("cpu     {} threads", rayon::current_num_threads());
+    let bf16 = if chromax::backend::cpu::CpuBackend::with_bf16_gemm().is_ok() {
+        "f32 (bf16 with --precision bf16: AVX512-BF16)"
+    } else {
+        "f32"
+    };
+    println!("cpu     {} threads  precision {bf16}", rayon::current_num_threads());
     match probe() {
         Ok(found) => print_cuda(&found),
         Err(e) => println!("cuda    not usable: {}", reason(&e.to_string())),
@@ -24,11 +29,15 @@ fn print_cuda(found: &CudaProbe) {
     for d in &found.devices {
         let (major, minor) = d.compute_capability;
         println!(
-            "cuda:{:<3} {}  {:.1} GiB  compute {major}.{minor} (sm_{major}{minor})  {} SMs",
+            "cuda:{:<3} {}  {:.1} GiB  compute {major}.{minor} (sm_{major}{minor})  {} SMs  precision {}",
             d.ordinal,
             d.name,
             d.total_memory as f64 / (1u64 << 30) as f64,
-            d.multiprocessors
+            d.multiprocessors,
+            match chromax::backend::default_cuda_precision((major, minor)) {
+                chromax::backend::Precision::Bf16 => "bf16 (tensor cores; --precision f32 to change)",
+                chromax::backend::Precision::F32 => "f32",
+            }
         );
     }
     println!("        driver CUDA {dmaj}.{dmin}, NVRTC {nvrtc}");
