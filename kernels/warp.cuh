@@ -46,6 +46,8 @@ __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const unsigned (&a
           "f"(c[3]));
 }
 
+// ldmatrix carries no "memory" clobber: the kernels separate shared-memory stores from the
+// ldmatrix that reads them by __syncthreads() (a compiler barrier too) or by cp.async waits.
 __device__ __forceinline__ void ldmatrix_x1(unsigned (&r)[1], const void* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];" : "=r"(r[0]) : "r"(smem_addr(row)));
 }
@@ -74,7 +76,8 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* 
 }
 
 // 16 bytes global -> shared; with valid == false the destination is zero-filled instead
-// (src-size 0: nothing is read, so src may be out of range).
+// (src-size 0). The ISA does not promise that src is then left unread, so callers pass a
+// valid address either way (a buffer's base).
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(valid ? 16 : 0)

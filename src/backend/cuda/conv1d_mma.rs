@@ -22,13 +22,15 @@ const MMA_WG_STEP: usize = 128;
 const WGRAD_BLOCKS_PER_SM: usize = 4;
 
 /// Whether the tensor-core kernels take this convolution: 2 to 16 input and at most 16 output
-/// channels, a width above 1, at most MMA_WG_WARPS·MMA_WG_TAPS = 56 taps, and the shared
-/// memory of both kernels within a block's default 48 KiB.
+/// channels, a width above 1, a batch within the grid's y (65,535), at most
+/// MMA_WG_WARPS·MMA_WG_TAPS = 56 taps, and the shared memory of both kernels within a block's
+/// default 48 KiB.
 pub(crate) fn eligible(p: &Conv1dParams) -> bool {
     // The CPU's bf16 mode (CpuBackend::with_bf16_convolutions) rounds exactly these shapes.
     (2..=16).contains(&p.c_in)
         && (1..=16).contains(&p.c_out)
         && p.kernel > 1
+        && p.batch <= 65_535
         && p.kernel <= MMA_WG_WARPS as usize * MMA_WG_TAPS
         && fwd_shared_bytes(p) <= SMEM_BYTES
         && wgrad_shared_bytes(p) <= SMEM_BYTES
@@ -222,6 +224,8 @@ mod tests {
         assert!(!eligible(&p(15, 15, 1, 1)), "1 × 1 stays f32");
         assert!(!eligible(&p(288, 288, 5, 1)), "wide layers are not this kernel's");
         assert!(!eligible(&p(15, 15, 51, 16)), "a halo beyond 48 KiB of shared memory");
+        let big_batch = Conv1dParams { batch: 65_536, ..p(15, 15, 51, 8) };
+        assert!(!eligible(&big_batch), "the grid's y holds the batch: at most 65,535");
         // DenoiseNet's layer needs 46 KiB.
         assert_eq!(fwd_shared_bytes(&p(15, 15, 51, 8)), 51 * 512 + (256 + 400) * 32);
     }
