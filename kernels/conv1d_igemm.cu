@@ -84,22 +84,36 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS)
     const int s0 = blockIdx.z * slices_per_split;
     const int slices = max(0, min(slices_per_split, kp / IG_BK - s0));
 
-    // Each thread loads 2 of the 256 A chunks and 2 of the 256 B chunks of a slice; its A
-    // rows' positions are fixed for the whole loop.
+    // Each thread loads 2 of the 256 A chunks and 2 of the 256 B chunks of a slice: rows
+    // r = threadIdx.x / 4 + 32 i, chunk c = threadIdx.x % 4 for both. Its rows' positions are
+    // fixed for the whole loop and slices are loaded in order, so the chunk's (tap, channel)
+    // advances by 32 channels a slice without a division.
+    const int c = threadIdx.x % 4, K = kcp / cp;
+    int row_b[2], row_l[2];
+    bool row_in[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int m = m0 + threadIdx.x / 4 + 32 * i;
+        row_in[i] = m < M;
+        row_b[i] = m / L;
+        row_l[i] = m % L;
+    }
+    int tap = (s0 * IG_BK + c * 8) / cp, ci = (s0 * IG_BK + c * 8) % cp;
     auto load = [&](int s, int stage) {
         const int kk0 = (s0 + s) * IG_BK;
-        for (int q = threadIdx.x; q < IG_BM * 4; q += IG_THREADS) {
-            const int r = q / 4, c = q % 4;
-            const int m = m0 + r, kk = kk0 + c * 8;
-            const int b = m / L, l = m % L;
-            const int pos = l - pad + kk / cp;
-            const bool valid = m < M && kk < kcp && pos >= 0 && pos < L;
-            const unsigned short* src = valid ? xh + ((size_t)b * L + pos) * cp + kk % cp : xh;
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            const int r = threadIdx.x / 4 + 32 * i;
+            const int pos = row_l[i] - pad + tap;
+            const bool valid = row_in[i] && tap < K && pos >= 0 && pos < L;
+            const unsigned short* src = valid ? xh + ((size_t)row_b[i] * L + pos) * cp + ci : xh;
             cp_async_16(&as[stage][ig_chunk(r, c)], src, valid);
-        }
-        for (int q = threadIdx.x; q < IG_BN * 4; q += IG_THREADS) {
-            const int r = q / 4, c = q % 4;
             cp_async_16(&bs[stage][ig_chunk(r, c)], wh + (size_t)(n0 + r) * kp + kk0 + c * 8, true);
+        }
+        ci += IG_BK;
+        while (ci >= cp) {
+            ci -= cp;
+            ++tap;
         }
     };
 
@@ -192,27 +206,6 @@ extern "C" __global__ void conv1d_igemm_splitk_reduce(const float* __restrict__ 
 
 __device__ __forceinline__ int ig_chunk128(int r, int c) { return r * 128 + ((c ^ (r & 7)) << 4); }
 
-// One slice of the weight gradient's tiles: dy rows (outputs n0..n0+64) and im2col rows
-// (kk0..kk0+64) of positions p0..p0+IG_WK, 16 bytes per cp.async, zero-filled outside.
-__device__ __forceinline__ void ig_wgrad_load(unsigned char* ds, unsigned char* xs, const unsigned short* __restrict__ xh,
-                                              const unsigned short* __restrict__ dyh, int p0, int M, int L, int cp,
-                                              int kcp, int cop, int pad, int n0, int kk0) {
-    for (int q = threadIdx.x; q < IG_WK * 8; q += IG_THREADS) {
-        const int r = q / 8, c = q % 8;
-        const int m = p0 + r;
-        // dy: outputs n0 + 8c .. + 8 of position m.
-        const int n = n0 + c * 8;
-        const bool dv = m < M && n < cop;
-        cp_async_16(ds + ig_chunk128(r, c), dv ? dyh + (size_t)m * cop + n : dyh, dv);
-        // im2col: kk0 + 8c .. + 8 of position m: 8 channels of one input position.
-        const int kk = kk0 + c * 8;
-        const int b = m / L, l = m % L;
-        const int pos = l - pad + kk / cp;
-        const bool xv = m < M && kk < kcp && pos >= 0 && pos < L;
-        cp_async_16(xs + ig_chunk128(r, c), xv ? xh + ((size_t)b * L + pos) * cp + kk % cp : xh, xv);
-    }
-}
-
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 1)
     conv1d_igemm_wgrad_partial(const unsigned short* __restrict__ xh, const unsigned short* __restrict__ dyh,
                                float* __restrict__ part, int B, int L, int cp, int kcp, int kp2, int cop, int np,
@@ -227,6 +220,40 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 1)
     const int wm = warp / 2, wn = warp % 2;
     const int j = lane / 8, r8 = lane % 8;
 
+    // Each thread loads 2 of the 256 dy chunks and 2 of the 256 im2col chunks of a slice:
+    // rows r = threadIdx.x / 8 + 16 i, chunk c = threadIdx.x % 8. Its chunk's output channels
+    // and (tap, channel) are fixed for the block; its rows' (item, position) advance by IG_WK a
+    // slice (slices are loaded in order) without a division.
+    const int c = threadIdx.x % 8;
+    const int n = n0 + c * 8, kk = kk0 + c * 8;
+    const bool n_in = n < cop, kk_in = kk < kcp;
+    const int tap = kk / cp, ci = kk % cp;
+    int row_m[2], row_b[2], row_l[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        row_m[i] = first + threadIdx.x / 8 + 16 * i;
+        row_b[i] = row_m[i] / L;
+        row_l[i] = row_m[i] % L;
+    }
+    auto load = [&](int stage) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            const int r = threadIdx.x / 8 + 16 * i;
+            const bool in = row_m[i] < M;
+            const bool dv = in && n_in;
+            cp_async_16(&ds[stage][ig_chunk128(r, c)], dv ? dyh + (size_t)row_m[i] * cop + n : dyh, dv);
+            const int pos = row_l[i] - pad + tap;
+            const bool xv = in && kk_in && pos >= 0 && pos < L;
+            cp_async_16(&xs[stage][ig_chunk128(r, c)], xv ? xh + ((size_t)row_b[i] * L + pos) * cp + ci : xh, xv);
+            row_m[i] += IG_WK;
+            row_l[i] += IG_WK;
+            while (row_l[i] >= L) {
+                row_l[i] -= L;
+                ++row_b[i];
+            }
+        }
+    };
+
     float acc[2][4][4];
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
@@ -237,17 +264,14 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 1)
 
 #pragma unroll
     for (int s = 0; s < IG_STAGES - 1; ++s) {
-        if (s < slices) ig_wgrad_load(ds[s], xs[s], xh, dyh, first + s * IG_WK, M, L, cp, kcp, cop, pad, n0, kk0);
+        if (s < slices) load(s);
         cp_async_commit();
     }
     for (int s = 0; s < slices; ++s) {
         cp_async_wait<IG_STAGES - 2>();
         __syncthreads();
         const int next = s + IG_STAGES - 1;
-        if (next < slices) {
-            const int st = next % IG_STAGES;
-            ig_wgrad_load(ds[st], xs[st], xh, dyh, first + next * IG_WK, M, L, cp, kcp, cop, pad, n0, kk0);
-        }
+        if (next < slices) load(next % IG_STAGES);
         cp_async_commit();
         const unsigned char* d_st = ds[s % IG_STAGES];
         const unsigned char* x_st = xs[s % IG_STAGES];

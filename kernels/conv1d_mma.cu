@@ -69,6 +69,50 @@ __device__ __forceinline__ void mma_load_rows(unsigned char* base, const float* 
     }
 }
 
+// The forward's reduction over taps for one warp's MMA_MT M-tiles. Weight rows of tap k are
+// rows 16k.., so their swizzle ((row >> 2) & 1) is the same for every tap: the lane's
+// address moves by 512 bytes a tap. With D8 (dilation 8 = half an M-tile) tap k's A rows are
+// tap k-1's shifted by 8: rows 0-7 are taken from the last tap's registers, rows 8-15 loaded
+// (ldmatrix .x2) at an address that moves by 8 rows = 256 bytes a tap with the same swizzle.
+template <bool D8>
+__device__ __forceinline__ void mma_fwd_taps(float (&acc)[MMA_MT][2][4], unsigned (&a)[MMA_MT][4],
+                                             const unsigned char* ws, const unsigned char* xs, int K, int d, int base,
+                                             int j, int r8) {
+    const unsigned char* wrow = ws + mma_row_half((j >> 1) * 8 + r8, j & 1);
+    // D8: tap 0 loads rows 0-15 whole, from then on rows 8-15; the lane's byte offset of tap
+    // 0's rows 8-15 in M-tile m is xrow + 512 m (16 rows: the swizzle repeats).
+    const int xrow = mma_row_half(base + 8 + r8, j & 1);
+    if (D8) {
+#pragma unroll
+        for (int m = 0; m < MMA_MT; ++m) ldmatrix_x4(a[m], xs + mma_row_half(base + m * 16 + (j & 1) * 8 + r8, j >> 1));
+    }
+    for (int k = 0; k < K; ++k) {
+        // B: rows n of tap k; matrices (n 0-7, c 0-7), (n 0-7, c 8-15), (n 8-15, c 0-7), (n 8-15, c 8-15).
+        unsigned bw[4];
+        ldmatrix_x4(bw, wrow + k * 512);
+        const unsigned b0[2] = {bw[0], bw[1]}, b1[2] = {bw[2], bw[3]};
+#pragma unroll
+        for (int m = 0; m < MMA_MT; ++m) {
+            if (D8) {
+                if (k > 0) {
+                    // Rows 0-7 of this tap are rows 8-15 of the last one.
+                    a[m][0] = a[m][1];
+                    a[m][2] = a[m][3];
+                    unsigned hi[2];
+                    ldmatrix_x2(hi, xs + xrow + m * 512 + k * 256);
+                    a[m][1] = hi[0];
+                    a[m][3] = hi[1];
+                }
+            } else {
+                // Matrices (rows 0-7, c 0-7), (rows 8-15, c 0-7), (rows 0-7, c 8-15), (rows 8-15, c 8-15).
+                ldmatrix_x4(a[m], xs + mma_row_half(base + m * 16 + k * d + (j & 1) * 8 + r8, j >> 1));
+            }
+            mma_bf16_16816(acc[m][0], a[m], b0, acc[m][0]);
+            mma_bf16_16816(acc[m][1], a[m], b1, acc[m][1]);
+        }
+    }
+}
+
 extern "C" __global__ void conv1d_mma_prep_weights(const float* __restrict__ w, unsigned short* __restrict__ wh,
                                                    int cin, int cout, int K, int flip) {
     GRID_STRIDE_LOOP(i, (long long)K * 256) {
@@ -107,29 +151,10 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
 
     const int j = lane / 8, r8 = lane % 8;  // the matrix and row this lane addresses
     const int base = warp * MMA_MT * 16;
-    for (int k = 0; k < K; ++k) {
-        // B: rows n of tap k; matrices (n 0-7, c 0-7), (n 0-7, c 8-15), (n 8-15, c 0-7), (n 8-15, c 8-15).
-        unsigned bw[4];
-        ldmatrix_x4(bw, ws + mma_row_half(k * 16 + (j >> 1) * 8 + r8, j & 1));
-        const unsigned b0[2] = {bw[0], bw[1]}, b1[2] = {bw[2], bw[3]};
-#pragma unroll
-        for (int m = 0; m < MMA_MT; ++m) {
-            const int row0 = base + m * 16 + k * d;
-            if (d == 8 && k > 0) {
-                // Rows 0-7 of this tap are rows 8-15 of the last one.
-                a[m][0] = a[m][1];
-                a[m][2] = a[m][3];
-                unsigned hi[2];
-                ldmatrix_x2(hi, xs + mma_row_half(row0 + 8 + r8, j & 1));
-                a[m][1] = hi[0];
-                a[m][3] = hi[1];
-            } else {
-                // Matrices (rows 0-7, c 0-7), (rows 8-15, c 0-7), (rows 0-7, c 8-15), (rows 8-15, c 8-15).
-                ldmatrix_x4(a[m], xs + mma_row_half(row0 + (j & 1) * 8 + r8, j >> 1));
-            }
-            mma_bf16_16816(acc[m][0], a[m], b0, acc[m][0]);
-            mma_bf16_16816(acc[m][1], a[m], b1, acc[m][1]);
-        }
+    if (d == 8) {
+        mma_fwd_taps<true>(acc, a, ws, xs, K, d, base, j, r8);
+    } else {
+        mma_fwd_taps<false>(acc, a, ws, xs, K, d, base, j, r8);
     }
 
     const int g = lane / 4, t = lane % 4;
