@@ -89,6 +89,7 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS)
     // fixed for the whole loop and slices are loaded in order, so the chunk's (tap, channel)
     // advances by 32 channels a slice without a division.
     const int c = threadIdx.x % 4, K = kcp / cp;
+    const smem_ptr_t a_sm = to_smem(&as[0][0]), b_sm = to_smem(&bs[0][0]);
     int row_b[2], row_l[2];
     bool row_in[2];
 #pragma unroll
@@ -107,8 +108,8 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS)
             const int pos = row_l[i] - pad + tap;
             const bool valid = row_in[i] && tap < K && pos >= 0 && pos < L;
             const unsigned short* src = valid ? xh + ((size_t)row_b[i] * L + pos) * cp + ci : xh;
-            cp_async_16(&as[stage][ig_chunk(r, c)], src, valid);
-            cp_async_16(&bs[stage][ig_chunk(r, c)], wh + (size_t)(n0 + r) * kp + kk0 + c * 8, true);
+            cp_async_16(a_sm + stage * (IG_BM * 64) + ig_chunk(r, c), src, valid);
+            cp_async_16(b_sm + stage * (IG_BN * 64) + ig_chunk(r, c), wh + (size_t)(n0 + r) * kp + kk0 + c * 8, true);
         }
         ci += IG_BK;
         while (ci >= cp) {
@@ -130,14 +131,16 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS)
         if (s < slices) load(s, s);
         cp_async_commit();
     }
+    int stage = 0;  // s % IG_STAGES, kept without a division
     for (int s = 0; s < slices; ++s) {
         cp_async_wait<IG_STAGES - 2>();  // slice s has landed (this thread's copies) ...
         __syncthreads();                 // ... every thread's, and slice s - 1 has been read
         const int next = s + IG_STAGES - 1;
-        if (next < slices) load(next, next % IG_STAGES);
+        if (next < slices) load(next, stage == 0 ? IG_STAGES - 1 : stage - 1);
         cp_async_commit();
-        const unsigned char* a_st = as[s % IG_STAGES];
-        const unsigned char* b_st = bs[s % IG_STAGES];
+        const smem_ptr_t a_st = a_sm + stage * (IG_BM * 64);
+        const smem_ptr_t b_st = b_sm + stage * (IG_BN * 64);
+        stage = stage == IG_STAGES - 1 ? 0 : stage + 1;
 #pragma unroll
         for (int k16 = 0; k16 < 2; ++k16) {
             unsigned a[2][4];
@@ -225,6 +228,7 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 1)
     // and (tap, channel) are fixed for the block; its rows' (item, position) advance by IG_WK a
     // slice (slices are loaded in order) without a division.
     const int c = threadIdx.x % 8;
+    const smem_ptr_t d_sm = to_smem(&ds[0][0]), x_sm = to_smem(&xs[0][0]);
     const int n = n0 + c * 8, kk = kk0 + c * 8;
     const bool n_in = n < cop, kk_in = kk < kcp;
     const int tap = kk / cp, ci = kk % cp;
@@ -241,10 +245,11 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 1)
             const int r = threadIdx.x / 8 + 16 * i;
             const bool in = row_m[i] < M;
             const bool dv = in && n_in;
-            cp_async_16(&ds[stage][ig_chunk128(r, c)], dv ? dyh + (size_t)row_m[i] * cop + n : dyh, dv);
+            cp_async_16(d_sm + stage * (IG_WK * 128) + ig_chunk128(r, c), dv ? dyh + (size_t)row_m[i] * cop + n : dyh, dv);
             const int pos = row_l[i] - pad + tap;
             const bool xv = in && kk_in && pos >= 0 && pos < L;
-            cp_async_16(&xs[stage][ig_chunk128(r, c)], xv ? xh + ((size_t)row_b[i] * L + pos) * cp + ci : xh, xv);
+            cp_async_16(x_sm + stage * (IG_WK * 128) + ig_chunk128(r, c), xv ? xh + ((size_t)row_b[i] * L + pos) * cp + ci : xh,
+                        xv);
             row_m[i] += IG_WK;
             row_l[i] += IG_WK;
             while (row_l[i] >= L) {
@@ -267,14 +272,16 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 1)
         if (s < slices) load(s);
         cp_async_commit();
     }
+    int stage = 0;  // s % IG_STAGES, kept without a division
     for (int s = 0; s < slices; ++s) {
         cp_async_wait<IG_STAGES - 2>();
         __syncthreads();
         const int next = s + IG_STAGES - 1;
-        if (next < slices) load(next % IG_STAGES);
+        if (next < slices) load(stage == 0 ? IG_STAGES - 1 : stage - 1);
         cp_async_commit();
-        const unsigned char* d_st = ds[s % IG_STAGES];
-        const unsigned char* x_st = xs[s % IG_STAGES];
+        const smem_ptr_t d_st = d_sm + stage * (IG_WK * 128);
+        const smem_ptr_t x_st = x_sm + stage * (IG_WK * 128);
+        stage = stage == IG_STAGES - 1 ? 0 : stage + 1;
 #pragma unroll
         for (int k16 = 0; k16 < IG_WK / 16; ++k16) {
             unsigned a[2][4];

@@ -35,6 +35,12 @@ __device__ __forceinline__ unsigned smem_addr(const void* p) {
     return a;
 }
 
+// A shared-memory address as the warp operations take it: 32 bits on the device (what
+// ldmatrix and cp.async want: no generic-to-shared conversion in a hot loop), a host pointer in
+// the emulator. Take one with to_smem() outside the loop and add byte offsets to it.
+typedef unsigned smem_ptr_t;
+__device__ __forceinline__ smem_ptr_t to_smem(const void* p) { return smem_addr(p); }
+
 // d = A * B + c, A 16 x 16 bf16, B 16 x 8 bf16, c and d 16 x 8 f32 (fragments above).
 __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2],
                                                const float (&c)[4]) {
@@ -75,12 +81,28 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* 
                  : "r"(smem_addr(row)));
 }
 
+// The same on 32-bit shared addresses (smem_ptr_t).
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], smem_ptr_t row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(row));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], smem_ptr_t row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(row));
+}
+
 // 16 bytes global -> shared; with valid == false the destination is zero-filled instead
 // (src-size 0). The ISA does not promise that src is then left unread, so callers pass a
 // valid address either way (a buffer's base).
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(valid ? 16 : 0)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_16(smem_ptr_t dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
                  : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }

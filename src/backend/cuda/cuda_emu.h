@@ -177,6 +177,11 @@ inline void ldmatrix_x1_trans(unsigned (&r)[1], const void* row) { emu_ldmatrix<
 inline void ldmatrix_x2_trans(unsigned (&r)[2], const void* row) { emu_ldmatrix<2, true>(r, row); }
 inline void ldmatrix_x4_trans(unsigned (&r)[4], const void* row) { emu_ldmatrix<4, true>(r, row); }
 
+// Shared-memory addresses as the kernels pass them to the warp operations (32-bit on the
+// device): host pointers here.
+typedef unsigned char* smem_ptr_t;
+inline smem_ptr_t to_smem(const void* p) { return static_cast<unsigned char*>(const_cast<void*>(p)); }
+
 // cp.async: each thread's copies, in groups. Issued copies poison their destination (NaN as
 // f32 and as bf16: all bits set) until a wait lets them land.
 struct EmuCopy {
