@@ -189,6 +189,14 @@ extern "C" __global__ void __launch_bounds__(MMA_WG_WARPS * 32)
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[q][0][i] = acc[q][1][i] = 0.0f;
 
+    // The lane's ldmatrix offsets at step position 0: steps move by 16 rows, which keeps the
+    // swizzle ((row >> 2) & 1), so a step adds p * 32 bytes.
+    const smem_ptr_t dys_sm = to_smem(dys), xs_sm = to_smem(xs);
+    const int a_off = mma_row_half((j >> 1) * 8 + r8, j & 1);
+    int x_off[MMA_WG_TAPS];
+#pragma unroll
+    for (int q = 0; q < MMA_WG_TAPS; ++q) x_off[q] = mma_row_half((warp + q * MMA_WG_WARPS) * d + (j & 1) * 8 + r8, j >> 1);
+
     for (int s0 = c0; s0 < c1; s0 += MMA_WG_STEP) {
         __syncthreads();  // the last step's rows have been read
         // dy rows past the chunk's end are zero, so x there adds nothing.
@@ -199,15 +207,14 @@ extern "C" __global__ void __launch_bounds__(MMA_WG_WARPS * 32)
             // A = dy^T (outputs x positions): matrices (co 0-7, pos 0-7), (co 8-15, pos 0-7),
             // (co 0-7, pos 8-15), (co 8-15, pos 8-15), each the transpose of stored rows.
             unsigned a[4];
-            ldmatrix_x4_trans(a, dys + mma_row_half(p + (j >> 1) * 8 + r8, j & 1));
+            ldmatrix_x4_trans(a, dys_sm + a_off + p * 32);
 #pragma unroll
             for (int q = 0; q < MMA_WG_TAPS; ++q) {
-                const int k = warp + q * MMA_WG_WARPS;
-                if (k < K) {
+                if (warp + q * MMA_WG_WARPS < K) {
                     // B = x (positions x inputs): (pos 0-7, ci 0-7), (pos 8-15, ci 0-7),
                     // (pos 0-7, ci 8-15), (pos 8-15, ci 8-15), transposed from stored rows.
                     unsigned bx[4];
-                    ldmatrix_x4_trans(bx, xs + mma_row_half(p + k * d + (j & 1) * 8 + r8, j >> 1));
+                    ldmatrix_x4_trans(bx, xs_sm + x_off[q] + p * 32);
                     const unsigned b0[2] = {bx[0], bx[1]}, b1[2] = {bx[2], bx[3]};
                     mma_bf16_16816(acc[q][0], a, b0, acc[q][0]);
                     mma_bf16_16816(acc[q][1], a, b1, acc[q][1]);
