@@ -91,6 +91,8 @@ __device__ __forceinline__ void mma_fwd_taps(float (&acc)[MMA_MT][2][4], unsigne
         unsigned bw[4];
         ldmatrix_x4(bw, wrow + k * 512);
         const unsigned b0[2] = {bw[0], bw[1]}, b1[2] = {bw[2], bw[3]};
+        // Other dilations: this tap's A rows of M-tile 0; M-tile m is 16 m rows on (same swizzle).
+        const int tap_off = D8 ? 0 : mma_row_half(base + k * d + (j & 1) * 8 + r8, j >> 1);
 #pragma unroll
         for (int m = 0; m < MMA_MT; ++m) {
             if (D8) {
@@ -105,7 +107,7 @@ __device__ __forceinline__ void mma_fwd_taps(float (&acc)[MMA_MT][2][4], unsigne
                 }
             } else {
                 // Matrices (rows 0-7, c 0-7), (rows 8-15, c 0-7), (rows 0-7, c 8-15), (rows 8-15, c 8-15).
-                ldmatrix_x4(a[m], xs + mma_row_half(base + m * 16 + k * d + (j & 1) * 8 + r8, j >> 1));
+                ldmatrix_x4(a[m], xs + tap_off + m * 512);
             }
             mma_bf16_16816(acc[m][0], a[m], b0, acc[m][0]);
             mma_bf16_16816(acc[m][1], a[m], b1, acc[m][1]);
