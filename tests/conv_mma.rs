@@ -36,9 +36,9 @@ fn shapes() -> Vec<(Conv1dParams, &'static str, bool)> {
     ]
 }
 
+/// `v` rounded to bfloat16 (nearest, ties to even: the `half` crate's rounding), in f32.
 fn bf16(v: f32) -> f32 {
-    let b = v.to_bits();
-    f32::from_bits(((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16)
+    half::bf16::from_f32(v).to_f32()
 }
 
 struct Out {

@@ -204,7 +204,7 @@ fn streamed_equals_in_memory_on_every_generated_form() {
         assert!(nnz > 20_000, "{nnz} non-zeros");
         inputs.push(path);
     }
-    let peaks = read_intervals(&dir.join("H5ad").join(SYNTH_PEAKS)).expect("peaks");
+    let peaks = read_intervals(dir.join("H5ad").join(SYNTH_PEAKS)).expect("peaks");
     let m = read_cell_matrix(&inputs[0]).expect("read h5ad");
     write_h5ad_csc(&dir.join("csc.h5ad"), &m);
     write_h5ad_dense(&dir.join("dense.h5ad"), &m, 400);
@@ -240,7 +240,7 @@ fn streamed_equals_in_memory_on_every_generated_form() {
 fn streamed_equals_in_memory_on_the_chr22_cells() {
     let dir = scratch("chr22");
     let data = common::test_data().join("chr22_scatac");
-    let peaks = read_intervals(&data.join("macs3_callpeak_frag_peaks.narrowPeak")).expect("peaks");
+    let peaks = read_intervals(data.join("macs3_callpeak_frag_peaks.narrowPeak")).expect("peaks");
     let m =
         count_fragments_in_peaks(&data.join("fragments.tsv.gz"), &peaks, &CellFilter::MinFragments(1)).expect("count");
     write_h5ad(&dir.join("chr22.h5ad"), &m.to_anndata()).expect("write h5ad");
@@ -327,7 +327,7 @@ fn peak_memory_stays_within_the_budget_on_a_larger_matrix() {
 /// `dir/m.cxmatrix`, which `sc store` wrote from `input` with the default filters, is the
 /// store the in-memory path writes from it, byte for byte.
 fn assert_store_equals_in_memory(dir: &Path, input: &Path) {
-    let peaks = read_intervals(&dir.join(SYNTH_PEAKS)).expect("peaks");
+    let peaks = read_intervals(dir.join(SYNTH_PEAKS)).expect("peaks");
     in_memory(
         input,
         &peaks,

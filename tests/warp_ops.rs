@@ -48,14 +48,14 @@ fn ldmatrix_element(lane: usize, half: usize, trans: bool) -> (usize, usize) {
     }
 }
 
+/// `v` as bfloat16 bits (nearest, ties to even: the `half` crate's rounding).
 fn bf16_bits(v: f32) -> u16 {
-    let b = v.to_bits();
     assert!(!v.is_nan());
-    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+    half::bf16::from_f32(v).to_bits()
 }
 
 fn bf16_value(h: u16) -> f32 {
-    f32::from_bits((h as u32) << 16)
+    half::bf16::from_bits(h).to_f32()
 }
 
 /// 32-bit words as the f32 buffers of a backend carry them (bits unchanged).
@@ -198,7 +198,7 @@ fn check_ldmatrix<D: KernelDevice>(dev: &D, who: &str) {
     // 32 rows of 8 distinct 16-bit values: value = row · 8 + element + 1.
     let tile: Vec<u16> = (0..256).map(|i| i as u16 + 1).collect();
     // Lanes point at rows in a scrambled order, so a lane ↔ row mix-up shows.
-    let rows: Vec<i32> = (0..32).map(|l| ((l * 13 + 5) % 32) as i32).collect();
+    let rows: Vec<i32> = (0..32).map(|l| (l * 13 + 5) % 32).collect();
     for (matrices, trans) in [(1, false), (2, false), (4, false), (1, true), (2, true), (4, true)] {
         let mode = matrices + if trans { 8 } else { 0 };
         let out = run_ldmatrix(dev, &tile, &rows, mode);

@@ -231,7 +231,7 @@ pub fn fit<B: Backend, T: Task<B>, S>(
             units += outcome.units;
             let per_second = units as f64 / started.elapsed().as_secs_f64().max(1e-9);
             events(Event::Batch { epoch: epoch + 1, done, total, loss: sum_loss / done as f64, per_second });
-            if opts.max_steps.is_some_and(|m| run.state.step as u64 >= m) {
+            if opts.max_steps.is_some_and(|m| run.state.step >= m) {
                 return Ok(records);
             }
         }

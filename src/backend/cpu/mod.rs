@@ -142,8 +142,13 @@ impl<T> CpuBackend<T> {
     /// (few-channel and wide ones). With the bf16 GEMM on, the wide shapes' products are
     /// bf16 there already: no copy.
     fn rounds(&self, p: &Conv1dParams) -> bool {
-        use crate::backend::cuda::{conv1d_igemm, conv1d_mma};
-        self.bf16_convolutions && (conv1d_mma::eligible(p) || (conv1d_igemm::eligible(p) && !self.bf16_gemm))
+        use crate::backend::cuda::TensorCoreKernel;
+        self.bf16_convolutions
+            && match TensorCoreKernel::for_shape(p) {
+                Some(TensorCoreKernel::FewChannels) => true,
+                Some(TensorCoreKernel::ImplicitGemm) => !self.bf16_gemm,
+                None => false,
+            }
     }
 }
 

@@ -13,8 +13,8 @@
 
 pub mod compile;
 mod conv1d;
-pub(crate) mod conv1d_igemm;
-pub(crate) mod conv1d_mma;
+mod conv1d_igemm;
+mod conv1d_mma;
 mod device;
 mod dropout;
 mod elementwise;
@@ -149,6 +149,28 @@ fn probe_driver() -> BackendResult<CudaProbe> {
     Ok(CudaProbe { driver_version, nvrtc_version, devices, problem })
 }
 
+/// Which bf16 tensor-core kernel file takes a convolution shape: one rule for the CUDA
+/// backend's dispatch and for the CPU's reference of its numerics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TensorCoreKernel {
+    /// kernels/conv1d_mma.cu: 2–16 input, ≤ 16 output channels (DenoiseNet's layers).
+    FewChannels,
+    /// kernels/conv1d_igemm.cu: wide convolutions of dilation 1 (SeqNet's).
+    ImplicitGemm,
+}
+
+impl TensorCoreKernel {
+    pub(crate) fn for_shape(p: &Conv1dParams) -> Option<Self> {
+        if conv1d_mma::eligible(p) {
+            Some(TensorCoreKernel::FewChannels)
+        } else if conv1d_igemm::eligible(p) {
+            Some(TensorCoreKernel::ImplicitGemm)
+        } else {
+            None
+        }
+    }
+}
+
 /// The [`Backend`] over a [`KernelDevice`]: f32 buffers, ops launched as the kernels of
 /// `kernels/`.
 pub struct KernelBackend<D> {
@@ -178,6 +200,15 @@ impl<D: KernelDevice> KernelBackend<D> {
     /// Whether few-channel convolutions run in bf16 on the tensor cores.
     pub fn bf16_convolutions(&self) -> bool {
         self.bf16_convolutions
+    }
+
+    /// The tensor-core kernel this backend runs a convolution on, if any.
+    fn tensor_core_kernel(&self, p: &Conv1dParams) -> Option<TensorCoreKernel> {
+        if self.bf16_convolutions {
+            TensorCoreKernel::for_shape(p)
+        } else {
+            None
+        }
     }
 
     pub fn device(&self) -> &D {
@@ -263,33 +294,27 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
     }
 
     fn conv1d_fwd(&self, p: &Conv1dParams, b: Conv1dFwd<'_, D::Buf>) -> BackendResult<()> {
-        if self.bf16_convolutions && conv1d_mma::eligible(p) {
-            return conv1d_mma::conv1d_fwd(&self.device, p, b);
+        match self.tensor_core_kernel(p) {
+            Some(TensorCoreKernel::FewChannels) => conv1d_mma::conv1d_fwd(&self.device, p, b),
+            Some(TensorCoreKernel::ImplicitGemm) => conv1d_igemm::conv1d_fwd(&self.device, p, b),
+            None => conv1d::conv1d_fwd(&self.device, p, b),
         }
-        if self.bf16_convolutions && conv1d_igemm::eligible(p) {
-            return conv1d_igemm::conv1d_fwd(&self.device, p, b);
-        }
-        conv1d::conv1d_fwd(&self.device, p, b)
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, D::Buf>) -> BackendResult<()> {
-        if self.bf16_convolutions && conv1d_mma::eligible(p) {
-            return conv1d_mma::conv1d_bwd_input(&self.device, p, b);
+        match self.tensor_core_kernel(p) {
+            Some(TensorCoreKernel::FewChannels) => conv1d_mma::conv1d_bwd_input(&self.device, p, b),
+            Some(TensorCoreKernel::ImplicitGemm) => conv1d_igemm::conv1d_bwd_input(&self.device, p, b),
+            None => conv1d::conv1d_bwd_input(&self.device, p, b),
         }
-        if self.bf16_convolutions && conv1d_igemm::eligible(p) {
-            return conv1d_igemm::conv1d_bwd_input(&self.device, p, b);
-        }
-        conv1d::conv1d_bwd_input(&self.device, p, b)
     }
 
     fn conv1d_bwd_weight(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, D::Buf>) -> BackendResult<()> {
-        if self.bf16_convolutions && conv1d_mma::eligible(p) {
-            return conv1d_mma::conv1d_bwd_weight(&self.device, p, b);
+        match self.tensor_core_kernel(p) {
+            Some(TensorCoreKernel::FewChannels) => conv1d_mma::conv1d_bwd_weight(&self.device, p, b),
+            Some(TensorCoreKernel::ImplicitGemm) => conv1d_igemm::conv1d_bwd_weight(&self.device, p, b),
+            None => conv1d::conv1d_bwd_weight(&self.device, p, b),
         }
-        if self.bf16_convolutions && conv1d_igemm::eligible(p) {
-            return conv1d_igemm::conv1d_bwd_weight(&self.device, p, b);
-        }
-        conv1d::conv1d_bwd_weight(&self.device, p, b)
     }
 
     fn elementwise(&self, op: ElementwiseOp, b: Elementwise<'_, D::Buf>) -> BackendResult<()> {
