@@ -9,7 +9,7 @@ use chromax::io::bigwig::write_bigwig;
 use chromax::io::ChromSizes;
 use chromax::store::build::{build_shard, mask_from_intervals};
 use chromax::store::shard::write_shard;
-use chromax::store::{cached_shard, Dtype, ShardValues, TrackShard, CACHE_DIR_ENV};
+use chromax::store::{cached_shard, scan_values, Dtype, ShardValues, TrackShard, CACHE_DIR_ENV};
 use chromax::track::{Run, Track};
 use std::path::{Path, PathBuf};
 
@@ -196,6 +196,29 @@ fn the_cache_converts_the_same_content_once() {
     drop((rebuilt, other_shard));
     assert_eq!(values(&cached_shard(&bw, None, None).expect("rebuilt")), want);
 
+    // The cache's shards carry the writer's record of their values, which stands for a scan;
+    // an entry written before shards had one is rebuilt once (not read through every time).
+    let cached = cached_shard(&bw, None, None).expect("cached");
+    for id in 0..cached.sizes().len() {
+        let (bits, first_invalid) = scan_values(cached.chrom_values(id));
+        assert_eq!(cached.occupancy(id), Some(bits.as_slice()), "{}", cached.sizes().name(id));
+        assert_eq!(cached.recorded_first_invalid(id), Some(first_invalid));
+        assert_eq!(first_invalid, None);
+    }
+    drop(cached);
+    rewrite_index(&path, |chrom| {
+        chrom.remove("occupied");
+        chrom.remove("first_invalid");
+    });
+    let mut old = TrackShard::open(&path).expect("a shard without the record still opens");
+    assert!(!old.adopt_recorded_scan().expect("nothing to adopt"));
+    assert_eq!(old.occupancy(0), None);
+    drop(old);
+    let renewed = cached_shard(&bw, None, None).expect("rebuilt");
+    assert_eq!(renewed.recorded_first_invalid(0), Some(None));
+    assert_eq!(values(&renewed), want);
+    drop(renewed);
+
     // Temporary files of writers that died go at the next use of the cache; a live one's stay.
     let dead = cache.join(".x.cxtrack.tmp-4194305-0");
     let live = cache.join(format!(".y.cxtrack.tmp-{}-0", std::process::id()));
@@ -203,6 +226,74 @@ fn the_cache_converts_the_same_content_once() {
     std::fs::write(&live, b"being written").expect("write");
     cached_shard(&bw, None, None).expect("cached");
     assert!(!dead.exists() && live.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rewrites a shard's JSON index in place (padded with spaces to its reserved length), each
+/// chromosome's entry through `edit`.
+fn rewrite_index(path: &Path, edit: impl Fn(&mut serde_json::Map<String, serde_json::Value>)) {
+    let mut b = std::fs::read(path).expect("read shard");
+    let n = u64::from_le_bytes(b[16..24].try_into().expect("index length")) as usize;
+    let mut index: serde_json::Value = serde_json::from_slice(&b[24..24 + n]).expect("index");
+    for chrom in index["chroms"].as_array_mut().expect("chroms") {
+        edit(chrom.as_object_mut().expect("entry"));
+    }
+    let mut json = serde_json::to_vec(&index).expect("json");
+    assert!(json.len() <= n, "the edited index must fit its space");
+    json.resize(n, b' ');
+    b[24..24 + n].copy_from_slice(&json);
+    std::fs::write(path, b).expect("write shard");
+}
+
+#[test]
+fn a_shard_records_its_non_zero_blocks_and_first_invalid_value() {
+    let dir = tempdir("record");
+    let sizes = ChromSizes::from_pairs([("a".to_string(), 100_000u64), ("b".to_string(), 9000), ("c".to_string(), 1)])
+        .expect("sizes");
+    let run = |start: u32, end: u32, value: f32| Run { start, end, value };
+    let mut track = Track::empty(sizes.clone());
+    track.set_runs(
+        0,
+        vec![run(10, 20, 2.0), run(5000, 5001, -0.0), run(70_000, 70_002, f32::NAN), run(90_000, 90_001, -1.0)],
+    );
+    track.set_runs(1, vec![run(8191, 8192, 1e6)]);
+    let f32_path = dir.join("f32.cxtrack");
+    let f16_path = dir.join("f16.cxtrack");
+    write_shard(&f32_path, &track, Dtype::F32, None).expect("f32 shard");
+    write_shard(&f16_path, &track, Dtype::F16, None).expect("f16 shard");
+    for (path, b_invalid) in [(&f32_path, None), (&f16_path, Some(8191))] {
+        let mut shard = TrackShard::open(path).expect("open");
+        // Opened, a shard's record is not taken until asked for (a handed-in file is read).
+        assert_eq!(shard.recorded_first_invalid(0), None);
+        assert!(shard.adopt_recorded_scan().expect("adopt"));
+        for id in 0..sizes.len() {
+            let (bits, first_invalid) = scan_values(shard.chrom_values(id));
+            assert_eq!(shard.occupancy(id), Some(bits.as_slice()));
+            assert_eq!(shard.recorded_first_invalid(id), Some(first_invalid));
+        }
+        // −0 is accepted; NaN is the first invalid value of a (f16: 1e6 is infinite there).
+        assert_eq!(shard.recorded_first_invalid(0), Some(Some(70_000)));
+        assert_eq!(shard.recorded_first_invalid(1), Some(b_invalid));
+        assert_eq!(shard.recorded_first_invalid(2), Some(None));
+        // Blocks 0 (10..20), 1 (−0 at 5000 is a zero value: not occupied), 17, 21 of a.
+        assert_eq!(shard.occupancy(0), Some(&[1 | 1 << 17 | 1 << 21][..]));
+        assert_eq!(shard.occupancy(1), Some(&[1 << 1][..]));
+        assert_eq!(shard.occupancy(2), Some(&[0][..]));
+    }
+    // A damaged record is refused by name, not trusted.
+    rewrite_index(&f32_path, |chrom| {
+        if chrom["name"] == "b" {
+            chrom.insert("occupied".into(), "zz".repeat(8).into());
+        }
+    });
+    let err = TrackShard::open(&f32_path).expect("opens").adopt_recorded_scan().expect_err("damaged");
+    assert!(err.to_string().contains("chromosome 'b'") && err.to_string().contains("damaged"), "{err}");
+    rewrite_index(&f32_path, |chrom| {
+        if chrom["name"] == "c" {
+            chrom.insert("first_invalid".into(), 1.into());
+        }
+    });
+    assert!(TrackShard::open(&f32_path).expect("opens").adopt_recorded_scan().is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

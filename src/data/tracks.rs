@@ -3,9 +3,8 @@
 
 use crate::error::FileError;
 use crate::io::ChromSizes;
-use crate::store::{cached_shard, Dtype, ShardValues, TrackShard, OCCUPANCY_BLOCK};
+use crate::store::{cached_shard, scan_values, Dtype, TrackShard};
 use crate::Error;
-use rayon::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,47 +20,31 @@ pub fn open_coverage(path: &Path, sizes: &ChromSizes, what: &str) -> Result<Arc<
         .into());
     }
     for id in 0..sizes.len() {
-        if let ShardValues::F32(v) = shard.chrom_values(id) {
-            // Block by block without branches (vectorised), then the first bad value's place.
-            // A value is accepted when its bits are +0 … +max finite, or −0.
-            // On every thread (a chromosome is up to 1 GB of values), and in the same pass,
-            // which blocks hold a non-zero value: skipping reads that instead of the values.
-            let flags: Vec<(bool, bool)> = v
-                .par_chunks(OCCUPANCY_BLOCK)
-                .map(|b| {
-                    let (bad, nonzero) = b.iter().fold((0u32, 0u32), |(bad, nonzero), x| {
-                        let bits = x.to_bits();
-                        (
-                            bad | u32::from(bits & 0x7FFF_FFFF >= 0x7F80_0000) | u32::from(bits > 0x8000_0000),
-                            nonzero | (bits << 1),
-                        )
-                    });
-                    (bad != 0, nonzero != 0)
-                })
-                .collect();
-            let bad_block = flags.iter().position(|f| f.0);
-            let mut bits = vec![0u64; flags.len().div_ceil(64)];
-            for (k, _) in flags.iter().enumerate().filter(|f| f.1 .1) {
-                bits[k / 64] |= 1 << (k % 64);
-            }
+        // The cache's shards carry the record their writer made of which blocks hold a
+        // non-zero value and of the first invalid value; any other shard is read through
+        // here (on every thread: a chromosome is up to 1 GB of values).
+        let first_invalid = if let Some(recorded) = shard.recorded_first_invalid(id) {
+            recorded
+        } else {
+            let (bits, first_invalid) = scan_values(shard.chrom_values(id));
             shard.set_occupancy(id, bits);
-            if let Some(pos) = bad_block.and_then(|k| {
-                v[k * OCCUPANCY_BLOCK..]
-                    .iter()
-                    .position(|&x| !(x.is_finite() && x >= 0.0))
-                    .map(|i| k * OCCUPANCY_BLOCK + i)
-            }) {
-                return Err(FileError::content(
-                    path,
-                    format!(
-                        "{what}: value {} at {}:{} — coverage must be finite and non-negative",
-                        v[pos],
-                        sizes.name(id),
-                        pos + 1
-                    ),
-                )
-                .into());
+            first_invalid
+        };
+        if let Some(pos) = first_invalid {
+            let mut value = [0.0f32];
+            if let Ok(one) = shard.slice(sizes.name(id), pos as i64, pos as i64 + 1) {
+                one.to_f32(&mut value);
             }
+            return Err(FileError::content(
+                path,
+                format!(
+                    "{what}: value {} at {}:{} — coverage must be finite and non-negative",
+                    value[0],
+                    sizes.name(id),
+                    pos + 1
+                ),
+            )
+            .into());
         }
     }
     Ok(Arc::new(shard))

@@ -230,15 +230,23 @@ pub fn cached_shard(input: &Path, dtype: Option<Dtype>, sizes: Option<&ChromSize
     let key: String = key.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
     let path = dir.join(format!("{key}.{SHARD_EXTENSION}"));
     // A cache entry is reused only when its own header says it is what its name promises;
-    // anything else (damaged, altered, from another input) is rebuilt in its place.
-    if let Ok(shard) = TrackShard::open(&path) {
+    // anything else (damaged, altered, from another input) is rebuilt in its place, and so
+    // is an entry written before shards recorded their non-zero blocks (opening it as
+    // coverage would read all of it every time).
+    if let Ok(mut shard) = TrackShard::open(&path) {
         let recorded = shard.index().source.as_ref().and_then(|s| s.sha256.as_deref());
-        if recorded == Some(sha.as_str()) && shard.dtype() == dtype && sizes.is_none_or(|s| shard.sizes() == s) {
+        if recorded == Some(sha.as_str())
+            && shard.dtype() == dtype
+            && sizes.is_none_or(|s| shard.sizes() == s)
+            && shard.adopt_recorded_scan().unwrap_or(false)
+        {
             return Ok(shard);
         }
     }
     let track = read_track(input, sizes)?;
     let source = ShardSource { path: input.display().to_string(), sha256: Some(sha), size: Some(size) };
     write_shard(&path, &track, dtype, Some(source)).map_err(|e| cache_error(&dir, e))?;
-    TrackShard::open(&path)
+    let mut shard = TrackShard::open(&path)?;
+    shard.adopt_recorded_scan()?;
+    Ok(shard)
 }

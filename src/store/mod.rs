@@ -8,4 +8,6 @@ pub mod matrix;
 pub mod shard;
 
 pub use build::{build_shard, cached_shard, track_cache_dir, SourceFormat, CACHE_DIR_ENV};
-pub use shard::{Dtype, ShardIndex, ShardSlice, ShardStats, ShardValues, TrackShard, OCCUPANCY_BLOCK, SHARD_EXTENSION};
+pub use shard::{
+    scan_values, Dtype, ShardIndex, ShardSlice, ShardStats, ShardValues, TrackShard, OCCUPANCY_BLOCK, SHARD_EXTENSION,
+};

@@ -13,6 +13,12 @@
 //! ```
 //!
 //! Slices are zero-copy views into the mapping; positions past a chromosome's end read as 0.
+//!
+//! A signal shard's index also records, per chromosome, what one pass over its values found
+//! as they were written (`occupied`: which blocks of [`OCCUPANCY_BLOCK`] values hold a
+//! non-zero value; `first_invalid`: the first negative or non-finite value). The cache's own
+//! shards stand on that record ([`TrackShard::adopt_recorded_scan`]) instead of reading a
+//! whole genome's values at every open; a shard handed in is read through.
 
 use crate::error::FileError;
 use crate::io::atomic::AtomicFile;
@@ -88,6 +94,15 @@ pub struct ShardChrom {
     pub name: String,
     pub length: u64,
     pub offset: u64,
+    /// Signal shards: which blocks of [`OCCUPANCY_BLOCK`] values hold a non-zero value,
+    /// recorded as the shard was written (so that opening it need not read every value):
+    /// the bitmap's u64 words as 16 hex digits each, block k in bit k % 64 of word k / 64.
+    /// Absent in shards of base codes and in shards written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupied: Option<String>,
+    /// With `occupied`: the first position whose value is negative or not finite, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_invalid: Option<u64>,
 }
 
 /// The JSON index of a shard.
@@ -162,7 +177,20 @@ pub fn write_shard_with(
         dtype,
         content: content.to_string(),
         // Placeholders as wide as any real value, so the final index is never longer.
-        chroms: sizes.iter().map(|(n, l)| ShardChrom { name: n.to_string(), length: l, offset: u64::MAX }).collect(),
+        chroms: sizes
+            .iter()
+            .map(|(n, l)| {
+                let words = occupancy_words(l as usize);
+                let signal = content == CONTENT_SIGNAL;
+                ShardChrom {
+                    name: n.to_string(),
+                    length: l,
+                    offset: u64::MAX,
+                    occupied: signal.then(|| "f".repeat(16 * words)),
+                    first_invalid: signal.then_some(u64::MAX),
+                }
+            })
+            .collect(),
         source,
         saturated: u64::MAX,
         rounded: u64::MAX,
@@ -201,7 +229,24 @@ pub fn write_shard_with(
         rest = tail;
         consumed = offset + bytes as u64;
     }
-    let stats: Vec<ShardStats> = pieces.into_par_iter().map(|(id, piece)| fill(id, piece)).collect();
+    // A signal shard records, in the same parallel pass, which blocks hold a non-zero value
+    // and the first invalid value: what opening it as coverage would otherwise read it all for.
+    let signal = content == CONTENT_SIGNAL;
+    let filled: Vec<(ShardStats, Option<(Vec<u64>, Option<u64>)>)> = pieces
+        .into_par_iter()
+        .map(|(id, piece)| {
+            let stats = fill(id, piece);
+            (stats, signal.then(|| scan_values(values_of(dtype, piece))))
+        })
+        .collect();
+    let mut stats = Vec::with_capacity(filled.len());
+    for ((s, scanned), c) in filled.into_iter().zip(index.chroms.iter_mut()) {
+        stats.push(s);
+        if let Some((bits, first_invalid)) = scanned {
+            c.occupied = Some(bits.iter().map(|w| format!("{w:016x}")).collect());
+            c.first_invalid = first_invalid;
+        }
+    }
     let saturated = stats.iter().map(|s| s.saturated).sum();
     let rounded = stats.iter().map(|s| s.rounded).sum();
     index.saturated = saturated;
@@ -222,6 +267,75 @@ pub fn write_shard_with(
     drop(f);
     file.commit()?;
     Ok(ShardStats { saturated, rounded, bytes: total })
+}
+
+/// The u64 words of an occupancy bitmap over `len` values.
+fn occupancy_words(len: usize) -> usize {
+    len.div_ceil(OCCUPANCY_BLOCK).div_ceil(64)
+}
+
+fn values_of(dtype: Dtype, bytes: &[u8]) -> ShardValues<'_> {
+    match dtype {
+        Dtype::U8 => ShardValues::U8(bytes),
+        Dtype::U16 => ShardValues::U16(bytemuck::cast_slice(bytes)),
+        Dtype::F16 => ShardValues::F16(bytemuck::cast_slice(bytes)),
+        Dtype::F32 => ShardValues::F32(bytemuck::cast_slice(bytes)),
+    }
+}
+
+/// One pass over a chromosome's values, on every thread: which blocks of
+/// [`OCCUPANCY_BLOCK`] values hold a non-zero value (a bit per block), and the first value
+/// that is negative or not finite (−0 is accepted). Blocks are folded without branches
+/// (vectorised); the first bad value's place is looked for only in the first bad block.
+pub fn scan_values(values: ShardValues<'_>) -> (Vec<u64>, Option<u64>) {
+    fn blocks<T: Sync>(v: &[T], flags: impl Fn(&[T]) -> (u32, u32) + Sync) -> Vec<(bool, bool)> {
+        v.par_chunks(OCCUPANCY_BLOCK).map(|b| flags(b)).map(|(bad, nonzero)| (bad != 0, nonzero != 0)).collect()
+    }
+    let flags = match values {
+        ShardValues::U8(v) => blocks(v, |b| (0, b.iter().fold(0u32, |acc, &x| acc | u32::from(x)))),
+        ShardValues::U16(v) => blocks(v, |b| (0, b.iter().fold(0u32, |acc, &x| acc | u32::from(x)))),
+        ShardValues::F16(v) => blocks(v, |b| {
+            b.iter().fold((0u32, 0u32), |(bad, nonzero), x| {
+                let bits = u16::from_le(x.to_bits());
+                (bad | u32::from(bits & 0x7FFF >= 0x7C00) | u32::from(bits > 0x8000), nonzero | u32::from(bits << 1))
+            })
+        }),
+        ShardValues::F32(v) => blocks(v, |b| {
+            b.iter().fold((0u32, 0u32), |(bad, nonzero), x| {
+                let bits = u32::from_le(x.to_bits());
+                (
+                    bad | u32::from(bits & 0x7FFF_FFFF >= 0x7F80_0000) | u32::from(bits > 0x8000_0000),
+                    nonzero | (bits << 1),
+                )
+            })
+        }),
+    };
+    let mut bits = vec![0u64; flags.len().div_ceil(64)];
+    for (k, _) in flags.iter().enumerate().filter(|f| f.1 .1) {
+        bits[k / 64] |= 1 << (k % 64);
+    }
+    let first_invalid = flags.iter().position(|f| f.0).and_then(|k| {
+        let lo = k * OCCUPANCY_BLOCK;
+        let valid = |x: f32| x.is_finite() && x >= 0.0;
+        let at = match values {
+            ShardValues::U8(_) | ShardValues::U16(_) => None,
+            ShardValues::F16(v) => {
+                v[lo..].iter().position(|x| !valid(f16::from_bits(u16::from_le(x.to_bits())).to_f32()))
+            }
+            ShardValues::F32(v) => v[lo..].iter().position(|x| !valid(f32::from_bits(u32::from_le(x.to_bits())))),
+        };
+        at.map(|i| (lo + i) as u64)
+    });
+    (bits, first_invalid)
+}
+
+/// Reads an occupancy bitmap recorded in a shard's index (`None`: malformed).
+fn parse_occupancy(hex: &str, len: u64) -> Option<Vec<u64>> {
+    let words = occupancy_words(len as usize);
+    if hex.len() != 16 * words || !hex.is_ascii() {
+        return None;
+    }
+    (0..words).map(|w| u64::from_str_radix(&hex[16 * w..16 * w + 16], 16).ok()).collect()
 }
 
 fn align(x: u64) -> u64 {
@@ -288,6 +402,8 @@ pub struct TrackShard {
     /// Per chromosome, which blocks of [`OCCUPANCY_BLOCK`] values hold a non-zero value
     /// (bit per block), where a pass over the values has recorded it.
     occupancy: Vec<std::sync::OnceLock<Vec<u64>>>,
+    /// Whether the index's record of its values (written with them) stands for a scan.
+    adopted: bool,
 }
 
 /// Values per bit of [`TrackShard::occupancy`].
@@ -405,7 +521,7 @@ impl TrackShard {
         }
         let sizes = ChromSizes::from_pairs(index.chroms.iter().map(|c| (c.name.clone(), c.length))).map_err(bad)?;
         let occupancy = (0..sizes.len()).map(|_| std::sync::OnceLock::new()).collect();
-        Ok(TrackShard { path: path.to_path_buf(), map, index, sizes, occupancy })
+        Ok(TrackShard { path: path.to_path_buf(), map, index, sizes, occupancy, adopted: false })
     }
 
     pub fn path(&self) -> &Path {
@@ -439,6 +555,40 @@ impl TrackShard {
         }
     }
 
+    /// Takes the record the writer left in the index (which blocks hold a non-zero value, the
+    /// first invalid value) in place of a pass over the values: for shards chromax wrote
+    /// itself and keeps (its cache), where the values cannot have changed since. A shard
+    /// someone hands in is read through instead. False (nothing taken) where a chromosome
+    /// has no record; an error where a record is malformed.
+    pub fn adopt_recorded_scan(&mut self) -> Result<bool, FileError> {
+        let mut bits = Vec::with_capacity(self.index.chroms.len());
+        for c in &self.index.chroms {
+            let Some(hex) = &c.occupied else { return Ok(false) };
+            let damaged = |what: &str| {
+                FileError::content(
+                    &self.path,
+                    format!("chromosome '{}': its {what} is malformed: damaged (rebuild it)", c.name),
+                )
+            };
+            bits.push(parse_occupancy(hex, c.length).ok_or_else(|| damaged("record of non-zero blocks"))?);
+            if c.first_invalid.is_some_and(|p| p >= c.length) {
+                return Err(damaged("recorded first invalid value"));
+            }
+        }
+        for (slot, b) in self.occupancy.iter().zip(bits) {
+            let _ = slot.set(b);
+        }
+        self.adopted = true;
+        Ok(true)
+    }
+
+    /// The first invalid value of chromosome `id` as the writer recorded it, where the
+    /// record was adopted ([`TrackShard::adopt_recorded_scan`]): `Some(None)` when every
+    /// value is finite and non-negative.
+    pub fn recorded_first_invalid(&self, id: usize) -> Option<Option<u64>> {
+        self.adopted.then(|| self.index.chroms.get(id).and_then(|c| c.first_invalid))
+    }
+
     /// Which blocks of chromosome `id` hold a non-zero value, if recorded.
     pub fn occupancy(&self, id: usize) -> Option<&[u64]> {
         self.occupancy.get(id).and_then(|o| o.get()).map(Vec::as_slice)
@@ -447,12 +597,7 @@ impl TrackShard {
     pub fn chrom_values(&self, id: usize) -> ShardValues<'_> {
         let c = &self.index.chroms[id];
         let bytes = &self.map[c.offset as usize..(c.offset + c.length * self.dtype().size() as u64) as usize];
-        match self.dtype() {
-            Dtype::U8 => ShardValues::U8(bytes),
-            Dtype::U16 => ShardValues::U16(bytemuck::cast_slice(bytes)),
-            Dtype::F16 => ShardValues::F16(bytemuck::cast_slice(bytes)),
-            Dtype::F32 => ShardValues::F32(bytemuck::cast_slice(bytes)),
-        }
+        values_of(self.dtype(), bytes)
     }
 
     /// `chrom`'s values over `start..end`, which may reach before 0 or past the end (zeros).
