@@ -232,7 +232,8 @@ pub fn write_shard_with(
     // A signal shard records, in the same parallel pass, which blocks hold a non-zero value
     // and the first invalid value: what opening it as coverage would otherwise read it all for.
     let signal = content == CONTENT_SIGNAL;
-    let filled: Vec<(ShardStats, Option<(Vec<u64>, Option<u64>)>)> = pieces
+    type Scanned = Option<(Vec<u64>, Option<u64>)>;
+    let filled: Vec<(ShardStats, Scanned)> = pieces
         .into_par_iter()
         .map(|(id, piece)| {
             let stats = fill(id, piece);
@@ -288,8 +289,8 @@ fn values_of(dtype: Dtype, bytes: &[u8]) -> ShardValues<'_> {
 /// that is negative or not finite (−0 is accepted). Blocks are folded without branches
 /// (vectorised); the first bad value's place is looked for only in the first bad block.
 pub fn scan_values(values: ShardValues<'_>) -> (Vec<u64>, Option<u64>) {
-    fn blocks<T: Sync>(v: &[T], flags: impl Fn(&[T]) -> (u32, u32) + Sync) -> Vec<(bool, bool)> {
-        v.par_chunks(OCCUPANCY_BLOCK).map(|b| flags(b)).map(|(bad, nonzero)| (bad != 0, nonzero != 0)).collect()
+    fn blocks<T: Sync>(v: &[T], flags: impl Fn(&[T]) -> (u32, u32) + Send + Sync) -> Vec<(bool, bool)> {
+        v.par_chunks(OCCUPANCY_BLOCK).map(flags).map(|(bad, nonzero)| (bad != 0, nonzero != 0)).collect()
     }
     let flags = match values {
         ShardValues::U8(v) => blocks(v, |b| (0, b.iter().fold(0u32, |acc, &x| acc | u32::from(x)))),

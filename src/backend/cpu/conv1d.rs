@@ -18,7 +18,7 @@
 //! depend on the number of threads.
 
 use super::direct::ConvShape;
-use super::{direct, gemm, HostSlice, Real};
+use super::{amx, direct, gemm, HostSlice, Real};
 use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
@@ -93,6 +93,7 @@ fn conv1d_general<T: Real>(mode: Mode, s: &ConvShape, x: &[T], w: &[T], bias: Op
             let bias = bias32.flatten();
             match path {
                 FastPath::Direct => direct::conv1d_f32(s, x, w, bias, y),
+                FastPath::Gemm if mode == Mode::FastBf16 && amx::available() => amx::conv1d_f32(s, x, w, bias, y),
                 FastPath::Gemm => gemm::conv1d_f32(s, x, w, bias, y, mode == Mode::FastBf16),
             }
             return;
@@ -208,6 +209,9 @@ pub(crate) fn bwd_weight<T: Real, S: HostSlice<T> + ?Sized>(
         if let (Some(x), Some(dy), Some(dw), Some(db)) = (T::f32s(x), T::f32s(dy), T::f32s_mut(dw), db32) {
             match path {
                 FastPath::Direct => direct::conv1d_bwd_weight_f32(&s, x, dy, dw, db),
+                FastPath::Gemm if mode == Mode::FastBf16 && amx::available() => {
+                    amx::conv1d_bwd_weight_f32(&s, x, dy, dw, db)
+                }
                 FastPath::Gemm => gemm::conv1d_bwd_weight_f32(&s, x, dy, dw, db, mode == Mode::FastBf16),
             }
             return Ok(());

@@ -15,11 +15,11 @@ use super::direct::{isa, ConvShape, Isa};
 use rayon::prelude::*;
 
 const MR: usize = 14;
-const NR: usize = 32;
+pub(super) const NR: usize = 32;
 /// Positions per task of the forward pass.
-const NC: usize = 128;
+pub(super) const NC: usize = 128;
 /// Tasks of the weight gradient are summed in this many fixed groups.
-const REDUCE_GROUPS: usize = 64;
+pub(super) const REDUCE_GROUPS: usize = 64;
 
 /// Whether this path runs on this CPU.
 pub(crate) fn available() -> bool {
@@ -28,7 +28,7 @@ pub(crate) fn available() -> bool {
 
 /// A raw output pointer shared by tasks that write disjoint elements.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+pub(super) struct SharedOut(pub(super) *mut f32);
 // SAFETY: every task writes a disjoint set of elements (its own positions).
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
@@ -38,7 +38,7 @@ impl SharedOut {
     ///
     /// # Safety
     /// As `pointer::add`: `i` within the allocation.
-    unsafe fn add(self, i: usize) -> *mut f32 {
+    pub(super) unsafe fn add(self, i: usize) -> *mut f32 {
         self.0.add(i)
     }
 }
@@ -72,10 +72,11 @@ fn im2col_tiles(s: &ConvShape, x: &[f32], q0: usize, n: usize, col: &mut [f32]) 
     }
 }
 
-/// [`im2col_tiles`] as bf16 pairs of reduction steps (`col[(t·⌈c_in·K/2⌉ + s)·NR + j]` =
-/// steps 2s and 2s + 1 of position j of tile t; a missing last step is zero), converted as
-/// they are gathered: no f32 columns written and read again.
-fn im2col_tiles_bf16(s: &ConvShape, x: &[f32], q0: usize, n: usize, col: &mut [u32]) {
+/// [`im2col_tiles`] as bf16 pairs of reduction steps (`col[(t·rows + s)·NR + j]` = steps 2s
+/// and 2s + 1 of position j of tile t, `rows` ≥ ⌈c_in·K/2⌉ per tile; a missing last step is
+/// zero, rows past ⌈c_in·K/2⌉ are left as they are), converted as they are gathered: no f32
+/// columns written and read again.
+pub(super) fn im2col_tiles_bf16(s: &ConvShape, x: &[f32], q0: usize, n: usize, rows: usize, col: &mut [u32]) {
     let cink = s.c_in * s.kernel;
     let kp = cink.div_ceil(2);
     let (mut lo_buf, mut hi_buf) = ([0.0f32; NR], [0.0f32; NR]);
@@ -83,7 +84,7 @@ fn im2col_tiles_bf16(s: &ConvShape, x: &[f32], q0: usize, n: usize, col: &mut [u
         for t in 0..n.div_ceil(NR) {
             let lo = tap_row(s, x, q0, n, t, 2 * sp, &mut lo_buf);
             let hi = (2 * sp + 1 < cink).then(|| tap_row(s, x, q0, n, t, 2 * sp + 1, &mut hi_buf));
-            pair_slices(lo, hi, &mut col[(t * kp + sp) * NR..(t * kp + sp + 1) * NR]);
+            pair_slices(lo, hi, &mut col[(t * rows + sp) * NR..(t * rows + sp + 1) * NR]);
         }
     }
 }
@@ -92,7 +93,7 @@ fn im2col_tiles_bf16(s: &ConvShape, x: &[f32], q0: usize, n: usize, col: &mut [u
 /// from x where the tile lies inside one row with its taps in range, else gathered into `buf`
 /// (zero outside the row, beyond the task's n positions and beyond the batch).
 #[inline]
-fn tap_row<'a>(
+pub(super) fn tap_row<'a>(
     s: &ConvShape,
     x: &'a [f32],
     q0: usize,
@@ -265,7 +266,7 @@ pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32
             let n = NC.min(total - q0);
             let tiles = n.div_ceil(NR);
             if bf16 {
-                im2col_tiles_bf16(s, x, q0, n, &mut col_bf16);
+                im2col_tiles_bf16(s, x, q0, n, kp, &mut col_bf16);
             } else {
                 im2col_tiles(s, x, q0, n, &mut col);
             }
@@ -527,7 +528,7 @@ pub(crate) fn bf16_value(h: u16) -> f32 {
 
 /// Two values as one bf16 pair: `lo` in the low half (the earlier reduction step).
 #[inline]
-fn pair(lo: f32, hi: f32) -> u32 {
+pub(super) fn pair(lo: f32, hi: f32) -> u32 {
     bf16_bits(lo) as u32 | (bf16_bits(hi) as u32) << 16
 }
 
@@ -584,6 +585,32 @@ unsafe fn pair_slices_avx512(lo: *const f32, hi: Option<*const f32>, out: *mut u
         j += 16;
     }
     j
+}
+
+/// Consecutive values as bf16 pairs: `out[i] = pair(v[2i], v[2i + 1])` (`v` of even length,
+/// `out` half as long), 32 values at a time with AVX512-BF16's conversion.
+pub(super) fn to_bf16_pairs(v: &[f32], out: &mut [u32]) {
+    let n = out.len();
+    assert!(v.len() == 2 * n && bf16_available());
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F and AVX512-BF16 are present (asserted); each step reads v[2i .. 2i + 32]
+    // and writes out[i .. i + 16], inside both (asserted lengths).
+    unsafe {
+        use std::arch::x86_64::*;
+        #[target_feature(enable = "avx512f,avx512bf16")]
+        unsafe fn sixteen_pairs(v: *const f32, out: *mut u32) {
+            let h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(v.add(16)), _mm512_loadu_ps(v));
+            _mm512_storeu_si512(out as *mut _, std::mem::transmute::<__m512bh, __m512i>(h));
+        }
+        while i + 16 <= n {
+            sixteen_pairs(v.as_ptr().add(2 * i), out.as_mut_ptr().add(i));
+            i += 16;
+        }
+    }
+    for k in i..n {
+        out[k] = pair(v[2 * k], v[2 * k + 1]);
+    }
 }
 
 /// Rows `2s`, `2s + 1` of a block of f32 rows of NR (stride NR, `steps` rows) as NR pairs each,

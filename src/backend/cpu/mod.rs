@@ -4,6 +4,7 @@
 //! the file of the op's stem; [`CpuBackend`] runs them on `Vec<T>` buffers. Parallelism
 //! is rayon's global pool (`--threads` sizes it).
 
+mod amx;
 mod conv1d;
 pub mod direct;
 mod dropout;
