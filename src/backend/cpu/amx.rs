@@ -19,7 +19,7 @@
 //! Tiles are configured per thread (`ldtilecfg`) for each group of tasks and released after.
 
 use super::direct::ConvShape;
-use super::gemm::{bf16_available, im2col_tiles_bf16, pair, tap_row, to_bf16_pairs, SharedOut, NC, NR, REDUCE_GROUPS};
+use super::gemm::{bf16_available, im2col_tiles_bf16, pair, to_bf16_pairs, SharedOut, TileTaps, NC, NR, REDUCE_GROUPS};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -29,9 +29,10 @@ const BLOCK: usize = 32;
 const CHUNK: usize = 32;
 /// The u32 pairs of one chunk of A for a block: two tiles of 16 rows × 16 pairs.
 const A_CHUNK: usize = 2 * 16 * 16;
-/// Chunks per pass of the forward's block loop: a tile of columns' 8 chunks (16 KB) stay in
-/// L1 while every block of weights passes over them.
-const FWD_CHUNKS: usize = 8;
+/// Chunks per pass of the forward's block loop: up to 2,048 reduction steps, SeqNet's whole
+/// c_in·K, so a block's accumulators are loaded and stored once (8 chunks a pass, with the
+/// columns in L1, measured no faster on a Sapphire Rapids class Xeon: ±5% noise).
+const FWD_CHUNKS: usize = 64;
 /// Positions per block of the weight gradient.
 const WG_POSITIONS: usize = 256;
 
@@ -329,7 +330,7 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
     let groups: Vec<(Vec<f64>, Vec<f64>)> = tasks
         .par_chunks(group_size)
         .map(|group| {
-            let mut acc_w = vec![0.0f64; c_out * cink];
+            let mut acc_wt: Vec<f64> = Vec::with_capacity(cink * c_out);
             let mut acc_b = vec![0.0f64; c_out];
             // The taps as A: blocks of 32 taps, MAX_CHUNKS chunks of 32 positions.
             let mut a = vec![0u32; m_blocks * MAX_CHUNKS * A_CHUNK];
@@ -361,9 +362,14 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
                     for co in 0..c_out {
                         let row = &mut dy_rows[co * WG_POSITIONS..co * WG_POSITIONS + chunks * CHUNK];
                         row[m..].fill(0.0);
-                        for &v in &row[..m] {
-                            acc_b[co] += v as f64;
+                        // The bias gradient in eight f64 lanes (eight dependency chains, not
+                        // one), combined in a fixed order.
+                        let mut lanes = [0.0f64; 8];
+                        for (i, &v) in row[..m].iter().enumerate() {
+                            lanes[i % 8] += v as f64;
                         }
+                        acc_b[co] += ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+                            + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
                         to_bf16_pairs(row, &mut dy_pairs[co * WG_POSITIONS / 2..co * WG_POSITIONS / 2 + chunks * 16]);
                     }
                     // B[pair s][co] = dy_pairs[co][s]: dy turned (c_out × pairs → pairs × c_out).
@@ -374,12 +380,15 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
                         }
                     }
                     // A: each tap's 32 positions of a chunk as 16 pairs (zero past m).
-                    for kk in 0..cink {
-                        let base = (kk / BLOCK) * MAX_CHUNKS * A_CHUNK;
-                        for t in 0..chunks {
-                            let row = tap_row(s, x, q0 + p0, m, t, kk, &mut buf);
-                            let at = base + a_at(t, kk % BLOCK);
-                            to_bf16_pairs(row, &mut a[at..at + 16]);
+                    for t in 0..chunks {
+                        let tile = TileTaps::new(s, q0 + p0, m, t);
+                        for ci in 0..c_in {
+                            for k in 0..kernel {
+                                let kk = ci * kernel + k;
+                                let row = tile.tap(s, x, ci, k, &mut buf);
+                                let at = (kk / BLOCK) * MAX_CHUNKS * A_CHUNK + a_at(t, kk % BLOCK);
+                                to_bf16_pairs(row, &mut a[at..at + 16]);
+                            }
                         }
                     }
                     let start = if pass == 0 { Start::Zero } else { Start::Load };
@@ -403,16 +412,30 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
                         }
                     }
                 }
+                // dwᵀ as the tiles hold it (rows of taps: both sides contiguous), started by
+                // the group's first task (no zeroed buffer) and turned once, after the groups.
                 for kk in 0..cink {
-                    for co in 0..c_out {
-                        acc_w[co * cink + kk] += part[kk * ldp + co] as f64;
+                    let row = &part[kk * ldp..kk * ldp + c_out];
+                    if acc_wt.len() < cink * c_out {
+                        acc_wt.extend(row.iter().map(|&v| v as f64));
+                    } else {
+                        for (acc, &v) in acc_wt[kk * c_out..(kk + 1) * c_out].iter_mut().zip(row) {
+                            *acc += v as f64;
+                        }
                     }
                 }
             }
-            (acc_w, acc_b)
+            (acc_wt, acc_b)
         })
         .collect();
-    super::conv1d::sum_groups(&groups, dw, dbias);
+    // The groups' sums in their fixed order, then dwᵀ turned into dw.
+    let mut dw_t = vec![0.0f32; cink * c_out];
+    super::conv1d::sum_groups(&groups, &mut dw_t, dbias);
+    for (kk, row) in dw_t.chunks_exact(c_out).enumerate() {
+        for (co, &v) in row.iter().enumerate() {
+            dw[co * cink + kk] = v;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -64,9 +64,10 @@ fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
 fn im2col_tiles(s: &ConvShape, x: &[f32], q0: usize, n: usize, col: &mut [f32]) {
     let cink = s.c_in * s.kernel;
     let mut buf = [0.0f32; NR];
-    for kk in 0..cink {
-        for t in 0..n.div_ceil(NR) {
-            let row = tap_row(s, x, q0, n, t, kk, &mut buf);
+    for t in 0..n.div_ceil(NR) {
+        let tile = TileTaps::new(s, q0, n, t);
+        for kk in 0..cink {
+            let row = tile.tap(s, x, kk / s.kernel, kk % s.kernel, &mut buf);
             col[(t * cink + kk) * NR..(t * cink + kk + 1) * NR].copy_from_slice(row);
         }
     }
@@ -80,12 +81,66 @@ pub(super) fn im2col_tiles_bf16(s: &ConvShape, x: &[f32], q0: usize, n: usize, r
     let cink = s.c_in * s.kernel;
     let kp = cink.div_ceil(2);
     let (mut lo_buf, mut hi_buf) = ([0.0f32; NR], [0.0f32; NR]);
-    for sp in 0..kp {
-        for t in 0..n.div_ceil(NR) {
-            let lo = tap_row(s, x, q0, n, t, 2 * sp, &mut lo_buf);
-            let hi = (2 * sp + 1 < cink).then(|| tap_row(s, x, q0, n, t, 2 * sp + 1, &mut hi_buf));
+    for t in 0..n.div_ceil(NR) {
+        let tile = TileTaps::new(s, q0, n, t);
+        // (ci, k) of step 2·sp, advanced without divisions.
+        let (mut ci, mut k) = (0, 0);
+        let mut next = || {
+            let at = (ci, k);
+            k += 1;
+            if k == s.kernel {
+                (ci, k) = (ci + 1, 0);
+            }
+            at
+        };
+        for sp in 0..kp {
+            let (lo_ci, lo_k) = next();
+            let lo = tile.tap(s, x, lo_ci, lo_k, &mut lo_buf);
+            let hi = (2 * sp + 1 < cink).then(|| {
+                let (hi_ci, hi_k) = next();
+                tile.tap(s, x, hi_ci, hi_k, &mut hi_buf)
+            });
             pair_slices(lo, hi, &mut col[(t * rows + sp) * NR..(t * rows + sp + 1) * NR]);
         }
+    }
+}
+
+/// Where tile t's NR positions (`q0 + t·NR + j`) lie: worked out once per tile, so that each
+/// of its c_in·K taps is a slice of x (or a gathered row) without divisions.
+pub(super) struct TileTaps {
+    b: usize,
+    l: usize,
+    /// All NR positions in one row of the batch and within the task's n.
+    whole: bool,
+    q0: usize,
+    n: usize,
+    t: usize,
+}
+
+impl TileTaps {
+    pub(super) fn new(s: &ConvShape, q0: usize, n: usize, t: usize) -> Self {
+        let q = q0 + t * NR;
+        let (b, l) = (q / s.len, q % s.len);
+        TileTaps { b, l, whole: t * NR + NR <= n && l + NR <= s.len, q0, n, t }
+    }
+
+    /// Tap (ci, k) of the tile's positions: a slice of x where all are in range, else
+    /// gathered into `buf` by [`tap_row`].
+    #[inline]
+    pub(super) fn tap<'a>(
+        &self,
+        s: &ConvShape,
+        x: &'a [f32],
+        ci: usize,
+        k: usize,
+        buf: &'a mut [f32; NR],
+    ) -> &'a [f32] {
+        let src = self.l as isize + (k * s.dilation) as isize - s.pad_left as isize;
+        if self.whole && src >= 0 && src as usize + NR <= s.len {
+            let start = (self.b * s.c_in + ci) * s.len + src as usize;
+            return &x[start..start + NR];
+        }
+        tap_row(s, x, self.q0, self.n, self.t, ci * s.kernel + k, buf)
     }
 }
 
@@ -589,6 +644,7 @@ unsafe fn pair_slices_avx512(lo: *const f32, hi: Option<*const f32>, out: *mut u
 
 /// Consecutive values as bf16 pairs: `out[i] = pair(v[2i], v[2i + 1])` (`v` of even length,
 /// `out` half as long), 32 values at a time with AVX512-BF16's conversion.
+#[inline]
 pub(super) fn to_bf16_pairs(v: &[f32], out: &mut [u32]) {
     let n = out.len();
     assert!(v.len() == 2 * n && bf16_available());
