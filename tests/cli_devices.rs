@@ -12,6 +12,11 @@ fn devices_lists_cpu_and_cuda_or_the_reason() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let first = stdout.lines().next().unwrap_or("");
     assert!(first.starts_with("cpu") && first.contains("threads") && first.contains("precision f32"), "{stdout}");
+    // The unit bf16 products would run on (AMX's tiles or AVX512-BF16), where there is one.
+    match chromax::backend::cpu::bf16_products_unit() {
+        Some(unit) => assert!(first.contains(&format!("--precision bf16: {unit}")), "{stdout}"),
+        None => assert!(!first.contains("bf16"), "{stdout}"),
+    }
     let cuda_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("cuda")).collect();
     assert!(!cuda_lines.is_empty(), "no CUDA line: {stdout}");
     // A device line says its default precision (bf16 from compute capability 8.0).

@@ -6,10 +6,9 @@ use chromax::backend::cuda::{probe, CudaProbe};
 pub struct DevicesArgs {}
 
 pub fn run(_args: &DevicesArgs) -> super::CliResult {
-    let bf16 = if chromax::backend::cpu::CpuBackend::with_bf16_gemm().is_ok() {
-        "f32 (bf16 with --precision bf16: AVX512-BF16)"
-    } else {
-        "f32"
+    let bf16 = match chromax::backend::cpu::bf16_products_unit() {
+        Some(unit) => format!("f32 (bf16 with --precision bf16: {unit})"),
+        None => "f32".to_string(),
     };
     println!("cpu     {} threads  precision {bf16}", rayon::current_num_threads());
     match probe() {

@@ -76,6 +76,19 @@ pub trait HostSlice<T>: AsRef<[T]> + AsMut<[T]> + BufLen {}
 
 impl<T, S: AsRef<[T]> + AsMut<[T]> + BufLen + ?Sized> HostSlice<T> for S {}
 
+/// The unit that multiplies the bf16 products of [`CpuBackend::with_bf16_gemm`] on this CPU:
+/// AMX's tiles where the CPU and the OS allow them (Intel Sapphire Rapids and later), else
+/// AVX512-BF16; None where bf16 products are refused.
+pub fn bf16_products_unit() -> Option<&'static str> {
+    if amx::available() {
+        Some("AMX-BF16")
+    } else if gemm::bf16_available() {
+        Some("AVX512-BF16")
+    } else {
+        None
+    }
+}
+
 /// The CPU backend: f32 in production, f64 for finite-difference checks of whole models.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuBackend<T = f32> {
@@ -101,8 +114,9 @@ impl CpuBackend<f32> {
     }
 
     /// The fast paths with the products of the wide convolutions' GEMM (SeqNet's layers, not
-    /// DenoiseNet's) rounded to bfloat16 and summed in f32, two per AVX512-BF16 instruction:
-    /// each product within a relative 2^-8 of f32's. Fails where the CPU lacks AVX512-BF16.
+    /// DenoiseNet's) rounded to bfloat16 and summed in f32, on AMX's tiles where the CPU has
+    /// them, else two per AVX512-BF16 instruction ([`bf16_products_unit`]): each
+    /// product within a relative 2^-8 of f32's. Fails where the CPU lacks AVX512-BF16.
     pub fn with_bf16_gemm() -> Result<Self, crate::error::BackendError> {
         if !gemm::bf16_available() {
             return Err(crate::error::BackendError::Unsupported {
@@ -196,7 +210,10 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     type Buf = Vec<T>;
 
     fn describe(&self) -> String {
-        let products = if self.bf16_gemm { ", bf16 products in the wide convolutions" } else { "" };
+        let products = match (self.bf16_gemm, bf16_products_unit()) {
+            (true, Some(unit)) => format!(", bf16 products in the wide convolutions ({unit})"),
+            _ => String::new(),
+        };
         let rounded = if self.bf16_convolutions { ", bf16 operands in the few-channel convolutions" } else { "" };
         format!("cpu ({} threads{products}{rounded})", self.threads())
     }
