@@ -19,7 +19,9 @@
 //! Tiles are configured per thread (`ldtilecfg`) for each group of tasks and released after.
 
 use super::direct::ConvShape;
-use super::gemm::{bf16_available, im2col_tiles_bf16, pair, to_bf16_pairs, SharedOut, TileTaps, NC, NR, REDUCE_GROUPS};
+use super::gemm::{
+    bf16_available, im2col_tiles_bf16, pair, to_bf16_pairs, weight_gradient_tasks, SharedOut, TileTaps, NC, NR,
+};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -324,9 +326,7 @@ pub(crate) fn conv1d_bwd_weight_f32(s: &ConvShape, x: &[f32], dy: &[f32], dw: &m
     let (m_blocks, n_blocks) = (cink.div_ceil(BLOCK), c_out.div_ceil(BLOCK));
     let ldp = n_blocks * BLOCK; // columns of dwᵀ, and of dy's pairs
     const MAX_CHUNKS: usize = WG_POSITIONS / CHUNK;
-    let per_task = (total / 16).clamp(256, 4096).next_multiple_of(64);
-    let tasks: Vec<usize> = (0..total).step_by(per_task).collect();
-    let group_size = tasks.len().div_ceil(REDUCE_GROUPS).max(1);
+    let (per_task, tasks, group_size) = weight_gradient_tasks(total);
     let groups: Vec<(Vec<f64>, Vec<f64>)> = tasks
         .par_chunks(group_size)
         .map(|group| {

@@ -19,7 +19,7 @@ pub(super) const NR: usize = 32;
 /// Positions per task of the forward pass.
 pub(super) const NC: usize = 128;
 /// Tasks of the weight gradient are summed in this many fixed groups.
-pub(super) const REDUCE_GROUPS: usize = 64;
+const REDUCE_GROUPS: usize = 64;
 
 /// Whether this path runs on this CPU.
 pub(crate) fn available() -> bool {
@@ -425,11 +425,7 @@ pub(crate) fn conv1d_bwd_weight_f32(
     let total = batch * len;
     assert!(x.len() == batch * c_in * len && dy.len() == batch * c_out * len && available());
     assert!(!bf16 || bf16_available());
-    // Positions per task from the shape alone (not the thread count): at most 16 tasks' worth
-    // of f64 partial sums, at least 256 positions each.
-    let per_task = (total / 16).clamp(256, 4096).next_multiple_of(64);
-    let tasks: Vec<usize> = (0..total).step_by(per_task).collect();
-    let group_size = tasks.len().div_ceil(REDUCE_GROUPS).max(1);
+    let (per_task, tasks, group_size) = weight_gradient_tasks(total);
     let groups: Vec<(Vec<f64>, Vec<f64>)> = tasks
         .par_chunks(group_size)
         .map(|group| {
@@ -519,6 +515,17 @@ pub(crate) fn conv1d_bwd_weight_f32(
         })
         .collect();
     super::conv1d::sum_groups(&groups, dw, dbias);
+}
+
+/// How a weight gradient over `total` positions splits: positions per task, the tasks'
+/// first positions, tasks per group (groups are summed in f64 in order). From the shape alone,
+/// not the thread count, so results do not depend on it: at most 16 tasks' worth of f64
+/// partial sums, at least 256 positions each.
+pub(super) fn weight_gradient_tasks(total: usize) -> (usize, Vec<usize>, usize) {
+    let per_task = (total / 16).clamp(256, 4096).next_multiple_of(64);
+    let tasks: Vec<usize> = (0..total).step_by(per_task).collect();
+    let group_size = tasks.len().div_ceil(REDUCE_GROUPS).max(1);
+    (per_task, tasks, group_size)
 }
 
 /// `put(ci·K + k, x[b, ci, l + k·d − pad_left])` for every tap of position (b, l), in order,
