@@ -66,9 +66,12 @@ fn im2col_tiles(s: &ConvShape, x: &[f32], q0: usize, n: usize, col: &mut [f32]) 
     let mut buf = [0.0f32; NR];
     for t in 0..n.div_ceil(NR) {
         let tile = TileTaps::new(s, q0, n, t);
-        for kk in 0..cink {
-            let row = tile.tap(s, x, kk / s.kernel, kk % s.kernel, &mut buf);
-            col[(t * cink + kk) * NR..(t * cink + kk + 1) * NR].copy_from_slice(row);
+        for ci in 0..s.c_in {
+            for k in 0..s.kernel {
+                let kk = ci * s.kernel + k;
+                let row = tile.tap(s, x, ci, k, &mut buf);
+                col[(t * cink + kk) * NR..(t * cink + kk + 1) * NR].copy_from_slice(row);
+            }
         }
     }
 }
