@@ -6,7 +6,10 @@ mod common;
 
 use chromax::backend::cpu::direct::ConvShape;
 use chromax::backend::cpu::{self, direct, spec, CpuBackend};
-use chromax::backend::{Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLossParams};
+use chromax::backend::{
+    Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLossParams, Elementwise, ElementwiseOp,
+    Epilogue,
+};
 use chromax::denoise::train::forward_backward;
 use chromax::models::{DenoiseConfig, DenoiseNet, SeqBatch, SeqConfig, SeqNet};
 use chromax::nn::Module;
@@ -63,11 +66,11 @@ fn forward_equals_the_reference_on_every_instruction_set() {
         spec::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut want }).expect("valid shapes");
         for isa in direct::available() {
             let mut got = vec![f32::NAN; p.output_len()];
-            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, Some(&bias), &mut got);
+            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, Some(&bias), &mut got, direct::Post::Store);
             // Both sum ≤ 765 f32 products of magnitude ≤ 0.2 in different orders.
             common::assert_close(&format!("{isa:?} {p:?}"), &got, &want, 2e-5, 1e-5);
             let mut no_bias = vec![f32::NAN; p.output_len()];
-            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, None, &mut no_bias);
+            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, None, &mut no_bias, direct::Post::Store);
             let shifted: Vec<f32> = no_bias.iter().enumerate().map(|(i, v)| v + bias[(i / len) % c_out]).collect();
             common::assert_close(&format!("{isa:?} {p:?} without bias"), &shifted, &want, 2e-5, 1e-5);
         }
@@ -75,6 +78,76 @@ fn forward_equals_the_reference_on_every_instruction_set() {
         let mut got = vec![f32::NAN; p.output_len()];
         cpu::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut got }).expect("valid shapes");
         common::assert_close(&format!("op {p:?}"), &got, &want, 2e-5, 1e-5);
+    }
+}
+
+/// `y` with the epilogue applied by the element-wise ops it stands for, on `backend`.
+fn unfused<B: Backend<Elem = f32, Buf = Vec<f32>>>(backend: &B, y: &[f32], residual: Option<&Vec<f32>>) -> Vec<f32> {
+    let mut sum = y.to_vec();
+    if let Some(r) = residual {
+        let bufs = Elementwise { a: &y.to_vec(), b: Some(r), out: &mut sum };
+        backend.elementwise(ElementwiseOp::Add, bufs).expect("add");
+    }
+    let mut out = vec![f32::NAN; y.len()];
+    backend.elementwise(ElementwiseOp::ReluFwd, Elementwise { a: &sum, b: None, out: &mut out }).expect("relu");
+    out
+}
+
+fn same_bits(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    if let Some(i) = got.iter().zip(want).position(|(a, b)| a.to_bits() != b.to_bits()) {
+        panic!("{what}: element {i}: fused {} but the element-wise ops give {}", got[i], want[i]);
+    }
+}
+
+/// The residual blocks' epilogues (ReLU; residual add and ReLU) fused into the convolution
+/// give the bits of the convolution followed by the element-wise ops: on the direct path of
+/// every instruction set, on every backend configuration (fast, reference loops, bf16
+/// products and operands where the CPU has them) and every path they take (direct, GEMM,
+/// AMX, im2col); a residual of the wrong length is refused, naming it.
+#[test]
+fn fused_epilogues_equal_the_element_wise_ops_on_every_path() {
+    let mut backends = vec![("fast", CpuBackend::new()), ("spec", CpuBackend::spec())];
+    if let Ok(b) = CpuBackend::with_bf16_gemm() {
+        backends.push(("bf16 products", b.with_bf16_convolutions(true)));
+    }
+    for (seed, &(batch, c_in, c_out, len, kernel, dilation)) in SHAPES.iter().chain(&GEMM_SHAPES).enumerate() {
+        let p = Conv1dParams { batch, c_in, c_out, len, kernel, dilation };
+        let (x, w, bias, residual) = data(&p, 500 + seed as u64);
+        if seed < SHAPES.len() {
+            for isa in direct::available() {
+                let shape = ConvShape::forward(&p);
+                let mut plain = vec![f32::NAN; p.output_len()];
+                direct::conv1d_f32_on(isa, &shape, &x, &w, Some(&bias), &mut plain, direct::Post::Store);
+                let cpu = CpuBackend::new();
+                for (post, r) in [(direct::Post::Relu, None), (direct::Post::AddRelu(&residual), Some(&residual))] {
+                    let mut got = vec![f32::NAN; p.output_len()];
+                    direct::conv1d_f32_on(isa, &shape, &x, &w, Some(&bias), &mut got, post);
+                    same_bits(&format!("{isa:?} {p:?} residual={}", r.is_some()), &got, &unfused(&cpu, &plain, r));
+                }
+            }
+        }
+        for (name, backend) in &backends {
+            let mut plain = vec![f32::NAN; p.output_len()];
+            backend.conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut plain }).expect("fwd");
+            for r in [None, Some(&residual)] {
+                let e = r.map_or(Epilogue::Relu, Epilogue::AddRelu);
+                let mut got = vec![f32::NAN; p.output_len()];
+                let bufs = Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut got };
+                backend.conv1d_fwd_then(&p, bufs, e).expect("fwd_then");
+                same_bits(&format!("{name} {p:?} residual={}", r.is_some()), &got, &unfused(backend, &plain, r));
+            }
+        }
+    }
+    let p = Conv1dParams { batch: 1, c_in: 2, c_out: 3, len: 300, kernel: 3, dilation: 1 };
+    let (x, w, _, _) = data(&p, 9);
+    let short = vec![0.0; p.output_len() - 1];
+    let mut y = vec![0.0; p.output_len()];
+    for (name, backend) in &backends {
+        let e = backend
+            .conv1d_fwd_then(&p, Conv1dFwd { x: &x, w: &w, bias: None, y: &mut y }, Epilogue::AddRelu(&short))
+            .expect_err("short residual");
+        assert!(e.to_string().contains("'residual'"), "{name}: {e}");
     }
 }
 

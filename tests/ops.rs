@@ -15,8 +15,8 @@ use chromax::backend::cpu::CpuBackend;
 use chromax::backend::{
     AdamParams, AdamStep, Backend, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams, Conv1dBwdInput,
     Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams, DropoutBwd, DropoutFwd, DropoutParams,
-    Elementwise, ElementwiseOp, HeadLogits, HeadRows, MaxPoolBwd, MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams,
-    SparseHead, SparseHeadParams, ROC_BINS,
+    Elementwise, ElementwiseOp, Epilogue, HeadLogits, HeadRows, MaxPoolBwd, MaxPoolFwd, MaxPoolParams, OneHot,
+    OneHotParams, SparseHead, SparseHeadParams, ROC_BINS,
 };
 use chromax::nn::download_f32;
 use common::{assert_close, cuda_or_skip, emulator_or_skip, say, Rng};
@@ -186,6 +186,20 @@ impl Case {
                     let bias = with_bias.then_some(&gb);
                     imp.conv1d_fwd(p, Conv1dFwd { x: &gx, w: &gw, bias, y: &mut got }).expect("fwd");
                     close(&format!("conv1d_fwd bias={with_bias}"), &down(imp, &got), &want, sum);
+                }
+                // With the residual blocks' epilogues: ReLU, and the residual add then ReLU.
+                let residual = rng.vec_f32(p.output_len(), -1.0, 1.0);
+                let gr = up(imp, &residual);
+                for add in [false, true] {
+                    let mut want = vec![0f32; p.output_len()];
+                    let e = if add { Epilogue::AddRelu(&residual) } else { Epilogue::Relu };
+                    let bufs = Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut want };
+                    cpu.conv1d_fwd_then(p, bufs, e).expect("cpu");
+                    let mut got = nan(imp, p.output_len());
+                    let e = if add { Epilogue::AddRelu(&gr) } else { Epilogue::Relu };
+                    let bufs = Conv1dFwd { x: &gx, w: &gw, bias: Some(&gb), y: &mut got };
+                    imp.conv1d_fwd_then(p, bufs, e).expect("fwd_then");
+                    close(&format!("conv1d_fwd_then add={add}"), &down(imp, &got), &want, sum);
                 }
                 let mut want = vec![0f32; p.input_len()];
                 cpu.conv1d_bwd_input(p, Conv1dBwdInput { dy: &dy, w: &w, dx: &mut want }).expect("cpu");

@@ -27,8 +27,8 @@ pub(crate) use ops::check_len;
 pub use ops::{
     dropout_keep, roc_bin, AdamParams, AdamStep, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams,
     Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams, DropoutBwd, DropoutFwd,
-    DropoutParams, Elementwise, ElementwiseOp, HeadLogits, HeadRows, LossParts, MaxPoolBwd, MaxPoolFwd, MaxPoolParams,
-    OneHot, OneHotParams, SparseHead, SparseHeadParams, GELU_SLOPE, ROC_BINS,
+    DropoutParams, Elementwise, ElementwiseOp, Epilogue, HeadLogits, HeadRows, LossParts, MaxPoolBwd, MaxPoolFwd,
+    MaxPoolParams, OneHot, OneHotParams, SparseHead, SparseHeadParams, GELU_SLOPE, ROC_BINS,
 };
 pub use select::{default_cuda_precision, select, select_precision, Compute, Precision, Selected};
 
@@ -175,6 +175,27 @@ pub trait Backend: Send + Sync {
 
     /// See [`Conv1dFwd`].
     fn conv1d_fwd(&self, p: &Conv1dParams, b: Conv1dFwd<'_, Self::Buf>) -> BackendResult<()>;
+    /// [`Conv1dFwd`] followed by `epilogue` on its output (see [`Epilogue`]). By default the
+    /// element-wise ops it stands for, through a temporary buffer; a backend fuses them where it
+    /// can (the CPU's direct convolutions apply it to each output tile while it is in cache).
+    fn conv1d_fwd_then(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Self::Buf>,
+        epilogue: Epilogue<'_, Self::Buf>,
+    ) -> BackendResult<()> {
+        b.check(p)?;
+        epilogue.check(p)?;
+        let Conv1dFwd { x, w, bias, y } = b;
+        let mut z = self.zeros(p.output_len())?;
+        self.conv1d_fwd(p, Conv1dFwd { x, w, bias, y: &mut z })?;
+        if let Epilogue::AddRelu(r) = epilogue {
+            let mut sum = self.zeros(p.output_len())?;
+            self.elementwise(ElementwiseOp::Add, Elementwise { a: &z, b: Some(r), out: &mut sum })?;
+            z = sum;
+        }
+        self.elementwise(ElementwiseOp::ReluFwd, Elementwise { a: &z, b: None, out: y })
+    }
     /// See [`Conv1dBwdInput`].
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Self::Buf>) -> BackendResult<()>;
     /// See [`Conv1dBwdWeight`].
@@ -302,6 +323,14 @@ impl<W: BackendWrapper> Backend for W {
     }
     fn conv1d_fwd(&self, p: &Conv1dParams, b: Conv1dFwd<'_, Self::Buf>) -> BackendResult<()> {
         self.inner().conv1d_fwd(p, b)
+    }
+    fn conv1d_fwd_then(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Self::Buf>,
+        epilogue: Epilogue<'_, Self::Buf>,
+    ) -> BackendResult<()> {
+        self.inner().conv1d_fwd_then(p, b, epilogue)
     }
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Self::Buf>) -> BackendResult<()> {
         self.inner().conv1d_bwd_input(p, b)

@@ -115,6 +115,39 @@ impl<S: BufLen + ?Sized> Conv1dFwd<'_, S> {
     }
 }
 
+/// What a convolution's forward pass does to each output value before storing it
+/// ([`crate::backend::Backend::conv1d_fwd_then`]): a residual block's ReLU, or its residual
+/// add and ReLU, without a pass of its own over memory where the backend fuses them.
+#[derive(Clone, Copy)]
+pub enum Epilogue<'a, S: ?Sized> {
+    /// `y = max(conv + bias, 0)`, as [`ElementwiseOp::ReluFwd`] on the convolution's output.
+    Relu,
+    /// `y = max((conv + bias) + r, 0)`: [`ElementwiseOp::Add`] of `r` (shaped as y), then
+    /// [`ElementwiseOp::ReluFwd`].
+    AddRelu(&'a S),
+}
+
+impl<S: BufLen + ?Sized> Epilogue<'_, S> {
+    /// Checks that a residual has the output's length.
+    pub fn check(&self, p: &Conv1dParams) -> BackendResult<()> {
+        match self {
+            Epilogue::Relu => Ok(()),
+            Epilogue::AddRelu(r) => check_len("conv1d_fwd_then", "residual", r.buf_len(), p.output_len()),
+        }
+    }
+}
+
+/// An [`Epilogue`] on one value `v` (the convolution plus bias) with its residual, if any: the
+/// same operations, in the same order, as the element-wise ops it replaces.
+#[inline(always)]
+pub fn epilogue_value<T: crate::backend::cpu::Real>(v: T, residual: Option<T>) -> T {
+    let v = match residual {
+        Some(r) => ElementwiseOp::Add.apply(v, r),
+        None => v,
+    };
+    ElementwiseOp::ReluFwd.apply(v, T::zero())
+}
+
 /// `dx = ∂L/∂x` (batch, c_in, len, overwritten) from dy (batch, c_out, len) and w.
 pub struct Conv1dBwdInput<'a, S: ?Sized> {
     pub dy: &'a S,

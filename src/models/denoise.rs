@@ -7,8 +7,8 @@
 //! 1×1 skip without); head: 1×1 conv with bias → the peak logit (σ gives the probability).
 //! AtacWorks' published configuration (the default) has 219,706 parameters.
 
-use crate::backend::{Backend, BackendResult};
-use crate::nn::{add, relu, relu_backward, BlockCache, Conv1d, InitRng, Module, Param, ResBlock};
+use crate::backend::{Backend, BackendResult, Epilogue};
+use crate::nn::{add, relu_backward, BlockCache, Conv1d, InitRng, Module, Param, ResBlock};
 use serde::{Deserialize, Serialize};
 
 /// The shape of a DenoiseNet.
@@ -229,7 +229,7 @@ impl<B: Backend> DenoiseNet<B> {
             reg_caches.push(cache);
         }
         let h = reg_caches.last().map_or(&x, |c| &c.out);
-        let reg = relu(backend, &self.reg_head.forward(backend, h, batch, len)?)?;
+        let reg = self.reg_head.forward_then(backend, h, batch, len, Epilogue::Relu)?;
         let mut cls_caches: Vec<BlockCache<B>> = Vec::with_capacity(self.cls.len());
         for block in &self.cls {
             let input = cls_caches.last().map_or(&reg, |c| &c.out);
@@ -247,7 +247,7 @@ impl<B: Backend> DenoiseNet<B> {
             let next = block.infer(backend, h.as_ref().unwrap_or(x), batch, len)?;
             h = Some(next);
         }
-        let reg = relu(backend, &self.reg_head.forward(backend, h.as_ref().unwrap_or(x), batch, len)?)?;
+        let reg = self.reg_head.forward_then(backend, h.as_ref().unwrap_or(x), batch, len, Epilogue::Relu)?;
         drop(h);
         let mut g: Option<B::Buf> = None;
         for block in &self.cls {

@@ -5,7 +5,7 @@
 
 use crate::backend::{
     Backend, BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams, BufLen,
-    Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Elementwise, ElementwiseOp,
+    Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Elementwise, ElementwiseOp, Epilogue,
 };
 
 /// A named parameter tensor with its gradient.
@@ -134,6 +134,23 @@ impl<B: Backend> Conv1d<B> {
         Ok(y)
     }
 
+    /// The forward pass with `epilogue` on its output ([`Epilogue`]: ReLU, or the residual add
+    /// and ReLU), fused into the convolution where the backend can.
+    pub fn forward_then(
+        &self,
+        backend: &B,
+        x: &B::Buf,
+        batch: usize,
+        len: usize,
+        epilogue: Epilogue<'_, B::Buf>,
+    ) -> BackendResult<B::Buf> {
+        let p = self.shape(batch, len);
+        let mut y = backend.zeros(p.output_len())?;
+        let bias = self.bias.as_ref().map(|b| &b.value);
+        backend.conv1d_fwd_then(&p, Conv1dFwd { x, w: &self.weight.value, bias, y: &mut y }, epilogue)?;
+        Ok(y)
+    }
+
     /// Overwrites the parameter gradients from the forward input `x` and `dy`.
     pub fn grad_params(&mut self, backend: &B, x: &B::Buf, dy: &B::Buf, batch: usize, len: usize) -> BackendResult<()> {
         let p = self.shape(batch, len);
@@ -223,30 +240,29 @@ impl<B: Backend> ResBlock<B> {
     }
 
     pub fn forward(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<BlockCache<B>> {
-        let a1 = relu(backend, &self.conv1.forward(backend, x, batch, len)?)?;
-        let a2 = relu(backend, &self.conv2.forward(backend, &a1, batch, len)?)?;
-        let z3 = self.conv3.forward(backend, &a2, batch, len)?;
+        let a1 = self.conv1.forward_then(backend, x, batch, len, Epilogue::Relu)?;
+        let a2 = self.conv2.forward_then(backend, &a1, batch, len, Epilogue::Relu)?;
         let skip_out = match &self.skip {
-            Some(conv) => Some(relu(backend, &conv.forward(backend, x, batch, len)?)?),
+            Some(conv) => Some(conv.forward_then(backend, x, batch, len, Epilogue::Relu)?),
             None => None,
         };
-        let out = relu(backend, &add(backend, &z3, skip_out.as_ref().unwrap_or(x))?)?;
+        let residual = Epilogue::AddRelu(skip_out.as_ref().unwrap_or(x));
+        let out = self.conv3.forward_then(backend, &a2, batch, len, residual)?;
         Ok(BlockCache { a1, a2, skip_out, out })
     }
 
     /// Inference: the output only, intermediates freed as soon as possible.
     pub fn infer(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<B::Buf> {
         let a2 = {
-            let a1 = relu(backend, &self.conv1.forward(backend, x, batch, len)?)?;
-            relu(backend, &self.conv2.forward(backend, &a1, batch, len)?)?
+            let a1 = self.conv1.forward_then(backend, x, batch, len, Epilogue::Relu)?;
+            self.conv2.forward_then(backend, &a1, batch, len, Epilogue::Relu)?
         };
-        let z3 = self.conv3.forward(backend, &a2, batch, len)?;
-        drop(a2);
-        let sum = match &self.skip {
-            Some(conv) => add(backend, &z3, &relu(backend, &conv.forward(backend, x, batch, len)?)?)?,
-            None => add(backend, &z3, x)?,
+        let skip_out = match &self.skip {
+            Some(conv) => Some(conv.forward_then(backend, x, batch, len, Epilogue::Relu)?),
+            None => None,
         };
-        relu(backend, &sum)
+        let residual = Epilogue::AddRelu(skip_out.as_ref().unwrap_or(x));
+        self.conv3.forward_then(backend, &a2, batch, len, residual)
     }
 
     /// Gradients of the block's parameters from `d_out`; returns dx if asked.

@@ -17,7 +17,7 @@
 //! is a reduction over batch × length, accumulated in f64 in a fixed order, so results do not
 //! depend on the number of threads.
 
-use super::direct::ConvShape;
+use super::direct::{ConvShape, Post};
 use super::{amx, direct, gemm, HostSlice, Real};
 use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
 use ndarray::linalg::general_mat_mul;
@@ -86,20 +86,39 @@ fn fast_path(mode: Mode, c_out: usize, len: usize) -> Option<FastPath> {
 /// The general "same-length" convolution with an explicit left padding; used by the forward
 /// pass (`pad_left`) and by the backward-input pass (`pad_right`, transposed weights). Takes
 /// a fast path on f32 where one suits ([`fast_path`]) unless `mode` is `Spec`.
-fn conv1d_general<T: Real>(mode: Mode, s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
+///
+/// `post` is applied to every output value: by the direct path as it stores each tile, by the
+/// others in a pass over the finished output.
+fn conv1d_general<T: Real>(
+    mode: Mode,
+    s: &ConvShape,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    y: &mut [T],
+    post: Post<'_, T>,
+) {
     if let Some(path) = fast_path(mode, s.c_out, s.len) {
         let bias32 = bias.map(T::f32s);
-        if let (Some(x), Some(w), Some(y), None | Some(Some(_))) = (T::f32s(x), T::f32s(w), T::f32s_mut(y), bias32) {
+        let post32 = match post {
+            Post::Store => Some(Post::Store),
+            Post::Relu => Some(Post::Relu),
+            Post::AddRelu(r) => T::f32s(r).map(Post::AddRelu),
+        };
+        if let (Some(x), Some(w), Some(y), None | Some(Some(_)), Some(post)) =
+            (T::f32s(x), T::f32s(w), T::f32s_mut(y), bias32, post32)
+        {
             let bias = bias32.flatten();
             match path {
-                FastPath::Direct => direct::conv1d_f32(s, x, w, bias, y),
+                FastPath::Direct => return direct::conv1d_f32(s, x, w, bias, y, post),
                 FastPath::Gemm if mode == Mode::FastBf16 && amx::available() => amx::conv1d_f32(s, x, w, bias, y),
                 FastPath::Gemm => gemm::conv1d_f32(s, x, w, bias, y, mode == Mode::FastBf16),
             }
-            return;
+            return post.apply_in_place(y);
         }
     }
     conv1d_im2col(s, x, w, bias, y);
+    post.apply_in_place(y);
 }
 
 /// The specification: im2col columns times the weight matrix. x (batch, c_in, len), w
@@ -132,18 +151,24 @@ fn conv1d_im2col<T: Real>(s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T]>, y
 
 /// Forward: `y = conv1d(x, w) + bias` with "same" zero padding.
 pub fn conv1d_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
-    fwd(Mode::Fast, p, b)
+    fwd(Mode::Fast, p, b, Post::Store)
 }
 
+/// The forward pass with `post` applied to its output (a residual in `post` is checked to be
+/// as long as y).
 pub(crate) fn fwd<T: Real, S: HostSlice<T> + ?Sized>(
     mode: Mode,
     p: &Conv1dParams,
     b: Conv1dFwd<'_, S>,
+    post: Post<'_, T>,
 ) -> BackendResult<()> {
     b.check(p)?;
+    if let Post::AddRelu(r) = post {
+        crate::backend::check_len("conv1d_fwd_then", "residual", r.len(), p.output_len())?;
+    }
     let Conv1dFwd { x, w, bias, y } = b;
     let (x, w, bias, y) = (x.as_ref(), w.as_ref(), bias.map(AsRef::as_ref), y.as_mut());
-    conv1d_general(mode, &ConvShape::forward(p), x, w, bias, y);
+    conv1d_general(mode, &ConvShape::forward(p), x, w, bias, y, post);
     Ok(())
 }
 
@@ -178,7 +203,7 @@ pub(crate) fn bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
     let (dy, w, dx) = (b.dy.as_ref(), b.w.as_ref(), b.dx.as_mut());
     let wt = transpose_flip_weights(p, w);
     let s = ConvShape { c_in: p.c_out, c_out: p.c_in, pad_left: p.pad_right(), ..ConvShape::forward(p) };
-    conv1d_general(mode, &s, dy, &wt, None, dx);
+    conv1d_general(mode, &s, dy, &wt, None, dx, Post::Store);
     Ok(())
 }
 
@@ -295,7 +320,7 @@ pub mod spec {
     use super::*;
 
     pub fn conv1d_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
-        fwd(Mode::Spec, p, b)
+        fwd(Mode::Spec, p, b, Post::Store)
     }
 
     pub fn conv1d_bwd_input<T: Real, S: HostSlice<T> + ?Sized>(

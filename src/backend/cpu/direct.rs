@@ -20,6 +20,7 @@
 //! (which the compiler vectorises as it can, without fused multiply-adds).
 
 use super::conv1d::copy_padded;
+use crate::backend::ops::epilogue_value;
 use crate::backend::Conv1dParams;
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -163,14 +164,81 @@ impl ConvShape {
     }
 }
 
+/// What a convolution does to each output value after adding the bias: the CPU's form of
+/// [`crate::backend::Epilogue`]. The direct path applies it to each tile as it stores it; the
+/// other paths in one pass over the finished output ([`Post::apply_in_place`]).
+#[derive(Clone, Copy)]
+pub enum Post<'a, T> {
+    /// Store the value.
+    Store,
+    /// Store max(value, 0).
+    Relu,
+    /// Store max(value + r, 0), r shaped as the output.
+    AddRelu(&'a [T]),
+}
+
+impl<T: super::Real> Post<'_, T> {
+    /// The stored value of output element `i` whose convolution plus bias is `v`.
+    #[inline(always)]
+    fn value(&self, v: T, i: usize) -> T {
+        match self {
+            Post::Store => v,
+            Post::Relu => epilogue_value(v, None),
+            Post::AddRelu(r) => epilogue_value(v, Some(r[i])),
+        }
+    }
+
+    /// Applies the epilogue to a whole output `y` already holding the convolution plus bias.
+    pub(crate) fn apply_in_place(&self, y: &mut [T]) {
+        const CHUNK: usize = 1 << 14;
+        if matches!(self, Post::Store) {
+            return;
+        }
+        y.par_chunks_mut(CHUNK).enumerate().for_each(|(c, y)| {
+            for (j, v) in y.iter_mut().enumerate() {
+                *v = self.value(*v, c * CHUNK + j);
+            }
+        });
+    }
+}
+
+/// `f(i)` stored at `dst[j]` through `post`, i = `first + j`.
+#[inline(always)]
+fn store_row<T: super::Real>(post: &Post<'_, T>, dst: &mut [T], first: usize, mut f: impl FnMut(usize) -> T) {
+    match post {
+        Post::Store => dst.iter_mut().enumerate().for_each(|(j, d)| *d = f(j)),
+        Post::Relu => dst.iter_mut().enumerate().for_each(|(j, d)| *d = epilogue_value(f(j), None)),
+        Post::AddRelu(r) => {
+            let r = &r[first..first + dst.len()];
+            dst.iter_mut().zip(r).enumerate().for_each(|(j, (d, &r))| *d = epilogue_value(f(j), Some(r)));
+        }
+    }
+}
+
 /// `y = conv1d(x, w) + bias` of shape `s` on f32, with the instruction set [`isa`] chose.
-pub(crate) fn conv1d_f32(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    conv1d_f32_on(isa(), s, x, w, bias, y)
+pub(crate) fn conv1d_f32(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    post: Post<'_, f32>,
+) {
+    conv1d_f32_on(isa(), s, x, w, bias, y, post)
 }
 
 /// [`conv1d_f32`] with a given instruction set (one the CPU has: see [`available`]), for the
-/// tests of every path on one machine. Buffer lengths as `conv1d_fwd` checks them.
-pub fn conv1d_f32_on(isa: Isa, s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+/// tests of every path on one machine. Buffer lengths as `conv1d_fwd` checks them; `post`'s
+/// residual as long as y.
+pub fn conv1d_f32_on(
+    isa: Isa,
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    post: Post<'_, f32>,
+) {
     let ConvShape { c_in, c_out, len, kernel, dilation, pad_left, .. } = *s;
     let tile = isa.tile();
     let tiles = co_tiles(c_out);
@@ -195,9 +263,8 @@ pub fn conv1d_f32_on(isa: Isa, s: &ConvShape, x: &[f32], w: &[f32], bias: Option
                 }
                 for m in 0..mr {
                     let bias_co = bias.map_or(0.0, |b| b[start + m]);
-                    for (dst, &v) in rows[start + m].iter_mut().zip(&out[m * n_pad..m * n_pad + n]) {
-                        *dst = v + bias_co;
-                    }
+                    let src = &out[m * n_pad..m * n_pad + n];
+                    store_row(&post, rows[start + m], (b * c_out + start + m) * len + l0, |j| src[j] + bias_co);
                 }
             }
         },

@@ -26,6 +26,7 @@ pub mod spec {
     pub use super::conv1d::spec::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
     pub use super::elementwise::elementwise_spec as elementwise;
 }
+use direct::Post;
 pub use dropout::{dropout_bwd, dropout_fwd};
 pub use elementwise::{elementwise, sigmoid};
 pub use loss::denoise_loss;
@@ -39,8 +40,8 @@ pub use sparse_head::{head_roc_histogram, sparse_head};
 use super::{
     check_len, AdamParams, AdamStep, Backend, BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain,
     BatchNormParams, BufLen, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams,
-    DropoutBwd, DropoutFwd, DropoutParams, Elementwise, ElementwiseOp, HeadLogits, LossParts, MaxPoolBwd, MaxPoolFwd,
-    MaxPoolParams, OneHot, OneHotParams, SparseHead, SparseHeadParams,
+    DropoutBwd, DropoutFwd, DropoutParams, Elementwise, ElementwiseOp, Epilogue, HeadLogits, LossParts, MaxPoolBwd,
+    MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams, SparseHead, SparseHeadParams,
 };
 
 /// Bytes of memory the operating system can give this process now (Linux's MemAvailable),
@@ -190,6 +191,19 @@ impl CpuBackend<f64> {
     }
 }
 
+impl<T: Real + From<f32> + Into<f64>> CpuBackend<T> {
+    /// The forward convolution with `post` on its output, bf16-rounded operands where
+    /// [`CpuBackend::rounds`] says.
+    fn conv1d_fwd_post(&self, p: &Conv1dParams, b: Conv1dFwd<'_, Vec<T>>, post: Post<'_, T>) -> BackendResult<()> {
+        if self.rounds(p) {
+            b.check(p)?;
+            let (x, w) = (bf16_rounded(b.x), bf16_rounded(b.w));
+            return conv1d::fwd(self.conv_mode(), p, Conv1dFwd { x: &x, w: &w, bias: b.bias, y: b.y }, post);
+        }
+        conv1d::fwd(self.conv_mode(), p, b, post)
+    }
+}
+
 impl<T> CpuBackend<T> {
     fn conv_mode(&self) -> conv1d::Mode {
         match (self.spec_only, self.bf16_gemm) {
@@ -243,12 +257,21 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     }
 
     fn conv1d_fwd(&self, p: &Conv1dParams, b: Conv1dFwd<'_, Vec<T>>) -> BackendResult<()> {
-        if self.rounds(p) {
-            b.check(p)?;
-            let (x, w) = (bf16_rounded(b.x), bf16_rounded(b.w));
-            return conv1d::fwd(self.conv_mode(), p, Conv1dFwd { x: &x, w: &w, bias: b.bias, y: b.y });
-        }
-        conv1d::fwd(self.conv_mode(), p, b)
+        self.conv1d_fwd_post(p, b, Post::Store)
+    }
+
+    fn conv1d_fwd_then(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Vec<T>>,
+        epilogue: Epilogue<'_, Vec<T>>,
+    ) -> BackendResult<()> {
+        epilogue.check(p)?;
+        let post = match epilogue {
+            Epilogue::Relu => Post::Relu,
+            Epilogue::AddRelu(r) => Post::AddRelu(r.as_slice()),
+        };
+        self.conv1d_fwd_post(p, b, post)
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Vec<T>>) -> BackendResult<()> {
