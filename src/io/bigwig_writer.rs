@@ -1,5 +1,6 @@
 //! A streaming bigWig writer (UCSC's format, version 4): chromosomes in order, runs in order
-//! within each, zoom levels built as the runs arrive, nothing held but the index.
+//! within each, zoom levels built as the runs arrive; held: the index and the zoom levels'
+//! sections up to 64 MiB (beyond that they go to a scratch file).
 //!
 //! bigtools wrote chromax's bigWigs before; its writer costs, per value, a tokio task
 //! entry, a summary update for each of ten zoom levels and 12 bytes of bedGraph record
@@ -7,7 +8,11 @@
 //! as the network (see BENCHMARKS.md, exact skipping). Here a stretch of per-base values is a
 //! fixedStep section (4 bytes a value), sections are deflated at a fast level, and only the
 //! finest zoom level looks at the values: each coarser one merges the finished records of the
-//! level below (the bins nest: 160 · 4^k bases, aligned to the chromosome's start).
+//! level below (the bins nest: 160 · 4^k bases, aligned to the chromosome's start). A long
+//! run of one value makes its whole bins a level at a time, and whole sections of such records
+//! are only described until the end, where most are dropped with their level: a sparse track's
+//! zoom work follows its runs, not its length (a skipping `denoise run`'s probabilities over
+//! chromosome 22 are ≈ 420,000 records, nearly all of one value, in levels then dropped).
 //! bigtools still reads every bigWig, and the tests read these files with it.
 //!
 //! Layout written: header (64 bytes) · 10 zoom header slots (24 each) · total summary (40) ·
@@ -47,7 +52,8 @@ const FIXED_MIN: u32 = 16;
 /// Sections compressed together, in parallel, by a writer that may use the thread pool.
 const PARALLEL_BATCH: usize = 64;
 
-/// libdeflate's level for data and zoom sections: its fastest. On `denoise run`'s outputs
+/// libdeflate's level for data and zoom sections: its fastest, level 0, which stores the
+/// bytes in deflate's uncompressed blocks (zlib-wrapped, as readers expect). On `denoise run`'s outputs
 /// (chr22, 10 cells) levels 2, 4 and 6 made the files 4–7% smaller and the run no faster
 /// than level 1; fixedStep sections already make them 20–30% smaller than bigtools' files.
 fn compression() -> CompressionLvl {
@@ -104,13 +110,30 @@ struct Record {
     sums: Summary,
 }
 
-/// A zoom level: the open bin, the records not yet in a section, and its sections (spilled
-/// to the writer's scratch file).
+impl Record {
+    /// The record as the file holds it: 32 bytes.
+    fn encode(&self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        let words = [self.chrom, self.start, self.end, self.sums.valid.min(u32::MAX as u64) as u32];
+        let values = [self.sums.min, self.sums.max, self.sums.sum, self.sums.squares];
+        let fields = words.into_iter().map(u32::to_le_bytes).chain(values.map(|v| (v as f32).to_le_bytes()));
+        for (i, f) in fields.enumerate() {
+            b[4 * i..4 * i + 4].copy_from_slice(&f);
+        }
+        b
+    }
+}
+
+/// A zoom level: the open bin, the records not yet in a section (encoded, with the first
+/// one's chromosome and start, and the last one's end), and its sections (spilled to the
+/// writer's scratch file).
 struct Zoom {
     bin: u64,
     open: Option<Record>,
-    records: Vec<Record>,
-    sections: Vec<Section>,
+    records: Vec<u8>,
+    first: (u32, u32),
+    last_end: u32,
+    sections: Vec<ZoomSection>,
     count: u64,
 }
 
@@ -138,20 +161,125 @@ pub(crate) struct BigWigWriter {
     summary: Summary,
     items: u64,
     largest_section: usize,
+    /// Whole bins of long runs made at once ([`Self::zoom_whole_bins`]); off only in tests,
+    /// which compare the bytes with the bin-by-bin path.
+    whole_bins: bool,
 }
 
-/// The zoom levels' sections until the data is complete: a file beside the output, removed
-/// when dropped.
+/// A zoom level's section before the output is assembled: in the scratch space (its offset
+/// and size there), or `ITEMS_PER_SLOT` records of whole bins of one constant run, encoded
+/// only if the level is kept (`record` with the first bin's start and end; each next record
+/// `bin` bases on).
+enum ZoomSection {
+    Scratch(Section),
+    Repeated { section: Section, record: [u8; 32], bin: u32 },
+}
+
+impl ZoomSection {
+    fn section(&self) -> &Section {
+        match self {
+            ZoomSection::Scratch(s) | ZoomSection::Repeated { section: s, .. } => s,
+        }
+    }
+}
+
+/// `count` records: `record` with its start and end moved on by `bin` each time.
+fn repeated_records(record: &[u8; 32], bin: u32, count: usize) -> Vec<u8> {
+    let field = |i: usize| u32::from_le_bytes([record[i], record[i + 1], record[i + 2], record[i + 3]]);
+    let (start, end) = (field(4), field(8));
+    let mut raw = Vec::with_capacity(32 * count);
+    let mut rec = *record;
+    for i in 0..count as u32 {
+        rec[4..8].copy_from_slice(&(start + i * bin).to_le_bytes());
+        rec[8..12].copy_from_slice(&(end + i * bin).to_le_bytes());
+        raw.extend_from_slice(&rec);
+    }
+    raw
+}
+
+/// The zoom levels' sections until the data is complete: in memory up to
+/// `SCRATCH_IN_MEMORY` bytes, beyond that all of them in a file beside the output, removed
+/// when dropped. (A sparse track's zoom levels, such as a skipping run's probabilities, are
+/// ≈ 13 MB of records over chromosome 22 that never reach the output: most levels are
+/// dropped at the end. A genome's dense ones are gigabytes.)
 struct Scratch {
     path: PathBuf,
+    /// Bytes held in memory before all go to the file (`SCRATCH_IN_MEMORY`).
+    limit: usize,
+    memory: Vec<u8>,
     file: Option<BufWriter<File>>,
+    /// Bytes written; false once a write failed (the error is reported at the end).
     at: u64,
+    ok: bool,
+}
+
+/// Bytes of zoom sections a writer holds in memory before it spills them to a file.
+const SCRATCH_IN_MEMORY: usize = 64 << 20;
+
+impl Scratch {
+    fn new(path: PathBuf) -> Self {
+        Scratch { path, limit: SCRATCH_IN_MEMORY, memory: Vec::new(), file: None, at: 0, ok: true }
+    }
+
+    /// Appends `data`, at offset `self.at`.
+    fn write(&mut self, data: &[u8]) {
+        if !self.ok {
+            return;
+        }
+        if self.file.is_none() && self.memory.len() + data.len() > self.limit {
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&self.path)
+                .map(BufWriter::new)
+                .and_then(|mut f| f.write_all(&self.memory).map(|_| f));
+            match opened {
+                Ok(f) => {
+                    self.file = Some(f);
+                    self.memory = Vec::new();
+                }
+                Err(_) => self.ok = false,
+            }
+        }
+        let written = match self.file.as_mut() {
+            Some(f) => f.write_all(data).is_ok(),
+            None => {
+                self.memory.extend_from_slice(data);
+                true
+            }
+        };
+        if written {
+            self.at += data.len() as u64;
+        } else {
+            self.ok = false;
+        }
+    }
+
+    /// Reads `buf.len()` bytes from `offset`.
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => {
+                f.flush()?;
+                let f = f.get_mut();
+                f.seek(SeekFrom::Start(offset))?;
+                f.read_exact(buf)
+            }
+            None => {
+                let at = offset as usize;
+                buf.copy_from_slice(&self.memory[at..at + buf.len()]);
+                Ok(())
+            }
+        }
+    }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        self.file.take();
-        let _ = std::fs::remove_file(&self.path);
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -180,25 +308,14 @@ impl BigWigWriter {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(tmp).map_err(io)?);
         // Header, zoom headers, summary and data count are written last, in place.
         out.write_all(&[0u8; (DATA_OFFSET + 8) as usize]).map_err(io)?;
-        let scratch_path = tmp.with_extension("zooms");
-        let scratch = Scratch {
-            file: Some(BufWriter::new(
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&scratch_path)
-                    .map_err(io)?,
-            )),
-            path: scratch_path,
-            at: 0,
-        };
+        let scratch = Scratch::new(tmp.with_extension("zooms"));
         let zooms = (0..MAX_ZOOMS)
             .map(|k| Zoom {
                 bin: FIRST_ZOOM * ZOOM_FACTOR.pow(k as u32),
                 open: None,
-                records: Vec::new(),
+                records: Vec::with_capacity(32 * ITEMS_PER_SLOT),
+                first: (0, 0),
+                last_end: 0,
                 sections: Vec::new(),
                 count: 0,
             })
@@ -221,6 +338,7 @@ impl BigWigWriter {
             summary: Summary::EMPTY,
             items: 0,
             largest_section: 0,
+            whole_bins: true,
         })
     }
 
@@ -368,10 +486,28 @@ impl BigWigWriter {
 
     /// Adds a run to the finest zoom level's bins.
     fn zoom_add(&mut self, r: Run) {
+        let (mut at, end) = (r.start as u64, r.end as u64);
+        // Most runs (a base each) fall inside the open bin: the loop's first step, without
+        // its division.
+        if let Some(o) = self.zooms[0].open.as_mut() {
+            if at >= o.start as u64 && end <= o.end as u64 {
+                o.sums.add(r.value, end - at);
+                return;
+            }
+        }
         let chrom = self.chrom_id();
         let bin = self.zooms[0].bin;
-        let (mut at, end) = (r.start as u64, r.end as u64);
         while at < end {
+            // A long run: its whole bins (all but the last) at once, the records the loop
+            // below would make, with the same sums.
+            if self.whole_bins && at % bin == 0 && end - at >= 3 * bin {
+                let n = (end - at) / bin - 1;
+                self.zoom_close(0);
+                let mut full = Summary::EMPTY;
+                full.add(r.value, bin);
+                self.zoom_whole_bins(0, chrom, at, n, full);
+                at += n * bin;
+            }
             let bin_start = at / bin * bin;
             let bin_end = (bin_start + bin).min(self.length);
             let open_here = self.zooms[0].open.as_ref().is_some_and(|o| o.start as u64 == bin_start);
@@ -388,20 +524,82 @@ impl BigWigWriter {
         }
     }
 
+    /// `n` whole bins of level `k` from `start` (a bin's start; the level has no open bin),
+    /// each summed as `sums`: the records that closing them one by one would make, at this
+    /// level and above, with the same sums (a whole bin of the next level is the merge of
+    /// `ZOOM_FACTOR` such records, in order), without visiting each bin above this level.
+    fn zoom_whole_bins(&mut self, k: usize, chrom: u32, mut start: u64, mut n: u64, sums: Summary) {
+        let bin = self.zooms[k].bin;
+        while n > 0 {
+            let up = k + 1 < self.zooms.len();
+            if up && start % self.zooms[k + 1].bin == 0 && n >= ZOOM_FACTOR {
+                // Whole bins of the next level: this level's records, then the next level's.
+                let m = n / ZOOM_FACTOR;
+                let mut rec = Record { chrom, start: 0, end: 0, sums }.encode();
+                let mut i = 0;
+                while i < m * ZOOM_FACTOR {
+                    let s = start + i * bin;
+                    rec[4..8].copy_from_slice(&(s as u32).to_le_bytes());
+                    rec[8..12].copy_from_slice(&((s + bin) as u32).to_le_bytes());
+                    let whole = ITEMS_PER_SLOT as u64;
+                    if self.zooms[k].records.is_empty() && m * ZOOM_FACTOR - i >= whole {
+                        // A whole section of these records: described, not encoded.
+                        let end = (s + whole * bin) as u32;
+                        let section = Section { chrom, start: s as u32, end, offset: 0, size: 0 };
+                        self.largest_section = self.largest_section.max(32 * ITEMS_PER_SLOT);
+                        let z = &mut self.zooms[k];
+                        z.sections.push(ZoomSection::Repeated { section, record: rec, bin: bin as u32 });
+                        z.count += whole;
+                        i += whole;
+                    } else {
+                        self.zoom_push(k, &rec);
+                        i += 1;
+                    }
+                }
+                self.zoom_close(k + 1);
+                let mut merged = Summary::EMPTY;
+                for _ in 0..ZOOM_FACTOR {
+                    merged.merge(&sums);
+                }
+                self.zoom_whole_bins(k + 1, chrom, start, m, merged);
+                start += m * ZOOM_FACTOR * bin;
+                n -= m * ZOOM_FACTOR;
+            } else {
+                self.zooms[k].open = Some(Record { chrom, start: start as u32, end: (start + bin) as u32, sums });
+                self.zoom_close(k);
+                start += bin;
+                n -= 1;
+            }
+        }
+    }
+
+    /// A finished record of level `k` (encoded), flushed with the level's others every
+    /// `ITEMS_PER_SLOT`.
+    fn zoom_push(&mut self, k: usize, rec: &[u8; 32]) {
+        let z = &mut self.zooms[k];
+        let field = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
+        if z.records.is_empty() {
+            z.first = (field(0), field(4));
+        }
+        z.last_end = field(8);
+        z.records.extend_from_slice(rec);
+        z.count += 1;
+        if z.records.len() == 32 * ITEMS_PER_SLOT {
+            self.zoom_flush(k);
+        }
+    }
+
     /// Closes level `k`'s open bin: its record joins the level's records and the next
     /// level's bin (bins nest, so the record lies inside one).
     fn zoom_close(&mut self, k: usize) {
         let Some(rec) = self.zooms[k].open.take() else { return };
-        self.zooms[k].records.push(rec);
-        self.zooms[k].count += 1;
-        if self.zooms[k].records.len() == ITEMS_PER_SLOT {
-            self.zoom_flush(k);
-        }
+        self.zoom_push(k, &rec.encode());
         if k + 1 < self.zooms.len() {
             let bin = self.zooms[k + 1].bin;
-            let bin_start = rec.start as u64 / bin * bin;
-            let open_here = self.zooms[k + 1].open.as_ref().is_some_and(|o| o.start as u64 == bin_start);
+            // Bins nest: the record lies in the open bin of the next level or past its end.
+            let open_here = self.zooms[k + 1].open.as_ref().is_some_and(|o| rec.start >= o.start && rec.start < o.end);
             if !open_here {
+                let bin_start = rec.start as u64 / bin * bin;
                 self.zoom_close(k + 1);
                 let bin_end = (bin_start + bin).min(self.length) as u32;
                 self.zooms[k + 1].open =
@@ -416,37 +614,17 @@ impl BigWigWriter {
     /// Writes level `k`'s records as a section to the scratch file. A scratch error is kept
     /// for [`Self::finish`] (the section is lost, and the file with it).
     fn zoom_flush(&mut self, k: usize) {
-        let records = std::mem::take(&mut self.zooms[k].records);
-        let (Some(first), Some(last)) = (records.first(), records.last()) else { return };
-        let mut raw = Vec::with_capacity(records.len() * 32);
-        for r in &records {
-            le32(&mut raw, r.chrom);
-            le32(&mut raw, r.start);
-            le32(&mut raw, r.end);
-            le32(&mut raw, r.sums.valid.min(u32::MAX as u64) as u32);
-            for v in [r.sums.min, r.sums.max, r.sums.sum, r.sums.squares] {
-                raw.extend_from_slice(&(v as f32).to_le_bytes());
-            }
+        if self.zooms[k].records.is_empty() {
+            return;
         }
+        let raw = &self.zooms[k].records;
         self.largest_section = self.largest_section.max(raw.len());
-        let data = compress(&mut self.compressor, &raw);
-        let section = Section {
-            chrom: first.chrom,
-            start: first.start,
-            end: last.end,
-            offset: self.scratch.at,
-            size: data.len() as u64,
-        };
-        let written = match self.scratch.file.as_mut() {
-            Some(f) => f.write_all(&data).is_ok(),
-            None => false,
-        };
-        if written {
-            self.scratch.at += section.size;
-            self.zooms[k].sections.push(section);
-        } else {
-            self.scratch.file = None;
-        }
+        let data = compress(&mut self.compressor, raw);
+        self.zooms[k].records.clear();
+        let ((chrom, start), end) = (self.zooms[k].first, self.zooms[k].last_end);
+        let section = Section { chrom, start, end, offset: self.scratch.at, size: data.len() as u64 };
+        self.scratch.write(&data);
+        self.zooms[k].sections.push(ZoomSection::Scratch(section));
     }
 
     /// Ends the current chromosome: its last data section and zoom records.
@@ -483,10 +661,9 @@ impl BigWigWriter {
 
         // Zoom levels: each kept only if it at least halves the records of the level before
         // it (the data's items for the first), as UCSC's writer does.
-        let mut scratch = match self.scratch.file.take().map(|f| f.into_inner()) {
-            Some(Ok(f)) => f,
-            _ => return Err(FileError::content(&self.path, "the zoom levels' scratch file could not be written")),
-        };
+        if !self.scratch.ok {
+            return Err(FileError::content(&self.path, "the zoom levels' scratch file could not be written"));
+        }
         let mut zoom_headers: Vec<(u64, u64, u64)> = Vec::new();
         let mut previous = self.items;
         for k in 0..self.zooms.len() {
@@ -498,15 +675,21 @@ impl BigWigWriter {
             let data_offset = self.at;
             let mut moved = Vec::with_capacity(z.sections.len());
             let mut buf = Vec::new();
-            for s in &z.sections {
-                buf.resize(s.size as usize, 0);
-                scratch
-                    .seek(SeekFrom::Start(s.offset))
-                    .and_then(|_| scratch.read_exact(&mut buf))
-                    .map_err(FileError::io(&self.path))?;
+            for zs in &z.sections {
+                match zs {
+                    ZoomSection::Scratch(s) => {
+                        buf.resize(s.size as usize, 0);
+                        self.scratch.read(s.offset, &mut buf).map_err(FileError::io(&self.path))?;
+                    }
+                    ZoomSection::Repeated { record, bin, .. } => {
+                        let raw = repeated_records(record, *bin, ITEMS_PER_SLOT);
+                        self.largest_section = self.largest_section.max(raw.len());
+                        buf = compress(&mut self.compressor, &raw);
+                    }
+                }
                 self.out.write_all(&buf).map_err(FileError::io(&self.path))?;
-                moved.push(Section { offset: self.at, ..*s });
-                self.at += s.size;
+                moved.push(Section { offset: self.at, size: buf.len() as u64, ..*zs.section() });
+                self.at += buf.len() as u64;
             }
             let mut index = Vec::new();
             rtree(&mut index, self.at, &moved, self.at);
@@ -682,6 +865,7 @@ fn bptree(out: &mut Vec<u8>, at: u64, chroms: &[(&str, u32, u32)]) {
 
 #[cfg(test)]
 mod tests {
+    use super::{BigWigWriter, SCRATCH_IN_MEMORY};
     use crate::io::bigwig::{read_bigwig, write_bigwig, BigWigStream};
     use crate::io::ChromSizes;
     use crate::track::{Run, Track};
@@ -842,6 +1026,60 @@ mod tests {
         let _ = s.chrom("a");
         assert!(s.finish().expect_err("twice").to_string().contains("written twice"));
         assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Long constant runs take the whole-bins path (records made a level at a time, whole
+    /// sections of them described until the level is kept) and the zoom sections stay in
+    /// memory or spill to a file: every combination writes the bytes of the plain path, which
+    /// visits each bin. Runs start inside bins and on their edges, span whole sections of the
+    /// three finest levels, end at chromosomes' ends that are not bin edges, and alternate with
+    /// per-base values, gaps and a second chromosome.
+    #[test]
+    fn zoom_fast_paths_write_the_bytes_of_the_bin_by_bin_path() {
+        let dir = crate::io::scratch_dir("bigwig-writer-whole-bins");
+        let sizes =
+            ChromSizes::from_pairs([("a".to_string(), 9_000_017), ("b".to_string(), 3_000_001)]).expect("sizes");
+        let mut x = 0x9E37_79B9u32;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as f32 / (1 << 20) as f32 - 4.0
+        };
+        let mut a = vec![run(0, 3_000_000, 0.3), run(3_000_000, 3_000_001, 7.0)];
+        // Enough values that the finest levels are kept (each at most half the one before).
+        a.extend((3_000_100..3_405_000).map(|p| run(p, p + 1, next())));
+        a.push(run(3_405_000, 3_405_640, 0.3));
+        a.push(run(3_405_641, 8_500_077, 0.6));
+        a.extend((8_500_077..8_500_500).map(|p| run(p, p + 1, next())));
+        a.push(run(8_500_500, 9_000_017, 0.3));
+        let b = vec![run(17, 2_999_999, 1.5), run(2_999_999, 3_000_001, 2.5)];
+        let write = |name: &str, whole_bins: bool, limit: usize| -> Vec<u8> {
+            let path = dir.join(name);
+            let mut w = BigWigWriter::create(&path, &path, &sizes, false).expect("create");
+            w.whole_bins = whole_bins;
+            w.scratch.limit = limit;
+            for (chrom, runs) in [("a", &a), ("b", &b)] {
+                w.chrom(chrom).expect("chrom");
+                for part in runs.chunks(1000) {
+                    w.runs(part).expect("runs");
+                }
+            }
+            w.finish().expect("finish");
+            std::fs::read(&path).expect("read")
+        };
+        let plain = write("plain.bw", false, SCRATCH_IN_MEMORY);
+        assert_eq!(write("whole.bw", true, SCRATCH_IN_MEMORY), plain, "whole bins, zoom sections in memory");
+        assert_eq!(write("spilled.bw", true, 4096), plain, "whole bins, zoom sections spilled to a file");
+        assert_eq!(write("plain-spilled.bw", false, 4096), plain, "bin by bin, spilled");
+        // The files read back (zoom records checked against their bins elsewhere) and no
+        // scratch file is left.
+        let t = read_bigwig(dir.join("whole.bw"), Some(&sizes)).expect("read");
+        assert_eq!(t.runs(1), &b[..]);
+        let levels = BigWigRead::open_file(dir.join("whole.bw")).expect("open").info().zoom_headers.len();
+        assert!(levels >= 4, "the levels with whole sections of one run are in the file: {levels}");
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 4);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
