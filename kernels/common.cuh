@@ -22,6 +22,16 @@ __device__ __forceinline__ float sigmoid_f32(float x) {
     return e / (1.0f + e);
 }
 
+// A convolution's epilogue on its output value v (sum plus bias) at y's index i: the residual
+// added when one is given, then ReLU when asked: add_fwd_f32 and relu_fwd_f32 of
+// elementwise.cu in the same order, so a fused epilogue gives their bits. CPU twin:
+// backend::ops::epilogue_value.
+__device__ __forceinline__ float conv_epilogue(float v, const float* __restrict__ residual, size_t i, int relu) {
+    if (residual != nullptr) v = v + residual[i];
+    if (relu) v = v > 0.0f ? v : 0.0f;
+    return v;
+}
+
 __device__ __forceinline__ double sigmoid_f64(double x) {
     if (x >= 0.0) {
         return 1.0 / (1.0 + exp(-x));

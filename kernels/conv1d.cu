@@ -38,6 +38,8 @@ __device__ __forceinline__ void conv1d_tile(
     const float* __restrict__ w,     // (cout, cin, K) when !FLIP; (cin, cout, K) when FLIP
     const float* __restrict__ bias,  // (cout) or nullptr
     float* __restrict__ y,           // (B, cout, L)
+    const float* __restrict__ residual,  // (B, cout, L) added before the ReLU, or nullptr
+    int relu,                            // ReLU on the output (conv_epilogue)
     int cin, int cout, int L, int K, int d, int pad_left, int ci_tile) {
     extern __shared__ __align__(16) float smem[];
     const int tile = CONV_THREADS * POS;
@@ -112,36 +114,40 @@ __device__ __forceinline__ void conv1d_tile(
 #pragma unroll
             for (int p = 0; p < POS; ++p) {
                 const int l = l0 + threadIdx.x + p * CONV_THREADS;
-                if (l < L) yrow[l] = acc[j][p] + bv;
+                const size_t at = ((size_t)b * cout + co) * L + l;
+                if (l < L) yrow[l] = conv_epilogue(acc[j][p] + bv, residual, at, relu);
             }
         }
     }
 }
 
 template <bool FLIP>
-__device__ __forceinline__ void conv1d_any(const float* x, const float* w, const float* bias, float* y, int cin,
-                                           int cout, int L, int K, int d, int pad_left, int ci_tile, int pos) {
+__device__ __forceinline__ void conv1d_any(const float* x, const float* w, const float* bias, float* y,
+                                           const float* residual, int relu, int cin, int cout, int L, int K, int d,
+                                           int pad_left, int ci_tile, int pos) {
     if (pos == 1) {
-        conv1d_tile<FLIP, 1>(x, w, bias, y, cin, cout, L, K, d, pad_left, ci_tile);
+        conv1d_tile<FLIP, 1>(x, w, bias, y, residual, relu, cin, cout, L, K, d, pad_left, ci_tile);
     } else if (pos == 2) {
-        conv1d_tile<FLIP, 2>(x, w, bias, y, cin, cout, L, K, d, pad_left, ci_tile);
+        conv1d_tile<FLIP, 2>(x, w, bias, y, residual, relu, cin, cout, L, K, d, pad_left, ci_tile);
     } else {
-        conv1d_tile<FLIP, MAX_POS>(x, w, bias, y, cin, cout, L, K, d, pad_left, ci_tile);
+        conv1d_tile<FLIP, MAX_POS>(x, w, bias, y, residual, relu, cin, cout, L, K, d, pad_left, ci_tile);
     }
 }
 
-// y (B, C_out, L) = conv(x (B, C_in, L), w (C_out, C_in, K)) + bias (C_out, may be null)
+// y (B, C_out, L) = conv(x (B, C_in, L), w (C_out, C_in, K)) + bias (C_out, may be null), then
+// the epilogue: + residual (B, C_out, L; may be null), ReLU if relu != 0.
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 conv1d_fwd_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
-               float* __restrict__ y, int c_in, int c_out, int L, int K, int d, int pad_left, int ci_tile, int pos) {
-    conv1d_any<false>(x, w, bias, y, c_in, c_out, L, K, d, pad_left, ci_tile, pos);
+               float* __restrict__ y, const float* __restrict__ residual, int relu, int c_in, int c_out, int L, int K,
+               int d, int pad_left, int ci_tile, int pos) {
+    conv1d_any<false>(x, w, bias, y, residual, relu, c_in, c_out, L, K, d, pad_left, ci_tile, pos);
 }
 
 // dx (B, C_in, L) from dy (B, C_out, L) and w (C_out, C_in, K); the grid's y dimension tiles C_in.
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 conv1d_bwd_input_f32(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
                      int c_in, int c_out, int L, int K, int d, int pad_right, int ci_tile, int pos) {
-    conv1d_any<true>(dy, w, nullptr, dx, c_out, c_in, L, K, d, pad_right, ci_tile, pos);
+    conv1d_any<true>(dy, w, nullptr, dx, nullptr, 0, c_out, c_in, L, K, d, pad_right, ci_tile, pos);
 }
 
 #define WG_THREADS 256

@@ -127,10 +127,12 @@ extern "C" __global__ void conv1d_mma_prep_weights(const float* __restrict__ w, 
     }
 }
 
-// y (B, nout, L) = conv of x (B, nin, L) with the prepared weights wh; pad: zeros on the left.
+// y (B, nout, L) = conv of x (B, nin, L) with the prepared weights wh; pad: zeros on the left;
+// then the epilogue: + residual (B, nout, L; may be null), ReLU if relu != 0.
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     conv1d_mma_fwd(const float* __restrict__ x, const unsigned short* __restrict__ wh, const float* __restrict__ bias,
-                   float* __restrict__ y, int nin, int nout, int L, int K, int d, int pad) {
+                   float* __restrict__ y, const float* __restrict__ residual, int relu, int nin, int nout, int L, int K,
+                   int d, int pad) {
     extern __shared__ __align__(16) float smem[];
     unsigned char* ws = reinterpret_cast<unsigned char*>(smem);  // K * 16 rows
     unsigned char* xs = ws + K * 512;                             // MMA_TILE + (K-1)*d rows
@@ -169,7 +171,8 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
                 const int n = nt * 8 + 2 * t + (i & 1);
                 const int l = l0 + base + m * 16 + g + 8 * (i / 2);
                 if (n < nout && l < L) {
-                    y[((size_t)b * nout + n) * L + l] = acc[m][nt][i] + (bias != nullptr ? bias[n] : 0.0f);
+                    const size_t at = ((size_t)b * nout + n) * L + l;
+                    y[at] = conv_epilogue(acc[m][nt][i] + (bias != nullptr ? bias[n] : 0.0f), residual, at, relu);
                 }
             }
 }

@@ -2,7 +2,8 @@
 //! CPU specification, on the kernel emulator (exact warp-level mma/ldmatrix/cp.async) and on a
 //! GPU where there is one:
 //! * small-integer inputs, exact in bf16 and in any summation order: bit-identical to the CPU
-//!   op, forward, input gradient, weight and bias gradients;
+//!   op, forward (alone and with the residual blocks' epilogues fused), input gradient, weight
+//!   and bias gradients;
 //! * random inputs: within f32 summation of the same bf16 products (the CPU op on bf16-rounded
 //!   operands: at most n·2⁻²⁴ of Σ|terms| for n terms per output), and within the bf16 rounding
 //!   of the operands of the f32 op (each product off by at most 2⁻⁸ of itself).
@@ -10,7 +11,7 @@
 mod common;
 
 use chromax::backend::cpu::CpuBackend;
-use chromax::backend::{Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
+use chromax::backend::{Backend, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Epilogue};
 use chromax::nn::download_f32;
 use common::{cuda_or_skip, emulator_or_skip, Rng};
 
@@ -46,6 +47,9 @@ struct Out {
     dx: Vec<f32>,
     dw: Vec<f32>,
     db: Vec<f32>,
+    /// The forward pass with the residual blocks' epilogues: ReLU, and dy added then ReLU.
+    y_relu: Vec<f32>,
+    y_add_relu: Vec<f32>,
 }
 
 /// Forward (with bias), input gradient, weight and bias gradients of one shape.
@@ -59,8 +63,19 @@ fn run<B: Backend<Elem = f32>>(b: &B, p: &Conv1dParams, x: &[f32], w: &[f32], bi
     b.conv1d_bwd_input(p, Conv1dBwdInput { dy: &gdy, w: &gw, dx: &mut dx }).expect("input gradient");
     b.conv1d_bwd_weight(p, Conv1dBwdWeight { x: &gx, dy: &gdy, dw: &mut dw, dbias: Some(&mut db) })
         .expect("weight gradient");
+    let (mut y_relu, mut y_add_relu) = (nan(p.output_len()), nan(p.output_len()));
+    let fwd = |y| Conv1dFwd { x: &gx, w: &gw, bias: Some(&gb), y };
+    b.conv1d_fwd_then(p, fwd(&mut y_relu), Epilogue::Relu).expect("forward, ReLU");
+    b.conv1d_fwd_then(p, fwd(&mut y_add_relu), Epilogue::AddRelu(&gdy)).expect("forward, add and ReLU");
     let down = |v: &B::Buf| download_f32(b, v).expect("download");
-    Out { y: down(&y), dx: down(&dx), dw: down(&dw), db: down(&db) }
+    Out {
+        y: down(&y),
+        dx: down(&dx),
+        dw: down(&dw),
+        db: down(&db),
+        y_relu: down(&y_relu),
+        y_add_relu: down(&y_add_relu),
+    }
 }
 
 /// Small-integer inputs: every product and sum exact in f32 (and in bf16), so any summation
@@ -79,9 +94,14 @@ fn check_integers<B: Backend<Elem = f32>>(imp: &B, p: &Conv1dParams, what: &str,
     );
     let got = run(imp, p, &x, &w, &bias, &dy);
     let want = run(&cpu, p, &x, &w, &bias, &dy);
-    for (name, g, e) in
-        [("y", &got.y, &want.y), ("dx", &got.dx, &want.dx), ("dw", &got.dw, &want.dw), ("dbias", &got.db, &want.db)]
-    {
+    for (name, g, e) in [
+        ("y", &got.y, &want.y),
+        ("dx", &got.dx, &want.dx),
+        ("dw", &got.dw, &want.dw),
+        ("dbias", &got.db, &want.db),
+        ("y with ReLU", &got.y_relu, &want.y_relu),
+        ("y with the residual added and ReLU", &got.y_add_relu, &want.y_add_relu),
+    ] {
         let bad = g.iter().zip(e.iter()).position(|(a, b)| a.to_bits() != b.to_bits());
         assert!(
             bad.is_none(),

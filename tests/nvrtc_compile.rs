@@ -45,10 +45,11 @@ fn kernel_signatures_are_read_from_the_sources() {
     let conv = chromax::kernels::kernel_file("conv1d").expect("conv1d.cu is embedded");
     let sigs = kernel_signatures(conv.text);
     let fwd = sigs.iter().find(|s| s.name == "conv1d_fwd_f32").expect("conv1d_fwd_f32");
-    assert_eq!(fwd.param_types.len(), 12);
+    assert_eq!(fwd.param_types.len(), 14);
     assert_eq!(fwd.param_types[0], "const float*");
     assert_eq!(fwd.param_types[3], "float*");
-    assert_eq!(fwd.param_types[11], "int");
+    assert_eq!(fwd.param_types[4], "const float*");
+    assert_eq!(fwd.param_types[13], "int");
     let names: Vec<&str> = sigs.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,

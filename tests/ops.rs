@@ -12,6 +12,7 @@
 mod common;
 
 use chromax::backend::cpu::CpuBackend;
+use chromax::backend::unfused_conv1d_fwd_then;
 use chromax::backend::{
     AdamParams, AdamStep, Backend, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams, Conv1dBwdInput,
     Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams, DropoutBwd, DropoutFwd, DropoutParams,
@@ -199,7 +200,14 @@ impl Case {
                     let e = if add { Epilogue::AddRelu(&gr) } else { Epilogue::Relu };
                     let bufs = Conv1dFwd { x: &gx, w: &gw, bias: Some(&gb), y: &mut got };
                     imp.conv1d_fwd_then(p, bufs, e).expect("fwd_then");
-                    close(&format!("conv1d_fwd_then add={add}"), &down(imp, &got), &want, sum);
+                    let got = down(imp, &got);
+                    close(&format!("conv1d_fwd_then add={add}"), &got, &want, sum);
+                    // Fused or through the element-wise ops: the same operations on one device.
+                    let mut unfused = nan(imp, p.output_len());
+                    let e = if add { Epilogue::AddRelu(&gr) } else { Epilogue::Relu };
+                    let bufs = Conv1dFwd { x: &gx, w: &gw, bias: Some(&gb), y: &mut unfused };
+                    unfused_conv1d_fwd_then(imp, p, bufs, e).expect("unfused");
+                    close(&format!("conv1d_fwd_then add={add}, fused vs not"), &got, &down(imp, &unfused), EXACT);
                 }
                 let mut want = vec![0f32; p.input_len()];
                 cpu.conv1d_bwd_input(p, Conv1dBwdInput { dy: &dy, w: &w, dx: &mut want }).expect("cpu");

@@ -184,17 +184,7 @@ pub trait Backend: Send + Sync {
         b: Conv1dFwd<'_, Self::Buf>,
         epilogue: Epilogue<'_, Self::Buf>,
     ) -> BackendResult<()> {
-        b.check(p)?;
-        epilogue.check(p)?;
-        let Conv1dFwd { x, w, bias, y } = b;
-        let mut z = self.zeros(p.output_len())?;
-        self.conv1d_fwd(p, Conv1dFwd { x, w, bias, y: &mut z })?;
-        if let Epilogue::AddRelu(r) = epilogue {
-            let mut sum = self.zeros(p.output_len())?;
-            self.elementwise(ElementwiseOp::Add, Elementwise { a: &z, b: Some(r), out: &mut sum })?;
-            z = sum;
-        }
-        self.elementwise(ElementwiseOp::ReluFwd, Elementwise { a: &z, b: None, out: y })
+        unfused_conv1d_fwd_then(self, p, b, epilogue)
     }
     /// See [`Conv1dBwdInput`].
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Self::Buf>) -> BackendResult<()>;
@@ -245,6 +235,27 @@ pub trait Backend: Send + Sync {
         let _ = (indptr, indices);
         Ok(None)
     }
+}
+
+/// [`Backend::conv1d_fwd_then`] as the ops it stands for: the convolution into a temporary,
+/// then the element-wise add (with a residual) and ReLU.
+pub fn unfused_conv1d_fwd_then<B: Backend + ?Sized>(
+    backend: &B,
+    p: &Conv1dParams,
+    b: Conv1dFwd<'_, B::Buf>,
+    epilogue: Epilogue<'_, B::Buf>,
+) -> BackendResult<()> {
+    b.check(p)?;
+    epilogue.check(p)?;
+    let Conv1dFwd { x, w, bias, y } = b;
+    let mut z = backend.zeros(p.output_len())?;
+    backend.conv1d_fwd(p, Conv1dFwd { x, w, bias, y: &mut z })?;
+    if let Epilogue::AddRelu(r) = epilogue {
+        let mut sum = backend.zeros(p.output_len())?;
+        backend.elementwise(ElementwiseOp::Add, Elementwise { a: &z, b: Some(r), out: &mut sum })?;
+        z = sum;
+    }
+    backend.elementwise(ElementwiseOp::ReluFwd, Elementwise { a: &z, b: None, out: y })
 }
 
 /// A backend built on another: it may replace the description and the memory methods

@@ -8,7 +8,7 @@
 
 use super::as_i32;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
+use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Epilogue};
 use crate::error::BackendError;
 
 // These mirror the #defines of kernels/conv1d.cu (a unit test below compares them).
@@ -121,19 +121,51 @@ pub(crate) fn direct_plan(
 
 /// Forward. x (B, C_in, L), w (C_out, C_in, K), bias (C_out) or none, y (B, C_out, L).
 pub(crate) fn conv1d_fwd<D: KernelDevice>(d: &D, p: &Conv1dParams, b: Conv1dFwd<'_, D::Buf>) -> BackendResult<()> {
+    conv1d_fwd_then(d, p, b, None)
+}
+
+/// The forward pass with an epilogue fused into its stores (`None`: none).
+pub(crate) fn conv1d_fwd_then<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    b: Conv1dFwd<'_, D::Buf>,
+    epilogue: Option<Epilogue<'_, D::Buf>>,
+) -> BackendResult<()> {
     const OP: &str = "conv1d_fwd";
     b.check(p)?;
+    if let Some(e) = &epilogue {
+        e.check(p)?;
+    }
     let ints = conv_ints(OP, p)?;
     let plan = direct_plan(OP, p, p.c_in, p.c_out, d.multiprocessors())?;
     let bias = b.bias.map_or(0, |bias| d.ptr(bias));
-    let head = [KArg::Ptr(d.ptr(b.x)), KArg::Ptr(d.ptr(b.w)), KArg::Ptr(bias), KArg::Ptr(d.ptr_mut(b.y))];
+    let (residual, relu) = epilogue_args(d, epilogue);
+    let head = [
+        KArg::Ptr(d.ptr(b.x)),
+        KArg::Ptr(d.ptr(b.w)),
+        KArg::Ptr(bias),
+        KArg::Ptr(d.ptr_mut(b.y)),
+        KArg::Ptr(residual),
+        KArg::I32(relu),
+    ];
     let tail = [KArg::I32(p.pad_left() as i32), KArg::I32(plan.ci_tile as i32), KArg::I32(plan.pos as i32)];
     // SAFETY: conv1d_fwd_f32(const float* x, const float* w, const float* bias, float* y,
-    // int c_in, int c_out, int L, int K, int d, int pad_left, int ci_tile, int pos); the buffers
-    // have the lengths of p (checked above); the grid covers len × c_out × batch in tiles of
+    // const float* residual, int relu, int c_in, int c_out, int L, int K, int d, int pad_left,
+    // int ci_tile, int pos); the buffers have the lengths of p (checked above; the residual, if
+    // any, y's); the grid covers len × c_out × batch in tiles of
     // CONV_THREADS·pos positions and the kernel guards l < len and co < c_out; the shared
     // memory holds the ci_tile·(span + CO_TILE·K) floats the kernel indexes.
     unsafe { d.launch("conv1d", "conv1d_fwd_f32", plan.geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
+}
+
+/// An epilogue as the forward kernels take it: the residual's address (0: none) and the ReLU
+/// flag.
+pub(crate) fn epilogue_args<D: KernelDevice>(d: &D, epilogue: Option<Epilogue<'_, D::Buf>>) -> (u64, i32) {
+    match epilogue {
+        None => (0, 0),
+        Some(Epilogue::Relu) => (0, 1),
+        Some(Epilogue::AddRelu(r)) => (d.ptr(r), 1),
+    }
 }
 
 /// Input gradient. dy (B, C_out, L), w (C_out, C_in, K), dx (B, C_in, L).

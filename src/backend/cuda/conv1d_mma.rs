@@ -8,7 +8,7 @@
 use super::as_i32;
 use super::conv1d::SMEM_BYTES;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
+use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Epilogue};
 
 // These mirror the #defines of kernels/conv1d_mma.cu (a unit test below compares them).
 pub(crate) const MMA_WARPS: u32 = 4;
@@ -95,6 +95,7 @@ fn pass<D: KernelDevice>(
     wh: &mut D::Scratch,
     bias: u64,
     y: u64,
+    (residual, relu): (u64, i32),
     n_in: i32,
     n_out: i32,
     pad: usize,
@@ -110,6 +111,8 @@ fn pass<D: KernelDevice>(
         KArg::Ptr(d.scratch_ptr(wh)),
         KArg::Ptr(bias),
         KArg::Ptr(y),
+        KArg::Ptr(residual),
+        KArg::I32(relu),
         KArg::I32(n_in),
         KArg::I32(n_out),
         KArg::I32(len),
@@ -118,20 +121,35 @@ fn pass<D: KernelDevice>(
         KArg::I32(pad as i32),
     ];
     // SAFETY: conv1d_mma_fwd(const float* x, const unsigned short* wh, const float* bias,
-    // float* y, int nin, int nout, int L, int K, int d, int pad); x holds batch·n_in·len and y
-    // batch·n_out·len floats (checked by the caller), wh K·256 bf16, bias n_out floats or null;
+    // float* y, const float* residual, int relu, int nin, int nout, int L, int K, int d, int
+    // pad); x holds batch·n_in·len and y (and the residual, if any) batch·n_out·len floats
+    // (checked by the caller), wh K·256 bf16, bias n_out floats or null;
     // the grid covers len in MMA_TILE tiles × batch and the kernel guards l < L, n < nout; the
     // shared memory is what the kernel indexes (eligible() kept it within 48 KiB).
     unsafe { d.launch("conv1d_mma", "conv1d_mma_fwd", geometry, &args) }
 }
 
 /// Forward on the tensor cores. Shapes as [`super::conv1d::conv1d_fwd`].
-pub(crate) fn conv1d_fwd<D: KernelDevice>(d: &D, p: &Conv1dParams, b: Conv1dFwd<'_, D::Buf>) -> BackendResult<()> {
+/// With an epilogue fused into its stores (`None`: none).
+pub(crate) fn conv1d_fwd_then<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    b: Conv1dFwd<'_, D::Buf>,
+    epilogue: Option<Epilogue<'_, D::Buf>>,
+) -> BackendResult<()> {
     b.check(p)?;
+    if let Some(e) = &epilogue {
+        e.check(p)?;
+    }
     let mut wh = prepared_weights(d, p, b.w, false)?;
     let bias = b.bias.map_or(0, |bias| d.ptr(bias));
+    let post = super::conv1d::epilogue_args(d, epilogue);
     let (x, y) = (d.ptr(b.x), d.ptr_mut(b.y));
-    pass(d, p, x, &mut wh, bias, y, p.c_in as i32, p.c_out as i32, p.pad_left())
+    pass(d, p, x, &mut wh, bias, y, post, p.c_in as i32, p.c_out as i32, p.pad_left())
+}
+
+pub(crate) fn conv1d_fwd<D: KernelDevice>(d: &D, p: &Conv1dParams, b: Conv1dFwd<'_, D::Buf>) -> BackendResult<()> {
+    conv1d_fwd_then(d, p, b, None)
 }
 
 /// Input gradient on the tensor cores: the forward pass of dy with flipped, transposed
@@ -144,7 +162,7 @@ pub(crate) fn conv1d_bwd_input<D: KernelDevice>(
     b.check(p)?;
     let mut wh = prepared_weights(d, p, b.w, true)?;
     let (dy, dx) = (d.ptr(b.dy), d.ptr_mut(b.dx));
-    pass(d, p, dy, &mut wh, 0, dx, p.c_out as i32, p.c_in as i32, p.pad_right())
+    pass(d, p, dy, &mut wh, 0, dx, (0, 0), p.c_out as i32, p.c_in as i32, p.pad_right())
 }
 
 /// Chunks of positions for the weight gradient: enough (chunk, batch item) blocks to fill the

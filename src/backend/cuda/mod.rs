@@ -34,8 +34,8 @@ pub use sparse_head::HEAD_BLOCKS_PER_SM;
 use super::{
     check_len, AdamParams, AdamStep, Backend, BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain,
     BatchNormParams, BufLen, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams,
-    DropoutBwd, DropoutFwd, DropoutParams, Elementwise, ElementwiseOp, HeadLogits, HostBuffer, LossParts, MaxPoolBwd,
-    MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams, SparseHead, SparseHeadParams,
+    DropoutBwd, DropoutFwd, DropoutParams, Elementwise, ElementwiseOp, Epilogue, HeadLogits, HostBuffer, LossParts,
+    MaxPoolBwd, MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams, SparseHead, SparseHeadParams,
 };
 use crate::error::BackendError;
 use cudarc::driver::DriverError;
@@ -298,6 +298,21 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
             Some(TensorCoreKernel::FewChannels) => conv1d_mma::conv1d_fwd(&self.device, p, b),
             Some(TensorCoreKernel::ImplicitGemm) => conv1d_igemm::conv1d_fwd(&self.device, p, b),
             None => conv1d::conv1d_fwd(&self.device, p, b),
+        }
+    }
+
+    fn conv1d_fwd_then(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, D::Buf>,
+        epilogue: Epilogue<'_, D::Buf>,
+    ) -> BackendResult<()> {
+        // The direct and few-channel kernels apply it as they store; the implicit GEMM (SeqNet's
+        // wide layers, which have no such epilogue) through the element-wise kernels.
+        match self.tensor_core_kernel(p) {
+            Some(TensorCoreKernel::FewChannels) => conv1d_mma::conv1d_fwd_then(&self.device, p, b, Some(epilogue)),
+            Some(TensorCoreKernel::ImplicitGemm) => super::unfused_conv1d_fwd_then(self, p, b, epilogue),
+            None => conv1d::conv1d_fwd_then(&self.device, p, b, Some(epilogue)),
         }
     }
 
