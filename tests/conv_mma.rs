@@ -52,8 +52,14 @@ struct Out {
     y_add_relu: Vec<f32>,
 }
 
-/// Forward (with bias), input gradient, weight and bias gradients of one shape.
-fn run<B: Backend<Elem = f32>>(b: &B, p: &Conv1dParams, x: &[f32], w: &[f32], bias: &[f32], dy: &[f32]) -> Out {
+/// Forward (with bias), input gradient, weight and bias gradients of one shape; with
+/// `epilogues`, the forward pass with each epilogue too (empty otherwise).
+fn run<B: Backend<Elem = f32>>(
+    b: &B,
+    p: &Conv1dParams,
+    (x, w, bias, dy): (&[f32], &[f32], &[f32], &[f32]),
+    epilogues: bool,
+) -> Out {
     let up = |v: &[f32]| b.upload(v).expect("upload");
     // NaN-filled outputs, so an element the op does not write shows.
     let nan = |n: usize| up(&vec![f32::NAN; n]);
@@ -63,25 +69,24 @@ fn run<B: Backend<Elem = f32>>(b: &B, p: &Conv1dParams, x: &[f32], w: &[f32], bi
     b.conv1d_bwd_input(p, Conv1dBwdInput { dy: &gdy, w: &gw, dx: &mut dx }).expect("input gradient");
     b.conv1d_bwd_weight(p, Conv1dBwdWeight { x: &gx, dy: &gdy, dw: &mut dw, dbias: Some(&mut db) })
         .expect("weight gradient");
-    let (mut y_relu, mut y_add_relu) = (nan(p.output_len()), nan(p.output_len()));
-    let fwd = |y| Conv1dFwd { x: &gx, w: &gw, bias: Some(&gb), y };
-    b.conv1d_fwd_then(p, fwd(&mut y_relu), Epilogue::Relu).expect("forward, ReLU");
-    b.conv1d_fwd_then(p, fwd(&mut y_add_relu), Epilogue::AddRelu(&gdy)).expect("forward, add and ReLU");
     let down = |v: &B::Buf| download_f32(b, v).expect("download");
-    Out {
-        y: down(&y),
-        dx: down(&dx),
-        dw: down(&dw),
-        db: down(&db),
-        y_relu: down(&y_relu),
-        y_add_relu: down(&y_add_relu),
+    let (mut y_relu, mut y_add_relu) = (Vec::new(), Vec::new());
+    if epilogues {
+        let fwd = |e| {
+            let mut y = nan(p.output_len());
+            b.conv1d_fwd_then(p, Conv1dFwd { x: &gx, w: &gw, bias: Some(&gb), y: &mut y }, e).expect("epilogue");
+            down(&y)
+        };
+        y_relu = fwd(Epilogue::Relu);
+        y_add_relu = fwd(Epilogue::AddRelu(&gdy));
     }
+    Out { y: down(&y), dx: down(&dx), dw: down(&dw), db: down(&db), y_relu, y_add_relu }
 }
 
 /// Small-integer inputs: every product and sum exact in f32 (and in bf16), so any summation
 /// order gives the same bits: `imp` must equal the CPU specification exactly in y, dx, dw and
 /// dbias.
-fn check_integers<B: Backend<Elem = f32>>(imp: &B, p: &Conv1dParams, what: &str, rng: &mut Rng) {
+fn check_integers<B: Backend<Elem = f32>>(imp: &B, p: &Conv1dParams, what: &str, rng: &mut Rng, epilogues: bool) {
     let cpu = CpuBackend::new();
     let who = imp.describe();
     let int =
@@ -92,8 +97,8 @@ fn check_integers<B: Backend<Elem = f32>>(imp: &B, p: &Conv1dParams, what: &str,
         int(rng, p.c_out, 9.0),
         int(rng, p.output_len(), 4.0),
     );
-    let got = run(imp, p, &x, &w, &bias, &dy);
-    let want = run(&cpu, p, &x, &w, &bias, &dy);
+    let got = run(imp, p, (&x, &w, &bias, &dy), epilogues);
+    let want = run(&cpu, p, (&x, &w, &bias, &dy), epilogues);
     for (name, g, e) in [
         ("y", &got.y, &want.y),
         ("dx", &got.dx, &want.dx),
@@ -117,7 +122,7 @@ fn check<B: Backend<Elem = f32>>(imp: &B, who: &str) {
     let cpu = CpuBackend::new();
     let mut rng = Rng::new(1616);
     for (p, what, wgrad_bf16) in shapes() {
-        check_integers(imp, &p, what, &mut rng);
+        check_integers(imp, &p, what, &mut rng, true);
 
         // Random values against the CPU on bf16-rounded operands and on the f32 ones.
         let (x, w, bias, dy) = (
@@ -126,17 +131,17 @@ fn check<B: Backend<Elem = f32>>(imp: &B, who: &str) {
             rng.vec_f32(p.c_out, -1.0, 1.0),
             rng.vec_f32(p.output_len(), -1.0, 1.0),
         );
-        let got = run(imp, &p, &x, &w, &bias, &dy);
+        let got = run(imp, &p, (&x, &w, &bias, &dy), false);
         let r = |v: &[f32]| v.iter().map(|&a| bf16(a)).collect::<Vec<f32>>();
-        let mut rounded = run(&cpu, &p, &r(&x), &r(&w), &bias, &r(&dy));
-        let exact = run(&cpu, &p, &x, &w, &bias, &dy);
+        let mut rounded = run(&cpu, &p, (&r(&x), &r(&w), &bias, &r(&dy)), false);
+        let exact = run(&cpu, &p, (&x, &w, &bias, &dy), false);
         if !wgrad_bf16 {
             // The wide kernels' weight gradient is f32: its reference is the f32 op.
             rounded.dw = exact.dw.clone();
         }
         // Σ|terms| per output: the same convolution of absolute values (bias 0).
         let a = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
-        let mag = run(&cpu, &p, &a(&x), &a(&w), &vec![0.0; p.c_out], &a(&dy));
+        let mag = run(&cpu, &p, (&a(&x), &a(&w), &vec![0.0; p.c_out], &a(&dy)), false);
         // Terms per output: c_in·K (forward), c_out·K (input gradient), and per weight the
         // positions of one chunk (partials then summed in f64): at most batch·len.
         let terms = [(p.c_in * p.kernel) as f64, (p.c_out * p.kernel) as f64, (p.batch * p.len) as f64];
@@ -196,7 +201,8 @@ fn check_op_table<B: Backend<Elem = f32>>(imp: &B, with_real: bool) {
         if real && !with_real {
             continue;
         }
-        check_integers(imp, &p, why, &mut rng);
+        // (The epilogues: in `check`'s shapes, and tests/ops.rs's table with bf16 off.)
+        check_integers(imp, &p, why, &mut rng, false);
         ran += 1;
     }
     common::say(&format!("{}: {ran} op-table convolution shapes bit-identical to the CPU on integers", imp.describe()));

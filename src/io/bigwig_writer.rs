@@ -240,7 +240,11 @@ impl Scratch {
                     self.file = Some(f);
                     self.memory = Vec::new();
                 }
-                Err(_) => self.ok = false,
+                Err(_) => {
+                    // Nothing of a half-written scratch file is left behind.
+                    let _ = std::fs::remove_file(&self.path);
+                    self.ok = false;
+                }
             }
         }
         let written = match self.file.as_mut() {

@@ -132,10 +132,7 @@ pub(crate) fn conv1d_fwd_then<D: KernelDevice>(
     epilogue: Option<Epilogue<'_, D::Buf>>,
 ) -> BackendResult<()> {
     const OP: &str = "conv1d_fwd";
-    b.check(p)?;
-    if let Some(e) = &epilogue {
-        e.check(p)?;
-    }
+    check_fwd(p, &b, epilogue.as_ref())?;
     let ints = conv_ints(OP, p)?;
     let plan = direct_plan(OP, p, p.c_in, p.c_out, d.multiprocessors())?;
     let bias = b.bias.map_or(0, |bias| d.ptr(bias));
@@ -156,6 +153,16 @@ pub(crate) fn conv1d_fwd_then<D: KernelDevice>(
     // CONV_THREADS·pos positions and the kernel guards l < len and co < c_out; the shared
     // memory holds the ci_tile·(span + CO_TILE·K) floats the kernel indexes.
     unsafe { d.launch("conv1d", "conv1d_fwd_f32", plan.geometry, &[&head[..], &ints[..], &tail[..]].concat()) }
+}
+
+/// A forward pass's buffers and its epilogue's residual, if any, against the shape.
+pub(crate) fn check_fwd<S: crate::backend::BufLen>(
+    p: &Conv1dParams,
+    b: &Conv1dFwd<'_, S>,
+    epilogue: Option<&Epilogue<'_, S>>,
+) -> BackendResult<()> {
+    b.check(p)?;
+    epilogue.map_or(Ok(()), |e| e.check(p))
 }
 
 /// An epilogue as the forward kernels take it: the residual's address (0: none) and the ReLU

@@ -129,18 +129,15 @@ fn pass<D: KernelDevice>(
     unsafe { d.launch("conv1d_mma", "conv1d_mma_fwd", geometry, &args) }
 }
 
-/// Forward on the tensor cores. Shapes as [`super::conv1d::conv1d_fwd`].
-/// With an epilogue fused into its stores (`None`: none).
+/// Forward on the tensor cores, with an epilogue fused into its stores (`None`: none). Shapes
+/// as [`super::conv1d::conv1d_fwd`].
 pub(crate) fn conv1d_fwd_then<D: KernelDevice>(
     d: &D,
     p: &Conv1dParams,
     b: Conv1dFwd<'_, D::Buf>,
     epilogue: Option<Epilogue<'_, D::Buf>>,
 ) -> BackendResult<()> {
-    b.check(p)?;
-    if let Some(e) = &epilogue {
-        e.check(p)?;
-    }
+    super::conv1d::check_fwd(p, &b, epilogue.as_ref())?;
     let mut wh = prepared_weights(d, p, b.w, false)?;
     let bias = b.bias.map_or(0, |bias| d.ptr(bias));
     let post = super::conv1d::epilogue_args(d, epilogue);
@@ -148,6 +145,7 @@ pub(crate) fn conv1d_fwd_then<D: KernelDevice>(
     pass(d, p, x, &mut wh, bias, y, post, p.c_in as i32, p.c_out as i32, p.pad_left())
 }
 
+/// Forward on the tensor cores.
 pub(crate) fn conv1d_fwd<D: KernelDevice>(d: &D, p: &Conv1dParams, b: Conv1dFwd<'_, D::Buf>) -> BackendResult<()> {
     conv1d_fwd_then(d, p, b, None)
 }
