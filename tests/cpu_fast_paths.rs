@@ -66,11 +66,11 @@ fn forward_equals_the_reference_on_every_instruction_set() {
         spec::conv1d_fwd(&p, Conv1dFwd { x: &x, w: &w, bias: Some(&bias), y: &mut want }).expect("valid shapes");
         for isa in direct::available() {
             let mut got = vec![f32::NAN; p.output_len()];
-            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, Some(&bias), &mut got, direct::Post::Store);
+            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, Some(&bias), &mut got, None);
             // Both sum ≤ 765 f32 products of magnitude ≤ 0.2 in different orders.
             common::assert_close(&format!("{isa:?} {p:?}"), &got, &want, 2e-5, 1e-5);
             let mut no_bias = vec![f32::NAN; p.output_len()];
-            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, None, &mut no_bias, direct::Post::Store);
+            direct::conv1d_f32_on(isa, &ConvShape::forward(&p), &x, &w, None, &mut no_bias, None);
             let shifted: Vec<f32> = no_bias.iter().enumerate().map(|(i, v)| v + bias[(i / len) % c_out]).collect();
             common::assert_close(&format!("{isa:?} {p:?} without bias"), &shifted, &want, 2e-5, 1e-5);
         }
@@ -118,11 +118,11 @@ fn fused_epilogues_equal_the_element_wise_ops_on_every_path() {
             for isa in direct::available() {
                 let shape = ConvShape::forward(&p);
                 let mut plain = vec![f32::NAN; p.output_len()];
-                direct::conv1d_f32_on(isa, &shape, &x, &w, Some(&bias), &mut plain, direct::Post::Store);
+                direct::conv1d_f32_on(isa, &shape, &x, &w, Some(&bias), &mut plain, None);
                 let cpu = CpuBackend::new();
-                for (post, r) in [(direct::Post::Relu, None), (direct::Post::AddRelu(&residual), Some(&residual))] {
+                for (epilogue, r) in [(Epilogue::Relu, None), (Epilogue::AddRelu(&residual[..]), Some(&residual))] {
                     let mut got = vec![f32::NAN; p.output_len()];
-                    direct::conv1d_f32_on(isa, &shape, &x, &w, Some(&bias), &mut got, post);
+                    direct::conv1d_f32_on(isa, &shape, &x, &w, Some(&bias), &mut got, Some(epilogue));
                     same_bits(&format!("{isa:?} {p:?} residual={}", r.is_some()), &got, &unfused(&cpu, &plain, r));
                 }
             }

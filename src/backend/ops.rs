@@ -118,13 +118,31 @@ impl<S: BufLen + ?Sized> Conv1dFwd<'_, S> {
 /// What a convolution's forward pass does to each output value before storing it
 /// ([`crate::backend::Backend::conv1d_fwd_then`]): a residual block's ReLU, or its residual
 /// add and ReLU, without a pass of its own over memory where the backend fuses them.
-#[derive(Clone, Copy)]
 pub enum Epilogue<'a, S: ?Sized> {
     /// `y = max(conv + bias, 0)`, as [`ElementwiseOp::ReluFwd`] on the convolution's output.
     Relu,
     /// `y = max((conv + bias) + r, 0)`: [`ElementwiseOp::Add`] of `r` (shaped as y), then
     /// [`ElementwiseOp::ReluFwd`].
     AddRelu(&'a S),
+}
+
+// By hand: a derive would ask `S: Copy`, which no buffer is; the enum holds a reference.
+impl<S: ?Sized> Clone for Epilogue<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: ?Sized> Copy for Epilogue<'_, S> {}
+
+impl<'a, T> Epilogue<'a, Vec<T>> {
+    /// The same epilogue over the residual's values (the CPU's buffers as slices).
+    pub fn as_slices(self) -> Epilogue<'a, [T]> {
+        match self {
+            Epilogue::Relu => Epilogue::Relu,
+            Epilogue::AddRelu(r) => Epilogue::AddRelu(r.as_slice()),
+        }
+    }
 }
 
 impl<S: BufLen + ?Sized> Epilogue<'_, S> {

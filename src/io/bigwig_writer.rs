@@ -124,15 +124,12 @@ impl Record {
     }
 }
 
-/// A zoom level: the open bin, the records not yet in a section (encoded, with the first
-/// one's chromosome and start, and the last one's end), and its sections (spilled to the
-/// writer's scratch file).
+/// A zoom level: the open bin, the records not yet in a section (encoded), and its sections
+/// (spilled to the writer's scratch file).
 struct Zoom {
     bin: u64,
     open: Option<Record>,
     records: Vec<u8>,
-    first: (u32, u32),
-    last_end: u32,
     sections: Vec<ZoomSection>,
     count: u64,
 }
@@ -183,15 +180,24 @@ impl ZoomSection {
     }
 }
 
+/// Field `i` (chromosome 0, start 1, end 2) of an encoded record.
+fn record_field(record: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([record[4 * i], record[4 * i + 1], record[4 * i + 2], record[4 * i + 3]])
+}
+
+/// Sets an encoded record's start and end.
+fn set_span(record: &mut [u8; 32], start: u32, end: u32) {
+    record[4..8].copy_from_slice(&start.to_le_bytes());
+    record[8..12].copy_from_slice(&end.to_le_bytes());
+}
+
 /// `count` records: `record` with its start and end moved on by `bin` each time.
 fn repeated_records(record: &[u8; 32], bin: u32, count: usize) -> Vec<u8> {
-    let field = |i: usize| u32::from_le_bytes([record[i], record[i + 1], record[i + 2], record[i + 3]]);
-    let (start, end) = (field(4), field(8));
+    let (start, end) = (record_field(record, 1), record_field(record, 2));
     let mut raw = Vec::with_capacity(32 * count);
     let mut rec = *record;
     for i in 0..count as u32 {
-        rec[4..8].copy_from_slice(&(start + i * bin).to_le_bytes());
-        rec[8..12].copy_from_slice(&(end + i * bin).to_le_bytes());
+        set_span(&mut rec, start + i * bin, end + i * bin);
         raw.extend_from_slice(&rec);
     }
     raw
@@ -318,8 +324,6 @@ impl BigWigWriter {
                 bin: FIRST_ZOOM * ZOOM_FACTOR.pow(k as u32),
                 open: None,
                 records: Vec::with_capacity(32 * ITEMS_PER_SLOT),
-                first: (0, 0),
-                last_end: 0,
                 sections: Vec::new(),
                 count: 0,
             })
@@ -504,7 +508,7 @@ impl BigWigWriter {
         while at < end {
             // A long run: its whole bins (all but the last) at once, the records the loop
             // below would make, with the same sums.
-            if self.whole_bins && at % bin == 0 && end - at >= 3 * bin {
+            if self.whole_bins && at.is_multiple_of(bin) && end - at >= 3 * bin {
                 let n = (end - at) / bin - 1;
                 self.zoom_close(0);
                 let mut full = Summary::EMPTY;
@@ -536,15 +540,14 @@ impl BigWigWriter {
         let bin = self.zooms[k].bin;
         while n > 0 {
             let up = k + 1 < self.zooms.len();
-            if up && start % self.zooms[k + 1].bin == 0 && n >= ZOOM_FACTOR {
+            if up && start.is_multiple_of(self.zooms[k + 1].bin) && n >= ZOOM_FACTOR {
                 // Whole bins of the next level: this level's records, then the next level's.
                 let m = n / ZOOM_FACTOR;
                 let mut rec = Record { chrom, start: 0, end: 0, sums }.encode();
                 let mut i = 0;
                 while i < m * ZOOM_FACTOR {
                     let s = start + i * bin;
-                    rec[4..8].copy_from_slice(&(s as u32).to_le_bytes());
-                    rec[8..12].copy_from_slice(&((s + bin) as u32).to_le_bytes());
+                    set_span(&mut rec, s as u32, (s + bin) as u32);
                     let whole = ITEMS_PER_SLOT as u64;
                     if self.zooms[k].records.is_empty() && m * ZOOM_FACTOR - i >= whole {
                         // A whole section of these records: described, not encoded.
@@ -581,11 +584,6 @@ impl BigWigWriter {
     /// `ITEMS_PER_SLOT`.
     fn zoom_push(&mut self, k: usize, rec: &[u8; 32]) {
         let z = &mut self.zooms[k];
-        let field = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
-        if z.records.is_empty() {
-            z.first = (field(0), field(4));
-        }
-        z.last_end = field(8);
         z.records.extend_from_slice(rec);
         z.count += 1;
         if z.records.len() == 32 * ITEMS_PER_SLOT {
@@ -622,10 +620,12 @@ impl BigWigWriter {
             return;
         }
         let raw = &self.zooms[k].records;
+        // The section spans the first record's start to the last one's end.
+        let last = &raw[raw.len() - 32..];
+        let (chrom, start, end) = (record_field(raw, 0), record_field(raw, 1), record_field(last, 2));
         self.largest_section = self.largest_section.max(raw.len());
         let data = compress(&mut self.compressor, raw);
         self.zooms[k].records.clear();
-        let ((chrom, start), end) = (self.zooms[k].first, self.zooms[k].last_end);
         let section = Section { chrom, start, end, offset: self.scratch.at, size: data.len() as u64 };
         self.scratch.write(&data);
         self.zooms[k].sections.push(ZoomSection::Scratch(section));

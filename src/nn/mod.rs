@@ -182,11 +182,6 @@ fn elementwise<B: Backend>(backend: &B, op: ElementwiseOp, a: &B::Buf, b: Option
     Ok(out)
 }
 
-/// `max(x, 0)` into a new buffer.
-pub fn relu<B: Backend>(backend: &B, x: &B::Buf) -> BackendResult<B::Buf> {
-    elementwise(backend, ElementwiseOp::ReluFwd, x, None)
-}
-
 /// `dy · [y > 0]` into a new buffer.
 pub fn relu_backward<B: Backend>(backend: &B, y: &B::Buf, dy: &B::Buf) -> BackendResult<B::Buf> {
     elementwise(backend, ElementwiseOp::ReluBwd, y, Some(dy))

@@ -455,8 +455,7 @@ mod tests {
     /// (y, dx, dw, dbias) of `p` taken by `mode`.
     fn passes(mode: Mode, p: &Conv1dParams, x: &[f32], w: &[f32], bias: &[f32], dy: &[f32]) -> [Vec<f32>; 4] {
         let mut y = vec![f32::NAN; p.output_len()];
-        fwd(mode, p, Conv1dFwd { x, w, bias: Some(bias), y: &mut y[..] }, super::super::direct::Post::Store)
-            .expect("shapes");
+        fwd(mode, p, Conv1dFwd { x, w, bias: Some(bias), y: &mut y[..] }, None).expect("shapes");
         let mut dx = vec![f32::NAN; p.input_len()];
         bwd_input(mode, p, Conv1dBwdInput { dy, w, dx: &mut dx[..] }).expect("shapes");
         let (mut dw, mut db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; p.c_out]);

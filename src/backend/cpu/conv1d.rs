@@ -17,9 +17,9 @@
 //! is a reduction over batch × length, accumulated in f64 in a fixed order, so results do not
 //! depend on the number of threads.
 
-use super::direct::{ConvShape, Post};
+use super::direct::{epilogue_in_place, ConvShape};
 use super::{amx, direct, gemm, HostSlice, Real};
-use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams};
+use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Epilogue};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use rayon::prelude::*;
@@ -87,8 +87,8 @@ fn fast_path(mode: Mode, c_out: usize, len: usize) -> Option<FastPath> {
 /// pass (`pad_left`) and by the backward-input pass (`pad_right`, transposed weights). Takes
 /// a fast path on f32 where one suits ([`fast_path`]) unless `mode` is `Spec`.
 ///
-/// `post` is applied to every output value: by the direct path as it stores each tile, by the
-/// others in a pass over the finished output.
+/// `epilogue`, if any, is applied to every output value: by the direct path as it stores each
+/// tile, by the others in a pass over the finished output.
 fn conv1d_general<T: Real>(
     mode: Mode,
     s: &ConvShape,
@@ -96,29 +96,29 @@ fn conv1d_general<T: Real>(
     w: &[T],
     bias: Option<&[T]>,
     y: &mut [T],
-    post: Post<'_, T>,
+    epilogue: Option<Epilogue<'_, [T]>>,
 ) {
     if let Some(path) = fast_path(mode, s.c_out, s.len) {
         let bias32 = bias.map(T::f32s);
-        let post32 = match post {
-            Post::Store => Some(Post::Store),
-            Post::Relu => Some(Post::Relu),
-            Post::AddRelu(r) => T::f32s(r).map(Post::AddRelu),
+        let epilogue32 = match epilogue {
+            None => Some(None),
+            Some(Epilogue::Relu) => Some(Some(Epilogue::Relu)),
+            Some(Epilogue::AddRelu(r)) => T::f32s(r).map(|r| Some(Epilogue::AddRelu(r))),
         };
-        if let (Some(x), Some(w), Some(y), None | Some(Some(_)), Some(post)) =
-            (T::f32s(x), T::f32s(w), T::f32s_mut(y), bias32, post32)
+        if let (Some(x), Some(w), Some(y), None | Some(Some(_)), Some(epilogue)) =
+            (T::f32s(x), T::f32s(w), T::f32s_mut(y), bias32, epilogue32)
         {
             let bias = bias32.flatten();
             match path {
-                FastPath::Direct => return direct::conv1d_f32(s, x, w, bias, y, post),
+                FastPath::Direct => return direct::conv1d_f32(s, x, w, bias, y, epilogue),
                 FastPath::Gemm if mode == Mode::FastBf16 && amx::available() => amx::conv1d_f32(s, x, w, bias, y),
                 FastPath::Gemm => gemm::conv1d_f32(s, x, w, bias, y, mode == Mode::FastBf16),
             }
-            return post.apply_in_place(y);
+            return epilogue_in_place(epilogue, y);
         }
     }
     conv1d_im2col(s, x, w, bias, y);
-    post.apply_in_place(y);
+    epilogue_in_place(epilogue, y);
 }
 
 /// The specification: im2col columns times the weight matrix. x (batch, c_in, len), w
@@ -151,24 +151,24 @@ fn conv1d_im2col<T: Real>(s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T]>, y
 
 /// Forward: `y = conv1d(x, w) + bias` with "same" zero padding.
 pub fn conv1d_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
-    fwd(Mode::Fast, p, b, Post::Store)
+    fwd(Mode::Fast, p, b, None)
 }
 
-/// The forward pass with `post` applied to its output (a residual in `post` is checked to be
+/// The forward pass with `epilogue`, if any, applied to its output (its residual checked to be
 /// as long as y).
 pub(crate) fn fwd<T: Real, S: HostSlice<T> + ?Sized>(
     mode: Mode,
     p: &Conv1dParams,
     b: Conv1dFwd<'_, S>,
-    post: Post<'_, T>,
+    epilogue: Option<Epilogue<'_, [T]>>,
 ) -> BackendResult<()> {
     b.check(p)?;
-    if let Post::AddRelu(r) = post {
-        crate::backend::check_len("conv1d_fwd_then", "residual", r.len(), p.output_len())?;
+    if let Some(e) = &epilogue {
+        e.check(p)?;
     }
     let Conv1dFwd { x, w, bias, y } = b;
     let (x, w, bias, y) = (x.as_ref(), w.as_ref(), bias.map(AsRef::as_ref), y.as_mut());
-    conv1d_general(mode, &ConvShape::forward(p), x, w, bias, y, post);
+    conv1d_general(mode, &ConvShape::forward(p), x, w, bias, y, epilogue);
     Ok(())
 }
 
@@ -203,7 +203,7 @@ pub(crate) fn bwd_input<T: Real, S: HostSlice<T> + ?Sized>(
     let (dy, w, dx) = (b.dy.as_ref(), b.w.as_ref(), b.dx.as_mut());
     let wt = transpose_flip_weights(p, w);
     let s = ConvShape { c_in: p.c_out, c_out: p.c_in, pad_left: p.pad_right(), ..ConvShape::forward(p) };
-    conv1d_general(mode, &s, dy, &wt, None, dx, Post::Store);
+    conv1d_general(mode, &s, dy, &wt, None, dx, None);
     Ok(())
 }
 
@@ -320,7 +320,7 @@ pub mod spec {
     use super::*;
 
     pub fn conv1d_fwd<T: Real, S: HostSlice<T> + ?Sized>(p: &Conv1dParams, b: Conv1dFwd<'_, S>) -> BackendResult<()> {
-        fwd(Mode::Spec, p, b, Post::Store)
+        fwd(Mode::Spec, p, b, None)
     }
 
     pub fn conv1d_bwd_input<T: Real, S: HostSlice<T> + ?Sized>(

@@ -21,7 +21,7 @@
 
 use super::conv1d::copy_padded;
 use crate::backend::ops::epilogue_value;
-use crate::backend::Conv1dParams;
+use crate::backend::{Conv1dParams, Epilogue};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -164,51 +164,29 @@ impl ConvShape {
     }
 }
 
-/// What a convolution does to each output value after adding the bias: the CPU's form of
-/// [`crate::backend::Epilogue`]. The direct path applies it to each tile as it stores it; the
-/// other paths in one pass over the finished output ([`Post::apply_in_place`]).
-#[derive(Clone, Copy)]
-pub enum Post<'a, T> {
-    /// Store the value.
-    Store,
-    /// Store max(value, 0).
-    Relu,
-    /// Store max(value + r, 0), r shaped as the output.
-    AddRelu(&'a [T]),
+/// `epilogue` (if any) applied to a whole output `y` already holding the convolution plus
+/// bias: the paths that do not fuse it into their stores.
+pub(crate) fn epilogue_in_place<T: super::Real>(epilogue: Option<Epilogue<'_, [T]>>, y: &mut [T]) {
+    const CHUNK: usize = 1 << 14;
+    let Some(e) = epilogue else { return };
+    y.par_chunks_mut(CHUNK).enumerate().for_each(|(c, y)| {
+        let first = c * CHUNK;
+        for (j, v) in y.iter_mut().enumerate() {
+            *v = match e {
+                Epilogue::Relu => epilogue_value(*v, None),
+                Epilogue::AddRelu(r) => epilogue_value(*v, Some(r[first + j])),
+            };
+        }
+    });
 }
 
-impl<T: super::Real> Post<'_, T> {
-    /// The stored value of output element `i` whose convolution plus bias is `v`.
-    #[inline(always)]
-    fn value(&self, v: T, i: usize) -> T {
-        match self {
-            Post::Store => v,
-            Post::Relu => epilogue_value(v, None),
-            Post::AddRelu(r) => epilogue_value(v, Some(r[i])),
-        }
-    }
-
-    /// Applies the epilogue to a whole output `y` already holding the convolution plus bias.
-    pub(crate) fn apply_in_place(&self, y: &mut [T]) {
-        const CHUNK: usize = 1 << 14;
-        if matches!(self, Post::Store) {
-            return;
-        }
-        y.par_chunks_mut(CHUNK).enumerate().for_each(|(c, y)| {
-            for (j, v) in y.iter_mut().enumerate() {
-                *v = self.value(*v, c * CHUNK + j);
-            }
-        });
-    }
-}
-
-/// `f(i)` stored at `dst[j]` through `post`, i = `first + j`.
+/// `f(j)` stored at `dst[j]` through `epilogue` (if any), whose residual is read from `first` on.
 #[inline(always)]
-fn store_row<T: super::Real>(post: &Post<'_, T>, dst: &mut [T], first: usize, mut f: impl FnMut(usize) -> T) {
-    match post {
-        Post::Store => dst.iter_mut().enumerate().for_each(|(j, d)| *d = f(j)),
-        Post::Relu => dst.iter_mut().enumerate().for_each(|(j, d)| *d = epilogue_value(f(j), None)),
-        Post::AddRelu(r) => {
+fn store_row(epilogue: Option<Epilogue<'_, [f32]>>, dst: &mut [f32], first: usize, mut f: impl FnMut(usize) -> f32) {
+    match epilogue {
+        None => dst.iter_mut().enumerate().for_each(|(j, d)| *d = f(j)),
+        Some(Epilogue::Relu) => dst.iter_mut().enumerate().for_each(|(j, d)| *d = epilogue_value(f(j), None)),
+        Some(Epilogue::AddRelu(r)) => {
             let r = &r[first..first + dst.len()];
             dst.iter_mut().zip(r).enumerate().for_each(|(j, (d, &r))| *d = epilogue_value(f(j), Some(r)));
         }
@@ -222,14 +200,14 @@ pub(crate) fn conv1d_f32(
     w: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
-    post: Post<'_, f32>,
+    epilogue: Option<Epilogue<'_, [f32]>>,
 ) {
-    conv1d_f32_on(isa(), s, x, w, bias, y, post)
+    conv1d_f32_on(isa(), s, x, w, bias, y, epilogue)
 }
 
 /// [`conv1d_f32`] with a given instruction set (one the CPU has: see [`available`]), for the
-/// tests of every path on one machine. Buffer lengths as `conv1d_fwd` checks them; `post`'s
-/// residual as long as y.
+/// tests of every path on one machine. Buffer lengths as `conv1d_fwd` checks them; the
+/// epilogue's residual, if any, as long as y.
 pub fn conv1d_f32_on(
     isa: Isa,
     s: &ConvShape,
@@ -237,7 +215,7 @@ pub fn conv1d_f32_on(
     w: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
-    post: Post<'_, f32>,
+    epilogue: Option<Epilogue<'_, [f32]>>,
 ) {
     let ConvShape { c_in, c_out, len, kernel, dilation, pad_left, .. } = *s;
     let tile = isa.tile();
@@ -264,7 +242,7 @@ pub fn conv1d_f32_on(
                 for m in 0..mr {
                     let bias_co = bias.map_or(0.0, |b| b[start + m]);
                     let src = &out[m * n_pad..m * n_pad + n];
-                    store_row(&post, rows[start + m], (b * c_out + start + m) * len + l0, |j| src[j] + bias_co);
+                    store_row(epilogue, rows[start + m], (b * c_out + start + m) * len + l0, |j| src[j] + bias_co);
                 }
             }
         },

@@ -26,7 +26,6 @@ pub mod spec {
     pub use super::conv1d::spec::{conv1d_bwd_input, conv1d_bwd_weight, conv1d_fwd};
     pub use super::elementwise::elementwise_spec as elementwise;
 }
-use direct::Post;
 pub use dropout::{dropout_bwd, dropout_fwd};
 pub use elementwise::{elementwise, sigmoid};
 pub use loss::denoise_loss;
@@ -192,15 +191,20 @@ impl CpuBackend<f64> {
 }
 
 impl<T: Real + From<f32> + Into<f64>> CpuBackend<T> {
-    /// The forward convolution with `post` on its output, bf16-rounded operands where
-    /// [`CpuBackend::rounds`] says.
-    fn conv1d_fwd_post(&self, p: &Conv1dParams, b: Conv1dFwd<'_, Vec<T>>, post: Post<'_, T>) -> BackendResult<()> {
+    /// The forward convolution with `epilogue`, if any, on its output, bf16-rounded operands
+    /// where [`CpuBackend::rounds`] says.
+    fn conv1d_fwd_with(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Vec<T>>,
+        epilogue: Option<Epilogue<'_, [T]>>,
+    ) -> BackendResult<()> {
         if self.rounds(p) {
             b.check(p)?;
             let (x, w) = (bf16_rounded(b.x), bf16_rounded(b.w));
-            return conv1d::fwd(self.conv_mode(), p, Conv1dFwd { x: &x, w: &w, bias: b.bias, y: b.y }, post);
+            return conv1d::fwd(self.conv_mode(), p, Conv1dFwd { x: &x, w: &w, bias: b.bias, y: b.y }, epilogue);
         }
-        conv1d::fwd(self.conv_mode(), p, b, post)
+        conv1d::fwd(self.conv_mode(), p, b, epilogue)
     }
 }
 
@@ -257,7 +261,7 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     }
 
     fn conv1d_fwd(&self, p: &Conv1dParams, b: Conv1dFwd<'_, Vec<T>>) -> BackendResult<()> {
-        self.conv1d_fwd_post(p, b, Post::Store)
+        self.conv1d_fwd_with(p, b, None)
     }
 
     fn conv1d_fwd_then(
@@ -266,12 +270,7 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
         b: Conv1dFwd<'_, Vec<T>>,
         epilogue: Epilogue<'_, Vec<T>>,
     ) -> BackendResult<()> {
-        epilogue.check(p)?;
-        let post = match epilogue {
-            Epilogue::Relu => Post::Relu,
-            Epilogue::AddRelu(r) => Post::AddRelu(r.as_slice()),
-        };
-        self.conv1d_fwd_post(p, b, post)
+        self.conv1d_fwd_with(p, b, Some(epilogue.as_slices()))
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Vec<T>>) -> BackendResult<()> {
