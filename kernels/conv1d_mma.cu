@@ -25,6 +25,16 @@
 //   half is loaded (ldmatrix .x2) and the lower half taken from tap k's registers.
 //   Dynamic shared memory: K * 512 bytes of weights + (MMA_TILE + (K-1)*d) * 32 bytes of input.
 //
+// Packed activations (a residual trunk's activations between its convolutions, inference):
+// (B, L, 16) bf16, one 32-byte row per position, channels padded with zeros to 16, the layout
+// of the shared rows above without the swizzle. Half the bytes of f32 15-channel (B, C, L)
+// activations, and a row is two 16-byte cp.async copies, no conversion on load.
+//   conv1d_mma_pack: f32 (B, C, L) -> packed (rounded to bf16, channels C..15 zero).
+//   conv1d_mma_unpack: packed -> f32 (B, C, L).
+//   conv1d_mma_fwd_packed: conv1d_mma_fwd from packed x into packed y: the same reduction;
+//     the epilogue adds a packed residual, applies ReLU, rounds to bf16 and stores the 16
+//     channels of each position (channels nout..15 as zeros, so the next layer reads zeros).
+//
 // conv1d_mma_wgrad_partial: dw[co,ci,k] = sum_{b,l} dy[b,co,l] * x[b,ci,l + k*d - pad_left], one
 //   block per (chunk of chunk_len positions, batch item), MMA_WG_WARPS warps; warp w owns the
 //   taps k = w, w + MMA_WG_WARPS, ... (at most MMA_WG_TAPS). The chunk runs in steps of
@@ -127,26 +137,38 @@ extern "C" __global__ void conv1d_mma_prep_weights(const float* __restrict__ w, 
     }
 }
 
-// y (B, nout, L) = conv of x (B, nin, L) with the prepared weights wh; pad: zeros on the left;
-// then the epilogue: + residual (B, nout, L; may be null), ReLU if relu != 0.
-extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
-    conv1d_mma_fwd(const float* __restrict__ x, const unsigned short* __restrict__ wh, const float* __restrict__ bias,
-                   float* __restrict__ y, const float* __restrict__ residual, int relu, int nin, int nout, int L, int K,
-                   int d, int pad) {
-    extern __shared__ __align__(16) float smem[];
-    unsigned char* ws = reinterpret_cast<unsigned char*>(smem);  // K * 16 rows
-    unsigned char* xs = ws + K * 512;                             // MMA_TILE + (K-1)*d rows
-    const int l0 = blockIdx.x * MMA_TILE;
-    const int b = blockIdx.y;
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+// Copies positions [p0, p0 + rows) of one batch item's packed rows (L rows of two uint4; zero
+// outside 0..L) into shared rows 0..rows by cp.async (the caller commits and waits).
+__device__ __forceinline__ void mma_copy_rows(unsigned char* base, const uint4* __restrict__ xb, int L, int p0,
+                                              int rows) {
+    for (int i = threadIdx.x; i < rows * 2; i += blockDim.x) {
+        const int r = i >> 1, h = i & 1;
+        const int pos = p0 + r;
+        const bool in = pos >= 0 && pos < L;
+        cp_async_16(base + mma_row_half(r, h), in ? xb + (size_t)pos * 2 + h : xb, in);
+    }
+}
 
+// The forward's sums for one block's tile (positions l0 .. l0 + MMA_TILE of batch item b):
+// acc[m][nt] is warp's M-tile m (positions base + 16 m + g, + 8) by outputs nt*8 + 2t (+1), as
+// the mma C fragment. x: f32 (B, nin, L), or with PACKED packed rows (B, L, 16).
+template <bool PACKED>
+__device__ __forceinline__ void mma_fwd_sums(float (&acc)[MMA_MT][2][4], const void* x,
+                                             const unsigned short* __restrict__ wh, int nin, int L, int K, int d,
+                                             int pad, int l0, int b, unsigned char* ws, unsigned char* xs) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     for (int i = threadIdx.x; i < K * 32; i += blockDim.x) cp_async_16(ws + i * 16, wh + i * 8, true);
-    cp_async_commit();
-    mma_load_rows(xs, x + (size_t)b * nin * L, nin, L, L, l0 - pad, MMA_TILE + (K - 1) * d);
+    if (PACKED) {
+        mma_copy_rows(xs, reinterpret_cast<const uint4*>(x) + (size_t)b * L * 2, L, l0 - pad, MMA_TILE + (K - 1) * d);
+        cp_async_commit();
+    } else {
+        cp_async_commit();
+        mma_load_rows(xs, reinterpret_cast<const float*>(x) + (size_t)b * nin * L, nin, L, L, l0 - pad,
+                      MMA_TILE + (K - 1) * d);
+    }
     cp_async_wait<0>();
     __syncthreads();
 
-    float acc[MMA_MT][2][4];
     unsigned a[MMA_MT][4];
 #pragma unroll
     for (int m = 0; m < MMA_MT; ++m)
@@ -160,7 +182,23 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     } else {
         mma_fwd_taps<false>(acc, a, ws, xs, K, d, base, j, r8);
     }
+}
 
+// y (B, nout, L) = conv of x (B, nin, L) with the prepared weights wh; pad: zeros on the left;
+// then the epilogue: + residual (B, nout, L; may be null), ReLU if relu != 0.
+extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
+    conv1d_mma_fwd(const float* __restrict__ x, const unsigned short* __restrict__ wh, const float* __restrict__ bias,
+                   float* __restrict__ y, const float* __restrict__ residual, int relu, int nin, int nout, int L, int K,
+                   int d, int pad) {
+    extern __shared__ __align__(16) float smem[];
+    unsigned char* ws = reinterpret_cast<unsigned char*>(smem);  // K * 16 rows
+    unsigned char* xs = ws + K * 512;                             // MMA_TILE + (K-1)*d rows
+    const int l0 = blockIdx.x * MMA_TILE;
+    const int b = blockIdx.y;
+    float acc[MMA_MT][2][4];
+    mma_fwd_sums<false>(acc, x, wh, nin, L, K, d, pad, l0, b, ws, xs);
+
+    const int lane = threadIdx.x % 32, base = (threadIdx.x / 32) * MMA_MT * 16;
     const int g = lane / 4, t = lane % 4;
 #pragma unroll
     for (int m = 0; m < MMA_MT; ++m)
@@ -175,6 +213,74 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
                     y[at] = conv_epilogue(acc[m][nt][i] + (bias != nullptr ? bias[n] : 0.0f), residual, at, relu);
                 }
             }
+}
+
+// y = conv of x, both packed (B, L, 16): conv1d_mma_fwd's sums; the epilogue adds the packed
+// residual (may be null) and applies ReLU if relu != 0 (conv_epilogue's order), then rounds to
+// bf16. Each lane stores two channels (one 32-bit word) per value pair of its C fragment;
+// channels nout..15 are stored as zeros.
+extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
+    conv1d_mma_fwd_packed(const uint4* __restrict__ x, const unsigned short* __restrict__ wh,
+                          const float* __restrict__ bias, unsigned* __restrict__ y,
+                          const unsigned* __restrict__ residual, int relu, int nout, int L, int K, int d, int pad) {
+    extern __shared__ __align__(16) float smem[];
+    unsigned char* ws = reinterpret_cast<unsigned char*>(smem);
+    unsigned char* xs = ws + K * 512;
+    const int l0 = blockIdx.x * MMA_TILE;
+    const int b = blockIdx.y;
+    float acc[MMA_MT][2][4];
+    mma_fwd_sums<true>(acc, x, wh, 16, L, K, d, pad, l0, b, ws, xs);
+
+    const int lane = threadIdx.x % 32, base = (threadIdx.x / 32) * MMA_MT * 16;
+    const int g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int m = 0; m < MMA_MT; ++m)
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int l = l0 + base + m * 16 + g + 8 * h;
+                if (l >= L) continue;
+                const int n = nt * 8 + 2 * t;
+                const size_t word = ((size_t)b * L + l) * 8 + n / 2;  // channels n, n + 1
+                const unsigned r = residual != nullptr ? residual[word] : 0u;
+                unsigned short v[2];
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float s = 0.0f;
+                    if (n + e < nout) {
+                        s = acc[m][nt][2 * h + e] + (bias != nullptr ? bias[n + e] : 0.0f);
+                        if (residual != nullptr) s = s + bf16_to_f32((unsigned short)(r >> (16 * e)));
+                        if (relu) s = s > 0.0f ? s : 0.0f;
+                    }
+                    v[e] = f32_to_bf16(s);
+                }
+                y[word] = pack_bf16x2(v[0], v[1]);
+            }
+}
+
+// packed (B, L, 16) bf16 words = x (B, C, L) rounded to bf16, channels C..15 zero. One thread
+// a word (two channels of one position).
+extern "C" __global__ void conv1d_mma_pack(const float* __restrict__ x, unsigned* __restrict__ packed, int C, int L,
+                                           long long positions) {
+    GRID_STRIDE_LOOP(i, positions * 8) {
+        const long long pos = i / 8;
+        const int c = (int)(i % 8) * 2;
+        const long long b = pos / L, l = pos % L;
+        const float lo = c < C ? x[((size_t)b * C + c) * L + l] : 0.0f;
+        const float hi = c + 1 < C ? x[((size_t)b * C + c + 1) * L + l] : 0.0f;
+        packed[i] = pack_bf16x2(f32_to_bf16(lo), f32_to_bf16(hi));
+    }
+}
+
+// x (B, C, L) = channels 0..C of packed (B, L, 16).
+extern "C" __global__ void conv1d_mma_unpack(const unsigned* __restrict__ packed, float* __restrict__ x, int C,
+                                             int L, long long n) {
+    GRID_STRIDE_LOOP(i, n) {
+        const long long l = i % L, c = (i / L) % C, b = i / ((long long)L * C);
+        const unsigned w = packed[((size_t)b * L + l) * 8 + c / 2];
+        x[i] = bf16_to_f32((unsigned short)(w >> (16 * (c % 2))));
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(MMA_WG_WARPS * 32)

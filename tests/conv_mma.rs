@@ -220,3 +220,129 @@ fn the_op_tables_convolutions_match_the_cpu_with_bf16_on_on_the_gpu() {
     let Some(cuda) = cuda_or_skip("the_op_tables_convolutions_match_the_cpu_with_bf16_on_on_the_gpu") else { return };
     check_op_table(&cuda.with_bf16_convolutions(true), true);
 }
+
+/// The packed forward pass (conv1d_fwd_packed: x, y and the residual channels-last bf16) on
+/// `imp` against the CPU's reference of it, for the few-channel shapes of [`shapes`] with each
+/// epilogue: small integers bit-identical (the sums are exact, so both round the same f32 to
+/// bf16), random values within one bf16 rounding of the output plus the f32 summation bound;
+/// the padding channels (c_out..16) zero.
+fn check_packed<B: Backend<Elem = f32>>(imp: &B, who: &str) {
+    use chromax::backend::{Pack, PackParams, Unpack, PACKED_CHANNELS};
+    let cpu = CpuBackend::new().with_bf16_convolutions(true);
+    let mut rng = Rng::new(1818);
+    let mut ran = 0;
+    for (p, what, _) in shapes() {
+        if !imp.packs(&p) {
+            continue;
+        }
+        assert!(cpu.packs(&p), "{what}: the CPU's reference must pack what {who} packs");
+        for integers in [true, false] {
+            let vals = |rng: &mut Rng, n: usize, r: f64| -> Vec<f32> {
+                (0..n)
+                    .map(|_| if integers { rng.uniform(-r, r).round() as f32 } else { rng.uniform(-r, r) as f32 })
+                    .collect()
+            };
+            let (x, w, bias, res) = if integers {
+                (
+                    vals(&mut rng, p.input_len(), 4.0),
+                    vals(&mut rng, p.weight_len(), 3.0),
+                    vals(&mut rng, p.c_out, 9.0),
+                    vals(&mut rng, p.output_len(), 4.0),
+                )
+            } else {
+                (
+                    vals(&mut rng, p.input_len(), 2.0),
+                    vals(&mut rng, p.weight_len(), 0.2),
+                    vals(&mut rng, p.c_out, 1.0),
+                    vals(&mut rng, p.output_len(), 1.0),
+                )
+            };
+            for epilogue in 0..3 {
+                // Returns all 16 channels of the packed output, unpacked.
+                let run = |b: &dyn PackedRunner| b.run(&p, (&x, &w, &bias, &res), epilogue);
+                let got = run(&Runner(imp));
+                let want = run(&Runner(&cpu));
+                let name = ["no epilogue", "ReLU", "the residual added and ReLU"][epilogue];
+                for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
+                    let (l, c, b) = (i % p.len, (i / p.len) % PACKED_CHANNELS, i / (p.len * PACKED_CHANNELS));
+                    if c >= p.c_out {
+                        assert_eq!(g.to_bits(), 0, "{who}: {what}: padding channel {c} at ({b}, {l}) is {g}");
+                        continue;
+                    }
+                    assert_eq!(g, bf16(g), "{who}: {what}: y[{b}, {c}, {l}] = {g} is not a bf16 value");
+                    if integers {
+                        assert_eq!(
+                            g.to_bits(),
+                            e.to_bits(),
+                            "{who}: {what}, {name}: integer y[{b}, {c}, {l}] = {g} vs the CPU's {e}"
+                        );
+                    } else {
+                        // Sums in another order may round to the neighbouring bf16 value: one
+                        // unit in the last place (2⁻⁷ relative at most) apart.
+                        let bound = e.abs().max(g.abs()) * 2f32.powi(-7) + 1e-6;
+                        assert!(
+                            (g - e).abs() <= bound,
+                            "{who}: {what}, {name}: y[{b}, {c}, {l}] = {g} vs the CPU's {e}"
+                        );
+                    }
+                }
+                ran += 1;
+            }
+        }
+        // Pack and unpack themselves: the same values as the CPU's, bit for bit.
+        let pp = PackParams { batch: p.batch, channels: p.c_in, len: p.len };
+        let x = rng.vec_f32(pp.values(), -300.0, 300.0);
+        let (gx, mut gp) = (imp.upload(&x).unwrap(), imp.zeros(imp.packed_len(p.batch, p.len)).unwrap());
+        imp.pack(&pp, Pack { x: &gx, packed: &mut gp }).expect("pack");
+        let mut back = imp.zeros(pp.values()).unwrap();
+        imp.unpack(&pp, Unpack { packed: &gp, x: &mut back }).expect("unpack");
+        let back = download_f32(imp, &back).unwrap();
+        let want: Vec<f32> = x.iter().map(|&v| bf16(v)).collect();
+        assert!(back.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{who}: {what}: pack → unpack");
+    }
+    assert!(ran >= 12, "{who}: {ran} packed cases ran: does the backend pack DenoiseNet's layers?");
+    common::say(&format!(
+        "{who}: {ran} packed forward cases (shapes × integers/random × epilogues) match the CPU's reference"
+    ));
+}
+
+/// Runs one packed forward pass on a backend and returns its output's 16 channels unpacked
+/// (batch, 16, len); `epilogue` 0: none, 1: ReLU, 2: residual add and ReLU.
+trait PackedRunner {
+    fn run(&self, p: &Conv1dParams, data: (&[f32], &[f32], &[f32], &[f32]), epilogue: usize) -> Vec<f32>;
+}
+
+struct Runner<'a, B>(&'a B);
+
+impl<B: Backend<Elem = f32>> PackedRunner for Runner<'_, B> {
+    fn run(&self, p: &Conv1dParams, (x, w, bias, res): (&[f32], &[f32], &[f32], &[f32]), epilogue: usize) -> Vec<f32> {
+        use chromax::backend::PACKED_CHANNELS;
+        use chromax::nn::{pack, unpack};
+        let b = self.0;
+        let up = |v: &[f32]| b.upload(v).expect("upload");
+        let (gx, gw, gb, gr) = (up(x), up(w), up(bias), up(res));
+        let xp = pack(b, &gx, p.batch, p.c_in, p.len).expect("pack x");
+        let rp = pack(b, &gr, p.batch, p.c_out, p.len).expect("pack residual");
+        // NaN-filled, so a value the op does not write shows.
+        let mut yp = up(&vec![f32::NAN; b.packed_len(p.batch, p.len)]);
+        let e = match epilogue {
+            0 => None,
+            1 => Some(Epilogue::Relu),
+            _ => Some(Epilogue::AddRelu(&rp)),
+        };
+        b.conv1d_fwd_packed(p, Conv1dFwd { x: &xp, w: &gw, bias: Some(&gb), y: &mut yp }, e).expect("packed forward");
+        download_f32(b, &unpack(b, &yp, p.batch, PACKED_CHANNELS, p.len).expect("unpack")).expect("download")
+    }
+}
+
+#[test]
+fn packed_convolutions_match_the_cpu_in_the_emulator() {
+    let Some(emu) = emulator_or_skip("packed_convolutions_match_the_cpu_in_the_emulator", 132) else { return };
+    check_packed(&emu.with_bf16_convolutions(true), "emulator");
+}
+
+#[test]
+fn packed_convolutions_match_the_cpu_on_the_gpu() {
+    let Some(cuda) = cuda_or_skip("packed_convolutions_match_the_cpu_on_the_gpu") else { return };
+    check_packed(&cuda.with_bf16_convolutions(true), "cuda");
+}

@@ -2,7 +2,8 @@
 //! chromosomes: the demo's model trained (on the CPU, f32) as `chromax demo` trains it, then
 //! run over chrXV and chrXVI with the CPU in f32 and with the numerics of the CUDA tensor-core
 //! convolutions (`CpuBackend::with_bf16_convolutions`: every 2–16-channel convolution's
-//! operands rounded to bf16, f32 sums; tests/conv_mma.rs holds the GPU kernels to that op).
+//! operands rounded to bf16, f32 sums, and the residual blocks' activations stored packed:
+//! rounded to bf16 between convolutions; tests/conv_mma.rs holds the GPU kernels to those ops).
 //! Bounds (issue 16): denoised track Pearson r ≥ 0.9999, peak calls (probability ≥ 0.5) the
 //! same on ≥ 99.9% of bases.
 
@@ -92,6 +93,17 @@ fn bf16_convolutions_keep_the_demo_models_track_and_peaks() {
     let model = dir.join("model");
     train(&CpuBackend::new(), &opts, &model, false, &mut |_| {}).expect("train");
 
+    // The reference keeps the blocks' activations packed (bf16 channels-last) as CUDA does.
+    let demo = DenoiseConfig::demo();
+    let block = chromax::backend::Conv1dParams {
+        batch: 16,
+        c_in: demo.reg_filters,
+        c_out: demo.reg_filters,
+        len: 12_000,
+        kernel: demo.reg_kernel,
+        dilation: demo.reg_dilation,
+    };
+    assert!(chromax::backend::Backend::packs(&CpuBackend::new().with_bf16_convolutions(true), &block));
     let (track32, prob32) = denoise(&CpuBackend::new(), &model, &dir.join("noisy.bw"), &sizes);
     let (track16, prob16) =
         denoise(&CpuBackend::new().with_bf16_convolutions(true), &model, &dir.join("noisy.bw"), &sizes);

@@ -28,7 +28,8 @@ pub use ops::{
     dropout_keep, roc_bin, AdamParams, AdamStep, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams,
     Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams, DropoutBwd, DropoutFwd,
     DropoutParams, Elementwise, ElementwiseOp, Epilogue, HeadLogits, HeadRows, LossParts, MaxPoolBwd, MaxPoolFwd,
-    MaxPoolParams, OneHot, OneHotParams, SparseHead, SparseHeadParams, GELU_SLOPE, ROC_BINS,
+    MaxPoolParams, OneHot, OneHotParams, Pack, PackParams, SparseHead, SparseHeadParams, Unpack, GELU_SLOPE,
+    PACKED_CHANNELS, ROC_BINS,
 };
 pub use select::{default_cuda_precision, select, select_precision, Compute, Precision, Selected};
 
@@ -186,6 +187,49 @@ pub trait Backend: Send + Sync {
     ) -> BackendResult<()> {
         unfused_conv1d_fwd_then(self, p, b, epilogue)
     }
+    /// Whether this backend keeps the activations of convolution `p` packed (channels-last
+    /// bf16, [`PackParams`]) and runs it by [`Backend::conv1d_fwd_packed`]: where its
+    /// convolutions of that shape take bf16 operands anyway (CUDA's tensor-core convolutions of
+    /// at most 16 channels, and the CPU's reference of their numerics), so packing rounds
+    /// nothing that the convolution would not. None by default.
+    fn packs(&self, p: &Conv1dParams) -> bool {
+        let _ = p;
+        false
+    }
+    /// Buffer values a packed activation of `batch × len` positions takes: one value a
+    /// channel by default (the CPU's bf16-rounded values), two bf16 a 32-bit word on CUDA.
+    fn packed_len(&self, batch: usize, len: usize) -> usize {
+        batch * len * PACKED_CHANNELS
+    }
+    /// See [`Pack`]. Only where [`Backend::packs`] says so; an error by default.
+    fn pack(&self, p: &PackParams, b: Pack<'_, Self::Buf>) -> BackendResult<()> {
+        let _ = (p, b);
+        Err(BackendError::Unsupported { op: "pack", what: format!("{} keeps no packed activations", self.describe()) })
+    }
+    /// See [`Unpack`]. Only where [`Backend::packs`] says so; an error by default.
+    fn unpack(&self, p: &PackParams, b: Unpack<'_, Self::Buf>) -> BackendResult<()> {
+        let _ = (p, b);
+        Err(BackendError::Unsupported {
+            op: "unpack",
+            what: format!("{} keeps no packed activations", self.describe()),
+        })
+    }
+    /// [`Backend::conv1d_fwd_then`] (or, with `epilogue` `None`, [`Backend::conv1d_fwd`]) with
+    /// x, y and the residual packed: y is the convolution of the unpacked x, the epilogue on
+    /// it, rounded to bf16 as [`Backend::pack`] rounds. Only for the shapes [`Backend::packs`]
+    /// takes; an error by default.
+    fn conv1d_fwd_packed(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Self::Buf>,
+        epilogue: Option<Epilogue<'_, Self::Buf>>,
+    ) -> BackendResult<()> {
+        let _ = (b, epilogue);
+        Err(BackendError::Unsupported {
+            op: "conv1d_fwd_packed",
+            what: format!("{} keeps no packed activations ({p:?})", self.describe()),
+        })
+    }
     /// See [`Conv1dBwdInput`].
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Self::Buf>) -> BackendResult<()>;
     /// See [`Conv1dBwdWeight`].
@@ -342,6 +386,26 @@ impl<W: BackendWrapper> Backend for W {
         epilogue: Epilogue<'_, Self::Buf>,
     ) -> BackendResult<()> {
         self.inner().conv1d_fwd_then(p, b, epilogue)
+    }
+    fn packs(&self, p: &Conv1dParams) -> bool {
+        self.inner().packs(p)
+    }
+    fn packed_len(&self, batch: usize, len: usize) -> usize {
+        self.inner().packed_len(batch, len)
+    }
+    fn pack(&self, p: &PackParams, b: Pack<'_, Self::Buf>) -> BackendResult<()> {
+        self.inner().pack(p, b)
+    }
+    fn unpack(&self, p: &PackParams, b: Unpack<'_, Self::Buf>) -> BackendResult<()> {
+        self.inner().unpack(p, b)
+    }
+    fn conv1d_fwd_packed(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Self::Buf>,
+        epilogue: Option<Epilogue<'_, Self::Buf>>,
+    ) -> BackendResult<()> {
+        self.inner().conv1d_fwd_packed(p, b, epilogue)
     }
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Self::Buf>) -> BackendResult<()> {
         self.inner().conv1d_bwd_input(p, b)

@@ -166,6 +166,107 @@ pub fn epilogue_value<T: crate::backend::cpu::Real>(v: T, residual: Option<T>) -
     ElementwiseOp::ReluFwd.apply(v, T::zero())
 }
 
+impl<S: BufLen + ?Sized> Conv1dFwd<'_, S> {
+    /// The check of [`crate::backend::Backend::conv1d_fwd_packed`]: x and y packed, `packed`
+    /// values each (the backend's [`crate::backend::Backend::packed_len`]), at most
+    /// [`PACKED_CHANNELS`] channels in and out.
+    pub fn check_packed(&self, p: &Conv1dParams, packed: usize) -> BackendResult<()> {
+        const OP: &str = "conv1d_fwd_packed";
+        p.validate(OP)?;
+        if p.c_in > PACKED_CHANNELS || p.c_out > PACKED_CHANNELS {
+            return Err(shape_error(
+                OP,
+                format!("packed activations hold at most {PACKED_CHANNELS} channels, got {} → {}", p.c_in, p.c_out),
+            ));
+        }
+        check_len(OP, "x", self.x.buf_len(), packed)?;
+        check_len(OP, "w", self.w.buf_len(), p.weight_len())?;
+        if let Some(b) = self.bias {
+            check_len(OP, "bias", b.buf_len(), p.c_out)?;
+        }
+        check_len(OP, "y", self.y.buf_len(), packed)
+    }
+}
+
+impl<S: BufLen + ?Sized> Epilogue<'_, S> {
+    /// Checks that a packed residual has the packed output's length.
+    pub fn check_packed(&self, packed: usize) -> BackendResult<()> {
+        match self {
+            Epilogue::Relu => Ok(()),
+            Epilogue::AddRelu(r) => check_len("conv1d_fwd_packed", "residual", r.buf_len(), packed),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packed activations
+
+/// Channels of a packed activation's position (the live ones first, zeros after).
+pub const PACKED_CHANNELS: usize = 16;
+
+/// Shape of an activation of few channels held packed: channels-last in bfloat16, each of the
+/// `batch × len` positions one row of [`PACKED_CHANNELS`] channels, `channels` live and the
+/// rest zero ([`crate::backend::Backend::pack`]). How many buffer values a packed activation
+/// takes is the backend's ([`crate::backend::Backend::packed_len`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackParams {
+    pub batch: usize,
+    pub channels: usize,
+    pub len: usize,
+}
+
+impl PackParams {
+    /// Values of the unpacked (batch, channels, len) activation.
+    pub fn values(&self) -> usize {
+        self.batch * self.channels * self.len
+    }
+
+    fn validate(&self, op: &'static str) -> BackendResult<()> {
+        if self.batch == 0 || self.len == 0 || self.channels == 0 || self.channels > PACKED_CHANNELS {
+            return Err(shape_error(
+                op,
+                format!(
+                    "a packed activation has 1 to {PACKED_CHANNELS} channels and at least one position, got {self:?}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `packed = x` rounded to bfloat16 (nearest, ties to even), channels-last: x (batch,
+/// channels, len) f32, packed as [`PackParams`] says.
+pub struct Pack<'a, S: ?Sized> {
+    pub x: &'a S,
+    pub packed: &'a mut S,
+}
+
+impl<S: BufLen + ?Sized> Pack<'_, S> {
+    /// `packed_len`: the backend's [`crate::backend::Backend::packed_len`] of the shape.
+    pub fn check(&self, p: &PackParams, packed_len: usize) -> BackendResult<()> {
+        const OP: &str = "pack";
+        p.validate(OP)?;
+        check_len(OP, "x", self.x.buf_len(), p.values())?;
+        check_len(OP, "packed", self.packed.buf_len(), packed_len)
+    }
+}
+
+/// `x` (batch, channels, len) = the live channels of `packed`.
+pub struct Unpack<'a, S: ?Sized> {
+    pub packed: &'a S,
+    pub x: &'a mut S,
+}
+
+impl<S: BufLen + ?Sized> Unpack<'_, S> {
+    /// `packed_len`: the backend's [`crate::backend::Backend::packed_len`] of the shape.
+    pub fn check(&self, p: &PackParams, packed_len: usize) -> BackendResult<()> {
+        const OP: &str = "unpack";
+        p.validate(OP)?;
+        check_len(OP, "packed", self.packed.buf_len(), packed_len)?;
+        check_len(OP, "x", self.x.buf_len(), p.values())
+    }
+}
+
 /// `dx = ∂L/∂x` (batch, c_in, len, overwritten) from dy (batch, c_out, len) and w.
 pub struct Conv1dBwdInput<'a, S: ?Sized> {
     pub dy: &'a S,

@@ -8,7 +8,7 @@
 //! AtacWorks' published configuration (the default) has 219,706 parameters.
 
 use crate::backend::{Backend, BackendResult, Epilogue};
-use crate::nn::{add, relu_backward, BlockCache, Conv1d, InitRng, Module, Param, ResBlock};
+use crate::nn::{add, relu_backward, unpack, BlockCache, Conv1d, InitRng, Module, Param, ResBlock};
 use serde::{Deserialize, Serialize};
 
 /// The shape of a DenoiseNet.
@@ -240,22 +240,41 @@ impl<B: Backend> DenoiseNet<B> {
         Ok((DenoiseOutput { reg, logits }, DenoiseCache { input: x, reg_caches, cls_caches, batch, len }))
     }
 
-    /// Forward pass for inference: intermediates are freed as it goes.
+    /// Forward pass for inference: intermediates are freed as it goes. Where the backend keeps
+    /// a part's activations packed ([`ResBlock::packs`]: bf16 channels-last on CUDA's tensor
+    /// cores, and the CPU's reference of it), they stay packed from the part's first block to
+    /// its head; the inputs (coverage, the regression output) and the heads stay f32.
     pub fn infer(&self, backend: &B, x: &B::Buf, batch: usize, len: usize) -> BackendResult<DenoiseOutput<B>> {
-        let mut h: Option<B::Buf> = None;
-        for block in &self.reg {
-            let next = block.infer(backend, h.as_ref().unwrap_or(x), batch, len)?;
-            h = Some(next);
-        }
+        let h = Self::infer_part(backend, &self.reg, x, batch, len)?;
         let reg = self.reg_head.forward_then(backend, h.as_ref().unwrap_or(x), batch, len, Epilogue::Relu)?;
         drop(h);
-        let mut g: Option<B::Buf> = None;
-        for block in &self.cls {
-            let next = block.infer(backend, g.as_ref().unwrap_or(&reg), batch, len)?;
-            g = Some(next);
-        }
+        let g = Self::infer_part(backend, &self.cls, &reg, batch, len)?;
         let logits = self.cls_head.forward(backend, g.as_ref().unwrap_or(&reg), batch, len)?;
         Ok(DenoiseOutput { reg, logits })
+    }
+
+    /// A part's blocks over `x`: the last block's output, (batch, filters, len) f32 (`None`:
+    /// no blocks).
+    fn infer_part(
+        backend: &B,
+        blocks: &[ResBlock<B>],
+        x: &B::Buf,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<Option<B::Buf>> {
+        let Some(last) = blocks.last() else { return Ok(None) };
+        let mut h: Option<B::Buf> = None;
+        if blocks.iter().all(|b| b.packs(backend, batch, len)) {
+            for block in blocks {
+                h = Some(block.infer_packed(backend, h.as_ref().unwrap_or(x), h.is_some(), batch, len)?);
+            }
+            let packed = h.as_ref().unwrap_or(x);
+            return Ok(Some(unpack(backend, packed, batch, last.conv3.c_out, len)?));
+        }
+        for block in blocks {
+            h = Some(block.infer(backend, h.as_ref().unwrap_or(x), batch, len)?);
+        }
+        Ok(h)
     }
 
     /// Backward pass from the loss gradients w.r.t. the outputs; overwrites every gradient.

@@ -5,7 +5,8 @@
 
 use crate::backend::{
     Backend, BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain, BatchNormParams, BufLen,
-    Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Elementwise, ElementwiseOp, Epilogue,
+    Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Elementwise, ElementwiseOp, Epilogue, Pack, PackParams,
+    Unpack,
 };
 
 /// A named parameter tensor with its gradient.
@@ -151,6 +152,23 @@ impl<B: Backend> Conv1d<B> {
         Ok(y)
     }
 
+    /// The forward pass on packed activations ([`Backend::conv1d_fwd_packed`]): x packed, the
+    /// epilogue's residual packed, the output packed.
+    pub fn forward_packed(
+        &self,
+        backend: &B,
+        x: &B::Buf,
+        batch: usize,
+        len: usize,
+        epilogue: Option<Epilogue<'_, B::Buf>>,
+    ) -> BackendResult<B::Buf> {
+        let p = self.shape(batch, len);
+        let mut y = backend.zeros(backend.packed_len(batch, len))?;
+        let bias = self.bias.as_ref().map(|b| &b.value);
+        backend.conv1d_fwd_packed(&p, Conv1dFwd { x, w: &self.weight.value, bias, y: &mut y }, epilogue)?;
+        Ok(y)
+    }
+
     /// Overwrites the parameter gradients from the forward input `x` and `dy`.
     pub fn grad_params(&mut self, backend: &B, x: &B::Buf, dy: &B::Buf, batch: usize, len: usize) -> BackendResult<()> {
         let p = self.shape(batch, len);
@@ -180,6 +198,28 @@ fn elementwise<B: Backend>(backend: &B, op: ElementwiseOp, a: &B::Buf, b: Option
     let mut out = backend.zeros(a.buf_len())?;
     backend.elementwise(op, Elementwise { a, b, out: &mut out })?;
     Ok(out)
+}
+
+/// x (batch, channels, len) packed into a new buffer ([`Backend::pack`]).
+pub fn pack<B: Backend>(backend: &B, x: &B::Buf, batch: usize, channels: usize, len: usize) -> BackendResult<B::Buf> {
+    let mut packed = backend.zeros(backend.packed_len(batch, len))?;
+    backend.pack(&PackParams { batch, channels, len }, Pack { x, packed: &mut packed })?;
+    Ok(packed)
+}
+
+/// The first `channels` channels of a packed activation as a new (batch, channels, len) buffer
+/// ([`Backend::unpack`]).
+pub fn unpack<B: Backend>(
+    backend: &B,
+    packed: &B::Buf,
+    batch: usize,
+    channels: usize,
+    len: usize,
+) -> BackendResult<B::Buf> {
+    let p = PackParams { batch, channels, len };
+    let mut x = backend.zeros(p.values())?;
+    backend.unpack(&p, Unpack { packed, x: &mut x })?;
+    Ok(x)
 }
 
 /// `dy · [y > 0]` into a new buffer.
@@ -258,6 +298,61 @@ impl<B: Backend> ResBlock<B> {
         };
         let residual = Epilogue::AddRelu(skip_out.as_ref().unwrap_or(x));
         self.conv3.forward_then(backend, &a2, batch, len, residual)
+    }
+
+    /// Whether the block's inference can keep its activations packed on `backend`
+    /// ([`Backend::packs`] takes both filters → filters convolutions).
+    pub fn packs(&self, backend: &B, batch: usize, len: usize) -> bool {
+        backend.packs(&self.conv2.shape(batch, len)) && backend.packs(&self.conv3.shape(batch, len))
+    }
+
+    /// Inference with packed activations (where [`ResBlock::packs`]): `x` is the block's input,
+    /// (batch, c_in, len) or packed (`x_packed`); returns the output packed. An input from
+    /// outside the trunk (a coverage track) stays f32 in the first convolution and the skip;
+    /// their outputs are packed.
+    pub fn infer_packed(
+        &self,
+        backend: &B,
+        x: &B::Buf,
+        x_packed: bool,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<B::Buf> {
+        let c_in = self.conv1.c_in;
+        let f = self.conv2.c_in;
+        let a2 = {
+            let a1 = if x_packed && backend.packs(&self.conv1.shape(batch, len)) {
+                self.conv1.forward_packed(backend, x, batch, len, Some(Epilogue::Relu))?
+            } else {
+                let unpacked;
+                let x = if x_packed {
+                    unpacked = unpack(backend, x, batch, c_in, len)?;
+                    &unpacked
+                } else {
+                    x
+                };
+                let a1 = self.conv1.forward_then(backend, x, batch, len, Epilogue::Relu)?;
+                pack(backend, &a1, batch, f, len)?
+            };
+            self.conv2.forward_packed(backend, &a1, batch, len, Some(Epilogue::Relu))?
+        };
+        let residual = match (&self.skip, x_packed) {
+            (Some(conv), _) => {
+                let unpacked;
+                let x = if x_packed {
+                    unpacked = unpack(backend, x, batch, c_in, len)?;
+                    &unpacked
+                } else {
+                    x
+                };
+                let s = conv.forward_then(backend, x, batch, len, Epilogue::Relu)?;
+                Some(pack(backend, &s, batch, f, len)?)
+            }
+            (None, true) => None,
+            (None, false) => Some(pack(backend, x, batch, f, len)?),
+        };
+        let residual = Epilogue::AddRelu(residual.as_ref().unwrap_or(x));
+        self.conv3.forward_packed(backend, &a2, batch, len, Some(residual))
     }
 
     /// Gradients of the block's parameters from `d_out`; returns dx if asked.

@@ -14,6 +14,7 @@ pub(crate) mod loss;
 mod norm;
 mod onehot;
 mod optim;
+mod packed;
 mod pool;
 mod real;
 mod sparse_head;
@@ -40,7 +41,7 @@ use super::{
     check_len, AdamParams, AdamStep, Backend, BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain,
     BatchNormParams, BufLen, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams,
     DropoutBwd, DropoutFwd, DropoutParams, Elementwise, ElementwiseOp, Epilogue, HeadLogits, LossParts, MaxPoolBwd,
-    MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams, SparseHead, SparseHeadParams,
+    MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams, Pack, PackParams, SparseHead, SparseHeadParams, Unpack,
 };
 
 /// Bytes of memory the operating system can give this process now (Linux's MemAvailable),
@@ -271,6 +272,61 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
         epilogue: Epilogue<'_, Vec<T>>,
     ) -> BackendResult<()> {
         self.conv1d_fwd_with(p, b, Some(epilogue.as_slices()))
+    }
+
+    /// With the bf16 convolutions on: the shapes CUDA packs (the few-channel ones), as the
+    /// reference of its numerics.
+    fn packs(&self, p: &Conv1dParams) -> bool {
+        use crate::backend::cuda::TensorCoreKernel;
+        self.bf16_convolutions && TensorCoreKernel::for_shape(p) == Some(TensorCoreKernel::FewChannels)
+    }
+
+    fn pack(&self, p: &PackParams, b: Pack<'_, Vec<T>>) -> BackendResult<()> {
+        packed::pack(p, b)
+    }
+
+    fn unpack(&self, p: &PackParams, b: Unpack<'_, Vec<T>>) -> BackendResult<()> {
+        packed::unpack(p, b)
+    }
+
+    /// Unpacks x (and the residual), runs the convolution on bf16-rounded operands with the
+    /// epilogue, packs y.
+    fn conv1d_fwd_packed(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Vec<T>>,
+        epilogue: Option<Epilogue<'_, Vec<T>>>,
+    ) -> BackendResult<()> {
+        let n = self.packed_len(p.batch, p.len);
+        b.check_packed(p, n)?;
+        if let Some(e) = &epilogue {
+            e.check_packed(n)?;
+        }
+        if !self.packs(p) {
+            return Err(crate::error::BackendError::Unsupported {
+                op: "conv1d_fwd_packed",
+                what: format!("{p:?} is not a shape this backend packs ({})", self.describe()),
+            });
+        }
+        let shape = |channels| PackParams { batch: p.batch, channels, len: p.len };
+        let unpacked = |buf: &Vec<T>, channels| -> BackendResult<Vec<T>> {
+            let mut x = vec![T::zero(); shape(channels).values()];
+            packed::unpack(&shape(channels), Unpack { packed: buf, x: &mut x })?;
+            Ok(x)
+        };
+        let x = unpacked(b.x, p.c_in)?;
+        let residual = match epilogue {
+            Some(Epilogue::AddRelu(r)) => Some(unpacked(r, p.c_out)?),
+            _ => None,
+        };
+        let epilogue = match (&epilogue, &residual) {
+            (Some(Epilogue::AddRelu(_)), Some(r)) => Some(Epilogue::AddRelu(r.as_slice())),
+            (Some(_), _) => Some(Epilogue::Relu),
+            (None, _) => None,
+        };
+        let mut y = vec![T::zero(); p.output_len()];
+        self.conv1d_fwd_with(p, Conv1dFwd { x: &x, w: b.w, bias: b.bias, y: &mut y }, epilogue)?;
+        packed::pack(&shape(p.c_out), Pack { x: &y, packed: b.y })
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Vec<T>>) -> BackendResult<()> {

@@ -8,7 +8,9 @@
 use super::as_i32;
 use super::conv1d::SMEM_BYTES;
 use super::launch::{grid_stride_blocks, Geometry, KArg, KernelDevice, THREADS};
-use crate::backend::{BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Epilogue};
+use crate::backend::{
+    BackendResult, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, Epilogue, Pack, PackParams, Unpack,
+};
 
 // These mirror the #defines of kernels/conv1d_mma.cu (a unit test below compares them).
 pub(crate) const MMA_WARPS: u32 = 4;
@@ -148,6 +150,96 @@ pub(crate) fn conv1d_fwd_then<D: KernelDevice>(
 /// Forward on the tensor cores.
 pub(crate) fn conv1d_fwd<D: KernelDevice>(d: &D, p: &Conv1dParams, b: Conv1dFwd<'_, D::Buf>) -> BackendResult<()> {
     conv1d_fwd_then(d, p, b, None)
+}
+
+/// 32-bit words of a packed activation of `batch` × `len` positions: 16 bf16 channels, two a
+/// word.
+pub(crate) fn packed_len(batch: usize, len: usize) -> usize {
+    batch * len * 8
+}
+
+/// Forward on the tensor cores from packed x into packed y (and a packed residual), see
+/// [`crate::backend::Backend::conv1d_fwd_packed`].
+pub(crate) fn conv1d_fwd_packed<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    b: Conv1dFwd<'_, D::Buf>,
+    epilogue: Option<Epilogue<'_, D::Buf>>,
+) -> BackendResult<()> {
+    const OP: &str = "conv1d_mma_fwd_packed";
+    let n = packed_len(p.batch, p.len);
+    b.check_packed(p, n)?;
+    if let Some(e) = &epilogue {
+        e.check_packed(n)?;
+    }
+    let [_, c_out, len, k, dil] = ints(OP, p)?;
+    as_i32(OP, "packed words", n)?;
+    let mut wh = prepared_weights(d, p, b.w, false)?;
+    let (residual, relu) = match epilogue {
+        None => (0, 0),
+        Some(Epilogue::Relu) => (0, 1),
+        Some(Epilogue::AddRelu(r)) => (d.ptr(r), 1),
+    };
+    let geometry = Geometry {
+        grid: (p.len.div_ceil(MMA_TILE) as u32, p.batch as u32, 1),
+        block: (MMA_WARPS * 32, 1, 1),
+        shared_bytes: fwd_shared_bytes(p) as u32,
+    };
+    let args = [
+        KArg::Ptr(d.ptr(b.x)),
+        KArg::Ptr(d.scratch_ptr(&mut wh)),
+        KArg::Ptr(b.bias.map_or(0, |bias| d.ptr(bias))),
+        KArg::Ptr(d.ptr_mut(b.y)),
+        KArg::Ptr(residual),
+        KArg::I32(relu),
+        KArg::I32(c_out),
+        KArg::I32(len),
+        KArg::I32(k),
+        KArg::I32(dil),
+        KArg::I32(p.pad_left() as i32),
+    ];
+    // SAFETY: conv1d_mma_fwd_packed(const uint4* x, const unsigned short* wh, const float* bias,
+    // unsigned* y, const unsigned* residual, int relu, int nout, int L, int K, int d, int pad);
+    // x, y and the residual (if any) hold batch·len·8 words = batch·len·2 uint4 (checked
+    // above; device buffers are 256-byte aligned), wh K·256 bf16, bias c_out floats or null; the
+    // grid covers len in MMA_TILE tiles × batch and the kernel guards l < L; the shared memory
+    // is what the kernel indexes (eligible() kept it within 48 KiB).
+    unsafe { d.launch("conv1d_mma", OP, geometry, &args) }
+}
+
+/// f32 (B, C, L) into packed rows (see [`crate::backend::Backend::pack`]).
+pub(crate) fn pack<D: KernelDevice>(d: &D, p: &PackParams, b: Pack<'_, D::Buf>) -> BackendResult<()> {
+    const OP: &str = "conv1d_mma_pack";
+    b.check(p, packed_len(p.batch, p.len))?;
+    let words = packed_len(p.batch, p.len);
+    let args = [
+        KArg::Ptr(d.ptr(b.x)),
+        KArg::Ptr(d.ptr_mut(b.packed)),
+        KArg::I32(as_i32(OP, "channels", p.channels)?),
+        KArg::I32(as_i32(OP, "len", p.len)?),
+        KArg::I64((p.batch * p.len) as i64),
+    ];
+    // SAFETY: conv1d_mma_pack(const float* x, unsigned* packed, int C, int L, long long
+    // positions); x holds batch·C·len floats and packed batch·len·8 words (checked above); the
+    // grid-stride loop covers positions·8 words.
+    unsafe { d.launch("conv1d_mma", OP, Geometry::linear(grid_stride_blocks(d, words), THREADS), &args) }
+}
+
+/// Packed rows into f32 (B, C, L) (see [`crate::backend::Backend::unpack`]).
+pub(crate) fn unpack<D: KernelDevice>(d: &D, p: &PackParams, b: Unpack<'_, D::Buf>) -> BackendResult<()> {
+    const OP: &str = "conv1d_mma_unpack";
+    b.check(p, packed_len(p.batch, p.len))?;
+    let n = p.values();
+    let args = [
+        KArg::Ptr(d.ptr(b.packed)),
+        KArg::Ptr(d.ptr_mut(b.x)),
+        KArg::I32(as_i32(OP, "channels", p.channels)?),
+        KArg::I32(as_i32(OP, "len", p.len)?),
+        KArg::I64(n as i64),
+    ];
+    // SAFETY: conv1d_mma_unpack(const unsigned* packed, float* x, int C, int L, long long n);
+    // packed holds batch·len·8 words and x n = batch·C·len floats, C ≤ 16 (checked above).
+    unsafe { d.launch("conv1d_mma", OP, Geometry::linear(grid_stride_blocks(d, n), THREADS), &args) }
 }
 
 /// Input gradient on the tensor cores: the forward pass of dy with flipped, transposed

@@ -35,7 +35,8 @@ use super::{
     check_len, AdamParams, AdamStep, Backend, BackendResult, BatchNormBwd, BatchNormFwdInfer, BatchNormFwdTrain,
     BatchNormParams, BufLen, Conv1dBwdInput, Conv1dBwdWeight, Conv1dFwd, Conv1dParams, DenoiseLoss, DenoiseLossParams,
     DropoutBwd, DropoutFwd, DropoutParams, Elementwise, ElementwiseOp, Epilogue, HeadLogits, HostBuffer, LossParts,
-    MaxPoolBwd, MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams, SparseHead, SparseHeadParams,
+    MaxPoolBwd, MaxPoolFwd, MaxPoolParams, OneHot, OneHotParams, Pack, PackParams, SparseHead, SparseHeadParams,
+    Unpack,
 };
 use crate::error::BackendError;
 use cudarc::driver::DriverError;
@@ -314,6 +315,37 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
             Some(TensorCoreKernel::ImplicitGemm) => super::unfused_conv1d_fwd_then(self, p, b, epilogue),
             None => conv1d::conv1d_fwd_then(&self.device, p, b, Some(epilogue)),
         }
+    }
+
+    fn packs(&self, p: &Conv1dParams) -> bool {
+        self.tensor_core_kernel(p) == Some(TensorCoreKernel::FewChannels)
+    }
+
+    fn packed_len(&self, batch: usize, len: usize) -> usize {
+        conv1d_mma::packed_len(batch, len)
+    }
+
+    fn pack(&self, p: &PackParams, b: Pack<'_, D::Buf>) -> BackendResult<()> {
+        conv1d_mma::pack(&self.device, p, b)
+    }
+
+    fn unpack(&self, p: &PackParams, b: Unpack<'_, D::Buf>) -> BackendResult<()> {
+        conv1d_mma::unpack(&self.device, p, b)
+    }
+
+    fn conv1d_fwd_packed(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, D::Buf>,
+        epilogue: Option<Epilogue<'_, D::Buf>>,
+    ) -> BackendResult<()> {
+        if !self.packs(p) {
+            return Err(BackendError::Unsupported {
+                op: "conv1d_fwd_packed",
+                what: format!("{p:?} is not a shape this backend packs ({})", self.describe()),
+            });
+        }
+        conv1d_mma::conv1d_fwd_packed(&self.device, p, b, epilogue)
     }
 
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, D::Buf>) -> BackendResult<()> {
