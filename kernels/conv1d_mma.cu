@@ -34,6 +34,8 @@
 //   conv1d_mma_fwd_packed: conv1d_mma_fwd from packed x into packed y: the same reduction;
 //     the epilogue adds a packed residual, applies ReLU, rounds to bf16 and stores the 16
 //     channels of each position (channels nout..15 as zeros, so the next layer reads zeros).
+//   conv1d_mma_wgrad_partial_packed: conv1d_mma_wgrad_partial with x packed (training keeps
+//     the activations it saves for backward packed); dy stays f32 (B, C, L).
 //
 // conv1d_mma_wgrad_partial: dw[co,ci,k] = sum_{b,l} dy[b,co,l] * x[b,ci,l + k*d - pad_left], one
 //   block per (chunk of chunk_len positions, batch item), MMA_WG_WARPS warps; warp w owns the
@@ -283,9 +285,12 @@ extern "C" __global__ void conv1d_mma_unpack(const unsigned* __restrict__ packed
     }
 }
 
-extern "C" __global__ void __launch_bounds__(MMA_WG_WARPS * 32)
-    conv1d_mma_wgrad_partial(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial,
-                             int cin, int cout, int L, int K, int d, int pad_left, int chunk_len) {
+// The weight gradient's partial sums; x f32 (B, cin, L), or with PACKED packed rows (B, L, 16),
+// copied into the shared rows by cp.async.
+template <bool PACKED>
+__device__ __forceinline__ void mma_wgrad_partial(const void* x, const float* __restrict__ dy,
+                                                  float* __restrict__ partial, int cin, int cout, int L, int K, int d,
+                                                  int pad_left, int chunk_len) {
     extern __shared__ __align__(16) float smem[];
     unsigned char* dys = reinterpret_cast<unsigned char*>(smem);  // MMA_WG_STEP rows
     unsigned char* xs = dys + MMA_WG_STEP * 32;                    // MMA_WG_STEP + (K-1)*d rows
@@ -311,8 +316,16 @@ extern "C" __global__ void __launch_bounds__(MMA_WG_WARPS * 32)
     for (int s0 = c0; s0 < c1; s0 += MMA_WG_STEP) {
         __syncthreads();  // the last step's rows have been read
         // dy rows past the chunk's end are zero, so x there adds nothing.
+        if (PACKED) {
+            mma_copy_rows(xs, reinterpret_cast<const uint4*>(x) + (size_t)b * L * 2, L, s0 - pad_left,
+                          MMA_WG_STEP + (K - 1) * d);
+            cp_async_commit();
+        } else {
+            mma_load_rows(xs, reinterpret_cast<const float*>(x) + (size_t)b * cin * L, cin, L, L, s0 - pad_left,
+                          MMA_WG_STEP + (K - 1) * d);
+        }
         mma_load_rows(dys, dy + (size_t)b * cout * L, cout, L, c1, s0, MMA_WG_STEP);
-        mma_load_rows(xs, x + (size_t)b * cin * L, cin, L, L, s0 - pad_left, MMA_WG_STEP + (K - 1) * d);
+        if (PACKED) cp_async_wait<0>();
         __syncthreads();
         for (int p = 0; p < MMA_WG_STEP; p += 16) {
             // A = dy^T (outputs x positions): matrices (co 0-7, pos 0-7), (co 8-15, pos 0-7),
@@ -348,4 +361,18 @@ extern "C" __global__ void __launch_bounds__(MMA_WG_WARPS * 32)
                 if (co < cout && ci < cin) part[((size_t)co * cin + ci) * K + k] = acc[q][nt][i];
             }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(MMA_WG_WARPS * 32)
+    conv1d_mma_wgrad_partial(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial,
+                             int cin, int cout, int L, int K, int d, int pad_left, int chunk_len) {
+    mma_wgrad_partial<false>(x, dy, partial, cin, cout, L, K, d, pad_left, chunk_len);
+}
+
+// conv1d_mma_wgrad_partial with x packed (B, L, 16).
+extern "C" __global__ void __launch_bounds__(MMA_WG_WARPS * 32)
+    conv1d_mma_wgrad_partial_packed(const uint4* __restrict__ x, const float* __restrict__ dy,
+                                    float* __restrict__ partial, int cin, int cout, int L, int K, int d,
+                                    int pad_left, int chunk_len) {
+    mma_wgrad_partial<true>(x, dy, partial, cin, cout, L, K, d, pad_left, chunk_len);
 }

@@ -221,11 +221,12 @@ fn the_op_tables_convolutions_match_the_cpu_with_bf16_on_on_the_gpu() {
     check_op_table(&cuda.with_bf16_convolutions(true), true);
 }
 
-/// The packed forward pass (conv1d_fwd_packed: x, y and the residual channels-last bf16) on
-/// `imp` against the CPU's reference of it, for the few-channel shapes of [`shapes`] with each
-/// epilogue: small integers bit-identical (the sums are exact, so both round the same f32 to
-/// bf16), random values within one bf16 rounding of the output plus the f32 summation bound;
-/// the padding channels (c_out..16) zero.
+/// The packed ops (conv1d_fwd_packed: x, y and the residual channels-last bf16;
+/// conv1d_bwd_weight_packed: x packed) on `imp` against the CPU's reference of them, for the
+/// few-channel shapes of [`shapes`], the forward with each epilogue: small integers
+/// bit-identical (the sums are exact, so both round the same f32 to bf16), random values within
+/// one bf16 rounding of the output (forward) or the f32 summation bound (weight gradient); the
+/// padding channels (c_out..16) zero.
 fn check_packed<B: Backend<Elem = f32>>(imp: &B, who: &str) {
     use chromax::backend::{Pack, PackParams, Unpack, PACKED_CHANNELS};
     let cpu = CpuBackend::new().with_bf16_convolutions(true);
@@ -289,6 +290,41 @@ fn check_packed<B: Backend<Elem = f32>>(imp: &B, who: &str) {
                 ran += 1;
             }
         }
+        // The weight gradient from packed x (dy f32): integers bit-identical, random values
+        // within f32 summation of the same bf16 products (at most batch·len terms a weight).
+        for integers in [true, false] {
+            let r = if integers { 4.0 } else { 2.0 };
+            let vals = |rng: &mut Rng, n: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|_| if integers { rng.uniform(-r, r).round() as f32 } else { rng.uniform(-r, r) as f32 })
+                    .collect()
+            };
+            let (x, dy) = (vals(&mut rng, p.input_len()), vals(&mut rng, p.output_len()));
+            let got = wgrad_packed(imp, &p, &x, &dy);
+            let want = wgrad_packed(&cpu, &p, &x, &dy);
+            let a = |v: &[f32]| v.iter().map(|&a| bf16(a).abs()).collect::<Vec<f32>>();
+            let mag =
+                run(&CpuBackend::new(), &p, (&a(&x), &vec![0.0; p.weight_len()], &vec![0.0; p.c_out], &a(&dy)), false)
+                    .dw;
+            for i in 0..got.0.len() {
+                let (g, e) = (got.0[i], want.0[i]);
+                if integers {
+                    assert_eq!(
+                        g.to_bits(),
+                        e.to_bits(),
+                        "{who}: {what}: integer packed dw[{i}] = {g} vs the CPU's {e}"
+                    );
+                } else {
+                    let bound = (p.batch * p.len) as f64 * f32::EPSILON as f64 / 2.0 * mag[i] as f64 + 1e-30;
+                    assert!(
+                        ((g - e) as f64).abs() <= bound,
+                        "{who}: {what}: packed dw[{i}] = {g} vs the CPU's {e} (bound {bound:e})"
+                    );
+                }
+            }
+            assert_eq!(got.1, want.1, "{who}: {what}: the bias gradient (from f32 dy)");
+            ran += 1;
+        }
         // Pack and unpack themselves: the same values as the CPU's, bit for bit.
         let pp = PackParams { batch: p.batch, channels: p.c_in, len: p.len };
         let x = rng.vec_f32(pp.values(), -300.0, 300.0);
@@ -300,10 +336,22 @@ fn check_packed<B: Backend<Elem = f32>>(imp: &B, who: &str) {
         let want: Vec<f32> = x.iter().map(|&v| bf16(v)).collect();
         assert!(back.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{who}: {what}: pack → unpack");
     }
-    assert!(ran >= 12, "{who}: {ran} packed cases ran: does the backend pack DenoiseNet's layers?");
+    assert!(ran >= 16, "{who}: {ran} packed cases ran: does the backend pack DenoiseNet's layers?");
     common::say(&format!(
-        "{who}: {ran} packed forward cases (shapes × integers/random × epilogues) match the CPU's reference"
+        "{who}: {ran} packed cases (shapes × integers/random × forward with each epilogue, weight gradient) match \
+         the CPU's reference"
     ));
+}
+
+/// The weight and bias gradients from x packed on `b` ([`Backend::conv1d_bwd_weight_packed`]).
+fn wgrad_packed<B: Backend<Elem = f32>>(b: &B, p: &Conv1dParams, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let up = |v: &[f32]| b.upload(v).expect("upload");
+    let xp = chromax::nn::pack(b, &up(x), p.batch, p.c_in, p.len).expect("pack");
+    let gdy = up(dy);
+    let (mut dw, mut db) = (up(&vec![f32::NAN; p.weight_len()]), up(&vec![f32::NAN; p.c_out]));
+    b.conv1d_bwd_weight_packed(p, Conv1dBwdWeight { x: &xp, dy: &gdy, dw: &mut dw, dbias: Some(&mut db) })
+        .expect("packed weight gradient");
+    (download_f32(b, &dw).expect("dw"), download_f32(b, &db).expect("db"))
 }
 
 /// Runs one packed forward pass on a backend and returns its output's 16 channels unpacked

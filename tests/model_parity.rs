@@ -11,9 +11,24 @@ use chromax::models::{DenoiseConfig, DenoiseNet, SeqBatch, SeqConfig, SeqNet};
 use chromax::nn::{download_f32, upload_f32, Module};
 use common::{assert_close, cuda_or_skip, emulator_or_skip, Rng};
 
-/// Forward, loss and backward of one interval on `imp` and on the CPU.
+/// Forward, loss and backward of one interval on `imp` and on the CPU (f32).
 fn denoisenet_step_matches<B: Backend<Elem = f32>>(imp: &B, cfg: DenoiseConfig, width: usize, pad: usize) {
-    let cpu = CpuBackend::new();
+    // Seven blocks of f32 sums in different orders: ~1e-5 relative through the network.
+    denoisenet_step_within(imp, &CpuBackend::new(), cfg, width, pad, (1e-3, 1e-4, 1e-3));
+}
+
+/// Forward, loss and backward of one interval on `imp` and on the CPU backend `cpu`: outputs
+/// within `tol.0` (absolute and relative), the loss within `tol.1` relative, each gradient
+/// within `tol.2` of its tensor's largest entry (1e-2 relative beyond). Returns the losses
+/// (imp's, the CPU's).
+fn denoisenet_step_within<B: Backend<Elem = f32>>(
+    imp: &B,
+    cpu: &CpuBackend,
+    cfg: DenoiseConfig,
+    width: usize,
+    pad: usize,
+    tol: (f64, f64, f64),
+) -> (f64, f64) {
     let batch = 1;
     let mut rng = Rng::new(404);
     let x: Vec<f32> =
@@ -21,10 +36,10 @@ fn denoisenet_step_matches<B: Backend<Elem = f32>>(imp: &B, cfg: DenoiseConfig, 
     let clean: Vec<f32> = x.iter().map(|v| 2.0 * v).collect();
     let mask: Vec<f32> = x.iter().map(|&v| if v > 8.0 { 1.0 } else { 0.0 }).collect();
     let loss = DenoiseLossParams::atacworks(batch, width, pad);
-    let mut cpu_net = DenoiseNet::new(&cpu, cfg, 3).expect("cpu net");
+    let mut cpu_net = DenoiseNet::new(cpu, cfg, 3).expect("cpu net");
     let mut imp_net = DenoiseNet::new(imp, cfg, 3).expect("net");
 
-    let (co, cc) = cpu_net.forward(&cpu, x.clone(), batch, width).expect("cpu fwd");
+    let (co, cc) = cpu_net.forward(cpu, x.clone(), batch, width).expect("cpu fwd");
     let (mut cdr, mut cdc) = (vec![0f32; width], vec![0f32; width]);
     let bufs = DenoiseLoss {
         reg: &co.reg,
@@ -35,7 +50,7 @@ fn denoisenet_step_matches<B: Backend<Elem = f32>>(imp: &B, cfg: DenoiseConfig, 
         d_cls: &mut cdc,
     };
     let cpu_loss = cpu.denoise_loss(&loss, bufs).expect("cpu loss");
-    cpu_net.backward(&cpu, &co, &cc, &cdr, &cdc).expect("cpu bwd");
+    cpu_net.backward(cpu, &co, &cc, &cdr, &cdc).expect("cpu bwd");
 
     let (go, gc) = imp_net.forward(imp, upload_f32(imp, &x).expect("x"), batch, width).expect("fwd");
     let (mut gdr, mut gdc) = (imp.zeros(width).expect("d"), imp.zeros(width).expect("d"));
@@ -51,19 +66,29 @@ fn denoisenet_step_matches<B: Backend<Elem = f32>>(imp: &B, cfg: DenoiseConfig, 
     let imp_loss = imp.denoise_loss(&loss, bufs).expect("loss");
     imp_net.backward(imp, &go, &gc, &gdr, &gdc).expect("bwd");
 
-    // Seven blocks of f32 sums in different orders: ~1e-5 relative through the network.
-    assert_close("reg", &download_f32(imp, &go.reg).expect("reg"), &co.reg, 1e-3, 1e-3);
-    assert_close("logits", &download_f32(imp, &go.logits).expect("logits"), &co.logits, 1e-3, 1e-3);
+    assert_close("reg", &download_f32(imp, &go.reg).expect("reg"), &co.reg, tol.0, tol.0);
+    assert_close("logits", &download_f32(imp, &go.logits).expect("logits"), &co.logits, tol.0, tol.0);
     assert!(
-        (imp_loss.total - cpu_loss.total).abs() < 1e-4 * cpu_loss.total.abs().max(1.0),
+        (imp_loss.total - cpu_loss.total).abs() < tol.1 * cpu_loss.total.abs().max(1.0),
         "{imp_loss:?} vs {cpu_loss:?}"
     );
+    let mut worst = 0f64;
     for (g, c) in imp_net.params().iter().zip(cpu_net.params()) {
         let got = download_f32(imp, &g.grad).expect("grad");
         let scale = c.grad.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
         // Gradients sum over every position: compare against the tensor's largest entry.
-        assert_close(&format!("grad {}", c.name), &got, &c.grad, 1e-3 * scale.max(1e-6), 1e-2);
+        assert_close(&format!("grad {}", c.name), &got, &c.grad, tol.2 * scale.max(1e-6), 1e-2);
+        let diff = got.iter().zip(&c.grad).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
+        worst = worst.max(diff / scale.max(1e-30));
     }
+    common::say(&format!(
+        "{}: DenoiseNet step vs {}: loss {:.9} vs {:.9}, worst gradient difference {worst:.2e} of its tensor's largest",
+        imp.describe(),
+        cpu.describe(),
+        imp_loss.total,
+        cpu_loss.total
+    ));
+    (imp_loss.total, cpu_loss.total)
 }
 
 /// Denoising whole chromosomes of a random track through the pipeline on `imp` and the CPU
@@ -211,6 +236,34 @@ fn denoisenet_step_matches_the_cpu() {
     if let Some(gpu) = cuda_or_skip("denoisenet_step_matches_the_cpu") {
         // One real interval of AtacWorks' model.
         denoisenet_step_matches(&gpu, DenoiseConfig::default(), 60_000, 5_000);
+    }
+}
+
+/// A DenoiseNet training step with the tensor-core convolutions on: the residual blocks'
+/// activations saved packed (bf16 channels-last), their weight gradients read packed. Against
+/// the CPU's reference of those numerics, and the reference's loss against f32's (the issue's
+/// bound for a bf16 training step: 1e-3 relative).
+#[test]
+fn a_packed_bf16_denoisenet_step_matches_the_cpus_reference() {
+    let test = "a_packed_bf16_denoisenet_step_matches_the_cpus_reference";
+    let reference = CpuBackend::new().with_bf16_convolutions(true);
+    let (bf16, f32) =
+        denoisenet_step_within(&reference, &CpuBackend::new(), DenoiseConfig::demo(), 3_000, 300, (1.0, 1.0, 1.0));
+    assert!(bf16 != f32, "the bf16 reference computed f32's loss");
+    assert!((bf16 - f32).abs() <= 1e-3 * f32.abs(), "bf16 step loss {bf16} vs f32 {f32}: beyond 1e-3 relative");
+    if let Some(emu) = emulator_or_skip(test, 132) {
+        denoisenet_step_within(
+            &emu.with_bf16_convolutions(true),
+            &reference,
+            DenoiseConfig::demo(),
+            3_000,
+            300,
+            (1e-3, 1e-4, 1e-3),
+        );
+    }
+    if let Some(gpu) = cuda_or_skip(test) {
+        let cfg = DenoiseConfig::default();
+        denoisenet_step_within(&gpu.with_bf16_convolutions(true), &reference, cfg, 60_000, 5_000, (1e-3, 1e-4, 1e-3));
     }
 }
 

@@ -220,6 +220,11 @@ fn tensor_core_kernels_hold_tensor_core_instructions_in_their_sass() {
         ),
         ("conv1d_mma", "conv1d_mma_wgrad_partial", &["HMMA.16816.F32.BF16", "LDSM.16.MT88.4"]),
         (
+            "conv1d_mma",
+            "conv1d_mma_wgrad_partial_packed",
+            &["HMMA.16816.F32.BF16", "LDSM.16.MT88.4", "LDGSTS.E.BYPASS.128"],
+        ),
+        (
             "conv1d_igemm",
             "conv1d_igemm_fwd",
             &["HMMA.16816.F32.BF16", "LDSM.16.M88.4", "LDGSTS.E.BYPASS.128", "DEPBAR"],

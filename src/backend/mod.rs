@@ -230,6 +230,15 @@ pub trait Backend: Send + Sync {
             what: format!("{} keeps no packed activations ({p:?})", self.describe()),
         })
     }
+    /// [`Backend::conv1d_bwd_weight`] with the forward input x packed (dy f32 as there). Only
+    /// for the shapes [`Backend::packs`] takes; an error by default.
+    fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Self::Buf>) -> BackendResult<()> {
+        let _ = b;
+        Err(BackendError::Unsupported {
+            op: "conv1d_bwd_weight_packed",
+            what: format!("{} keeps no packed activations ({p:?})", self.describe()),
+        })
+    }
     /// See [`Conv1dBwdInput`].
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Self::Buf>) -> BackendResult<()>;
     /// See [`Conv1dBwdWeight`].
@@ -406,6 +415,9 @@ impl<W: BackendWrapper> Backend for W {
         epilogue: Option<Epilogue<'_, Self::Buf>>,
     ) -> BackendResult<()> {
         self.inner().conv1d_fwd_packed(p, b, epilogue)
+    }
+    fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Self::Buf>) -> BackendResult<()> {
+        self.inner().conv1d_bwd_weight_packed(p, b)
     }
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Self::Buf>) -> BackendResult<()> {
         self.inner().conv1d_bwd_input(p, b)

@@ -198,6 +198,28 @@ impl<S: BufLen + ?Sized> Epilogue<'_, S> {
     }
 }
 
+impl<S: BufLen + ?Sized> Conv1dBwdWeight<'_, S> {
+    /// The check of [`crate::backend::Backend::conv1d_bwd_weight_packed`]: x packed
+    /// (`packed` values), dy (batch, c_out, len).
+    pub fn check_packed(&self, p: &Conv1dParams, packed: usize) -> BackendResult<()> {
+        const OP: &str = "conv1d_bwd_weight_packed";
+        p.validate(OP)?;
+        if p.c_in > PACKED_CHANNELS {
+            return Err(shape_error(
+                OP,
+                format!("packed activations hold at most {PACKED_CHANNELS} channels, got {}", p.c_in),
+            ));
+        }
+        check_len(OP, "x", self.x.buf_len(), packed)?;
+        check_len(OP, "dy", self.dy.buf_len(), p.output_len())?;
+        check_len(OP, "dw", self.dw.buf_len(), p.weight_len())?;
+        if let Some(b) = &self.dbias {
+            check_len(OP, "dbias", b.buf_len(), p.c_out)?;
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Packed activations
 

@@ -153,6 +153,10 @@ pub struct DenoiseCache<B: Backend> {
     input: B::Buf,
     reg_caches: Vec<BlockCache<B>>,
     cls_caches: Vec<BlockCache<B>>,
+    /// Each part's last block output as its head read it, (batch, filters, len), where the
+    /// blocks kept it packed (`None`: the last cache's `out` is it).
+    reg_top: Option<B::Buf>,
+    cls_top: Option<B::Buf>,
     batch: usize,
     len: usize,
 }
@@ -214,7 +218,9 @@ impl<B: Backend> DenoiseNet<B> {
         Ok(DenoiseNet { config, reg, reg_head, cls, cls_head })
     }
 
-    /// Forward pass over x (batch, in_channels, len), keeping what backward needs.
+    /// Forward pass over x (batch, in_channels, len), keeping what backward needs. Where the
+    /// backend packs a part's blocks ([`ResBlock::packs`]) their saved activations are packed,
+    /// as in [`DenoiseNet::infer`].
     pub fn forward(
         &self,
         backend: &B,
@@ -222,22 +228,42 @@ impl<B: Backend> DenoiseNet<B> {
         batch: usize,
         len: usize,
     ) -> BackendResult<(DenoiseOutput<B>, DenoiseCache<B>)> {
-        let mut reg_caches: Vec<BlockCache<B>> = Vec::with_capacity(self.reg.len());
-        for block in &self.reg {
-            let input = reg_caches.last().map_or(&x, |c| &c.out);
-            let cache = block.forward(backend, input, batch, len)?;
-            reg_caches.push(cache);
-        }
-        let h = reg_caches.last().map_or(&x, |c| &c.out);
+        let (reg_caches, reg_top) = Self::forward_part(backend, &self.reg, &x, batch, len)?;
+        let h = reg_top.as_ref().or(reg_caches.last().map(|c| &c.out)).unwrap_or(&x);
         let reg = self.reg_head.forward_then(backend, h, batch, len, Epilogue::Relu)?;
-        let mut cls_caches: Vec<BlockCache<B>> = Vec::with_capacity(self.cls.len());
-        for block in &self.cls {
-            let input = cls_caches.last().map_or(&reg, |c| &c.out);
-            let cache = block.forward(backend, input, batch, len)?;
-            cls_caches.push(cache);
+        let (cls_caches, cls_top) = Self::forward_part(backend, &self.cls, &reg, batch, len)?;
+        let g = cls_top.as_ref().or(cls_caches.last().map(|c| &c.out)).unwrap_or(&reg);
+        let logits = self.cls_head.forward(backend, g, batch, len)?;
+        let cache = DenoiseCache { input: x, reg_caches, cls_caches, reg_top, cls_top, batch, len };
+        Ok((DenoiseOutput { reg, logits }, cache))
+    }
+
+    /// A part's blocks over `x` for training: their caches, and the last output unpacked
+    /// where the blocks were packed.
+    #[allow(clippy::type_complexity)]
+    fn forward_part(
+        backend: &B,
+        blocks: &[ResBlock<B>],
+        x: &B::Buf,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<(Vec<BlockCache<B>>, Option<B::Buf>)> {
+        let mut caches: Vec<BlockCache<B>> = Vec::with_capacity(blocks.len());
+        let packed = !blocks.is_empty() && blocks.iter().all(|b| b.packs(backend, batch, len));
+        for block in blocks {
+            let input = caches.last().map_or(x, |c| &c.out);
+            let cache = if packed {
+                block.forward_packed(backend, input, !caches.is_empty(), batch, len)?
+            } else {
+                block.forward(backend, input, batch, len)?
+            };
+            caches.push(cache);
         }
-        let logits = self.cls_head.forward(backend, cls_caches.last().map_or(&reg, |c| &c.out), batch, len)?;
-        Ok((DenoiseOutput { reg, logits }, DenoiseCache { input: x, reg_caches, cls_caches, batch, len }))
+        let top = match (packed, blocks.last(), caches.last()) {
+            (true, Some(last), Some(c)) => Some(unpack(backend, &c.out, batch, last.conv3.c_out, len)?),
+            _ => None,
+        };
+        Ok((caches, top))
     }
 
     /// Forward pass for inference: intermediates are freed as it goes. Where the backend keeps
@@ -288,28 +314,39 @@ impl<B: Backend> DenoiseNet<B> {
     ) -> BackendResult<()> {
         let (batch, len) = (cache.batch, cache.len);
         // Classification part, back to its input (the regression output).
-        let cls_top = cache.cls_caches.last().map_or(&out.reg, |c| &c.out);
+        let cls_top = cache.cls_top.as_ref().or(cache.cls_caches.last().map(|c| &c.out)).unwrap_or(&out.reg);
         self.cls_head.grad_params(backend, cls_top, d_logits, batch, len)?;
         let mut d = self.cls_head.grad_input(backend, d_logits, batch, len)?;
         for i in (0..self.cls.len()).rev() {
-            let input = if i == 0 { &out.reg } else { &cache.cls_caches[i - 1].out };
-            if let Some(dx) = self.cls[i].backward(backend, input, &cache.cls_caches[i], &d, batch, len, true)? {
+            let (input, packed) = Self::block_input(&cache.cls_caches, i, &out.reg);
+            let block_cache = &cache.cls_caches[i];
+            if let Some(dx) = self.cls[i].backward(backend, input, packed, block_cache, &d, batch, len, true)? {
                 d = dx;
             }
         }
         // The regression output feeds the loss and the classifier.
         let d_reg_total = add(backend, d_reg, &d)?;
         let d_head = relu_backward(backend, &out.reg, &d_reg_total)?;
-        let reg_top = cache.reg_caches.last().map_or(&cache.input, |c| &c.out);
+        let reg_top = cache.reg_top.as_ref().or(cache.reg_caches.last().map(|c| &c.out)).unwrap_or(&cache.input);
         self.reg_head.grad_params(backend, reg_top, &d_head, batch, len)?;
         let mut d = self.reg_head.grad_input(backend, &d_head, batch, len)?;
         for i in (0..self.reg.len()).rev() {
-            let input = if i == 0 { &cache.input } else { &cache.reg_caches[i - 1].out };
-            if let Some(dx) = self.reg[i].backward(backend, input, &cache.reg_caches[i], &d, batch, len, i > 0)? {
+            let (input, packed) = Self::block_input(&cache.reg_caches, i, &cache.input);
+            let block_cache = &cache.reg_caches[i];
+            if let Some(dx) = self.reg[i].backward(backend, input, packed, block_cache, &d, batch, len, i > 0)? {
                 d = dx;
             }
         }
         Ok(())
+    }
+
+    /// Block i's input in a part (the part's input for the first block) and whether it is
+    /// packed.
+    fn block_input<'a>(caches: &'a [BlockCache<B>], i: usize, part_input: &'a B::Buf) -> (&'a B::Buf, bool) {
+        match i.checked_sub(1) {
+            Some(j) => (&caches[j].out, caches[j].is_packed()),
+            None => (part_input, false),
+        }
     }
 }
 

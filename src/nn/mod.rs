@@ -176,6 +176,25 @@ impl<B: Backend> Conv1d<B> {
         backend.conv1d_bwd_weight(&p, Conv1dBwdWeight { x, dy, dw: &mut self.weight.grad, dbias })
     }
 
+    /// [`Conv1d::grad_params`] from an input that is packed if `x_packed`
+    /// ([`Backend::conv1d_bwd_weight_packed`]).
+    pub fn grad_params_from(
+        &mut self,
+        backend: &B,
+        x: &B::Buf,
+        x_packed: bool,
+        dy: &B::Buf,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<()> {
+        if !x_packed {
+            return self.grad_params(backend, x, dy, batch, len);
+        }
+        let p = self.shape(batch, len);
+        let dbias = self.bias.as_mut().map(|b| &mut b.grad);
+        backend.conv1d_bwd_weight_packed(&p, Conv1dBwdWeight { x, dy, dw: &mut self.weight.grad, dbias })
+    }
+
     /// The gradient with respect to the input.
     pub fn grad_input(&self, backend: &B, dy: &B::Buf, batch: usize, len: usize) -> BackendResult<B::Buf> {
         let p = self.shape(batch, len);
@@ -198,6 +217,21 @@ fn elementwise<B: Backend>(backend: &B, op: ElementwiseOp, a: &B::Buf, b: Option
     let mut out = backend.zeros(a.buf_len())?;
     backend.elementwise(op, Elementwise { a, b, out: &mut out })?;
     Ok(out)
+}
+
+/// A buffer borrowed, or made for the occasion.
+enum MaybeOwned<'a, T> {
+    Borrowed(&'a T),
+    Owned(T),
+}
+
+impl<T> AsRef<T> for MaybeOwned<'_, T> {
+    fn as_ref(&self) -> &T {
+        match self {
+            MaybeOwned::Borrowed(t) => t,
+            MaybeOwned::Owned(t) => t,
+        }
+    }
 }
 
 /// x (batch, channels, len) packed into a new buffer ([`Backend::pack`]).
@@ -247,6 +281,15 @@ pub struct BlockCache<B: Backend> {
     a2: B::Buf,
     skip_out: Option<B::Buf>,
     pub out: B::Buf,
+    /// Whether the activations (a1, a2, skip_out, out) are packed ([`ResBlock::forward_packed`]).
+    packed: bool,
+}
+
+impl<B: Backend> BlockCache<B> {
+    /// Whether the saved activations, `out` included, are packed.
+    pub fn is_packed(&self) -> bool {
+        self.packed
+    }
 }
 
 impl<B: Backend> ResBlock<B> {
@@ -283,7 +326,74 @@ impl<B: Backend> ResBlock<B> {
         };
         let residual = Epilogue::AddRelu(skip_out.as_ref().unwrap_or(x));
         let out = self.conv3.forward_then(backend, &a2, batch, len, residual)?;
-        Ok(BlockCache { a1, a2, skip_out, out })
+        Ok(BlockCache { a1, a2, skip_out, out, packed: false })
+    }
+
+    /// The training forward pass with the activations packed (where [`ResBlock::packs`]), as
+    /// [`ResBlock::infer_packed`] computes them; all of them kept for backward, packed.
+    pub fn forward_packed(
+        &self,
+        backend: &B,
+        x: &B::Buf,
+        x_packed: bool,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<BlockCache<B>> {
+        let a1 = self.conv1_packed(backend, x, x_packed, batch, len)?;
+        let a2 = self.conv2.forward_packed(backend, &a1, batch, len, Some(Epilogue::Relu))?;
+        let skip_out = self.skip_packed(backend, x, x_packed, batch, len)?;
+        let residual = Epilogue::AddRelu(skip_out.as_ref().unwrap_or(x));
+        let out = self.conv3.forward_packed(backend, &a2, batch, len, Some(residual))?;
+        Ok(BlockCache { a1, a2, skip_out, out, packed: true })
+    }
+
+    /// The first convolution and its ReLU, output packed: on the packed input where the
+    /// backend packs its shape, else in f32 (an input from outside the trunk) and packed.
+    fn conv1_packed(&self, backend: &B, x: &B::Buf, x_packed: bool, batch: usize, len: usize) -> BackendResult<B::Buf> {
+        if x_packed && backend.packs(&self.conv1.shape(batch, len)) {
+            return self.conv1.forward_packed(backend, x, batch, len, Some(Epilogue::Relu));
+        }
+        let x = Self::unpacked(backend, x, x_packed, self.conv1.c_in, batch, len)?;
+        let a1 = self.conv1.forward_then(backend, x.as_ref(), batch, len, Epilogue::Relu)?;
+        pack(backend, &a1, batch, self.conv1.c_out, len)
+    }
+
+    /// The residual of a packed block, packed: the skip convolution's output (f32, then
+    /// packed), or the input itself (`None`: x is packed already).
+    fn skip_packed(
+        &self,
+        backend: &B,
+        x: &B::Buf,
+        x_packed: bool,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<Option<B::Buf>> {
+        let f = self.conv3.c_out;
+        match (&self.skip, x_packed) {
+            (Some(conv), _) => {
+                let x = Self::unpacked(backend, x, x_packed, conv.c_in, batch, len)?;
+                let s = conv.forward_then(backend, x.as_ref(), batch, len, Epilogue::Relu)?;
+                Ok(Some(pack(backend, &s, batch, f, len)?))
+            }
+            (None, true) => Ok(None),
+            (None, false) => Ok(Some(pack(backend, x, batch, f, len)?)),
+        }
+    }
+
+    /// `x` as (batch, channels, len): itself, or unpacked into a new buffer.
+    fn unpacked<'a>(
+        backend: &B,
+        x: &'a B::Buf,
+        x_packed: bool,
+        channels: usize,
+        batch: usize,
+        len: usize,
+    ) -> BackendResult<MaybeOwned<'a, B::Buf>> {
+        if x_packed {
+            Ok(MaybeOwned::Owned(unpack(backend, x, batch, channels, len)?))
+        } else {
+            Ok(MaybeOwned::Borrowed(x))
+        }
     }
 
     /// Inference: the output only, intermediates freed as soon as possible.
@@ -318,65 +428,54 @@ impl<B: Backend> ResBlock<B> {
         batch: usize,
         len: usize,
     ) -> BackendResult<B::Buf> {
-        let c_in = self.conv1.c_in;
-        let f = self.conv2.c_in;
         let a2 = {
-            let a1 = if x_packed && backend.packs(&self.conv1.shape(batch, len)) {
-                self.conv1.forward_packed(backend, x, batch, len, Some(Epilogue::Relu))?
-            } else {
-                let unpacked;
-                let x = if x_packed {
-                    unpacked = unpack(backend, x, batch, c_in, len)?;
-                    &unpacked
-                } else {
-                    x
-                };
-                let a1 = self.conv1.forward_then(backend, x, batch, len, Epilogue::Relu)?;
-                pack(backend, &a1, batch, f, len)?
-            };
+            let a1 = self.conv1_packed(backend, x, x_packed, batch, len)?;
             self.conv2.forward_packed(backend, &a1, batch, len, Some(Epilogue::Relu))?
         };
-        let residual = match (&self.skip, x_packed) {
-            (Some(conv), _) => {
-                let unpacked;
-                let x = if x_packed {
-                    unpacked = unpack(backend, x, batch, c_in, len)?;
-                    &unpacked
-                } else {
-                    x
-                };
-                let s = conv.forward_then(backend, x, batch, len, Epilogue::Relu)?;
-                Some(pack(backend, &s, batch, f, len)?)
-            }
-            (None, true) => None,
-            (None, false) => Some(pack(backend, x, batch, f, len)?),
-        };
-        let residual = Epilogue::AddRelu(residual.as_ref().unwrap_or(x));
+        let skip_out = self.skip_packed(backend, x, x_packed, batch, len)?;
+        let residual = Epilogue::AddRelu(skip_out.as_ref().unwrap_or(x));
         self.conv3.forward_packed(backend, &a2, batch, len, Some(residual))
     }
 
-    /// Gradients of the block's parameters from `d_out`; returns dx if asked.
+    /// Gradients of the block's parameters from `d_out`; returns dx if asked. `x` is the
+    /// block's input, packed if `x_packed` (a packed block's input from the block before).
+    /// A packed cache's activations are unpacked for the ReLU masks; the weight gradients read
+    /// them packed ([`Backend::conv1d_bwd_weight_packed`]).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &mut self,
         backend: &B,
         x: &B::Buf,
+        x_packed: bool,
         cache: &BlockCache<B>,
         d_out: &B::Buf,
         batch: usize,
         len: usize,
         need_dx: bool,
     ) -> BackendResult<Option<B::Buf>> {
-        let d_pre = relu_backward(backend, &cache.out, d_out)?;
-        self.conv3.grad_params(backend, &cache.a2, &d_pre, batch, len)?;
-        let d_z2 = relu_backward(backend, &cache.a2, &self.conv3.grad_input(backend, &d_pre, batch, len)?)?;
-        self.conv2.grad_params(backend, &cache.a1, &d_z2, batch, len)?;
-        let d_z1 = relu_backward(backend, &cache.a1, &self.conv2.grad_input(backend, &d_z2, batch, len)?)?;
-        self.conv1.grad_params(backend, x, &d_z1, batch, len)?;
+        let f = self.conv3.c_out;
+        let packed = cache.packed;
+        // dy · [y > 0] for a saved activation y of f channels.
+        let relu_bwd = |y: &B::Buf, dy: &B::Buf| -> BackendResult<B::Buf> {
+            let y = Self::unpacked(backend, y, packed, f, batch, len)?;
+            relu_backward(backend, y.as_ref(), dy)
+        };
+        let d_pre = relu_bwd(&cache.out, d_out)?;
+        self.conv3.grad_params_from(backend, &cache.a2, packed, &d_pre, batch, len)?;
+        let d_z2 = relu_bwd(&cache.a2, &self.conv3.grad_input(backend, &d_pre, batch, len)?)?;
+        self.conv2.grad_params_from(backend, &cache.a1, packed, &d_z2, batch, len)?;
+        let d_z1 = relu_bwd(&cache.a1, &self.conv2.grad_input(backend, &d_z2, batch, len)?)?;
+        if x_packed && backend.packs(&self.conv1.shape(batch, len)) {
+            self.conv1.grad_params_from(backend, x, true, &d_z1, batch, len)?;
+        } else {
+            let x = Self::unpacked(backend, x, x_packed, self.conv1.c_in, batch, len)?;
+            self.conv1.grad_params(backend, x.as_ref(), &d_z1, batch, len)?;
+        }
         let d_skip_in = match (&mut self.skip, &cache.skip_out) {
             (Some(conv), Some(s)) => {
-                let d_zs = relu_backward(backend, s, &d_pre)?;
-                conv.grad_params(backend, x, &d_zs, batch, len)?;
+                let d_zs = relu_bwd(s, &d_pre)?;
+                let x = Self::unpacked(backend, x, x_packed, conv.c_in, batch, len)?;
+                conv.grad_params(backend, x.as_ref(), &d_zs, batch, len)?;
                 if need_dx {
                     Some(conv.grad_input(backend, &d_zs, batch, len)?)
                 } else {

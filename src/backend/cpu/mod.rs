@@ -329,6 +329,21 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
         packed::pack(&shape(p.c_out), Pack { x: &y, packed: b.y })
     }
 
+    /// Unpacks x, then the weight gradient on bf16-rounded operands.
+    fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Vec<T>>) -> BackendResult<()> {
+        b.check_packed(p, self.packed_len(p.batch, p.len))?;
+        if !self.packs(p) {
+            return Err(crate::error::BackendError::Unsupported {
+                op: "conv1d_bwd_weight_packed",
+                what: format!("{p:?} is not a shape this backend packs ({})", self.describe()),
+            });
+        }
+        let shape = PackParams { batch: p.batch, channels: p.c_in, len: p.len };
+        let mut x = vec![T::zero(); shape.values()];
+        packed::unpack(&shape, Unpack { packed: b.x, x: &mut x })?;
+        self.conv1d_bwd_weight(p, Conv1dBwdWeight { x: &x, dy: b.dy, dw: b.dw, dbias: b.dbias })
+    }
+
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Vec<T>>) -> BackendResult<()> {
         if self.rounds(p) {
             b.check(p)?;

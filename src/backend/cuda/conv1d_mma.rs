@@ -271,8 +271,28 @@ pub(crate) fn conv1d_bwd_weight<D: KernelDevice>(
     p: &Conv1dParams,
     b: Conv1dBwdWeight<'_, D::Buf>,
 ) -> BackendResult<()> {
-    const OP: &str = "conv1d_mma_wgrad_partial";
     b.check(p)?;
+    wgrad(d, p, b, "conv1d_mma_wgrad_partial")
+}
+
+/// Weight gradient with x packed (see [`crate::backend::Backend::conv1d_bwd_weight_packed`]).
+pub(crate) fn conv1d_bwd_weight_packed<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    b: Conv1dBwdWeight<'_, D::Buf>,
+) -> BackendResult<()> {
+    b.check_packed(p, packed_len(p.batch, p.len))?;
+    wgrad(d, p, b, "conv1d_mma_wgrad_partial_packed")
+}
+
+/// The weight gradient by kernel `op` (x f32 or packed, checked by the caller).
+fn wgrad<D: KernelDevice>(
+    d: &D,
+    p: &Conv1dParams,
+    b: Conv1dBwdWeight<'_, D::Buf>,
+    op: &'static str,
+) -> BackendResult<()> {
+    const OP: &str = "conv1d_mma_wgrad_partial";
     let [c_in, c_out, len, k, dil] = ints(OP, p)?;
     let (n_chunks, chunk_len) = wgrad_chunks(p, d.multiprocessors());
     let n_parts = p.batch * n_chunks;
@@ -296,11 +316,12 @@ pub(crate) fn conv1d_bwd_weight<D: KernelDevice>(
         KArg::I32(as_i32(OP, "chunk", chunk_len)?),
     ];
     // SAFETY: conv1d_mma_wgrad_partial(const float* x, const float* dy, float* partial, int cin,
-    // int cout, int L, int K, int d, int pad_left, int chunk_len); x and dy have the lengths of p
-    // (checked above); partial holds batch·n_chunks·c_out·c_in·K floats, block (chunk, b)
+    // int cout, int L, int K, int d, int pad_left, int chunk_len), and its _packed twin with
+    // const uint4* x; x (batch·cin·len floats, or batch·len·8 words packed) and dy have the
+    // lengths of p (checked by the caller); partial holds batch·n_chunks·c_out·c_in·K floats, block (chunk, b)
     // writing part b·n_chunks + chunk (gridDim.x = n_chunks); every weight of every part is
     // written (each tap by one warp); shared memory as the kernel indexes, within 48 KiB.
-    unsafe { d.launch("conv1d_mma", OP, geometry, &args)? };
+    unsafe { d.launch("conv1d_mma", op, geometry, &args)? };
     super::conv1d::reduce_weight_partials(d, p, partial, n_parts, d.ptr_mut(b.dw))?;
     if let Some(db) = b.dbias {
         super::conv1d::bias_grad(d, p, d.ptr(b.dy), d.ptr_mut(db))?;

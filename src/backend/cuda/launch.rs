@@ -123,7 +123,7 @@ pub fn launch_threads(entry: &str) -> u32 {
         "conv1d_fwd_f32" | "conv1d_bwd_input_f32" => super::conv1d::CONV_THREADS,
         "conv1d_mma_fwd" | "conv1d_mma_fwd_packed" => super::conv1d_mma::MMA_WARPS * 32,
         "conv1d_igemm_fwd" | "conv1d_igemm_wgrad_partial" => super::conv1d_igemm::IG_THREADS,
-        "conv1d_mma_wgrad_partial" => super::conv1d_mma::MMA_WG_WARPS * 32,
+        "conv1d_mma_wgrad_partial" | "conv1d_mma_wgrad_partial_packed" => super::conv1d_mma::MMA_WG_WARPS * 32,
         "warp_probe_mma_bf16" | "warp_probe_ldmatrix" | "warp_probe_cp_async" => 32,
         "conv1d_bwd_weight_partial_f32" => super::conv1d::WG_THREADS,
         "sparse_head_f32" => super::sparse_head::HEAD_CELLS as u32,

@@ -348,6 +348,16 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
         conv1d_mma::conv1d_fwd_packed(&self.device, p, b, epilogue)
     }
 
+    fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, D::Buf>) -> BackendResult<()> {
+        if !self.packs(p) {
+            return Err(BackendError::Unsupported {
+                op: "conv1d_bwd_weight_packed",
+                what: format!("{p:?} is not a shape this backend packs ({})", self.describe()),
+            });
+        }
+        conv1d_mma::conv1d_bwd_weight_packed(&self.device, p, b)
+    }
+
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, D::Buf>) -> BackendResult<()> {
         match self.tensor_core_kernel(p) {
             Some(TensorCoreKernel::FewChannels) => conv1d_mma::conv1d_bwd_input(&self.device, p, b),
