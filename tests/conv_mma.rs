@@ -306,8 +306,7 @@ fn check_packed<B: Backend<Elem = f32>>(imp: &B, who: &str) {
             let mag =
                 run(&CpuBackend::new(), &p, (&a(&x), &vec![0.0; p.weight_len()], &vec![0.0; p.c_out], &a(&dy)), false)
                     .dw;
-            for i in 0..got.0.len() {
-                let (g, e) = (got.0[i], want.0[i]);
+            for (i, ((&g, &e), &m)) in got.0.iter().zip(&want.0).zip(&mag).enumerate() {
                 if integers {
                     assert_eq!(
                         g.to_bits(),
@@ -315,7 +314,7 @@ fn check_packed<B: Backend<Elem = f32>>(imp: &B, who: &str) {
                         "{who}: {what}: integer packed dw[{i}] = {g} vs the CPU's {e}"
                     );
                 } else {
-                    let bound = (p.batch * p.len) as f64 * f32::EPSILON as f64 / 2.0 * mag[i] as f64 + 1e-30;
+                    let bound = (p.batch * p.len) as f64 * f32::EPSILON as f64 / 2.0 * m as f64 + 1e-30;
                     assert!(
                         ((g - e) as f64).abs() <= bound,
                         "{who}: {what}: packed dw[{i}] = {g} vs the CPU's {e} (bound {bound:e})"

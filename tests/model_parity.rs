@@ -261,7 +261,7 @@ fn a_packed_bf16_denoisenet_step_matches_the_cpus_reference() {
             (1e-3, 1e-4, 1e-3),
         );
     }
-    if let Some(gpu) = cuda_or_skip(test) {
+    if let Some(gpu) = cuda_or_skip("a_packed_bf16_denoisenet_step_matches_the_cpus_reference") {
         let cfg = DenoiseConfig::default();
         denoisenet_step_within(&gpu.with_bf16_convolutions(true), &reference, cfg, 60_000, 5_000, (1e-3, 1e-4, 1e-3));
     }
@@ -333,7 +333,7 @@ fn the_packed_bf16_denoising_pipeline_matches_the_cpus_reference() {
     if let Some(emu) = emulator_or_skip(test, 132) {
         packed_pipeline_matches(&emu.with_bf16_convolutions(true), DenoiseConfig::demo(), 4_000, 500, "emu-bf16");
     }
-    if let Some(gpu) = cuda_or_skip(test) {
+    if let Some(gpu) = cuda_or_skip("the_packed_bf16_denoising_pipeline_matches_the_cpus_reference") {
         packed_pipeline_matches(
             &gpu.with_bf16_convolutions(true),
             DenoiseConfig::default(),
