@@ -393,3 +393,68 @@ fn packed_convolutions_match_the_cpu_on_the_gpu() {
     let Some(cuda) = cuda_or_skip("packed_convolutions_match_the_cpu_on_the_gpu") else { return };
     check_packed(&cuda.with_bf16_convolutions(true), "cuda");
 }
+
+/// The f32-operand ops (conv1d_fwd_f32, conv1d_bwd_weight_f32: a convolution reading a
+/// coverage track) on a backend with bf16 convolutions on, for a shape the tensor cores would
+/// take (2 → 8 channels: an input with an extra track): f32's results to f32 summation, where
+/// the ordinary ops round values like 257 + 3i.
+fn check_f32_operands<B: Backend<Elem = f32>>(imp: &B, who: &str) {
+    let p = Conv1dParams { batch: 2, c_in: 2, c_out: 8, len: 300, kernel: 21, dilation: 4 };
+    let mut rng = Rng::new(1919);
+    let x: Vec<f32> = (0..p.input_len()).map(|i| 257.0 + 3.0 * (i % 700) as f32).collect();
+    let (w, dy) = (rng.vec_f32(p.weight_len(), -0.2, 0.2), rng.vec_f32(p.output_len(), -1.0, 1.0));
+    let up = |v: &[f32]| imp.upload(v).expect("upload");
+    let (gx, gw, gdy) = (up(&x), up(&w), up(&dy));
+    let (mut y, mut y_bf16, mut dw) =
+        (imp.zeros(p.output_len()).unwrap(), imp.zeros(p.output_len()).unwrap(), imp.zeros(p.weight_len()).unwrap());
+    imp.conv1d_fwd_f32(&p, Conv1dFwd { x: &gx, w: &gw, bias: None, y: &mut y }, Some(Epilogue::Relu)).expect("fwd f32");
+    imp.conv1d_fwd_then(&p, Conv1dFwd { x: &gx, w: &gw, bias: None, y: &mut y_bf16 }, Epilogue::Relu).expect("fwd");
+    imp.conv1d_bwd_weight_f32(&p, Conv1dBwdWeight { x: &gx, dy: &gdy, dw: &mut dw, dbias: None }).expect("wgrad f32");
+    let cpu = CpuBackend::new();
+    let want = run(&cpu, &p, (&x, &w, &vec![0.0; p.c_out], &dy), true);
+    let a = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
+    let mag = run(&cpu, &p, (&a(&x), &a(&w), &vec![0.0; p.c_out], &a(&dy)), false);
+    let (y, y_bf16, dw) =
+        (download_f32(imp, &y).unwrap(), download_f32(imp, &y_bf16).unwrap(), download_f32(imp, &dw).unwrap());
+    let eps = f32::EPSILON as f64 / 2.0;
+    let mut bf16_off = 0f64;
+    for i in 0..y.len() {
+        let bound = (p.c_in * p.kernel) as f64 * eps * mag.y[i] as f64 + 1e-30;
+        assert!(
+            ((y[i] - want.y_relu[i]) as f64).abs() <= bound,
+            "{who}: f32-operand y[{i}] = {} vs f32 {}",
+            y[i],
+            want.y_relu[i]
+        );
+        bf16_off = bf16_off.max(((y_bf16[i] - want.y_relu[i]) as f64).abs() / bound);
+    }
+    assert!(
+        bf16_off > 10.0,
+        "{who}: the ordinary forward is within f32's bound too ({bf16_off:.1}×): not a bf16 shape?"
+    );
+    for (i, &m) in mag.dw.iter().enumerate() {
+        let bound = (p.batch * p.len) as f64 * eps * m as f64 + 1e-30;
+        assert!(
+            ((dw[i] - want.dw[i]) as f64).abs() <= bound,
+            "{who}: f32-operand dw[{i}] = {} vs f32 {}",
+            dw[i],
+            want.dw[i]
+        );
+    }
+    common::say(&format!("{who}: f32-operand forward and weight gradient within f32 summation; the bf16 forward {bf16_off:.0}× beyond it"));
+}
+
+#[test]
+fn f32_operand_convolutions_stay_f32_with_bf16_on_in_the_emulator() {
+    check_f32_operands(&CpuBackend::new().with_bf16_convolutions(true), "cpu reference");
+    let Some(emu) = emulator_or_skip("f32_operand_convolutions_stay_f32_with_bf16_on_in_the_emulator", 132) else {
+        return;
+    };
+    check_f32_operands(&emu.with_bf16_convolutions(true), "emulator");
+}
+
+#[test]
+fn f32_operand_convolutions_stay_f32_with_bf16_on_on_the_gpu() {
+    let Some(cuda) = cuda_or_skip("f32_operand_convolutions_stay_f32_with_bf16_on_on_the_gpu") else { return };
+    check_f32_operands(&cuda.with_bf16_convolutions(true), "cuda");
+}

@@ -230,6 +230,25 @@ pub trait Backend: Send + Sync {
             what: format!("{} keeps no packed activations ({p:?})", self.describe()),
         })
     }
+    /// [`Backend::conv1d_fwd`] (`epilogue` `None`) or [`Backend::conv1d_fwd_then`] with f32
+    /// operands whatever this backend's precision: for an input that bf16 would round, a
+    /// coverage track (values above 256 lose precision in bf16). By default the op itself (a
+    /// backend whose operands are f32 anyway); the backends with bf16 convolutions override it.
+    fn conv1d_fwd_f32(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Self::Buf>,
+        epilogue: Option<Epilogue<'_, Self::Buf>>,
+    ) -> BackendResult<()> {
+        match epilogue {
+            None => self.conv1d_fwd(p, b),
+            Some(e) => self.conv1d_fwd_then(p, b, e),
+        }
+    }
+    /// [`Backend::conv1d_bwd_weight`] with f32 operands (see [`Backend::conv1d_fwd_f32`]).
+    fn conv1d_bwd_weight_f32(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Self::Buf>) -> BackendResult<()> {
+        self.conv1d_bwd_weight(p, b)
+    }
     /// [`Backend::conv1d_bwd_weight`] with the forward input x packed (dy f32 as there). Only
     /// for the shapes [`Backend::packs`] takes; an error by default.
     fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Self::Buf>) -> BackendResult<()> {
@@ -418,6 +437,17 @@ impl<W: BackendWrapper> Backend for W {
     }
     fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Self::Buf>) -> BackendResult<()> {
         self.inner().conv1d_bwd_weight_packed(p, b)
+    }
+    fn conv1d_fwd_f32(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Self::Buf>,
+        epilogue: Option<Epilogue<'_, Self::Buf>>,
+    ) -> BackendResult<()> {
+        self.inner().conv1d_fwd_f32(p, b, epilogue)
+    }
+    fn conv1d_bwd_weight_f32(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Self::Buf>) -> BackendResult<()> {
+        self.inner().conv1d_bwd_weight_f32(p, b)
     }
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Self::Buf>) -> BackendResult<()> {
         self.inner().conv1d_bwd_input(p, b)

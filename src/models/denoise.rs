@@ -215,7 +215,18 @@ impl<B: Backend> DenoiseNet<B> {
             })
             .collect::<BackendResult<Vec<_>>>()?;
         let cls_head = Conv1d::new(backend, "classification.head", c.cls_filters, 1, 1, 1, true, &mut rng)?;
-        Ok(DenoiseNet { config, reg, reg_head, cls, cls_head })
+        let mut net = DenoiseNet { config, reg, reg_head, cls, cls_head };
+        // Each part's input is a track (the coverage and extra tracks; the regression output):
+        // the convolutions reading it keep f32 operands, bf16 or not (issue 16: values above
+        // 256 lose precision in bf16). With one input channel that is f32 by shape anyway;
+        // with extra tracks the first convolution would otherwise be a bf16 one.
+        for first in [net.reg.first_mut(), net.cls.first_mut()].into_iter().flatten() {
+            first.conv1.f32_input = true;
+            if let Some(skip) = &mut first.skip {
+                skip.f32_input = true;
+            }
+        }
+        Ok(net)
     }
 
     /// Forward pass over x (batch, in_channels, len), keeping what backward needs. Where the
@@ -376,5 +387,40 @@ impl<B: Backend> Module<B> for DenoiseNet<B> {
         }
         v.extend(self.cls_head.params_mut());
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::nn::{download_f32, upload_f32};
+
+    /// With an extra input track the first convolution has two input channels, a shape the
+    /// bf16 convolutions take; it reads coverage, so it must keep f32 operands.
+    #[test]
+    fn the_convolutions_reading_a_track_keep_f32_operands_with_bf16_on() {
+        let cfg = DenoiseConfig { in_channels: 2, ..DenoiseConfig::demo() };
+        let bf16 = CpuBackend::new().with_bf16_convolutions(true);
+        let net = DenoiseNet::new(&bf16, cfg, 5).expect("net");
+        let first = [&net.reg[0], &net.cls[0]];
+        assert!(first.iter().all(|b| b.conv1.f32_input && b.skip.as_ref().is_none_or(|s| s.f32_input)));
+        assert!(net.reg[1..].iter().all(|b| !b.conv1.f32_input && !b.conv2.f32_input && !b.conv3.f32_input));
+        assert!(bf16.rounds(&net.reg[0].conv1.shape(1, 64)), "2 → 8 is a bf16 shape: the flag is what keeps it f32");
+
+        // Coverage values bf16 cannot hold (257 and above: 8 significant bits): the first
+        // block's first convolution gives f32's bits exactly.
+        let len = 64;
+        let x: Vec<f32> = (0..2 * len).map(|i| 257.0 + 3.0 * i as f32).collect();
+        let f32_cpu = CpuBackend::new();
+        let f32_net = DenoiseNet::new(&f32_cpu, cfg, 5).expect("net");
+        let y = |b: &CpuBackend, n: &DenoiseNet<CpuBackend>| {
+            let x = upload_f32(b, &x).unwrap();
+            download_f32(b, &n.reg[0].conv1.forward_then(b, &x, 1, len, Epilogue::Relu).unwrap()).unwrap()
+        };
+        assert_eq!(y(&bf16, &net), y(&f32_cpu, &f32_net));
+        let mut rounded = DenoiseNet::new(&bf16, cfg, 5).expect("net");
+        rounded.reg[0].conv1.f32_input = false;
+        assert_ne!(y(&bf16, &rounded), y(&f32_cpu, &f32_net), "without the flag the inputs are rounded");
     }
 }

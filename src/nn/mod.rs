@@ -82,6 +82,10 @@ pub struct Conv1d<B: Backend> {
     pub dilation: usize,
     pub weight: Param<B>,
     pub bias: Option<Param<B>>,
+    /// The input is a track bf16 would round (coverage: values above 256 lose precision), so
+    /// the forward pass and the weight gradient, which read it, take f32 operands on every
+    /// backend ([`Backend::conv1d_fwd_f32`]). The input gradient reads only dy and w.
+    pub f32_input: bool,
 }
 
 impl<B: Backend> Conv1d<B> {
@@ -120,7 +124,7 @@ impl<B: Backend> Conv1d<B> {
             Some(b) => Some(Param::new(backend, format!("{name}.bias"), vec![c_out], b)?),
             None => None,
         };
-        Ok(Conv1d { c_in, c_out, kernel, dilation, weight, bias })
+        Ok(Conv1d { c_in, c_out, kernel, dilation, weight, bias, f32_input: false })
     }
 
     pub fn shape(&self, batch: usize, len: usize) -> Conv1dParams {
@@ -131,7 +135,12 @@ impl<B: Backend> Conv1d<B> {
         let p = self.shape(batch, len);
         let mut y = backend.zeros(p.output_len())?;
         let bias = self.bias.as_ref().map(|b| &b.value);
-        backend.conv1d_fwd(&p, Conv1dFwd { x, w: &self.weight.value, bias, y: &mut y })?;
+        let bufs = Conv1dFwd { x, w: &self.weight.value, bias, y: &mut y };
+        if self.f32_input {
+            backend.conv1d_fwd_f32(&p, bufs, None)?;
+        } else {
+            backend.conv1d_fwd(&p, bufs)?;
+        }
         Ok(y)
     }
 
@@ -148,7 +157,12 @@ impl<B: Backend> Conv1d<B> {
         let p = self.shape(batch, len);
         let mut y = backend.zeros(p.output_len())?;
         let bias = self.bias.as_ref().map(|b| &b.value);
-        backend.conv1d_fwd_then(&p, Conv1dFwd { x, w: &self.weight.value, bias, y: &mut y }, epilogue)?;
+        let bufs = Conv1dFwd { x, w: &self.weight.value, bias, y: &mut y };
+        if self.f32_input {
+            backend.conv1d_fwd_f32(&p, bufs, Some(epilogue))?;
+        } else {
+            backend.conv1d_fwd_then(&p, bufs, epilogue)?;
+        }
         Ok(y)
     }
 
@@ -173,7 +187,12 @@ impl<B: Backend> Conv1d<B> {
     pub fn grad_params(&mut self, backend: &B, x: &B::Buf, dy: &B::Buf, batch: usize, len: usize) -> BackendResult<()> {
         let p = self.shape(batch, len);
         let dbias = self.bias.as_mut().map(|b| &mut b.grad);
-        backend.conv1d_bwd_weight(&p, Conv1dBwdWeight { x, dy, dw: &mut self.weight.grad, dbias })
+        let bufs = Conv1dBwdWeight { x, dy, dw: &mut self.weight.grad, dbias };
+        if self.f32_input {
+            backend.conv1d_bwd_weight_f32(&p, bufs)
+        } else {
+            backend.conv1d_bwd_weight(&p, bufs)
+        }
     }
 
     /// [`Conv1d::grad_params`] from an input that is packed if `x_packed`

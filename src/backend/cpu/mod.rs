@@ -157,7 +157,7 @@ impl<T> CpuBackend<T> {
     /// Whether a convolution takes bf16 operands: the shapes CUDA's tensor-core kernels take
     /// (few-channel and wide ones). With the bf16 GEMM on, the wide shapes' products are
     /// bf16 there already: no copy.
-    fn rounds(&self, p: &Conv1dParams) -> bool {
+    pub(crate) fn rounds(&self, p: &Conv1dParams) -> bool {
         use crate::backend::cuda::TensorCoreKernel;
         self.bf16_convolutions
             && match TensorCoreKernel::for_shape(p) {
@@ -210,6 +210,15 @@ impl<T: Real + From<f32> + Into<f64>> CpuBackend<T> {
 }
 
 impl<T> CpuBackend<T> {
+    /// The convolution mode with f32 products whatever the bf16 settings.
+    fn f32_mode(&self) -> conv1d::Mode {
+        if self.spec_only {
+            conv1d::Mode::Spec
+        } else {
+            conv1d::Mode::Fast
+        }
+    }
+
     fn conv_mode(&self) -> conv1d::Mode {
         match (self.spec_only, self.bf16_gemm) {
             (true, _) => conv1d::Mode::Spec,
@@ -327,6 +336,20 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
         let mut y = vec![T::zero(); p.output_len()];
         self.conv1d_fwd_with(p, Conv1dFwd { x: &x, w: b.w, bias: b.bias, y: &mut y }, epilogue)?;
         packed::pack(&shape(p.c_out), Pack { x: &y, packed: b.y })
+    }
+
+    /// f32 operands and f32 products whatever the bf16 settings.
+    fn conv1d_fwd_f32(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, Vec<T>>,
+        epilogue: Option<Epilogue<'_, Vec<T>>>,
+    ) -> BackendResult<()> {
+        conv1d::fwd(self.f32_mode(), p, b, epilogue.map(Epilogue::as_slices))
+    }
+
+    fn conv1d_bwd_weight_f32(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Vec<T>>) -> BackendResult<()> {
+        conv1d::bwd_weight(self.f32_mode(), p, b)
     }
 
     /// Unpacks x, then the weight gradient on bf16-rounded operands.

@@ -348,6 +348,20 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
         conv1d_mma::conv1d_fwd_packed(&self.device, p, b, epilogue)
     }
 
+    /// The f32 kernels whatever the precision.
+    fn conv1d_fwd_f32(
+        &self,
+        p: &Conv1dParams,
+        b: Conv1dFwd<'_, D::Buf>,
+        epilogue: Option<Epilogue<'_, D::Buf>>,
+    ) -> BackendResult<()> {
+        conv1d::conv1d_fwd_then(&self.device, p, b, epilogue)
+    }
+
+    fn conv1d_bwd_weight_f32(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, D::Buf>) -> BackendResult<()> {
+        conv1d::conv1d_bwd_weight(&self.device, p, b)
+    }
+
     fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, D::Buf>) -> BackendResult<()> {
         if !self.packs(p) {
             return Err(BackendError::Unsupported {
