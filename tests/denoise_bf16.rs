@@ -39,19 +39,6 @@ fn denoise(backend: &CpuBackend, model: &Path, noisy: &Path, sizes: &ChromSizes)
     (track, prob)
 }
 
-fn pearson(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().map(|&v| v as f64).sum::<f64>() / n, b.iter().map(|&v| v as f64).sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (dx, dy) = (x as f64 - ma, y as f64 - mb);
-        sab += dx * dy;
-        saa += dx * dx;
-        sbb += dy * dy;
-    }
-    sab / (saa * sbb).sqrt()
-}
-
 #[test]
 fn bf16_convolutions_keep_the_demo_models_track_and_peaks() {
     let dir = std::env::temp_dir().join(format!("chromax-bf16-demo-{}", std::process::id()));
@@ -111,7 +98,7 @@ fn bf16_convolutions_keep_the_demo_models_track_and_peaks() {
     let bases = track32.len();
     assert!(bases > 1_500_000, "chrXV + chrXVI: {bases} bases");
     assert!(track32 != track16, "the bf16 run computed the same bits: were the convolutions rounded?");
-    let r = pearson(&track32, &track16);
+    let r = common::pearson(&track32, &track16);
     let same = prob32.iter().zip(&prob16).filter(|(a, b)| (**a >= 0.5) == (**b >= 0.5)).count();
     let called = prob32.iter().filter(|&&p| p >= 0.5).count();
     let max_prob = prob32.iter().zip(&prob16).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);

@@ -299,8 +299,8 @@ fn packed_pipeline_matches<B: Backend<Elem = f32>>(imp: &B, cfg: DenoiseConfig, 
     let (got, want) = pipeline_outputs(imp, &[&reference, &CpuBackend::new()], &chroms, cfg, interval, pad, name);
     let (reg, prob) = ((&got.0, &want[0].0), (&got.1, &want[0].1));
     let f32_reg = &want[1].0;
-    let r = pearson(reg.0, reg.1);
-    let r32 = pearson(reg.0, f32_reg);
+    let r = common::pearson(reg.0, reg.1);
+    let r32 = common::pearson(reg.0, f32_reg);
     let max_prob = prob.0.iter().zip(prob.1).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     let same = prob.0.iter().zip(prob.1).filter(|(a, b)| (**a >= 0.5) == (**b >= 0.5)).count();
     common::say(&format!(
@@ -312,19 +312,6 @@ fn packed_pipeline_matches<B: Backend<Elem = f32>>(imp: &B, cfg: DenoiseConfig, 
     assert!(r >= 0.999999, "{name}: track Pearson r {r} against the CPU's reference");
     assert!(max_prob <= 2e-3, "{name}: a probability {max_prob} away from the CPU's reference");
     assert!(same as f64 >= 0.9999 * prob.0.len() as f64, "{name}: calls identical on {same} bases");
-}
-
-fn pearson(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().map(|&v| v as f64).sum::<f64>() / n, b.iter().map(|&v| v as f64).sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (dx, dy) = (x as f64 - ma, y as f64 - mb);
-        sab += dx * dy;
-        saa += dx * dx;
-        sbb += dy * dy;
-    }
-    sab / (saa * sbb).sqrt()
 }
 
 #[test]

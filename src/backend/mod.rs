@@ -204,15 +204,12 @@ pub trait Backend: Send + Sync {
     /// See [`Pack`]. Only where [`Backend::packs`] says so; an error by default.
     fn pack(&self, p: &PackParams, b: Pack<'_, Self::Buf>) -> BackendResult<()> {
         let _ = (p, b);
-        Err(BackendError::Unsupported { op: "pack", what: format!("{} keeps no packed activations", self.describe()) })
+        Err(not_packed("pack", &self.describe(), None))
     }
     /// See [`Unpack`]. Only where [`Backend::packs`] says so; an error by default.
     fn unpack(&self, p: &PackParams, b: Unpack<'_, Self::Buf>) -> BackendResult<()> {
         let _ = (p, b);
-        Err(BackendError::Unsupported {
-            op: "unpack",
-            what: format!("{} keeps no packed activations", self.describe()),
-        })
+        Err(not_packed("unpack", &self.describe(), None))
     }
     /// [`Backend::conv1d_fwd_then`] (or, with `epilogue` `None`, [`Backend::conv1d_fwd`]) with
     /// x, y and the residual packed: y is the convolution of the unpacked x, the epilogue on
@@ -225,10 +222,7 @@ pub trait Backend: Send + Sync {
         epilogue: Option<Epilogue<'_, Self::Buf>>,
     ) -> BackendResult<()> {
         let _ = (b, epilogue);
-        Err(BackendError::Unsupported {
-            op: "conv1d_fwd_packed",
-            what: format!("{} keeps no packed activations ({p:?})", self.describe()),
-        })
+        Err(not_packed("conv1d_fwd_packed", &self.describe(), Some(p)))
     }
     /// [`Backend::conv1d_fwd`] (`epilogue` `None`) or [`Backend::conv1d_fwd_then`] with f32
     /// operands whatever this backend's precision: for an input that bf16 would round, a
@@ -253,10 +247,7 @@ pub trait Backend: Send + Sync {
     /// for the shapes [`Backend::packs`] takes; an error by default.
     fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Self::Buf>) -> BackendResult<()> {
         let _ = b;
-        Err(BackendError::Unsupported {
-            op: "conv1d_bwd_weight_packed",
-            what: format!("{} keeps no packed activations ({p:?})", self.describe()),
-        })
+        Err(not_packed("conv1d_bwd_weight_packed", &self.describe(), Some(p)))
     }
     /// See [`Conv1dBwdInput`].
     fn conv1d_bwd_input(&self, p: &Conv1dParams, b: Conv1dBwdInput<'_, Self::Buf>) -> BackendResult<()>;
@@ -307,6 +298,16 @@ pub trait Backend: Send + Sync {
         let _ = (indptr, indices);
         Ok(None)
     }
+}
+
+/// The error of a packed-activation op on a backend (`described`) that keeps no packed
+/// activations, or none of convolution `p`'s shape.
+pub(crate) fn not_packed(op: &'static str, described: &str, p: Option<&Conv1dParams>) -> BackendError {
+    let what = match p {
+        Some(p) => format!("{described} keeps no packed activations of {p:?} (see Backend::packs)"),
+        None => format!("{described} keeps no packed activations"),
+    };
+    BackendError::Unsupported { op, what }
 }
 
 /// [`Backend::conv1d_fwd_then`] as the ops it stands for: the convolution into a temporary,

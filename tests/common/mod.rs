@@ -253,3 +253,17 @@ pub fn op_table_convs() -> Vec<(chromax::backend::Conv1dParams, bool, &'static s
         (conv(1, 3, 4, 300, 67, 1), false, "kernel 67: more weight-gradient tasks (4·K) than threads, two rounds"),
     ]
 }
+
+/// Pearson's r of two equally long series, in f64.
+pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().map(|&v| v as f64).sum::<f64>() / n, b.iter().map(|&v| v as f64).sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (dx, dy) = (x as f64 - ma, y as f64 - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    sab / (saa * sbb).sqrt()
+}

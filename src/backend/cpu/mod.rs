@@ -312,10 +312,7 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
             e.check_packed(n)?;
         }
         if !self.packs(p) {
-            return Err(crate::error::BackendError::Unsupported {
-                op: "conv1d_fwd_packed",
-                what: format!("{p:?} is not a shape this backend packs ({})", self.describe()),
-            });
+            return Err(crate::backend::not_packed("conv1d_fwd_packed", &self.describe(), Some(p)));
         }
         let shape = |channels| PackParams { batch: p.batch, channels, len: p.len };
         let unpacked = |buf: &Vec<T>, channels| -> BackendResult<Vec<T>> {
@@ -356,10 +353,7 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
     fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, Vec<T>>) -> BackendResult<()> {
         b.check_packed(p, self.packed_len(p.batch, p.len))?;
         if !self.packs(p) {
-            return Err(crate::error::BackendError::Unsupported {
-                op: "conv1d_bwd_weight_packed",
-                what: format!("{p:?} is not a shape this backend packs ({})", self.describe()),
-            });
+            return Err(crate::backend::not_packed("conv1d_bwd_weight_packed", &self.describe(), Some(p)));
         }
         let shape = PackParams { batch: p.batch, channels: p.c_in, len: p.len };
         let mut x = vec![T::zero(); shape.values()];

@@ -340,10 +340,7 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
         epilogue: Option<Epilogue<'_, D::Buf>>,
     ) -> BackendResult<()> {
         if !self.packs(p) {
-            return Err(BackendError::Unsupported {
-                op: "conv1d_fwd_packed",
-                what: format!("{p:?} is not a shape this backend packs ({})", self.describe()),
-            });
+            return Err(crate::backend::not_packed("conv1d_fwd_packed", &self.describe(), Some(p)));
         }
         conv1d_mma::conv1d_fwd_packed(&self.device, p, b, epilogue)
     }
@@ -364,10 +361,7 @@ impl<D: KernelDevice> Backend for KernelBackend<D> {
 
     fn conv1d_bwd_weight_packed(&self, p: &Conv1dParams, b: Conv1dBwdWeight<'_, D::Buf>) -> BackendResult<()> {
         if !self.packs(p) {
-            return Err(BackendError::Unsupported {
-                op: "conv1d_bwd_weight_packed",
-                what: format!("{p:?} is not a shape this backend packs ({})", self.describe()),
-            });
+            return Err(crate::backend::not_packed("conv1d_bwd_weight_packed", &self.describe(), Some(p)));
         }
         conv1d_mma::conv1d_bwd_weight_packed(&self.device, p, b)
     }
