@@ -370,8 +370,9 @@ impl<B: Backend<Elem = f32>> PackedRunner for Runner<'_, B> {
         let (gx, gw, gb, gr) = (up(x), up(w), up(bias), up(res));
         let xp = pack(b, &gx, p.batch, p.c_in, p.len).expect("pack x");
         let rp = pack(b, &gr, p.batch, p.c_out, p.len).expect("pack residual");
-        // NaN-filled, so a value the op does not write shows.
-        let mut yp = up(&vec![f32::NAN; b.packed_len(p.batch, p.len)]);
+        // NaN-filled (as f32, and both bf16 halves of a CUDA word), so a value the op does not
+        // write shows.
+        let mut yp = up(&vec![f32::from_bits(0x7fc0_7fc0); b.packed_len(p.batch, p.len)]);
         let e = match epilogue {
             0 => None,
             1 => Some(Epilogue::Relu),

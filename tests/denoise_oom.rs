@@ -76,7 +76,7 @@ fn out_of_memory_names_a_batch_size_that_fits() {
         ..TrainOptions::default()
     };
     // Memory for six intervals: 64 do not fit, and the message says how many do.
-    let per_interval = cfg.train_bytes_per_interval(10_200);
+    let per_interval = cfg.train_bytes_per_interval(10_200, false);
     let device = SmallDevice { cpu: CpuBackend::new(), capacity: 6 * per_interval };
     let err = train(&device, &opts, &dir.join("m64"), false, &mut |_| {}).expect_err("64 intervals do not fit");
     let msg = err.to_string();

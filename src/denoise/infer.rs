@@ -173,7 +173,9 @@ pub fn denoise_pieces<B: Backend>(
             let (interval, pad) = (config.interval as usize, config.pad as usize);
             // Rows as long as a dense batch: the same memory, checked the same way.
             if backend.free_memory().is_none() {
-                let per_interval = config.model.infer_bytes_per_interval(interval + 2 * pad) as u64;
+                let width = interval + 2 * pad;
+                let packed = config.model.packed_on(backend, batch, width);
+                let per_interval = config.model.infer_bytes_per_interval(width, packed) as u64;
                 crate::backend::cpu::check_host_memory("batches of inference", batch, per_interval)
                     .map_err(FileError::Argument)?;
             }
@@ -216,7 +218,8 @@ pub fn denoise_spans<B: Backend>(
         .collect();
     let w = shape.width();
     if backend.free_memory().is_none() {
-        let per_interval = config.model.infer_bytes_per_interval(w) as u64;
+        let packed = config.model.packed_on(backend, batch, w);
+        let per_interval = config.model.infer_bytes_per_interval(w, packed) as u64;
         crate::backend::cpu::check_host_memory("batches of inference", batch.min(intervals.len()), per_interval)
             .map_err(FileError::Argument)?;
     }

@@ -247,7 +247,8 @@ impl DenoiseTask<'_> {
     /// Turns an out-of-memory error into advice: the batch size that would fit.
     fn out_of_memory_advice<B: Backend>(&self, e: BackendError, backend: &B) -> Error {
         let BackendError::OutOfMemory { device, .. } = &e else { return e.into() };
-        let per_interval = self.model.train_bytes_per_interval(self.shape.width());
+        let (batch, width) = (self.shape.batch, self.shape.width());
+        let per_interval = self.model.train_bytes_per_interval(width, self.model.packed_on(backend, batch, width));
         // The failed step's buffers are freed by the time the error arrives here, so the free
         // memory is what a step can use; keep a tenth in reserve.
         let free = backend.free_memory().unwrap_or(0);
@@ -462,7 +463,8 @@ pub fn train<B: Backend>(
         // On the host an allocation too large aborts the process: check first. A batch beyond
         // the intervals there are holds only those.
         let batch = opts.batch.min(train_intervals.len().max(val_intervals.len()).max(1));
-        let per_interval = model.train_bytes_per_interval(shape.width()) as u64;
+        let packed = model.packed_on(backend, batch, shape.width());
+        let per_interval = model.train_bytes_per_interval(shape.width(), packed) as u64;
         crate::backend::cpu::check_host_memory("one training step's activations", batch, per_interval)
             .map_err(FileError::Argument)?;
     }

@@ -109,16 +109,48 @@ impl DenoiseConfig {
     }
 
     /// Bytes of device memory one interval of `width` bases needs in a training step
-    /// (activations kept for backward, plus the largest temporaries), in f32.
-    pub fn train_bytes_per_interval(&self, width: usize) -> usize {
-        let blocks = self.reg_blocks * self.reg_filters + self.cls_blocks * self.cls_filters;
-        4 * width * (4 * blocks + 8 * self.reg_filters.max(self.cls_filters) + 4 * self.in_channels + 8)
+    /// (activations kept for backward, plus the largest temporaries), in f32; `packed`: the
+    /// backend keeps the blocks' activations packed ([`DenoiseConfig::packed_on`]).
+    pub fn train_bytes_per_interval(&self, width: usize, packed: bool) -> usize {
+        let f = self.reg_filters.max(self.cls_filters);
+        let blocks = self.reg_blocks * Self::saved_values(self.reg_filters, packed)
+            + self.cls_blocks * Self::saved_values(self.cls_filters, packed);
+        // Packed: the CPU reference's packed convolution unpacks x, the residual and y (3 f),
+        // and each part's output is kept unpacked for its head (2 f).
+        let extra = if packed { 5 * f } else { 0 };
+        4 * width * (4 * blocks + 8 * f + extra + 4 * self.in_channels + 8)
     }
 
     /// Bytes an inference pass holds per interval of `width` bases, roughly: the input and
-    /// four activations of the widest part alive at once (f32).
-    pub fn infer_bytes_per_interval(&self, width: usize) -> usize {
-        4 * width * (self.in_channels + 4 * self.reg_filters.max(self.cls_filters) + 4)
+    /// four activations of the widest part alive at once (f32; where `packed`, as
+    /// [`DenoiseConfig::train_bytes_per_interval`] counts them, and the 3 unpacked copies of
+    /// the CPU reference's packed convolution).
+    pub fn infer_bytes_per_interval(&self, width: usize, packed: bool) -> usize {
+        let f = self.reg_filters.max(self.cls_filters);
+        let extra = if packed { 3 * f } else { 0 };
+        4 * width * (self.in_channels + 4 * Self::saved_values(f, packed) + extra + 4)
+    }
+
+    /// Values a position of one activation of `filters` channels takes: `filters` in f32;
+    /// packed, 16 on the CPU's reference (bf16-rounded values as f32; CUDA's 8 words are less).
+    fn saved_values(filters: usize, packed: bool) -> usize {
+        if packed {
+            filters.max(crate::backend::PACKED_CHANNELS)
+        } else {
+            filters
+        }
+    }
+
+    /// Whether `backend` keeps a part's residual-block activations packed for batches of
+    /// `batch` intervals of `width` bases ([`crate::backend::Backend::packs`] of its filters →
+    /// filters convolutions), as [`DenoiseNet::infer`] and [`DenoiseNet::forward`] decide.
+    pub fn packed_on<B: Backend>(&self, backend: &B, batch: usize, width: usize) -> bool {
+        let part = |blocks: usize, filters: usize, kernel: usize, dilation: usize| {
+            let p = crate::backend::Conv1dParams { batch, c_in: filters, c_out: filters, len: width, kernel, dilation };
+            blocks > 0 && backend.packs(&p)
+        };
+        part(self.reg_blocks, self.reg_filters, self.reg_kernel, self.reg_dilation)
+            || part(self.cls_blocks, self.cls_filters, self.cls_kernel, self.cls_dilation)
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -249,6 +281,14 @@ impl<B: Backend> DenoiseNet<B> {
         Ok((DenoiseOutput { reg, logits }, cache))
     }
 
+    /// Whether a part's blocks keep their activations packed: where the backend packs every
+    /// block's convolutions, and the first block's residual is its skip convolution (an
+    /// identity skip would add the part's input, a track, rounded to bf16: such a part, with
+    /// as many input tracks as filters, stays f32).
+    fn packs_part(backend: &B, blocks: &[ResBlock<B>], batch: usize, len: usize) -> bool {
+        blocks.first().is_some_and(|b| b.skip.is_some()) && blocks.iter().all(|b| b.packs(backend, batch, len))
+    }
+
     /// A part's blocks over `x` for training: their caches, and the last output unpacked
     /// where the blocks were packed.
     #[allow(clippy::type_complexity)]
@@ -260,7 +300,7 @@ impl<B: Backend> DenoiseNet<B> {
         len: usize,
     ) -> BackendResult<(Vec<BlockCache<B>>, Option<B::Buf>)> {
         let mut caches: Vec<BlockCache<B>> = Vec::with_capacity(blocks.len());
-        let packed = !blocks.is_empty() && blocks.iter().all(|b| b.packs(backend, batch, len));
+        let packed = Self::packs_part(backend, blocks, batch, len);
         for block in blocks {
             let input = caches.last().map_or(x, |c| &c.out);
             let cache = if packed {
@@ -301,7 +341,7 @@ impl<B: Backend> DenoiseNet<B> {
     ) -> BackendResult<Option<B::Buf>> {
         let Some(last) = blocks.last() else { return Ok(None) };
         let mut h: Option<B::Buf> = None;
-        if blocks.iter().all(|b| b.packs(backend, batch, len)) {
+        if Self::packs_part(backend, blocks, batch, len) {
             for block in blocks {
                 h = Some(block.infer_packed(backend, h.as_ref().unwrap_or(x), h.is_some(), batch, len)?);
             }
@@ -422,5 +462,29 @@ mod tests {
         let mut rounded = DenoiseNet::new(&bf16, cfg, 5).expect("net");
         rounded.reg[0].conv1.f32_input = false;
         assert_ne!(y(&bf16, &rounded), y(&f32_cpu, &f32_net), "without the flag the inputs are rounded");
+    }
+
+    /// A part whose first block adds its input (as many input tracks as filters: an identity
+    /// skip) stays f32, as the track would be rounded into the residual; the other part packs.
+    #[test]
+    fn a_part_adding_its_input_track_stays_unpacked() {
+        let bf16 = CpuBackend::new().with_bf16_convolutions(true);
+        let demo = DenoiseConfig::demo();
+        let cfg = DenoiseConfig { in_channels: demo.reg_filters, ..demo };
+        let net = DenoiseNet::new(&bf16, cfg, 2).expect("net");
+        assert!(net.reg[0].skip.is_none() && net.reg.iter().all(|b| b.packs(&bf16, 2, 500)));
+        assert!(!DenoiseNet::packs_part(&bf16, &net.reg, 2, 500), "the regression part adds its input tracks");
+        assert!(DenoiseNet::packs_part(&bf16, &net.cls, 2, 500));
+        let plain = DenoiseNet::new(&bf16, demo, 2).expect("net");
+        assert!(DenoiseNet::packs_part(&bf16, &plain.reg, 2, 500));
+        assert!(demo.packed_on(&bf16, 2, 500) && !demo.packed_on(&CpuBackend::new(), 2, 500));
+        // The CPU reference's packed activations hold 16 values a position (the demo has 8
+        // filters): the estimates grow with them.
+        assert!(demo.infer_bytes_per_interval(500, true) > demo.infer_bytes_per_interval(500, false));
+        assert!(demo.train_bytes_per_interval(500, true) > demo.train_bytes_per_interval(500, false));
+        // Both parts still compute: the f32 part's output feeds the packed one.
+        let x = upload_f32(&bf16, &vec![3.0; cfg.in_channels * 500]).unwrap();
+        let out = net.infer(&bf16, &x, 1, 500).expect("infer");
+        assert!(download_f32(&bf16, &out.logits).unwrap().iter().all(|v| v.is_finite()));
     }
 }

@@ -176,6 +176,7 @@ impl<B: Backend> Conv1d<B> {
         len: usize,
         epilogue: Option<Epilogue<'_, B::Buf>>,
     ) -> BackendResult<B::Buf> {
+        debug_assert!(!self.f32_input, "{}: an input that keeps f32 operands is never packed", self.weight.name);
         let p = self.shape(batch, len);
         let mut y = backend.zeros(backend.packed_len(batch, len))?;
         let bias = self.bias.as_ref().map(|b| &b.value);
@@ -209,6 +210,7 @@ impl<B: Backend> Conv1d<B> {
         if !x_packed {
             return self.grad_params(backend, x, dy, batch, len);
         }
+        debug_assert!(!self.f32_input, "{}: an input that keeps f32 operands is never packed", self.weight.name);
         let p = self.shape(batch, len);
         let dbias = self.bias.as_mut().map(|b| &mut b.grad);
         backend.conv1d_bwd_weight_packed(&p, Conv1dBwdWeight { x, dy, dw: &mut self.weight.grad, dbias })
