@@ -261,27 +261,39 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
             }
 }
 
-// packed (B, L, 16) bf16 words = x (B, C, L) rounded to bf16, channels C..15 zero. One thread
-// a word (two channels of one position).
-extern "C" __global__ void conv1d_mma_pack(const float* __restrict__ x, unsigned* __restrict__ packed, int C, int L,
+// packed (B, L, 16) bf16 = x (B, C, L) rounded to bf16, channels C..15 zero. One thread a
+// position: a warp reads 32 consecutive positions of each channel (128 bytes) and writes 32
+// consecutive 32-byte rows.
+extern "C" __global__ void conv1d_mma_pack(const float* __restrict__ x, uint4* __restrict__ packed, int C, int L,
                                            long long positions) {
-    GRID_STRIDE_LOOP(i, positions * 8) {
-        const long long pos = i / 8;
-        const int c = (int)(i % 8) * 2;
+    GRID_STRIDE_LOOP(pos, positions) {
         const long long b = pos / L, l = pos % L;
-        const float lo = c < C ? x[((size_t)b * C + c) * L + l] : 0.0f;
-        const float hi = c + 1 < C ? x[((size_t)b * C + c + 1) * L + l] : 0.0f;
-        packed[i] = pack_bf16x2(f32_to_bf16(lo), f32_to_bf16(hi));
+        const float* xp = x + (size_t)b * C * L + l;
+        unsigned w[8];
+#pragma unroll
+        for (int c = 0; c < 16; c += 2) {
+            const float lo = c < C ? xp[(size_t)c * L] : 0.0f;
+            const float hi = c + 1 < C ? xp[(size_t)(c + 1) * L] : 0.0f;
+            w[c / 2] = pack_bf16x2(f32_to_bf16(lo), f32_to_bf16(hi));
+        }
+        packed[pos * 2] = make_uint4(w[0], w[1], w[2], w[3]);
+        packed[pos * 2 + 1] = make_uint4(w[4], w[5], w[6], w[7]);
     }
 }
 
-// x (B, C, L) = channels 0..C of packed (B, L, 16).
-extern "C" __global__ void conv1d_mma_unpack(const unsigned* __restrict__ packed, float* __restrict__ x, int C,
-                                             int L, long long n) {
-    GRID_STRIDE_LOOP(i, n) {
-        const long long l = i % L, c = (i / L) % C, b = i / ((long long)L * C);
-        const unsigned w = packed[((size_t)b * L + l) * 8 + c / 2];
-        x[i] = bf16_to_f32((unsigned short)(w >> (16 * (c % 2))));
+// x (B, C, L) = channels 0..C of packed (B, L, 16). One thread a position: a warp reads 32
+// consecutive rows and writes 32 consecutive positions of each channel.
+extern "C" __global__ void conv1d_mma_unpack(const uint4* __restrict__ packed, float* __restrict__ x, int C, int L,
+                                             long long positions) {
+    GRID_STRIDE_LOOP(pos, positions) {
+        const long long b = pos / L, l = pos % L;
+        const uint4 lo = packed[pos * 2], hi = packed[pos * 2 + 1];
+        const unsigned w[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+        float* xp = x + (size_t)b * C * L + l;
+#pragma unroll
+        for (int c = 0; c < 16; ++c) {
+            if (c < C) xp[(size_t)c * L] = bf16_to_f32((unsigned short)(w[c / 2] >> (16 * (c % 2))));
+        }
     }
 }
 

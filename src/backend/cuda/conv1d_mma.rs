@@ -211,7 +211,6 @@ pub(crate) fn conv1d_fwd_packed<D: KernelDevice>(
 pub(crate) fn pack<D: KernelDevice>(d: &D, p: &PackParams, b: Pack<'_, D::Buf>) -> BackendResult<()> {
     const OP: &str = "conv1d_mma_pack";
     b.check(p, packed_len(p.batch, p.len))?;
-    let words = packed_len(p.batch, p.len);
     let args = [
         KArg::Ptr(d.ptr(b.x)),
         KArg::Ptr(d.ptr_mut(b.packed)),
@@ -219,27 +218,30 @@ pub(crate) fn pack<D: KernelDevice>(d: &D, p: &PackParams, b: Pack<'_, D::Buf>) 
         KArg::I32(as_i32(OP, "len", p.len)?),
         KArg::I64((p.batch * p.len) as i64),
     ];
-    // SAFETY: conv1d_mma_pack(const float* x, unsigned* packed, int C, int L, long long
-    // positions); x holds batch·C·len floats and packed batch·len·8 words (checked above); the
-    // grid-stride loop covers positions·8 words.
-    unsafe { d.launch("conv1d_mma", OP, Geometry::linear(grid_stride_blocks(d, words), THREADS), &args) }
+    let positions = p.batch * p.len;
+    // SAFETY: conv1d_mma_pack(const float* x, uint4* packed, int C, int L, long long positions);
+    // x holds batch·C·len floats and packed batch·len·8 words = 2 uint4 a position (checked
+    // above; device buffers are 256-byte aligned); one thread a position, grid-stride.
+    unsafe { d.launch("conv1d_mma", OP, Geometry::linear(grid_stride_blocks(d, positions), THREADS), &args) }
 }
 
 /// Packed rows into f32 (B, C, L) (see [`crate::backend::Backend::unpack`]).
 pub(crate) fn unpack<D: KernelDevice>(d: &D, p: &PackParams, b: Unpack<'_, D::Buf>) -> BackendResult<()> {
     const OP: &str = "conv1d_mma_unpack";
     b.check(p, packed_len(p.batch, p.len))?;
-    let n = p.values();
+    as_i32(OP, "values", p.values())?;
+    let positions = p.batch * p.len;
     let args = [
         KArg::Ptr(d.ptr(b.packed)),
         KArg::Ptr(d.ptr_mut(b.x)),
         KArg::I32(as_i32(OP, "channels", p.channels)?),
         KArg::I32(as_i32(OP, "len", p.len)?),
-        KArg::I64(n as i64),
+        KArg::I64(positions as i64),
     ];
-    // SAFETY: conv1d_mma_unpack(const unsigned* packed, float* x, int C, int L, long long n);
-    // packed holds batch·len·8 words and x n = batch·C·len floats, C ≤ 16 (checked above).
-    unsafe { d.launch("conv1d_mma", OP, Geometry::linear(grid_stride_blocks(d, n), THREADS), &args) }
+    // SAFETY: conv1d_mma_unpack(const uint4* packed, float* x, int C, int L, long long
+    // positions); packed holds batch·len·8 words (2 uint4 a position, 256-byte aligned) and x
+    // batch·C·len floats, C ≤ 16 (checked above); one thread a position, grid-stride.
+    unsafe { d.launch("conv1d_mma", OP, Geometry::linear(grid_stride_blocks(d, positions), THREADS), &args) }
 }
 
 /// Input gradient on the tensor cores: the forward pass of dy with flipped, transposed
