@@ -114,7 +114,7 @@ fn pipeline_outputs<B: Backend<Elem = f32>>(
     pad: u64,
     name: &str,
 ) -> (Outputs, Vec<Outputs>) {
-    use chromax::denoise::infer::{denoise_spans, open_inputs, resolve_spans};
+    use chromax::denoise::infer::{open_inputs, resolve_spans};
     use chromax::denoise::model::{load_model, write_model, ModelConfig};
     use chromax::io::ChromSizes;
     let dir = std::env::temp_dir().join(format!("chromax-parity-pipeline-{name}-{}", std::process::id()));
@@ -141,28 +141,31 @@ fn pipeline_outputs<B: Backend<Elem = f32>>(
     let model = dir.join("model");
     let (_, model_cfg) = load_model(&cpu, &model).expect("model");
     let set = open_inputs(&model_cfg, &dir.join("noisy.bedGraph"), &[], &sizes).expect("inputs");
-    let run = |imp: Option<&B>, reference: Option<&CpuBackend>| -> Outputs {
-        let (mut reg, mut prob) = (vec![], vec![]);
-        let mut sink = |_: &_, _, r: &[f32], p: &[f32]| {
-            reg.extend_from_slice(r);
-            prob.extend_from_slice(p);
-            Ok(())
-        };
-        if let Some(b) = imp {
-            let (net, cfg) = load_model(b, &model).expect("model");
-            denoise_spans(b, &net, &cfg, set.clone(), &spans, 3, &mut sink).expect("implementation");
-        }
-        if let Some(b) = reference {
-            let (net, cfg) = load_model(b, &model).expect("model");
-            denoise_spans(b, &net, &cfg, set.clone(), &spans, 3, &mut sink).expect("reference");
-        }
-        assert_eq!(reg.len() as u64, sizes.total());
-        (reg, prob)
-    };
-    let got = run(Some(imp), None);
-    let want = references.iter().map(|r| run(None, Some(r))).collect();
+    let got = denoise_all(imp, &model, &set, &spans);
+    let want: Vec<Outputs> = references.iter().map(|r| denoise_all(*r, &model, &set, &spans)).collect();
+    for out in std::iter::once(&got).chain(&want) {
+        assert_eq!(out.0.len() as u64, sizes.total());
+    }
     let _ = std::fs::remove_dir_all(&dir);
     (got, want)
+}
+
+/// The pipeline's outputs over `spans` with the model at `model` loaded on `backend`.
+fn denoise_all<C: Backend<Elem = f32>>(
+    backend: &C,
+    model: &std::path::Path,
+    set: &chromax::data::TrackSet,
+    spans: &[chromax::denoise::infer::Span],
+) -> Outputs {
+    let (net, cfg) = chromax::denoise::model::load_model(backend, model).expect("model");
+    let (mut reg, mut prob) = (vec![], vec![]);
+    chromax::denoise::infer::denoise_spans(backend, &net, &cfg, set.clone(), spans, 3, &mut |_, _, r, p| {
+        reg.extend_from_slice(r);
+        prob.extend_from_slice(p);
+        Ok(())
+    })
+    .expect("denoise");
+    (reg, prob)
 }
 
 /// One SeqNet training step (augmentation, batch norm, dropout, the sparse head, Adam).

@@ -325,11 +325,8 @@ impl<T: Real + Default + From<f32> + Into<f64>> Backend for CpuBackend<T> {
             Some(Epilogue::AddRelu(r)) => Some(unpacked(r, p.c_out)?),
             _ => None,
         };
-        let epilogue = match (&epilogue, &residual) {
-            (Some(Epilogue::AddRelu(_)), Some(r)) => Some(Epilogue::AddRelu(r.as_slice())),
-            (Some(_), _) => Some(Epilogue::Relu),
-            (None, _) => None,
-        };
+        // The same epilogue over the unpacked residual (there is one exactly for AddRelu).
+        let epilogue = epilogue.map(|_| residual.as_deref().map_or(Epilogue::Relu, Epilogue::AddRelu));
         let mut y = vec![T::zero(); p.output_len()];
         self.conv1d_fwd_with(p, Conv1dFwd { x: &x, w: b.w, bias: b.bias, y: &mut y }, epilogue)?;
         packed::pack(&shape(p.c_out), Pack { x: &y, packed: b.y })

@@ -46,6 +46,15 @@ fn fwd_shared_bytes(p: &Conv1dParams) -> usize {
     p.kernel * 512 + (MMA_TILE + halo(p)) * 32
 }
 
+/// The forward kernels' launch: a block per MMA_TILE positions of each batch item.
+fn fwd_geometry(p: &Conv1dParams) -> Geometry {
+    Geometry {
+        grid: (p.len.div_ceil(MMA_TILE) as u32, p.batch as u32, 1),
+        block: (MMA_WARPS * 32, 1, 1),
+        shared_bytes: fwd_shared_bytes(p) as u32,
+    }
+}
+
 fn wgrad_shared_bytes(p: &Conv1dParams) -> usize {
     (2 * MMA_WG_STEP + halo(p)) * 32
 }
@@ -103,11 +112,7 @@ fn pass<D: KernelDevice>(
     pad: usize,
 ) -> BackendResult<()> {
     let [_, _, len, k, dil] = ints("conv1d_mma_fwd", p)?;
-    let geometry = Geometry {
-        grid: (p.len.div_ceil(MMA_TILE) as u32, p.batch as u32, 1),
-        block: (MMA_WARPS * 32, 1, 1),
-        shared_bytes: fwd_shared_bytes(p) as u32,
-    };
+    let geometry = fwd_geometry(p);
     let args = [
         KArg::Ptr(x),
         KArg::Ptr(d.scratch_ptr(wh)),
@@ -175,16 +180,8 @@ pub(crate) fn conv1d_fwd_packed<D: KernelDevice>(
     let [_, c_out, len, k, dil] = ints(OP, p)?;
     as_i32(OP, "packed words", n)?;
     let mut wh = prepared_weights(d, p, b.w, false)?;
-    let (residual, relu) = match epilogue {
-        None => (0, 0),
-        Some(Epilogue::Relu) => (0, 1),
-        Some(Epilogue::AddRelu(r)) => (d.ptr(r), 1),
-    };
-    let geometry = Geometry {
-        grid: (p.len.div_ceil(MMA_TILE) as u32, p.batch as u32, 1),
-        block: (MMA_WARPS * 32, 1, 1),
-        shared_bytes: fwd_shared_bytes(p) as u32,
-    };
+    let (residual, relu) = super::conv1d::epilogue_args(d, epilogue);
+    let geometry = fwd_geometry(p);
     let args = [
         KArg::Ptr(d.ptr(b.x)),
         KArg::Ptr(d.scratch_ptr(&mut wh)),
